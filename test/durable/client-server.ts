@@ -1,0 +1,145 @@
+/**
+ * The extension's HTTP management API on loopback, backed by a DurableSimulator, so the real `DurableClient`
+ * (`df.getClient`) works unchanged: it is plain axios calls against the binding's `rpcBaseUrl`. The same handler
+ * answers the public webhook paths (`/runtime/webhooks/durabletask/...`) that `statusQueryGetUri` and friends name.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { InstanceExistsError, OrchestratorNotFoundError, isTerminal, type DurableSimulator, type RuntimeStatus } from "./simulator.js";
+
+export interface DurableClientBinding {
+  taskHubName: string;
+  creationUrls: Record<string, string>;
+  managementUrls: Record<string, string>;
+  baseUrl: string;
+  requiredQueryStringParameters: string;
+  rpcBaseUrl: string;
+}
+
+export interface DurableClientServer {
+  /** The JSON the extension binds to a `durableClient` input. */
+  binding: DurableClientBinding;
+  origin: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 16 * 1024 * 1024;
+
+export async function startDurableClientServer(simulator: DurableSimulator): Promise<DurableClientServer> {
+  const server = createServer((req, res) => {
+    handle(simulator, req, res).catch((error: unknown) => send(res, 500, { message: error instanceof Error ? error.message : String(error) }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const query = `taskHub=${simulator.taskHubName}&connection=Storage&code=simulated`;
+  const webhooks = `${origin}/runtime/webhooks/durabletask`;
+  const binding: DurableClientBinding = {
+    taskHubName: simulator.taskHubName,
+    creationUrls: {
+      createNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?code=simulated`,
+      createAndWaitOnNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=simulated`,
+    },
+    managementUrls: {
+      id: "INSTANCEID",
+      statusQueryGetUri: `${webhooks}/instances/INSTANCEID?${query}`,
+      sendEventPostUri: `${webhooks}/instances/INSTANCEID/raiseEvent/{eventName}?${query}`,
+      terminatePostUri: `${webhooks}/instances/INSTANCEID/terminate?reason={text}&${query}`,
+      rewindPostUri: `${webhooks}/instances/INSTANCEID/rewind?reason={text}&${query}`,
+      purgeHistoryDeleteUri: `${webhooks}/instances/INSTANCEID?${query}`,
+      restartPostUri: `${webhooks}/instances/INSTANCEID/restart?${query}`,
+      suspendPostUri: `${webhooks}/instances/INSTANCEID/suspend?reason={text}&${query}`,
+      resumePostUri: `${webhooks}/instances/INSTANCEID/resume?reason={text}&${query}`,
+    },
+    baseUrl: webhooks,
+    requiredQueryStringParameters: "code=simulated",
+    rpcBaseUrl: `${origin}/durabletask/`,
+  };
+  return {
+    binding,
+    origin,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+
+  function managementPayload(id: string): Record<string, string> {
+    const out: Record<string, string> = { id };
+    for (const [k, v] of Object.entries(binding.managementUrls)) if (k !== "id") out[k] = v.replace("INSTANCEID", encodeURIComponent(id));
+    return out;
+  }
+
+  async function handle(sim: DurableSimulator, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", origin);
+    const path = url.pathname.replace(/^\/runtime\/webhooks\/durabletask\//, "/durabletask/");
+    const body = await readBody(req);
+    const method = req.method ?? "GET";
+    let m: RegExpExecArray | null;
+
+    if (method === "POST" && (m = /^\/durabletask\/orchestrators\/([^/]+)(?:\/([^/]+))?$/.exec(path))) {
+      try {
+        const id = sim.startNew(decodeURIComponent(m[1]!), { instanceId: m[2] && decodeURIComponent(m[2]), inputJson: body });
+        return send(res, 202, managementPayload(id), { Location: managementPayload(id).statusQueryGetUri! });
+      } catch (error) {
+        if (error instanceof OrchestratorNotFoundError) return send(res, 400, { message: error.message });
+        if (error instanceof InstanceExistsError) return send(res, 409, { message: error.message });
+        throw error;
+      }
+    }
+    if (method === "GET" && path === "/durabletask/instances/") {
+      const statuses = url.searchParams.get("runtimeStatus")?.split(",").filter(Boolean) as RuntimeStatus[] | undefined;
+      const from = url.searchParams.get("createdTimeFrom");
+      const to = url.searchParams.get("createdTimeTo");
+      return send(res, 200, sim.listStatus({ runtimeStatus: statuses, createdTimeFrom: from ? Date.parse(from) : undefined, createdTimeTo: to ? Date.parse(to) : undefined }));
+    }
+    if ((m = /^\/durabletask\/instances\/([^/]+)$/.exec(path))) {
+      const id = decodeURIComponent(m[1]!);
+      if (method === "GET") {
+        const status = sim.getStatus(id, {
+          showHistory: url.searchParams.get("showHistory") === "true",
+          showHistoryOutput: url.searchParams.get("showHistoryOutput") === "true",
+          showInput: url.searchParams.get("showInput") !== "false",
+        });
+        if (!status) return send(res, 404, { message: `No instance with ID '${id}' found.` });
+        return send(res, isTerminal(status.runtimeStatus) ? 200 : 202, status);
+      }
+      if (method === "DELETE") {
+        const deleted = sim.purge(id);
+        return deleted ? send(res, 200, { instancesDeleted: deleted }) : send(res, 404, { message: `No purgeable instance with ID '${id}' found.` });
+      }
+    }
+    if (method === "POST" && (m = /^\/durabletask\/instances\/([^/]+)\/raiseEvent\/([^/]+)$/.exec(path))) {
+      const outcome = sim.raiseEvent(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), body ? JSON.parse(body) : undefined);
+      return send(res, outcome === "accepted" ? 202 : outcome === "gone" ? 410 : 404, undefined);
+    }
+    if (method === "POST" && (m = /^\/durabletask\/instances\/([^/]+)\/terminate$/.exec(path))) {
+      const outcome = sim.terminate(decodeURIComponent(m[1]!), url.searchParams.get("reason") ?? "");
+      return send(res, outcome === "accepted" ? 202 : outcome === "gone" ? 410 : 404, undefined);
+    }
+    if ((m = /^\/durabletask\/instances\/[^/]+\/(suspend|resume|rewind|restart)$/.exec(path))) {
+      return send(res, 501, { message: `${m[1]} is not simulated` });
+    }
+    return send(res, 404, { message: `no route for ${method} ${url.pathname}` });
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? "" : JSON.stringify(body);
+  res.writeHead(status, { ...(text ? { "content-type": "application/json; charset=utf-8" } : {}), ...headers });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new Error("request body too large");
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
