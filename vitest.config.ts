@@ -11,5 +11,6 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     teardownTimeout: 10_000,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });

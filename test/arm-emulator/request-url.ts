@@ -1,0 +1,40 @@
+/**
+ * Splits a request URL without `new URL()`: scope-based SDK operations send `https://host//subscriptions/...`, and a
+ * WHATWG parse of a path starting with `//` reads `subscriptions` as a host.
+ */
+
+export const DEFAULT_ORIGIN = "https://management.azure.com";
+
+export interface ParsedRequestUrl {
+  /** Scheme and authority the request came in on; LRO and paging links point back here. */
+  origin: string;
+  /** Decoded path with repeated slashes collapsed and no trailing slash (except the root). */
+  path: string;
+  query: URLSearchParams;
+  /** The query string as sent, without the leading `?`. */
+  rawQuery: string;
+}
+
+export function parseRequestUrl(url: string): ParsedRequestUrl {
+  const originMatch = /^(https?:\/\/[^/?#]+)(.*)$/i.exec(url);
+  const origin = originMatch?.[1] ?? DEFAULT_ORIGIN;
+  const rest = originMatch ? (originMatch[2] ?? "") : url;
+  const hashless = rest.split("#", 1)[0] ?? "";
+  const queryAt = hashless.indexOf("?");
+  const rawPath = queryAt < 0 ? hashless : hashless.slice(0, queryAt);
+  const rawQuery = queryAt < 0 ? "" : hashless.slice(queryAt + 1);
+  return { origin, path: normalisePath(rawPath), query: new URLSearchParams(rawQuery), rawQuery };
+}
+
+export function normalisePath(rawPath: string): string {
+  const segments = rawPath.split("/").filter((s) => s.length > 0).map(decodeSegment);
+  return `/${segments.join("/")}`;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
