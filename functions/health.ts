@@ -1,21 +1,34 @@
 /** Liveness and configuration probe: 200 when the app settings parse, 503 naming each bad setting otherwise. */
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
+import type { HttpResponseInit, InvocationContext } from "@azure/functions";
+import { z } from "zod";
 import { SettingsError, settings } from "../orchestrations/settings.js";
 import { problem } from "./http/problem.js";
+import { defineRoute, httpRoute, json } from "./http/route.js";
 
 export const SERVICE_VERSION = "0.1.0";
 
-export async function health(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+const route = defineRoute({
+  name: "health",
+  method: "GET",
+  route: "healthz",
+  summary: "Liveness and configuration check",
+  tag: "meta",
+  access: "anonymous",
+  responses: {
+    200: { description: "Configured", schema: z.object({ status: z.literal("ok"), version: z.string(), taskHub: z.string() }) },
+    503: { description: "Misconfigured; `errors` names each bad setting" },
+  },
+});
+
+export function health(context: InvocationContext): Promise<HttpResponseInit> {
   try {
     const s = settings();
-    return { status: 200, jsonBody: { status: "ok", version: SERVICE_VERSION, taskHub: s.DURABLE_TASK_HUB }, headers: { "cache-control": "no-store" } };
+    return Promise.resolve(json(200, { status: "ok", version: SERVICE_VERSION, taskHub: s.DURABLE_TASK_HUB }));
   } catch (error) {
     if (!(error instanceof SettingsError)) throw error;
     context.error(error.message);
-    return problem(503, "invalid-settings", "The service is misconfigured", {
-      errors: error.issues.map((i) => ({ path: `/${i.setting}`, message: i.message })),
-    });
+    return Promise.resolve(problem(503, "invalid-settings", "The service is misconfigured", { errors: error.issues.map((i) => ({ path: `/${i.setting}`, message: i.message })) }));
   }
 }
 
-app.http("health", { route: "healthz", methods: ["GET"], authLevel: "anonymous", handler: health });
+httpRoute(route, ({ context }) => health(context));

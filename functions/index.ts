@@ -3,3 +3,8 @@
  * function of the app, as the Node worker expects.
  */
 import "./health.js";
+import "./enrol.js";
+import "./manage-pools.js";
+import "./manage-tokens.js";
+import "./manage-nodes.js";
+import "./openapi.js";

@@ -11,9 +11,30 @@ export const SettingsSchema = z.object({
   ARM_ENDPOINT: z.url({ protocol: /^https$/ }).default("https://management.azure.com"),
   /** Client id of the user-assigned managed identity DefaultAzureCredential should use; absent = system-assigned. */
   AZURE_CLIENT_ID: z.uuid().optional(),
+  /** Registry tables: a storage connection string (local: `UseDevelopmentStorage=true`)... */
+  REGISTRY_CONNECTION: z.string().min(1).optional(),
+  /** ...or, in Azure, the table endpoint reached with the managed identity. */
+  REGISTRY_TABLE_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  /** Prefix of the registry's table names (letters and digits), so environments can share an account. */
+  REGISTRY_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,30}$/, "must be 1-31 letters or digits, starting with a letter").default("flexnode"),
+  /** The service's public base URL, used in enrolment URLs; defaults to https://$WEBSITE_HOSTNAME, else the local host. */
+  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Set by App Service (platform) when its authentication is on; only then are client-principal headers trusted. */
+  WEBSITE_AUTH_ENABLED: z.string().optional(),
+  /** Set by App Service (platform): the app's host name. */
+  WEBSITE_HOSTNAME: z.string().optional(),
+}).refine((s) => (s.REGISTRY_CONNECTION === undefined) !== (s.REGISTRY_TABLE_ENDPOINT === undefined), {
+  message: "set exactly one of REGISTRY_CONNECTION and REGISTRY_TABLE_ENDPOINT",
+  path: ["REGISTRY_CONNECTION"],
 });
 
 export type Settings = z.infer<typeof SettingsSchema>;
+
+export function publicBaseUrl(s: Settings): string {
+  if (s.PUBLIC_BASE_URL) return s.PUBLIC_BASE_URL.replace(/\/+$/, "");
+  if (s.WEBSITE_HOSTNAME && !s.WEBSITE_HOSTNAME.startsWith("0.0.0.0")) return `https://${s.WEBSITE_HOSTNAME}`;
+  return "http://localhost:7071";
+}
 
 export class SettingsError extends Error {
   constructor(readonly issues: { setting: string; message: string }[]) {

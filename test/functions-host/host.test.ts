@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { app } from "@azure/functions";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { functionsCore } from "./core.js";
 import { FunctionsHost } from "./host.js";
 import { compileRoute, matchRoute } from "./routes.js";
@@ -19,10 +19,13 @@ app.http("hostTest_boom", {
 });
 
 const host = new FunctionsHost();
-const savedHub = process.env.DURABLE_TASK_HUB;
+const saved = { ...process.env };
+beforeEach(() => {
+  process.env.DURABLE_TASK_HUB = "FlexNodeHub";
+  process.env.REGISTRY_CONNECTION = "UseDevelopmentStorage=true";
+});
 afterEach(() => {
-  if (savedHub === undefined) delete process.env.DURABLE_TASK_HUB;
-  else process.env.DURABLE_TASK_HUB = savedHub;
+  process.env = { ...saved };
 });
 
 describe("functions host stand-in: registration capture", () => {
@@ -45,7 +48,6 @@ describe("functions host stand-in: registration capture", () => {
 
 describe("functions host stand-in: invocation through the library's InvocationModel", () => {
   it("returns status, headers, JSON body and user logs", async () => {
-    process.env.DURABLE_TASK_HUB = "FlexNodeHub";
     const res = await host.invokeHttp("health");
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toMatch(/^application\/json/);
@@ -59,6 +61,9 @@ describe("functions host stand-in: invocation through the library's InvocationMo
     expect(res.status).toBe(503);
     expect(res.headers["content-type"]).toBe("application/problem+json");
     expect(res.json).toMatchObject({ type: "https://flexnode.dev/problems/invalid-settings", status: 503, errors: [{ path: "/DURABLE_TASK_HUB" }] });
+    delete process.env.REGISTRY_CONNECTION;
+    process.env.DURABLE_TASK_HUB = "FlexNodeHub";
+    expect((await host.invokeHttp("health")).json).toMatchObject({ errors: [{ path: "/REGISTRY_CONNECTION", message: expect.stringMatching(/exactly one/) }] });
     expect(res.logs).toEqual([{ level: "error", category: "user", message: expect.stringContaining("DURABLE_TASK_HUB") }]);
   });
 
@@ -70,7 +75,6 @@ describe("functions host stand-in: invocation through the library's InvocationMo
   });
 
   it("routes raw requests like the host: prefix, templates, constraints and methods", async () => {
-    process.env.DURABLE_TASK_HUB = "FlexNodeHub";
     expect((await host.handleHttp({ url: "/api/HEALTHZ" })).status).toBe(200);
     expect((await host.handleHttp({ url: "/api/healthz", method: "POST" })).status).toBe(404);
     expect((await host.handleHttp({ url: "/healthz" })).status).toBe(404);
@@ -84,7 +88,6 @@ describe("functions host stand-in: invocation through the library's InvocationMo
     expect((await keyed.handleHttp({ url: "/api/keyed/1?code=wrong" })).status).toBe(401);
     expect((await keyed.handleHttp({ url: "/api/keyed/1?code=fk" })).status).toBe(200);
     expect((await keyed.handleHttp({ url: "/api/keyed/1", headers: { "x-functions-key": "mk" } })).status).toBe(200);
-    process.env.DURABLE_TASK_HUB = "FlexNodeHub";
     expect((await keyed.handleHttp({ url: "/api/healthz" })).status).toBe(200);
   });
 });

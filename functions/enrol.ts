@@ -1,0 +1,61 @@
+/** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/enrolment/enrol.ts). */
+import { z } from "zod";
+import { keyIdOf, PublicKeySchema } from "../contract/keys.js";
+import { enrol } from "../orchestrations/enrolment/enrol.js";
+import { TOKEN_PATTERN } from "../orchestrations/enrolment/token-secret.js";
+import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
+import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
+import { defineRoute, durableHttpRoute, json } from "./http/route.js";
+import { services } from "./services.js";
+
+export const EnrolBody = z.strictObject({
+  token: z.string().regex(TOKEN_PATTERN, "must be an enrolment token (fnt.<id>.<secret>)"),
+  facts: NodeFacts,
+  publicKey: PublicKeySchema,
+});
+
+export const EnrolResponse = z.object({
+  nodeId: z.string(),
+  pool: z.string(),
+  status: NodeStatus,
+  keyId: z.string().describe("The id the node signs its requests with (keyid)"),
+  approval: z.enum(["approval-required", "clone-quarantined"]).optional().describe("Why the node waits, when it does"),
+  nodeApi: z.object({ statusPath: z.string() }),
+  poll: z.object({ intervalSeconds: z.int() }),
+});
+
+const route = defineRoute({
+  name: "enrol",
+  method: "POST",
+  route: "enrol",
+  summary: "Enrol a node: token + facts + Ed25519 public key",
+  tag: "enrolment",
+  access: "anonymous",
+  body: EnrolBody,
+  responses: {
+    201: { description: "Enrolled; onboarding started", schema: EnrolResponse },
+    200: { description: "Already enrolled (a retry); nothing new happened", schema: EnrolResponse },
+    202: { description: "Enrolled; waiting for an admin to approve", schema: EnrolResponse },
+    403: { description: "Token unknown, expired, revoked or used up (distinct problem types)" },
+    409: { description: "Clone refused, or a replacement in progress (Retry-After)" },
+    429: { description: "Pool at its in-flight limit (Retry-After)" },
+  },
+});
+
+durableHttpRoute(route, async ({ body, client, context }) => {
+  const { registry, now } = await services();
+  const keyId = keyIdOf(body.publicKey);
+  const outcome = await enrol({ registry, now, workflows: workflowClientFrom(client) }, { ...body, keyId });
+  const { node } = outcome;
+  context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
+  const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
+  return json(status, {
+    nodeId: node.nodeId,
+    pool: node.pool,
+    status: node.status,
+    keyId,
+    approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
+    nodeApi: { statusPath: "/api/node/status" },
+    poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
+  });
+});

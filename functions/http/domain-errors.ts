@@ -1,0 +1,44 @@
+/** Maps the use cases' typed errors to problem responses: one table, so every route answers a failure the same way. */
+import { ApprovalError } from "../../orchestrations/enrolment/approval.js";
+import { EnrolError, type EnrolFailure } from "../../orchestrations/enrolment/enrol.js";
+import { RegistryError } from "../../orchestrations/registry/registry.js";
+import { ProblemError } from "./problem.js";
+
+const ENROL: Record<EnrolFailure, [number, string]> = {
+  "token-unknown": [403, "The enrolment token is not valid"],
+  "token-expired": [403, "The enrolment token has expired"],
+  "token-revoked": [403, "The enrolment token was revoked"],
+  "token-exhausted": [403, "The enrolment token has already been used up"],
+  "pool-missing": [409, "The token's pool no longer exists"],
+  "pool-full": [429, "The pool is onboarding as many nodes as it allows"],
+  "clone-rejected": [409, "This machine is already enrolled with another key"],
+  "clone-replace-pending": [409, "The previous enrolment of this machine is being stopped"],
+};
+
+const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {
+  PoolExists: [409, "pool-exists", "A pool with this name already exists"],
+  PoolNotFound: [404, "not-found", "No such pool"],
+  TokenNotFound: [404, "not-found", "No such token"],
+  NodeNotFound: [404, "not-found", "No such node"],
+  NodeExists: [409, "conflict", "The node exists already"],
+  Conflict: [409, "conflict", "The object changed or is in the wrong state for this operation"],
+  PoolFull: [429, "pool-full", "The pool is onboarding as many nodes as it allows"],
+  TooManyRetries: [503, "busy", "The object is too contended right now; retry"],
+};
+
+export function toProblemError(error: unknown): ProblemError | undefined {
+  if (error instanceof ProblemError) return error;
+  if (error instanceof EnrolError) {
+    const [status, title] = ENROL[error.code];
+    const retry: Record<string, string> = error.retryAfterSeconds !== undefined ? { "retry-after": String(error.retryAfterSeconds) } : {};
+    return new ProblemError(status, error.code, title, { detail: error.message }, retry);
+  }
+  if (error instanceof RegistryError) {
+    const [status, slug, title] = REGISTRY[error.code];
+    return new ProblemError(status, slug, title, { detail: error.message }, status === 429 || status === 503 ? { "retry-after": "5" } : {});
+  }
+  if (error instanceof ApprovalError) {
+    return new ProblemError(error.code === "node-not-found" ? 404 : 409, error.code === "node-not-found" ? "not-found" : "conflict", error.code === "node-not-found" ? "No such node" : "The node is not awaiting approval", { detail: error.message });
+  }
+  return undefined;
+}

@@ -1,0 +1,140 @@
+/**
+ * One definition per HTTP endpoint: method, route, who may call it, and the zod schemas of its parameters, query,
+ * body and responses. The same definition parses every request (so bad input is refused before a handler runs and
+ * nothing is written) and generates the OpenAPI document (so the document cannot drift from the code).
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
+import * as df from "durable-functions";
+import type { DurableClient } from "durable-functions";
+import { type z } from "zod";
+import { authorizeAdmin, type Principal } from "./principal.js";
+import { toProblemError } from "./domain-errors.js";
+import { fieldErrors, problem, ProblemError } from "./problem.js";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export type Access = "anonymous" | "reader" | "admin" | "node";
+
+export interface ResponseSpec {
+  description: string;
+  schema?: z.ZodType;
+  headers?: Record<string, string>;
+}
+
+export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
+  /** Function name (unique in the app). */
+  name: string;
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /** Functions route template without the `api/` prefix, e.g. `manage/pools/{pool}`; also the OpenAPI path. */
+  route: string;
+  summary: string;
+  tag: string;
+  access: Access;
+  params?: P;
+  query?: Q;
+  body?: B;
+  responses: Record<number, ResponseSpec>;
+}
+
+export interface RouteInput<P, Q, B> {
+  request: HttpRequest;
+  context: InvocationContext;
+  params: P;
+  query: Q;
+  body: B;
+  /** The caller, for reader/admin routes. */
+  principal: Principal;
+}
+
+/** Every route defined in this process, in definition order (the OpenAPI document reads it). */
+export const ROUTES: RouteSpec[] = [];
+
+export function defineRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>): RouteSpec<P, Q, B> {
+  ROUTES.push(spec as unknown as RouteSpec);
+  return spec;
+}
+
+type Handler<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType, Extra> = (
+  input: RouteInput<z.output<P>, z.output<Q>, z.output<B>> & Extra,
+) => Promise<HttpResponseInit>;
+
+const ANONYMOUS: Principal = { id: "anonymous", name: "anonymous", roles: [] };
+
+/** Registers a plain HTTP function for `spec`. */
+export function httpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>, handler: Handler<P, Q, B, object>): void {
+  app.http(spec.name, {
+    route: spec.route,
+    methods: [spec.method],
+    authLevel: "anonymous",
+    handler: (request, context) => run(spec, request, context, (input) => handler(input)),
+  });
+}
+
+/** Registers an HTTP function with the Durable client bound, for routes that start or inspect sagas. */
+export function durableHttpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>, handler: Handler<P, Q, B, { client: DurableClient }>): void {
+  df.app.client.http(spec.name, {
+    route: spec.route,
+    methods: [spec.method],
+    authLevel: "anonymous",
+    handler: (request, client, context) => run(spec, request, context, (input) => handler({ ...input, client })),
+  });
+}
+
+async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(
+  spec: RouteSpec<P, Q, B>,
+  request: HttpRequest,
+  context: InvocationContext,
+  handler: (input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>) => Promise<HttpResponseInit>,
+): Promise<HttpResponseInit> {
+  try {
+    const principal = spec.access === "reader" || spec.access === "admin" ? authorizeAdmin(request, spec.access) : ANONYMOUS;
+    const params = parsePart(spec.params, request.params, "path parameters", "/params");
+    const query = parsePart(spec.query, Object.fromEntries(request.query.entries()), "query", "/query");
+    const body = spec.body ? parsePart(spec.body, await readJson(request), "body", "") : (undefined as z.output<B>);
+    return await handler({ request, context, params, query, body, principal });
+  } catch (error) {
+    const known = toProblemError(error);
+    if (known) return known.toResponse();
+    // Unexpected: log the detail for operators, tell the caller nothing about internals.
+    context.error(`unhandled error in ${spec.name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return problem(500, "internal", "The service failed to handle the request", { detail: `Quote invocation id ${context.invocationId} when reporting this.` });
+  }
+}
+
+function parsePart<S extends z.ZodType>(schema: S | undefined, value: unknown, what: string, prefix: string): z.output<S> {
+  if (!schema) return undefined as z.output<S>;
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ProblemError(what === "body" ? 422 : 400, "validation-failed", `The request ${what} is not valid`, { errors: fieldErrors(result.error, prefix) });
+  }
+  return result.data;
+}
+
+/** Reads a JSON body: 415 unless JSON, 413 over 64 KiB (declared or actual), 400 when it does not parse. */
+export async function readJson(request: HttpRequest): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\s*(;.*)?$/i.test(type)) {
+    throw new ProblemError(415, "unsupported-media-type", "The request body must be JSON", { detail: `Send Content-Type: application/json (got '${type || "none"}').` });
+  }
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > MAX_BODY_BYTES) throw tooLarge();
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ProblemError(400, "malformed-json", "The request body is not valid UTF-8");
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ProblemError(400, "malformed-json", "The request body is not valid JSON", { detail: error instanceof Error ? error.message : undefined });
+  }
+}
+
+const tooLarge = () => new ProblemError(413, "payload-too-large", "The request body is too large", { detail: `At most ${MAX_BODY_BYTES} bytes are accepted.` });
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+  return { status, jsonBody: body, headers: { "cache-control": "no-store", ...headers } };
+}

@@ -1,0 +1,74 @@
+/** Admin API: nodes — list, get, approve, reject. */
+import { z } from "zod";
+import { approveNode, rejectNode } from "../orchestrations/enrolment/approval.js";
+import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
+import { NodeStatus, PoolName } from "../orchestrations/registry/model.js";
+import { ProblemError } from "./http/problem.js";
+import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
+import { nodeView, NodeView, pageOf, Paging } from "./http/views.js";
+import { services } from "./services.js";
+
+export const NodeIdParams = z.strictObject({ nodeId: z.string().regex(/^fn-[0-9a-f]{24}$/, "must be a node id (fn- and 24 hex digits)") });
+
+const list = defineRoute({
+  name: "manageNodeList",
+  method: "GET",
+  route: "manage/nodes",
+  summary: "List nodes, optionally by pool and status, a page at a time",
+  tag: "nodes",
+  access: "reader",
+  query: Paging.extend({ pool: PoolName.optional(), status: NodeStatus.optional() }),
+  responses: { 200: { description: "A page of nodes", schema: pageOf(NodeView) } },
+});
+httpRoute(list, async ({ query }) => {
+  const { registry } = await services();
+  const page = await registry.listNodes({ pool: query.pool, status: query.status, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+  return json(200, { items: page.items.map(nodeView), continuationToken: page.continuationToken });
+});
+
+const get = defineRoute({
+  name: "manageNodeGet",
+  method: "GET",
+  route: "manage/nodes/{nodeId}",
+  summary: "Get a node",
+  tag: "nodes",
+  access: "reader",
+  params: NodeIdParams,
+  responses: { 200: { description: "The node", schema: NodeView }, 404: { description: "No such node" } },
+});
+httpRoute(get, async ({ params }) => {
+  const { registry } = await services();
+  const node = await registry.getNode(params.nodeId);
+  if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
+  return json(200, nodeView(node));
+});
+
+const approve = defineRoute({
+  name: "manageNodeApprove",
+  method: "POST",
+  route: "manage/nodes/{nodeId}/approve",
+  summary: "Approve a node waiting for approval (or a quarantined claim on its identity) and start onboarding",
+  tag: "nodes",
+  access: "admin",
+  params: NodeIdParams,
+  responses: { 200: { description: "Approved; onboarding started", schema: NodeView }, 404: { description: "No such node" }, 409: { description: "Not awaiting approval" }, 429: { description: "Pool full; retry" } },
+});
+durableHttpRoute(approve, async ({ params, principal, client }) => {
+  const { registry, now } = await services();
+  return json(200, nodeView(await approveNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+});
+
+const reject = defineRoute({
+  name: "manageNodeReject",
+  method: "POST",
+  route: "manage/nodes/{nodeId}/reject",
+  summary: "Reject a node waiting for approval (or drop a quarantined claim on its identity)",
+  tag: "nodes",
+  access: "admin",
+  params: NodeIdParams,
+  responses: { 200: { description: "Rejected", schema: NodeView }, 404: { description: "No such node" }, 409: { description: "Not awaiting approval" } },
+});
+durableHttpRoute(reject, async ({ params, principal, client }) => {
+  const { registry, now } = await services();
+  return json(200, nodeView(await rejectNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+});

@@ -1,0 +1,76 @@
+/** Admin API: pools. */
+import { z } from "zod";
+import { PoolName, PoolSpec } from "../orchestrations/registry/model.js";
+import { defineRoute, httpRoute, json } from "./http/route.js";
+import { ProblemError } from "./http/problem.js";
+import { pageOf, Paging, PoolView } from "./http/views.js";
+import { services } from "./services.js";
+
+const PoolParams = z.strictObject({ pool: PoolName });
+export const CreatePool = PoolSpec.extend({ name: PoolName });
+
+const create = defineRoute({
+  name: "managePoolCreate",
+  method: "POST",
+  route: "manage/pools",
+  summary: "Create a pool",
+  tag: "pools",
+  access: "admin",
+  body: CreatePool,
+  responses: { 201: { description: "Created", schema: PoolView }, 409: { description: "A pool with this name exists" } },
+});
+httpRoute(create, async ({ body, principal }) => {
+  const { registry } = await services();
+  const { name, ...spec } = body;
+  const pool = await registry.createPool(name, spec, principal.name);
+  return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
+});
+
+const list = defineRoute({
+  name: "managePoolList",
+  method: "GET",
+  route: "manage/pools",
+  summary: "List pools",
+  tag: "pools",
+  access: "reader",
+  query: Paging,
+  responses: { 200: { description: "A page of pools", schema: pageOf(PoolView) } },
+});
+httpRoute(list, async ({ query }) => {
+  const { registry } = await services();
+  return json(200, await registry.listPools({ maxPageSize: query.pageSize, continuationToken: query.continuationToken }));
+});
+
+const get = defineRoute({
+  name: "managePoolGet",
+  method: "GET",
+  route: "manage/pools/{pool}",
+  summary: "Get a pool",
+  tag: "pools",
+  access: "reader",
+  params: PoolParams,
+  responses: { 200: { description: "The pool", schema: PoolView }, 404: { description: "No such pool" } },
+});
+httpRoute(get, async ({ params }) => {
+  const { registry } = await services();
+  const pool = await registry.getPool(params.pool);
+  if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
+  return json(200, pool, { etag: pool.etag });
+});
+
+const update = defineRoute({
+  name: "managePoolUpdate",
+  method: "PUT",
+  route: "manage/pools/{pool}",
+  summary: "Replace a pool's settings (send If-Match with the ETag you read to avoid lost updates)",
+  tag: "pools",
+  access: "admin",
+  params: PoolParams,
+  body: PoolSpec,
+  responses: { 200: { description: "Updated", schema: PoolView }, 404: { description: "No such pool" }, 409: { description: "Changed by someone else since your If-Match ETag" } },
+});
+httpRoute(update, async ({ params, body, principal, request }) => {
+  const { registry } = await services();
+  const pool = await registry.updatePool(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
+  return json(200, pool, { etag: pool.etag });
+});

@@ -1,0 +1,109 @@
+/** Admin API: enrolment tokens. The secret is shown once, in the create response, and never stored or logged. */
+import { z } from "zod";
+import { mintToken } from "../orchestrations/enrolment/token-secret.js";
+import { Labels, PoolName, Taints } from "../orchestrations/registry/model.js";
+import { publicBaseUrl } from "../orchestrations/settings.js";
+import { ProblemError } from "./http/problem.js";
+import { defineRoute, httpRoute, json } from "./http/route.js";
+import { pageOf, Paging, tokenView, TokenView } from "./http/views.js";
+import { services } from "./services.js";
+
+const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)");
+
+export const CreateToken = z.strictObject({
+  expiresInHours: z.int().min(1).max(24 * 30).default(24).describe("Lifetime; at most 30 days"),
+  maxUses: z.int().min(1).max(10_000).default(1).describe("1 = single-use"),
+  labels: Labels.default({}).describe("Added to the pool's node labels"),
+  taints: Taints.default([]).describe("Added to the pool's node taints"),
+  approvalRequired: z.boolean().default(false).describe("Nodes enrolled with this token wait for an admin"),
+  description: z.string().max(256).optional(),
+});
+
+const CreatedToken = TokenView.extend({
+  token: z.string().describe("The secret token. Shown only in this response."),
+  enrolmentUrl: z.url().describe("What the agent needs: `flexnode-agent enrol --url <this>`"),
+  installCommand: z.string(),
+});
+
+const create = defineRoute({
+  name: "manageTokenCreate",
+  method: "POST",
+  route: "manage/pools/{pool}/tokens",
+  summary: "Create an enrolment token for a pool (the secret is returned once)",
+  tag: "tokens",
+  access: "admin",
+  params: z.strictObject({ pool: PoolName }),
+  body: CreateToken,
+  responses: { 201: { description: "Created; store the token now", schema: CreatedToken }, 404: { description: "No such pool" } },
+});
+httpRoute(create, async ({ params, body, principal }) => {
+  const { registry, now, settings } = await services();
+  if (!(await registry.getPool(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
+  const minted = mintToken();
+  const record = await registry.createToken(
+    {
+      tokenId: minted.tokenId,
+      pool: params.pool,
+      secretHash: minted.secretHash,
+      expiresAt: new Date(now().getTime() + body.expiresInHours * 3600_000).toISOString(),
+      maxUses: body.maxUses,
+      labels: body.labels,
+      taints: body.taints,
+      approvalRequired: body.approvalRequired,
+      description: body.description,
+      createdBy: principal.name,
+    },
+    principal.name,
+  );
+  // The token travels in the URL fragment: browsers and proxies never send fragments, so it stays out of access logs.
+  const enrolmentUrl = `${publicBaseUrl(settings)}/api/enrol#token=${minted.token}`;
+  return json(201, { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` }, { location: `/api/manage/tokens/${record.tokenId}` });
+});
+
+const list = defineRoute({
+  name: "manageTokenList",
+  method: "GET",
+  route: "manage/tokens",
+  summary: "List enrolment tokens (never their secrets)",
+  tag: "tokens",
+  access: "reader",
+  query: Paging.extend({ pool: PoolName.optional() }),
+  responses: { 200: { description: "A page of tokens", schema: pageOf(TokenView) } },
+});
+httpRoute(list, async ({ query }) => {
+  const { registry } = await services();
+  const page = await registry.listTokens({ pool: query.pool, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+  return json(200, { items: page.items.map(tokenView), continuationToken: page.continuationToken });
+});
+
+const get = defineRoute({
+  name: "manageTokenGet",
+  method: "GET",
+  route: "manage/tokens/{tokenId}",
+  summary: "Get an enrolment token (never its secret)",
+  tag: "tokens",
+  access: "reader",
+  params: z.strictObject({ tokenId: TokenId }),
+  responses: { 200: { description: "The token", schema: TokenView }, 404: { description: "No such token" } },
+});
+httpRoute(get, async ({ params }) => {
+  const { registry } = await services();
+  const token = await registry.getToken(params.tokenId);
+  if (!token) throw new ProblemError(404, "not-found", "No such token", { detail: `token '${params.tokenId}' does not exist` });
+  return json(200, tokenView(token));
+});
+
+const revoke = defineRoute({
+  name: "manageTokenRevoke",
+  method: "POST",
+  route: "manage/tokens/{tokenId}/revoke",
+  summary: "Revoke an enrolment token (idempotent); nodes already enrolled are not affected",
+  tag: "tokens",
+  access: "admin",
+  params: z.strictObject({ tokenId: TokenId }),
+  responses: { 200: { description: "Revoked", schema: TokenView }, 404: { description: "No such token" } },
+});
+httpRoute(revoke, async ({ params, principal }) => {
+  const { registry } = await services();
+  return json(200, tokenView(await registry.revokeToken(params.tokenId, principal.name)));
+});

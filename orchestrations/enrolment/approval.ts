@@ -1,0 +1,47 @@
+/**
+ * Admin decisions on nodes waiting for approval: a new node (token or pool requires approval, or a quarantined clone
+ * with its own id) starts onboarding when approved; a quarantined claim on an existing node replaces that node's key.
+ */
+import { RegistryError } from "../registry/registry.js";
+import type { NodeRecord } from "../registry/model.js";
+import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, rekey, type EnrolDeps } from "./enrol.js";
+
+export class ApprovalError extends Error {
+  constructor(
+    readonly code: "node-not-found" | "not-awaiting-approval",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApprovalError";
+  }
+}
+
+export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string): Promise<NodeRecord> {
+  const node = await deps.registry.getNode(nodeId);
+  if (!node) throw new ApprovalError("node-not-found", `node '${nodeId}' does not exist`);
+  if (node.pendingClaim) {
+    const pool = (await deps.registry.getPool(node.pool))!;
+    const outcome = await rekey(deps, { pool, node, claim: node.pendingClaim, actor, redeemToken: false });
+    return outcome.node;
+  }
+  if (node.status !== "AwaitingApproval") throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be approved`);
+  let approved: NodeRecord;
+  try {
+    approved = await deps.registry.updateNode(node, () => ({ status: "Enrolling", sagaInstanceId: node.nodeId }), actor, "node.approve", { expect: ["AwaitingApproval"] });
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
+    throw error;
+  }
+  await ensureSaga(deps, approved);
+  return approved;
+}
+
+export async function rejectNode(deps: EnrolDeps, nodeId: string, actor: string): Promise<NodeRecord> {
+  const node = await deps.registry.getNode(nodeId);
+  if (!node) throw new ApprovalError("node-not-found", `node '${nodeId}' does not exist`);
+  if (node.pendingClaim) return deps.registry.updateNode(node, () => ({ pendingClaim: undefined }), actor, "node.reject-claim");
+  if (node.status !== "AwaitingApproval") throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be rejected`);
+  return deps.registry.updateNode(node, () => ({ status: "Failed", lastError: { code: "Rejected", message: `rejected by ${actor}`, at: deps.now().toISOString() } }), actor, "node.reject", {
+    expect: ["AwaitingApproval"],
+  });
+}

@@ -1,0 +1,262 @@
+/**
+ * Enrolment: a node presents a token, its facts and its public key; the service decides who it is (node id from
+ * pool + machine identity), whether it may join (token, clone policy, approval, pool capacity), records it, and starts
+ * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
+ * and never a second saga or a second token use.
+ */
+import { RegistryError, type Registry } from "../registry/registry.js";
+import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../registry/model.js";
+import { deriveNodeId, machineIdentity } from "./node-id.js";
+import { parseToken, secretMatches } from "./token-secret.js";
+import { isRunning, type WorkflowClient } from "./workflow-client.js";
+
+export const ONBOARD_ORCHESTRATION = "onboardNode";
+
+export interface OnboardInput {
+  nodeId: string;
+  pool: string;
+}
+
+export interface EnrolDeps {
+  registry: Registry;
+  workflows: WorkflowClient;
+  now: () => Date;
+}
+
+export interface EnrolRequest {
+  token: string;
+  facts: NodeFacts;
+  publicKey: string;
+  /** The key's id (RFC 7638 thumbprint), computed by the caller from `publicKey`. */
+  keyId: string;
+}
+
+export type EnrolOutcome =
+  /** 201: a new node (or a failed one starting over) is onboarding. */
+  | { kind: "created"; node: NodeRecord }
+  /** 200: this node had enrolled already; nothing new happened. */
+  | { kind: "replayed"; node: NodeRecord }
+  /** 202: the node waits for an admin (token or pool requires approval, or a quarantined clone). */
+  | { kind: "awaitingApproval"; node: NodeRecord; reason: "approval-required" | "clone-quarantined" };
+
+export type EnrolFailure =
+  | "token-unknown"
+  | "token-expired"
+  | "token-revoked"
+  | "token-exhausted"
+  | "pool-missing"
+  | "pool-full"
+  | "clone-rejected"
+  | "clone-replace-pending";
+
+export class EnrolError extends Error {
+  constructor(
+    readonly code: EnrolFailure,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = "EnrolError";
+  }
+}
+
+export const POOL_FULL_RETRY_AFTER_SECONDS = 30;
+export const REPLACE_RETRY_AFTER_SECONDS = 5;
+const ACTOR = (keyId: string) => `node:${keyId}`;
+
+export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<EnrolOutcome> {
+  const { registry } = deps;
+  const parsed = parseToken(request.token);
+  const token = parsed ? await registry.getToken(parsed.tokenId) : undefined;
+  // Unknown id and wrong secret look the same: the answer must not reveal which token ids exist.
+  if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new EnrolError("token-unknown", "The enrolment token is not valid.");
+  const pool = await registry.getPool(token.pool);
+  if (!pool) throw new EnrolError("pool-missing", `The token's pool '${token.pool}' no longer exists.`);
+
+  const nodeId = deriveNodeId(pool.name, request.facts);
+  const existing = await registry.getNodeInPool(pool.name, nodeId);
+
+  if (existing && existing.keyId === request.keyId) {
+    if (existing.status !== "Failed" && existing.status !== "Offboarded") return replay(deps, existing);
+    return startOver(deps, { pool, token, existing, request, parsedSecret: parsed.secret });
+  }
+  if (existing?.pendingClaim?.keyId === request.keyId) return { kind: "awaitingApproval", node: existing, reason: "clone-quarantined" };
+
+  const clonedFrom = existing ? [existing.nodeId] : await liveOwners(registry, pool.name, request.facts, nodeId);
+  if (clonedFrom.length > 0) return clone(deps, { pool, token, existing, clonedFrom, nodeId, request });
+
+  return createNode(deps, { pool, token, nodeId, request });
+}
+
+/** Same node, same key: answer as before, and make sure a saga exists if one should (a crash may have lost it). */
+async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> {
+  if (node.status === "AwaitingApproval") return { kind: "awaitingApproval", node, reason: node.cloneOf ? "clone-quarantined" : "approval-required" };
+  if (node.status === "Enrolling") await ensureSaga(deps, node);
+  return { kind: "replayed", node };
+}
+
+/** A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id. */
+async function startOver(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string }): Promise<EnrolOutcome> {
+  checkCapacity(c.pool);
+  await redeem(deps, c.token.tokenId);
+  const node = await withTokenRefund(deps, c.token.tokenId, () =>
+    deps.registry.updateNode(c.existing, () => ({ status: "Enrolling", facts: c.request.facts, tokenId: c.token.tokenId, lastError: undefined }), ACTOR(c.request.keyId), "node.reenrol", { expect: ["Failed", "Offboarded"] }),
+  );
+  await ensureSaga(deps, node, { restart: true });
+  return { kind: "created", node };
+}
+
+async function createNode(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string }): Promise<EnrolOutcome> {
+  const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
+  if (!needsApproval) checkCapacity(c.pool);
+  await redeem(deps, c.token.tokenId);
+  let node: NodeRecord;
+  try {
+    node = await withTokenRefund(deps, c.token.tokenId, () =>
+      deps.registry.createNode(
+        {
+          nodeId: c.nodeId,
+          pool: c.pool.name,
+          status: needsApproval ? "AwaitingApproval" : "Enrolling",
+          facts: c.request.facts,
+          publicKey: c.request.publicKey,
+          keyId: c.request.keyId,
+          fingerprint: machineIdentity(c.request.facts),
+          tokenId: c.token.tokenId,
+          labels: { ...c.pool.nodeLabels, ...c.token.labels },
+          taints: [...c.pool.nodeTaints, ...c.token.taints],
+          createdObjects: [],
+          cloneOf: c.cloneOf,
+          sagaInstanceId: needsApproval ? undefined : c.nodeId,
+        },
+        ACTOR(c.request.keyId),
+        { claimFingerprint: c.cloneOf === undefined },
+      ),
+    );
+  } catch (error) {
+    // The same node enrolling twice at once: the other request created it; answer as a retry would.
+    if (error instanceof RegistryError && error.code === "NodeExists") {
+      const winner = await deps.registry.getNodeInPool(c.pool.name, c.nodeId);
+      if (winner && winner.keyId === c.request.keyId) return replay(deps, winner);
+    }
+    throw error;
+  }
+  if (needsApproval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
+  await ensureSaga(deps, node);
+  return { kind: "created", node };
+}
+
+async function clone(
+  deps: EnrolDeps,
+  c: { pool: Pool; token: TokenRecord; existing: NodeRecord | undefined; clonedFrom: string[]; nodeId: string; request: EnrolRequest },
+): Promise<EnrolOutcome> {
+  const { registry } = deps;
+  const actor = ACTOR(c.request.keyId);
+  await registry.audit({ actor, action: "node.clone-detected", objectType: "node", objectId: c.nodeId, details: { policy: c.pool.clonePolicy, clonedFrom: c.clonedFrom, keyId: c.request.keyId } });
+  switch (c.pool.clonePolicy) {
+    case "reject":
+      throw new EnrolError("clone-rejected", `This machine's identity is already enrolled in pool '${c.pool.name}' with another key, and the pool rejects clones.`);
+    case "quarantine": {
+      if (!c.existing) return createNode(deps, { ...c, cloneOf: c.clonedFrom[0] });
+      await redeem(deps, c.token.tokenId);
+      const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
+      const node = await withTokenRefund(deps, c.token.tokenId, () => registry.updateNode(c.existing!, () => ({ pendingClaim: claim }), actor, "node.clone-quarantined"));
+      return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
+    }
+    case "replace": {
+      if (!c.existing) {
+        for (const owner of c.clonedFrom) {
+          const node = await registry.getNodeInPool(c.pool.name, owner);
+          if (node) await registry.updateNode(node, () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }), actor, "node.replaced");
+        }
+        return createNode(deps, c);
+      }
+      return rekey(deps, { pool: c.pool, node: c.existing, claim: { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId }, actor, redeemToken: true });
+    }
+  }
+}
+
+/**
+ * Gives an existing node a new key and onboards it again under the same id (clone policy replace, or an approved
+ * quarantined claim). The old saga must be finished first: it is asked to stop and the caller retries shortly.
+ */
+export async function rekey(
+  deps: EnrolDeps,
+  c: { pool: Pool; node: NodeRecord; claim: { publicKey: string; keyId: string; facts: NodeFacts; tokenId: string }; actor: string; redeemToken: boolean },
+): Promise<EnrolOutcome> {
+  const saga = await deps.workflows.status(c.node.nodeId);
+  if (isRunning(saga)) {
+    await deps.workflows.terminate(c.node.nodeId, `replaced by key ${c.claim.keyId}`);
+    throw new EnrolError("clone-replace-pending", "The previous onboarding of this machine is being stopped; retry shortly.", REPLACE_RETRY_AFTER_SECONDS);
+  }
+  checkCapacity(c.pool);
+  if (c.redeemToken) await redeem(deps, c.claim.tokenId);
+  const node = await withTokenRefund(deps, c.redeemToken ? c.claim.tokenId : undefined, () =>
+    deps.registry.updateNode(
+      c.node,
+      () => ({
+        status: "Enrolling",
+        publicKey: c.claim.publicKey,
+        keyId: c.claim.keyId,
+        facts: c.claim.facts,
+        tokenId: c.claim.tokenId,
+        pendingClaim: undefined,
+        lastError: undefined,
+        sagaInstanceId: c.node.nodeId,
+      }),
+      c.actor,
+      "node.rekey",
+    ),
+  );
+  await ensureSaga(deps, node, { restart: true });
+  return { kind: "created", node };
+}
+
+/** Starts the node's saga unless one is running; `restart` also replaces a finished one. */
+export async function ensureSaga(deps: EnrolDeps, node: NodeRecord, options: { restart?: boolean } = {}): Promise<void> {
+  const status = await deps.workflows.status(node.nodeId);
+  if (status === undefined || (options.restart && !isRunning(status))) {
+    const input: OnboardInput = { nodeId: node.nodeId, pool: node.pool };
+    await deps.workflows.start(ONBOARD_ORCHESTRATION, { instanceId: node.nodeId, input });
+  }
+}
+
+function checkCapacity(pool: Pool): void {
+  if (pool.inFlight >= pool.maxInFlight) {
+    throw new EnrolError("pool-full", `Pool '${pool.name}' is onboarding ${pool.inFlight} nodes, its limit; retry later.`, POOL_FULL_RETRY_AFTER_SECONDS);
+  }
+}
+
+/** Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. */
+async function redeem(deps: EnrolDeps, tokenId: string): Promise<void> {
+  let refusal: EnrolError | undefined;
+  await deps.registry.mutateToken(tokenId, (t) => {
+    const now = deps.now();
+    refusal = t.revokedAt
+      ? new EnrolError("token-revoked", "The enrolment token was revoked.")
+      : Date.parse(t.expiresAt) <= now.getTime()
+        ? new EnrolError("token-expired", `The enrolment token expired at ${t.expiresAt}.`)
+        : t.uses >= t.maxUses
+          ? new EnrolError("token-exhausted", t.maxUses === 1 ? "The enrolment token has already been used." : `The enrolment token has been used ${t.uses} of ${t.maxUses} times.`)
+          : undefined;
+    return refusal ? undefined : { uses: t.uses + 1 };
+  });
+  if (refusal) throw refusal;
+}
+
+/** If what follows a redemption fails, give the use back so the node can retry with the same token. */
+async function withTokenRefund<T>(deps: EnrolDeps, tokenId: string | undefined, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (tokenId) await deps.registry.mutateToken(tokenId, (t) => (t.uses > 0 ? { uses: t.uses - 1 } : undefined));
+    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
+    throw error;
+  }
+}
+
+async function liveOwners(registry: Registry, pool: string, facts: NodeFacts, nodeId: string): Promise<string[]> {
+  const owners = (await registry.nodesWithFingerprint(pool, machineIdentity(facts))).filter((id) => id !== nodeId);
+  const live = await Promise.all(owners.map(async (id) => ((await registry.getNodeInPool(pool, id))?.status === "Offboarded" ? undefined : id)));
+  return live.filter((id): id is string => id !== undefined);
+}

@@ -1,0 +1,34 @@
+/**
+ * The slice of the Durable client the enrolment use case needs. Triggers adapt `df.getClient(context)` to it; the use
+ * case and its tests never see URLs or axios.
+ */
+import type { DurableClient } from "durable-functions";
+
+export type WorkflowStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Suspended" | "Canceled";
+
+export interface WorkflowClient {
+  start(orchestration: string, options: { instanceId: string; input: unknown }): Promise<void>;
+  /** undefined when no instance has that id. */
+  status(instanceId: string): Promise<WorkflowStatus | undefined>;
+  terminate(instanceId: string, reason: string): Promise<void>;
+}
+
+export const isRunning = (status: WorkflowStatus | undefined): boolean => status === "Pending" || status === "Running" || status === "ContinuedAsNew" || status === "Suspended";
+
+export function workflowClientFrom(client: DurableClient): WorkflowClient {
+  return {
+    start: async (orchestration, { instanceId, input }) => {
+      await client.startNew(orchestration, { instanceId, input });
+    },
+    status: async (instanceId) => {
+      try {
+        return (await client.getStatus(instanceId)).runtimeStatus as WorkflowStatus;
+      } catch (error) {
+        // The client reports a missing instance as an error mentioning the extension's 404.
+        if (error instanceof Error && /HTTP 404/.test(error.message)) return undefined;
+        throw error;
+      }
+    },
+    terminate: (instanceId, reason) => client.terminate(instanceId, reason),
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * The registry's domain model: pools, enrolment tokens, nodes and audit entries, as zod schemas so the admin API,
+ * the OpenAPI document and the table mapping all read the same definitions.
+ */
+import { z } from "zod";
+
+/** Names usable as a table PartitionKey/RowKey, an Arc tag value and a Kubernetes label value. */
+export const PoolName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "lowercase letters, digits and '-', 1-63 characters, starting and ending with a letter or digit")
+  .describe("Pool name (DNS label)");
+
+const ArmId = (what: string, pattern: RegExp) => z.string().regex(pattern, `must be the resource id of ${what}`);
+export const ClusterResourceId = ArmId("an AKS managed cluster", /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[\w.()-]{1,90}\/providers\/Microsoft\.ContainerService\/managedClusters\/[\w-]{1,63}$/i);
+export const ResourceGroupId = ArmId("a resource group", /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[\w.()-]{1,90}$/i);
+
+export const LabelKey = z.string().regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a Kubernetes label key");
+export const LabelValue = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, "must be a Kubernetes label value");
+export const Labels = z.record(LabelKey, LabelValue).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+export const Taint = z.strictObject({
+  key: LabelKey,
+  value: LabelValue.optional(),
+  effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]),
+});
+export const Taints = z.array(Taint).max(32);
+
+/** A role the saga grants to the node's Arc identity. `scope` names a scope the pool already knows. */
+export const RoleGrant = z.strictObject({
+  roleDefinitionId: z.uuid().describe("Built-in or custom role definition GUID"),
+  scope: z.enum(["cluster", "arcResourceGroup"]),
+});
+
+export const ClonePolicy = z.enum(["reject", "quarantine", "replace"]).describe("What to do when a known machine identity enrols with a new key");
+export const ApprovalPolicy = z.enum(["token", "always"]).describe("token: only tokens that require approval park nodes; always: every node waits for approval");
+
+export const PoolSpec = z.strictObject({
+  clusterResourceId: ClusterResourceId,
+  arc: z.strictObject({
+    resourceGroupId: ResourceGroupId,
+    location: z.string().regex(/^[a-z0-9]{2,40}$/, "must be an Azure region name such as eastus"),
+    tags: z.record(z.string().min(1).max(512), z.string().max(256)).default({}),
+  }),
+  nodeLabels: Labels.default({}),
+  nodeTaints: Taints.default([]),
+  roleGrants: z.array(RoleGrant).max(16).default([]),
+  approvalPolicy: ApprovalPolicy.default("token"),
+  clonePolicy: ClonePolicy.default("reject"),
+  maxInFlight: z.int().min(1).max(10_000).default(20).describe("Onboarding sagas allowed to run at once in this pool"),
+});
+export type PoolSpec = z.infer<typeof PoolSpec>;
+
+export const Pool = PoolSpec.extend({
+  name: PoolName,
+  inFlight: z.int().min(0),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  etag: z.string(),
+});
+export type Pool = z.infer<typeof Pool>;
+
+export const NodeStatus = z.enum(["Enrolling", "AwaitingApproval", "Onboarding", "Ready", "Failed", "Offboarding", "Offboarded"]);
+export type NodeStatus = z.infer<typeof NodeStatus>;
+/** Statuses that hold one of the pool's in-flight slots. */
+export const IN_FLIGHT: ReadonlySet<NodeStatus> = new Set(["Enrolling", "Onboarding", "Offboarding"]);
+
+export const TokenRecord = z.object({
+  tokenId: z.string(),
+  pool: PoolName,
+  secretHash: z.string(),
+  expiresAt: z.iso.datetime(),
+  maxUses: z.int().min(1),
+  uses: z.int().min(0),
+  labels: Labels,
+  taints: Taints,
+  approvalRequired: z.boolean(),
+  description: z.string().optional(),
+  revokedAt: z.iso.datetime().optional(),
+  createdBy: z.string(),
+  createdAt: z.iso.datetime(),
+  etag: z.string(),
+});
+export type TokenRecord = z.infer<typeof TokenRecord>;
+
+/** What the agent reports about its machine at enrolment (all of it comes from the node: parsed, never trusted). */
+export const NodeFacts = z.strictObject({
+  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "must be a hostname"),
+  machineId: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be the 32 hex digits of /etc/machine-id"),
+  smbiosUuid: z.uuid().optional().describe("DMI product UUID; absent on some boards"),
+  osRelease: z.strictObject({
+    id: z.string().max(64),
+    versionId: z.string().max(64).optional(),
+    variantId: z.string().max(64).optional(),
+    prettyName: z.string().max(256).optional(),
+  }),
+  arch: z.enum(["amd64", "arm64"]),
+  kernel: z.string().max(128),
+  cpus: z.int().min(1).max(4096),
+  memoryBytes: z.int().min(1),
+  addresses: z.array(z.union([z.ipv4(), z.ipv6()])).max(64),
+  immutable: z.strictObject({
+    readOnlyUsr: z.boolean(),
+    ostree: z.boolean().default(false),
+    flatcar: z.boolean().default(false),
+    kairos: z.boolean().default(false),
+    bootc: z.boolean().default(false),
+  }),
+});
+export type NodeFacts = z.infer<typeof NodeFacts>;
+
+export const NodeError = z.object({ code: z.string(), message: z.string(), at: z.iso.datetime() });
+
+/** A second key that claimed this node's machine identity, held for an admin to approve (clone policy quarantine). */
+export const PendingClaim = z.object({ publicKey: z.string(), keyId: z.string(), facts: NodeFacts, tokenId: z.string(), at: z.iso.datetime() });
+
+export const NodeRecord = z.object({
+  nodeId: z.string(),
+  pool: PoolName,
+  status: NodeStatus,
+  facts: NodeFacts,
+  publicKey: z.string(),
+  keyId: z.string(),
+  fingerprint: z.object({ machineId: z.string(), smbiosUuid: z.string().optional() }),
+  tokenId: z.string(),
+  labels: Labels,
+  taints: Taints,
+  sagaInstanceId: z.string().optional(),
+  createdObjects: z.array(z.string()).default([]),
+  lastError: NodeError.optional(),
+  pendingClaim: PendingClaim.optional(),
+  cloneOf: z.string().optional(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  etag: z.string(),
+});
+export type NodeRecord = z.infer<typeof NodeRecord>;
+
+export const AuditEntry = z.object({
+  at: z.iso.datetime(),
+  actor: z.string(),
+  action: z.string(),
+  objectType: z.enum(["pool", "token", "node"]),
+  objectId: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;

@@ -1,0 +1,97 @@
+/**
+ * The function app under test: every real function module on the host stand-in, registry tables in Azurite under a
+ * prefix unique to the test, the Durable simulator behind the real durable client, and helpers that call routes the
+ * way a client would (through the host's router, with App Service principal headers for admins).
+ */
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { TableClient } from "@azure/data-tables";
+import * as df from "durable-functions";
+import type { OrchestrationContext } from "durable-functions";
+import { inject } from "vitest";
+import { exportPublicKey } from "../../contract/keys.js";
+import { ADMIN_ROLE, clientPrincipalHeader, READER_ROLE } from "../../functions/http/principal.js";
+import type { HttpResult } from "../functions-host/host.js";
+import { startDurableHarness, type DurableHarness } from "../durable/harness.js";
+import { facts } from "../registry/fixtures.js";
+import { uniquePrefix } from "../registry/fixtures.js";
+import type { NodeFacts } from "../../orchestrations/registry/model.js";
+import "../../functions/index.js";
+
+// Stands in for the onboarding saga until its issue lands: it runs until told to finish, so tests can see it running.
+df.app.orchestration("onboardNode", function* (context: OrchestrationContext) {
+  context.df.setCustomStatus({ phase: "test-saga" });
+  const outcome: unknown = yield context.df.waitForExternalEvent("test-finish");
+  return outcome;
+});
+
+export const admin = { "x-ms-client-principal": clientPrincipalHeader({ name: "alice@contoso.example", roles: [ADMIN_ROLE] }) };
+export const reader = { "x-ms-client-principal": clientPrincipalHeader({ name: "rita@contoso.example", roles: [READER_ROLE] }) };
+
+export interface TestNode {
+  privateKey: KeyObject;
+  publicKey: string;
+  facts: NodeFacts;
+}
+
+export function newNode(overrides: Partial<NodeFacts> = {}): TestNode {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return { privateKey, publicKey: exportPublicKey(publicKey), facts: facts(overrides) };
+}
+
+export interface TestApp extends DurableHarness {
+  prefix: string;
+  call(method: string, path: string, options?: { headers?: Record<string, string>; body?: unknown; rawBody?: string | Uint8Array }): Promise<HttpResult>;
+  createPool(name: string, spec?: Record<string, unknown>): Promise<HttpResult>;
+  createToken(pool: string, body?: Record<string, unknown>): Promise<string>;
+  enrol(node: TestNode, token: string): Promise<HttpResult>;
+  /** Every row of every registry table, for "nothing changed" assertions. */
+  snapshot(): Promise<string>;
+}
+
+export const CLUSTER_ID = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1";
+export const ARC_RG = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc";
+
+export async function startApp(): Promise<TestApp> {
+  const prefix = uniquePrefix();
+  Object.assign(process.env, {
+    DURABLE_TASK_HUB: "FlexNodeTest",
+    REGISTRY_CONNECTION: inject("azuriteConnectionString"),
+    REGISTRY_TABLE_PREFIX: prefix,
+    WEBSITE_AUTH_ENABLED: "True",
+    PUBLIC_BASE_URL: "https://flexnode.example",
+  });
+  const harness = await startDurableHarness();
+  const call: TestApp["call"] = (method, path, options = {}) => {
+    const headers = { ...options.headers };
+    let body: string | Uint8Array | undefined = options.rawBody;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers["content-type"] ??= "application/json";
+    }
+    return harness.host.handleHttp({ method, url: path, headers, body });
+  };
+  return {
+    ...harness,
+    prefix,
+    call,
+    createPool: (name, spec = {}) => call("POST", "/api/manage/pools", { headers: admin, body: { name, clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG, location: "eastus" }, ...spec } }),
+    createToken: async (pool, body = {}) => {
+      const res = await call("POST", `/api/manage/pools/${pool}/tokens`, { headers: admin, body });
+      if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.body}`);
+      return (res.json as { token: string }).token;
+    },
+    enrol: (node, token) => call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } }),
+    snapshot: async () => {
+      const rows: string[] = [];
+      for (const table of ["pools", "tokens", "nodes", "index", "audit"]) {
+        const client = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}${table}`, { allowInsecureConnection: true });
+        try {
+          for await (const e of client.listEntities()) rows.push(`${table}:${JSON.stringify(e)}`);
+        } catch (error) {
+          if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+        }
+      }
+      return rows.sort().join("\n");
+    },
+  };
+}

@@ -1,0 +1,103 @@
+import { inject } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { Registry } from "../../orchestrations/registry/registry.js";
+import { admin, newNode, startApp, type TestApp, type TestNode } from "./app.js";
+
+let app: TestApp;
+afterEach(async () => {
+  await app.close();
+});
+
+const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix });
+const problemType = (res: { json: unknown }) => (res.json as { type: string }).type.replace("https://flexnode.dev/problems/", "");
+
+/** The same machine (machine-id and SMBIOS UUID), with a freshly generated key: a clone, or a re-imaged host. */
+function cloneOf(node: TestNode): TestNode {
+  const copy = newNode();
+  return { ...copy, facts: { ...node.facts, hostname: "edge-clone" } };
+}
+
+async function setup(clonePolicy: "reject" | "quarantine" | "replace") {
+  app = await startApp();
+  expect((await app.createPool("edge", { clonePolicy })).status).toBe(201);
+  const token = await app.createToken("edge", { maxUses: 10 });
+  const original = newNode();
+  const first = await app.enrol(original, token);
+  expect(first.status).toBe(201);
+  const { nodeId, keyId } = first.json as { nodeId: string; keyId: string };
+  await app.simulator.runUntilIdle();
+  return { token, original, nodeId, keyId };
+}
+
+describe("clone policy: the same machine identity enrols with a new key", () => {
+  it("reject: refuses the newcomer and leaves the enrolled node untouched", async () => {
+    const { token, original, nodeId, keyId } = await setup("reject");
+    const before = await registry().getNode(nodeId);
+    const res = await app.enrol(cloneOf(original), token);
+    expect([res.status, problemType(res)]).toEqual([409, "clone-rejected"]);
+    const after = (await registry().getNode(nodeId))!;
+    expect(after.keyId).toBe(keyId);
+    expect(after.etag).toBe(before!.etag);
+    expect((await registry().getToken(token.split(".")[1]!))!.uses).toBe(1);
+    expect((await registry().listAudit({ objectId: nodeId })).map((a) => a.action)).toContain("node.clone-detected");
+  });
+
+  it("quarantine: holds the newcomer's claim for an admin; approving it re-keys the node and restarts onboarding", async () => {
+    const { token, original, nodeId, keyId } = await setup("quarantine");
+    const clone = cloneOf(original);
+    const res = await app.enrol(clone, token);
+    expect(res.status).toBe(202);
+    expect(res.json).toMatchObject({ nodeId, approval: "clone-quarantined" });
+    // The original keeps running with its own key; the claim waits.
+    const held = (await registry().getNode(nodeId))!;
+    expect(held).toMatchObject({ keyId, status: "Enrolling", pendingClaim: { keyId: (res.json as { keyId: string }).keyId } });
+    expect((await app.enrol(clone, token)).status).toBe(202);
+
+    // Approval must wait for the running saga to stop first.
+    const early = await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
+    expect([early.status, problemType(early), early.headers["retry-after"]]).toEqual([409, "clone-replace-pending", "5"]);
+    await app.simulator.runUntilIdle();
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Terminated");
+
+    const approved = await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
+    expect(approved.status).toBe(200);
+    expect(approved.json).toMatchObject({ keyId: (res.json as { keyId: string }).keyId, status: "Enrolling" });
+    expect((approved.json as { pendingClaim?: unknown }).pendingClaim).toBeUndefined();
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
+    // The old key no longer identifies the node.
+    expect(await registry().getNodeByKey(keyId)).toBeUndefined();
+  });
+
+  it("quarantine: a clone with its own SMBIOS UUID becomes a separate node awaiting approval", async () => {
+    const { token, original, nodeId } = await setup("quarantine");
+    const sibling = newNode({ machineId: original.facts.machineId });
+    const res = await app.enrol(sibling, token);
+    expect(res.status).toBe(202);
+    const sib = (await registry().getNode((res.json as { nodeId: string }).nodeId))!;
+    expect(sib).toMatchObject({ status: "AwaitingApproval", cloneOf: nodeId });
+    // The original keeps its fingerprint: a third machine with the same machine-id is still judged against it.
+    expect(await registry().nodesWithFingerprint("edge", { machineId: original.facts.machineId })).toEqual([nodeId]);
+  });
+
+  it("replace: the newcomer takes over the identity once the old saga has stopped", async () => {
+    const { token, original, nodeId, keyId } = await setup("replace");
+    const clone = cloneOf(original);
+    const pending = await app.enrol(clone, token);
+    expect([pending.status, problemType(pending)]).toEqual([409, "clone-replace-pending"]);
+    expect((await registry().getNode(nodeId))!.keyId).toBe(keyId);
+    await app.simulator.runUntilIdle();
+
+    const res = await app.enrol(clone, token);
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ nodeId, status: "Enrolling" });
+    const node = (await registry().getNode(nodeId))!;
+    expect(node.keyId).toBe((res.json as { keyId: string }).keyId);
+    expect(node.facts.hostname).toBe("edge-clone");
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
+    expect((await registry().getToken(token.split(".")[1]!))!.uses).toBe(2);
+    // Latest key wins, every time: the original retrying with its old key is now the clone, and stops the newcomer's
+    // saga. Right for re-imaged hosts; for true clones it ping-pongs, which is why the pool default is reject.
+    const back = await app.enrol(original, token);
+    expect([back.status, problemType(back)]).toEqual([409, "clone-replace-pending"]);
+  });
+});

@@ -1,0 +1,39 @@
+/** Shared builders for registry and enrolment tests: a registry on fresh tables in Azurite, and sample inputs. */
+import { randomBytes, randomUUID } from "node:crypto";
+import { inject } from "vitest";
+import { PoolSpec, type NodeFacts } from "../../orchestrations/registry/model.js";
+import { Registry } from "../../orchestrations/registry/registry.js";
+
+export const SUBSCRIPTION = "00000000-0000-4000-8000-000000000001";
+export const CLUSTER_ID = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1`;
+export const ARC_RG = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-arc`;
+
+/** A table-name prefix unique to one test, so tests share Azurite without seeing each other's rows. */
+export const uniquePrefix = (): string => `t${randomBytes(5).toString("hex")}`;
+
+export async function freshRegistry(now: () => Date = () => new Date()): Promise<{ registry: Registry; prefix: string }> {
+  const prefix = uniquePrefix();
+  const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix }, now);
+  await registry.ensureTables();
+  return { registry, prefix };
+}
+
+export function poolSpec(overrides: Partial<Record<keyof PoolSpec, unknown>> = {}): PoolSpec {
+  return PoolSpec.parse({ clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG, location: "eastus" }, ...overrides });
+}
+
+export function facts(overrides: Partial<NodeFacts> = {}): NodeFacts {
+  return {
+    hostname: "edge-01",
+    machineId: randomBytes(16).toString("hex"),
+    smbiosUuid: randomUUID(),
+    osRelease: { id: "flatcar", versionId: "4081.2.0" },
+    arch: "amd64",
+    kernel: "6.6.54-flatcar",
+    cpus: 4,
+    memoryBytes: 8 * 1024 ** 3,
+    addresses: ["192.0.2.10"],
+    immutable: { readOnlyUsr: true, ostree: false, flatcar: true, kairos: false, bootc: false },
+    ...overrides,
+  };
+}
