@@ -7,4 +7,5 @@ import "./enrol.js";
 import "./manage-pools.js";
 import "./manage-tokens.js";
 import "./manage-nodes.js";
+import "./node-api.js";
 import "./openapi.js";

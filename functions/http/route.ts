@@ -7,6 +7,8 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { type z } from "zod";
+import type { NodeRecord } from "../../orchestrations/registry/model.js";
+import { authenticateNode } from "./node-auth.js";
 import { authorizeAdmin, type Principal } from "./principal.js";
 import { toProblemError } from "./domain-errors.js";
 import { fieldErrors, problem, ProblemError } from "./problem.js";
@@ -42,8 +44,10 @@ export interface RouteInput<P, Q, B> {
   params: P;
   query: Q;
   body: B;
-  /** The caller, for reader/admin routes. */
+  /** The caller: an admin for reader/admin routes, the node for node routes. */
   principal: Principal;
+  /** The calling node, for node routes (authenticated by its request signature). */
+  node: NodeRecord | undefined;
 }
 
 /** Every route defined in this process, in definition order (the OpenAPI document reads it). */
@@ -87,11 +91,18 @@ async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
   handler: (input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>) => Promise<HttpResponseInit>,
 ): Promise<HttpResponseInit> {
   try {
-    const principal = spec.access === "reader" || spec.access === "admin" ? authorizeAdmin(request, spec.access) : ANONYMOUS;
+    let principal = spec.access === "reader" || spec.access === "admin" ? authorizeAdmin(request, spec.access) : ANONYMOUS;
+    // The bytes are read once: a node's signature covers their digest, and the JSON is parsed from the same bytes.
+    const bytes = spec.body || spec.access === "node" ? await readBody(request) : new Uint8Array();
+    let node: NodeRecord | undefined;
+    if (spec.access === "node") {
+      node = await authenticateNode(request, bytes);
+      principal = { id: node.nodeId, name: `node:${node.nodeId}`, roles: [] };
+    }
     const params = parsePart(spec.params, request.params, "path parameters", "/params");
     const query = parsePart(spec.query, Object.fromEntries(request.query.entries()), "query", "/query");
-    const body = spec.body ? parsePart(spec.body, await readJson(request), "body", "") : (undefined as z.output<B>);
-    return await handler({ request, context, params, query, body, principal });
+    const body = spec.body ? parsePart(spec.body, parseJson(request, bytes), "body", "") : (undefined as z.output<B>);
+    return await handler({ request, context, params, query, body, principal, node });
   } catch (error) {
     const known = toProblemError(error);
     if (known) return known.toResponse();
@@ -110,16 +121,21 @@ function parsePart<S extends z.ZodType>(schema: S | undefined, value: unknown, w
   return result.data;
 }
 
-/** Reads a JSON body: 415 unless JSON, 413 over 64 KiB (declared or actual), 400 when it does not parse. */
-export async function readJson(request: HttpRequest): Promise<unknown> {
-  const type = request.headers.get("content-type") ?? "";
-  if (!/^application\/([\w.+-]+\+)?json\s*(;.*)?$/i.test(type)) {
-    throw new ProblemError(415, "unsupported-media-type", "The request body must be JSON", { detail: `Send Content-Type: application/json (got '${type || "none"}').` });
-  }
+/** Reads the body bytes: 413 over 64 KiB, whether declared up front or found while reading. */
+async function readBody(request: HttpRequest): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw tooLarge();
   const bytes = new Uint8Array(await request.arrayBuffer());
   if (bytes.byteLength > MAX_BODY_BYTES) throw tooLarge();
+  return bytes;
+}
+
+/** Parses a JSON body: 415 unless the content type is JSON, 400 unless the bytes are UTF-8 JSON. */
+function parseJson(request: HttpRequest, bytes: Uint8Array): unknown {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\s*(;.*)?$/i.test(type)) {
+    throw new ProblemError(415, "unsupported-media-type", "The request body must be JSON", { detail: `Send Content-Type: application/json (got '${type || "none"}').` });
+  }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -10,6 +10,7 @@
  * - `index`  PK "node" RK node id → pool; PK "key" RK key id → node. Written before the node, so a reader may find an
  *   index row for a node that is not there yet (treated as absent) but never a node it cannot find.
  * - `audit`  PK yyyymmdd, RK newest-first time + random: who did what, when, to which object.
+ * - `nonces` PK key id, RK nonce: node-request nonces seen, insert-only, so a replay inside the skew window fails.
  * Every read-modify-write is guarded by the entity's ETag.
  */
 import { randomBytes } from "node:crypto";
@@ -41,7 +42,7 @@ export interface RegistryConnection {
 }
 
 type Row = Record<string, unknown> & { partitionKey: string; rowKey: string };
-const TABLES = ["pools", "tokens", "nodes", "index", "audit"] as const;
+const TABLES = ["pools", "tokens", "nodes", "index", "audit", "nonces"] as const;
 type TableName = (typeof TABLES)[number];
 
 const COUNTER = "$counter";
@@ -292,6 +293,19 @@ export class Registry {
       return (await this.getNodeInPool(ref.pool, ref.nodeId))!;
     }
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
+  }
+
+  // ------------------------------------------------------------------ node-request nonces
+
+  /** Records a signed request's nonce; false when this key used it before (a replay). Atomic: an insert. */
+  async claimNonce(entry: { keyId: string; nonce: string; expiresAt: Date }): Promise<boolean> {
+    try {
+      await this.tables.nonces.createEntity({ partitionKey: entry.keyId, rowKey: entry.nonce, expiresAt: entry.expiresAt });
+      return true;
+    } catch (error) {
+      if (status(error) === 409) return false;
+      throw error;
+    }
   }
 
   // ------------------------------------------------------------------ audit

@@ -1,0 +1,47 @@
+/**
+ * Node requests are signed with the node's Ed25519 key (RFC 9421, profile in contract/node-request.ts) and verified
+ * against the key registered at enrolment: the key id names the node, `created` must be within the skew window, and
+ * each nonce is accepted once (the registry records it), so neither an old nor a fresh capture can be replayed.
+ */
+import type { HttpRequest } from "@azure/functions";
+import { ContractError } from "../../contract/errors.js";
+import { importPublicKey } from "../../contract/keys.js";
+import { verifyNodeRequest } from "../../contract/node-request.js";
+import type { NodeRecord } from "../../orchestrations/registry/model.js";
+import { ProblemError } from "./problem.js";
+import { services } from "../services.js";
+
+/** Contract error code → [problem type, title]. */
+const PROBLEMS: Record<string, [string, string]> = {
+  missing_signature_headers: ["signature-missing", "The request is not signed"],
+  malformed_signature: ["signature-malformed", "The request signature is malformed"],
+  unknown_key: ["signature-unknown-key", "The signing key is not registered"],
+  content_digest_mismatch: ["signature-digest-mismatch", "The body does not match its signed digest"],
+  bad_signature: ["signature-invalid", "The request signature does not verify"],
+  signature_too_old: ["signature-stale", "The request signature is too old"],
+  signature_in_future: ["signature-future", "The request signature is from the future; check the node's clock"],
+  replayed_request: ["signature-replayed", "The request was already received"],
+};
+
+export async function authenticateNode(request: HttpRequest, body: Uint8Array): Promise<NodeRecord> {
+  const { registry, now } = await services();
+  let node: NodeRecord | undefined;
+  try {
+    await verifyNodeRequest(
+      { method: request.method, url: request.url, headers: request.headers, body },
+      {
+        now: now(),
+        lookupPublicKey: async (keyId) => {
+          node = await registry.getNodeByKey(keyId);
+          return node ? importPublicKey(node.publicKey) : undefined;
+        },
+        nonceStore: { claim: (entry) => registry.claimNonce(entry) },
+      },
+    );
+  } catch (error) {
+    const known = error instanceof ContractError ? PROBLEMS[error.code] : undefined;
+    if (known) throw new ProblemError(401, known[0], known[1], { detail: (error as Error).message }, { "www-authenticate": 'Signature realm="flexnode-node-api"' });
+    throw error;
+  }
+  return node!;
+}

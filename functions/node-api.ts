@@ -1,0 +1,50 @@
+/** The node API: requests signed by an enrolled node's key (see functions/http/node-auth.ts). */
+import { z } from "zod";
+import { machineIdentity } from "../orchestrations/enrolment/node-id.js";
+import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
+import { ProblemError } from "./http/problem.js";
+import { defineRoute, httpRoute, json } from "./http/route.js";
+import { services } from "./services.js";
+
+const NodeStatusView = z.object({
+  nodeId: z.string(),
+  pool: z.string(),
+  status: NodeStatus,
+  lastError: z.object({ code: z.string(), message: z.string(), at: z.string() }).optional(),
+  updatedAt: z.string(),
+});
+
+const status = defineRoute({
+  name: "nodeStatus",
+  method: "GET",
+  route: "node/status",
+  summary: "The calling node's own status (it polls this while waiting for approval)",
+  tag: "node",
+  access: "node",
+  responses: { 200: { description: "Status", schema: NodeStatusView }, 401: { description: "Unsigned, badly signed, stale or replayed request" } },
+});
+httpRoute(status, async ({ node }) => {
+  const n = node!;
+  return json(200, { nodeId: n.nodeId, pool: n.pool, status: n.status, lastError: n.lastError, updatedAt: n.updatedAt });
+});
+
+const facts = defineRoute({
+  name: "nodeFacts",
+  method: "PUT",
+  route: "node/facts",
+  summary: "Report the calling node's current facts (addresses, kernel, OS version change); its identity may not change",
+  tag: "node",
+  access: "node",
+  body: NodeFacts,
+  responses: { 200: { description: "Recorded", schema: NodeStatusView }, 401: { description: "Unsigned, badly signed, stale or replayed request" }, 409: { description: "The facts name a different machine" } },
+});
+httpRoute(facts, async ({ node, body, principal }) => {
+  const { registry } = await services();
+  const n = node!;
+  const claimed = machineIdentity(body);
+  if (claimed.machineId !== n.fingerprint.machineId || claimed.smbiosUuid !== n.fingerprint.smbiosUuid) {
+    throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", { detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again." });
+  }
+  const updated = await registry.updateNode(n, () => ({ facts: body }), principal.name, "node.facts");
+  return json(200, { nodeId: updated.nodeId, pool: updated.pool, status: updated.status, lastError: updated.lastError, updatedAt: updated.updatedAt });
+});
