@@ -1,11 +1,12 @@
 /** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/enrolment/enrol.ts). */
 import { z } from "zod";
-import { keyIdOf, PublicKeySchema } from "../contract/keys.js";
+import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
 import { enrol } from "../orchestrations/enrolment/enrol.js";
 import { TOKEN_PATTERN } from "../orchestrations/enrolment/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
 import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
+import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
 import { services } from "./services.js";
 
 export const EnrolBody = z.strictObject({
@@ -20,8 +21,10 @@ export const EnrolResponse = z.object({
   status: NodeStatus,
   keyId: z.string().describe("The id the node signs its requests with (keyid)"),
   approval: z.enum(["approval-required", "clone-quarantined"]).optional().describe("Why the node waits, when it does"),
-  nodeApi: z.object({ statusPath: z.string() }),
+  nodeApi: z.object({ statusPath: z.string(), mailboxCredentialsPath: z.string() }),
   poll: z.object({ intervalSeconds: z.int() }),
+  service: z.object({ publicKey: z.string(), keyId: z.string() }).describe("Verifies the signature on every step envelope"),
+  mailbox: MailboxCredentialsView.optional().describe("Absent while the node waits for approval"),
 });
 
 const route = defineRoute({
@@ -43,7 +46,9 @@ const route = defineRoute({
 });
 
 durableHttpRoute(route, async ({ body, client, context }) => {
-  const { registry, now } = await services();
+  const svc = await services();
+  const { registry, now } = svc;
+  const servicePublicKey = exportPublicKey(svc.signingKey());
   const keyId = keyIdOf(body.publicKey);
   const outcome = await enrol({ registry, now, workflows: workflowClientFrom(client) }, { ...body, keyId });
   const { node } = outcome;
@@ -55,7 +60,9 @@ durableHttpRoute(route, async ({ body, client, context }) => {
     status: node.status,
     keyId,
     approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
-    nodeApi: { statusPath: "/api/node/status" },
+    nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
     poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
+    service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
+    mailbox: mailboxFor(svc, node),
   });
 });

@@ -8,4 +8,5 @@ import "./manage-pools.js";
 import "./manage-tokens.js";
 import "./manage-nodes.js";
 import "./node-api.js";
+import "./node-results.js";
 import "./openapi.js";

@@ -4,6 +4,7 @@ import { machineIdentity } from "../orchestrations/enrolment/node-id.js";
 import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
+import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
 import { services } from "./services.js";
 
 const NodeStatusView = z.object({
@@ -47,4 +48,24 @@ httpRoute(facts, async ({ node, body, principal }) => {
   }
   const updated = await registry.updateNode(n, () => ({ facts: body }), principal.name, "node.facts");
   return json(200, { nodeId: updated.nodeId, pool: updated.pool, status: updated.status, lastError: updated.lastError, updatedAt: updated.updatedAt });
+});
+
+const credentials = defineRoute({
+  name: "nodeMailboxCredentials",
+  method: "POST",
+  route: "node/mailbox-credentials",
+  summary: "Fresh mailbox tokens for the calling node (Listen on its queue, Send on node-results); ask again after refreshAfter",
+  tag: "node",
+  access: "node",
+  responses: {
+    200: { description: "Fresh tokens", schema: MailboxCredentialsView },
+    401: { description: "Unsigned, badly signed, stale or replayed request" },
+    409: { description: "The node is not in a state that has a mailbox (awaiting approval, failed, offboarded)" },
+  },
+});
+httpRoute(credentials, async ({ node }) => {
+  const svc = await services();
+  const mailbox = mailboxFor(svc, node!);
+  if (!mailbox) throw new ProblemError(409, "no-mailbox", "This node has no mailbox in its current state", { detail: `node is ${node!.status}` });
+  return json(200, mailbox);
 });

@@ -23,10 +23,32 @@ export const SettingsSchema = z.object({
   WEBSITE_AUTH_ENABLED: z.string().optional(),
   /** Set by App Service (platform): the app's host name. */
   WEBSITE_HOSTNAME: z.string().optional(),
-}).refine((s) => (s.REGISTRY_CONNECTION === undefined) !== (s.REGISTRY_TABLE_ENDPOINT === undefined), {
-  message: "set exactly one of REGISTRY_CONNECTION and REGISTRY_TABLE_ENDPOINT",
-  path: ["REGISTRY_CONNECTION"],
-});
+  /**
+   * Service Bus for the mailboxes: a connection string with a Manage rule (local, emulator)... The Functions Service Bus
+   * trigger reads the same setting, so one name serves both.
+   */
+  SERVICEBUS_CONNECTION: z.string().regex(/Endpoint=sb:\/\//i, "must be a Service Bus connection string (Endpoint=sb://...)").optional(),
+  /** ...or, in Azure, the namespace host reached with the managed identity (Azure Service Bus Data Owner). */
+  SERVICEBUS_CONNECTION__fullyQualifiedNamespace: z.string().regex(/^[a-z0-9-]+\.servicebus\.windows\.net$/i, "must be <namespace>.servicebus.windows.net").optional(),
+  /** What nodes pass as their namespace; defaults to the namespace host. */
+  SERVICEBUS_NODE_NAMESPACE: z.string().min(1).optional(),
+  /** Namespace-level rule with Listen only, whose key signs nodes' receive tokens (Key Vault reference in Azure). */
+  MAILBOX_LISTEN_RULE: z.string().min(1).default("flexnode-node-listen"),
+  MAILBOX_LISTEN_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
+  /** Namespace-level rule with Send only, whose key signs nodes' result tokens (Key Vault reference in Azure). */
+  MAILBOX_SEND_RULE: z.string().min(1).default("flexnode-node-send"),
+  MAILBOX_SEND_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
+  /** The service's Ed25519 private key (PKCS#8 PEM) that signs step envelopes (Key Vault reference in Azure). */
+  SERVICE_SIGNING_KEY: z.string().includes("BEGIN PRIVATE KEY", { message: "must be a PKCS#8 PEM private key" }).optional(),
+})
+  .refine((s) => (s.REGISTRY_CONNECTION === undefined) !== (s.REGISTRY_TABLE_ENDPOINT === undefined), {
+    message: "set exactly one of REGISTRY_CONNECTION and REGISTRY_TABLE_ENDPOINT",
+    path: ["REGISTRY_CONNECTION"],
+  })
+  .refine((s) => s.SERVICEBUS_CONNECTION === undefined || s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace === undefined, {
+    message: "set SERVICEBUS_CONNECTION or SERVICEBUS_CONNECTION__fullyQualifiedNamespace, not both",
+    path: ["SERVICEBUS_CONNECTION"],
+  });
 
 export type Settings = z.infer<typeof SettingsSchema>;
 

@@ -10,7 +10,8 @@
  * - `index`  PK "node" RK node id → pool; PK "key" RK key id → node. Written before the node, so a reader may find an
  *   index row for a node that is not there yet (treated as absent) but never a node it cannot find.
  * - `audit`  PK yyyymmdd, RK newest-first time + random: who did what, when, to which object.
- * - `nonces` PK key id, RK nonce: node-request nonces seen, insert-only, so a replay inside the skew window fails.
+ * - `nonces` PK key id, RK nonce: node-request nonces seen, insert-only, so a replay inside the skew window fails;
+ *   also PK `result:<node>` RK `<step>:<attempt>`: step results already handed to a saga.
  * Every read-modify-write is guarded by the entity's ETag.
  */
 import { randomBytes } from "node:crypto";
@@ -298,13 +299,26 @@ export class Registry {
   // ------------------------------------------------------------------ node-request nonces
 
   /** Records a signed request's nonce; false when this key used it before (a replay). Atomic: an insert. */
-  async claimNonce(entry: { keyId: string; nonce: string; expiresAt: Date }): Promise<boolean> {
+  claimNonce(entry: { keyId: string; nonce: string; expiresAt: Date }): Promise<boolean> {
+    return this.claimOnce(entry.keyId, entry.nonce, { expiresAt: entry.expiresAt });
+  }
+
+  /** Records that (partition, key) was handled; false if it had been already. For at-least-once consumers. */
+  async claimOnce(partition: string, key: string, fields: Record<string, unknown> = {}): Promise<boolean> {
     try {
-      await this.tables.nonces.createEntity({ partitionKey: entry.keyId, rowKey: entry.nonce, expiresAt: entry.expiresAt });
+      await this.tables.nonces.createEntity({ partitionKey: partition, rowKey: key, at: this.now(), ...fields });
       return true;
     } catch (error) {
       if (status(error) === 409) return false;
       throw error;
+    }
+  }
+
+  async releaseClaim(partition: string, key: string): Promise<void> {
+    try {
+      await this.tables.nonces.deleteEntity(partition, key);
+    } catch (error) {
+      if (status(error) !== 404) throw error;
     }
   }
 

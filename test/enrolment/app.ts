@@ -3,7 +3,7 @@
  * prefix unique to the test, the Durable simulator behind the real durable client, and helpers that call routes the
  * way a client would (through the host's router, with App Service principal headers for admins).
  */
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { TableClient } from "@azure/data-tables";
 import * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
@@ -51,7 +51,16 @@ export interface TestApp extends DurableHarness {
 export const CLUSTER_ID = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1";
 export const ARC_RG = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc";
 
-export async function startApp(): Promise<TestApp> {
+/** Keys made per test run: nothing secret is committed. */
+export const serviceSigningKey = generateKeyPairSync("ed25519").privateKey;
+export const mailboxRules = { listen: { name: "flexnode-node-listen", key: randomBytes(32).toString("base64") }, send: { name: "flexnode-node-send", key: randomBytes(32).toString("base64") } };
+
+export interface StartAppOptions {
+  /** A Service Bus connection string with a Manage rule (the emulator's); default: a namespace nobody listens on. */
+  serviceBus?: { connectionString: string; nodeNamespace?: string };
+}
+
+export async function startApp(options: StartAppOptions = {}): Promise<TestApp> {
   const prefix = uniquePrefix();
   Object.assign(process.env, {
     DURABLE_TASK_HUB: "FlexNodeTest",
@@ -59,7 +68,15 @@ export async function startApp(): Promise<TestApp> {
     REGISTRY_TABLE_PREFIX: prefix,
     WEBSITE_AUTH_ENABLED: "True",
     PUBLIC_BASE_URL: "https://flexnode.example",
+    SERVICEBUS_CONNECTION: options.serviceBus?.connectionString ?? "Endpoint=sb://sb.invalid;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
+    MAILBOX_LISTEN_RULE: mailboxRules.listen.name,
+    MAILBOX_LISTEN_KEY: mailboxRules.listen.key,
+    MAILBOX_SEND_RULE: mailboxRules.send.name,
+    MAILBOX_SEND_KEY: mailboxRules.send.key,
+    SERVICE_SIGNING_KEY: serviceSigningKey.export({ format: "pem", type: "pkcs8" }).toString(),
   });
+  if (options.serviceBus?.nodeNamespace) process.env.SERVICEBUS_NODE_NAMESPACE = options.serviceBus.nodeNamespace;
+  else delete process.env.SERVICEBUS_NODE_NAMESPACE;
   const harness = await startDurableHarness();
   const call: TestApp["call"] = (method, path, options = {}) => {
     const headers = { ...options.headers };
@@ -83,7 +100,7 @@ export async function startApp(): Promise<TestApp> {
     enrol: (node, token) => call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } }),
     snapshot: async () => {
       const rows: string[] = [];
-      for (const table of ["pools", "tokens", "nodes", "index", "audit"]) {
+      for (const table of ["pools", "tokens", "nodes", "index", "audit", "nonces"]) {
         const client = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}${table}`, { allowInsecureConnection: true });
         try {
           for await (const e of client.listEntities()) rows.push(`${table}:${JSON.stringify(e)}`);

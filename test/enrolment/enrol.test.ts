@@ -2,7 +2,8 @@ import { performance } from "node:perf_hooks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/registry/registry.js";
 import { inject } from "vitest";
-import { admin, newNode, startApp, type TestApp } from "./app.js";
+import { exportPublicKey } from "../../contract/keys.js";
+import { admin, newNode, serviceSigningKey, startApp, type TestApp } from "./app.js";
 
 let app: TestApp;
 beforeEach(async () => {
@@ -25,6 +26,14 @@ describe("POST /api/enrol", () => {
     const body = first.json as { nodeId: string; status: string; keyId: string };
     expect(body).toMatchObject({ pool: "edge", status: "Enrolling", nodeApi: { statusPath: "/api/node/status" } });
     expect(body.nodeId).toMatch(/^fn-[0-9a-f]{24}$/);
+    // Mailbox tokens scoped to this node's queue and the results queue, and the key that signs its envelopes.
+    const { mailbox, service } = first.json as { mailbox: { queue: string; listenSas: string; sendSas: string; expiresAt: string; refreshAfter: string }; service: { publicKey: string } };
+    expect(mailbox.queue).toBe(`node-${body.nodeId}`);
+    expect(decodeURIComponent(mailbox.listenSas)).toContain(`sr=sb://sb.invalid/node-${body.nodeId}&`);
+    expect(mailbox.listenSas).toContain("skn=flexnode-node-listen");
+    expect(decodeURIComponent(mailbox.sendSas)).toContain("sr=sb://sb.invalid/node-results&");
+    expect(Date.parse(mailbox.expiresAt) - Date.parse(mailbox.refreshAfter)).toBe(3600_000);
+    expect(service.publicKey).toBe(exportPublicKey(serviceSigningKey));
 
     expect(app.simulator.getStatus(body.nodeId)).toMatchObject({ name: "onboardNode", runtimeStatus: "Pending", input: { nodeId: body.nodeId, pool: "edge" } });
     await app.simulator.runUntilIdle();
@@ -123,6 +132,7 @@ describe("POST /api/enrol", () => {
     expect(parked.status).toBe(202);
     const { nodeId } = parked.json as { nodeId: string };
     expect(parked.json).toMatchObject({ status: "AwaitingApproval", approval: "approval-required" });
+    expect((parked.json as { mailbox?: unknown }).mailbox).toBeUndefined();
     expect(app.simulator.instanceIds()).toEqual([]);
     expect((await registry().getPool("edge"))!.inFlight).toBe(0);
     expect((await app.enrol(a, token)).status).toBe(202);

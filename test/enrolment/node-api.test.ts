@@ -86,6 +86,20 @@ describe("node API request signatures (RFC 9421, Ed25519)", () => {
     expect([moved.status, problemType(moved)]).toEqual([401, "signature-invalid"]);
   });
 
+  it("hands out fresh mailbox tokens on a signed request, and none to a node waiting for approval", async () => {
+    const res = await send("POST", "/api/node/mailbox-credentials", await signed("POST", "/api/node/mailbox-credentials"));
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ queue: `node-${nodeId}`, resultsQueue: "node-results" });
+    expect((await app.call("POST", "/api/node/mailbox-credentials")).status).toBe(401);
+
+    const waiting = newNode();
+    expect((await app.enrol(waiting, await app.createToken("edge", { approvalRequired: true }))).status).toBe(202);
+    const body = "";
+    const headers = await signNodeRequest({ method: "POST", url: "/api/node/mailbox-credentials", body }, { privateKey: waiting.privateKey, now: new Date() });
+    const refused = await app.call("POST", "/api/node/mailbox-credentials", { headers });
+    expect([refused.status, problemType(refused)]).toEqual([409, "no-mailbox"]);
+  });
+
   it("refuses facts that describe a different machine", async () => {
     const other = { ...node.facts, machineId: "f".repeat(32) };
     const res = await send("PUT", "/api/node/facts", await signed("PUT", "/api/node/facts", { body: other }));

@@ -30,7 +30,8 @@ interface MessageRef {
 export type Outcome = "completed" | "abandoned" | "deferred" | "deadLettered";
 
 export type LogEvent =
-  | ({ kind: "enqueued"; state: "active" | "scheduled"; enqueuedAt: number; via: "link" | "management"; link: LinkRef } & MessageRef)
+  /** `body` is the decoded body as it arrived, so tests can audit everything that ever reached a queue. */
+  | ({ kind: "enqueued"; state: "active" | "scheduled"; enqueuedAt: number; via: "link" | "management"; link: LinkRef; body: unknown; applicationProperties: Record<string, unknown> } & MessageRef)
   | ({ kind: "delivered"; deliveryCount: number; lockToken: string | undefined; receiveMode: "peekLock" | "receiveAndDelete"; link: LinkRef } & MessageRef)
   | ({ kind: "settled"; outcome: Outcome; lockToken: string; via: "link" | "management"; result: "ok" | "lockLost"; link: LinkRef | undefined } & MessageRef)
   | ({ kind: "deadLettered"; reason: string | undefined; description: string | undefined } & MessageRef)

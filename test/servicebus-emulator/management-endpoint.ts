@@ -5,7 +5,7 @@
  */
 import rhea, { type Message } from "rhea";
 import type { AccessRight } from "./access-rules.js";
-import { decodeMessage } from "./amqp-message.js";
+import { decodeBody, decodeMessage, plainValues } from "./amqp-message.js";
 import type { LinkRef } from "./delivery-log.js";
 import { lockTokenFromWire } from "./lock-token.js";
 import type { Disposition, MessageEntity } from "./message-entity.js";
@@ -143,6 +143,8 @@ function schedule(queue: Queue, body: Record<string, unknown>, link: LinkRef): R
       enqueuedAt: m.enqueuedAtMs,
       via: "management",
       link,
+      body: decodeBody(bare),
+      applicationProperties: plainValues(bare.applicationProperties),
     });
     sequenceNumbers.push(m.sequenceNumber);
   }

@@ -3,7 +3,7 @@
  * (format 0x80013700, N data sections each holding an encoded message) into its queue, all or nothing.
  */
 import rhea, { type EventContext, type Receiver } from "rhea";
-import { BATCH_FORMAT, decodeMessage, splitBatch } from "./amqp-message.js";
+import { BATCH_FORMAT, decodeBody, decodeMessage, plainValues, splitBatch } from "./amqp-message.js";
 import type { LinkRef } from "./delivery-log.js";
 import type { Queue } from "./queue.js";
 import type { QueueRegistry } from "./queue-registry.js";
@@ -80,6 +80,8 @@ export class ProducerLink {
         enqueuedAt: m.enqueuedAtMs,
         via: "link",
         link,
+        body: decodeBody(bare),
+        applicationProperties: plainValues(bare.applicationProperties),
       });
     }
     delivery.accept();

@@ -1,0 +1,22 @@
+/** The mailbox credentials a node receives (at enrolment and on refresh), and who may have them. */
+import { z } from "zod";
+import type { NodeMailboxCredentials } from "../orchestrations/mailbox/mailbox.js";
+import type { NodeRecord, NodeStatus } from "../orchestrations/registry/model.js";
+import type { Services } from "./services.js";
+
+export const MailboxCredentialsView = z.object({
+  namespace: z.string(),
+  queue: z.string(),
+  resultsQueue: z.string(),
+  listenSas: z.string().describe("Listen on `queue` only"),
+  sendSas: z.string().describe("Send to `resultsQueue` only"),
+  expiresAt: z.iso.datetime(),
+  refreshAfter: z.iso.datetime(),
+});
+
+/** Nodes the saga may talk to: onboarding, onboarded, or being offboarded (reset steps arrive by mailbox too). */
+const MAILBOX_STATUSES: ReadonlySet<NodeStatus> = new Set(["Enrolling", "Onboarding", "Ready", "Offboarding"]);
+
+export function mailboxFor(svc: Services, node: NodeRecord): NodeMailboxCredentials | undefined {
+  return MAILBOX_STATUSES.has(node.status) ? svc.mailbox().credentialsFor(node.nodeId, svc.now()) : undefined;
+}

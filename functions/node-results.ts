@@ -1,0 +1,51 @@
+/**
+ * Service Bus trigger on `node-results`: a node's signed step result becomes an event on that node's saga (see
+ * orchestrations/mailbox/node-results.ts). A permanently invalid message is audited and moved to
+ * `node-results-rejected` with its reason, then completed; a transient failure throws so the broker redelivers (and,
+ * past the queue's max delivery count, dead-letters it).
+ */
+import type { InvocationContext } from "@azure/functions";
+import * as df from "durable-functions";
+import type { DurableClient } from "durable-functions";
+import { RESULTS_QUEUE } from "../orchestrations/mailbox/mailbox.js";
+import { handleNodeResult } from "../orchestrations/mailbox/node-results.js";
+import { services } from "./services.js";
+
+export async function nodeResult(message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
+  const svc = await services();
+  const messageId = typeof context.triggerMetadata?.messageId === "string" ? context.triggerMetadata.messageId : undefined;
+  const outcome = await handleNodeResult(message, {
+    registry: svc.registry,
+    raiseEvent: async (instanceId, eventName, data) => {
+      // A finished saga answers 410, which the client accepts. A 404 is a late result only if the saga is truly gone
+      // (purged or never started): confirmed, so a wrong route or event name can never pass for one.
+      try {
+        await client.raiseEvent(instanceId, eventName, data);
+      } catch (error) {
+        if (await sagaIsGone(client, instanceId)) return;
+        throw error;
+      }
+    },
+  });
+  if (outcome.kind === "rejected") {
+    context.warn(`rejected result ${messageId ?? "(no id)"}: ${outcome.reason}: ${outcome.description}`);
+    await svc.mailbox().quarantineResult({ body: message, messageId }, outcome.reason, outcome.description);
+    return;
+  }
+  context.log(`result ${messageId ?? "(no id)"} for ${outcome.nodeId}: ${outcome.kind} ${outcome.event}`);
+}
+
+async function sagaIsGone(client: DurableClient, instanceId: string): Promise<boolean> {
+  try {
+    await client.getStatus(instanceId);
+    return false;
+  } catch (error) {
+    return error instanceof Error && /HTTP 404/.test(error.message);
+  }
+}
+
+df.app.client.serviceBusQueue("nodeResults", {
+  connection: "SERVICEBUS_CONNECTION",
+  queueName: RESULTS_QUEUE,
+  handler: nodeResult,
+});

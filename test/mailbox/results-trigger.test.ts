@@ -1,0 +1,154 @@
+import { generateKeyPairSync } from "node:crypto";
+import { AzureSASCredential } from "@azure/core-auth";
+import { ServiceBusClient } from "@azure/service-bus";
+import * as df from "durable-functions";
+import type { OrchestrationContext } from "durable-functions";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { findSecrets } from "../../contract/secrets.js";
+import { buildStepResult, type StepResult } from "../../contract/step-result.js";
+import { REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/mailbox/mailbox.js";
+import { stepResultEvent } from "../../orchestrations/mailbox/node-results.js";
+import { Registry } from "../../orchestrations/registry/registry.js";
+import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../enrolment/app.js";
+import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/servicebus-trigger.js";
+import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
+import { EventType } from "../durable/wire.js";
+
+// A saga that waits for two step results, as the onboarding saga will.
+df.app.orchestration("onboardNode", function* (context: OrchestrationContext) {
+  const first: unknown = yield context.df.waitForExternalEvent(stepResultEvent("step-1", 1));
+  context.df.setCustomStatus({ got: ["step-1"] });
+  const second: unknown = yield context.df.waitForExternalEvent(stepResultEvent("step-2", 1));
+  return [first, second];
+});
+
+let emulator: ServiceBusEmulator;
+let sb: RunningEmulator;
+let app: TestApp;
+let triggers: RunningTriggers;
+let node: TestNode;
+let nodeId: string;
+let sender: ServiceBusClient;
+
+beforeEach(async () => {
+  emulator = new ServiceBusEmulator({
+    rules: [DEFAULT_RULE, { ...mailboxRules.listen, rights: ["Listen"] }, { ...mailboxRules.send, rights: ["Send"] }],
+    queues: [{ name: RESULTS_QUEUE, maxDeliveryCount: 5 }, { name: REJECTED_RESULTS_QUEUE }],
+  });
+  sb = await emulator.start();
+  app = await startApp({ serviceBus: { connectionString: sb.connectionString(), nodeNamespace: sb.credentialNamespace } });
+  await app.createPool("edge");
+  node = newNode();
+  const enrolled = (await app.enrol(node, await app.createToken("edge"))).json as { nodeId: string; mailbox: { namespace: string; sendSas: string; resultsQueue: string } };
+  nodeId = enrolled.nodeId;
+  // The node answers with the Send token it was given at enrolment, exactly as the agent will.
+  sender = new ServiceBusClient(enrolled.mailbox.namespace, new AzureSASCredential(enrolled.mailbox.sendSas));
+  triggers = startServiceBusTriggers(app.host);
+  await app.simulator.runUntilIdle();
+});
+afterEach(async () => {
+  await triggers.close();
+  await sender.close();
+  await app.close();
+  await emulator.stop();
+});
+
+const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix });
+
+function result(stepId: string, overrides: { key?: TestNode["privateKey"]; nodeId?: string } = {}): StepResult {
+  const at = new Date();
+  return buildStepResult(
+    { nodeId: overrides.nodeId ?? nodeId, sagaId: nodeId, stepId, attempt: 1, outcome: "succeeded", output: { changed: true }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"a".repeat(64)}` },
+    { privateKey: overrides.key ?? node.privateKey },
+  );
+}
+
+async function post(body: unknown, messageId: string): Promise<void> {
+  await sender.createSender(RESULTS_QUEUE).sendMessages({ body, messageId, contentType: "application/json" });
+  await until(() => triggers.invocations.some((i) => i.messageId === messageId));
+  await app.simulator.runUntilIdle();
+}
+
+const raisedEvents = (name: string) => app.simulator.history(nodeId).filter((e) => e.EventType === EventType.EventRaised && e.Name === name);
+
+describe("node-results trigger", () => {
+  it("hands a valid signed result to the node's saga as its step event", async () => {
+    await post(result("step-1"), "r1");
+    expect(app.simulator.getStatus(nodeId)?.customStatus).toEqual({ got: ["step-1"] });
+    await post(result("step-2"), "r2");
+    const done = app.simulator.getStatus(nodeId)!;
+    expect(done.runtimeStatus).toBe("Completed");
+    expect(done.output).toMatchObject([{ stepId: "step-1", attempt: 1, outcome: "succeeded", output: { changed: true } }, { stepId: "step-2" }]);
+    expect(triggers.invocations.map((i) => i.outcome)).toEqual(["completed", "completed"]);
+  });
+
+  it("raises a replayed result once: the saga does not see it twice", async () => {
+    const once = result("step-1");
+    await post(once, "dup-a");
+    await post(once, "dup-b");
+    expect(raisedEvents(stepResultEvent("step-1", 1))).toHaveLength(1);
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Running");
+    expect(emulator.inspect.queue(REJECTED_RESULTS_QUEUE)).toMatchObject({ active: 0 });
+  });
+
+  it("moves a forged result (wrong key) aside with its reason, audits it, and leaves the saga alone", async () => {
+    await post(result("step-1", { key: generateKeyPairSync("ed25519").privateKey }), "forged");
+    expect(raisedEvents(stepResultEvent("step-1", 1))).toHaveLength(0);
+    const [rejected] = emulator.inspect.messages(REJECTED_RESULTS_QUEUE);
+    expect(rejected).toMatchObject({ messageId: "forged", applicationProperties: { DeadLetterReason: "SignatureInvalid", originalMessageId: "forged" } });
+    expect(String(rejected!.applicationProperties.DeadLetterErrorDescription)).toMatch(/bad_signature/);
+    const audit = await registry().listAudit({ objectId: nodeId });
+    expect(audit).toContainEqual(expect.objectContaining({ action: "result.rejected", details: expect.objectContaining({ reason: "SignatureInvalid" }) }));
+    // The original is completed, not retried.
+    expect(triggers.invocations.filter((i) => i.messageId === "forged").map((i) => i.outcome)).toEqual(["completed"]);
+  });
+
+  it("moves aside results that fail the schema or name an unknown node", async () => {
+    await post({ version: 1, nodeId, stepId: "x" }, "bad-schema");
+    await post(result("step-1", { nodeId: `fn-${"0".repeat(24)}` }), "stranger");
+    await post({ version: 2, nodeId }, "from-the-future");
+    const reasons = emulator.inspect.messages(REJECTED_RESULTS_QUEUE).map((m) => [m.messageId, m.applicationProperties.DeadLetterReason]);
+    expect(reasons).toEqual([
+      ["bad-schema", "SchemaInvalid"],
+      ["stranger", "UnknownNode"],
+      ["from-the-future", "SchemaInvalid"],
+    ]);
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Running");
+  });
+
+  it("treats a late result for a finished or purged saga as harmless", async () => {
+    app.simulator.terminate(nodeId, "operator");
+    await app.simulator.runUntilIdle();
+    await post(result("step-1"), "late");
+    expect(triggers.invocations.find((i) => i.messageId === "late")?.outcome).toBe("completed");
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Terminated");
+    app.simulator.purge(nodeId);
+    await post(result("step-2"), "later");
+    expect(triggers.invocations.find((i) => i.messageId === "later")?.outcome).toBe("completed");
+  });
+
+  it("keys step events by URL-safe names, distinct for distinct step ids", async () => {
+    const { stepResultEvent: name } = await import("../../orchestrations/mailbox/node-results.js");
+    expect(name("container-runtime", 2)).toBe("step-result.container-runtime.2");
+    expect(name("a/b", 1)).toMatch(/^step-result\.a_b~[0-9a-f]{8}\.1$/);
+    expect(name("a/b", 1)).not.toBe(name("a_b", 1));
+    expect(name("a/b", 1)).not.toBe(name("a?b", 1));
+  });
+
+  it("lets nothing secret-shaped reach any queue", async () => {
+    await post(result("step-1"), "r1");
+    await post(result("step-1", { key: generateKeyPairSync("ed25519").privateKey }), "forged");
+    const enqueued = emulator.log.of("enqueued");
+    expect(enqueued.length).toBeGreaterThanOrEqual(3);
+    expect(enqueued.flatMap((e) => [...findSecrets(e.body), ...findSecrets(e.applicationProperties)])).toEqual([]);
+  });
+});
+
+async function until(condition: () => boolean, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
