@@ -7,7 +7,7 @@ import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.
 import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
-import { services } from "./services.js";
+import { services } from "../orchestrations/services.js";
 
 export const EnrolBody = z.strictObject({
   token: z.string().regex(TOKEN_PATTERN, "must be an enrolment token (fnt.<id>.<secret>)"),

@@ -10,3 +10,4 @@ import "./manage-nodes.js";
 import "./node-api.js";
 import "./node-results.js";
 import "./openapi.js";
+import "../orchestrations/onboard/index.js";

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { NodeMailboxCredentials } from "../orchestrations/mailbox/mailbox.js";
 import type { NodeRecord, NodeStatus } from "../orchestrations/registry/model.js";
-import type { Services } from "./services.js";
+import type { Services } from "../orchestrations/services.js";
 
 export const MailboxCredentialsView = z.object({
   namespace: z.string(),

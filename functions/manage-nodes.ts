@@ -6,7 +6,7 @@ import { NodeStatus, PoolName } from "../orchestrations/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
 import { nodeView, NodeView, pageOf, Paging } from "./http/views.js";
-import { services } from "./services.js";
+import { services } from "../orchestrations/services.js";
 
 export const NodeIdParams = z.strictObject({ nodeId: z.string().regex(/^fn-[0-9a-f]{24}$/, "must be a node id (fn- and 24 hex digits)") });
 

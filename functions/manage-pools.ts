@@ -4,7 +4,7 @@ import { PoolName, PoolSpec } from "../orchestrations/registry/model.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { ProblemError } from "./http/problem.js";
 import { pageOf, Paging, PoolView } from "./http/views.js";
-import { services } from "./services.js";
+import { services } from "../orchestrations/services.js";
 
 const PoolParams = z.strictObject({ pool: PoolName });
 export const CreatePool = PoolSpec.extend({ name: PoolName });

@@ -6,7 +6,7 @@ import { publicBaseUrl } from "../orchestrations/settings.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { pageOf, Paging, tokenView, TokenView } from "./http/views.js";
-import { services } from "./services.js";
+import { services } from "../orchestrations/services.js";
 
 const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)");
 

@@ -5,7 +5,7 @@ import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
-import { services } from "./services.js";
+import { services } from "../orchestrations/services.js";
 
 const NodeStatusView = z.object({
   nodeId: z.string(),
@@ -68,4 +68,26 @@ httpRoute(credentials, async ({ node }) => {
   const mailbox = mailboxFor(svc, node!);
   if (!mailbox) throw new ProblemError(409, "no-mailbox", "This node has no mailbox in its current state", { detail: `node is ${node!.status}` });
   return json(200, mailbox);
+});
+
+const secret = defineRoute({
+  name: "nodeSecret",
+  method: "POST",
+  route: "node/secrets/{ref}",
+  summary: "Fetch a one-time secret the saga left for the calling node (the bootstrap kubeconfig); it is deleted on this read",
+  tag: "node",
+  access: "node",
+  params: z.strictObject({ ref: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, "must be a secret reference") }),
+  responses: {
+    200: { description: "The secret, once", schema: z.object({ ref: z.string(), value: z.string() }) },
+    401: { description: "Unsigned, badly signed, stale or replayed request" },
+    404: { description: "No such secret for this node (never issued, already fetched, or expired)" },
+  },
+});
+httpRoute(secret, async ({ node, params }) => {
+  const svc = await services();
+  const value = await svc.secrets().take(node!.nodeId, params.ref, svc.now());
+  if (value === undefined) throw new ProblemError(404, "not-found", "No such secret", { detail: "It was never issued to this node, was already fetched, or expired." });
+  await svc.registry.audit({ actor: `node:${node!.nodeId}`, action: "secret.fetch", objectType: "node", objectId: node!.nodeId, details: { ref: params.ref } });
+  return json(200, { ref: params.ref, value }, { "cache-control": "no-store" });
 });

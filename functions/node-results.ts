@@ -9,7 +9,7 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { RESULTS_QUEUE } from "../orchestrations/mailbox/mailbox.js";
 import { handleNodeResult } from "../orchestrations/mailbox/node-results.js";
-import { services } from "./services.js";
+import { services } from "../orchestrations/services.js";
 
 export async function nodeResult(message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
   const svc = await services();

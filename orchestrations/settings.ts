@@ -38,6 +38,12 @@ export const SettingsSchema = z.object({
   /** Namespace-level rule with Send only, whose key signs nodes' result tokens (Key Vault reference in Azure). */
   MAILBOX_SEND_RULE: z.string().min(1).default("flexnode-node-send"),
   MAILBOX_SEND_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
+  /** 32-byte data key, base64, that seals one-time secrets for nodes in the registry (Key Vault reference in Azure). */
+  SECRETS_KEY: z.base64().refine((k) => Buffer.from(k, "base64").length === 32, "must be 32 bytes, base64").optional(),
+  /** Pinned node artifacts (URLs + sha256 per architecture and Kubernetes version), JSON; see onboard/artifact-catalog.ts. */
+  ARTIFACT_CATALOG: z.string().min(2).optional(),
+  /** Saga timing overrides, JSON (tests and the local sandbox only); see onboard/timing.ts. */
+  SAGA_TIMING: z.string().min(2).optional(),
   /** The service's Ed25519 private key (PKCS#8 PEM) that signs step envelopes (Key Vault reference in Azure). */
   SERVICE_SIGNING_KEY: z.string().includes("BEGIN PRIVATE KEY", { message: "must be a PKCS#8 PEM private key" }).optional(),
 })

@@ -2,6 +2,7 @@
 import { ApprovalError } from "../../orchestrations/enrolment/approval.js";
 import { EnrolError, type EnrolFailure } from "../../orchestrations/enrolment/enrol.js";
 import { RegistryError } from "../../orchestrations/registry/registry.js";
+import { NotConfiguredError } from "../../orchestrations/services.js";
 import { ProblemError } from "./problem.js";
 
 const ENROL: Record<EnrolFailure, [number, string]> = {
@@ -37,6 +38,7 @@ export function toProblemError(error: unknown): ProblemError | undefined {
     const [status, slug, title] = REGISTRY[error.code];
     return new ProblemError(status, slug, title, { detail: error.message }, status === 429 || status === 503 ? { "retry-after": "5" } : {});
   }
+  if (error instanceof NotConfiguredError) return new ProblemError(503, "not-configured", "The service is not fully configured", { detail: error.message });
   if (error instanceof ApprovalError) {
     return new ProblemError(error.code === "node-not-found" ? 404 : 409, error.code === "node-not-found" ? "not-found" : "conflict", error.code === "node-not-found" ? "No such node" : "The node is not awaiting approval", { detail: error.message });
   }

@@ -9,7 +9,7 @@ import { importPublicKey } from "../../contract/keys.js";
 import { verifyNodeRequest } from "../../contract/node-request.js";
 import type { NodeRecord } from "../../orchestrations/registry/model.js";
 import { ProblemError } from "./problem.js";
-import { services } from "../services.js";
+import { services } from "../../orchestrations/services.js";
 
 /** Contract error code → [problem type, title]. */
 const PROBLEMS: Record<string, [string, string]> = {

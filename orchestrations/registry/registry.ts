@@ -12,6 +12,7 @@
  * - `audit`  PK yyyymmdd, RK newest-first time + random: who did what, when, to which object.
  * - `nonces` PK key id, RK nonce: node-request nonces seen, insert-only, so a replay inside the skew window fails;
  *   also PK `result:<node>` RK `<step>:<attempt>`: step results already handed to a saga.
+ * - `secrets` PK node id, RK reference: one-time secrets for nodes, sealed (AES-256-GCM) by orchestrations/secrets.
  * Every read-modify-write is guarded by the entity's ETag.
  */
 import { randomBytes } from "node:crypto";
@@ -43,7 +44,7 @@ export interface RegistryConnection {
 }
 
 type Row = Record<string, unknown> & { partitionKey: string; rowKey: string };
-const TABLES = ["pools", "tokens", "nodes", "index", "audit", "nonces"] as const;
+const TABLES = ["pools", "tokens", "nodes", "index", "audit", "nonces", "secrets"] as const;
 type TableName = (typeof TABLES)[number];
 
 const COUNTER = "$counter";
@@ -75,6 +76,13 @@ function fromRow(entity: TableEntityResult<Record<string, unknown>>): Record<str
 
 const status = (error: unknown): number | undefined => (isRestError(error) ? error.statusCode : undefined);
 const escape = (v: string) => v.replace(/'/g, "''");
+
+export interface SealedSecretRow {
+  iv: string;
+  ciphertext: string;
+  tag: string;
+  expiresAt: string;
+}
 
 export interface Page<T> {
   items: T[];
@@ -319,6 +327,47 @@ export class Registry {
       await this.tables.nonces.deleteEntity(partition, key);
     } catch (error) {
       if (status(error) !== 404) throw error;
+    }
+  }
+
+  // ------------------------------------------------------------------ sealed one-time secrets
+
+  /** Stores a sealed secret; false if one is stored under (node, ref) already (insert-only). */
+  async putSealedSecret(nodeId: string, ref: string, sealed: SealedSecretRow): Promise<boolean> {
+    try {
+      await this.tables.secrets.createEntity({ partitionKey: nodeId, rowKey: ref, ...sealed });
+      return true;
+    } catch (error) {
+      if (status(error) === 409) return false;
+      throw error;
+    }
+  }
+
+  async getSealedSecret(nodeId: string, ref: string): Promise<SealedSecretRow | undefined> {
+    const e = await this.read(this.tables.secrets, nodeId, ref);
+    return e ? { iv: e.iv as string, ciphertext: e.ciphertext as string, tag: e.tag as string, expiresAt: e.expiresAt as string } : undefined;
+  }
+
+  /** Reads and deletes under the row's ETag: of two concurrent takers, exactly one gets the secret. */
+  async takeSealedSecret(nodeId: string, ref: string): Promise<SealedSecretRow | undefined> {
+    const e = await this.read(this.tables.secrets, nodeId, ref);
+    if (!e) return undefined;
+    try {
+      await this.tables.secrets.deleteEntity(nodeId, ref, { etag: e.etag });
+    } catch (error) {
+      if (status(error) === 404 || status(error) === 412) return undefined;
+      throw error;
+    }
+    return { iv: e.iv as string, ciphertext: e.ciphertext as string, tag: e.tag as string, expiresAt: e.expiresAt as string };
+  }
+
+  async deleteSealedSecret(nodeId: string, ref: string): Promise<boolean> {
+    try {
+      await this.tables.secrets.deleteEntity(nodeId, ref);
+      return true;
+    } catch (error) {
+      if (status(error) === 404) return false;
+      throw error;
     }
   }
 

@@ -351,6 +351,11 @@ export class DurableSimulator {
     }
   }
 
+  /** True while messages or activities are queued (timers not counted): there is work before time must move. */
+  hasPendingWork(): boolean {
+    return this.messages.length > 0 || this.activities.length > 0 || this.inflight > 0;
+  }
+
   /** When the next timer fires (virtual or wall time), if any. */
   nextTimerAt(): number | undefined {
     return this.earliestTimer()?.fireAt;

@@ -5,8 +5,6 @@
  */
 import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { TableClient } from "@azure/data-tables";
-import * as df from "durable-functions";
-import type { OrchestrationContext } from "durable-functions";
 import { inject } from "vitest";
 import { exportPublicKey } from "../../contract/keys.js";
 import { ADMIN_ROLE, clientPrincipalHeader, READER_ROLE } from "../../functions/http/principal.js";
@@ -16,13 +14,6 @@ import { facts } from "../registry/fixtures.js";
 import { uniquePrefix } from "../registry/fixtures.js";
 import type { NodeFacts } from "../../orchestrations/registry/model.js";
 import "../../functions/index.js";
-
-// Stands in for the onboarding saga until its issue lands: it runs until told to finish, so tests can see it running.
-df.app.orchestration("onboardNode", function* (context: OrchestrationContext) {
-  context.df.setCustomStatus({ phase: "test-saga" });
-  const outcome: unknown = yield context.df.waitForExternalEvent("test-finish");
-  return outcome;
-});
 
 export const admin = { "x-ms-client-principal": clientPrincipalHeader({ name: "alice@contoso.example", roles: [ADMIN_ROLE] }) };
 export const reader = { "x-ms-client-principal": clientPrincipalHeader({ name: "rita@contoso.example", roles: [READER_ROLE] }) };

@@ -4,6 +4,7 @@ import { Registry } from "../../orchestrations/registry/registry.js";
 import { inject } from "vitest";
 import { exportPublicKey } from "../../contract/keys.js";
 import { admin, newNode, serviceSigningKey, startApp, type TestApp } from "./app.js";
+import "./stand-in-saga.js";
 
 let app: TestApp;
 beforeEach(async () => {

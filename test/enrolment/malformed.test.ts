@@ -6,6 +6,7 @@ import { CreatePool } from "../../functions/manage-pools.js";
 import { CreateToken } from "../../functions/manage-tokens.js";
 import { PoolSpec } from "../../orchestrations/registry/model.js";
 import { admin, ARC_RG, CLUSTER_ID, newNode, startApp, type TestApp } from "./app.js";
+import "./stand-in-saga.js";
 
 let app: TestApp;
 let before: string;

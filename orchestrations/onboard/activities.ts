@@ -1,0 +1,313 @@
+/**
+ * The onboarding saga's activities: each does one piece of I/O with the clients built once per process, is safe to
+ * repeat (deterministic names, 404 as done, "exists" as success) and records on the node what it created, so
+ * compensation and the sweeper know exactly what to remove. Inputs and outputs are ids and references only.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { isRestError } from "@azure/core-rest-pipeline";
+import * as df from "durable-functions";
+import { v5 as uuidv5 } from "uuid";
+import { buildStepEnvelope } from "../../contract/step-envelope.js";
+import { API_VERSIONS } from "../azure/arm-clients.js";
+import { bootstrapKubeconfig, bootstrapTokenSecret, poolBootstrapRbac } from "../kube/index.js";
+import type { NodeRecord } from "../registry/model.js";
+import { services } from "../services.js";
+import { buildNodePlan, type PlanStep } from "./node-plan.js";
+import { catalogFromSettings } from "./artifact-catalog.js";
+import { TimingOverrides, type Timing } from "./timing.js";
+
+/** What the saga knows about its node and pool: small, and free of secrets. */
+export interface NodeContext {
+  nodeId: string;
+  pool: string;
+  clusterResourceId: string;
+  arc: { resourceGroupId: string; location: string; tags: Record<string, string> };
+  roleGrants: { roleDefinitionId: string; scope: "cluster" | "arcResourceGroup" }[];
+  arch: "amd64" | "arm64";
+  immutable: boolean;
+  /** Timing overrides from settings (tests, sandbox); read here so the saga gets them through its history. */
+  timing?: Partial<Timing>;
+}
+
+export type CreatedObject =
+  | { kind: "mailbox"; id: string }
+  | { kind: "arcMachine"; id: string }
+  | { kind: "roleAssignment"; id: string }
+  | { kind: "bootstrapToken"; id: string; cluster: string }
+  | { kind: "oneTimeSecret"; id: string };
+
+export const objectRef = (o: CreatedObject): string => (o.kind === "bootstrapToken" ? `${o.kind}:${o.cluster}#${o.id}` : `${o.kind}:${o.id}`);
+
+export const MANAGED_BY = "flexnode-onboarding";
+/** Any stable namespace works; what matters is that the name covers scope, principal and role. */
+const ROLE_ASSIGNMENT_NAMESPACE = "5e0c8f2a-6f0e-4f7b-9a53-2f1d8c3b7a10";
+export const BOOTSTRAP_SECRET_REF = "bootstrap-kubeconfig";
+
+const subscriptionOf = (id: string): string => /^\/subscriptions\/([^/]+)/i.exec(id)![1]!;
+export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId">): string => `${ctx.arc.resourceGroupId}/providers/Microsoft.HybridCompute/machines/${ctx.nodeId}`;
+
+async function record(nodeId: string, obj: CreatedObject, change: "add" | "remove"): Promise<void> {
+  const { registry } = await services();
+  const node = await registry.getNode(nodeId);
+  if (!node) return;
+  const ref = objectRef(obj);
+  await registry.updateNode(node, (n) => {
+    const has = n.createdObjects.includes(ref);
+    if (change === "add" ? has : !has) return undefined;
+    return { createdObjects: change === "add" ? [...n.createdObjects, ref] : n.createdObjects.filter((r) => r !== ref) };
+  }, "service:onboard", change === "add" ? "node.object-created" : "node.object-removed");
+}
+
+// ---------------------------------------------------------------- registry
+
+export const reserve = df.app.activity("onboard_reserve", {
+  handler: async (input: { nodeId: string; pool: string }): Promise<NodeContext> => {
+    const { registry, settings } = await services();
+    const node = await registry.getNodeInPool(input.pool, input.nodeId);
+    const pool = await registry.getPool(input.pool);
+    if (!node || !pool) throw new Error(`node ${input.nodeId} or pool ${input.pool} is not in the registry`);
+    if (node.status === "Enrolling") await registry.updateNode(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", { expect: ["Enrolling"] });
+    else if (node.status !== "Onboarding") throw new Error(`node ${input.nodeId} is ${node.status}; only an enrolling node can be onboarded`);
+    return {
+      nodeId: node.nodeId,
+      pool: pool.name,
+      clusterResourceId: pool.clusterResourceId,
+      arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
+      roleGrants: pool.roleGrants,
+      arch: node.facts.arch,
+      immutable: node.facts.immutable.readOnlyUsr || node.facts.immutable.ostree || node.facts.immutable.flatcar || node.facts.immutable.kairos || node.facts.immutable.bootc,
+      timing: settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined,
+    };
+  },
+});
+
+export const markReady = df.app.activity("onboard_markReady", {
+  handler: async (input: { nodeId: string }): Promise<void> => {
+    const { registry } = await services();
+    const node = (await registry.getNode(input.nodeId))!;
+    await registry.updateNode(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready");
+  },
+});
+
+export const markFailed = df.app.activity("onboard_markFailed", {
+  handler: async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<void> => {
+    const { registry, now } = await services();
+    const node = await registry.getNode(input.nodeId);
+    if (!node) return;
+    const message = `${input.message}${input.removed.length ? `; removed: ${input.removed.join(", ")}` : ""}${input.remaining.length ? `; NOT removed: ${input.remaining.join(", ")}` : ""}`;
+    await registry.updateNode(node, () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }), "service:onboard", "node.failed");
+  },
+});
+
+// ---------------------------------------------------------------- mailbox
+
+export const openMailbox = df.app.activity("onboard_openMailbox", {
+  handler: async (input: { nodeId: string }): Promise<CreatedObject> => {
+    const { queue } = await (await services()).mailbox().open(input.nodeId);
+    const obj: CreatedObject = { kind: "mailbox", id: queue };
+    await record(input.nodeId, obj, "add");
+    return obj;
+  },
+});
+
+/** Builds the envelope for one step attempt from the plan and sends it; the plan is rebuilt here, not kept in history. */
+export const sendStep = df.app.activity("onboard_sendStep", {
+  handler: async (input: { context: NodeContext; stepId: string; attempt: number; kubernetesVersion: string; apiServer: string }): Promise<void> => {
+    const svc = await services();
+    const node = (await svc.registry.getNode(input.context.nodeId))!;
+    const step = planFor(input.context, node, input, svc.settings.ARTIFACT_CATALOG).find((s) => s.stepId === input.stepId);
+    const reset = input.stepId === "reset";
+    if (!step && !reset) throw new Error(`no step ${input.stepId} in the plan`);
+    const issuedAt = svc.now();
+    const envelope = buildStepEnvelope(
+      {
+        nodeId: node.nodeId,
+        sagaId: node.sagaInstanceId ?? node.nodeId,
+        stepId: input.stepId,
+        attempt: input.attempt,
+        kind: reset ? "reset" : step!.kind,
+        params: reset ? { scope: "all" } : step!.params,
+        issuedAt,
+        expiresAt: new Date(issuedAt.getTime() + (step?.timeoutMs ?? 300_000)),
+      },
+      { privateKey: svc.signingKey() },
+    );
+    await svc.mailbox().send(envelope);
+  },
+});
+
+export const planSteps = df.app.activity("onboard_planSteps", {
+  handler: async (input: { context: NodeContext; kubernetesVersion: string; apiServer: string }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
+    const svc = await services();
+    const node = (await svc.registry.getNode(input.context.nodeId))!;
+    return planFor(input.context, node, input, svc.settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({ stepId, timeoutMs, maxAttempts }));
+  },
+});
+
+function planFor(context: NodeContext, node: NodeRecord, cluster: { kubernetesVersion: string; apiServer: string }, catalog: string | undefined): PlanStep[] {
+  return buildNodePlan({
+    nodeName: node.nodeId,
+    arch: context.arch,
+    immutable: context.immutable,
+    kubernetesVersion: cluster.kubernetesVersion,
+    apiServer: cluster.apiServer,
+    clusterDns: "10.0.0.10",
+    labels: node.labels,
+    taints: node.taints,
+    bootstrapSecretRef: BOOTSTRAP_SECRET_REF,
+    catalog: catalogFromSettings(catalog),
+  });
+}
+
+// ---------------------------------------------------------------- Arc
+
+/** PUT of the Arc machine (sync 200); returns its id and, when ARM already has it, the identity's principal. */
+export const putArcMachine = df.app.activity("onboard_putArcMachine", {
+  handler: async (input: { context: NodeContext }): Promise<{ machine: CreatedObject; principalId: string | null }> => {
+    const { context } = input;
+    const id = machineIdFor(context);
+    const resources = (await services()).arm().resources(subscriptionOf(id)).resources;
+    const body = {
+      location: context.arc.location,
+      identity: { type: "SystemAssigned" as const },
+      tags: { ...context.arc.tags, "managed-by": MANAGED_BY, "flexnode-node": context.nodeId, "flexnode-pool": context.pool },
+      properties: { osType: "linux" },
+    };
+    // Recorded before the PUT: a crash between the PUT and the record must still leave compensation knowing the machine.
+    const machine: CreatedObject = { kind: "arcMachine", id };
+    await record(context.nodeId, machine, "add");
+    const result = await resources.beginCreateOrUpdateByIdAndWait(id, API_VERSIONS.hybridComputeMachines, body, { updateIntervalInMs: 1_000 });
+    return { machine, principalId: result.identity?.principalId ?? null };
+  },
+});
+
+export const getArcPrincipal = df.app.activity("onboard_getArcPrincipal", {
+  handler: async (input: { machineId: string }): Promise<string | null> => {
+    const resources = (await services()).arm().resources(subscriptionOf(input.machineId)).resources;
+    const m = await resources.getById(input.machineId, API_VERSIONS.hybridComputeMachines);
+    return m.identity?.principalId ?? null;
+  },
+});
+
+// ---------------------------------------------------------------- access
+
+/**
+ * One role assignment, named deterministically over scope + principal + role so a retried PUT is the same
+ * assignment. PrincipalNotFound (the new identity not replicated yet) is thrown for the saga's retry policy;
+ * RoleAssignmentExists (the same grant under another name) is adopted by looking it up.
+ */
+export const grantRole = df.app.activity("onboard_grantRole", {
+  handler: async (input: { nodeId: string; scope: string; roleDefinitionGuid: string; principalId: string }): Promise<CreatedObject> => {
+    const sub = subscriptionOf(input.scope);
+    const authz = (await services()).arm().authorization(sub);
+    const name = uuidv5(`${input.scope.toLowerCase()}|${input.principalId.toLowerCase()}|${input.roleDefinitionGuid.toLowerCase()}`, ROLE_ASSIGNMENT_NAMESPACE);
+    const roleDefinitionId = `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${input.roleDefinitionGuid}`;
+    const obj: CreatedObject = { kind: "roleAssignment", id: `${input.scope}/providers/Microsoft.Authorization/roleAssignments/${name}` };
+    await record(input.nodeId, obj, "add");
+    try {
+      await authz.roleAssignments.create(input.scope, name, { roleDefinitionId, principalId: input.principalId, principalType: "ServicePrincipal", description: `flexnode node ${input.nodeId}` });
+      return obj;
+    } catch (error) {
+      if (!(isRestError(error) && error.code === "RoleAssignmentExists")) throw error;
+    }
+    for await (const existing of authz.roleAssignments.listForScope(input.scope, { filter: `principalId eq '${input.principalId}'` })) {
+      if (existing.roleDefinitionId?.toLowerCase().endsWith(input.roleDefinitionGuid.toLowerCase()) && existing.scope?.toLowerCase() === input.scope.toLowerCase()) {
+        const adopted: CreatedObject = { kind: "roleAssignment", id: existing.id! };
+        await record(input.nodeId, obj, "remove");
+        await record(input.nodeId, adopted, "add");
+        return adopted;
+      }
+    }
+    throw new Error(`RoleAssignmentExists for ${input.principalId} at ${input.scope}, but no such assignment is listed`);
+  },
+});
+
+// ---------------------------------------------------------------- Kubernetes
+
+export const clusterInfo = df.app.activity("onboard_clusterInfo", {
+  handler: async (input: { clusterResourceId: string }): Promise<{ apiServer: string; kubernetesVersion: string }> => {
+    const svc = await services();
+    const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(input.clusterResourceId)!;
+    const cluster = await svc.arm().containerService(m[1]!).managedClusters.get(m[2]!, m[3]!);
+    const { server } = await svc.kube(input.clusterResourceId);
+    return { apiServer: server, kubernetesVersion: cluster.currentKubernetesVersion ?? cluster.kubernetesVersion ?? "1.31.2" };
+  },
+});
+
+/** Per-pool RBAC: the pool's bootstrap group may create CSRs and get node-client CSRs approved, nothing more. */
+export const ensurePoolRbac = df.app.activity("onboard_ensurePoolRbac", {
+  handler: async (input: { clusterResourceId: string; pool: string }): Promise<void> => {
+    const { client } = await (await services()).kube(input.clusterResourceId);
+    for (const binding of poolBootstrapRbac(input.pool).bindings) await client.applyClusterRoleBinding(binding);
+  },
+});
+
+/**
+ * A single-use bootstrap token for this saga run: its id derives from the run (so a retry finds the same Secret), its
+ * secret is random and stored sealed as the node's one-time secret *before* the Secret exists, so a retried activity
+ * reuses it instead of minting a second token.
+ */
+export const issueBootstrapToken = df.app.activity("onboard_issueBootstrapToken", {
+  handler: async (input: { context: NodeContext; runId: string; ttlMs: number }): Promise<CreatedObject[]> => {
+    const svc = await services();
+    const { nodeId, pool, clusterResourceId } = input.context;
+    const { client, server, caPem } = await svc.kube(clusterResourceId);
+    const expiresAt = new Date(svc.now().getTime() + input.ttlMs);
+    const tokenId = createHash("sha256").update(`${nodeId}/${input.runId}`).digest("hex").replace(/[^a-z0-9]/g, "").slice(0, 6);
+    const fresh = `${tokenId}.${randomBytes(12).toString("hex").slice(0, 16)}`;
+    const token = await svc.secrets().putIfAbsent(nodeId, `${BOOTSTRAP_SECRET_REF}.token`, fresh, expiresAt);
+    const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };
+    const tokenObj: CreatedObject = { kind: "bootstrapToken", id: `bootstrap-token-${token.split(".")[0]}`, cluster: clusterResourceId };
+    await record(nodeId, secretObj, "add");
+    await record(nodeId, tokenObj, "add");
+    const kubeconfig = bootstrapKubeconfig({ server, caPem, token, clusterName: clusterResourceId.split("/").pop()! });
+    await svc.secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt);
+    const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });
+    await client.createSecret("kube-system", secret);
+    return [secretObj, tokenObj];
+  },
+});
+
+export const checkNodeReady = df.app.activity("onboard_checkNodeReady", {
+  handler: async (input: { clusterResourceId: string; nodeName: string }): Promise<boolean> => {
+    const { client } = await (await services()).kube(input.clusterResourceId);
+    return (await client.getNode(input.nodeName))?.ready ?? false;
+  },
+});
+
+// ---------------------------------------------------------------- removal (finalize and compensation)
+
+/** Removes one created object; absent is done. Records the removal on the node. */
+export const removeObject = df.app.activity("onboard_removeObject", {
+  handler: async (input: { nodeId: string; object: CreatedObject }): Promise<void> => {
+    const svc = await services();
+    const o = input.object;
+    switch (o.kind) {
+      case "mailbox":
+        await svc.mailbox().close(input.nodeId);
+        break;
+      case "oneTimeSecret":
+        await svc.secrets().remove(input.nodeId, o.id);
+        await svc.secrets().remove(input.nodeId, `${o.id}.token`);
+        break;
+      case "bootstrapToken":
+        await (await svc.kube(o.cluster)).client.deleteSecret("kube-system", o.id);
+        break;
+      case "roleAssignment":
+        await absentIsDone(() => svc.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));
+        break;
+      case "arcMachine":
+        await absentIsDone(() => svc.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }));
+        break;
+    }
+    await record(input.nodeId, o, "remove");
+  },
+});
+
+async function absentIsDone(op: () => Promise<unknown>): Promise<void> {
+  try {
+    await op();
+  } catch (error) {
+    if (!(isRestError(error) && error.statusCode === 404)) throw error;
+  }
+}

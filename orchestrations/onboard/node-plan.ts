@@ -1,0 +1,145 @@
+/**
+ * The node steps of an onboarding, as data the service builds per OS family and the agent executes with its fixed
+ * executors: no shell, every artifact pinned by sha256, every path under /etc, /var or /opt (never /usr). Immutable
+ * hosts (read-only /usr: Flatcar, Fedora CoreOS/IoT, bootc, Kairos) get the container runtime and Kubernetes binaries
+ * as systemd-sysext images in /var/lib/extensions; mutable distros get them under /opt/flexnode.
+ */
+import type { JsonObject } from "../../contract/json.js";
+import type { StepKind } from "../../contract/step-envelope.js";
+
+export interface PlanStep {
+  stepId: string;
+  kind: StepKind;
+  params: JsonObject;
+  /** How long one attempt may take before the saga gives up on it. */
+  timeoutMs: number;
+  /** Attempts before the step fails the saga (every executor is idempotent, so a retry converges). */
+  maxAttempts: number;
+}
+
+export interface Artifact {
+  url: string;
+  sha256: string;
+}
+
+/** Where the agent may fetch artifacts, pinned per Kubernetes version and architecture. */
+export interface ArtifactCatalog {
+  containerd: Record<string, Artifact>;
+  kubernetes: Record<string, Record<string, Artifact>>;
+  cniPlugins: Record<string, Artifact>;
+  sysext: { containerd: Record<string, Artifact>; kubernetes: Record<string, Record<string, Artifact>> };
+}
+
+export interface PlanInput {
+  nodeName: string;
+  arch: "amd64" | "arm64";
+  immutable: boolean;
+  kubernetesVersion: string;
+  apiServer: string;
+  clusterDns: string;
+  labels: Record<string, string>;
+  taints: { key: string; value?: string; effect: string }[];
+  /** Reference of the one-time secret holding the bootstrap kubeconfig. */
+  bootstrapSecretRef: string;
+  catalog: ArtifactCatalog;
+}
+
+const KUBELET_PKI = "/var/lib/kubelet/pki";
+
+export function buildNodePlan(p: PlanInput): PlanStep[] {
+  const k8s = (table: Record<string, Record<string, Artifact>>): Artifact => {
+    const a = table[p.kubernetesVersion]?.[p.arch];
+    if (!a) throw new Error(`no Kubernetes ${p.kubernetesVersion} artifact for ${p.arch} in the catalog`);
+    return a;
+  };
+  const byArch = (table: Record<string, Artifact>, what: string): Artifact => {
+    const a = table[p.arch];
+    if (!a) throw new Error(`no ${what} artifact for ${p.arch} in the catalog`);
+    return a;
+  };
+  const bin = p.immutable ? "/var/lib/extensions" : "/opt/flexnode";
+  const kubeletPath = p.immutable ? "/usr/bin/kubelet" : "/opt/flexnode/bin/kubelet";
+  const labels = Object.entries({ ...p.labels, "kubernetes.azure.com/managed": "false", "flexnode.dev/node": p.nodeName })
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const taints = p.taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`).join(",");
+  const steps: PlanStep[] = [
+    step("preflight", "preflight", { checks: ["root", "cgroup-v2", "swap-off", "kernel-modules", "ports", "var-free-space", "clock", "api-server-reachable"], apiServer: p.apiServer, expectImmutable: p.immutable }, 120_000, 2),
+    step("kernel-modules", "kernelModules", { modules: ["overlay", "br_netfilter"], persistFile: "/etc/modules-load.d/flexnode.conf" }, 60_000),
+    step("sysctl", "sysctl", {
+      dropIn: "/etc/sysctl.d/99-flexnode-kubernetes.conf",
+      settings: { "net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1", "net.ipv4.ip_forward": "1", "vm.overcommit_memory": "1", "kernel.panic": "10", "kernel.panic_on_oops": "1" },
+    }, 60_000),
+  ];
+  if (p.immutable) {
+    steps.push(
+      step("container-runtime", "installSysext", { name: "containerd", artifact: art(byArch(p.catalog.sysext.containerd, "containerd sysext")), directory: bin, refresh: true }, 600_000),
+      step("kubernetes-binaries", "installSysext", { name: `kubernetes-${p.kubernetesVersion}`, artifact: art(k8s(p.catalog.sysext.kubernetes)), directory: bin, refresh: true }, 600_000),
+    );
+  } else {
+    steps.push(
+      step("container-runtime", "fetchArtifact", { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: "/opt/flexnode/containerd", unpack: "tar.gz" }, 600_000),
+      step("kubernetes-binaries", "fetchArtifact", { artifact: art(k8s(p.catalog.kubernetes)), destination: "/opt/flexnode/bin/kubelet", mode: "0755" }, 600_000),
+    );
+  }
+  steps.push(
+    step("cni-plugins", "fetchArtifact", { artifact: art(byArch(p.catalog.cniPlugins, "CNI plugins")), destination: "/opt/cni/bin", unpack: "tar.gz" }, 300_000),
+    step("kubelet-config", "writeFiles", {
+      files: [
+        { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: kubeletConfig(p) },
+        { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, labels, taints) },
+        { path: "/etc/cni/net.d/10-flexnode-bridge.conflist", mode: "0644", content: cniConfig() },
+      ],
+    }, 60_000),
+    step("bootstrap-kubeconfig", "fetchSecret", { secretRef: p.bootstrapSecretRef, path: "/var/lib/kubelet/bootstrap-kubeconfig", mode: "0600" }, 60_000, 2),
+    step("start-kubelet", "systemdUnits", { daemonReload: true, units: [{ name: p.immutable ? "containerd.service" : "flexnode-containerd.service", enable: true, start: true }, { name: "kubelet.service", enable: true, start: true }] }, 120_000),
+    step("kubelet-client-certificate", "waitFor", { file: `${KUBELET_PKI}/kubelet-client-current.pem`, timeoutSeconds: 300 }, 330_000, 1),
+  );
+  return steps;
+}
+
+function step(stepId: string, kind: StepKind, params: JsonObject, timeoutMs: number, maxAttempts = 3): PlanStep {
+  return { stepId, kind, params, timeoutMs, maxAttempts };
+}
+
+const art = (a: Artifact): JsonObject => ({ url: a.url, sha256: a.sha256 });
+
+function kubeletConfig(p: PlanInput): string {
+  return [
+    "apiVersion: kubelet.config.k8s.io/v1beta1",
+    "kind: KubeletConfiguration",
+    "authentication:",
+    "  anonymous: { enabled: false }",
+    "  webhook: { enabled: true }",
+    "  x509: { clientCAFile: /etc/kubernetes/certs/ca.crt }",
+    "authorization: { mode: Webhook }",
+    "cgroupDriver: systemd",
+    `clusterDNS: [${p.clusterDns}]`,
+    "clusterDomain: cluster.local",
+    "protectKernelDefaults: true",
+    "readOnlyPort: 0",
+    "rotateCertificates: true",
+    "serverTLSBootstrap: true",
+    "",
+  ].join("\n");
+}
+
+function kubeletUnit(kubelet: string, labels: string, taints: string): string {
+  return [
+    "[Unit]",
+    "Description=Kubernetes kubelet (flexnode)",
+    "After=network-online.target containerd.service flexnode-containerd.service",
+    "Wants=network-online.target",
+    "[Service]",
+    `ExecStart=${kubelet} --config=/etc/flexnode/kubelet/config.yaml --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --kubeconfig=/var/lib/kubelet/kubeconfig --cert-dir=${KUBELET_PKI} --container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-labels=${labels}${taints ? ` --register-with-taints=${taints}` : ""}`,
+    "Restart=always",
+    "RestartSec=10",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+function cniConfig(): string {
+  return JSON.stringify({ cniVersion: "1.0.0", name: "flexnode", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.0.0/24" }]] } }, { type: "portmap", capabilities: { portMappings: true } }] });
+}

@@ -1,0 +1,180 @@
+/**
+ * onboardNode: the Azure-side saga that turns an enrolled machine into a Ready AKS node (DESIGN §3).
+ *
+ *   reserve → openMailbox → ensureArcMachine → grantAccess → issueKubeletCredential → runNodeSteps → verifyReady → finalize
+ *
+ * Pure decisions: every effect is an activity, time is context.df's, retries are durable retry policies. Each step
+ * appends what it created to `created`; on any failure the saga asks the agent to reset (best effort), removes the
+ * created objects in reverse (role grants before the machine, the mailbox last), and marks the node Failed with the
+ * error and what was removed. History carries ids and references only.
+ */
+import * as df from "durable-functions";
+import type { OrchestrationContext } from "durable-functions";
+import type { StepResultEvent } from "../mailbox/node-results.js";
+import { stepResultEvent } from "../mailbox/node-results.js";
+import { machineIdFor, objectRef, type CreatedObject, type NodeContext } from "./activities.js";
+import { azureRetry, timingFrom, type Timing } from "./timing.js";
+
+export const ONBOARD_NODE = "onboardNode";
+
+export interface OnboardNodeInput {
+  nodeId: string;
+  pool: string;
+  /** adopt: the Arc machine was created by azcmagent; the saga reads it and never deletes it. */
+  mode?: "create" | "adopt";
+  timing?: Partial<Timing>;
+}
+
+export interface OnboardNodeOutput {
+  status: "Ready" | "Failed";
+  error?: { code: string; message: string };
+  removed?: string[];
+  remaining?: string[];
+}
+
+export interface OnboardStatus {
+  phase: string;
+  step?: string;
+  attempt?: number;
+  lastError?: string;
+}
+
+/** A failure the saga understands: the code becomes the node's lastError code. */
+class SagaError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function* onboardNode(context: OrchestrationContext): Generator<df.Task, OnboardNodeOutput, unknown> {
+  const input = context.df.getInput<OnboardNodeInput>();
+  let timing = timingFrom(input.timing);
+  let retry = azureRetry(timing);
+  const created: CreatedObject[] = [];
+  let status: OnboardStatus = { phase: "reserve" };
+  const show = (next: Partial<OnboardStatus>) => {
+    status = { ...status, ...next };
+    context.df.setCustomStatus(status);
+  };
+  let ctx: NodeContext | undefined;
+  let cluster: { apiServer: string; kubernetesVersion: string } | undefined;
+
+  try {
+    show({ phase: "reserve" });
+    ctx = (yield context.df.callActivity("onboard_reserve", { nodeId: input.nodeId, pool: input.pool })) as NodeContext;
+    timing = timingFrom({ ...ctx.timing, ...input.timing });
+    retry = azureRetry(timing);
+
+    show({ phase: "openMailbox" });
+    created.push((yield context.df.callActivityWithRetry("onboard_openMailbox", retry, { nodeId: ctx.nodeId })) as CreatedObject);
+
+    show({ phase: "ensureArcMachine" });
+    let principalId: string | null;
+    const machineId = machineIdFor(ctx);
+    if (input.mode === "adopt") {
+      principalId = (yield context.df.callActivityWithRetry("onboard_getArcPrincipal", retry, { machineId })) as string | null;
+    } else {
+      const put = (yield context.df.callActivityWithRetry("onboard_putArcMachine", retry, { context: ctx })) as { machine: CreatedObject; principalId: string | null };
+      created.push(put.machine);
+      principalId = put.principalId;
+    }
+    for (let i = 0; principalId === null; i++) {
+      if (i >= timing.principalPoll.attempts) throw new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} polls`);
+      yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.principalPoll.intervalMs));
+      principalId = (yield context.df.callActivityWithRetry("onboard_getArcPrincipal", retry, { machineId })) as string | null;
+    }
+
+    show({ phase: "grantAccess" });
+    for (const grant of ctx.roleGrants) {
+      const scope = grant.scope === "cluster" ? ctx.clusterResourceId : ctx.arc.resourceGroupId;
+      created.push((yield context.df.callActivityWithRetry("onboard_grantRole", retry, { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId })) as CreatedObject);
+    }
+
+    show({ phase: "issueKubeletCredential" });
+    cluster = (yield context.df.callActivityWithRetry("onboard_clusterInfo", retry, { clusterResourceId: ctx.clusterResourceId })) as { apiServer: string; kubernetesVersion: string };
+    yield context.df.callActivityWithRetry("onboard_ensurePoolRbac", retry, { clusterResourceId: ctx.clusterResourceId, pool: ctx.pool });
+    const runId = context.df.newGuid(context.df.instanceId);
+    created.push(...((yield context.df.callActivityWithRetry("onboard_issueBootstrapToken", retry, { context: ctx, runId, ttlMs: 2 * 3600_000 })) as CreatedObject[]));
+
+    show({ phase: "runNodeSteps" });
+    const steps = (yield context.df.callActivityWithRetry("onboard_planSteps", retry, { context: ctx, ...cluster })) as { stepId: string; timeoutMs: number; maxAttempts: number }[];
+    for (const step of steps) {
+      for (let attempt = 1; ; attempt++) {
+        show({ step: step.stepId, attempt });
+        const result = yield* runStepAttempt(context, retry, { context: ctx, cluster, stepId: step.stepId, attempt, timeoutMs: step.timeoutMs * timing.stepTimeoutScale });
+        if (result && result.outcome === "succeeded") break;
+        const why = result ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}` : `no result within ${step.timeoutMs * timing.stepTimeoutScale} ms`;
+        show({ lastError: `${step.stepId} attempt ${attempt}: ${why}` });
+        const retryable = !result || result.error?.retryable === true;
+        if (!retryable || attempt >= step.maxAttempts) throw new SagaError(result ? "NodeStepFailed" : "NodeStepTimedOut", `step ${step.stepId} failed after ${attempt} attempt(s): ${why}`);
+      }
+    }
+
+    show({ phase: "verifyReady", step: undefined, attempt: undefined });
+    for (let i = 0; ; i++) {
+      const ready = (yield context.df.callActivityWithRetry("onboard_checkNodeReady", retry, { clusterResourceId: ctx.clusterResourceId, nodeName: ctx.nodeId })) as boolean;
+      if (ready) break;
+      if (i + 1 >= timing.readyPoll.attempts) throw new SagaError("NodeNotReady", `the Node object is not Ready after ${timing.readyPoll.attempts} checks`);
+      yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.readyPoll.intervalMs));
+    }
+
+    show({ phase: "finalize" });
+    // The kubelet has its client certificate: the bootstrap token and its sealed copy have done their job.
+    for (const o of created.filter((c) => c.kind === "bootstrapToken" || c.kind === "oneTimeSecret")) {
+      yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: ctx.nodeId, object: o });
+    }
+    yield context.df.callActivityWithRetry("onboard_markReady", retry, { nodeId: ctx.nodeId });
+    show({ phase: "done" });
+    return { status: "Ready" };
+  } catch (error) {
+    // A precise error: which phase (and step), and what failed there.
+    const code = error instanceof SagaError ? error.code : `${status.phase}Failed`;
+    const message = `${status.phase}${status.step ? ` (${status.step})` : ""}: ${error instanceof Error ? error.message : String(error)}`;
+    show({ phase: "compensating", lastError: message });
+    if (ctx && cluster && created.some((c) => c.kind === "mailbox")) {
+      // Best effort: the agent undoes what its manifest records; the saga does not depend on the answer.
+      yield* runStepAttempt(context, retry, { context: ctx, cluster, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
+    }
+    const removed: string[] = [];
+    const remaining: string[] = [];
+    for (const o of [...created].reverse()) {
+      try {
+        yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: input.nodeId, object: o });
+        removed.push(objectRef(o));
+      } catch {
+        remaining.push(objectRef(o));
+      }
+    }
+    yield context.df.callActivityWithRetry("onboard_markFailed", retry, { nodeId: input.nodeId, code, message, removed, remaining });
+    show({ phase: "failed" });
+    return { status: "Failed", error: { code, message }, removed, remaining };
+  }
+}
+
+/** Sends one attempt of a step and waits for its result or its timeout, whichever comes first. */
+function* runStepAttempt(
+  context: OrchestrationContext,
+  retry: df.RetryOptions,
+  a: { context: NodeContext; cluster: { apiServer: string; kubernetesVersion: string }; stepId: string; attempt: number; timeoutMs: number },
+  options: { bestEffort?: boolean } = {},
+): Generator<df.Task, StepResultEvent | undefined, unknown> {
+  try {
+    yield context.df.callActivityWithRetry("onboard_sendStep", retry, { context: a.context, stepId: a.stepId, attempt: a.attempt, ...a.cluster });
+  } catch (error) {
+    if (options.bestEffort) return undefined;
+    throw error;
+  }
+  const result = context.df.waitForExternalEvent(stepResultEvent(a.stepId, a.attempt));
+  const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + a.timeoutMs));
+  const winner = yield context.df.Task.any([result, timeout]);
+  if (winner === result) {
+    timeout.cancel();
+    return result.result as StepResultEvent;
+  }
+  return undefined;
+}
+
+df.app.orchestration(ONBOARD_NODE, onboardNode);

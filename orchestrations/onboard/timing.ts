@@ -1,0 +1,43 @@
+/**
+ * How long the saga waits and how it retries. Production values are sized for ARM throttling (a write bucket refills
+ * at 10/s per principal, and 429s ask for seconds) and for slow nodes; tests pass smaller ones in the saga input.
+ */
+import * as df from "durable-functions";
+import { z } from "zod";
+
+export interface Timing {
+  /** Retry policy for activities that call Azure (ARM, Service Bus management, Kubernetes API). */
+  azureRetry: { firstRetryMs: number; backoff: number; maxRetryMs: number; maxAttempts: number };
+  /** Polls for the Arc machine's identity to appear. */
+  principalPoll: { intervalMs: number; attempts: number };
+  /** Polls for the Node object to be Ready after the kubelet started. */
+  readyPoll: { intervalMs: number; attempts: number };
+  /** Multiplies every node step's own timeout (1 in production). */
+  stepTimeoutScale: number;
+  /** How long compensation waits for the agent to confirm its reset. */
+  resetWaitMs: number;
+}
+
+export const PRODUCTION_TIMING: Timing = {
+  azureRetry: { firstRetryMs: 5_000, backoff: 2, maxRetryMs: 60_000, maxAttempts: 6 },
+  principalPoll: { intervalMs: 5_000, attempts: 24 },
+  readyPoll: { intervalMs: 10_000, attempts: 30 },
+  stepTimeoutScale: 1,
+  resetWaitMs: 120_000,
+};
+
+export function timingFrom(overrides: Partial<Timing> | undefined): Timing {
+  return { ...PRODUCTION_TIMING, ...overrides };
+}
+
+export function azureRetry(t: Timing): df.RetryOptions {
+  const r = new df.RetryOptions(t.azureRetry.firstRetryMs, t.azureRetry.maxAttempts);
+  r.backoffCoefficient = t.azureRetry.backoff;
+  r.maxRetryIntervalInMilliseconds = t.azureRetry.maxRetryMs;
+  return r;
+}
+
+const Policy = z.strictObject({ firstRetryMs: z.int().min(1), backoff: z.number().min(1), maxRetryMs: z.int().min(1), maxAttempts: z.int().min(1).max(20) });
+const Poll = z.strictObject({ intervalMs: z.int().min(1), attempts: z.int().min(1) });
+/** `SAGA_TIMING` (JSON): overrides for tests and the local sandbox; production leaves it unset. */
+export const TimingOverrides = z.strictObject({ azureRetry: Policy, principalPoll: Poll, readyPoll: Poll, stepTimeoutScale: z.number().positive(), resetWaitMs: z.int().min(1) }).partial();

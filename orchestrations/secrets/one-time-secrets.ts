@@ -1,0 +1,63 @@
+/**
+ * One-time secrets for nodes (the bootstrap kubeconfig): stored encrypted in the registry (AES-256-GCM with the
+ * service's data key, the node id and reference as associated data so a ciphertext cannot be moved to another slot),
+ * handed to the node once over the signed node API, and deleted on that read or on compensation. Saga history and
+ * queue messages carry only the reference.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import type { Registry } from "../registry/registry.js";
+
+export interface SealedSecret {
+  iv: string;
+  ciphertext: string;
+  tag: string;
+  expiresAt: string;
+}
+
+export class OneTimeSecrets {
+  constructor(
+    private readonly registry: Registry,
+    /** 32-byte data key (Key Vault reference in Azure). */
+    private readonly key: Buffer,
+  ) {
+    if (key.length !== 32) throw new RangeError("the secrets key must be 32 bytes");
+  }
+
+  /** Stores `value` under (node, ref) unless something is stored there already; returns what is stored. */
+  async putIfAbsent(nodeId: string, ref: string, value: string, expiresAt: Date): Promise<string> {
+    const existing = await this.peek(nodeId, ref);
+    if (existing !== undefined) return existing;
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.key, iv);
+    cipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
+    const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
+    const sealed: SealedSecret = { iv: iv.toString("base64"), ciphertext: ciphertext.toString("base64"), tag: cipher.getAuthTag().toString("base64"), expiresAt: expiresAt.toISOString() };
+    if (await this.registry.putSealedSecret(nodeId, ref, sealed)) return value;
+    // Lost a race with a concurrent writer (a retried activity): theirs is the one stored.
+    return (await this.peek(nodeId, ref))!;
+  }
+
+  /** Reads without consuming (the saga's own idempotent re-reads). */
+  async peek(nodeId: string, ref: string): Promise<string | undefined> {
+    const sealed = await this.registry.getSealedSecret(nodeId, ref);
+    return sealed ? this.open(nodeId, ref, sealed) : undefined;
+  }
+
+  /** The node's read: returns the value once and deletes it; an expired secret is deleted and not returned. */
+  async take(nodeId: string, ref: string, now: Date): Promise<string | undefined> {
+    const taken = await this.registry.takeSealedSecret(nodeId, ref);
+    if (!taken || Date.parse(taken.expiresAt) <= now.getTime()) return undefined;
+    return this.open(nodeId, ref, taken);
+  }
+
+  async remove(nodeId: string, ref: string): Promise<boolean> {
+    return this.registry.deleteSealedSecret(nodeId, ref);
+  }
+
+  private open(nodeId: string, ref: string, sealed: SealedSecret): string {
+    const decipher = createDecipheriv("aes-256-gcm", this.key, Buffer.from(sealed.iv, "base64"));
+    decipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
+    decipher.setAuthTag(Buffer.from(sealed.tag, "base64"));
+    return Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, "base64")), decipher.final()]).toString("utf8");
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The composition root: the service's long-lived dependencies, built once per process from the app settings and shared
+ * by every trigger and activity (clients are expensive to build and hold connection pools). Rebuilt only if the
+ * settings they depend on change, which in practice happens only in tests. Tests and the local sandbox replace parts
+ * with `overrideServices` (emulator transports, clocks) — the same objects, pointed elsewhere.
+ */
+import { createPrivateKey, type KeyObject } from "node:crypto";
+import type { TokenCredential } from "@azure/core-auth";
+import { DefaultAzureCredential } from "@azure/identity";
+import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
+import { ArmClients } from "./azure/arm-clients.js";
+import { KubeClient, kubeTargetFromKubeconfig } from "./kube/index.js";
+import { Mailbox } from "./mailbox/mailbox.js";
+import { Registry } from "./registry/registry.js";
+import { OneTimeSecrets } from "./secrets/one-time-secrets.js";
+import { settings, type Settings } from "./settings.js";
+
+export interface KubeAccess {
+  client: KubeClient;
+  server: string;
+  caPem: string;
+}
+
+export class NotConfiguredError extends Error {
+  constructor(readonly what: string) {
+    super(`${what} is not set`);
+    this.name = "NotConfiguredError";
+  }
+}
+
+export interface Services {
+  settings: Settings;
+  registry: Registry;
+  now: () => Date;
+  /** The node mailboxes; NotConfiguredError when Service Bus is not configured. */
+  mailbox(): Mailbox;
+  /** The key that signs step envelopes; NotConfiguredError when not configured. */
+  signingKey(): KeyObject;
+  secrets(): OneTimeSecrets;
+  arm(): ArmClients;
+  /** A Kubernetes API client for a cluster, with the service's access to it, and the server and CA nodes will use. */
+  kube(clusterResourceId: string): Promise<KubeAccess>;
+}
+
+let cached: { key: string; services: Services; ready: Promise<void> } | undefined;
+let overrides: Partial<Omit<Services, "settings" | "registry">> = {};
+
+/** Replaces parts of the services (tests, the local sandbox). `{}` restores the defaults. */
+export function overrideServices(parts: Partial<Omit<Services, "settings" | "registry">>): void {
+  overrides = parts;
+}
+
+export async function services(): Promise<Services> {
+  const s = settings();
+  const key = JSON.stringify([
+    s.REGISTRY_CONNECTION, s.REGISTRY_TABLE_ENDPOINT, s.REGISTRY_TABLE_PREFIX, s.AZURE_CLIENT_ID, s.SERVICEBUS_CONNECTION,
+    s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace, s.SERVICEBUS_NODE_NAMESPACE, s.MAILBOX_LISTEN_KEY, s.MAILBOX_SEND_KEY,
+    s.SERVICE_SIGNING_KEY, s.SECRETS_KEY, s.ARM_ENDPOINT,
+  ]);
+  if (!cached || cached.key !== key) {
+    const credential = lazy<TokenCredential>(() => new DefaultAzureCredential({ managedIdentityClientId: s.AZURE_CLIENT_ID }));
+    const registry = new Registry(
+      s.REGISTRY_CONNECTION ? { connectionString: s.REGISTRY_CONNECTION, prefix: s.REGISTRY_TABLE_PREFIX } : { endpoint: s.REGISTRY_TABLE_ENDPOINT, credential: credential(), prefix: s.REGISTRY_TABLE_PREFIX },
+    );
+    const arm = lazy(() => new ArmClients({ credential: credential(), endpoint: s.ARM_ENDPOINT }));
+    const built: Services = {
+      settings: s,
+      registry,
+      now: () => new Date(),
+      mailbox: lazy(() => buildMailbox(s, credential)),
+      signingKey: lazy(() => {
+        if (!s.SERVICE_SIGNING_KEY) throw new NotConfiguredError("SERVICE_SIGNING_KEY");
+        return createPrivateKey(s.SERVICE_SIGNING_KEY);
+      }),
+      secrets: lazy(() => {
+        if (!s.SECRETS_KEY) throw new NotConfiguredError("SECRETS_KEY");
+        return new OneTimeSecrets(registry, Buffer.from(s.SECRETS_KEY, "base64"));
+      }),
+      arm,
+      // Reads the ARM clients at call time, so an override of arm() (tests, sandbox) also serves this path.
+      kube: (clusterResourceId) => kubeWithAdminCredential((overrides.arm ?? arm)(), clusterResourceId),
+    };
+    cached = { key, services: built, ready: registry.ensureTables() };
+  }
+  const current = cached;
+  try {
+    await current.ready;
+  } catch (error) {
+    // A failed table check must not poison the process: the next call tries again.
+    if (cached === current) cached = undefined;
+    throw error;
+  }
+  return { ...current.services, ...overrides, settings: s };
+}
+
+/**
+ * The cluster's API server, CA and an admin token from AKS's admin credential (clusters with local accounts).
+ * Clusters with local accounts disabled need an Entra token for the AKS server app instead (not built yet).
+ */
+async function kubeWithAdminCredential(arm: ArmClients, clusterResourceId: string): Promise<KubeAccess> {
+  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(clusterResourceId);
+  if (!m) throw new Error(`not an AKS cluster id: ${clusterResourceId}`);
+  const result = await arm.containerService(m[1]!).managedClusters.listClusterAdminCredentials(m[2]!, m[3]!);
+  const kubeconfig = result.kubeconfigs?.[0]?.value;
+  if (!kubeconfig) throw new Error(`AKS returned no admin kubeconfig for ${clusterResourceId}`);
+  const target = kubeTargetFromKubeconfig(Buffer.from(kubeconfig).toString("utf8"));
+  return { client: new KubeClient(target), server: target.server, caPem: target.caPem };
+}
+
+function buildMailbox(s: Settings, credential: () => TokenCredential): Mailbox {
+  if (!s.MAILBOX_LISTEN_KEY || !s.MAILBOX_SEND_KEY) throw new NotConfiguredError("MAILBOX_LISTEN_KEY and MAILBOX_SEND_KEY");
+  let host: string;
+  let client: ServiceBusClient;
+  let admin: ServiceBusAdministrationClient;
+  if (s.SERVICEBUS_CONNECTION) {
+    host = /Endpoint=sb:\/\/([^/;]+)/i.exec(s.SERVICEBUS_CONNECTION)![1]!;
+    client = new ServiceBusClient(s.SERVICEBUS_CONNECTION);
+    admin = new ServiceBusAdministrationClient(s.SERVICEBUS_CONNECTION);
+  } else if (s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace) {
+    host = s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace;
+    client = new ServiceBusClient(host, credential());
+    admin = new ServiceBusAdministrationClient(host, credential());
+  } else {
+    throw new NotConfiguredError("SERVICEBUS_CONNECTION");
+  }
+  return new Mailbox({
+    client,
+    admin,
+    namespaceUri: `sb://${host}`,
+    nodeNamespace: s.SERVICEBUS_NODE_NAMESPACE ?? host,
+    listenRule: { name: s.MAILBOX_LISTEN_RULE, key: s.MAILBOX_LISTEN_KEY },
+    sendRule: { name: s.MAILBOX_SEND_RULE, key: s.MAILBOX_SEND_KEY },
+  });
+}
+
+function lazy<T>(build: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: build() }).v;
+}

@@ -1,0 +1,115 @@
+/**
+ * The agent's side of the saga, scripted: receives the node's envelopes with its own SAS token, verifies them with the
+ * service key, acts out the step (fetching the bootstrap kubeconfig over the signed node API, and "joining" the
+ * kubelet in the Kubernetes emulator when the kubelet would), and answers with a signed result — or fails, stays
+ * silent, or answers twice, as the script says.
+ */
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { AzureSASCredential } from "@azure/core-auth";
+import { ServiceBusClient, type ServiceBusReceiver } from "@azure/service-bus";
+import { importPublicKey } from "../../contract/keys.js";
+import { signNodeRequest } from "../../contract/node-request.js";
+import { verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
+import { buildStepResult } from "../../contract/step-result.js";
+import type { NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbox.js";
+import type { TestApp } from "../enrolment/app.js";
+import type { KubeEmulator } from "../kube-emulator/index.js";
+
+export type StepBehaviour = "succeed" | "fail" | "failRetryable" | "silent" | "duplicate";
+export type Script = (envelope: StepEnvelope) => StepBehaviour;
+
+export class AgentResponder {
+  pending = 0;
+  resultsSent = 0;
+  readonly seen: { stepId: string; attempt: number; behaviour: StepBehaviour }[] = [];
+  readonly errors: unknown[] = [];
+  private client: ServiceBusClient | undefined;
+  private receiver: ServiceBusReceiver | undefined;
+  private bootstrapToken: string | undefined;
+
+  constructor(
+    private readonly o: {
+      app: TestApp;
+      kube: KubeEmulator;
+      nodeId: string;
+      privateKey: KeyObject;
+      servicePublicKey: KeyObject | string;
+      mailbox: NodeMailboxCredentials;
+      script?: Script;
+    },
+  ) {}
+
+  start(): void {
+    this.client = new ServiceBusClient(this.o.mailbox.namespace, new AzureSASCredential(this.o.mailbox.listenSas));
+    this.receiver = this.client.createReceiver(this.o.mailbox.queue);
+    this.receiver.subscribe(
+      {
+        processMessage: async (m) => {
+          this.pending++;
+          try {
+            await this.handle(m.body as StepEnvelope);
+          } catch (error) {
+            this.errors.push(error);
+          } finally {
+            this.pending--;
+          }
+        },
+        processError: async () => undefined,
+      },
+      { autoCompleteMessages: true },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.receiver?.close();
+    await this.client?.close();
+  }
+
+  private async handle(raw: StepEnvelope): Promise<void> {
+    const key = this.o.servicePublicKey;
+    const servicePublicKey = typeof key === "string" ? importPublicKey(key) : key.type === "private" ? createPublicKey(key) : key;
+    const envelope = verifyStepEnvelope(raw, { servicePublicKey, nodeId: this.o.nodeId, now: new Date() });
+    const behaviour = (this.o.script ?? (() => "succeed"))(envelope);
+    this.seen.push({ stepId: envelope.stepId, attempt: envelope.attempt, behaviour });
+    if (behaviour === "silent") return;
+    const startedAt = new Date();
+    if (behaviour === "succeed" || behaviour === "duplicate") await this.act(envelope);
+    const failed = behaviour === "fail" || behaviour === "failRetryable";
+    const result = buildStepResult(
+      {
+        nodeId: this.o.nodeId,
+        sagaId: envelope.sagaId,
+        stepId: envelope.stepId,
+        attempt: envelope.attempt,
+        startedAt,
+        finishedAt: new Date(),
+        manifestDigest: `sha256:${"0".repeat(64)}`,
+        ...(failed ? { outcome: "failed" as const, error: { code: "ScriptedFailure", message: `scripted failure of ${envelope.stepId}`, retryable: behaviour === "failRetryable" } } : { outcome: "succeeded" as const, output: {} }),
+      },
+      { privateKey: this.o.privateKey },
+    );
+    const sender = new ServiceBusClient(this.o.mailbox.namespace, new AzureSASCredential(this.o.mailbox.sendSas));
+    try {
+      const copies = behaviour === "duplicate" ? 2 : 1;
+      for (let i = 0; i < copies; i++) await sender.createSender(this.o.mailbox.resultsQueue).sendMessages({ body: result, messageId: `${envelope.stepId}/${envelope.attempt}/${i}`, contentType: "application/json" });
+      this.resultsSent += copies;
+    } finally {
+      await sender.close();
+    }
+  }
+
+  /** What a real agent's executor would leave behind that the cluster can see. */
+  private async act(envelope: StepEnvelope): Promise<void> {
+    if (envelope.kind === "fetchSecret") {
+      const path = `/api/node/secrets/${String(envelope.params.secretRef)}`;
+      const headers = await signNodeRequest({ method: "POST", url: path, body: "" }, { privateKey: this.o.privateKey, now: new Date() });
+      const res = await this.o.app.call("POST", path, { headers });
+      if (res.status !== 200) throw new Error(`secret fetch answered ${res.status}: ${res.body}`);
+      this.bootstrapToken = /token:\s*(\S+)/.exec((res.json as { value: string }).value)?.[1];
+    }
+    if (envelope.stepId === "kubelet-client-certificate") {
+      if (!this.bootstrapToken) throw new Error("the kubelet has no bootstrap token");
+      this.o.kube.joinNode(this.o.nodeId, { bootstrapToken: this.bootstrapToken, labels: {} });
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { inject } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Registry } from "../../orchestrations/registry/registry.js";
+import { startWorld, type World } from "./world.js";
+
+let world: World;
+beforeEach(async () => {
+  world = await startWorld();
+});
+afterEach(async () => {
+  await world.close();
+});
+
+const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+
+describe("onboardNode", () => {
+  it("takes a node to Ready with exactly the expected Azure and Kubernetes objects, and no bootstrap token left", async () => {
+    const { nodeId, agent } = await world.enrol();
+    const done = await world.settle(nodeId);
+    expect(agent.errors).toEqual([]);
+    expect(done).toMatchObject({ runtimeStatus: "Completed", output: { status: "Ready" }, customStatus: { phase: "done" } });
+
+    const node = (await registry().getNode(nodeId))!;
+    expect(node.status).toBe("Ready");
+    const machines = world.arm.inspect.machines();
+    expect(machines.map((m) => m.id.split("/").pop())).toEqual([nodeId]);
+    expect(machines[0]!.tags).toMatchObject({ "managed-by": "flexnode-onboarding", "flexnode-node": nodeId, "flexnode-pool": "edge" });
+    const grants = world.arm.inspect.roleAssignments();
+    expect(grants).toHaveLength(2);
+    expect(grants.every((g) => g.principalId === machines[0]!.principalId && g.principalType === "ServicePrincipal")).toBe(true);
+    expect(node.createdObjects.sort()).toEqual([`mailbox:node-${nodeId}`, `arcMachine:${machines[0]!.id}`, ...grants.map((g) => `roleAssignment:${g.id}`)].sort());
+
+    const kube = world.kube.inspect();
+    expect(kube.nodes.map((n) => n.name)).toEqual([nodeId]);
+    expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
+    expect(kube.clusterRoleBindings.map((b) => b.name).filter((n) => n.startsWith("flexnode:")).sort()).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
+    expect(agent.seen.map((s) => s.stepId)).toEqual([
+      "preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate",
+    ]);
+  });
+});
