@@ -34,9 +34,22 @@ export type CreatedObject =
   | { kind: "arcMachine"; id: string }
   | { kind: "roleAssignment"; id: string }
   | { kind: "bootstrapToken"; id: string; cluster: string }
-  | { kind: "oneTimeSecret"; id: string };
+  | { kind: "oneTimeSecret"; id: string }
+  /** The Node object the kubelet registers: the saga caused it, so compensation removes it. */
+  | { kind: "kubeNode"; id: string; cluster: string };
 
-export const objectRef = (o: CreatedObject): string => (o.kind === "bootstrapToken" ? `${o.kind}:${o.cluster}#${o.id}` : `${o.kind}:${o.id}`);
+export function parseObjectRef(ref: string): CreatedObject {
+  const colon = ref.indexOf(":");
+  const kind = ref.slice(0, colon) as CreatedObject["kind"];
+  const rest = ref.slice(colon + 1);
+  if (kind === "bootstrapToken" || kind === "kubeNode") {
+    const hash = rest.lastIndexOf("#");
+    return { kind, cluster: rest.slice(0, hash), id: rest.slice(hash + 1) };
+  }
+  return { kind, id: rest } as CreatedObject;
+}
+
+export const objectRef = (o: CreatedObject): string => (o.kind === "bootstrapToken" || o.kind === "kubeNode" ? `${o.kind}:${o.cluster}#${o.id}` : `${o.kind}:${o.id}`);
 
 export const MANAGED_BY = "flexnode-onboarding";
 /** Any stable namespace works; what matters is that the name covers scope, principal and role. */
@@ -268,6 +281,15 @@ export const issueBootstrapToken = df.app.activity("onboard_issueBootstrapToken"
   },
 });
 
+/** Records, before the kubelet can start, that a Node object may appear in the cluster under the node's name. */
+export const expectKubeNode = df.app.activity("onboard_expectKubeNode", {
+  handler: async (input: { nodeId: string; cluster: string }): Promise<CreatedObject> => {
+    const obj: CreatedObject = { kind: "kubeNode", id: input.nodeId, cluster: input.cluster };
+    await record(input.nodeId, obj, "add");
+    return obj;
+  },
+});
+
 export const checkNodeReady = df.app.activity("onboard_checkNodeReady", {
   handler: async (input: { clusterResourceId: string; nodeName: string }): Promise<boolean> => {
     const { client } = await (await services()).kube(input.clusterResourceId);
@@ -276,6 +298,18 @@ export const checkNodeReady = df.app.activity("onboard_checkNodeReady", {
 });
 
 // ---------------------------------------------------------------- removal (finalize and compensation)
+
+/**
+ * What compensation must remove: everything recorded on the node, in creation order. Activities record an object
+ * before the call that creates it, so this includes objects whose creating call failed or crashed half-way — the
+ * saga's own list cannot know those. Removing an absent object is done, so over-approximating is safe.
+ */
+export const recordedObjects = df.app.activity("onboard_recordedObjects", {
+  handler: async (input: { nodeId: string }): Promise<CreatedObject[]> => {
+    const node = await (await services()).registry.getNode(input.nodeId);
+    return (node?.createdObjects ?? []).map(parseObjectRef);
+  },
+});
 
 /** Removes one created object; absent is done. Records the removal on the node. */
 export const removeObject = df.app.activity("onboard_removeObject", {
@@ -292,6 +326,9 @@ export const removeObject = df.app.activity("onboard_removeObject", {
         break;
       case "bootstrapToken":
         await (await svc.kube(o.cluster)).client.deleteSecret("kube-system", o.id);
+        break;
+      case "kubeNode":
+        await (await svc.kube(o.cluster)).client.deleteNode(o.id);
         break;
       case "roleAssignment":
         await absentIsDone(() => svc.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));

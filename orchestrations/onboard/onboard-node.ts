@@ -100,6 +100,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     created.push(...((yield context.df.callActivityWithRetry("onboard_issueBootstrapToken", retry, { context: ctx, runId, ttlMs: 2 * 3600_000 })) as CreatedObject[]));
 
     show({ phase: "runNodeSteps" });
+    created.push((yield context.df.callActivityWithRetry("onboard_expectKubeNode", retry, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId })) as CreatedObject);
     const steps = (yield context.df.callActivityWithRetry("onboard_planSteps", retry, { context: ctx, ...cluster })) as { stepId: string; timeoutMs: number; maxAttempts: number }[];
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
@@ -140,7 +141,15 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     }
     const removed: string[] = [];
     const remaining: string[] = [];
-    for (const o of [...created].reverse()) {
+    // The registry's record is the superset (it includes objects whose creating activity failed after recording).
+    let toRemove = [...created];
+    try {
+      const recorded = (yield context.df.callActivityWithRetry("onboard_recordedObjects", retry, { nodeId: input.nodeId })) as CreatedObject[];
+      toRemove = [...recorded, ...created.filter((c) => !recorded.some((r) => objectRef(r) === objectRef(c)))];
+    } catch {
+      // The registry is unreachable: remove what the saga itself knows; the sweeper finds the rest by tag.
+    }
+    for (const o of toRemove.reverse()) {
       try {
         yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: input.nodeId, object: o });
         removed.push(objectRef(o));

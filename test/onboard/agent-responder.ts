@@ -15,7 +15,8 @@ import type { NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbo
 import type { TestApp } from "../enrolment/app.js";
 import type { KubeEmulator } from "../kube-emulator/index.js";
 
-export type StepBehaviour = "succeed" | "fail" | "failRetryable" | "silent" | "duplicate";
+/** succeedWithoutEffect: reports success but changes nothing the cluster can see (a kubelet that never comes up). */
+export type StepBehaviour = "succeed" | "succeedWithoutEffect" | "fail" | "failRetryable" | "silent" | "duplicate";
 export type Script = (envelope: StepEnvelope) => StepBehaviour;
 
 export class AgentResponder {
@@ -74,6 +75,7 @@ export class AgentResponder {
     if (behaviour === "silent") return;
     const startedAt = new Date();
     if (behaviour === "succeed" || behaviour === "duplicate") await this.act(envelope);
+    else if (behaviour === "succeedWithoutEffect" && envelope.kind === "fetchSecret") await this.act(envelope);
     const failed = behaviour === "fail" || behaviour === "failRetryable";
     const result = buildStepResult(
       {

@@ -1,7 +1,7 @@
 import { inject } from "vitest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/registry/registry.js";
-import { startWorld, type World } from "./world.js";
+import { CLUSTER_ID, startWorld, type World } from "./world.js";
 
 let world: World;
 beforeEach(async () => {
@@ -28,7 +28,7 @@ describe("onboardNode", () => {
     const grants = world.arm.inspect.roleAssignments();
     expect(grants).toHaveLength(2);
     expect(grants.every((g) => g.principalId === machines[0]!.principalId && g.principalType === "ServicePrincipal")).toBe(true);
-    expect(node.createdObjects.sort()).toEqual([`mailbox:node-${nodeId}`, `arcMachine:${machines[0]!.id}`, ...grants.map((g) => `roleAssignment:${g.id}`)].sort());
+    expect(node.createdObjects.sort()).toEqual([`mailbox:node-${nodeId}`, `arcMachine:${machines[0]!.id}`, ...grants.map((g) => `roleAssignment:${g.id}`), `kubeNode:${CLUSTER_ID}#${nodeId}`].sort());
 
     const kube = world.kube.inspect();
     expect(kube.nodes.map((n) => n.name)).toEqual([nodeId]);

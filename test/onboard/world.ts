@@ -86,7 +86,7 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
 
   const mailbox = new Mailbox({
     client: new ServiceBusClient(sb.connectionString()),
-    admin: new ServiceBusAdministrationClient(sb.connectionString(), sb.adminClientOptions()),
+    admin: new ServiceBusAdministrationClient(sb.connectionString(), { ...sb.adminClientOptions(), retryOptions: { maxRetries: 0 } }),
     namespaceUri: sb.endpoint,
     nodeNamespace: sb.credentialNamespace,
     listenRule: mailboxRules.listen,

@@ -15,6 +15,7 @@ import type { QueueRegistry } from "./queue-registry.js";
 import { MAX_LOCK_DURATION_MS, MIN_LOCK_DURATION_MS, QUEUE_NAME, type QueueSettings } from "./queue-settings.js";
 import { checkSasToken } from "./token-check.js";
 import type { Clock } from "../support/clock.js";
+import { FaultInjector } from "../arm-emulator/faults.js";
 
 export interface AdminApiOptions {
   registry: QueueRegistry;
@@ -71,6 +72,9 @@ const queueDescriptionSchema = z.object({
 });
 
 export class AdminApi {
+  /** Injected failures of the management API (status only), e.g. `faults.inject({ method: "PUT", path: "node-*", status: 503 })`. */
+  readonly faults = new FaultInjector();
+
   constructor(private readonly options: AdminApiOptions) {}
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -96,6 +100,8 @@ export class AdminApi {
     if (unauthorized) return unauthorized;
     const path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "");
     const method = (req.method ?? "GET").toUpperCase();
+    const fault = this.faults.take(method, path);
+    if (fault?.status !== undefined) return failure(fault.status, `SubCode=50000. Injected fault (${fault.code ?? "ServerBusy"}).`);
     if (path.toLowerCase() === "$resources/queues" && method === "GET") return this.list(url);
     if (path === "" || path.startsWith("$") || /\/subscriptions(\/|$)/i.test(path)) {
       return failure(400, `SubCode=40000. The emulator serves queues only; '${path}' is not supported.`);

@@ -75,6 +75,11 @@ export class ServiceBusEmulator {
   private readonly registry: QueueRegistry;
   private readonly amqp: AmqpServer;
   private readonly admin: AdminApi;
+
+  /** Faults injected into the management (ATOM) API. */
+  get adminFaults(): AdminApi["faults"] {
+    return this.admin.faults;
+  }
   private readonly initialQueues: readonly QueueDefinition[];
   private readonly sweepIntervalMs: number;
   private listener: PortListener | undefined;
