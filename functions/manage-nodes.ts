@@ -1,7 +1,8 @@
 /** Admin API: nodes — list, get, approve, reject. */
 import { z } from "zod";
 import { approveNode, rejectNode } from "../orchestrations/enrolment/approval.js";
-import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
+import { isRunning, workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
+import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../orchestrations/onboard/offboard-node.js";
 import { NodeStatus, PoolName } from "../orchestrations/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
@@ -71,4 +72,30 @@ const reject = defineRoute({
 durableHttpRoute(reject, async ({ params, principal, client }) => {
   const { registry, now } = await services();
   return json(200, nodeView(await rejectNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+});
+
+const decommission = defineRoute({
+  name: "manageNodeDecommission",
+  method: "POST",
+  route: "manage/nodes/{nodeId}/decommission",
+  summary: "Offboard a node: the agent resets, and every Azure and Kubernetes object made for it is removed",
+  tag: "nodes",
+  access: "admin",
+  params: NodeIdParams,
+  responses: { 202: { description: "Offboarding started (or already running)", schema: z.object({ nodeId: z.string(), instanceId: z.string() }) }, 404: { description: "No such node" } },
+});
+durableHttpRoute(decommission, async ({ params, principal, client }) => {
+  const { registry } = await services();
+  const node = await registry.getNode(params.nodeId);
+  if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
+  const workflows = workflowClientFrom(client);
+  // An onboarding in flight stops here; offboarding removes what it recorded, so nothing it made is lost.
+  if (isRunning(await workflows.status(node.nodeId))) await workflows.terminate(node.nodeId, `decommissioned by ${principal.name}`);
+  const instanceId = offboardInstanceId(node.nodeId);
+  if (!isRunning(await workflows.status(instanceId))) {
+    const input: OffboardNodeInput = { nodeId: node.nodeId, reason: `decommissioned by ${principal.name}`, actor: principal.name };
+    await workflows.start(OFFBOARD_NODE, { instanceId, input });
+  }
+  await registry.audit({ actor: principal.name, action: "node.decommission", objectType: "node", objectId: node.nodeId });
+  return json(202, { nodeId: node.nodeId, instanceId });
 });

@@ -125,11 +125,12 @@ export const openMailbox = df.app.activity("onboard_openMailbox", {
 
 /** Builds the envelope for one step attempt from the plan and sends it; the plan is rebuilt here, not kept in history. */
 export const sendStep = df.app.activity("onboard_sendStep", {
-  handler: async (input: { context: NodeContext; stepId: string; attempt: number; kubernetesVersion: string; apiServer: string }): Promise<void> => {
+  handler: async (input: { context: NodeContext; stepId: string; attempt: number; kubernetesVersion?: string; apiServer?: string }): Promise<void> => {
     const svc = await services();
     const node = (await svc.registry.getNode(input.context.nodeId))!;
-    const step = planFor(input.context, node, input, svc.settings.ARTIFACT_CATALOG).find((s) => s.stepId === input.stepId);
+    // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
     const reset = input.stepId === "reset";
+    const step = reset ? undefined : planFor(input.context, node, { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer! }, svc.settings.ARTIFACT_CATALOG).find((s) => s.stepId === input.stepId);
     if (!step && !reset) throw new Error(`no step ${input.stepId} in the plan`);
     const issuedAt = svc.now();
     const envelope = buildStepEnvelope(
@@ -348,3 +349,43 @@ async function absentIsDone(op: () => Promise<unknown>): Promise<void> {
     if (!(isRestError(error) && error.statusCode === 404)) throw error;
   }
 }
+
+// ---------------------------------------------------------------- offboarding
+
+/** Marks the node Offboarding and tells the saga what it needs to reach the agent (if the node has a mailbox). */
+export const offboardBegin = df.app.activity("offboard_begin", {
+  handler: async (input: { nodeId: string; reason: string; actor: string }) => {
+    const svc = await services();
+    const node = await svc.registry.getNode(input.nodeId);
+    if (!node) throw new Error(`node ${input.nodeId} is not in the registry`);
+    if (node.status !== "Offboarding" && node.status !== "Offboarded") {
+      await svc.registry.updateNode(node, () => ({ status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: svc.now().toISOString() } }), input.actor, "node.offboarding");
+    }
+    const pool = await svc.registry.getPool(node.pool);
+    const hasMailbox = node.createdObjects.some((r) => r.startsWith("mailbox:"));
+    if (!pool || !hasMailbox) return { hasMailbox: false, timing: svc.settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(svc.settings.SAGA_TIMING)) : undefined };
+    const context: NodeContext = {
+      nodeId: node.nodeId,
+      pool: pool.name,
+      clusterResourceId: pool.clusterResourceId,
+      arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
+      roleGrants: pool.roleGrants,
+      arch: node.facts.arch,
+      immutable: node.facts.immutable.readOnlyUsr,
+    };
+    return { hasMailbox, context, timing: svc.settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(svc.settings.SAGA_TIMING)) : undefined };
+  },
+});
+
+export const offboardFinish = df.app.activity("offboard_finish", {
+  handler: async (input: { nodeId: string; actor: string; removed: string[]; remaining: string[] }): Promise<void> => {
+    const svc = await services();
+    const node = (await svc.registry.getNode(input.nodeId))!;
+    await svc.registry.updateNode(
+      node,
+      () => (input.remaining.length === 0 ? { status: "Offboarded" } : { status: "Offboarding", lastError: { code: "OffboardIncomplete", message: `NOT removed: ${input.remaining.join(", ")}`, at: svc.now().toISOString() } }),
+      input.actor,
+      input.remaining.length === 0 ? "node.offboarded" : "node.offboard-incomplete",
+    );
+  },
+});

@@ -1,5 +1,7 @@
 /** Registers the onboarding saga and its activities (imported by the app entry). */
 import "./activities.js";
 import "./onboard-node.js";
+import "./offboard-node.js";
 
 export { ONBOARD_NODE, type OnboardNodeInput, type OnboardNodeOutput } from "./onboard-node.js";
+export { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "./offboard-node.js";

@@ -284,8 +284,10 @@ export class Registry {
       if (next.keyId !== node.keyId) await this.index(next);
       const delta = (IN_FLIGHT.has(next.status) ? 1 : 0) - (IN_FLIGHT.has(node.status) ? 1 : 0);
       const pool = await this.getPool(ref.pool);
+      // Offboarding frees resources: it takes a slot (it is saga work) but is never refused for a full pool.
+      const limit = next.status === "Offboarding" ? Number.MAX_SAFE_INTEGER : (pool?.maxInFlight ?? Number.MAX_SAFE_INTEGER);
       try {
-        await this.withCounter(ref.pool, pool?.maxInFlight ?? Number.MAX_SAFE_INTEGER, delta, () => [
+        await this.withCounter(ref.pool, limit, delta, () => [
           ["update", toRow(ref.pool, nodeRow(ref.nodeId), { ...next, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
           ...(next.fingerprint !== node.fingerprint
             ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => ["upsert", { partitionKey: ref.pool, rowKey: rk, nodeId: ref.nodeId }, "Replace"])

@@ -6,7 +6,7 @@
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { AzureSASCredential } from "@azure/core-auth";
-import { ServiceBusClient, type ServiceBusReceiver } from "@azure/service-bus";
+import { ServiceBusClient, type ServiceBusReceiver, type ServiceBusSender } from "@azure/service-bus";
 import { importPublicKey } from "../../contract/keys.js";
 import { signNodeRequest } from "../../contract/node-request.js";
 import { verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
@@ -26,6 +26,9 @@ export class AgentResponder {
   readonly errors: unknown[] = [];
   private client: ServiceBusClient | undefined;
   private receiver: ServiceBusReceiver | undefined;
+  /** One connection for results, as an agent keeps it: a connection per result would cost a CBS handshake each. */
+  private results: ServiceBusSender | undefined;
+  private resultsClient: ServiceBusClient | undefined;
   private bootstrapToken: string | undefined;
 
   constructor(
@@ -64,6 +67,8 @@ export class AgentResponder {
   async close(): Promise<void> {
     await this.receiver?.close();
     await this.client?.close();
+    await this.results?.close();
+    await this.resultsClient?.close();
   }
 
   private async handle(raw: StepEnvelope): Promise<void> {
@@ -90,14 +95,11 @@ export class AgentResponder {
       },
       { privateKey: this.o.privateKey },
     );
-    const sender = new ServiceBusClient(this.o.mailbox.namespace, new AzureSASCredential(this.o.mailbox.sendSas));
-    try {
-      const copies = behaviour === "duplicate" ? 2 : 1;
-      for (let i = 0; i < copies; i++) await sender.createSender(this.o.mailbox.resultsQueue).sendMessages({ body: result, messageId: `${envelope.stepId}/${envelope.attempt}/${i}`, contentType: "application/json" });
-      this.resultsSent += copies;
-    } finally {
-      await sender.close();
-    }
+    this.resultsClient ??= new ServiceBusClient(this.o.mailbox.namespace, new AzureSASCredential(this.o.mailbox.sendSas));
+    this.results ??= this.resultsClient.createSender(this.o.mailbox.resultsQueue);
+    const copies = behaviour === "duplicate" ? 2 : 1;
+    for (let i = 0; i < copies; i++) await this.results.sendMessages({ body: result, messageId: `${envelope.stepId}/${envelope.attempt}/${i}`, contentType: "application/json" });
+    this.resultsSent += copies;
   }
 
   /** What a real agent's executor would leave behind that the cluster can see. */

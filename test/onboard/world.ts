@@ -155,8 +155,8 @@ async function quiesce(idle: () => boolean, timeoutMs = 5_000): Promise<void> {
   let calm = 0;
   while (Date.now() < deadline) {
     calm = idle() ? calm + 1 : 0;
-    if (calm >= 3) return;
-    await new Promise((r) => setTimeout(r, 10));
+    if (calm >= 2) return;
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -1,0 +1,57 @@
+/**
+ * offboardNode: takes a node out of the fleet and removes everything the service made for it. The agent is asked to
+ * reset (bounded wait; a dead node must not block offboarding), then the recorded objects go in reverse creation order
+ * (the Node object, any bootstrap token, role grants before the machine, the machine unless it was adopted, the
+ * mailbox last), and the node ends Offboarded with its audit trail kept. Instance id `<nodeId>:offboard`, so a repeated
+ * request finds the running one.
+ */
+import * as df from "durable-functions";
+import type { OrchestrationContext } from "durable-functions";
+import { stepResultEvent } from "../mailbox/node-results.js";
+import { objectRef, type CreatedObject } from "./activities.js";
+import { azureRetry, timingFrom, type Timing } from "./timing.js";
+
+export const OFFBOARD_NODE = "offboardNode";
+export const offboardInstanceId = (nodeId: string): string => `${nodeId}:offboard`;
+
+export interface OffboardNodeInput {
+  nodeId: string;
+  reason: string;
+  actor: string;
+  timing?: Partial<Timing>;
+}
+
+export function* offboardNode(context: OrchestrationContext): Generator<df.Task, { removed: string[]; remaining: string[] }, unknown> {
+  const input = context.df.getInput<OffboardNodeInput>();
+  const begun = (yield context.df.callActivity("offboard_begin", { nodeId: input.nodeId, reason: input.reason, actor: input.actor })) as { timing?: Partial<Timing>; hasMailbox: boolean; context?: unknown };
+  const timing = timingFrom({ ...begun.timing, ...input.timing });
+  const retry = azureRetry(timing);
+  context.df.setCustomStatus({ phase: "reset" });
+  if (begun.hasMailbox && begun.context) {
+    try {
+      yield context.df.callActivityWithRetry("onboard_sendStep", retry, { context: begun.context, stepId: "reset", attempt: 1 });
+      const answer = context.df.waitForExternalEvent(stepResultEvent("reset", 1));
+      const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.resetWaitMs));
+      if ((yield context.df.Task.any([answer, timeout])) === answer) timeout.cancel();
+    } catch {
+      // The agent is unreachable or gone: offboarding goes on without it.
+    }
+  }
+  context.df.setCustomStatus({ phase: "remove" });
+  const recorded = (yield context.df.callActivityWithRetry("onboard_recordedObjects", retry, { nodeId: input.nodeId })) as CreatedObject[];
+  const removed: string[] = [];
+  const remaining: string[] = [];
+  for (const o of [...recorded].reverse()) {
+    try {
+      yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: input.nodeId, object: o });
+      removed.push(objectRef(o));
+    } catch {
+      remaining.push(objectRef(o));
+    }
+  }
+  yield context.df.callActivityWithRetry("offboard_finish", retry, { nodeId: input.nodeId, actor: input.actor, removed, remaining });
+  context.df.setCustomStatus({ phase: remaining.length ? "incomplete" : "done" });
+  return { removed, remaining };
+}
+
+df.app.orchestration(OFFBOARD_NODE, offboardNode);

@@ -1,0 +1,100 @@
+import { AzureSASCredential } from "@azure/core-auth";
+import { ServiceBusClient } from "@azure/service-bus";
+import { inject } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { buildStepResult } from "../../contract/step-result.js";
+import { Registry } from "../../orchestrations/registry/registry.js";
+import { EventType } from "../durable/wire.js";
+import { startWorld, type World } from "./world.js";
+
+let world: World;
+afterEach(async () => {
+  await world.close();
+});
+
+const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+
+describe("onboardNode absorbs what Azure and nodes really do", () => {
+  it("absorbs ARM 429 storms and a PrincipalNotFound replication delay", async () => {
+    world = await startWorld();
+    world.arm.faults.inject({ method: "PUT", path: /\/Microsoft\.HybridCompute\/machines\//i, status: 429, retryAfterSeconds: 1, times: 3 });
+    world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 429, retryAfterSeconds: 1, times: 2 });
+    world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 400, code: "PrincipalNotFound", times: 2 });
+    const { nodeId } = await world.enrol();
+    const done = await world.settle(nodeId);
+    expect(done.output).toEqual({ status: "Ready" });
+    expect(world.arm.requests.filter({ status: 429 })).toHaveLength(5);
+    expect(world.arm.inspect.roleAssignments()).toHaveLength(2);
+    expect(world.arm.inspect.machines()).toHaveLength(1);
+  });
+
+  it("fails cleanly when a step never answers, after its attempts time out", async () => {
+    world = await startWorld();
+    const { nodeId, agent } = await world.enrol({ script: (e) => (e.stepId === "sysctl" ? "silent" : "succeed") });
+    const started = world.clock.now();
+    const done = await world.settle(nodeId);
+    expect(done.output).toMatchObject({ status: "Failed", error: { code: "NodeStepTimedOut", message: expect.stringMatching(/step sysctl failed after 3 attempt\(s\): no result within 60000 ms/) }, remaining: [] });
+    expect(agent.seen.filter((s) => s.stepId === "sysctl").map((s) => s.attempt)).toEqual([1, 2, 3]);
+    // Three timeouts of 60 s each passed in virtual time, not on the wall clock.
+    expect(world.clock.now() - started).toBeGreaterThanOrEqual(180_000);
+    expect(world.arm.inspect.machines()).toEqual([]);
+  });
+
+  it("retries a step whose failure is retryable, and goes on", async () => {
+    world = await startWorld();
+    const { nodeId, agent } = await world.enrol({ script: (e) => (e.stepId === "container-runtime" && e.attempt === 1 ? "failRetryable" : "succeed") });
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    expect(agent.seen.filter((s) => s.stepId === "container-runtime").map((s) => s.attempt)).toEqual([1, 2]);
+  });
+
+  it("is unmoved by duplicate results and by a late result of an earlier attempt", async () => {
+    world = await startWorld();
+    const { nodeId, node, mailbox } = await world.enrol({
+      script: (e) => (e.stepId === "kernel-modules" && e.attempt === 1 ? "silent" : "duplicate"),
+    });
+    const done = await world.settle(nodeId);
+    expect(done.output).toEqual({ status: "Ready" });
+    const raised = world.app.simulator.history(nodeId).filter((e) => e.EventType === EventType.EventRaised).map((e) => String(e.Name));
+    expect(new Set(raised).size).toBe(raised.length);
+
+    // Attempt 1 of kernel-modules answers now, long after attempt 2 succeeded and the node is Ready.
+    const at = new Date();
+    const late = buildStepResult({ nodeId, sagaId: nodeId, stepId: "kernel-modules", attempt: 1, outcome: "failed", error: { code: "Late", message: "late", retryable: false }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"1".repeat(64)}` }, { privateKey: node.privateKey });
+    const client = new ServiceBusClient(mailbox.namespace, new AzureSASCredential(mailbox.sendSas));
+    await client.createSender(mailbox.resultsQueue).sendMessages({ body: late, messageId: "late-1" });
+    await client.close();
+    const deadline = Date.now() + 5000;
+    while (!world.triggers.invocations.some((i) => i.messageId === "late-1") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await world.app.simulator.runUntilIdle();
+    expect((await registry().getNode(nodeId))?.status).toBe("Ready");
+    expect(world.app.simulator.getStatus(nodeId)?.output).toEqual({ status: "Ready" });
+  });
+
+  it("creates no duplicate when an activity is executed again after its side effect (a crash and replay)", async () => {
+    world = await startWorld();
+    const { nodeId } = await world.enrol({ script: () => "silent" });
+    // Run the saga up to the node steps; by then every Azure-side activity has run once.
+    for (let i = 0; i < 100; i++) {
+      await world.app.simulator.runUntilIdle();
+      if ((world.app.simulator.getStatus(nodeId)?.customStatus as { phase?: string } | null)?.phase === "runNodeSteps") break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const history = world.app.simulator.history(nodeId);
+    const inputOf = (name: string) => {
+      const scheduled = history.find((e) => e.EventType === EventType.TaskScheduled && e.Name === name)!;
+      return { string: String(scheduled.Input) };
+    };
+    const before = { machines: world.arm.inspect.machines(), grants: world.arm.inspect.roleAssignments(), secrets: world.kube.inspect().secrets.filter((s) => s.name.startsWith("bootstrap-token-")) };
+    expect(before.machines).toHaveLength(1);
+    expect(before.grants).toHaveLength(2);
+    expect(before.secrets).toHaveLength(1);
+    // The durable runtime re-runs an activity whose completion it never recorded: same input, same names.
+    for (const name of ["onboard_openMailbox", "onboard_putArcMachine", "onboard_grantRole", "onboard_issueBootstrapToken"]) {
+      await world.app.host.invoke(name, inputOf(name));
+    }
+    expect(world.arm.inspect.machines()).toEqual(before.machines);
+    expect(world.arm.inspect.roleAssignments().map((g) => g.id)).toEqual(before.grants.map((g) => g.id));
+    expect(world.kube.inspect().secrets.filter((s) => s.name.startsWith("bootstrap-token-")).map((s) => s.name)).toEqual(before.secrets.map((s) => s.name));
+    expect(world.sb.inspect.queues().filter((q) => q.name === `node-${nodeId}`)).toHaveLength(1);
+  });
+});
