@@ -70,6 +70,7 @@ describe("onboardNode under random fault schedules", () => {
 
         const { nodeId, agent } = await world.enrol({ immutable: s.immutable, script: (e) => behaviourOf(e.stepId, e.attempt) });
         const done = await world.settle(nodeId);
+        await world.retire(nodeId);
         const output = done.output as { status: "Ready" | "Failed"; remaining?: string[] };
 
         // Every saga ends, Ready or Failed, and says so in the registry too.

@@ -61,6 +61,8 @@ export interface World {
   triggers: RunningTriggers;
   /** Enrols a node (HTTP, as the agent would) and starts its scripted agent. */
   enrol(options?: { script?: Script; immutable?: boolean }): Promise<EnrolledNode>;
+  /** Stops a node's scripted agent (a long run keeps hundreds of idle receivers otherwise). */
+  retire(nodeId: string): Promise<void>;
   /** Runs the node's saga to a terminal state, moving virtual time only when nothing else can happen. */
   settle(nodeId: string, options?: { maxIterations?: number }): Promise<InstanceStatus>;
   close(): Promise<void>;
@@ -122,6 +124,11 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
       agent.start();
       agents.set(body.nodeId, agent);
       return { nodeId: body.nodeId, node, mailbox: body.mailbox, agent };
+    },
+    retire: async (nodeId) => {
+      const agent = agents.get(nodeId);
+      agents.delete(nodeId);
+      await agent?.close();
     },
     settle: async (nodeId, { maxIterations = 2_000 } = {}) => {
       for (let i = 0; i < maxIterations; i++) {

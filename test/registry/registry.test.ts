@@ -51,7 +51,11 @@ describe("registry on Azurite", () => {
     const n4 = (await registry.getNode("n4"))!;
     await registry.updateNode(n4, () => ({ status: "Enrolling" }), "alice", "node.approve");
     expect((await registry.getPool("edge"))?.inFlight).toBe(2);
-    await expect(registry.updateNode((await registry.getNode("n1"))!, () => ({ status: "Offboarding" }), "x", "y")).rejects.toBeInstanceOf(RegistryError);
+    // A full pool refuses more onboarding, but never offboarding: that frees resources.
+    await expect(registry.updateNode((await registry.getNode("n1"))!, () => ({ status: "Enrolling" }), "x", "node.reenrol")).rejects.toMatchObject({ code: "PoolFull" });
+    expect(RegistryError).toBeDefined();
+    await registry.updateNode((await registry.getNode("n1"))!, () => ({ status: "Offboarding" }), "x", "node.offboarding");
+    expect((await registry.getPool("edge"))?.inFlight).toBe(3);
   });
 
   it("keeps the counter exact when many writers move nodes at once", async () => {
