@@ -1,7 +1,7 @@
 /** The node API: requests signed by an enrolled node's key (see functions/http/node-auth.ts). */
 import { z } from "zod";
 import { machineIdentity } from "../orchestrations/enrolment/node-id.js";
-import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
+import { NodeFacts, NodeStatus, type NodeRecord } from "../orchestrations/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
@@ -24,10 +24,9 @@ const status = defineRoute({
   access: "node",
   responses: { 200: { description: "Status", schema: NodeStatusView }, 401: { description: "Unsigned, badly signed, stale or replayed request" } },
 });
-httpRoute(status, async ({ node }) => {
-  const n = node!;
-  return json(200, { nodeId: n.nodeId, pool: n.pool, status: n.status, lastError: n.lastError, updatedAt: n.updatedAt });
-});
+const statusView = (n: NodeRecord) => ({ nodeId: n.nodeId, pool: n.pool, status: n.status, lastError: n.lastError, updatedAt: n.updatedAt });
+
+httpRoute(status, async ({ node }) => json(200, statusView(node!)));
 
 const facts = defineRoute({
   name: "nodeFacts",
@@ -47,7 +46,7 @@ httpRoute(facts, async ({ node, body, principal }) => {
     throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", { detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again." });
   }
   const updated = await registry.updateNode(n, () => ({ facts: body }), principal.name, "node.facts");
-  return json(200, { nodeId: updated.nodeId, pool: updated.pool, status: updated.status, lastError: updated.lastError, updatedAt: updated.updatedAt });
+  return json(200, statusView(updated));
 });
 
 const credentials = defineRoute({

@@ -10,7 +10,8 @@ import { v5 as uuidv5 } from "uuid";
 import { buildStepEnvelope } from "../../contract/step-envelope.js";
 import { API_VERSIONS } from "../azure/arm-clients.js";
 import { bootstrapKubeconfig, bootstrapTokenSecret, poolBootstrapRbac } from "../kube/index.js";
-import type { NodeRecord } from "../registry/model.js";
+import type { NodeRecord, Pool } from "../registry/model.js";
+import type { Settings } from "../settings.js";
 import { services } from "../services.js";
 import { buildNodePlan, type PlanStep } from "./node-plan.js";
 import { catalogFromSettings } from "./artifact-catalog.js";
@@ -81,18 +82,25 @@ export const reserve = df.app.activity("onboard_reserve", {
     if (!node || !pool) throw new Error(`node ${input.nodeId} or pool ${input.pool} is not in the registry`);
     if (node.status === "Enrolling") await registry.updateNode(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", { expect: ["Enrolling"] });
     else if (node.status !== "Onboarding") throw new Error(`node ${input.nodeId} is ${node.status}; only an enrolling node can be onboarded`);
-    return {
-      nodeId: node.nodeId,
-      pool: pool.name,
-      clusterResourceId: pool.clusterResourceId,
-      arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
-      roleGrants: pool.roleGrants,
-      arch: node.facts.arch,
-      immutable: node.facts.immutable.readOnlyUsr || node.facts.immutable.ostree || node.facts.immutable.flatcar || node.facts.immutable.kairos || node.facts.immutable.bootc,
-      timing: settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined,
-    };
+    return nodeContextOf(node, pool, settings);
   },
 });
+
+function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeContext {
+  const i = node.facts.immutable;
+  return {
+    nodeId: node.nodeId,
+    pool: pool.name,
+    clusterResourceId: pool.clusterResourceId,
+    arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
+    roleGrants: pool.roleGrants,
+    arch: node.facts.arch,
+    immutable: i.readOnlyUsr || i.ostree || i.flatcar || i.kairos || i.bootc,
+    timing: timingOverrides(settings),
+  };
+}
+
+const timingOverrides = (settings: Settings): Partial<Timing> | undefined => (settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined);
 
 export const markReady = df.app.activity("onboard_markReady", {
   handler: async (input: { nodeId: string }): Promise<void> => {
@@ -363,17 +371,9 @@ export const offboardBegin = df.app.activity("offboard_begin", {
     }
     const pool = await svc.registry.getPool(node.pool);
     const hasMailbox = node.createdObjects.some((r) => r.startsWith("mailbox:"));
-    if (!pool || !hasMailbox) return { hasMailbox: false, timing: svc.settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(svc.settings.SAGA_TIMING)) : undefined };
-    const context: NodeContext = {
-      nodeId: node.nodeId,
-      pool: pool.name,
-      clusterResourceId: pool.clusterResourceId,
-      arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
-      roleGrants: pool.roleGrants,
-      arch: node.facts.arch,
-      immutable: node.facts.immutable.readOnlyUsr,
-    };
-    return { hasMailbox, context, timing: svc.settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(svc.settings.SAGA_TIMING)) : undefined };
+    if (!pool || !hasMailbox) return { hasMailbox: false, timing: timingOverrides(svc.settings) };
+    const context = nodeContextOf(node, pool, svc.settings);
+    return { hasMailbox, context, timing: context.timing };
   },
 });
 
