@@ -9,5 +9,6 @@ import "./manage-tokens.js";
 import "./manage-nodes.js";
 import "./node-api.js";
 import "./node-results.js";
+import "./machine-events.js";
 import "./openapi.js";
 import "../orchestrations/onboard/index.js";

@@ -9,6 +9,8 @@ export const SettingsSchema = z.object({
   DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/, "must be 3-45 letters or digits and start with a letter"),
   /** Azure Resource Manager endpoint; the local sandbox points it at the ARM emulator. */
   ARM_ENDPOINT: z.url({ protocol: /^https$/ }).default("https://management.azure.com"),
+  /** Object (principal) id of the service's managed identity: Event Grid events it caused itself are ignored. */
+  SERVICE_PRINCIPAL_ID: z.uuid().optional(),
   /** Client id of the user-assigned managed identity DefaultAzureCredential should use; absent = system-assigned. */
   AZURE_CLIENT_ID: z.uuid().optional(),
   /** Registry tables: a storage connection string (local: `UseDevelopmentStorage=true`)... */

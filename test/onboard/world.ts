@@ -78,6 +78,7 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   process.env.SECRETS_KEY = randomBytes(32).toString("base64");
   process.env.ARTIFACT_CATALOG = JSON.stringify(TEST_CATALOG);
   process.env.SAGA_TIMING = JSON.stringify({ ...TEST_TIMING, ...options.timing });
+  process.env.SERVICE_PRINCIPAL_ID = SERVICE_PRINCIPAL;
   const clock = app.simulator.clock as ManualClock;
 
   const kube = new KubeEmulator();
