@@ -159,7 +159,7 @@ export class Machines {
     machine.properties = { ...(body.properties ?? {}) };
     machine.lastModifiedAt = now;
     machine.lastModifiedBy = ctx.caller;
-    this.publishWrite(machine, ctx, existing !== undefined);
+    this.publish("write", machine, ctx, { created: existing === undefined });
     return { status: 200, body: this.render(machine) };
   }
 
@@ -171,7 +171,7 @@ export class Machines {
     if (parsed.data.properties) machine.properties = { ...machine.properties, ...parsed.data.properties };
     machine.lastModifiedAt = this.deps.clock.now();
     machine.lastModifiedBy = ctx.caller;
-    this.publishWrite(machine, ctx, true);
+    this.publish("write", machine, ctx);
     return { status: 200, body: this.render(machine) };
   }
 
@@ -247,22 +247,13 @@ export class Machines {
     this.byId.delete(idKey(machine.id));
     // The system-assigned identity goes with the machine; role assignments that name it are left as orphans.
     this.deps.directory.markDeleted(machine.principalId);
-    this.deps.events.publish({
-      kind: "delete",
-      resourceId: machine.id,
-      subscriptionId: machine.subscriptionId,
-      resourceGroup: machine.resourceGroup,
-      resourceProvider: NAMESPACE,
-      resourceType: "machines",
-      caller: ctx.caller,
-      correlationId: ctx.correlationId,
-      httpRequest: { clientRequestId: ctx.clientRequestId, method: ctx.method, url: requestUrl(ctx) },
-    });
+    this.publish("delete", machine, ctx);
   }
 
-  private publishWrite(machine: MachineRecord, ctx: RequestContext, updated: boolean): void {
+  /** Real events carry `httpRequest` only for updates and deletes, not for a first write. */
+  private publish(kind: "write" | "delete", machine: MachineRecord, ctx: RequestContext, options: { created?: boolean } = {}): void {
     this.deps.events.publish({
-      kind: "write",
+      kind,
       resourceId: machine.id,
       subscriptionId: machine.subscriptionId,
       resourceGroup: machine.resourceGroup,
@@ -270,7 +261,7 @@ export class Machines {
       resourceType: "machines",
       caller: ctx.caller,
       correlationId: ctx.correlationId,
-      ...(updated ? { httpRequest: { clientRequestId: ctx.clientRequestId, method: ctx.method, url: requestUrl(ctx) } } : {}),
+      ...(options.created ? {} : { httpRequest: { clientRequestId: ctx.clientRequestId, method: ctx.method, url: requestUrl(ctx) } }),
     });
   }
 
