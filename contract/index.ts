@@ -70,3 +70,5 @@ export {
   type VerifiedNodeRequest,
   type VerifyNodeRequestOptions,
 } from "./node-request.js";
+export { NodeFactsSchema, type NodeFacts } from "./node-facts.js";
+export { MailboxCredentialsSchema, type MailboxCredentials } from "./mailbox-credentials.js";

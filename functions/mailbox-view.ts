@@ -1,18 +1,10 @@
 /** The mailbox credentials a node receives (at enrolment and on refresh), and who may have them. */
-import { z } from "zod";
+import { MailboxCredentialsSchema } from "../contract/mailbox-credentials.js";
 import type { NodeMailboxCredentials } from "../orchestrations/mailbox/mailbox.js";
 import type { NodeRecord, NodeStatus } from "../orchestrations/registry/model.js";
 import type { Services } from "../orchestrations/services.js";
 
-export const MailboxCredentialsView = z.object({
-  namespace: z.string(),
-  queue: z.string(),
-  resultsQueue: z.string(),
-  listenSas: z.string().describe("Listen on `queue` only"),
-  sendSas: z.string().describe("Send to `resultsQueue` only"),
-  expiresAt: z.iso.datetime(),
-  refreshAfter: z.iso.datetime(),
-});
+export const MailboxCredentialsView = MailboxCredentialsSchema;
 
 /** Nodes the saga may talk to: onboarding, onboarded, or being offboarded (reset steps arrive by mailbox too). */
 const MAILBOX_STATUSES: ReadonlySet<NodeStatus> = new Set(["Enrolling", "Onboarding", "Ready", "Offboarding"]);

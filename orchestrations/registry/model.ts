@@ -2,6 +2,7 @@
  * The registry's domain model: pools, enrolment tokens, nodes and audit entries, as zod schemas so the admin API,
  * the OpenAPI document and the table mapping all read the same definitions.
  */
+import { NodeFactsSchema, type NodeFacts as ContractNodeFacts } from "../../contract/node-facts.js";
 import { z } from "zod";
 
 /** Names usable as a table PartitionKey/RowKey, an Arc tag value and a Kubernetes label value. */
@@ -82,30 +83,9 @@ export const TokenRecord = z.object({
 export type TokenRecord = z.infer<typeof TokenRecord>;
 
 /** What the agent reports about its machine at enrolment (all of it comes from the node: parsed, never trusted). */
-export const NodeFacts = z.strictObject({
-  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "must be a hostname"),
-  machineId: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be the 32 hex digits of /etc/machine-id"),
-  smbiosUuid: z.uuid().optional().describe("DMI product UUID; absent on some boards"),
-  osRelease: z.strictObject({
-    id: z.string().max(64),
-    versionId: z.string().max(64).optional(),
-    variantId: z.string().max(64).optional(),
-    prettyName: z.string().max(256).optional(),
-  }),
-  arch: z.enum(["amd64", "arm64"]),
-  kernel: z.string().max(128),
-  cpus: z.int().min(1).max(4096),
-  memoryBytes: z.int().min(1),
-  addresses: z.array(z.union([z.ipv4(), z.ipv6()])).max(64),
-  immutable: z.strictObject({
-    readOnlyUsr: z.boolean(),
-    ostree: z.boolean().default(false),
-    flatcar: z.boolean().default(false),
-    kairos: z.boolean().default(false),
-    bootc: z.boolean().default(false),
-  }),
-});
-export type NodeFacts = z.infer<typeof NodeFacts>;
+/** The wire shape lives in contract/ because the agent builds it. */
+export const NodeFacts = NodeFactsSchema;
+export type NodeFacts = ContractNodeFacts;
 
 export const NodeError = z.object({ code: z.string(), message: z.string(), at: z.iso.datetime() });
 

@@ -1,0 +1,44 @@
+/**
+ * The seams between the agent's parts, fixed first so they can be built separately: the step executors (which touch
+ * the host) and the service loop (which talks to the service) meet only here.
+ */
+import type { JsonObject } from "../../contract/json.js";
+import type { StepEnvelope } from "../../contract/step-envelope.js";
+import type { StepError } from "../../contract/step-result.js";
+
+/** The only host programs the agent ever runs. Real: execFile without a shell. Tests and the sandbox: a recorder. */
+export type HostProgram = "systemctl" | "modprobe" | "sysctl" | "systemd-sysext";
+
+export interface HostCommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HostCommands {
+  run(program: HostProgram, args: readonly string[]): Promise<HostCommandResult>;
+}
+
+/** One-time secrets (the bootstrap kubeconfig) come over the signed node API, never through the mailbox. */
+export interface SecretSource {
+  take(ref: string): Promise<string>;
+}
+
+export interface StepDeps {
+  /** Every host path is resolved under this directory ("/" on a real node). */
+  root: string;
+  host: HostCommands;
+  secrets: SecretSource;
+  /** Extra PEM CA certificates trusted for artifact downloads (a private mirror, the sandbox). */
+  ca?: string;
+  now(): Date;
+  log(line: string): void;
+}
+
+export type StepRunResult = ({ outcome: "succeeded"; output: JsonObject } | { outcome: "failed"; error: StepError }) & {
+  /** sha256:<hex> of the applied-state manifest after the step. */
+  manifestDigest: string;
+};
+
+/** Runs one verified envelope's step, idempotently, recording every change in the manifest. Never throws for a step failure. */
+export type RunStep = (envelope: StepEnvelope, deps: StepDeps) => Promise<StepRunResult>;
