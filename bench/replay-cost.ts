@@ -6,8 +6,9 @@
  */
 import { performance } from "node:perf_hooks";
 import { installFunctionsCore } from "../test/functions-host/core.js";
+import { runBench } from "./support/main.js";
 
-export async function replayCost(options: { quick: boolean }): Promise<Record<string, unknown>> {
+async function replayCost(options: { quick: boolean }): Promise<Record<string, unknown>> {
   installFunctionsCore();
   const df = await import("durable-functions");
   const { DurableSimulator } = await import("../test/durable/simulator.js");
@@ -32,7 +33,9 @@ export async function replayCost(options: { quick: boolean }): Promise<Record<st
     rows.push({ steps, episodes, totalMs: round(ms), msPerEpisode: round(ms / episodes), historyEvents: sim.history(id).length });
     sim.close();
   }
-  return { bench: "replay-cost", node: process.version, rows };
+  return { rows };
 }
 
 const round = (n: number): number => Math.round(n * 100) / 100;
+
+runBench("replay-cost", replayCost);
