@@ -42,3 +42,36 @@ export type StepRunResult = ({ outcome: "succeeded"; output: JsonObject } | { ou
 
 /** Runs one verified envelope's step, idempotently, recording every change in the manifest. Never throws for a step failure. */
 export type RunStep = (envelope: StepEnvelope, deps: StepDeps) => Promise<StepRunResult>;
+
+/** `preflight` (the CLI command and the preflight step kind share it). Implemented in node-agent/src/preflight.ts. */
+export interface PreflightOptions {
+  root: string;
+  host: HostCommands;
+  /** Check names to run (default: all); `ignore` turns a failure of the named checks into a warning. */
+  checks?: readonly string[];
+  ignore?: readonly string[];
+  /** https://<fqdn>:443 of the cluster's API server, when known. */
+  apiServer?: string;
+  expectImmutable?: boolean;
+  ca?: string;
+  now(): Date;
+}
+export interface PreflightCheckResult {
+  name: string;
+  status: "pass" | "warn" | "fail" | "skipped";
+  detail: string;
+}
+export interface PreflightReport {
+  ok: boolean;
+  checks: PreflightCheckResult[];
+}
+export type RunPreflight = (options: PreflightOptions) => Promise<PreflightReport>;
+
+/** `reset` (the CLI command and the reset step kind): undo exactly what the manifest records. In node-agent/src/reset.ts. */
+export interface ResetReport {
+  undone: { stepId: string; change: string }[];
+  /** Changes that could not be undone, kept in the manifest for the next reset. */
+  failed: { stepId: string; change: string; error: string }[];
+  manifestDigest: string;
+}
+export type ResetAll = (deps: Pick<StepDeps, "root" | "host" | "log" | "now">) => Promise<ResetReport>;
