@@ -12,13 +12,33 @@ import { parseUnverifiedStepResult, verifyStepResult, type StepResult } from "..
 import type { Registry } from "../registry/registry.js";
 
 /**
- * The event a saga waits for; unique per step attempt, so a duplicate can never satisfy a later wait. The Durable
- * client puts event names into URL paths unencoded, so the name keeps to URL-safe characters; any other character in
- * a step id is replaced and a digest suffix keeps distinct ids distinct.
+ * The saga id a node sees in envelopes and echoes in results: `<orchestration instance id>@<run>`. The run part is
+ * fresh for every run of an instance (a re-enrolled node's saga reuses its instance id; an offboarding follows an
+ * onboarding on the same node), so neither the agent's de-duplication nor ours confuses two runs' "reset, attempt 1".
  */
-export function stepResultEvent(stepId: string, attempt: number): string {
+export const sagaRunId = (instanceId: string, run: string): string => `${instanceId}@${run}`;
+
+/** The orchestration instance and run a result belongs to, if its saga id is one of this node's. */
+export function parseSagaRunId(sagaId: string, nodeId: string): { instanceId: string; run: string } | undefined {
+  const at = sagaId.lastIndexOf("@");
+  if (at < 0) return undefined;
+  const instanceId = sagaId.slice(0, at);
+  const run = sagaId.slice(at + 1);
+  if (!/^[0-9a-f]{8,32}$/.test(run)) return undefined;
+  return instanceId === nodeId || instanceId.startsWith(`${nodeId}:`) ? { instanceId, run } : undefined;
+}
+
+/** A run id from the orchestration's deterministic GUID. */
+export const runOf = (guid: string): string => guid.replace(/-/g, "").slice(0, 12).toLowerCase();
+
+/**
+ * The event a saga run waits for; unique per run and step attempt, so a duplicate or a previous run's late result can
+ * never satisfy a later wait. The Durable client puts event names into URL paths unencoded, so the name keeps to
+ * URL-safe characters; any other character in a step id is replaced and a digest suffix keeps distinct ids distinct.
+ */
+export function stepResultEvent(run: string, stepId: string, attempt: number): string {
   const safe = /^[A-Za-z0-9_-]+$/.test(stepId) ? stepId : `${stepId.replace(/[^A-Za-z0-9_-]/g, "_")}~${createHash("sha256").update(stepId).digest("hex").slice(0, 8)}`;
-  return `step-result.${safe}.${attempt}`;
+  return `step-result.${run}.${safe}.${attempt}`;
 }
 
 /** What the saga receives: references and the small step output, never secrets (the agent never sends any). */
@@ -42,7 +62,7 @@ export interface NodeResultDeps {
 export type NodeResultOutcome =
   | { kind: "raised"; nodeId: string; event: string }
   | { kind: "duplicate"; nodeId: string; event: string }
-  | { kind: "rejected"; reason: "SchemaInvalid" | "UnknownNode" | "SignatureInvalid" | "NotJson"; description: string; nodeId?: string };
+  | { kind: "rejected"; reason: "SchemaInvalid" | "UnknownNode" | "UnknownSaga" | "SignatureInvalid" | "NotJson"; description: string; nodeId?: string };
 
 export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Promise<NodeResultOutcome> {
   let raw: unknown = body;
@@ -68,12 +88,15 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
     if (!(error instanceof ContractError)) throw error;
     return reject(deps, { reason: "SignatureInvalid", description: describe(error), nodeId: node.nodeId });
   }
-  const event = stepResultEvent(result.stepId, result.attempt);
+  const saga = parseSagaRunId(result.sagaId, node.nodeId);
+  if (!saga) return reject(deps, { reason: "UnknownSaga", description: `saga id '${result.sagaId}' is not one of node ${node.nodeId}'s (<instance>@<run>)`, nodeId: node.nodeId });
+  const event = stepResultEvent(saga.run, result.stepId, result.attempt);
+  const claimKey = `${saga.instanceId}@${saga.run}:${result.stepId}:${result.attempt}`;
   // Claimed before raising: if the raise then fails, the redelivery must still raise, so the claim is released.
-  const first = await deps.registry.claimOnce(`result:${node.nodeId}`, `${result.stepId}:${result.attempt}`);
+  const first = await deps.registry.claimOnce(`result:${node.nodeId}`, claimKey);
   if (!first) return { kind: "duplicate", nodeId: node.nodeId, event };
   try {
-    await deps.raiseEvent(node.sagaInstanceId ?? node.nodeId, event, {
+    await deps.raiseEvent(saga.instanceId, event, {
       stepId: result.stepId,
       attempt: result.attempt,
       outcome: result.outcome,
@@ -84,7 +107,7 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
       finishedAt: result.finishedAt,
     });
   } catch (error) {
-    await deps.registry.releaseClaim(`result:${node.nodeId}`, `${result.stepId}:${result.attempt}`);
+    await deps.registry.releaseClaim(`result:${node.nodeId}`, claimKey);
     throw error;
   }
   return { kind: "raised", nodeId: node.nodeId, event };

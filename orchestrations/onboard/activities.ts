@@ -133,7 +133,7 @@ export const openMailbox = df.app.activity("onboard_openMailbox", {
 
 /** Builds the envelope for one step attempt from the plan and sends it; the plan is rebuilt here, not kept in history. */
 export const sendStep = df.app.activity("onboard_sendStep", {
-  handler: async (input: { context: NodeContext; stepId: string; attempt: number; kubernetesVersion?: string; apiServer?: string }): Promise<void> => {
+  handler: async (input: { context: NodeContext; sagaId: string; stepId: string; attempt: number; timeoutMs: number; kubernetesVersion?: string; apiServer?: string }): Promise<void> => {
     const svc = await services();
     const node = (await svc.registry.getNode(input.context.nodeId))!;
     // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
@@ -144,13 +144,14 @@ export const sendStep = df.app.activity("onboard_sendStep", {
     const envelope = buildStepEnvelope(
       {
         nodeId: node.nodeId,
-        sagaId: node.sagaInstanceId ?? node.nodeId,
+        sagaId: input.sagaId,
         stepId: input.stepId,
         attempt: input.attempt,
         kind: reset ? "reset" : step!.kind,
         params: reset ? { scope: "all" } : step!.params,
         issuedAt,
-        expiresAt: new Date(issuedAt.getTime() + (step?.timeoutMs ?? 300_000)),
+        // Valid while the saga still waits for it: a node that picks it up later must not act on it.
+        expiresAt: new Date(issuedAt.getTime() + input.timeoutMs),
       },
       { privateKey: svc.signingKey() },
     );
@@ -374,6 +375,18 @@ export const offboardBegin = df.app.activity("offboard_begin", {
     if (!pool || !hasMailbox) return { hasMailbox: false, timing: timingOverrides(svc.settings) };
     const context = nodeContextOf(node, pool, svc.settings);
     return { hasMailbox, context, timing: context.timing };
+  },
+});
+
+/** What the sweeper's compensation needs to reach the agent: the node context when the node has a mailbox. */
+export const compensationContext = df.app.activity("onboard_compensationContext", {
+  handler: async (input: { nodeId: string }): Promise<{ context?: NodeContext; timing?: Partial<Timing> }> => {
+    const svc = await services();
+    const node = await svc.registry.getNode(input.nodeId);
+    const pool = node && (await svc.registry.getPool(node.pool));
+    if (!node || !pool || !node.createdObjects.some((r) => r.startsWith("mailbox:"))) return { timing: timingOverrides(svc.settings) };
+    const context = nodeContextOf(node, pool, svc.settings);
+    return { context, timing: context.timing };
   },
 });
 

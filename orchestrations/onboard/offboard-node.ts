@@ -7,8 +7,9 @@
  */
 import * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { stepResultEvent } from "../mailbox/node-results.js";
-import { objectRef, type CreatedObject } from "./activities.js";
+import { runOf, sagaRunId } from "../mailbox/node-results.js";
+import { objectRef, type CreatedObject, type NodeContext } from "./activities.js";
+import { runStepAttempt } from "./step-attempt.js";
 import { azureRetry, timingFrom, type Timing } from "./timing.js";
 
 export const OFFBOARD_NODE = "offboardNode";
@@ -23,19 +24,14 @@ export interface OffboardNodeInput {
 
 export function* offboardNode(context: OrchestrationContext): Generator<df.Task, { removed: string[]; remaining: string[] }, unknown> {
   const input = context.df.getInput<OffboardNodeInput>();
-  const begun = (yield context.df.callActivity("offboard_begin", { nodeId: input.nodeId, reason: input.reason, actor: input.actor })) as { timing?: Partial<Timing>; hasMailbox: boolean; context?: unknown };
+  const begun = (yield context.df.callActivity("offboard_begin", { nodeId: input.nodeId, reason: input.reason, actor: input.actor })) as { timing?: Partial<Timing>; hasMailbox: boolean; context?: NodeContext };
   const timing = timingFrom({ ...begun.timing, ...input.timing });
   const retry = azureRetry(timing);
   context.df.setCustomStatus({ phase: "reset" });
   if (begun.hasMailbox && begun.context) {
-    try {
-      yield context.df.callActivityWithRetry("onboard_sendStep", retry, { context: begun.context, stepId: "reset", attempt: 1 });
-      const answer = context.df.waitForExternalEvent(stepResultEvent("reset", 1));
-      const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.resetWaitMs));
-      if ((yield context.df.Task.any([answer, timeout])) === answer) timeout.cancel();
-    } catch {
-      // The agent is unreachable or gone: offboarding goes on without it.
-    }
+    // Bounded and best effort: an unreachable or dead node must not block its offboarding.
+    const run = runOf(context.df.newGuid(context.df.instanceId));
+    yield* runStepAttempt(context, retry, { context: begun.context, sagaId: sagaRunId(context.df.instanceId, run), run, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
   }
   context.df.setCustomStatus({ phase: "remove" });
   const recorded = (yield context.df.callActivityWithRetry("onboard_recordedObjects", retry, { nodeId: input.nodeId })) as CreatedObject[];

@@ -10,9 +10,10 @@
  */
 import * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import type { StepResultEvent } from "../mailbox/node-results.js";
-import { stepResultEvent } from "../mailbox/node-results.js";
-import { machineIdFor, objectRef, type CreatedObject, type NodeContext } from "./activities.js";
+import { runOf, sagaRunId } from "../mailbox/node-results.js";
+import { machineIdFor, type CreatedObject, type NodeContext } from "./activities.js";
+import { compensate } from "./compensate.js";
+import { runStepAttempt } from "./step-attempt.js";
 import { azureRetry, timingFrom, type Timing } from "./timing.js";
 
 export const ONBOARD_NODE = "onboardNode";
@@ -61,6 +62,9 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
   };
   let ctx: NodeContext | undefined;
   let cluster: { apiServer: string; kubernetesVersion: string } | undefined;
+  // This run's identity on the wire: results of an earlier run of the same instance can never satisfy its waits.
+  const run = runOf(context.df.newGuid(context.df.instanceId));
+  const sagaId = sagaRunId(context.df.instanceId, run);
 
   try {
     show({ phase: "reserve" });
@@ -105,7 +109,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
-        const result = yield* runStepAttempt(context, retry, { context: ctx, cluster, stepId: step.stepId, attempt, timeoutMs: step.timeoutMs * timing.stepTimeoutScale });
+        const result = yield* runStepAttempt(context, retry, { context: ctx, sagaId, run, cluster, stepId: step.stepId, attempt, timeoutMs: step.timeoutMs * timing.stepTimeoutScale });
         if (result && result.outcome === "succeeded") break;
         const why = result ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}` : `no result within ${step.timeoutMs * timing.stepTimeoutScale} ms`;
         show({ lastError: `${step.stepId} attempt ${attempt}: ${why}` });
@@ -135,55 +139,17 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     const code = error instanceof SagaError ? error.code : `${status.phase}Failed`;
     const message = `${status.phase}${status.step ? ` (${status.step})` : ""}: ${error instanceof Error ? error.message : String(error)}`;
     show({ phase: "compensating", lastError: message });
-    if (ctx && cluster && created.some((c) => c.kind === "mailbox")) {
-      // Best effort: the agent undoes what its manifest records; the saga does not depend on the answer.
-      yield* runStepAttempt(context, retry, { context: ctx, cluster, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
-    }
-    const removed: string[] = [];
-    const remaining: string[] = [];
-    // The registry's record is the superset (it includes objects whose creating activity failed after recording).
-    let toRemove = [...created];
-    try {
-      const recorded = (yield context.df.callActivityWithRetry("onboard_recordedObjects", retry, { nodeId: input.nodeId })) as CreatedObject[];
-      toRemove = [...recorded, ...created.filter((c) => !recorded.some((r) => objectRef(r) === objectRef(c)))];
-    } catch {
-      // The registry is unreachable: remove what the saga itself knows; the sweeper finds the rest by tag.
-    }
-    for (const o of toRemove.reverse()) {
-      try {
-        yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: input.nodeId, object: o });
-        removed.push(objectRef(o));
-      } catch {
-        remaining.push(objectRef(o));
-      }
-    }
-    yield context.df.callActivityWithRetry("onboard_markFailed", retry, { nodeId: input.nodeId, code, message, removed, remaining });
+    const hasMailbox = created.some((c) => c.kind === "mailbox");
+    const { removed, remaining } = yield* compensate(context, timing, {
+      nodeId: input.nodeId,
+      code,
+      message,
+      known: created,
+      reset: ctx && hasMailbox ? { context: ctx, sagaId, run } : undefined,
+    });
     show({ phase: "failed" });
     return { status: "Failed", error: { code, message }, removed, remaining };
   }
-}
-
-/** Sends one attempt of a step and waits for its result or its timeout, whichever comes first. */
-function* runStepAttempt(
-  context: OrchestrationContext,
-  retry: df.RetryOptions,
-  a: { context: NodeContext; cluster: { apiServer: string; kubernetesVersion: string }; stepId: string; attempt: number; timeoutMs: number },
-  options: { bestEffort?: boolean } = {},
-): Generator<df.Task, StepResultEvent | undefined, unknown> {
-  try {
-    yield context.df.callActivityWithRetry("onboard_sendStep", retry, { context: a.context, stepId: a.stepId, attempt: a.attempt, ...a.cluster });
-  } catch (error) {
-    if (options.bestEffort) return undefined;
-    throw error;
-  }
-  const result = context.df.waitForExternalEvent(stepResultEvent(a.stepId, a.attempt));
-  const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + a.timeoutMs));
-  const winner = yield context.df.Task.any([result, timeout]);
-  if (winner === result) {
-    timeout.cancel();
-    return result.result as StepResultEvent;
-  }
-  return undefined;
 }
 
 df.app.orchestration(ONBOARD_NODE, onboardNode);

@@ -15,11 +15,12 @@ import { startServiceBusTriggers, type RunningTriggers } from "../functions-host
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
 import { EventType } from "../durable/wire.js";
 
-// A saga that waits for two step results, as the onboarding saga will.
+// A saga run that waits for two step results, as the onboarding saga does.
+const RUN = "0123456789ab";
 df.app.orchestration("onboardNode", function* (context: OrchestrationContext) {
-  const first: unknown = yield context.df.waitForExternalEvent(stepResultEvent("step-1", 1));
+  const first: unknown = yield context.df.waitForExternalEvent(stepResultEvent(RUN, "step-1", 1));
   context.df.setCustomStatus({ got: ["step-1"] });
-  const second: unknown = yield context.df.waitForExternalEvent(stepResultEvent("step-2", 1));
+  const second: unknown = yield context.df.waitForExternalEvent(stepResultEvent(RUN, "step-2", 1));
   return [first, second];
 });
 
@@ -56,10 +57,10 @@ afterEach(async () => {
 
 const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix });
 
-function result(stepId: string, overrides: { key?: TestNode["privateKey"]; nodeId?: string } = {}): StepResult {
+function result(stepId: string, overrides: { key?: TestNode["privateKey"]; nodeId?: string; sagaId?: string } = {}): StepResult {
   const at = new Date();
   return buildStepResult(
-    { nodeId: overrides.nodeId ?? nodeId, sagaId: nodeId, stepId, attempt: 1, outcome: "succeeded", output: { changed: true }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"a".repeat(64)}` },
+    { nodeId: overrides.nodeId ?? nodeId, sagaId: overrides.sagaId ?? `${nodeId}@${RUN}`, stepId, attempt: 1, outcome: "succeeded", output: { changed: true }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"a".repeat(64)}` },
     { privateKey: overrides.key ?? node.privateKey },
   );
 }
@@ -87,14 +88,14 @@ describe("node-results trigger", () => {
     const once = result("step-1");
     await post(once, "dup-a");
     await post(once, "dup-b");
-    expect(raisedEvents(stepResultEvent("step-1", 1))).toHaveLength(1);
+    expect(raisedEvents(stepResultEvent(RUN, "step-1", 1))).toHaveLength(1);
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Running");
     expect(emulator.inspect.queue(REJECTED_RESULTS_QUEUE)).toMatchObject({ active: 0 });
   });
 
   it("moves a forged result (wrong key) aside with its reason, audits it, and leaves the saga alone", async () => {
     await post(result("step-1", { key: generateKeyPairSync("ed25519").privateKey }), "forged");
-    expect(raisedEvents(stepResultEvent("step-1", 1))).toHaveLength(0);
+    expect(raisedEvents(stepResultEvent(RUN, "step-1", 1))).toHaveLength(0);
     const [rejected] = emulator.inspect.messages(REJECTED_RESULTS_QUEUE);
     expect(rejected).toMatchObject({ messageId: "forged", applicationProperties: { DeadLetterReason: "SignatureInvalid", originalMessageId: "forged" } });
     expect(String(rejected!.applicationProperties.DeadLetterErrorDescription)).toMatch(/bad_signature/);
@@ -108,11 +109,16 @@ describe("node-results trigger", () => {
     await post({ version: 1, nodeId, stepId: "x" }, "bad-schema");
     await post(result("step-1", { nodeId: `fn-${"0".repeat(24)}` }), "stranger");
     await post({ version: 2, nodeId }, "from-the-future");
+    // Signed by the node, but for a saga that is not one of its own (or names no run).
+    await post(result("step-1", { sagaId: `fn-${"1".repeat(24)}@${RUN}` }), "other-saga");
+    await post(result("step-1", { sagaId: nodeId }), "no-run");
     const reasons = emulator.inspect.messages(REJECTED_RESULTS_QUEUE).map((m) => [m.messageId, m.applicationProperties.DeadLetterReason]);
     expect(reasons).toEqual([
       ["bad-schema", "SchemaInvalid"],
       ["stranger", "UnknownNode"],
       ["from-the-future", "SchemaInvalid"],
+      ["other-saga", "UnknownSaga"],
+      ["no-run", "UnknownSaga"],
     ]);
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Running");
   });
@@ -130,10 +136,12 @@ describe("node-results trigger", () => {
 
   it("keys step events by URL-safe names, distinct for distinct step ids", async () => {
     const { stepResultEvent: name } = await import("../../orchestrations/mailbox/node-results.js");
-    expect(name("container-runtime", 2)).toBe("step-result.container-runtime.2");
-    expect(name("a/b", 1)).toMatch(/^step-result\.a_b~[0-9a-f]{8}\.1$/);
-    expect(name("a/b", 1)).not.toBe(name("a_b", 1));
-    expect(name("a/b", 1)).not.toBe(name("a?b", 1));
+    expect(name(RUN, "container-runtime", 2)).toBe(`step-result.${RUN}.container-runtime.2`);
+    expect(name(RUN, "a/b", 1)).toMatch(/^step-result\.0123456789ab\.a_b~[0-9a-f]{8}\.1$/);
+    expect(name(RUN, "a/b", 1)).not.toBe(name(RUN, "a_b", 1));
+    expect(name(RUN, "a/b", 1)).not.toBe(name(RUN, "a?b", 1));
+    // Another run of the same instance waits for a different event.
+    expect(name("ba9876543210", "reset", 1)).not.toBe(name(RUN, "reset", 1));
   });
 
   it("lets nothing secret-shaped reach any queue", async () => {

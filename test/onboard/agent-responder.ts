@@ -22,7 +22,7 @@ export type Script = (envelope: StepEnvelope) => StepBehaviour;
 export class AgentResponder {
   pending = 0;
   resultsSent = 0;
-  readonly seen: { stepId: string; attempt: number; behaviour: StepBehaviour }[] = [];
+  readonly seen: { sagaId: string; stepId: string; attempt: number; behaviour: StepBehaviour }[] = [];
   readonly errors: unknown[] = [];
   private client: ServiceBusClient | undefined;
   private receiver: ServiceBusReceiver | undefined;
@@ -76,7 +76,7 @@ export class AgentResponder {
     const servicePublicKey = typeof key === "string" ? importPublicKey(key) : key.type === "private" ? createPublicKey(key) : key;
     const envelope = verifyStepEnvelope(raw, { servicePublicKey, nodeId: this.o.nodeId, now: new Date() });
     const behaviour = (this.o.script ?? (() => "succeed"))(envelope);
-    this.seen.push({ stepId: envelope.stepId, attempt: envelope.attempt, behaviour });
+    this.seen.push({ sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt, behaviour });
     if (behaviour === "silent") return;
     const startedAt = new Date();
     if (behaviour === "succeed" || behaviour === "duplicate") await this.act(envelope);

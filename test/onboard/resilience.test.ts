@@ -49,7 +49,7 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
 
   it("is unmoved by duplicate results and by a late result of an earlier attempt", async () => {
     world = await startWorld();
-    const { nodeId, node, mailbox } = await world.enrol({
+    const { nodeId, node, mailbox, agent } = await world.enrol({
       script: (e) => (e.stepId === "kernel-modules" && e.attempt === 1 ? "silent" : "duplicate"),
     });
     const done = await world.settle(nodeId);
@@ -59,7 +59,9 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
 
     // Attempt 1 of kernel-modules answers now, long after attempt 2 succeeded and the node is Ready.
     const at = new Date();
-    const late = buildStepResult({ nodeId, sagaId: nodeId, stepId: "kernel-modules", attempt: 1, outcome: "failed", error: { code: "Late", message: "late", retryable: false }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"1".repeat(64)}` }, { privateKey: node.privateKey });
+    const sagaId = agent.seen.find((s) => s.stepId === "kernel-modules")!.sagaId;
+    expect(sagaId).toMatch(new RegExp(`^${nodeId}@[0-9a-f]{12}$`));
+    const late = buildStepResult({ nodeId, sagaId, stepId: "kernel-modules", attempt: 1, outcome: "failed", error: { code: "Late", message: "late", retryable: false }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"1".repeat(64)}` }, { privateKey: node.privateKey });
     const client = new ServiceBusClient(mailbox.namespace, new AzureSASCredential(mailbox.sendSas));
     await client.createSender(mailbox.resultsQueue).sendMessages({ body: late, messageId: "late-1" });
     await client.close();
