@@ -1,0 +1,157 @@
+/**
+ * What the agent must remember between runs: what enrolment returned (node id, the service's key, the node API), the
+ * step it is in the middle of, and the signed results it already sent, so a redelivered envelope gets the same result
+ * again instead of a second run. Mailbox SAS tokens are deliberately absent: they are short-lived, fetched fresh on
+ * every start, and kept in memory only. The file is 0600 and replaced atomically.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import * as z from "zod";
+import { KeyIdSchema, PublicKeySchema } from "../../contract/keys.js";
+import { StepResultSchema, type StepResult } from "../../contract/step-result.js";
+import { agentFiles } from "./agent-files.js";
+import { assertPrivate, ensurePrivateDir, writePrivateFileAtomic } from "./private-files.js";
+
+/** Results kept for redelivery; older ones are pruned first (and any whose envelope has expired). */
+export const MAX_REMEMBERED_RESULTS = 128;
+
+const SentResultSchema = z.strictObject({
+  sagaId: z.string(),
+  stepId: z.string(),
+  attempt: z.int().min(1),
+  /** The envelope's expiry plus the largest clock skew: after that a redelivery is refused anyway, so the record can go. */
+  keepUntil: z.iso.datetime(),
+  result: StepResultSchema,
+  /** Set once the results queue accepted it. */
+  sentAt: z.iso.datetime().optional(),
+});
+export type SentResult = z.infer<typeof SentResultSchema>;
+
+export const AgentStateSchema = z.strictObject({
+  version: z.literal(1),
+  nodeId: z.string().min(1),
+  pool: z.string().min(1),
+  keyId: KeyIdSchema,
+  serviceUrl: z.url(),
+  service: z.strictObject({ publicKey: PublicKeySchema, keyId: KeyIdSchema }),
+  nodeApi: z.strictObject({ statusPath: z.string().startsWith("/"), mailboxCredentialsPath: z.string().startsWith("/") }),
+  poll: z.strictObject({ intervalSeconds: z.int().min(1).max(3600) }),
+  /** Last status the service reported. */
+  status: z.string(),
+  approval: z.string().optional(),
+  enrolledAt: z.iso.datetime(),
+  /** Where the mailbox is and until when its tokens last; the tokens themselves are never written. */
+  mailbox: z
+    .strictObject({ namespace: z.string(), queue: z.string(), resultsQueue: z.string(), expiresAt: z.iso.datetime(), refreshAfter: z.iso.datetime() })
+    .optional(),
+  current: z
+    .strictObject({ sagaId: z.string(), stepId: z.string(), attempt: z.int().min(1), kind: z.string(), startedAt: z.iso.datetime() })
+    .optional(),
+  results: z.array(SentResultSchema).default([]),
+});
+export type AgentState = z.infer<typeof AgentStateSchema>;
+
+export class StateError extends Error {
+  readonly code = "state_unreadable";
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${path}: ${message}`, options);
+    this.name = "StateError";
+  }
+}
+
+export const resultKey = (r: { sagaId: string; stepId: string; attempt: number }): string => `${r.sagaId}\u0000${r.stepId}\u0000${r.attempt}`;
+
+/** Reads and writes state.json; writes are serialised so concurrent updates never lose one another. */
+export class AgentStateStore {
+  readonly path: string;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly root: string) {
+    this.path = agentFiles(root).stateFile;
+  }
+
+  /** undefined before the first enrolment. */
+  async load(): Promise<AgentState | undefined> {
+    let text: string;
+    try {
+      await assertPrivate(this.path, "file");
+      text = await readFile(this.path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (cause) {
+      throw new StateError(this.path, "is not JSON; move it away and enrol again", { cause });
+    }
+    const parsed = AgentStateSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new StateError(this.path, `${issue.path.join(".") || "(document)"}: ${issue.message}; move it away and enrol again`);
+    }
+    return parsed.data;
+  }
+
+  async require(): Promise<AgentState> {
+    const state = await this.load();
+    if (!state) throw new NotEnrolledError();
+    return state;
+  }
+
+  async save(state: AgentState): Promise<void> {
+    await this.serialise(() => this.write(state));
+  }
+
+  /** Read-modify-write under the store's lock. */
+  async update(change: (state: AgentState) => AgentState): Promise<AgentState> {
+    return this.serialise(async () => {
+      const next = change(await this.require());
+      await this.write(next);
+      return next;
+    });
+  }
+
+  private async write(state: AgentState): Promise<void> {
+    const valid = AgentStateSchema.parse(state);
+    // The state directory holds the identity directory too; 0700 keeps the node's bookkeeping private.
+    await ensurePrivateDir(dirname(this.path));
+    await writePrivateFileAtomic(this.path, `${JSON.stringify(valid, null, 2)}\n`);
+  }
+
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class NotEnrolledError extends Error {
+  readonly code = "not_enrolled";
+  constructor() {
+    super("this node is not enrolled yet: run `flexnode-agent enrol --url <enrolment URL>` first");
+    this.name = "NotEnrolledError";
+  }
+}
+
+/** The result already produced for this step attempt, if its envelope is still valid. */
+export function rememberedResult(state: AgentState, key: { sagaId: string; stepId: string; attempt: number }, now: Date): SentResult | undefined {
+  const wanted = resultKey(key);
+  return state.results.find((r) => resultKey(r) === wanted && Date.parse(r.keepUntil) > now.getTime());
+}
+
+/** Adds (or replaces) a result and prunes expired and surplus ones. */
+export function withResult(state: AgentState, entry: SentResult, now: Date): AgentState {
+  const key = resultKey(entry);
+  const kept = state.results.filter((r) => resultKey(r) !== key && Date.parse(r.keepUntil) > now.getTime());
+  return { ...state, results: [...kept, entry].slice(-MAX_REMEMBERED_RESULTS) };
+}
+
+export function resultOf(entry: SentResult): StepResult {
+  return entry.result;
+}

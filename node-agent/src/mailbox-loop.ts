@@ -1,0 +1,367 @@
+/**
+ * The service loop (`flexnode-agent run`): receive the node's signed step envelopes from its own Service Bus queue,
+ * run each once, and answer with a result signed by the node key.
+ *
+ * Per message: verify (service key, this node, contract version, expiry, per-kind params) → if this step attempt was
+ * already answered, send the remembered result again → else record the step as current, run it, remember the signed
+ * result (state.json, atomically) → send it to the results queue → and only then complete the message. A crash at
+ * any point therefore leads to a redelivery that either re-runs an idempotent step whose result was never recorded,
+ * or re-sends the recorded result; never a second run after a result went out.
+ *
+ * Idle cost: there is no polling loop. `subscribe()` leaves link credit with the broker, which pushes the next message
+ * when there is one; between messages the agent's only timers are the credential refresh (hours) and the SDK's own
+ * (CBS token re-put every 45 minutes per link, AMQP heartbeats).
+ */
+import type { KeyObject } from "node:crypto";
+import { AzureSASCredential } from "@azure/core-auth";
+import {
+  ServiceBusClient,
+  type ProcessErrorArgs,
+  type ServiceBusClientOptions,
+  type ServiceBusReceivedMessage,
+  type ServiceBusReceiver,
+  type ServiceBusSender,
+} from "@azure/service-bus";
+import { ContractError, SecretInMessageError } from "../../contract/errors.js";
+import { AttemptSchema, IdentifierSchema } from "../../contract/fields.js";
+import { importPublicKey } from "../../contract/keys.js";
+import type { MailboxCredentials } from "../../contract/mailbox-credentials.js";
+import { verifyStepEnvelope, type StepEnvelope, type StepParamsSchemas } from "../../contract/step-envelope.js";
+import { buildStepResult, type StepError, type StepResult } from "../../contract/step-result.js";
+import type { AgentEvent, StepRef } from "./agent-events.js";
+import { rememberedResult, withResult, type AgentState, type AgentStateStore } from "./agent-state.js";
+import { AbortedError, backoffDelay, sleep as realSleep, type Sleep } from "./backoff.js";
+import type { NodeIdentity } from "./identity.js";
+import type { NodeStatusView } from "./node-api-client.js";
+import type { HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
+import { ServiceRefusedError } from "./service-errors.js";
+
+/** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
+const ENVELOPE_SKEW_SECONDS = 300;
+/** Extra lock time beyond the longest step, for signing, recording and sending the result. */
+const LOCK_MARGIN_MS = 5 * 60_000;
+
+export interface MailboxApi extends SecretSource {
+  mailboxCredentials(): Promise<MailboxCredentials>;
+  status(): Promise<NodeStatusView>;
+}
+
+export interface MailboxLoopOptions {
+  store: AgentStateStore;
+  identity: NodeIdentity;
+  api: MailboxApi;
+  runStep: RunStep;
+  /** sha256:<hex> of the applied-state manifest as it is now (read only), for results of steps that never ran. */
+  manifestDigest(): Promise<string>;
+  root: string;
+  host: HostCommands;
+  ca?: string;
+  paramsSchemas?: StepParamsSchemas;
+  /** Longest step: the message lock is renewed that long (plus a margin). */
+  maxStepMs: number;
+  signal: AbortSignal;
+  now(): Date;
+  onEvent(event: AgentEvent): void;
+  sleep?: Sleep;
+  /** Service Bus client options (tests shorten retries). */
+  serviceBus?: ServiceBusClientOptions;
+  /** How long stopping waits for a running step before closing anyway (its lock then lapses and it is redelivered). */
+  stopGraceMs?: number;
+}
+
+/** The node has no mailbox in its current state (failed, offboarded): nothing to listen to. */
+export class NoMailboxError extends Error {
+  readonly code = "no_mailbox";
+  constructor(readonly status: string) {
+    super(`the service has no mailbox for this node while it is ${status}; nothing to run (re-enrol to onboard it again)`);
+    this.name = "NoMailboxError";
+  }
+}
+
+/** Runs until `signal` aborts; resolves after the receiver, sender and connections are closed. */
+export async function runMailboxLoop(o: MailboxLoopOptions): Promise<void> {
+  const loop = new MailboxLoop(o);
+  await loop.run();
+}
+
+interface Connection {
+  credentials: MailboxCredentials;
+  listen: AzureSASCredential;
+  send: AzureSASCredential;
+  listenClient: ServiceBusClient;
+  sendClient: ServiceBusClient;
+  receiver: ServiceBusReceiver;
+  sender: ServiceBusSender;
+  close(): Promise<void>;
+}
+
+class MailboxLoop {
+  private readonly sleep: Sleep;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+  private inFlight: Promise<void> | undefined;
+  private connection: Connection | undefined;
+  private servicePublicKey: KeyObject | undefined;
+  private nodeId = "";
+
+  constructor(private readonly o: MailboxLoopOptions) {
+    this.sleep = o.sleep ?? realSleep;
+  }
+
+  async run(): Promise<void> {
+    const state = await this.o.store.require();
+    this.nodeId = state.nodeId;
+    this.servicePublicKey = importPublicKey(state.service.publicKey);
+    let credentials: MailboxCredentials;
+    try {
+      credentials = await this.obtainCredentials(state);
+    } catch (error) {
+      if (error instanceof AbortedError) return this.o.onEvent({ type: "stopped" });
+      throw error;
+    }
+    const connection = this.connect(credentials);
+    this.connection = connection;
+    await this.recordMailbox(credentials);
+    const subscription = connection.receiver.subscribe(
+      {
+        processMessage: (message) => this.track(this.handle(connection, message)),
+        processError: async (args) => this.onError(args),
+      },
+      { autoCompleteMessages: false, maxConcurrentCalls: 1 },
+    );
+    this.o.onEvent({ type: "mailbox-connected", namespace: credentials.namespace, queue: credentials.queue, credentialsExpireAt: credentials.expiresAt });
+    this.scheduleRefresh(credentials);
+    await new Promise<void>((resolve) => {
+      if (this.o.signal.aborted) resolve();
+      else this.o.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    clearTimeout(this.refreshTimer);
+    await subscription.close();
+    if (this.inFlight) {
+      const grace = this.o.stopGraceMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.inFlight, new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
+      clearTimeout(timer);
+    }
+    await connection.close();
+    this.o.onEvent({ type: "stopped" });
+  }
+
+  /** Mailbox credentials; while the node waits for an admin's approval, polls its status first. */
+  private async obtainCredentials(state: AgentState): Promise<MailboxCredentials> {
+    for (;;) {
+      this.o.signal.throwIfAborted();
+      try {
+        return await this.o.api.mailboxCredentials();
+      } catch (error) {
+        if (!(error instanceof ServiceRefusedError) || error.status !== 409) throw error;
+      }
+      const { status } = await this.o.api.status();
+      if (status !== "AwaitingApproval") {
+        if (["Enrolling", "Onboarding", "Ready", "Offboarding"].includes(status)) continue;
+        throw new NoMailboxError(status);
+      }
+      this.o.onEvent({ type: "waiting-for-approval", status, nextCheckInSeconds: state.poll.intervalSeconds });
+      await this.sleep(state.poll.intervalSeconds * 1000, this.o.signal);
+    }
+  }
+
+  private connect(credentials: MailboxCredentials): Connection {
+    // One connection per credential: a SAS credential carries a single token, and the Listen token is scoped to this
+    // node's queue while the Send token is scoped to the results queue.
+    const listen = new AzureSASCredential(credentials.listenSas);
+    const send = new AzureSASCredential(credentials.sendSas);
+    const listenClient = new ServiceBusClient(credentials.namespace, listen, this.o.serviceBus);
+    const sendClient = new ServiceBusClient(credentials.namespace, send, this.o.serviceBus);
+    const receiver = listenClient.createReceiver(credentials.queue, { receiveMode: "peekLock", maxAutoLockRenewalDurationInMs: this.o.maxStepMs + LOCK_MARGIN_MS });
+    const sender = sendClient.createSender(credentials.resultsQueue);
+    return {
+      credentials,
+      listen,
+      send,
+      listenClient,
+      sendClient,
+      receiver,
+      sender,
+      close: async () => {
+        const steps = [() => receiver.close(), () => sender.close(), () => listenClient.close(), () => sendClient.close()];
+        for (const step of steps) {
+          try {
+            await step();
+          } catch (error) {
+            this.o.onEvent({ type: "error", where: "close", message: (error as Error).message });
+          }
+        }
+      },
+    };
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    this.inFlight = work.finally(() => {
+      if (this.inFlight === tracked) this.inFlight = undefined;
+    });
+    const tracked = this.inFlight;
+    return work;
+  }
+
+  private onError(args: ProcessErrorArgs): void {
+    const code = (args.error as { code?: string }).code;
+    this.o.onEvent({ type: "error", where: `servicebus:${args.errorSource}`, message: `${code ? `${code}: ` : ""}${args.error.message}` });
+    // An expired token detaches the link; the SDK re-attaches with the credential's current token, so make it fresh.
+    if (code === "UnauthorizedAccess" && this.connection) void this.refreshNow(this.connection);
+  }
+
+  // ------------------------------------------------------------------ one message
+
+  private async handle(connection: Connection, message: ServiceBusReceivedMessage): Promise<void> {
+    const now = this.o.now();
+    let envelope: StepEnvelope;
+    try {
+      envelope = verifyStepEnvelope(message.body, {
+        servicePublicKey: this.servicePublicKey!,
+        nodeId: this.nodeId,
+        now,
+        maxSkewSeconds: 60,
+        ...(this.o.paramsSchemas ? { paramsSchemas: this.o.paramsSchemas } : {}),
+      });
+    } catch (error) {
+      if (error instanceof ContractError) return this.refuse(connection, message, error);
+      throw error;
+    }
+    const ref: StepRef = { sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt };
+
+    const state = await this.o.store.require();
+    const seen = rememberedResult(state, ref, now);
+    if (seen) {
+      await this.sendResult(connection, seen.result);
+      await connection.receiver.completeMessage(message);
+      this.o.onEvent({ type: "result-resent", ...ref, outcome: seen.result.outcome });
+      return;
+    }
+
+    const startedAt = this.o.now();
+    await this.o.store.update((s) => ({ ...s, current: { ...ref, kind: envelope.kind, startedAt: startedAt.toISOString() } }));
+    this.o.onEvent({ type: "step-started", ...ref, kind: envelope.kind });
+    let run: StepRunResult;
+    try {
+      run = await this.o.runStep(envelope, {
+        root: this.o.root,
+        host: this.o.host,
+        secrets: this.o.api,
+        ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
+        now: this.o.now,
+        log: (line) => this.o.onEvent({ type: "step-log", ...ref, line }),
+      });
+    } catch (error) {
+      // RunStep reports step failures as results; a throw is the agent's own bug or an unexpected host error.
+      run = { outcome: "failed", error: { code: "agent_error", message: messageOf(error), retryable: true }, manifestDigest: await this.o.manifestDigest() };
+    }
+    const result = this.sign(ref, startedAt, run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error }, run.manifestDigest);
+    const keepUntil = new Date(Date.parse(envelope.expiresAt) + ENVELOPE_SKEW_SECONDS * 1000).toISOString();
+    await this.o.store.update((s) => {
+      // After a successful reset nothing earlier is applied any more; its remembered results are history.
+      const base = envelope.kind === "reset" && result.outcome === "succeeded" ? { ...s, results: [] } : s;
+      const { current: _current, ...rest } = base;
+      return withResult(rest, { ...ref, keepUntil, result }, this.o.now());
+    });
+    await this.sendResult(connection, result);
+    await connection.receiver.completeMessage(message);
+    this.o.onEvent({ type: "step-finished", ...ref, kind: envelope.kind, outcome: result.outcome, ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}) });
+  }
+
+  /** Refused envelopes change nothing on disk: a signed failed result when the step can be named, else dead-letter. */
+  private async refuse(connection: Connection, message: ServiceBusReceivedMessage, error: ContractError): Promise<void> {
+    const ref = identify(message.body);
+    if (!ref) {
+      await connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) });
+      this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered" });
+      return;
+    }
+    const at = this.o.now();
+    const stepError: StepError = { code: error.code, message: error.message.slice(0, 4096) || error.code, retryable: error.code === "envelope_not_yet_valid" };
+    const result = this.sign(ref, at, { outcome: "failed", error: stepError }, await this.o.manifestDigest());
+    await this.sendResult(connection, result);
+    await connection.receiver.completeMessage(message);
+    this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "failed-result", step: ref });
+  }
+
+  private sign(ref: StepRef, startedAt: Date, outcome: { outcome: "succeeded"; output: StepResult["output"] } | { outcome: "failed"; error: StepError }, manifestDigest: string): StepResult {
+    const common = { nodeId: this.nodeId, ...ref, startedAt, finishedAt: laterOf(startedAt, this.o.now()), manifestDigest };
+    const privateKey = this.o.identity.privateKey;
+    try {
+      return outcome.outcome === "succeeded"
+        ? buildStepResult({ ...common, outcome: "succeeded", ...(outcome.output !== undefined ? { output: outcome.output } : {}) }, { privateKey })
+        : buildStepResult({ ...common, outcome: "failed", error: outcome.error }, { privateKey });
+    } catch (error) {
+      // Output or error text that looks like a secret is never sent; the step is reported failed without it.
+      if (!(error instanceof SecretInMessageError) && !(error instanceof ContractError)) throw error;
+      return buildStepResult({ ...common, outcome: "failed", error: { code: error.code, message: `the step's result could not be sent as is: ${error.code}`, retryable: false } }, { privateKey });
+    }
+  }
+
+  private async sendResult(connection: Connection, result: StepResult): Promise<void> {
+    await connection.sender.sendMessages({ body: result, contentType: "application/json", messageId: `${result.nodeId}/${result.stepId}/${result.attempt}`.slice(0, 128) });
+  }
+
+  // ------------------------------------------------------------------ credentials
+
+  private scheduleRefresh(credentials: MailboxCredentials, delayOverrideMs?: number): void {
+    clearTimeout(this.refreshTimer);
+    const delay = delayOverrideMs ?? Date.parse(credentials.refreshAfter) - this.o.now().getTime();
+    this.refreshTimer = setTimeout(() => void this.refreshNow(this.connection!), Math.min(2 ** 31 - 1, Math.max(1_000, delay)));
+  }
+
+  private refreshNow(connection: Connection): Promise<void> {
+    this.refreshing ??= this.refresh(connection, 1).finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async refresh(connection: Connection, failures: number): Promise<void> {
+    if (this.o.signal.aborted) return;
+    try {
+      const fresh = await this.o.api.mailboxCredentials();
+      if (fresh.queue !== connection.credentials.queue || fresh.namespace !== connection.credentials.namespace) {
+        this.o.onEvent({ type: "error", where: "credentials", message: `the service moved the mailbox to ${fresh.namespace}/${fresh.queue}; restart the agent to follow it` });
+      }
+      // update(), not a new credential or receiver: the SDK reads the credential's current token on every re-put and
+      // re-attach, so the open links carry on.
+      connection.listen.update(fresh.listenSas);
+      connection.send.update(fresh.sendSas);
+      connection.credentials = { ...connection.credentials, expiresAt: fresh.expiresAt, refreshAfter: fresh.refreshAfter };
+      await this.recordMailbox(fresh);
+      this.o.onEvent({ type: "credentials-refreshed", expiresAt: fresh.expiresAt, refreshAfter: fresh.refreshAfter });
+      this.scheduleRefresh(fresh);
+    } catch (error) {
+      if (this.o.signal.aborted) return;
+      this.o.onEvent({ type: "error", where: "credentials", message: messageOf(error) });
+      // Try again well before the tokens lapse: backoff, but never past a quarter of the time left.
+      const left = Date.parse(connection.credentials.expiresAt) - this.o.now().getTime();
+      const delay = Math.max(1_000, Math.min(backoffDelay(failures, { baseMs: 5_000, maxMs: 5 * 60_000 }) + 1_000, left / 4));
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => void this.refresh(connection, failures + 1), delay);
+    }
+  }
+
+  private async recordMailbox(c: MailboxCredentials): Promise<void> {
+    await this.o.store.update((s) => ({ ...s, status: s.status === "AwaitingApproval" ? "Enrolling" : s.status, mailbox: { namespace: c.namespace, queue: c.queue, resultsQueue: c.resultsQueue, expiresAt: c.expiresAt, refreshAfter: c.refreshAfter } }));
+  }
+}
+
+/** The step an unverifiable envelope claims to be, when it names one well enough to answer it. */
+function identify(body: unknown): StepRef | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const b = body as Record<string, unknown>;
+  const sagaId = IdentifierSchema.safeParse(b["sagaId"]);
+  const stepId = IdentifierSchema.safeParse(b["stepId"]);
+  const attempt = AttemptSchema.safeParse(b["attempt"]);
+  if (!sagaId.success || !stepId.success || !attempt.success) return undefined;
+  return { sagaId: sagaId.data, stepId: stepId.data, attempt: attempt.data };
+}
+
+function laterOf(a: Date, b: Date): Date {
+  return b.getTime() >= a.getTime() ? b : a;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,108 @@
+/**
+ * Files only the agent may read (its identity key, its state): created 0600 in 0700 directories, replaced atomically
+ * (temp file, fsync, rename, fsync of the directory) so a power cut leaves the old or the new file, never half of one,
+ * and refused when their permissions have been loosened, because a key others could read is no longer an identity.
+ */
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { chmod, link, lstat, mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+export class InsecurePermissionsError extends Error {
+  readonly code = "insecure_permissions";
+  constructor(
+    readonly path: string,
+    readonly mode: number,
+    readonly expected: number,
+    why: string,
+  ) {
+    super(`${path} is ${why} (mode ${mode.toString(8).padStart(4, "0")}); it must be ${expected.toString(8).padStart(4, "0")} and owned by this user. Fix it (chmod ${expected.toString(8)} ${path}) or remove it`);
+    this.name = "InsecurePermissionsError";
+  }
+}
+
+const uid = () => (typeof process.getuid === "function" ? process.getuid() : undefined);
+
+/** Throws InsecurePermissionsError when `path` grants anything to group/others, is a symlink, or belongs to someone else. */
+export async function assertPrivate(path: string, kind: "file" | "directory"): Promise<void> {
+  const expected = kind === "file" ? 0o600 : 0o700;
+  const st = await lstat(path);
+  const mode = st.mode & 0o7777;
+  if (st.isSymbolicLink()) throw new InsecurePermissionsError(path, mode, expected, "a symbolic link");
+  if (kind === "file" ? !st.isFile() : !st.isDirectory()) throw new InsecurePermissionsError(path, mode, expected, `not a ${kind}`);
+  if ((mode & 0o077) !== 0) throw new InsecurePermissionsError(path, mode, expected, "readable or writable by other users");
+  const me = uid();
+  if (me !== undefined && st.uid !== me) throw new InsecurePermissionsError(path, mode, expected, `owned by uid ${st.uid}, not ${me}`);
+}
+
+/** Creates `dir` (and missing parents) and makes `dir` itself 0700; an existing one must already be private. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+  try {
+    await mkdir(dir, { mode: 0o700 });
+    // The umask may have narrowed mkdir's mode; never widened it, but say exactly what we mean.
+    await chmod(dir, 0o700);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  await assertPrivate(dir, "directory");
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes `data` to a fresh 0600 temp file beside `path` and renames it over `path`. */
+export async function writePrivateFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await fsyncDir(dir);
+}
+
+/**
+ * Creates `path` with `data` only if it does not exist yet (0600, durable). Returns false when it already existed;
+ * two agents racing to create an identity end up with one key, the first one written.
+ */
+export async function createPrivateFileOnce(path: string, data: string | Uint8Array): Promise<boolean> {
+  const dir = dirname(path);
+  const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    // link() fails with EEXIST instead of replacing: the atomic "create if absent" for a fully written file.
+    await link(temp, path);
+    await fsyncDir(dir);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
