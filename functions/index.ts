@@ -10,5 +10,6 @@ import "./manage-nodes.js";
 import "./node-api.js";
 import "./node-results.js";
 import "./machine-events.js";
+import "./sweeper.js";
 import "./openapi.js";
 import "../orchestrations/onboard/index.js";

@@ -46,6 +46,12 @@ export const SettingsSchema = z.object({
   ARTIFACT_CATALOG: z.string().min(2).optional(),
   /** Saga timing overrides, JSON (tests and the local sandbox only); see onboard/timing.ts. */
   SAGA_TIMING: z.string().min(2).optional(),
+  /** Sweeper: an onboarding saga running longer than this (or a node onboarding this long with none) is failed. */
+  SWEEP_SAGA_DEADLINE_MINUTES: z.coerce.number().int().min(5).max(10_080).default(240),
+  /** Sweeper: "true" removes managed resources no live node owns; otherwise they are only reported (audit + log). */
+  SWEEP_REMOVE_ORPHANS: z.enum(["true", "false"]).default("false"),
+  /** Sweeper: result de-duplication claims older than this are purged. */
+  SWEEP_CLAIM_RETENTION_HOURS: z.coerce.number().int().min(1).max(8_760).default(168),
   /** The service's Ed25519 private key (PKCS#8 PEM) that signs step envelopes (Key Vault reference in Azure). */
   SERVICE_SIGNING_KEY: z.string().includes("BEGIN PRIVATE KEY", { message: "must be a PKCS#8 PEM private key" }).optional(),
 })

@@ -11,6 +11,8 @@ export interface WorkflowClient {
   /** undefined when no instance has that id. */
   status(instanceId: string): Promise<WorkflowStatus | undefined>;
   terminate(instanceId: string, reason: string): Promise<void>;
+  /** Status and start time, for deciding whether a run is past its deadline; undefined when no such instance. */
+  describe(instanceId: string): Promise<{ status: WorkflowStatus; createdAt: Date } | undefined>;
 }
 
 export const isRunning = (status: WorkflowStatus | undefined): boolean => status === "Pending" || status === "Running" || status === "ContinuedAsNew" || status === "Suspended";
@@ -30,5 +32,14 @@ export function workflowClientFrom(client: DurableClient): WorkflowClient {
       }
     },
     terminate: (instanceId, reason) => client.terminate(instanceId, reason),
+    describe: async (instanceId) => {
+      try {
+        const s = await client.getStatus(instanceId);
+        return { status: s.runtimeStatus as WorkflowStatus, createdAt: new Date(s.createdTime) };
+      } catch (error) {
+        if (error instanceof Error && /HTTP 404/.test(error.message)) return undefined;
+        throw error;
+      }
+    },
   };
 }

@@ -12,7 +12,7 @@ import { API_VERSIONS } from "../azure/arm-clients.js";
 import { bootstrapKubeconfig, bootstrapTokenSecret, poolBootstrapRbac } from "../kube/index.js";
 import type { NodeRecord, Pool } from "../registry/model.js";
 import type { Settings } from "../settings.js";
-import { services } from "../services.js";
+import { services, type Services } from "../services.js";
 import { buildNodePlan, type PlanStep } from "./node-plan.js";
 import { catalogFromSettings } from "./artifact-catalog.js";
 import { TimingOverrides, type Timing } from "./timing.js";
@@ -57,10 +57,11 @@ export const MANAGED_BY = "flexnode-onboarding";
 const ROLE_ASSIGNMENT_NAMESPACE = "5e0c8f2a-6f0e-4f7b-9a53-2f1d8c3b7a10";
 export const BOOTSTRAP_SECRET_REF = "bootstrap-kubeconfig";
 
-const subscriptionOf = (id: string): string => /^\/subscriptions\/([^/]+)/i.exec(id)![1]!;
+export const subscriptionOf = (id: string): string => /^\/subscriptions\/([^/]+)/i.exec(id)![1]!;
 export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId">): string => `${ctx.arc.resourceGroupId}/providers/Microsoft.HybridCompute/machines/${ctx.nodeId}`;
 
 async function record(nodeId: string, obj: CreatedObject, change: "add" | "remove"): Promise<void> {
+  if (!nodeId) return;
   const { registry } = await services();
   const node = await registry.getNode(nodeId);
   if (!node) return;
@@ -323,33 +324,34 @@ export const recordedObjects = df.app.activity("onboard_recordedObjects", {
 
 /** Removes one created object; absent is done. Records the removal on the node. */
 export const removeObject = df.app.activity("onboard_removeObject", {
-  handler: async (input: { nodeId: string; object: CreatedObject }): Promise<void> => {
-    const svc = await services();
-    const o = input.object;
-    switch (o.kind) {
-      case "mailbox":
-        await svc.mailbox().close(input.nodeId);
-        break;
-      case "oneTimeSecret":
-        await svc.secrets().remove(input.nodeId, o.id);
-        await svc.secrets().remove(input.nodeId, `${o.id}.token`);
-        break;
-      case "bootstrapToken":
-        await (await svc.kube(o.cluster)).client.deleteSecret("kube-system", o.id);
-        break;
-      case "kubeNode":
-        await (await svc.kube(o.cluster)).client.deleteNode(o.id);
-        break;
-      case "roleAssignment":
-        await absentIsDone(() => svc.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));
-        break;
-      case "arcMachine":
-        await absentIsDone(() => svc.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }));
-        break;
-    }
-    await record(input.nodeId, o, "remove");
-  },
+  handler: async (input: { nodeId: string; object: CreatedObject }): Promise<void> => removeCreatedObject(await services(), input.nodeId, input.object),
 });
+
+/** The one way anything the service created is removed (the sagas' activities and the sweeper call it). */
+export async function removeCreatedObject(svc: Services, nodeId: string, o: CreatedObject): Promise<void> {
+  switch (o.kind) {
+    case "mailbox":
+      await svc.mailbox().close(nodeId);
+      break;
+    case "oneTimeSecret":
+      await svc.secrets().remove(nodeId, o.id);
+      await svc.secrets().remove(nodeId, `${o.id}.token`);
+      break;
+    case "bootstrapToken":
+      await (await svc.kube(o.cluster)).client.deleteSecret("kube-system", o.id);
+      break;
+    case "kubeNode":
+      await (await svc.kube(o.cluster)).client.deleteNode(o.id);
+      break;
+    case "roleAssignment":
+      await absentIsDone(() => svc.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));
+      break;
+    case "arcMachine":
+      await absentIsDone(() => svc.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }));
+      break;
+  }
+  await record(nodeId, o, "remove");
+}
 
 async function absentIsDone(op: () => Promise<unknown>): Promise<void> {
   try {

@@ -76,6 +76,8 @@ export const TokenRecord = z.object({
   approvalRequired: z.boolean(),
   description: z.string().optional(),
   revokedAt: z.iso.datetime().optional(),
+  /** Set by the sweeper once expiresAt has passed (redemption refuses an expired token either way). */
+  expiredAt: z.iso.datetime().optional(),
   createdBy: z.string(),
   createdAt: z.iso.datetime(),
   etag: z.string(),

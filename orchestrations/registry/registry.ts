@@ -177,6 +177,17 @@ export class Registry {
     return { items: page.items.map((e) => TokenRecord.parse({ ...fromRow(e), tokenId: e.rowKey })), continuationToken: page.continuationToken };
   }
 
+  /** Marks a token whose expiry has passed (the sweeper); false when it was marked, revoked or not yet expired. */
+  async expireToken(tokenId: string, actor: string): Promise<boolean> {
+    let changed = false;
+    await this.mutateToken(tokenId, (t) => {
+      changed = !t.expiredAt && !t.revokedAt && Date.parse(t.expiresAt) <= this.now().getTime();
+      return changed ? { expiredAt: this.now().toISOString() } : undefined;
+    });
+    if (changed) await this.audit({ actor, action: "token.expire", objectType: "token", objectId: tokenId });
+    return changed;
+  }
+
   async revokeToken(tokenId: string, actor: string): Promise<TokenRecord> {
     const token = await this.mutateToken(tokenId, (t) => (t.revokedAt ? undefined : { revokedAt: this.now().toISOString() }));
     await this.audit({ actor, action: "token.revoke", objectType: "token", objectId: tokenId });
@@ -322,6 +333,24 @@ export class Registry {
       if (status(error) === 409) return false;
       throw error;
     }
+  }
+
+  /**
+   * Deletes nonces past their expiry (a replay of them fails the signature's time check anyway) and claims older than
+   * `claimsBefore` (at-least-once redeliveries come within minutes, not days). Returns how many rows went.
+   */
+  async purgeClaims(claimsBefore: Date): Promise<number> {
+    const filter = `expiresAt lt datetime'${this.now().toISOString()}' or at lt datetime'${claimsBefore.toISOString()}'`;
+    let purged = 0;
+    for await (const e of this.tables.nonces.listEntities({ queryOptions: { filter, select: ["PartitionKey", "RowKey"] } })) {
+      try {
+        await this.tables.nonces.deleteEntity(e.partitionKey!, e.rowKey!);
+        purged++;
+      } catch (error) {
+        if (status(error) !== 404) throw error;
+      }
+    }
+    return purged;
   }
 
   async releaseClaim(partition: string, key: string): Promise<void> {

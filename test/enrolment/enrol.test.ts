@@ -89,7 +89,7 @@ describe("POST /api/enrol", () => {
     const { enrol } = await import("../../orchestrations/enrolment/enrol.js");
     const later = () => new Date(Date.now() + 2 * 3600_000);
     const outcome = enrol(
-      { registry: registry(), now: later, workflows: { start: () => Promise.resolve(), status: () => Promise.resolve(undefined), terminate: () => Promise.resolve() } },
+      { registry: registry(), now: later, workflows: { start: () => Promise.resolve(), status: () => Promise.resolve(undefined), terminate: () => Promise.resolve(), describe: () => Promise.resolve(undefined) } },
       { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: "k" },
     );
     await expect(outcome).rejects.toMatchObject({ code: "token-expired" });

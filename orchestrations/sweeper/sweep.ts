@@ -1,0 +1,175 @@
+/**
+ * The sweeper: the periodic pass that keeps the registry and Azure honest when a message, an event or a whole saga was
+ * lost. It
+ *  - marks enrolment tokens whose expiry has passed;
+ *  - fails sagas stuck beyond their deadline through the normal compensation path (terminate, then `compensateNode`),
+ *    and nodes that claim to be onboarding with no saga left to finish them;
+ *  - reports the resources the service manages that no live node owns (Arc machines tagged managed-by, role
+ *    assignments the service created at pool scopes, bootstrap-token Secrets labelled with a node) and, when
+ *    SWEEP_REMOVE_ORPHANS is set, removes them the way compensation would;
+ *  - purges expired request nonces and old result claims.
+ * Every action is idempotent: a sweep that crashes half-way is finished by the next one.
+ */
+import { isRunning, type WorkflowClient } from "../enrolment/workflow-client.js";
+import { MANAGED_BY, objectRef, parseObjectRef, removeCreatedObject, subscriptionOf, type CreatedObject } from "../onboard/activities.js";
+import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../kube/labels.js";
+import type { NodeRecord, NodeStatus, Pool } from "../registry/model.js";
+import type { Services } from "../services.js";
+
+export const SWEEP_ACTOR = "service:sweeper";
+
+/** Statuses whose recorded objects are still wanted. A Failed node's leftovers are what compensation could not remove. */
+const OWNING: ReadonlySet<NodeStatus> = new Set(["Enrolling", "AwaitingApproval", "Onboarding", "Ready", "Offboarding"]);
+const ONBOARDING: ReadonlySet<NodeStatus> = new Set(["Enrolling", "Onboarding"]);
+
+export interface SweepOptions {
+  /** A saga running longer than this, or a node onboarding this long without one, is failed. */
+  sagaDeadlineMs: number;
+  removeOrphans: boolean;
+  /** Result claims older than this are purged. */
+  claimRetentionMs: number;
+}
+
+export interface Orphan {
+  ref: string;
+  /** The node it was made for, when its name or tags say so. */
+  nodeId?: string;
+  reason: string;
+}
+
+export interface SweepReport {
+  tokensExpired: string[];
+  sagasFailed: { nodeId: string; reason: string }[];
+  orphans: Orphan[];
+  orphansRemoved: string[];
+  orphansNotRemoved: { ref: string; error: string }[];
+  claimsPurged: number;
+}
+
+export type SweepServices = Pick<Services, "registry" | "arm" | "kube" | "now" | "mailbox" | "secrets" | "settings">;
+
+export async function sweep(svc: SweepServices, workflows: WorkflowClient, options: SweepOptions): Promise<SweepReport> {
+  const report: SweepReport = { tokensExpired: [], sagasFailed: [], orphans: [], orphansRemoved: [], orphansNotRemoved: [], claimsPurged: 0 };
+  const now = svc.now();
+
+  for (const token of await all((c) => svc.registry.listTokens({ continuationToken: c }))) {
+    if (!token.expiredAt && !token.revokedAt && Date.parse(token.expiresAt) <= now.getTime() && (await svc.registry.expireToken(token.tokenId, SWEEP_ACTOR))) {
+      report.tokensExpired.push(token.tokenId);
+    }
+  }
+
+  const nodes = await all((c) => svc.registry.listNodes({ continuationToken: c }));
+  for (const node of nodes.filter((n) => ONBOARDING.has(n.status))) {
+    const reason = await failIfStuck(svc, workflows, node, now, options.sagaDeadlineMs);
+    if (reason) report.sagasFailed.push({ nodeId: node.nodeId, reason });
+  }
+
+  report.orphans = await findOrphans(svc);
+  if (options.removeOrphans) {
+    for (const orphan of report.orphans) {
+      try {
+        await removeCreatedObject(svc as Services, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
+        await svc.registry.audit({ actor: SWEEP_ACTOR, action: "orphan.removed", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
+        report.orphansRemoved.push(orphan.ref);
+      } catch (error) {
+        report.orphansNotRemoved.push({ ref: orphan.ref, error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+  } else {
+    for (const orphan of report.orphans) {
+      await svc.registry.audit({ actor: SWEEP_ACTOR, action: "orphan.found", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
+    }
+  }
+
+  report.claimsPurged = await svc.registry.purgeClaims(new Date(now.getTime() - options.claimRetentionMs));
+  return report;
+}
+
+/** Fails the node's onboarding through compensation when it is past its deadline; returns why, or undefined. */
+async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: NodeRecord, now: Date, deadlineMs: number): Promise<string | undefined> {
+  const compensation = compensateInstanceId(node.nodeId);
+  if (isRunning((await workflows.describe(compensation))?.status)) return undefined;
+  const saga = await workflows.describe(node.nodeId);
+  const running = isRunning(saga?.status);
+  const since = running ? saga!.createdAt : new Date(node.updatedAt);
+  if (now.getTime() - since.getTime() <= deadlineMs) return undefined;
+  const minutes = Math.round(deadlineMs / 60_000);
+  const reason = running
+    ? `the onboarding saga ran past its ${minutes}-minute deadline`
+    : `the node was ${node.status} for over ${minutes} minutes with no onboarding saga running (${saga ? `saga ${saga.status}` : "no saga"})`;
+  if (running) await workflows.terminate(node.nodeId, `sweeper: ${reason}`);
+  const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason };
+  await workflows.start(COMPENSATE_NODE, { instanceId: compensation, input });
+  await svc.registry.audit({ actor: SWEEP_ACTOR, action: "node.saga-deadline", objectType: "node", objectId: node.nodeId, details: { reason } });
+  return reason;
+}
+
+/**
+ * Managed resources that no node in an owning status has recorded. The resources are listed before the nodes are read:
+ * a saga records an object before creating it, so anything a listing shows was already recorded when the nodes are
+ * read, and an object being created right now is never mistaken for an orphan.
+ */
+async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
+  const candidates: { object: CreatedObject; nodeId?: string; what: string }[] = [];
+  const serviceId = svc.settings.SERVICE_PRINCIPAL_ID?.toLowerCase();
+  const pools = await all((c) => svc.registry.listPools({ continuationToken: c }));
+  const clusters = new Set<string>();
+  const roleAssignments: { id: string; createdBy?: string }[] = [];
+  for (const pool of pools) {
+    clusters.add(pool.clusterResourceId);
+    for (const m of await managedMachines(svc, pool)) candidates.push({ object: { kind: "arcMachine", id: m.id }, nodeId: m.nodeId, what: "Arc machine" });
+    for (const scope of [pool.clusterResourceId, pool.arc.resourceGroupId]) {
+      for await (const ra of svc.arm().authorization(subscriptionOf(scope)).roleAssignments.listForScope(scope)) {
+        if (ra.id && ra.scope?.toLowerCase() === scope.toLowerCase()) roleAssignments.push({ id: ra.id, createdBy: ra.createdBy?.toLowerCase() });
+      }
+    }
+  }
+  for (const cluster of clusters) {
+    const { client } = await svc.kube(cluster);
+    for (const secret of await client.listSecrets("kube-system", `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`)) {
+      if (secret.name.startsWith("bootstrap-token-")) candidates.push({ object: { kind: "bootstrapToken", id: secret.name, cluster }, nodeId: secret.labels[NODE_ID_LABEL], what: "bootstrap token" });
+    }
+  }
+
+  const nodes = await all((c) => svc.registry.listNodes({ continuationToken: c }));
+  const owned = new Set(nodes.filter((n) => OWNING.has(n.status)).flatMap((n) => n.createdObjects.map((r) => r.toLowerCase())));
+  const recordedBy = new Map<string, NodeRecord>();
+  for (const n of nodes) for (const r of n.createdObjects) recordedBy.set(r.toLowerCase(), n);
+  // Role grants are the service's when it created them or a node recorded them; others at the same scopes belong to
+  // someone else and are never touched.
+  for (const ra of roleAssignments) {
+    const ref = objectRef({ kind: "roleAssignment", id: ra.id }).toLowerCase();
+    if (recordedBy.has(ref) || (serviceId !== undefined && ra.createdBy === serviceId)) candidates.push({ object: { kind: "roleAssignment", id: ra.id }, what: "role assignment" });
+  }
+  const orphans: Orphan[] = [];
+  for (const c of candidates) {
+    const ref = objectRef(c.object);
+    if (owned.has(ref.toLowerCase())) continue;
+    const node = recordedBy.get(ref.toLowerCase()) ?? nodes.find((n) => n.nodeId === c.nodeId);
+    orphans.push({ ref, nodeId: node?.nodeId ?? c.nodeId, reason: node ? `${c.what} of node ${node.nodeId}, which is ${node.status}` : `${c.what} of no registered node` });
+  }
+  return orphans;
+}
+
+/** The pool's Arc machines the service created (tag managed-by), with the node each was made for. */
+async function managedMachines(svc: SweepServices, pool: Pool): Promise<{ id: string; nodeId?: string }[]> {
+  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i.exec(pool.arc.resourceGroupId)!;
+  const machines: { id: string; nodeId?: string }[] = [];
+  for await (const machine of svc.arm().hybridCompute(m[1]!).machines.listByResourceGroup(m[2]!)) {
+    if (machine.tags?.["managed-by"] === MANAGED_BY && machine.id) machines.push({ id: machine.id, nodeId: machine.tags["flexnode-node"] });
+  }
+  return machines;
+}
+
+async function all<T>(page: (continuationToken: string | undefined) => Promise<{ items: T[]; continuationToken?: string }>): Promise<T[]> {
+  const items: T[] = [];
+  let token: string | undefined;
+  for (let i = 0; i < 10_000; i++) {
+    const p = await page(token);
+    items.push(...p.items);
+    token = p.continuationToken;
+    if (!token) return items;
+  }
+  throw new Error("more than 10,000 pages");
+}
