@@ -25,6 +25,10 @@ export const EnrolResponse = z.object({
   poll: z.object({ intervalSeconds: z.int() }),
   service: z.object({ publicKey: z.string(), keyId: z.string() }).describe("Verifies the signature on every step envelope"),
   mailbox: MailboxCredentialsView.optional().describe("Absent while the node waits for approval"),
+  adoption: z
+    .object({ tags: z.record(z.string(), z.string()), command: z.string() })
+    .optional()
+    .describe("Adopt pools only: connect azcmagent with these tags; onboarding starts when the Arc machine appears"),
 });
 
 const route = defineRoute({
@@ -64,5 +68,12 @@ durableHttpRoute(route, async ({ body, client, context }) => {
     poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
     service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
     mailbox: mailboxFor(svc, node),
+    adoption: (await registry.getPool(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
   });
 });
+
+function adoptionOf(pool: string, nodeId: string): { tags: Record<string, string>; command: string } {
+  const tags = { "flexnode-pool": pool, "flexnode-node": nodeId };
+  const list = Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(",");
+  return { tags, command: `azcmagent connect --resource-group <pool Arc resource group> --location <region> --tags "${list}" …` };
+}

@@ -212,8 +212,13 @@ export async function rekey(
   return { kind: "created", node };
 }
 
-/** Starts the node's saga unless one is running; `restart` also replaces a finished one. */
+/**
+ * Starts the node's saga unless one is running; `restart` also replaces a finished one. In an adopt pool the saga
+ * starts only once azcmagent's Arc machine has been seen (the Event Grid handler records it and calls this).
+ */
 export async function ensureSaga(deps: EnrolDeps, node: NodeRecord, options: { restart?: boolean } = {}): Promise<void> {
+  const pool = await deps.registry.getPool(node.pool);
+  if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
   const status = await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
     const input: OnboardInput = { nodeId: node.nodeId, pool: node.pool };

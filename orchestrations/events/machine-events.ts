@@ -2,11 +2,14 @@
  * Event Grid resource events for Arc machines. Resource-group and subscription topics deliver them at least once, in
  * any order, without the resource's body (so without its tags): every decision is made from the event and the
  * registry, and every action is idempotent. Implemented: a managed machine deleted by someone else offboards its node;
- * the service's own writes and deletes (recognised by the caller's object id) are ignored. Not yet implemented:
- * adopting a machine that azcmagent created — such events are audited as candidates.
+ * the service's own writes and deletes (recognised by the caller's object id) are ignored; a machine azcmagent created
+ * with the tags an adopt pool's enrolment handed out starts that node's saga in adopt mode. Since write events carry
+ * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
  */
 import { z } from "zod";
 import { isRunning, type WorkflowClient } from "../enrolment/workflow-client.js";
+import { ensureSaga } from "../enrolment/enrol.js";
+import { MANAGED_BY } from "../onboard/activities.js";
 import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../onboard/offboard-node.js";
 import type { Registry } from "../registry/registry.js";
 
@@ -30,13 +33,17 @@ const MACHINE = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Micr
 export type MachineEventDecision =
   | { kind: "ignored"; reason: string }
   | { kind: "offboarding"; nodeId: string; instanceId: string }
-  | { kind: "adoptionCandidate"; machineId: string };
+  | { kind: "adopting"; nodeId: string; instanceId: string }
+  | { kind: "adoptionCandidate"; machineId: string; reason: string };
 
 export interface MachineEventDeps {
   registry: Registry;
   workflows: WorkflowClient;
   /** Object id of the service's own identity; its writes and deletes are the saga's and need no reaction. */
   serviceObjectId: string | undefined;
+  /** The machine's tags as ARM has them now; undefined when it no longer exists. */
+  machineTags(resourceId: string): Promise<Record<string, string> | undefined>;
+  now(): Date;
 }
 
 export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): Promise<MachineEventDecision> {
@@ -64,9 +71,33 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
     }
     return { kind: "offboarding", nodeId, instanceId };
   }
-  if (event.eventType === "Microsoft.Resources.ResourceWriteSuccess") {
-    await deps.registry.audit({ actor: `event-grid:${caller ?? "unknown"}`, action: "machine.adoption-candidate", objectType: "node", objectId: m[1]!, details: { machineId: event.data.resourceUri, eventId: event.id } });
-    return { kind: "adoptionCandidate", machineId: event.data.resourceUri };
-  }
+  if (event.eventType === "Microsoft.Resources.ResourceWriteSuccess") return adopt(deps, event.data.resourceUri, caller, event.id);
   return { kind: "ignored", reason: `event type ${event.eventType} is not handled` };
+}
+
+/**
+ * A write by someone other than the service: if azcmagent created the machine for an enrolled node of an adopt pool
+ * (tags flexnode-pool and flexnode-node, as enrolment told the node), record it on the node and start its saga in
+ * adopt mode. The saga's instance id is the node's, so duplicates and later writes of the same machine (azcmagent
+ * heartbeats update it) find the saga running or the node past Enrolling, and change nothing.
+ */
+async function adopt(deps: MachineEventDeps, machineId: string, caller: string | undefined, eventId: string): Promise<MachineEventDecision> {
+  const tags = await deps.machineTags(machineId);
+  if (!tags) return { kind: "ignored", reason: "the machine no longer exists" };
+  if (tags["managed-by"] === MANAGED_BY) return { kind: "ignored", reason: "created by the service" };
+  const poolName = tags["flexnode-pool"];
+  const nodeId = tags["flexnode-node"];
+  if (!poolName || !nodeId) return { kind: "ignored", reason: "not tagged for a flexnode pool" };
+  const candidate = async (reason: string): Promise<MachineEventDecision> => {
+    await deps.registry.audit({ actor: `event-grid:${caller ?? "unknown"}`, action: "machine.adoption-refused", objectType: "node", objectId: nodeId, details: { machineId, eventId, reason } });
+    return { kind: "adoptionCandidate", machineId, reason };
+  };
+  const [pool, node] = await Promise.all([deps.registry.getPool(poolName), deps.registry.getNodeInPool(poolName, nodeId)]);
+  if (!pool || !node) return candidate(`no node ${nodeId} is enrolled in pool ${poolName}`);
+  if (pool.arc.mode !== "adopt") return candidate(`pool ${poolName} creates its nodes' machines; it adopts none`);
+  if (node.arcMachineId && node.arcMachineId.toLowerCase() !== machineId.toLowerCase()) return candidate(`node ${nodeId} has adopted ${node.arcMachineId} already`);
+  if (node.status !== "Enrolling") return { kind: "ignored", reason: `node ${nodeId} is ${node.status}` };
+  const adopted = node.arcMachineId ? node : await deps.registry.updateNode(node, (n) => (n.arcMachineId ? undefined : { arcMachineId: machineId }), `event-grid:${caller ?? "unknown"}`, "node.machine-adopted", { expect: ["Enrolling"] });
+  await ensureSaga({ registry: deps.registry, workflows: deps.workflows, now: deps.now }, adopted);
+  return { kind: "adopting", nodeId, instanceId: nodeId };
 }

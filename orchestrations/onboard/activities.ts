@@ -23,6 +23,8 @@ export interface NodeContext {
   pool: string;
   clusterResourceId: string;
   arc: { resourceGroupId: string; location: string; tags: Record<string, string> };
+  /** Set for an adopted machine (created by azcmagent): the saga reads it and never deletes it. */
+  adoptedMachineId?: string;
   roleGrants: { roleDefinitionId: string; scope: "cluster" | "arcResourceGroup" }[];
   arch: "amd64" | "arm64";
   immutable: boolean;
@@ -58,7 +60,7 @@ const ROLE_ASSIGNMENT_NAMESPACE = "5e0c8f2a-6f0e-4f7b-9a53-2f1d8c3b7a10";
 export const BOOTSTRAP_SECRET_REF = "bootstrap-kubeconfig";
 
 export const subscriptionOf = (id: string): string => /^\/subscriptions\/([^/]+)/i.exec(id)![1]!;
-export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId">): string => `${ctx.arc.resourceGroupId}/providers/Microsoft.HybridCompute/machines/${ctx.nodeId}`;
+export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId" | "adoptedMachineId">): string => ctx.adoptedMachineId ?? `${ctx.arc.resourceGroupId}/providers/Microsoft.HybridCompute/machines/${ctx.nodeId}`;
 
 async function record(nodeId: string, obj: CreatedObject, change: "add" | "remove"): Promise<void> {
   if (!nodeId) return;
@@ -94,6 +96,7 @@ function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeCo
     pool: pool.name,
     clusterResourceId: pool.clusterResourceId,
     arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
+    ...(pool.arc.mode === "adopt" && node.arcMachineId ? { adoptedMachineId: node.arcMachineId } : {}),
     roleGrants: pool.roleGrants,
     arch: node.facts.arch,
     immutable: i.readOnlyUsr || i.ostree || i.flatcar || i.kairos || i.bootc,

@@ -78,7 +78,8 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "ensureArcMachine" });
     let principalId: string | null;
     const machineId = machineIdFor(ctx);
-    if (input.mode === "adopt") {
+    if (input.mode === "adopt" || ctx.adoptedMachineId !== undefined) {
+      // Created by azcmagent on the node: read, never written or deleted by the service.
       principalId = (yield context.df.callActivityWithRetry("onboard_getArcPrincipal", retry, { machineId })) as string | null;
     } else {
       const put = (yield context.df.callActivityWithRetry("onboard_putArcMachine", retry, { context: ctx })) as { machine: CreatedObject; principalId: string | null };

@@ -40,6 +40,10 @@ export const PoolSpec = z.strictObject({
     resourceGroupId: ResourceGroupId,
     location: z.string().regex(/^[a-z0-9]{2,40}$/, "must be an Azure region name such as eastus"),
     tags: z.record(z.string().min(1).max(512), z.string().max(256)).default({}),
+    mode: z
+      .enum(["create", "adopt"])
+      .default("create")
+      .describe("create: the service creates each node's Arc machine. adopt: azcmagent on the node creates it (tagged flexnode-pool and flexnode-node), the service adopts it on its Event Grid write event and never deletes it"),
   }),
   nodeLabels: Labels.default({}),
   nodeTaints: Taints.default([]),
@@ -106,6 +110,8 @@ export const NodeRecord = z.object({
   labels: Labels,
   taints: Taints,
   sagaInstanceId: z.string().optional(),
+  /** Adopt pools: the Arc machine azcmagent created for this node, set when its write event arrives. */
+  arcMachineId: z.string().optional(),
   createdObjects: z.array(z.string()).default([]),
   lastError: NodeError.optional(),
   pendingClaim: PendingClaim.optional(),

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ArmClients } from "../../orchestrations/azure/arm-clients.js";
 import { Registry } from "../../orchestrations/registry/registry.js";
 import { emulatorCredential, type ResourceEvent } from "../arm-emulator/index.js";
-import { startWorld, type World } from "./world.js";
+import { admin } from "../enrolment/app.js";
+import { ARC_RG_ID, CLUSTER_ID, startWorld, SUBSCRIPTION, type World } from "./world.js";
 
 let world: World;
 afterEach(async () => {
@@ -58,5 +59,69 @@ describe("Event Grid: Arc machine events", () => {
     expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(storage) })).logs.at(-1)?.message).toMatch(/ignored \(not an Arc machine\)/);
     expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify({ nonsense: true }) })).logs.at(-1)?.message).toMatch(/ignored \(not a resource event/);
     expect(world.app.simulator.instanceIds()).toEqual([]);
+  });
+
+  it("adopts a machine azcmagent created for an enrolled node of an adopt pool: one saga, Ready, and the machine outlives offboarding", async () => {
+    world = await startWorld();
+    const pool = await world.app.call("POST", "/api/manage/pools", {
+      headers: admin,
+      body: { name: "byo", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" }, roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" }] },
+    });
+    expect(pool.status).toBe(201);
+    const { nodeId } = await world.enrol({ pool: "byo" });
+    // Enrolled, but nothing starts until the node's own Arc agent has created its machine.
+    await world.app.simulator.runUntilIdle();
+    expect(world.app.simulator.instanceIds()).toEqual([]);
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+    expect((await registry.getNode(nodeId))?.status).toBe("Enrolling");
+
+    // azcmagent connect --tags flexnode-pool=byo,flexnode-node=<id>, under the operator's identity and its own name.
+    const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
+    const machineId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/edge-host-17`;
+    await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(machineId, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "flexnode-pool": "byo", "flexnode-node": nodeId }, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+    const written = world.arm.events.published.filter((e) => e.eventType === "Microsoft.Resources.ResourceWriteSuccess" && e.data.resourceUri === machineId);
+    expect(written).toHaveLength(1);
+    const first = await deliver(world, written[0]!);
+    expect(first.logs.at(-1)?.message).toBe(`machine event ${written[0]!.id}: adopting`);
+    await deliver(world, written[0]!);
+    expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    // A late duplicate after Ready changes nothing.
+    expect((await deliver(world, written[0]!)).logs.at(-1)?.message).toMatch(/ignored \(node fn-[0-9a-f]+ is Ready\)/);
+    expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
+
+    const machine = world.arm.inspect.machines().find((m) => m.id === machineId)!;
+    expect(world.arm.inspect.machines()).toHaveLength(1);
+    expect(world.arm.inspect.roleAssignments().map((r) => r.principalId)).toEqual([machine.principalId]);
+    const node = await registry.getNode(nodeId);
+    expect(node?.arcMachineId).toBe(machineId);
+    expect(node?.createdObjects.some((r) => r.startsWith("arcMachine:"))).toBe(false);
+
+    const decommission = await world.app.call("POST", `/api/manage/nodes/${nodeId}/decommission`, { headers: admin, body: { reason: "retired" } });
+    expect(decommission.status).toBe(202);
+    expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
+    expect(world.arm.inspect.roleAssignments()).toEqual([]);
+    expect(world.arm.inspect.machines().map((m) => m.id)).toEqual([machineId]);
+    expect((await registry.getNode(nodeId))?.status).toBe("Offboarded");
+  });
+
+  it("does not adopt a machine for a create pool, for an unknown node, or one the service itself created", async () => {
+    world = await startWorld();
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
+    const put = async (name: string, tags: Record<string, string>) => {
+      const id = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/${name}`;
+      await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+      const e = world.arm.events.published.filter((x) => x.data.resourceUri === id).at(-1)!;
+      return (await deliver(world, e)).logs.at(-1)?.message;
+    };
+    expect(await put("h1", { "flexnode-pool": "edge", "flexnode-node": nodeId })).toMatch(/adoptionCandidate \(pool edge creates its nodes' machines; it adopts none\)$/);
+    expect(await put("h2", { "flexnode-pool": "edge", "flexnode-node": "fn-000000000000000000000000" })).toMatch(/adoptionCandidate \(no node fn-0+ is enrolled in pool edge\)$/);
+    expect(await put("h3", { env: "lab" })).toMatch(/ignored \(not tagged for a flexnode pool\)$/);
+    expect(await put("h4", { "managed-by": "flexnode-onboarding", "flexnode-node": nodeId })).toMatch(/ignored \(created by the service\)$/);
+    const refusals = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).listAudit()).filter((a) => a.action === "machine.adoption-refused");
+    expect(refusals.map((a) => String(a.details?.reason)).sort()).toEqual(["no node fn-000000000000000000000000 is enrolled in pool edge", "pool edge creates its nodes' machines; it adopts none"]);
+    expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
   });
 });

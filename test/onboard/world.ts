@@ -60,7 +60,7 @@ export interface World {
   sb: ServiceBusEmulator;
   triggers: RunningTriggers;
   /** Enrols a node (HTTP, as the agent would) and starts its scripted agent. */
-  enrol(options?: { script?: Script; immutable?: boolean }): Promise<EnrolledNode>;
+  enrol(options?: { script?: Script; immutable?: boolean; pool?: string }): Promise<EnrolledNode>;
   /** Stops a node's scripted agent (a long run keeps hundreds of idle receivers otherwise). */
   retire(nodeId: string): Promise<void>;
   /** Runs the node's saga to a terminal state, moving virtual time only when nothing else can happen. */
@@ -114,9 +114,9 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
     kube,
     sb: sbEmulator,
     triggers,
-    enrol: async ({ script, immutable } = {}) => {
+    enrol: async ({ script, immutable, pool = "edge" } = {}) => {
       const node = newNode(immutable === undefined ? {} : { immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } });
-      const token = await app.createToken("edge");
+      const token = await app.createToken(pool);
       const res = await app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
       if (res.status !== 201) throw new Error(`enrol failed: ${res.status} ${res.body}`);
       const body = res.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
