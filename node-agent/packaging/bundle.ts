@@ -134,8 +134,6 @@ export function inspectInputs(metafile: esbuild.Metafile): InputReport {
       continue;
     }
     const path = input.startsWith("/") ? relative(repoRoot, input) : input;
-    // esbuild names stdin and virtual modules with a "<…>" marker; they are the entry itself.
-    if (path.startsWith("<")) continue;
     sources.push(path);
     if (!AGENT_SOURCE_DIRS.some((dir) => path.startsWith(dir))) violations.push(`service source ${path}`);
   }
