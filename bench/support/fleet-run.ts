@@ -1,0 +1,197 @@
+/**
+ * One fleet run: `nodes` machines enrol at the same emulated instant into a pool admitting `maxInFlight` sagas, and
+ * the run goes on in virtual time until every saga has ended. Refused nodes retry after Retry-After (plus jitter).
+ * Returns the run's figures; the ARM figures come from the ARM emulator's request log, orphans from the emulators.
+ */
+import { performance } from "node:perf_hooks";
+import { Registry } from "../../orchestrations/registry/registry.js";
+import { ARM_DEFAULT_LIMITS } from "../../test/arm-emulator/index.js";
+import type { RunningAzurite } from "../../test/azurite/azurite.js";
+import { ArmTraffic } from "./arm-traffic.js";
+import { HttpCensus, hostPortOf } from "./http-census.js";
+import { LATENCY_MODEL, nodeStepMs } from "./latency-model.js";
+import { MinHeap } from "./min-heap.js";
+import { POOL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
+import { countOrphans, readyNodeIds } from "./orphans.js";
+import { countBy, percentile, round, seededRandom } from "./stats.js";
+import { runInVirtualTime } from "./virtual-time.js";
+
+/** A token may be used at most 10,000 times (CreateToken's limit): bigger fleets get several. */
+const MAX_TOKEN_USES = 10_000;
+/** Nodes retry a refused enrolment after Retry-After plus up to this fraction of it, so retries spread out. */
+const RETRY_JITTER = 0.1;
+const TERMINAL = new Set(["Completed", "Failed", "Terminated"]);
+
+interface Waiting {
+  node: BenchNode;
+  token: string;
+  attempts: number;
+  /** The Retry-After of this node's last real refusal. */
+  retryAfterMs: number;
+}
+
+interface Outcome {
+  nodeId: string;
+  status: string;
+  code?: string;
+  sagaMs: number;
+  waitedForSlotMs: number;
+}
+
+export interface FleetRunOptions {
+  azurite: RunningAzurite;
+  nodes: number;
+  maxInFlight: number;
+  seed: number;
+}
+
+export async function runFleet(o: FleetRunOptions): Promise<Record<string, unknown>> {
+  const wallStart = performance.now();
+  const census = new HttpCensus();
+  const random = seededRandom(o.seed);
+  const world = await startOnboardingWorld({
+    azuriteConnectionString: o.azurite.connectionString,
+    maxInFlight: o.maxInFlight,
+    stepDurationMs: (envelope) => nodeStepMs(LATENCY_MODEL, envelope.stepId),
+  });
+  try {
+    const { app, clock, arm } = world;
+    const traffic = new ArmTraffic(arm);
+    const start = clock.now();
+
+    const tokens: string[] = [];
+    for (let left = o.nodes; left > 0; left -= MAX_TOKEN_USES) tokens.push(await world.createToken(Math.min(left, MAX_TOKEN_USES)));
+    const waiting = new MinHeap<Waiting>();
+    for (let i = 0; i < o.nodes; i++) waiting.push(start, { node: world.newNode(), token: tokens[Math.floor(i / MAX_TOKEN_USES)]!, attempts: 0, retryAfterMs: 0 });
+
+    const admitted = new Map<string, { at: number; waitedMs: number }>();
+    const outcomes: Outcome[] = [];
+    let running = 0;
+    const enrol = { calls: 0, created: 0, refusedSent: 0, refusedNotSent: 0 };
+
+    app.simulator.onChange((id) => {
+      const a = admitted.get(id);
+      if (!a) return;
+      const status = app.simulator.getStatus(id, { showInput: false });
+      if (!status || !TERMINAL.has(status.runtimeStatus)) return;
+      admitted.delete(id);
+      running--;
+      const output = status.output as { status?: string; error?: { code: string } } | string | null;
+      const result = typeof output === "object" && output !== null ? output : undefined;
+      outcomes.push({ nodeId: id, status: result?.status ?? status.runtimeStatus, ...(result?.error ? { code: result.error.code } : {}), sagaMs: clock.now() - a.at, waitedForSlotMs: a.waitedMs });
+      world.agents.retire(id);
+    });
+
+    const arrivals = {
+      nextDueAt: () => waiting.peekKey(),
+      runDue: async () => {
+        const due = waiting.popUntil(clock.now());
+        for (const w of due) {
+          const retryLater = () => waiting.push(clock.now() + w.retryAfterMs * (1 + RETRY_JITTER * random()), w);
+          // Every node's first attempt goes through the app. A retry against a pool that is certainly full would be
+          // refused the same way, changing nothing, so it is counted and not sent.
+          if (w.attempts++ > 0 && running >= o.maxInFlight) {
+            enrol.refusedNotSent++;
+            retryLater();
+            continue;
+          }
+          enrol.calls++;
+          const answer = await world.enrol(w.node, w.token);
+          if (answer.kind === "created") {
+            enrol.created++;
+            running++;
+            admitted.set(answer.nodeId, { at: clock.now(), waitedMs: clock.now() - start });
+          } else if (answer.status === 429 && answer.retryAfterMs !== undefined) {
+            enrol.refusedSent++;
+            w.retryAfterMs = answer.retryAfterMs;
+            retryLater();
+          } else {
+            throw new Error(`enrolment refused with ${answer.status}: ${answer.body}`);
+          }
+        }
+        return due.length;
+      },
+    };
+    const agents = { nextDueAt: () => world.agents.nextDueAt(), runDue: () => world.agents.deliverDue() };
+
+    let activities = 0;
+    let purged = 0;
+    const passes = await runInVirtualTime({
+      simulator: app.simulator,
+      clock,
+      sources: [agents, arrivals],
+      done: () => outcomes.length === o.nodes,
+      afterPass: () => {
+        traffic.fold();
+        world.kube.requests.clear();
+        activities += app.simulator.activityLog.length;
+        app.simulator.activityLog.length = 0;
+        // A finished instance is needed only for its outcome, recorded above (production purges history too).
+        for (; purged < outcomes.length; purged++) app.simulator.purge(outcomes[purged]!.nodeId);
+      },
+    });
+    const emulatedMs = clock.now() - start;
+    if (world.agents.errors.length > 0) throw new Error(`agents failed: ${String(world.agents.errors[0])}`);
+
+    const ready = await readyNodeIds(new Registry({ connectionString: o.azurite.connectionString, prefix: app.prefix }), POOL);
+    const readyOutcomes = outcomes.filter((x) => x.status === "Ready");
+    const writes = traffic.admitted.writes;
+    const limit = ARM_DEFAULT_LIMITS.writes;
+    const windowS = traffic.firstWriteAt !== undefined && traffic.lastWriteAt !== undefined ? Math.max(1_000, traffic.lastWriteAt - traffic.firstWriteAt) / 1000 : 0;
+    const achieved = windowS > 0 ? writes / windowS : 0;
+    // The most a token bucket admits on average over the window: the whole burst plus refill for the whole window.
+    const bound = windowS > 0 ? (limit.burst + limit.refillPerSecond * windowS) / windowS : 0;
+    const sagaMs = outcomes.map((x) => x.sagaMs);
+    const waitMs = outcomes.map((x) => x.waitedForSlotMs);
+    const wallMs = performance.now() - wallStart;
+    const perSaga = (n: number) => round(n / o.nodes, 1);
+
+    return {
+      nodes: o.nodes,
+      maxInFlight: o.maxInFlight,
+      sagasReady: readyOutcomes.length,
+      sagasFailed: outcomes.length - readyOutcomes.length,
+      failureCodes: countBy(outcomes.filter((x) => x.status !== "Ready"), (x) => x.code ?? x.status),
+      registryReadyNodes: ready.size,
+      armWritesPerSec: round(achieved),
+      armWriteLimitPerSec: limit.refillPerSecond,
+      armWriteBurst: limit.burst,
+      armWritesToLimitRatio: round(achieved / limit.refillPerSecond, 3),
+      armWriteBoundPerSec: round(bound),
+      armWritesToBoundRatio: bound > 0 ? round(achieved / bound, 3) : 0,
+      armWriteWindowSec: round(windowS, 1),
+      armPeakWritesInOneSec: traffic.peakWritesInOneSecond(),
+      armWrites: writes,
+      armWritesThrottled: traffic.throttled.writes,
+      armDeletes: traffic.admitted.deletes,
+      armDeletesThrottled: traffic.throttled.deletes,
+      armReads: traffic.admitted.reads,
+      armReadsThrottled: traffic.throttled.reads,
+      armWritesPerReadyNode: readyOutcomes.length > 0 ? round(writes / readyOutcomes.length, 2) : null,
+      armRequestsByRoute: traffic.routes(),
+      roleAssignmentsCreated: traffic.byRoute.get("roleAssignments.put")?.admitted ?? 0,
+      roleAssignmentsRemaining: arm.inspect.roleAssignments().length,
+      orphans: countOrphans(ready, world),
+      enrolCalls: enrol.calls,
+      enrolCreated: enrol.created,
+      enrolRefused429Sent: enrol.refusedSent,
+      enrolRefused429NotSent: enrol.refusedNotSent,
+      emulatedSecToOnboardFleet: round(emulatedMs / 1000, 1),
+      nodesReadyPerEmulatedHour: emulatedMs > 0 ? round((readyOutcomes.length / emulatedMs) * 3_600_000, 1) : 0,
+      sagaEmulatedSecP50: round((percentile(sagaMs, 50) ?? 0) / 1000, 1),
+      sagaEmulatedSecP99: round((percentile(sagaMs, 99) ?? 0) / 1000, 1),
+      waitForSlotEmulatedSecP50: round((percentile(waitMs, 50) ?? 0) / 1000, 1),
+      waitForSlotEmulatedSecMax: round((percentile(waitMs, 100) ?? 0) / 1000, 1),
+      activitiesPerSaga: perSaga(activities),
+      registryRequestsPerSaga: perSaga(census.count(`127.0.0.1:${o.azurite.ports.table}`)),
+      durableClientRequestsPerSaga: perSaga(census.count(hostPortOf(app.clientServer.origin))),
+      kubeRequestsPerSaga: perSaga(census.count(hostPortOf(world.kubeUrl))),
+      virtualTimePasses: passes,
+      wallSec: round(wallMs / 1000, 1),
+      wallMsPerSaga: round(wallMs / o.nodes, 1),
+    };
+  } finally {
+    census.close();
+    await world.close();
+  }
+}
