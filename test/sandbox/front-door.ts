@@ -1,0 +1,103 @@
+/**
+ * The function app served over real HTTP on 127.0.0.1, as `func start` would serve it: every HTTP function under the
+ * `/api` prefix with the host's routing (the host stand-in's `handleHttp`). In front of it sits a stand-in for App
+ * Service authentication ("Easy Auth"), because the admin API trusts only the principal header that platform sets:
+ * any `x-ms-client-principal*` header a caller sends is stripped, and a request bearing the sandbox's admin token
+ * (random per run, printed at start) gets the header of a sandbox admin with the FlexNode.Admin app role instead.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ADMIN_ROLE, clientPrincipalHeader } from "../../functions/http/principal.js";
+import type { FunctionsHost } from "../functions-host/host.js";
+
+/** Bigger than any route accepts (they answer 413 past 64 KiB themselves); this only bounds memory. */
+const MAX_BODY = 1024 * 1024;
+
+export const SANDBOX_ADMIN = { name: "sandbox-admin@flexnode.local", id: "5a4db0c0-0000-4000-8000-00000000ad01" };
+
+export interface FrontDoor {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  /** Send `Authorization: Bearer <adminToken>` to act as the sandbox admin. */
+  adminToken: string;
+  /** Requests served, for the summary. */
+  readonly requests: { method: string; path: string; status: number }[];
+  close(): Promise<void>;
+}
+
+export async function startFrontDoor(options: { host: () => FunctionsHost | undefined; port?: number }): Promise<FrontDoor> {
+  const adminToken = randomBytes(24).toString("base64url");
+  const principal = clientPrincipalHeader({ name: SANDBOX_ADMIN.name, id: SANDBOX_ADMIN.id, roles: [ADMIN_ROLE] });
+  const requests: FrontDoor["requests"] = [];
+  let origin = "";
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const path = (req.url ?? "/").split("?")[0]!;
+      try {
+        const body = await readBody(req);
+        if (body === undefined) {
+          res.writeHead(413).end();
+          requests.push({ method: req.method ?? "GET", path, status: 413 });
+          return;
+        }
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers)) {
+          if (v === undefined || k.startsWith("x-ms-client-principal")) continue;
+          headers[k] = Array.isArray(v) ? v.join(", ") : v;
+        }
+        if (headers.authorization === `Bearer ${adminToken}`) {
+          headers["x-ms-client-principal"] = principal;
+          headers["x-ms-client-principal-name"] = SANDBOX_ADMIN.name;
+          headers["x-ms-client-principal-id"] = SANDBOX_ADMIN.id;
+        }
+        const host = options.host();
+        if (!host) {
+          res.writeHead(503, { "content-type": "text/plain", "retry-after": "1" }).end("the function app is starting\n");
+          requests.push({ method: req.method ?? "GET", path, status: 503 });
+          return;
+        }
+        const result = await host.handleHttp({ method: req.method ?? "GET", url: `${origin}${req.url ?? "/"}`, headers, body: body.length > 0 ? new Uint8Array(body) : undefined });
+        requests.push({ method: req.method ?? "GET", path, status: result.status });
+        res.writeHead(result.status, result.headers).end(result.body);
+      } catch (error) {
+        requests.push({ method: req.method ?? "GET", path, status: 500 });
+        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`sandbox front door: ${error instanceof Error ? error.message : String(error)}\n`);
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  origin = `http://127.0.0.1:${port}`;
+  return {
+    url: origin,
+    port,
+    adminToken,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The whole body, or undefined past MAX_BODY. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
