@@ -4,13 +4,13 @@
  * again instead of a second run. Mailbox SAS tokens are deliberately absent: they are short-lived, fetched fresh on
  * every start, and kept in memory only. The file is 0600 and replaced atomically.
  */
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import * as z from "zod";
 import { KeyIdSchema, PublicKeySchema } from "../../contract/keys.js";
 import { StepResultSchema, type StepResult } from "../../contract/step-result.js";
 import { agentFiles } from "./agent-files.js";
-import { assertPrivate, ensurePrivateDir, writePrivateFileAtomic } from "./private-files.js";
+import { assertPrivate, writePrivateFileAtomic } from "./private-files.js";
 
 /** Results kept for redelivery; older ones are pruned first (and any whose envelope has expired). */
 export const MAX_REMEMBERED_RESULTS = 128;
@@ -119,8 +119,8 @@ export class AgentStateStore {
 
   private async write(state: AgentState): Promise<void> {
     const valid = AgentStateSchema.parse(state);
-    // The state directory holds the identity directory too; 0700 keeps the node's bookkeeping private.
-    await ensurePrivateDir(dirname(this.path));
+    // The file is 0600; its directory is shared with the manifest and the identity directory, so it is not forced to 0700.
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
     await writePrivateFileAtomic(this.path, `${JSON.stringify(valid, null, 2)}\n`);
   }
 

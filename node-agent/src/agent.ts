@@ -153,6 +153,10 @@ export interface RunAgentOptions extends ServiceAccessOptions {
   maxStepMs?: number;
   serviceBus?: ServiceBusClientOptions;
   stopGraceMs?: number;
+  /** Lock time kept beyond maxStepMs (default 5 minutes). */
+  lockMarginMs?: number;
+  /** Longest wait for a settlement's confirmation (default 90 s). */
+  settleTimeoutMs?: number;
 }
 
 /** `flexnode-agent run`: the mailbox loop until `signal` aborts. Needs a prior enrolment. */
@@ -188,6 +192,8 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
     ...(o.sleep ? { sleep: o.sleep } : {}),
     ...(o.serviceBus ? { serviceBus: o.serviceBus } : {}),
     ...(o.stopGraceMs !== undefined ? { stopGraceMs: o.stopGraceMs } : {}),
+    ...(o.lockMarginMs !== undefined ? { lockMarginMs: o.lockMarginMs } : {}),
+    ...(o.settleTimeoutMs !== undefined ? { settleTimeoutMs: o.settleTimeoutMs } : {}),
   });
 }
 

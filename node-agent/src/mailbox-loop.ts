@@ -38,8 +38,8 @@ import { ServiceRefusedError } from "./service-errors.js";
 
 /** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
 const ENVELOPE_SKEW_SECONDS = 300;
-/** Extra lock time beyond the longest step, for signing, recording and sending the result. */
 const LOCK_MARGIN_MS = 5 * 60_000;
+const SETTLE_TIMEOUT_MS = 90_000;
 
 export interface MailboxApi extends SecretSource {
   mailboxCredentials(): Promise<MailboxCredentials>;
@@ -67,6 +67,10 @@ export interface MailboxLoopOptions {
   serviceBus?: ServiceBusClientOptions;
   /** How long stopping waits for a running step before closing anyway (its lock then lapses and it is redelivered). */
   stopGraceMs?: number;
+  /** Lock time kept beyond `maxStepMs` for signing, recording and sending the result (default 5 minutes). */
+  lockMarginMs?: number;
+  /** Longest wait for the broker to confirm a settlement before moving on (default 90 s). */
+  settleTimeoutMs?: number;
 }
 
 /** The node has no mailbox in its current state (failed, offboarded): nothing to listen to. */
@@ -173,7 +177,7 @@ class MailboxLoop {
     const send = new AzureSASCredential(credentials.sendSas);
     const listenClient = new ServiceBusClient(credentials.namespace, listen, this.o.serviceBus);
     const sendClient = new ServiceBusClient(credentials.namespace, send, this.o.serviceBus);
-    const receiver = listenClient.createReceiver(credentials.queue, { receiveMode: "peekLock", maxAutoLockRenewalDurationInMs: this.o.maxStepMs + LOCK_MARGIN_MS });
+    const receiver = listenClient.createReceiver(credentials.queue, { receiveMode: "peekLock", maxAutoLockRenewalDurationInMs: this.o.maxStepMs + (this.o.lockMarginMs ?? LOCK_MARGIN_MS) });
     const sender = sendClient.createSender(credentials.resultsQueue);
     return {
       credentials,
@@ -234,7 +238,7 @@ class MailboxLoop {
     const seen = rememberedResult(state, ref, now);
     if (seen) {
       await this.sendResult(connection, seen.result);
-      await connection.receiver.completeMessage(message);
+      await this.settle(() => connection.receiver.completeMessage(message), ref);
       this.o.onEvent({ type: "result-resent", ...ref, outcome: seen.result.outcome });
       return;
     }
@@ -265,7 +269,7 @@ class MailboxLoop {
       return withResult(rest, { ...ref, keepUntil, result }, this.o.now());
     });
     await this.sendResult(connection, result);
-    await connection.receiver.completeMessage(message);
+    await this.settle(() => connection.receiver.completeMessage(message), ref);
     this.o.onEvent({ type: "step-finished", ...ref, kind: envelope.kind, outcome: result.outcome, ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}) });
   }
 
@@ -273,7 +277,7 @@ class MailboxLoop {
   private async refuse(connection: Connection, message: ServiceBusReceivedMessage, error: ContractError): Promise<void> {
     const ref = identify(message.body);
     if (!ref) {
-      await connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) });
+      await this.settle(() => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }));
       this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered" });
       return;
     }
@@ -281,7 +285,7 @@ class MailboxLoop {
     const stepError: StepError = { code: error.code, message: error.message.slice(0, 4096) || error.code, retryable: error.code === "envelope_not_yet_valid" };
     const result = this.sign(ref, at, { outcome: "failed", error: stepError }, await this.o.manifestDigest());
     await this.sendResult(connection, result);
-    await connection.receiver.completeMessage(message);
+    await this.settle(() => connection.receiver.completeMessage(message), ref);
     this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "failed-result", step: ref });
   }
 
@@ -296,6 +300,26 @@ class MailboxLoop {
       // Output or error text that looks like a secret is never sent; the step is reported failed without it.
       if (!(error instanceof SecretInMessageError) && !(error instanceof ContractError)) throw error;
       return buildStepResult({ ...common, outcome: "failed", error: { code: error.code, message: `the step's result could not be sent as is: ${error.code}`, retryable: false } }, { privateKey });
+    }
+  }
+
+  /**
+   * Settles without ever blocking the loop for long: a settlement that fails or goes unanswered (the lock was lost, the
+   * link it arrived on was re-attached meanwhile) leaves the message to come back when its lock lapses, and the
+   * remembered result answers it then. Throwing instead would make the SDK abandon it, which can hang the same way.
+   */
+  private async settle(operation: () => Promise<void>, ref?: StepRef): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.o.settleTimeoutMs ?? SETTLE_TIMEOUT_MS;
+    const pending = operation();
+    try {
+      await Promise.race([pending, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no settlement confirmation within ${timeoutMs} ms`)), timeoutMs)))]);
+    } catch (error) {
+      pending.catch(() => undefined);
+      const which = ref ? ` of ${ref.stepId} (attempt ${ref.attempt})` : "";
+      this.o.onEvent({ type: "error", where: "settle", message: `the message${which} was not settled (${messageOf(error) || (error as { code?: string }).code || "unknown error"}); it will be redelivered and answered with the same result` });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
