@@ -72,3 +72,4 @@ export {
 } from "./node-request.js";
 export { NodeFactsSchema, type NodeFacts } from "./node-facts.js";
 export { MailboxCredentialsSchema, type MailboxCredentials } from "./mailbox-credentials.js";
+export * from "./step-params.js";

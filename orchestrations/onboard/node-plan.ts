@@ -45,6 +45,8 @@ export interface PlanInput {
 }
 
 const KUBELET_PKI = "/var/lib/kubelet/pki";
+const CONTAINERD_UNIT = "flexnode-containerd.service";
+const CONTAINERD_DIR = "/opt/flexnode/containerd";
 
 export function buildNodePlan(p: PlanInput): PlanStep[] {
   const k8s = (table: Record<string, Record<string, Artifact>>): Artifact => {
@@ -78,7 +80,7 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
     );
   } else {
     steps.push(
-      step("container-runtime", "fetchArtifact", { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: "/opt/flexnode/containerd", unpack: "tar.gz" }, 600_000),
+      step("container-runtime", "fetchArtifact", { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: CONTAINERD_DIR, unpack: "tar.gz" }, 600_000),
       step("kubernetes-binaries", "fetchArtifact", { artifact: art(k8s(p.catalog.kubernetes)), destination: "/opt/flexnode/bin/kubelet", mode: "0755" }, 600_000),
     );
   }
@@ -89,10 +91,12 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
         { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: kubeletConfig(p) },
         { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, labels, taints) },
         { path: "/etc/cni/net.d/10-flexnode-bridge.conflist", mode: "0644", content: cniConfig() },
+        // Immutable hosts get containerd.service from the sysext image; elsewhere the agent's containerd needs a unit.
+        ...(p.immutable ? [] : [{ path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() }]),
       ],
     }, 60_000),
     step("bootstrap-kubeconfig", "fetchSecret", { secretRef: p.bootstrapSecretRef, path: "/var/lib/kubelet/bootstrap-kubeconfig", mode: "0600" }, 60_000, 2),
-    step("start-kubelet", "systemdUnits", { daemonReload: true, units: [{ name: p.immutable ? "containerd.service" : "flexnode-containerd.service", enable: true, start: true }, { name: "kubelet.service", enable: true, start: true }] }, 120_000),
+    step("start-kubelet", "systemdUnits", { daemonReload: true, units: [{ name: p.immutable ? "containerd.service" : CONTAINERD_UNIT, enable: true, start: true }, { name: "kubelet.service", enable: true, start: true }] }, 120_000),
     step("kubelet-client-certificate", "waitFor", { file: `${KUBELET_PKI}/kubelet-client-current.pem`, timeoutSeconds: 300 }, 330_000, 1),
   );
   return steps;
@@ -134,6 +138,30 @@ function kubeletUnit(kubelet: string, labels: string, taints: string): string {
     `ExecStart=${kubelet} --config=/etc/flexnode/kubelet/config.yaml --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --kubeconfig=/var/lib/kubelet/kubeconfig --cert-dir=${KUBELET_PKI} --container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-labels=${labels}${taints ? ` --register-with-taints=${taints}` : ""}`,
     "Restart=always",
     "RestartSec=10",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** containerd from the release tarball unpacked in /opt/flexnode/containerd (bin/containerd and its shims). */
+function containerdUnit(): string {
+  return [
+    "[Unit]",
+    "Description=containerd container runtime (flexnode)",
+    "After=network-online.target local-fs.target",
+    "Wants=network-online.target",
+    "[Service]",
+    `Environment=PATH=${CONTAINERD_DIR}/bin:/opt/flexnode/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+    `ExecStart=${CONTAINERD_DIR}/bin/containerd`,
+    "Type=notify",
+    "Delegate=yes",
+    "KillMode=process",
+    "Restart=always",
+    "RestartSec=5",
+    "LimitNOFILE=infinity",
+    "TasksMax=infinity",
+    "OOMScoreAdjust=-999",
     "[Install]",
     "WantedBy=multi-user.target",
     "",

@@ -1,0 +1,184 @@
+/**
+ * Params of each step kind, checked by the agent after the envelope's signature (`verifyStepEnvelope(raw,
+ * { paramsSchemas: StepParamsSchemas })`) and again by its executors. A signed envelope is trusted to come from the
+ * service, not to be sane: every path the agent may write is absolute, normalised and under /etc, /var or /opt, so a
+ * bad plan can never reach /usr (read-only on immutable hosts), a home directory or the agent's own binary.
+ */
+import * as z from "zod";
+import type { StepParamsSchemas as StepParamsSchemaMap } from "./step-envelope.js";
+
+/** Roots the agent may write below. /usr is absent on purpose: immutable hosts mount it read-only. */
+export const WRITABLE_ROOTS = ["/etc", "/var", "/opt"] as const;
+
+/** Why `p` is not an absolute, normalised path, or undefined when it is one. */
+export function absolutePathProblem(p: string): string | undefined {
+  if (!p.startsWith("/")) return "must be an absolute path";
+  if (p.includes("\0")) return "must not contain NUL";
+  const segments = p.split("/").slice(1);
+  if (segments.some((s) => s === "")) return "must be normalised (no empty segment or trailing slash)";
+  if (segments.some((s) => s === "." || s === "..")) return 'must not contain "." or ".." segments';
+  return undefined;
+}
+
+/** Why `hostPath` is not a path the agent may write, or undefined when it is. */
+export function hostPathProblem(hostPath: string): string | undefined {
+  const problem = absolutePathProblem(hostPath);
+  if (problem) return problem;
+  if (hostPath === "/usr" || hostPath.startsWith("/usr/")) return "must not be under /usr (read-only on immutable hosts; the agent never writes it)";
+  if (!WRITABLE_ROOTS.some((r) => hostPath.startsWith(`${r}/`))) return `must be under ${WRITABLE_ROOTS.join(", ")}`;
+  return undefined;
+}
+
+const pathSchema = (problemOf: (p: string) => string | undefined) =>
+  z
+    .string()
+    .max(1024)
+    .superRefine((p, ctx) => {
+      const problem = problemOf(p);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    });
+
+/** A path the agent may write. */
+export const HostPathSchema = pathSchema(hostPathProblem);
+/** A path the agent only reads (waitFor): anywhere, but absolute and normalised. */
+export const ReadPathSchema = pathSchema(absolutePathProblem);
+
+/** A host path that must sit directly in `dir` and end in `suffix` (drop-in directories read by the host). */
+const dropInPath = (dir: string, suffix: string) =>
+  HostPathSchema.refine((p) => p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).includes("/") && p.endsWith(suffix) && p.length > dir.length + 1 + suffix.length, {
+    message: `must be a ${suffix} file directly in ${dir}`,
+  });
+
+/** File modes as octal strings; setuid, setgid and sticky bits are refused. */
+export const FileModeSchema = z.string().regex(/^0[0-7]{3}$/, 'must be an octal mode such as "0644" (no setuid/setgid/sticky bits)');
+
+export const Sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
+
+export const ArtifactRefSchema = z.strictObject({
+  url: z.url({ protocol: /^https$/, error: "must be an https URL" }).max(2048),
+  sha256: Sha256HexSchema,
+});
+
+export const PREFLIGHT_CHECKS = ["root", "cgroup-v2", "swap-off", "kernel-modules", "ports", "var-free-space", "clock", "api-server-reachable", "usr-writable"] as const;
+export const PreflightCheckNameSchema = z.enum(PREFLIGHT_CHECKS);
+
+const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
+  z
+    .array(item)
+    .max(max)
+    .refine((xs) => new Set(xs).size === xs.length, { message: "must not repeat an entry" });
+
+export const PreflightParamsSchema = z.strictObject({
+  checks: uniqueList(PreflightCheckNameSchema, PREFLIGHT_CHECKS.length).optional(),
+  ignore: uniqueList(PreflightCheckNameSchema, PREFLIGHT_CHECKS.length).optional(),
+  apiServer: z.url({ protocol: /^https$/, error: "must be an https URL" }).max(2048).optional(),
+  expectImmutable: z.boolean().optional(),
+});
+
+export const WriteFilesParamsSchema = z.strictObject({
+  files: z
+    .array(
+      z.strictObject({
+        path: HostPathSchema,
+        content: z.string().max(1024 * 1024),
+        mode: FileModeSchema,
+        uid: z.int().min(0).max(0xfffffffe).optional(),
+        gid: z.int().min(0).max(0xfffffffe).optional(),
+      }),
+    )
+    .min(1)
+    .max(64)
+    .refine((fs) => new Set(fs.map((f) => f.path)).size === fs.length, { message: "must not write the same path twice" }),
+});
+
+const SysctlNameSchema = z.string().regex(/^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/, "must be a sysctl name such as net.ipv4.ip_forward");
+// One line of printable ASCII: the drop-in is line-oriented, so a newline would smuggle in another setting.
+const SysctlValueSchema = z.string().regex(/^[\x20-\x7e]{1,256}$/, "must be 1-256 printable ASCII characters on one line");
+
+export const SysctlParamsSchema = z.strictObject({
+  dropIn: dropInPath("/etc/sysctl.d", ".conf"),
+  settings: z
+    .record(SysctlNameSchema, SysctlValueSchema)
+    .refine((s) => Object.keys(s).length > 0 && Object.keys(s).length <= 128, { message: "must hold 1-128 settings" }),
+});
+
+export const KernelModuleNameSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be a kernel module name");
+
+export const KernelModulesParamsSchema = z.strictObject({
+  modules: uniqueList(KernelModuleNameSchema, 64).refine((m) => m.length > 0, { message: "must name at least one module" }),
+  persistFile: dropInPath("/etc/modules-load.d", ".conf"),
+});
+
+export const FetchArtifactParamsSchema = z
+  .strictObject({
+    artifact: ArtifactRefSchema,
+    destination: HostPathSchema,
+    unpack: z.literal("tar.gz").optional(),
+    mode: FileModeSchema.optional(),
+  })
+  .refine((p) => !(p.unpack && p.mode), { message: "mode applies to a single file; an unpacked archive keeps its entries' modes", path: ["mode"] });
+
+/** systemd-sysext's search paths outside /usr. */
+export const SYSEXT_DIRECTORIES = ["/var/lib/extensions", "/etc/extensions"] as const;
+
+export const InstallSysextParamsSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "must be an extension image name"),
+  artifact: ArtifactRefSchema,
+  directory: z.enum(SYSEXT_DIRECTORIES).optional(),
+  refresh: z.boolean().optional(),
+});
+
+export const UnitNameSchema = z.string().regex(/^[A-Za-z0-9:_.@-]{1,200}\.(service|socket|timer|target|path|mount)$/, "must be a systemd unit name");
+
+export const SystemdUnitsParamsSchema = z.strictObject({
+  daemonReload: z.boolean().optional(),
+  units: z
+    .array(z.strictObject({ name: UnitNameSchema, enable: z.boolean().optional(), start: z.boolean().optional() }))
+    .min(1)
+    .max(32),
+});
+
+const HostNameSchema = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9a-fA-F:.]+\]?$/, "must be a host name or IP address");
+
+export const WaitForParamsSchema = z
+  .strictObject({
+    file: ReadPathSchema.optional(),
+    tcp: z.strictObject({ host: HostNameSchema, port: z.int().min(1).max(65535) }).optional(),
+    url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).max(2048).optional(),
+    timeoutSeconds: z.int().min(1).max(3600),
+  })
+  .refine((p) => [p.file, p.tcp, p.url].filter((x) => x !== undefined).length === 1, { message: "must name exactly one of file, tcp, url" });
+
+export const FetchSecretParamsSchema = z.strictObject({
+  secretRef: z.string().regex(/^[A-Za-z0-9._:-]{1,256}$/, "must be a secret reference"),
+  path: HostPathSchema,
+  mode: z.enum(["0600", "0400"]).optional(),
+});
+
+export const ResetParamsSchema = z.strictObject({ scope: z.literal("all").optional() });
+
+export type PreflightParams = z.infer<typeof PreflightParamsSchema>;
+export type WriteFilesParams = z.infer<typeof WriteFilesParamsSchema>;
+export type SysctlParams = z.infer<typeof SysctlParamsSchema>;
+export type KernelModulesParams = z.infer<typeof KernelModulesParamsSchema>;
+export type FetchArtifactParams = z.infer<typeof FetchArtifactParamsSchema>;
+export type InstallSysextParams = z.infer<typeof InstallSysextParamsSchema>;
+export type SystemdUnitsParams = z.infer<typeof SystemdUnitsParamsSchema>;
+export type WaitForParams = z.infer<typeof WaitForParamsSchema>;
+export type FetchSecretParams = z.infer<typeof FetchSecretParamsSchema>;
+export type ResetParams = z.infer<typeof ResetParamsSchema>;
+export type ArtifactRef = z.infer<typeof ArtifactRefSchema>;
+
+/** Every kind's params schema, for `verifyStepEnvelope(raw, { paramsSchemas: StepParamsSchemas })`. */
+export const StepParamsSchemas = {
+  preflight: PreflightParamsSchema,
+  writeFiles: WriteFilesParamsSchema,
+  sysctl: SysctlParamsSchema,
+  kernelModules: KernelModulesParamsSchema,
+  fetchArtifact: FetchArtifactParamsSchema,
+  installSysext: InstallSysextParamsSchema,
+  systemdUnits: SystemdUnitsParamsSchema,
+  waitFor: WaitForParamsSchema,
+  fetchSecret: FetchSecretParamsSchema,
+  reset: ResetParamsSchema,
+} as const satisfies Required<StepParamsSchemaMap>;

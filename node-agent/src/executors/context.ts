@@ -1,0 +1,12 @@
+/** What every executor gets: its step, the host ports, and the manifest it records changes in before making them. */
+import type { JsonObject } from "../../../contract/json.js";
+import type { Manifest } from "../manifest.js";
+import type { StepDeps } from "../ports.js";
+
+export interface ExecutorContext {
+  stepId: string;
+  deps: StepDeps;
+  manifest: Manifest;
+}
+
+export type Executor<P> = (params: P, ctx: ExecutorContext) => Promise<JsonObject>;

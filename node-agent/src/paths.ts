@@ -1,0 +1,85 @@
+/**
+ * Host paths (as the service names them, e.g. /etc/sysctl.d/x.conf) resolved under the agent's root ("/" on a node,
+ * a sandbox directory in tests). Symlinks in the parent chain are followed the way a chroot would see them, so an
+ * absolute link target stays under the root and a relative one cannot climb out of it; the last component is not
+ * followed, since writes replace it with rename. Writes are refused under /usr (read-only on immutable hosts) and
+ * outside /etc, /var and /opt, also when a symlink would carry them there.
+ */
+import { lstat, readlink } from "node:fs/promises";
+import * as path from "node:path";
+import { absolutePathProblem, WRITABLE_ROOTS } from "../../contract/step-params.js";
+import { PathNotAllowedError, PreconditionFailedError, UsrWriteRefusedError } from "./step-errors.js";
+
+export { UsrWriteRefusedError } from "./step-errors.js";
+
+const MAX_SYMLINK_HOPS = 40;
+
+export interface ResolvedPath {
+  /** The path as the host sees it, after following symlinks in its parent chain. */
+  hostPath: string;
+  /** Where that is on this process's file system (`root` joined with hostPath). */
+  fsPath: string;
+}
+
+export function fsPathOf(root: string, hostPath: string): string {
+  return root === "/" ? hostPath : path.join(root, hostPath);
+}
+
+export function isUnder(hostPath: string, dir: string): boolean {
+  return hostPath === dir || hostPath.startsWith(`${dir}/`);
+}
+
+function checkWritable(hostPath: string, requested: string): void {
+  const via = hostPath === requested ? "" : ` (${requested} resolves to it through a symlink)`;
+  if (isUnder(hostPath, "/usr")) throw new UsrWriteRefusedError(`refusing to write ${hostPath}${via}: /usr is never written (read-only on immutable hosts)`);
+  if (!WRITABLE_ROOTS.some((r) => hostPath.startsWith(`${r}/`))) throw new PathNotAllowedError(`refusing to write ${hostPath}${via}: only ${WRITABLE_ROOTS.join(", ")} are written`);
+}
+
+function errnoOf(e: unknown): string | undefined {
+  return typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+export async function resolveHostPath(root: string, requested: string, options: { write: boolean }): Promise<ResolvedPath> {
+  const problem = absolutePathProblem(requested);
+  if (problem) throw new PathNotAllowedError(`path ${JSON.stringify(requested)} ${problem}`);
+  if (options.write) checkWritable(requested, requested);
+  if (requested === "/") return { hostPath: "/", fsPath: fsPathOf(root, "/") };
+
+  const parts = requested.split("/").slice(1);
+  const last = parts.pop()!;
+  let resolved: string[] = [];
+  const pending = [...parts];
+  let hops = 0;
+  while (pending.length > 0) {
+    const component = pending.shift()!;
+    if (component === "" || component === ".") continue;
+    if (component === "..") {
+      if (resolved.length === 0) throw new PathNotAllowedError(`${requested} climbs above the root through a symlink`);
+      resolved.pop();
+      continue;
+    }
+    const candidate = [...resolved, component];
+    const candidateFs = fsPathOf(root, `/${candidate.join("/")}`);
+    let stats;
+    try {
+      stats = await lstat(candidateFs);
+    } catch (e) {
+      if (errnoOf(e) !== "ENOENT") throw e;
+      resolved = candidate;
+      continue;
+    }
+    if (stats.isSymbolicLink()) {
+      hops += 1;
+      if (hops > MAX_SYMLINK_HOPS) throw new PathNotAllowedError(`${requested}: too many levels of symbolic links`);
+      const target = await readlink(candidateFs);
+      if (target.startsWith("/")) resolved = [];
+      pending.unshift(...target.split("/"));
+      continue;
+    }
+    if (!stats.isDirectory()) throw new PreconditionFailedError("not_a_directory", `${requested}: /${candidate.join("/")} is not a directory`);
+    resolved = candidate;
+  }
+  const hostPath = `/${[...resolved, last].join("/")}`;
+  if (options.write) checkWritable(hostPath, requested);
+  return { hostPath, fsPath: fsPathOf(root, hostPath) };
+}
