@@ -53,6 +53,7 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     azuriteConnectionString: o.azurite.connectionString,
     maxInFlight: o.maxInFlight,
     stepDurationMs: (envelope) => nodeStepMs(LATENCY_MODEL, envelope.stepId),
+    kubeletReadyAfterMs: LATENCY_MODEL.kubeletReadyAfterMs,
   });
   try {
     const { app, clock, arm } = world;

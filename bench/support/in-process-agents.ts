@@ -20,11 +20,7 @@ interface Identity {
   bootstrapToken?: string;
 }
 
-interface Pending {
-  envelope: StepEnvelope;
-  receivedAt: number;
-  dueAt: number;
-}
+type Due = { kind: "answer"; envelope: StepEnvelope; receivedAt: number; dueAt: number } | { kind: "kubeletReady"; nodeId: string };
 
 export interface InProcessAgentsOptions {
   host: FunctionsHost;
@@ -32,6 +28,8 @@ export interface InProcessAgentsOptions {
   clock: Clock;
   /** Emulated duration of a step, from envelope received to result sent. */
   stepDurationMs(envelope: StepEnvelope): number;
+  /** How long after joining the kubelet reports Ready (its Node is NotReady until then). */
+  kubeletReadyAfterMs: number;
   /** Signed node API call (the fetchSecret step). */
   call(method: string, path: string, headers: Record<string, string>): Promise<HttpResult>;
 }
@@ -42,7 +40,7 @@ export class InProcessAgents {
   readonly errors: unknown[] = [];
   results = 0;
   private readonly nodes = new Map<string, Identity>();
-  private readonly pending = new MinHeap<Pending>();
+  private readonly pending = new MinHeap<Due>();
 
   constructor(private readonly o: InProcessAgentsOptions) {}
 
@@ -59,7 +57,7 @@ export class InProcessAgents {
   receive(envelope: StepEnvelope): void {
     const now = this.o.clock.now();
     const dueAt = now + this.o.stepDurationMs(envelope);
-    this.pending.push(dueAt, { envelope, receivedAt: now, dueAt });
+    this.pending.push(dueAt, { kind: "answer", envelope, receivedAt: now, dueAt });
   }
 
   nextDueAt(): number | undefined {
@@ -70,21 +68,21 @@ export class InProcessAgents {
     return this.pending.size;
   }
 
-  /** Answers every step due by now, in due order; returns how many results were handed to the service. */
+  /** Does everything due by now, in due order: answers steps, kubelets turning Ready. Returns how many things it did. */
   async deliverDue(): Promise<number> {
     const due = this.pending.popUntil(this.o.clock.now());
-    let delivered = 0;
-    for (const p of due) {
+    for (const d of due) {
       try {
-        if (await this.answer(p)) delivered++;
+        if (d.kind === "answer") await this.answer(d);
+        else if (this.nodes.has(d.nodeId)) this.o.kube.setNodeReady(d.nodeId, true);
       } catch (error) {
         this.errors.push(error);
       }
     }
-    return delivered;
+    return due.length;
   }
 
-  private async answer(p: Pending): Promise<boolean> {
+  private async answer(p: Extract<Due, { kind: "answer" }>): Promise<boolean> {
     const node = this.nodes.get(p.envelope.nodeId);
     if (!node) return false;
     const envelope = verifyStepEnvelope(p.envelope, { servicePublicKey: node.servicePublicKey, nodeId: p.envelope.nodeId, now: new Date() });
@@ -121,6 +119,11 @@ export class InProcessAgents {
       if (!node.bootstrapToken) throw new Error(`the kubelet of ${envelope.nodeId} has no bootstrap token`);
       const joined = this.o.kube.joinNode(envelope.nodeId, { bootstrapToken: node.bootstrapToken, labels: {} });
       if (!joined.joined) throw new Error(`node ${envelope.nodeId} could not join: ${joined.reason}`);
+      // A kubelet with its certificate registers at once but is Ready only once its runtime and network are up.
+      if (this.o.kubeletReadyAfterMs > 0) {
+        this.o.kube.setNodeReady(envelope.nodeId, false);
+        this.pending.push(this.o.clock.now() + this.o.kubeletReadyAfterMs, { kind: "kubeletReady", nodeId: envelope.nodeId });
+      }
     }
   }
 }

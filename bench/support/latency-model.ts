@@ -7,12 +7,12 @@ import type { RouteInfo } from "../../test/arm-emulator/index.js";
 
 export interface LatencyModel {
   arm: {
-    /** Every ARM request not listed below. */
+    /** Every ARM request but role-assignment PUTs (the machine PUT answers 200 at once, as HybridCompute does). */
     requestMs: number;
-    /** PUT of an Arc machine: answered (sync 200) once the system-assigned identity has its principalId. */
-    machinePutMs: number;
     /** PUT of a role assignment. */
     roleAssignmentPutMs: number;
+    /** How long after its PUT a machine's system-assigned identity has a principalId (absent from reads until then). */
+    machineIdentityDelayMs: number;
   };
   /** Every Kubernetes API request. */
   kubeRequestMs: number;
@@ -22,6 +22,8 @@ export interface LatencyModel {
     /** Creating or deleting a node's queue (data-plane management). */
     manageMs: number;
   };
+  /** How long after the kubelet joins its Node turns Ready. */
+  kubeletReadyAfterMs: number;
   /** How long the agent takes for each step, by step id, from receiving the envelope to sending its result. */
   nodeStepMs: Record<string, number>;
   /** Steps not in the table. */
@@ -29,9 +31,10 @@ export interface LatencyModel {
 }
 
 export const LATENCY_MODEL: LatencyModel = {
-  arm: { requestMs: 150, machinePutMs: 2_000, roleAssignmentPutMs: 300 },
+  arm: { requestMs: 150, roleAssignmentPutMs: 300, machineIdentityDelayMs: 2_000 },
   kubeRequestMs: 20,
   serviceBus: { sendMs: 10, manageMs: 10 },
+  kubeletReadyAfterMs: 5_000,
   nodeStepMs: {
     preflight: 2_000,
     "kernel-modules": 500,
@@ -50,7 +53,6 @@ export const LATENCY_MODEL: LatencyModel = {
 
 /** The latency of one ARM request under the model. */
 export function armLatencyMs(model: LatencyModel, route: RouteInfo): number {
-  if (route.route === "machines.put") return model.arm.machinePutMs;
   if (route.route === "roleAssignments.put") return model.arm.roleAssignmentPutMs;
   return model.arm.requestMs;
 }

@@ -6,7 +6,8 @@
  *   the Kubernetes API emulator over HTTPS, the node-results trigger function, the signed node API;
  * - replaced: Service Bus (an in-process mailbox hands envelopes to in-process agents, which hand signed results to the
  *   trigger function; see in-process-mailbox.ts) and the node itself (scripted agents whose steps take modelled time).
- * With a latency model, every ARM, Kubernetes and Service Bus call also advances the emulated clock by its latency.
+ * With a latency model, every ARM, Kubernetes and Service Bus call also advances the emulated clock by its latency, and
+ * a new machine's identity gets its principalId only after the model's delay.
  */
 import { randomBytes, type KeyObject } from "node:crypto";
 import { importPublicKey } from "../../contract/keys.js";
@@ -17,6 +18,7 @@ import { overrideServices } from "../../orchestrations/services.js";
 import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ThrottlingOptions } from "../../test/arm-emulator/index.js";
 import { KubeEmulator } from "../../test/kube-emulator/index.js";
 import type { ManualClock } from "../../test/support/clock.js";
+import { withIdentityDelay } from "./identity-delay.js";
 import { InProcessAgents } from "./in-process-agents.js";
 import { InProcessMailbox } from "./in-process-mailbox.js";
 import { armLatencyMs, type LatencyModel } from "./latency-model.js";
@@ -52,6 +54,8 @@ export interface OnboardingWorldOptions {
   latency?: LatencyModel;
   /** How long the scripted node takes for a step (emulated ms). */
   stepDurationMs(envelope: StepEnvelope): number;
+  /** How long after joining a kubelet's Node turns Ready (emulated ms). */
+  kubeletReadyAfterMs: number;
   /** Saga timing overrides (SAGA_TIMING); default none: production timing. */
   timing?: Record<string, unknown>;
 }
@@ -65,7 +69,8 @@ export interface OnboardingWorld {
   kubeUrl: string;
   mailbox: InProcessMailbox;
   agents: InProcessAgents;
-  newNode(): BenchNode;
+  /** A fresh machine (new key, new identity); immutable = Flatcar-like read-only /usr (the default), else mutable. */
+  newNode(options?: { immutable?: boolean }): BenchNode;
   createToken(maxUses: number): Promise<string>;
   enrol(node: BenchNode, token: string): Promise<EnrolAnswer>;
   close(): Promise<void>;
@@ -115,6 +120,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
     kube,
     clock,
     stepDurationMs: options.stepDurationMs,
+    kubeletReadyAfterMs: options.kubeletReadyAfterMs,
     call: (method, path, headers) => app.call(method, path, { headers }),
   });
   const mailbox = new InProcessMailbox({
@@ -124,7 +130,8 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
     ...(latency ? { latency: { send: () => wait(latency.serviceBus.sendMs), manage: () => wait(latency.serviceBus.manageMs) } } : {}),
   });
   // Retries belong to the saga's durable policy (emulated time), not to SDK sleeps (wall time).
-  const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: arm.httpClient, retryOptions: { maxRetries: 0 } });
+  const httpClient = latency ? withIdentityDelay(arm.httpClient, clock, latency.arm.machineIdentityDelayMs) : arm.httpClient;
+  const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient, retryOptions: { maxRetries: 0 } });
   overrideServices({ arm: () => armClients, mailbox: () => mailbox });
 
   await app.createPool(POOL, { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "bench" } }, roleGrants: ROLE_GRANTS, maxInFlight: options.maxInFlight });
@@ -137,7 +144,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
     kubeUrl: kubeServer.server,
     mailbox,
     agents,
-    newNode: () => newNode(),
+    newNode: ({ immutable = true } = {}) => newNode({ immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } }),
     createToken: (maxUses) => app.createToken(POOL, { maxUses, expiresInHours: 24 * 30 }),
     enrol: async (node, token) => {
       const res = await app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
