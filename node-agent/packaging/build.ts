@@ -8,7 +8,7 @@
  * It also regenerates node-agent/packaging/flatcar/flexnode.ign from flexnode.bu. The SEA and the image are rebuilt
  * only when their inputs changed (keys in build-info.json), so a rebuild without agent changes takes about a second.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile, copyFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,6 +21,7 @@ import { outputs, sources } from "./layout.js";
 import { runTool } from "./run-tool.js";
 import { buildSea, type SeaOutcome } from "./sea.js";
 import { buildSysext, systemdArchitecture, type SysextPayload } from "./sysext.js";
+import { writeIfChanged } from "./write-file.js";
 
 const PreviousInfoSchema = z.looseObject({
   sea: z.looseObject({ key: z.string().optional() }).optional(),
@@ -102,18 +103,17 @@ export async function buildAgent(log: (line: string) => void = (line) => process
   const arch = systemdArchitecture();
   const payload: SysextPayload = sea.built ? { kind: "sea", executable: outputs.sea } : { kind: "node-and-bundle", node: process.execPath, bundle: outputs.bundle };
   const image = await timed("sysext", () => buildSysext({ payload, version, arch, output: outputs.sysext, ...(previous.sysext ? { previousKey: previous.sysext } : {}) }));
-  await writeFile(outputs.sysextSha512, `${image.sha512}  flexnode-agent.raw\n`);
+  await writeIfChanged(outputs.sysextSha512, `${image.sha512}  flexnode-agent.raw\n`);
   log(`sysext  ${outputs.sysext}  ${mb(image.bytes)}  payload ${payload.kind}${image.reused ? "  (unchanged, reused)" : ""}`);
 
   const flatcar = await timed("flatcar", async () => {
     const butane = await readFile(sources.butane, "utf8");
     const ignition = transpile(butane);
-    const committed = await readFile(sources.ignition, "utf8").catch(() => "");
-    if (committed !== ignition) await writeFile(sources.ignition, ignition);
+    const changed = await writeIfChanged(sources.ignition, ignition);
     const rendered = renderRelease(butane, { imageFile: imageFileName(version, arch), sha512: image.sha512 });
-    await writeFile(join(outputs.flatcarDir, "flexnode.bu"), rendered);
-    await writeFile(join(outputs.flatcarDir, "flexnode.ign"), transpile(rendered));
-    return { ignition: sources.ignition, changed: committed !== ignition };
+    await writeIfChanged(join(outputs.flatcarDir, "flexnode.bu"), rendered);
+    await writeIfChanged(join(outputs.flatcarDir, "flexnode.ign"), transpile(rendered));
+    return { ignition: sources.ignition, changed };
   });
   log(`flatcar ${flatcar.ignition}${flatcar.changed ? "  (regenerated: commit it)" : "  (up to date)"}; ${join(outputs.flatcarDir, "flexnode.ign")}`);
 
@@ -127,7 +127,7 @@ export async function buildAgent(log: (line: string) => void = (line) => process
     flatcar,
     ms,
   };
-  await writeFile(outputs.buildInfo, `${JSON.stringify(info, null, 2)}\n`);
+  await writeIfChanged(outputs.buildInfo, `${JSON.stringify(info, null, 2)}\n`);
   log(`times   ${Object.entries(ms).map(([k, v]) => `${k} ${v} ms`).join(", ")}`);
   return info;
 }

@@ -4,10 +4,11 @@
  * resolves package exports/conditions, rewrites CommonJS dependencies (rhea, the Azure SDK's CJS builds) into the
  * ESM output and tree-shakes, in well under a second.
  */
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname, relative } from "node:path";
 import * as esbuild from "esbuild";
 import { repoRoot } from "./layout.js";
+import { writeIfChanged } from "./write-file.js";
 
 export type BundleFormat = "esm" | "cjs";
 
@@ -73,9 +74,8 @@ export async function bundleAgent(options: BundleOptions): Promise<BundleResult>
   // The entry's own hashbang (if any) is kept by esbuild as the first line; add one when the entry has none.
   const text = esm && !output.text.startsWith("#!") ? SHEBANG + output.text : output.text;
   await mkdir(dirname(options.outfile), { recursive: true });
-  await writeFile(options.outfile, text);
-  if (esm) await chmod(options.outfile, 0o755);
-  if (options.metafile) await writeFile(options.metafile, `${JSON.stringify(result.metafile, null, 1)}\n`);
+  await writeIfChanged(options.outfile, text, esm ? 0o755 : 0o644);
+  if (options.metafile) await writeIfChanged(options.metafile, `${JSON.stringify(result.metafile, null, 1)}\n`);
   return {
     outfile: options.outfile,
     bytes: Buffer.byteLength(text),
