@@ -13,6 +13,7 @@ import { EnrolmentTokenSchema, parseEnrolmentUrl, ServiceUrlError } from "./enro
 import { gatherFacts, type SystemInfo } from "./facts.js";
 import { nodeHttpTransport, type HttpTransport } from "./http-transport.js";
 import { loadIdentity, loadOrCreateIdentity } from "./identity.js";
+import { describeChange, Manifest } from "./manifest.js";
 import { runMailboxLoop } from "./mailbox-loop.js";
 import { NodeApiClient } from "./node-api-client.js";
 import type { HostCommands, RunStep } from "./ports.js";
@@ -205,12 +206,15 @@ export interface AgentStatus {
   currentStep?: { sagaId: string; stepId: string; attempt: number; kind: string; startedAt: string };
   /** Step attempts answered recently, oldest first. */
   recentResults: { sagaId: string; stepId: string; attempt: number; outcome: string; finishedAt: string; errorCode?: string }[];
+  /** What the applied-state manifest records (what `reset` would undo), oldest first. */
+  applied: { stepId: string; change: string }[];
 }
 
 /** `flexnode-agent status`: what this node is, from its own files only (no network). */
 export async function agentStatus(root: string): Promise<AgentStatus> {
   const identity = await loadIdentity(root);
   const state = await new AgentStateStore(root).load();
+  const manifest = await Manifest.open(root);
   return {
     enrolled: state !== undefined,
     ...(identity ? { identity: { keyId: identity.keyId, publicKey: identity.publicKey } } : {}),
@@ -231,5 +235,6 @@ export async function agentStatus(root: string): Promise<AgentStatus> {
       finishedAt: r.result.finishedAt,
       ...(r.result.outcome === "failed" ? { errorCode: r.result.error.code } : {}),
     })),
+    applied: manifest.changes.map((c) => ({ stepId: c.stepId, change: describeChange(c) })),
   };
 }

@@ -209,6 +209,8 @@ class MailboxLoop {
   }
 
   private onError(args: ProcessErrorArgs): void {
+    // While stopping, the SDK reports its own shutdown ("receiver is suspended"); that is not news.
+    if (this.o.signal.aborted) return;
     const code = (args.error as { code?: string }).code;
     this.o.onEvent({ type: "error", where: `servicebus:${args.errorSource}`, message: `${code ? `${code}: ` : ""}${args.error.message}` });
     // An expired token detaches the link; the SDK re-attaches with the credential's current token, so make it fresh.
