@@ -17,6 +17,7 @@ import { startAzurite } from "../test/azurite/azurite.js";
 import { runFleet } from "./support/fleet-run.js";
 import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { LATENCY_MODEL } from "./support/latency-model.js";
+import { onMachine } from "./support/machine.js";
 import { runBench } from "./support/main.js";
 import { round } from "./support/stats.js";
 
@@ -69,4 +70,4 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
   }
 }
 
-runBench("fleet", fleet);
+runBench("fleet", (options) => onMachine(() => fleet(options)));

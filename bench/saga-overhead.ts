@@ -15,6 +15,7 @@ import { EventType } from "../test/durable/wire.js";
 import { criticalPath } from "./support/critical-path.js";
 import { parseFlags } from "./support/flags.js";
 import { LATENCY_MODEL, nodeStepMs } from "./support/latency-model.js";
+import { onMachine } from "./support/machine.js";
 import { runBench } from "./support/main.js";
 import { POOL, ROLE_GRANTS, startOnboardingWorld } from "./support/onboarding-world.js";
 import { countBy, round } from "./support/stats.js";
@@ -152,4 +153,4 @@ async function sagaOverhead(options: { quick: boolean; args: readonly string[] }
   }
 }
 
-runBench("saga-overhead", sagaOverhead);
+runBench("saga-overhead", (options) => onMachine(() => sagaOverhead(options)));

@@ -1,0 +1,111 @@
+/**
+ * Enrolment throughput: sustained enrolments per second and p50/p99 latency of `POST /api/enrol` on this machine,
+ * over real HTTP on 127.0.0.1, with the registry in Azurite. The app is the real function app on the Functions host
+ * stand-in (served by node:http, see support/http-front.ts); the load generator runs in the same process.
+ *
+ * Sweep: Durable start through the Durable simulator's client endpoint (starts are recorded, orchestrations are not
+ * run) or through a stub endpoint that only records them; one single-use token per node or one shared token (every
+ * enrolment then redeems the same token entity); concurrency 1, 8, 32. Each cell enrols fresh nodes into its own pool
+ * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201.
+ *
+ *   tsx bench/enrol-throughput.ts [--quick] [--enrolments 400] [--concurrency 1,8,32]
+ */
+import * as z from "zod";
+import { startAzurite } from "../test/azurite/azurite.js";
+import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
+import { HttpCensus, hostPortOf } from "./support/http-census.js";
+import { serveOverHttp } from "./support/http-front.js";
+import { runLoad, type LoadRequest } from "./support/http-load.js";
+import { onMachine } from "./support/machine.js";
+import { runBench } from "./support/main.js";
+import { ARC_RG_ID, CLUSTER_ID } from "./support/onboarding-world.js";
+import { startServiceApp, type ServiceApp } from "./support/service-app.js";
+import { percentile, round } from "./support/stats.js";
+import { startStubDurableEndpoint } from "./support/stub-durable-endpoint.js";
+
+const Flags = z.object({
+  enrolments: intFlag().max(10_000).optional(),
+  concurrency: intListFlag().optional(),
+});
+
+const WARMUP = 10;
+
+async function enrolThroughput(options: { quick: boolean; args: readonly string[] }): Promise<Record<string, unknown>> {
+  const flags = parseFlags(options.args, Flags);
+  const perCell = flags.enrolments ?? (options.quick ? 25 : 400);
+  const concurrencies = flags.concurrency ?? (options.quick ? [1, 8] : [1, 8, 32]);
+  const durables = options.quick ? (["simulator"] as const) : (["simulator", "stub"] as const);
+  const tokenModes = options.quick ? (["per-node"] as const) : (["per-node", "shared"] as const);
+
+  const azurite = await startAzurite();
+  const app = await startServiceApp({ azuriteConnectionString: azurite.connectionString });
+  const { newNode } = await import("../test/enrolment/app.js");
+  const front = await serveOverHttp(app.host);
+  const stub = await startStubDurableEndpoint();
+  const census = new HttpCensus();
+  try {
+    let pools = 0;
+    const cell = async (tokens: "per-node" | "shared", count: number, concurrency: number) => {
+      const pool = `bench${++pools}`;
+      await app.createPool(pool, { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus" }, maxInFlight: 10_000 });
+      const requests = await prepare(app, pool, tokens, count, newNode);
+      const before = { registry: census.count(`127.0.0.1:${azurite.ports.table}`), durable: durableRequests(census, app, stub.binding.rpcBaseUrl) };
+      const load = await runLoad(front.origin, requests, concurrency);
+      const created = load.statuses["201"] ?? 0;
+      if (created !== count) throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
+      return {
+        tokens,
+        concurrency,
+        enrolments: count,
+        enrolPerSec: round((created / load.elapsedMs) * 1000, 1),
+        p50Ms: round(percentile(load.latenciesMs, 50)!, 1),
+        p99Ms: round(percentile(load.latenciesMs, 99)!, 1),
+        maxMs: round(Math.max(...load.latenciesMs), 1),
+        registryRequestsPerEnrol: round((census.count(`127.0.0.1:${azurite.ports.table}`) - before.registry) / count, 1),
+        durableRequestsPerEnrol: round((durableRequests(census, app, stub.binding.rpcBaseUrl) - before.durable) / count, 1),
+      };
+    };
+
+    const rows: Record<string, unknown>[] = [];
+    for (const durable of durables) {
+      app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : stub.binding));
+      // Warm-up (not measured): JIT, connection pools, table creation paths.
+      await cell("per-node", WARMUP, 4);
+      for (const tokens of tokenModes) for (const concurrency of concurrencies) rows.push({ durable, ...(await cell(tokens, perCell, concurrency)) });
+    }
+    return {
+      rows,
+      sagasStartedInSimulator: app.simulator.instanceIds().length,
+      sagasStartedInStub: stub.starts,
+      setup: {
+        transport: "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; client in the same process",
+        registry: "Azurite (in-memory) in a child process",
+        durable: { simulator: "the Durable simulator's loopback client endpoint: starts recorded, orchestrations not run", stub: "a loopback endpoint that only records starts" },
+        tokens: { "per-node": "one single-use token per node", shared: "one token with maxUses = enrolments, redeemed by every node" },
+        pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes a slot on the pool's counter)",
+        warmupEnrolments: WARMUP,
+      },
+    };
+  } finally {
+    census.close();
+    await stub.close();
+    await front.close();
+    await app.close();
+    await azurite.stop();
+  }
+}
+
+async function prepare(app: ServiceApp, pool: string, tokens: "per-node" | "shared", count: number, newNode: () => { facts: unknown; publicKey: string }): Promise<LoadRequest[]> {
+  const shared = tokens === "shared" ? await app.createToken(pool, { maxUses: count }) : undefined;
+  const requests: LoadRequest[] = [];
+  for (let i = 0; i < count; i++) {
+    const node = newNode();
+    const token = shared ?? (await app.createToken(pool, { maxUses: 1 }));
+    requests.push({ method: "POST", path: "/api/enrol", body: JSON.stringify({ token, facts: node.facts, publicKey: node.publicKey }) });
+  }
+  return requests;
+}
+
+const durableRequests = (census: HttpCensus, app: ServiceApp, stubRpcBaseUrl: string): number => census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(stubRpcBaseUrl));
+
+runBench("enrol-throughput", (options) => onMachine(() => enrolThroughput(options)));

@@ -1,0 +1,85 @@
+/**
+ * A stand-in for the Durable extension's HTTP API that only records starts: the durable client's `startNew` gets 202
+ * and `getStatus` gets the recorded instance (or 404). No orchestration runs. With it, an enrolment benchmark measures
+ * the enrolment itself, the client's loopback HTTP calls included, without the Durable simulator behind them.
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DurableClientBinding } from "../../test/durable/client-server.js";
+
+export interface StubDurableEndpoint {
+  binding: DurableClientBinding;
+  /** Orchestrations started so far. */
+  readonly starts: number;
+  close(): Promise<void>;
+}
+
+const TASK_HUB = "FlexNodeBench";
+
+export async function startStubDurableEndpoint(): Promise<StubDurableEndpoint> {
+  const instances = new Map<string, { name: string; createdTime: string }>();
+  let origin = "";
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      const path = new URL(req.url ?? "/", origin).pathname.replace(/^\/runtime\/webhooks\/durabletask\//, "/durabletask/");
+      let m: RegExpExecArray | null;
+      const send = (status: number, body?: unknown) => {
+        res.writeHead(status, body === undefined ? {} : { "content-type": "application/json; charset=utf-8" });
+        res.end(body === undefined ? "" : JSON.stringify(body));
+      };
+      if (req.method === "POST" && (m = /^\/durabletask\/orchestrators\/([^/]+)\/([^/]+)$/.exec(path))) {
+        const id = decodeURIComponent(m[2]!);
+        if (instances.has(id)) return send(409, { message: `An Orchestration instance with the status Pending already exists: ${id}` });
+        instances.set(id, { name: decodeURIComponent(m[1]!), createdTime: new Date().toISOString() });
+        return send(202, { id, statusQueryGetUri: `${origin}/runtime/webhooks/durabletask/instances/${encodeURIComponent(id)}` });
+      }
+      if (req.method === "GET" && (m = /^\/durabletask\/instances\/([^/]+)$/.exec(path))) {
+        const id = decodeURIComponent(m[1]!);
+        const inst = instances.get(id);
+        if (!inst) return send(404, { message: `No instance with ID '${id}' found.` });
+        return send(202, { name: inst.name, instanceId: id, runtimeStatus: "Pending", input: null, customStatus: null, output: null, createdTime: inst.createdTime, lastUpdatedTime: inst.createdTime });
+      }
+      return send(404, { message: `no route for ${req.method} ${path}` });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const webhooks = `${origin}/runtime/webhooks/durabletask`;
+  const query = `taskHub=${TASK_HUB}&connection=Storage&code=stub`;
+  const binding: DurableClientBinding = {
+    taskHubName: TASK_HUB,
+    creationUrls: {
+      createNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?code=stub`,
+      createAndWaitOnNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=stub`,
+    },
+    managementUrls: {
+      id: "INSTANCEID",
+      statusQueryGetUri: `${webhooks}/instances/INSTANCEID?${query}`,
+      sendEventPostUri: `${webhooks}/instances/INSTANCEID/raiseEvent/{eventName}?${query}`,
+      terminatePostUri: `${webhooks}/instances/INSTANCEID/terminate?reason={text}&${query}`,
+      rewindPostUri: `${webhooks}/instances/INSTANCEID/rewind?reason={text}&${query}`,
+      purgeHistoryDeleteUri: `${webhooks}/instances/INSTANCEID?${query}`,
+      restartPostUri: `${webhooks}/instances/INSTANCEID/restart?${query}`,
+      suspendPostUri: `${webhooks}/instances/INSTANCEID/suspend?reason={text}&${query}`,
+      resumePostUri: `${webhooks}/instances/INSTANCEID/resume?reason={text}&${query}`,
+    },
+    baseUrl: webhooks,
+    requiredQueryStringParameters: "code=stub",
+    rpcBaseUrl: `${origin}/durabletask/`,
+  };
+  return {
+    binding,
+    get starts() {
+      return instances.size;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
