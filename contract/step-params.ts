@@ -102,7 +102,8 @@ export const SysctlParamsSchema = z.strictObject({
     .refine((s) => Object.keys(s).length > 0 && Object.keys(s).length <= 128, { message: "must hold 1-128 settings" }),
 });
 
-export const KernelModuleNameSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be a kernel module name");
+// A leading "-" would reach modprobe as an option.
+export const KernelModuleNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be a kernel module name");
 
 export const KernelModulesParamsSchema = z.strictObject({
   modules: uniqueList(KernelModuleNameSchema, 64).refine((m) => m.length > 0, { message: "must name at least one module" }),
@@ -128,7 +129,8 @@ export const InstallSysextParamsSchema = z.strictObject({
   refresh: z.boolean().optional(),
 });
 
-export const UnitNameSchema = z.string().regex(/^[A-Za-z0-9:_.@-]{1,200}\.(service|socket|timer|target|path|mount)$/, "must be a systemd unit name");
+// A leading "-" would reach systemctl as an option.
+export const UnitNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,199}\.(service|socket|timer|target|path|mount)$/, "must be a systemd unit name");
 
 export const SystemdUnitsParamsSchema = z.strictObject({
   daemonReload: z.boolean().optional(),

@@ -66,7 +66,12 @@ function request(url: string, headers: Record<string, string>, options: Download
       resolve(res);
     });
     req.setTimeout(options.idleTimeoutMs ?? 30_000, () => req.destroy(new RetryableError(`no response from ${target.host} within ${options.idleTimeoutMs ?? 30_000} ms`)));
-    req.on("error", (e) => reject(e instanceof DownloadFailedError ? e : new RetryableError(e.message)));
+    req.on("error", (e: NodeJS.ErrnoException) => {
+      if (e instanceof DownloadFailedError) return reject(e);
+      // A certificate the agent does not trust will not become trusted by asking again.
+      if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(e.code ?? "")) return reject(new DownloadFailedError(`TLS to ${target.host} failed: ${e.code}: ${e.message}`, false, { cause: e }));
+      reject(new RetryableError(e.message));
+    });
   });
 }
 

@@ -59,14 +59,21 @@ async function fetchArchive(params: FetchArtifactParams, ctx: ExecutorContext) {
     return { placed: false, destination: params.destination, entries: recorded.entries.length };
   }
   const file = await download(ctx, params.artifact);
-  const listed = await inspectArchive(file);
-  await ensureDirectory(ctx, destination);
-  for (const e of listed) {
-    const wanted = path.posix.join(destination, e.rel);
-    const resolved = await resolveHostPath(root, wanted, { write: true });
-    // A symlink already on the host must not carry an entry elsewhere (tar would also refuse to write through it).
-    if (resolved.hostPath !== wanted) throw new UnsafeArchiveError(`entry ${e.rel} would land at ${resolved.hostPath} through an existing symlink`);
+  let listed;
+  try {
+    listed = await inspectArchive(file);
+    for (const e of listed) {
+      const wanted = path.posix.join(destination, e.rel);
+      const resolved = await resolveHostPath(root, wanted, { write: true });
+      // A symlink already on the host must not carry an entry elsewhere (tar would also refuse to write through it).
+      if (resolved.hostPath !== wanted) throw new UnsafeArchiveError(`entry ${e.rel} would land at ${resolved.hostPath} through an existing symlink`);
+    }
+  } catch (e) {
+    // An archive that cannot be unpacked safely never will be: do not keep it around for a retry.
+    await forgetDownload(root, params.artifact.sha256);
+    throw e;
   }
+  await ensureDirectory(ctx, destination);
   // After a crash mid-unpack the first record stands: the files on disk now are partly the archive's, not the prior ones.
   let entries = recorded?.entries;
   if (!entries) {

@@ -24,18 +24,19 @@ export function bytes(seed: string, size: number): Buffer {
 export const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 async function tarGz(files: Record<string, Buffer>, prefix: string): Promise<Buffer> {
-  const dir = await mkdtemp(path.join(tmpdir(), "flexnode-artifact-"));
+  const work = await mkdtemp(path.join(tmpdir(), "flexnode-artifact-"));
+  const dir = path.join(work, "tree");
   try {
     for (const [name, content] of Object.entries(files)) {
       await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
       await writeFile(path.join(dir, name), content);
       await chmod(path.join(dir, name), 0o755);
     }
-    const out = path.join(dir, "out.tgz");
+    const out = path.join(work, "out.tgz");
     await tar.c({ gzip: true, file: out, cwd: dir, portable: true, mtime: new Date("2025-01-01T00:00:00Z") }, [prefix]);
     return await readFile(out);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   }
 }
 

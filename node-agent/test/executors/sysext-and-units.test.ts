@@ -1,0 +1,129 @@
+import { lstat, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startArtifactServer, type ArtifactServer } from "../support-host/artifact-server.js";
+import { activeUnits } from "../support-host/fake-host.js";
+import { buildPayloads, sha256, type Payloads } from "../support-host/payloads.js";
+import { hostUnderTest, type HostUnderTest } from "../support-host/step.js";
+import { treeDiff } from "../support-host/tree-hash.js";
+
+let server: ArtifactServer;
+let payloads: Payloads;
+const roots: string[] = [];
+beforeAll(async () => {
+  server = await startArtifactServer();
+  payloads = await buildPayloads(0.25);
+  server.put("containerd.raw", payloads.containerdSysext);
+});
+afterAll(() => server.close());
+afterEach(async () => {
+  for (const r of roots.splice(0)) await rm(r, { recursive: true, force: true });
+});
+async function sandbox(immutable = true): Promise<HostUnderTest> {
+  const h = await hostUnderTest({ immutable, ca: server.ca });
+  roots.push(h.root);
+  return h;
+}
+const sysext = () => ({ name: "containerd", artifact: { url: server.url("containerd.raw"), sha256: sha256(payloads.containerdSysext) }, directory: "/var/lib/extensions", refresh: true });
+
+describe("installSysext", () => {
+  it("places the verified image, refreshes, converges without downloading, and reset removes it and refreshes", async () => {
+    const h = await sandbox();
+    const before = server.requests.length;
+    expect(await h.run("installSysext", sysext())).toMatchObject({ outcome: "succeeded", output: { placed: true, image: "/var/lib/extensions/containerd.raw" } });
+    expect(sha256(await readFile(path.join(h.root, "var/lib/extensions/containerd.raw")))).toBe(sha256(payloads.containerdSysext));
+    expect(await readFile(path.join(h.root, "run/fakehost/sysext"), "utf8")).toBe("containerd\n");
+    expect(h.host.lines()).toEqual(["systemd-sysext refresh"]);
+    expect(await h.run("installSysext", sysext())).toMatchObject({ outcome: "succeeded", output: { placed: false } });
+    expect(server.requests.length - before).toBe(1);
+    // Refreshed again: a crash between placing and refreshing must still converge.
+    expect(h.host.lines()).toEqual(["systemd-sysext refresh", "systemd-sysext refresh"]);
+
+    await h.reset();
+    expect(h.host.lines().at(-1)).toBe("systemd-sysext refresh");
+    expect(treeDiff(h.original, await h.tree())).toEqual([]);
+  });
+
+  it("a wrong digest places nothing and does not refresh", async () => {
+    const h = await sandbox();
+    const result = await h.run("installSysext", { ...sysext(), artifact: { url: server.url("containerd.raw"), sha256: "f".repeat(64) } });
+    expect(result).toMatchObject({ outcome: "failed", error: { code: "artifact_digest_mismatch" } });
+    expect(h.host.calls).toEqual([]);
+    await expect(lstat(path.join(h.root, "var/lib/extensions/containerd.raw"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("refuses an image directory under /usr and names that are paths", async () => {
+    const h = await sandbox();
+    for (const params of [{ ...sysext(), directory: "/usr/lib/extensions" }, { ...sysext(), name: "../../etc/x" }, { ...sysext(), name: "a/b" }]) {
+      expect(await h.run("installSysext", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
+    }
+    expect(treeDiff(h.original, await h.tree())).toEqual([]);
+  });
+});
+
+describe("systemdUnits", () => {
+  const unit = "[Unit]\nDescription=x\n[Service]\nExecStart=/opt/flexnode/bin/x\n[Install]\nWantedBy=multi-user.target\n";
+  async function withUnits(h: HostUnderTest, names: string[]) {
+    for (const n of names) await writeFile(path.join(h.root, "etc/systemd/system", n), unit);
+  }
+
+  it("enables and starts what is not, converges, and reset stops and disables only that", async () => {
+    const h = await sandbox(false);
+    await withUnits(h, ["a.service", "b.service"]);
+    // b is enabled and running before the agent: it must stay that way after reset.
+    await symlink("/etc/systemd/system/b.service", path.join(h.root, "etc/systemd/system/multi-user.target.wants/b.service"));
+    await writeFile(path.join(h.root, "run/fakehost/active"), "b.service\n");
+    const original = await h.tree();
+    const params = { daemonReload: true, units: [{ name: "a.service", enable: true, start: true }, { name: "b.service", enable: true, start: true }] };
+    expect(await h.run("systemdUnits", params)).toMatchObject({ outcome: "succeeded", output: { changed: ["enabled a.service", "started a.service"] } });
+    expect(activeUnits(h.root)).toEqual(["b.service", "a.service"]);
+    expect(await h.run("systemdUnits", params)).toMatchObject({ outcome: "succeeded", output: { changed: [] } });
+
+    const calls = h.host.calls.length;
+    await h.reset();
+    expect(h.host.lines().slice(calls).filter((l) => !/is-enabled/.test(l))).toEqual(["systemctl stop a.service", "systemctl disable a.service"]);
+    expect(activeUnits(h.root)).toEqual(["b.service"]);
+    expect(treeDiff(original, await h.tree())).toEqual([]);
+  });
+
+  it("stops and disables on request, and reset starts and enables again", async () => {
+    const h = await sandbox(false);
+    await withUnits(h, ["docker.service"]);
+    await symlink("/etc/systemd/system/docker.service", path.join(h.root, "etc/systemd/system/multi-user.target.wants/docker.service"));
+    await writeFile(path.join(h.root, "run/fakehost/active"), "docker.service\n");
+    const original = await h.tree();
+    expect(await h.run("systemdUnits", { units: [{ name: "docker.service", enable: false, start: false }] })).toMatchObject({ outcome: "succeeded", output: { changed: ["disabled docker.service", "stopped docker.service"] } });
+    expect(activeUnits(h.root)).toEqual([]);
+    await h.reset();
+    expect(treeDiff(original, await h.tree())).toEqual([]);
+  });
+
+  it("a unit that is not installed fails the precondition and nothing changes", async () => {
+    const h = await sandbox(false);
+    await withUnits(h, ["a.service"]);
+    const original = await h.tree();
+    const result = await h.run("systemdUnits", { units: [{ name: "a.service", enable: true, start: true }, { name: "missing.service", enable: true, start: true }] });
+    expect(result).toMatchObject({ outcome: "failed", error: { code: "unit_not_found", retryable: false } });
+    expect(h.host.lines().filter((l) => !/is-enabled/.test(l))).toEqual([]);
+    expect(treeDiff(original, await h.tree())).toEqual([]);
+  });
+
+  it("a unit from a merged sysext image is found once the image is refreshed", async () => {
+    const h = await sandbox(true);
+    expect((await h.run("systemdUnits", { units: [{ name: "containerd.service", enable: true, start: true }] })).outcome).toBe("failed");
+    expect((await h.run("installSysext", sysext(), "sysext")).outcome).toBe("succeeded");
+    expect((await h.run("systemdUnits", { units: [{ name: "containerd.service", enable: true, start: true }] }, "units")).outcome).toBe("succeeded");
+    expect(activeUnits(h.root)).toEqual(["containerd.service"]);
+    await h.reset();
+    expect(treeDiff(h.original, await h.tree())).toEqual([]);
+  });
+
+  it("refuses unit names that are not unit names", async () => {
+    const h = await sandbox(false);
+    // "-H.service" would reach systemctl as its --host option.
+    for (const name of ["../../etc/passwd", "kubelet", "a.service; reboot", "-H.service"]) {
+      expect(await h.run("systemdUnits", { units: [{ name, start: true }] }), name).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
+    }
+    expect(h.host.calls).toEqual([]);
+  });
+});
