@@ -1,0 +1,58 @@
+/**
+ * The real agent (enrolAgent + runAgent) in place of the scripted AgentResponder, against the whole service wired to
+ * its emulators (test/onboard/world.ts): enrolment over HTTP, the onboarding saga sending signed envelopes to the
+ * node's queue, the results trigger verifying the agent's signed results, the bootstrap kubeconfig over the signed
+ * node API. The host side records steps on disk and joins the Kubernetes emulator (the executors have their own tests).
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { enrolAgent } from "../src/agent.js";
+import { AgentStateStore } from "../src/agent-state.js";
+import { startWorld, type World } from "../../test/onboard/world.js";
+import { startHttpFront, type HttpFront } from "./support-service/http-front.js";
+import { kubeletHostSide } from "./support-service/kubelet-host-side.js";
+import { startAgent, type RunningAgent } from "./support-service/running-agent.js";
+import { HOSTS, scratchRoot, type ScratchRoot } from "./support-service/scratch-root.js";
+import { runsOnDisk } from "./support-service/test-host-side.js";
+
+let world: World;
+let front: HttpFront;
+let root: ScratchRoot;
+let agent: RunningAgent | undefined;
+
+beforeEach(async () => {
+  world = await startWorld();
+  front = await startHttpFront(world.app);
+  root = await scratchRoot({ ...HOSTS.flatcar, "/etc/machine-id": `${randomBytes(16).toString("hex")}\n` });
+});
+afterEach(async () => {
+  await agent?.stop();
+  await front.close();
+  await world.close();
+  await root.remove();
+});
+
+describe("the real agent in the service's world", () => {
+  it("takes an immutable node from enrolment to Ready", async () => {
+    const token = await world.app.createToken("edge");
+    const { nodeId, httpStatus } = await enrolAgent({ root: root.dir, url: `${front.url}/api/enrol#${token}` });
+    expect(httpStatus).toBe(201);
+    const hostSide = kubeletHostSide(world.kube, () => nodeId);
+    agent = startAgent({ root: root.dir, hostSide });
+    await agent.waitFor("mailbox-connected");
+
+    const done = await world.settle(nodeId);
+    expect(done).toMatchObject({ runtimeStatus: "Completed", output: { status: "Ready" } });
+    expect(hostSide.joined).toBe(true);
+    expect(world.kube.inspect().nodes.map((n) => n.name)).toEqual([nodeId]);
+
+    // Every plan step ran exactly once, each answered by a result the service accepted (nothing quarantined).
+    const steps = ["preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate"];
+    expect(Object.keys(await runsOnDisk(root.dir)).sort()).toEqual(steps.map((s) => `${s}.1`).sort());
+    expect(Object.values(await runsOnDisk(root.dir)).every((n) => n === 1)).toBe(true);
+    expect(world.sb.inspect.messages("node-results-rejected")).toEqual([]);
+    const state = await new AgentStateStore(root.dir).require();
+    expect(state.results.map((r) => r.stepId)).toEqual(steps);
+    expect(state.results.every((r) => r.result.outcome === "succeeded")).toBe(true);
+  });
+});
