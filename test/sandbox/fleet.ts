@@ -100,7 +100,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   } catch (error) {
     unsubscribe();
     await Promise.all(nodes.map((n) => n.stop()));
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 }).catch(() => undefined);
     throw error;
   }
 
@@ -128,7 +128,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     stop: async ({ removeRoots = false } = {}) => {
       unsubscribe();
       await Promise.all(nodes.map((n) => n.stop()));
-      if (removeRoots) await rm(dir, { recursive: true, force: true });
+      if (removeRoots) await rm(dir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
 }

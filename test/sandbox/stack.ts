@@ -1,7 +1,7 @@
 /**
  * The whole service on one machine, in REAL time: the function app (every real function module) on the host
  * stand-in behind a real HTTP listener, the Durable simulator in realtime mode driving the real replay engine, the
- * Service Bus results trigger, registry tables in Azurite, and emulators for everything Azure: ARM (Arc machines, role
+ * Service Bus results trigger and the timer trigger (sweeper) on its schedule, registry tables in Azurite, and emulators for everything Azure: ARM (Arc machines, role
  * assignments, the AKS cluster, throttling; over HTTPS), Service Bus (AMQP + management), the cluster's Kubernetes API
  * (HTTPS), and an HTTPS artifact mirror. Used by `npm start` (test/sandbox/main.ts) and the end-to-end tests.
  *
@@ -24,6 +24,7 @@ import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servi
 import { startArtifactServer, type ArtifactServer } from "./artifact-server.js";
 import { ARC_RG, CLUSTER_NAME, CLUSTER_RG, DEMO_POOL, demoPoolBody, KUBERNETES_VERSION, LOCATION, SERVICE_PRINCIPAL_ID, SUBSCRIPTION } from "./estate.js";
 import { startFrontDoor, type FrontDoor } from "./front-door.js";
+import { startTimerTriggers, type RunningTimers } from "./timer-triggers.js";
 
 /**
  * Saga timing for a real-time sandbox: production's shape with sub-second retries and polls, so a failure compensates
@@ -55,6 +56,8 @@ export interface Stack {
   front: FrontDoor;
   harness: DurableHarness;
   triggers: RunningTriggers;
+  /** Timer triggers (the sweeper) on their schedules. */
+  timers: RunningTimers;
   arm: ArmEmulator;
   armEndpoint: ListeningEmulator;
   kube: KubeEmulator;
@@ -187,6 +190,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const triggers = startServiceBusTriggers(host, { maxConcurrentCalls: 16 });
     closers.push(() => triggers.close());
+    const timers = startTimerTriggers(host, { log });
+    closers.push(() => timers.close());
 
     // Event Grid: the ARM emulator publishes machine write/delete events; deliver them to the Event Grid trigger as
     // the platform would (the service ignores its own, and offboards a managed machine deleted by someone else).
@@ -217,6 +222,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       front,
       harness,
       triggers,
+      timers,
       arm,
       armEndpoint,
       kube,

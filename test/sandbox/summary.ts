@@ -3,6 +3,7 @@
  * machines, role assignments, mailbox queues and Kubernetes objects that exist, the ARM calls the service made (the
  * ARM emulator's request log), and each node's outcome. Printed for people and as one JSON line for machines.
  */
+import { BUILT_IN_ROLES } from "../arm-emulator/index.js";
 import { RESULTS_QUEUE, REJECTED_RESULTS_QUEUE } from "../../orchestrations/mailbox/mailbox.js";
 import type { NodeOutcome } from "./fleet.js";
 import type { Stack } from "./stack.js";
@@ -74,18 +75,27 @@ export function summarize(stack: Stack, outcomes: NodeOutcome[], wallMs: number)
 
 const round = (x: number): number => Math.round(x * 10) / 10;
 
+/** Long lists shortened for the console (the JSON line has them whole). */
+function few(items: string[], max = 6): string[] {
+  return items.length <= max ? items : [...items.slice(0, max - 1), `… and ${items.length - max + 1} more`];
+}
+
+const ROLE_NAMES: Record<string, string> = Object.fromEntries(Object.entries(BUILT_IN_ROLES).map(([name, guid]) => [guid, name]));
+
 export function formatSummary(s: SandboxSummary): string[] {
   const lines: string[] = [];
   lines.push("", `Summary: ${s.ready} Ready, ${s.failed} Failed of ${s.nodes.length} node(s) in ${s.wallSeconds} s (wall time, including start-up)`);
-  for (const n of s.nodes) {
+  const shown = s.nodes.length <= 12 ? s.nodes : [...s.nodes.filter((n) => n.status !== "Ready"), ...s.nodes.filter((n) => n.status === "Ready").slice(0, 5)];
+  for (const n of shown) {
     lines.push(`  ${n.status === "Ready" ? "✓" : "✗"} ${n.name.padEnd(14)} ${String(n.nodeId ?? "-").padEnd(24)} ${n.os.padEnd(13)} ${n.status.padEnd(10)} ${n.seconds} s, ${n.steps} step attempts`);
     if (n.error) lines.push(`      ${n.error.code}: ${n.error.message}`);
   }
+  if (shown.length < s.nodes.length) lines.push(`  … and ${s.nodes.length - shown.length} more Ready node(s)`);
   lines.push("", "Azure objects that exist now (emulated ARM and Service Bus):");
-  lines.push(`  Arc machines (${s.azure.arcMachines.length}):`, ...s.azure.arcMachines.map((id) => `    ${id}`));
-  lines.push(`  Role assignments (${s.azure.roleAssignments.length}):`, ...s.azure.roleAssignments.map((r) => `    ${r.role} at ${r.scope}`));
-  lines.push(`  Mailbox queues (${s.azure.mailboxQueues.length}): ${s.azure.mailboxQueues.join(", ") || "-"}`);
-  lines.push(`Kubernetes (emulated API server): nodes ${s.kubernetes.nodes.map((n) => `${n.name} (Ready=${n.ready ?? "?"})`).join(", ") || "-"}; bootstrap tokens left: ${s.kubernetes.bootstrapTokens}`);
+  lines.push(`  Arc machines (${s.azure.arcMachines.length}):`, ...few(s.azure.arcMachines).map((id) => `    ${id}`));
+  lines.push(`  Role assignments (${s.azure.roleAssignments.length}):`, ...few(s.azure.roleAssignments.map((r) => `${ROLE_NAMES[r.role] ?? r.role} at ${r.scope}`)).map((l) => `    ${l}`));
+  lines.push(`  Mailbox queues (${s.azure.mailboxQueues.length}): ${few(s.azure.mailboxQueues).join(", ") || "-"}`);
+  lines.push(`Kubernetes (emulated API server): ${s.kubernetes.nodes.length} node(s) ${few(s.kubernetes.nodes.map((n) => `${n.name} (Ready=${n.ready ?? "?"})`)).join(", ")}; bootstrap tokens left: ${s.kubernetes.bootstrapTokens}`);
   lines.push(`ARM calls made by the service: ${s.armCalls.total} (${s.armCalls.throttled} throttled)`);
   for (const [route, count] of Object.entries(s.armCalls.byRoute)) lines.push(`  ${String(count).padStart(4)} × ${route}`);
   return lines;

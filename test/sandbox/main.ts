@@ -1,0 +1,179 @@
+/**
+ * `npm start`: the local sandbox. Starts the whole service on http://127.0.0.1:7071 against emulated Azure, creates a
+ * demo pool and an enrolment token through the admin API, and onboards N real agents (each in its own sandbox root)
+ * through the enrolment URL, printing progress live and a summary at the end; then keeps serving until Ctrl+C.
+ *
+ *   npm start -- [--nodes N] [--once] [--fail-at <step>] [--os flatcar|ubuntu] [--json] [--port P] [--timeout S]
+ */
+// Must come first: the function modules register through @azure/functions-core, which the stand-in provides.
+import "../functions-host/setup.js";
+import { parseArgs } from "node:util";
+import * as z from "zod";
+import { DEMO_POOL } from "./estate.js";
+import { failureFor, planFor } from "./failure-injection.js";
+import { startFleet, type Fleet } from "./fleet.js";
+import { sandboxHostSide } from "./host-side.js";
+import { ProgressPrinter } from "./progress.js";
+import type { NodeSpec } from "./sandbox-node.js";
+import { startStack, type Stack } from "./stack.js";
+import { formatSummary, summarize } from "./summary.js";
+
+const USAGE = `usage: npm start -- [options]
+  --nodes N          nodes to onboard, each a real agent in its own sandbox root (default 1, at most 100)
+  --once             exit when every node is Ready or Failed (exit code 0 only if all are Ready)
+  --fail-at STEP     make that plan step fail on every node (e.g. sysctl, container-runtime, start-kubelet)
+  --os OS            flatcar (immutable: sysext images; default) or ubuntu (mutable: /opt/flexnode)
+  --json             end with one JSON line summarising the run
+  --port P           port of the function app on 127.0.0.1 (default 7071, as func start; 0 = any free port)
+  --timeout S        seconds to wait for the nodes before summarising anyway (default 120)
+  --help`;
+
+const Args = z.strictObject({
+  nodes: z.coerce.number().int().min(1).max(100).default(1),
+  once: z.boolean().default(false),
+  "fail-at": z.string().regex(/^[a-z0-9-]+$/, "must be a step id such as sysctl").optional(),
+  os: z.enum(["flatcar", "ubuntu"]).default("flatcar"),
+  json: z.boolean().default(false),
+  port: z.coerce.number().int().min(0).max(65_535).default(7071),
+  timeout: z.coerce.number().int().min(5).max(3_600).default(120),
+  help: z.boolean().default(false),
+});
+type Args = z.infer<typeof Args>;
+
+const out = (line = ""): void => void process.stdout.write(`${line}\n`);
+const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function parse(argv: string[]): Args | undefined {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        nodes: { type: "string" },
+        once: { type: "boolean" },
+        "fail-at": { type: "string" },
+        os: { type: "string" },
+        json: { type: "boolean" },
+        port: { type: "string" },
+        timeout: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    err(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return undefined;
+  }
+  const parsed = Args.safeParse(values);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) err(`--${issue.path.join(".")}: ${issue.message}`);
+    err(USAGE);
+    return undefined;
+  }
+  return parsed.data;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parse(argv);
+  if (!args) return 2;
+  if (args.help) {
+    out(USAGE);
+    return 0;
+  }
+  const t0 = Date.now();
+  let stack: Stack | undefined;
+  let fleet: Fleet | undefined;
+  const interrupted = new Promise<"signal">((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve("signal"));
+  });
+  const serviceLog: string[] = [];
+
+  try {
+    out("flexnode local sandbox: the real service, the real agent, emulated Azure. Nothing leaves this machine.");
+    try {
+      stack = await startStack({ port: args.port, log: (line) => serviceLog.push(line) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+        err(`port ${args.port} on 127.0.0.1 is in use (is \`func start\` or another sandbox running?); choose another with --port, or --port 0`);
+        return 1;
+      }
+      throw error;
+    }
+    const s = stack;
+    out(`  function app      ${s.url}  (every function of this repo on a Functions host stand-in; Durable Functions simulated, real time)`);
+    out(`  storage           Azurite, in memory  ${s.azurite ? s.azurite.connectionString.match(/TableEndpoint=([^;]+)/)?.[1] ?? "" : "(given)"}`);
+    out(`  ARM               emulated  ${s.armEndpoint.endpoint}  (subscription, AKS cluster, Arc machines, role assignments, throttling)`);
+    out(`  Service Bus       emulated  ${s.sbRunning.endpoint}  (node mailboxes, node-results)`);
+    out(`  Kubernetes API    emulated  ${s.kubeServer.server}  (the AKS cluster's API server: bootstrap tokens, RBAC, Nodes)`);
+    out(`  artifact mirror   emulated  ${s.artifacts.origin}  (small labelled artifacts, pinned by sha256)`);
+    out(`  nodes             ${args.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`);
+
+    await s.createDemoPool(Math.max(20, args.nodes));
+    const { enrolmentUrl } = await s.createToken({ maxUses: args.nodes, expiresInHours: 1, description: "npm start" });
+    out(`\nCreated pool '${DEMO_POOL}' and an enrolment token for ${args.nodes} node(s) through the admin API.`);
+    out(`Enrolment URL: ${enrolmentUrl.replace(/#.*/, "#<token, shown once>")}`);
+
+    const immutable = args.os === "flatcar";
+    let failure: NodeSpec["failure"];
+    if (args["fail-at"]) {
+      failure = failureFor(args["fail-at"], planFor({ immutable, arch: "amd64", catalog: s.artifacts.catalog }), s.artifacts);
+      if (failure.artifact) s.artifacts.corrupt(failure.artifact);
+      out(`Failure injected at step '${failure.stepId}' (${failure.kind}): ${failure.how}.`);
+    }
+    const specs: NodeSpec[] = Array.from({ length: args.nodes }, (_, i) => ({ name: `edge-${String(i + 1).padStart(2, "0")}`, immutable, arch: "amd64", index: i + 1, ...(failure ? { failure } : {}) }));
+    out("");
+    const startedAt = new Map<string, number>();
+    const printer = new ProgressPrinter((node) => startedAt.get(node.spec.name), out, specs.map((x) => x.name));
+    for (const spec of specs) startedAt.set(spec.name, Date.now());
+    fleet = await startFleet({ stack: s, specs, enrolmentUrl, hostSide: sandboxHostSide, onEvent: (e) => printer.handle(e) });
+    const outcomes = await Promise.race([fleet.settle(args.timeout * 1000), interrupted]);
+    if (outcomes === "signal") {
+      out("\nInterrupted; shutting down.");
+      return 130;
+    }
+    const summary = summarize(s, outcomes, Date.now() - t0);
+    for (const line of formatSummary(summary)) out(line);
+    if (serviceLog.length > 0) out(`(service log: ${serviceLog.length} line(s); last: ${serviceLog.at(-1)})`);
+
+    if (!args.once) {
+      printCurlExamples(s, fleet);
+      if (args.json) out(JSON.stringify(summary));
+      out("\nServing until Ctrl+C (the agents keep listening on their mailboxes).");
+      await interrupted;
+      out("\nShutting down.");
+      return summary.ok ? 0 : 1;
+    }
+    if (args.json) out(JSON.stringify(summary));
+    return summary.ok ? 0 : 1;
+  } finally {
+    await fleet?.stop({ removeRoots: true });
+    await stack?.close();
+  }
+}
+
+function printCurlExamples(s: Stack, fleet: Fleet): void {
+  const id = fleet.nodes[0]?.nodeId ?? "<nodeId>";
+  out(`
+The admin API trusts the principal header App Service authentication adds. The sandbox plays that part: a request
+with this bearer token gets the header of 'sandbox-admin' (app role FlexNode.Admin); any x-ms-client-principal a
+caller sends is stripped, as App Service does.
+
+  export FLEXNODE_ADMIN_TOKEN=${s.adminToken}
+  curl -s ${s.url}/api/healthz
+  curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes
+  curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes/${id}
+  curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/pools/${DEMO_POOL}
+  curl -s -X POST -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" -H 'content-type: application/json' \\
+       -d '{"maxUses":1}' ${s.url}/api/manage/pools/${DEMO_POOL}/tokens
+  curl -s -X POST -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes/${id}/decommission
+  curl -s ${s.url}/api/openapi.json`);
+}
+
+const code = await main(process.argv.slice(2)).catch((error: unknown) => {
+  err(`sandbox failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return 1;
+});
+process.exitCode = code;
+// Everything is closed by now; if a library still holds a timer or socket, do not let it keep the process alive.
+setTimeout(() => process.exit(code), 2_000).unref();
