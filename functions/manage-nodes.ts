@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { approveNode, rejectNode } from "../orchestrations/enrolment/approval.js";
 import { isRunning, workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
+import { newRunId } from "../orchestrations/mailbox/node-results.js";
 import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../orchestrations/onboard/offboard-node.js";
 import { NodeStatus, PoolName } from "../orchestrations/registry/model.js";
 import { ProblemError } from "./http/problem.js";
@@ -93,7 +94,7 @@ durableHttpRoute(decommission, async ({ params, principal, client }) => {
   if (isRunning(await workflows.status(node.nodeId))) await workflows.terminate(node.nodeId, `decommissioned by ${principal.name}`);
   const instanceId = offboardInstanceId(node.nodeId);
   if (!isRunning(await workflows.status(instanceId))) {
-    const input: OffboardNodeInput = { nodeId: node.nodeId, reason: `decommissioned by ${principal.name}`, actor: principal.name };
+    const input: OffboardNodeInput = { nodeId: node.nodeId, reason: `decommissioned by ${principal.name}`, actor: principal.name, run: newRunId() };
     await workflows.start(OFFBOARD_NODE, { instanceId, input });
   }
   await registry.audit({ actor: principal.name, action: "node.decommission", objectType: "node", objectId: node.nodeId });

@@ -8,6 +8,7 @@ import { RegistryError, type Registry } from "../registry/registry.js";
 import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../registry/model.js";
 import { deriveNodeId, machineIdentity } from "./node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
+import { newRunId } from "../mailbox/node-results.js";
 import { isRunning, type WorkflowClient } from "./workflow-client.js";
 
 export const ONBOARD_ORCHESTRATION = "onboardNode";
@@ -15,6 +16,8 @@ export const ONBOARD_ORCHESTRATION = "onboardNode";
 export interface OnboardInput {
   nodeId: string;
   pool: string;
+  /** The run's wire id (see newRunId): fresh for every start, so a restarted saga never takes an old run's results. */
+  run: string;
 }
 
 export interface EnrolDeps {
@@ -221,7 +224,7 @@ export async function ensureSaga(deps: EnrolDeps, node: NodeRecord, options: { r
   if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
   const status = await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
-    const input: OnboardInput = { nodeId: node.nodeId, pool: node.pool };
+    const input: OnboardInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
     await deps.workflows.start(ONBOARD_ORCHESTRATION, { instanceId: node.nodeId, input });
   }
 }

@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { isRunning, type WorkflowClient } from "../enrolment/workflow-client.js";
 import { ensureSaga } from "../enrolment/enrol.js";
+import { newRunId } from "../mailbox/node-results.js";
 import { MANAGED_BY } from "../onboard/activities.js";
 import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../onboard/offboard-node.js";
 import type { Registry } from "../registry/registry.js";
@@ -65,7 +66,7 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
     // Duplicates and retries land here too: one offboarding per node at a time.
     if (!isRunning(await deps.workflows.status(instanceId))) {
       if (isRunning(await deps.workflows.status(nodeId))) await deps.workflows.terminate(nodeId, "Arc machine deleted outside the service");
-      const input: OffboardNodeInput = { nodeId, reason: `Arc machine deleted outside the service (event ${event.id})`, actor: `event-grid:${caller ?? "unknown"}` };
+      const input: OffboardNodeInput = { nodeId, reason: `Arc machine deleted outside the service (event ${event.id})`, actor: `event-grid:${caller ?? "unknown"}`, run: newRunId() };
       await deps.workflows.start(OFFBOARD_NODE, { instanceId, input });
       await deps.registry.audit({ actor: input.actor, action: "node.machine-deleted", objectType: "node", objectId: nodeId, details: { eventId: event.id } });
     }

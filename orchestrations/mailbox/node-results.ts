@@ -5,7 +5,7 @@
  * Permanent rejections (schema, signature, unknown node) are returned as such so the caller can quarantine the message;
  * transient failures throw so the broker redelivers.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { ContractError } from "../../contract/errors.js";
 import { importPublicKey } from "../../contract/keys.js";
 import { parseUnverifiedStepResult, verifyStepResult, type StepResult } from "../../contract/step-result.js";
@@ -28,7 +28,14 @@ export function parseSagaRunId(sagaId: string, nodeId: string): { instanceId: st
   return instanceId === nodeId || instanceId.startsWith(`${nodeId}:`) ? { instanceId, run } : undefined;
 }
 
-/** A run id from the orchestration's deterministic GUID. */
+/**
+ * A fresh run id, made by whoever starts a saga and passed in its input (so replays see the same one). The
+ * orchestration's own newGuid is not enough: it derives from the instance id and start time, which a restarted
+ * instance can repeat (a virtual clock does; so could two starts in one millisecond).
+ */
+export const newRunId = (): string => randomBytes(6).toString("hex");
+
+/** The run id of a saga started without one (older inputs): from the orchestration's deterministic GUID. */
 export const runOf = (guid: string): string => guid.replace(/-/g, "").slice(0, 12).toLowerCase();
 
 /**

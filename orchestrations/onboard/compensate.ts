@@ -56,6 +56,8 @@ export interface CompensateNodeInput {
   nodeId: string;
   code: string;
   message: string;
+  /** This run's id on the wire (see newRunId); made by the starter. */
+  run?: string;
   timing?: Partial<Timing>;
 }
 
@@ -65,7 +67,7 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
   context.df.setCustomStatus({ phase: "compensating", lastError: input.message });
   const begun = (yield context.df.callActivity("onboard_compensationContext", { nodeId: input.nodeId })) as { context?: NodeContext; timing?: Partial<Timing> };
   const timing = timingFrom({ ...begun.timing, ...input.timing });
-  const run = runOf(context.df.newGuid(context.df.instanceId));
+  const run = input.run ?? runOf(context.df.newGuid(context.df.instanceId));
   const result = yield* compensate(context, timing, {
     nodeId: input.nodeId,
     code: input.code,

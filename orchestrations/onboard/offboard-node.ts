@@ -19,6 +19,8 @@ export interface OffboardNodeInput {
   nodeId: string;
   reason: string;
   actor: string;
+  /** This run's id on the wire (see newRunId); made by the starter. */
+  run?: string;
   timing?: Partial<Timing>;
 }
 
@@ -30,7 +32,7 @@ export function* offboardNode(context: OrchestrationContext): Generator<df.Task,
   context.df.setCustomStatus({ phase: "reset" });
   if (begun.hasMailbox && begun.context) {
     // Bounded and best effort: an unreachable or dead node must not block its offboarding.
-    const run = runOf(context.df.newGuid(context.df.instanceId));
+    const run = input.run ?? runOf(context.df.newGuid(context.df.instanceId));
     yield* runStepAttempt(context, retry, { context: begun.context, sagaId: sagaRunId(context.df.instanceId, run), run, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
   }
   context.df.setCustomStatus({ phase: "remove" });

@@ -23,6 +23,8 @@ export interface OnboardNodeInput {
   pool: string;
   /** adopt: the Arc machine was created by azcmagent; the saga reads it and never deletes it. */
   mode?: "create" | "adopt";
+  /** This run's id on the wire (see newRunId); made by the starter. */
+  run?: string;
   timing?: Partial<Timing>;
 }
 
@@ -63,7 +65,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
   let ctx: NodeContext | undefined;
   let cluster: { apiServer: string; kubernetesVersion: string } | undefined;
   // This run's identity on the wire: results of an earlier run of the same instance can never satisfy its waits.
-  const run = runOf(context.df.newGuid(context.df.instanceId));
+  const run = input.run ?? runOf(context.df.newGuid(context.df.instanceId));
   const sagaId = sagaRunId(context.df.instanceId, run);
 
   try {

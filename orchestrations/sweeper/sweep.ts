@@ -11,6 +11,7 @@
  * Every action is idempotent: a sweep that crashes half-way is finished by the next one.
  */
 import { isRunning, type WorkflowClient } from "../enrolment/workflow-client.js";
+import { newRunId } from "../mailbox/node-results.js";
 import { MANAGED_BY, objectRef, parseObjectRef, removeCreatedObject, subscriptionOf, type CreatedObject } from "../onboard/activities.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../kube/labels.js";
@@ -99,7 +100,7 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
     ? `the onboarding saga ran past its ${minutes}-minute deadline`
     : `the node was ${node.status} for over ${minutes} minutes with no onboarding saga running (${saga ? `saga ${saga.status}` : "no saga"})`;
   if (running) await workflows.terminate(node.nodeId, `sweeper: ${reason}`);
-  const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason };
+  const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason, run: newRunId() };
   await workflows.start(COMPENSATE_NODE, { instanceId: compensation, input });
   await svc.registry.audit({ actor: SWEEP_ACTOR, action: "node.saga-deadline", objectType: "node", objectId: node.nodeId, details: { reason } });
   return reason;

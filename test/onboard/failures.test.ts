@@ -60,3 +60,43 @@ describe("onboardNode: a failure at any step leaves nothing behind", () => {
     expect(agent.errors).toEqual([]);
   });
 });
+
+describe("a failed node enrolling again", () => {
+  it("runs a second saga under the same instance id to Ready: the first run's results never answer the second's steps", async () => {
+    world = await startWorld();
+    const { nodeId, node } = await world.enrol({ script: (e) => (e.stepId === "sysctl" ? "fail" : "succeed") });
+    const first = await world.settle(nodeId);
+    expect(first.output).toMatchObject({ status: "Failed", error: { code: "NodeStepFailed" } });
+    await world.retire(nodeId);
+
+    // Same machine, same key, a fresh token: the service restarts the node's saga under its node id.
+    const token = await world.app.createToken("edge");
+    const again = await world.app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
+    expect(again.status).toBe(201);
+    const body = again.json as { nodeId: string; mailbox: import("../../orchestrations/mailbox/mailbox.js").NodeMailboxCredentials; service: { publicKey: string } };
+    expect(body.nodeId).toBe(nodeId);
+    const { AgentResponder } = await import("./agent-responder.js");
+    const { importPublicKey } = await import("../../contract/keys.js");
+    const agent = new AgentResponder({ app: world.app, kube: world.kube, nodeId, privateKey: node.privateKey, servicePublicKey: importPublicKey(body.service.publicKey), mailbox: body.mailbox });
+    // Attach once the new run has re-created the queue: a receiver whose queue was deleted under it backs off for
+    // seconds before re-attaching, longer than the test timing keeps a step's envelope alive.
+    await world.app.simulator.runUntilIdle();
+    agent.start();
+    try {
+      const second = await world.settle(nodeId);
+      expect(second.output).toEqual({ status: "Ready" });
+      // preflight attempt 1 was answered in both runs; each run waited for, and got, its own answer.
+      const runs = new Set(agent.seen.map((s) => s.sagaId));
+      expect(runs.size).toBe(1);
+      const secondRun = [...runs][0]!;
+      expect(secondRun.startsWith(`${nodeId}@`)).toBe(true);
+      // Every step went through at its first attempt: no result of the first run was mistaken for (or swallowed as a
+      // duplicate of) the second run's, which would have cost a step timeout and a retry.
+      expect({ errors: agent.errors.map(String), late: agent.seen.filter((s) => s.attempt !== 1) }).toEqual({ errors: [], late: [] });
+      const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+      expect((await registry.getNode(nodeId))?.status).toBe("Ready");
+    } finally {
+      await agent.close();
+    }
+  });
+});
