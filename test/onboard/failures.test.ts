@@ -1,5 +1,6 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
+import type { NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbox.js";
 import { Registry } from "../../orchestrations/registry/registry.js";
 import type { StepBehaviour } from "./agent-responder.js";
 import { startWorld, type World } from "./world.js";
@@ -73,7 +74,7 @@ describe("a failed node enrolling again", () => {
     const token = await world.app.createToken("edge");
     const again = await world.app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
     expect(again.status).toBe(201);
-    const body = again.json as { nodeId: string; mailbox: import("../../orchestrations/mailbox/mailbox.js").NodeMailboxCredentials; service: { publicKey: string } };
+    const body = again.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
     expect(body.nodeId).toBe(nodeId);
     const { AgentResponder } = await import("./agent-responder.js");
     const { importPublicKey } = await import("../../contract/keys.js");
