@@ -34,12 +34,14 @@ import { AbortedError, backoffDelay, sleep as realSleep, type Sleep } from "./ba
 import type { NodeIdentity } from "./identity.js";
 import type { NodeStatusView } from "./node-api-client.js";
 import type { HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
-import { ServiceRefusedError } from "./service-errors.js";
+import { RetriesExhaustedError, ServiceRefusedError } from "./service-errors.js";
 
 /** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
 const ENVELOPE_SKEW_SECONDS = 300;
 const LOCK_MARGIN_MS = 5 * 60_000;
 const SETTLE_TIMEOUT_MS = 90_000;
+/** Node statuses the service keeps a mailbox for (functions/mailbox-view.ts). */
+const MAILBOX_STATUSES: ReadonlySet<string> = new Set(["Enrolling", "Onboarding", "Ready", "Offboarding"]);
 
 export interface MailboxApi extends SecretSource {
   mailboxCredentials(): Promise<MailboxCredentials>;
@@ -151,22 +153,31 @@ class MailboxLoop {
     this.o.onEvent({ type: "stopped" });
   }
 
-  /** Mailbox credentials; while the node waits for an admin's approval, polls its status first. */
+  /**
+   * Mailbox credentials; while the node waits for an admin's approval, polls its status first. A service that cannot
+   * be reached is waited out (an agent must survive a service outage at boot); a refusal other than "no mailbox yet"
+   * ends the loop.
+   */
   private async obtainCredentials(state: AgentState): Promise<MailboxCredentials> {
-    for (;;) {
+    for (let outage = 1; ; ) {
       this.o.signal.throwIfAborted();
       try {
-        return await this.o.api.mailboxCredentials();
+        try {
+          return await this.o.api.mailboxCredentials();
+        } catch (error) {
+          if (!(error instanceof ServiceRefusedError) || error.status !== 409) throw error;
+        }
+        const { status } = await this.o.api.status();
+        if (status !== "AwaitingApproval" && !MAILBOX_STATUSES.has(status)) throw new NoMailboxError(status);
+        // Approved (or about to be): the mailbox follows within a poll interval.
+        if (status === "AwaitingApproval") this.o.onEvent({ type: "waiting-for-approval", status, nextCheckInSeconds: state.poll.intervalSeconds });
+        await this.sleep(state.poll.intervalSeconds * 1000, this.o.signal);
+        outage = 1;
       } catch (error) {
-        if (!(error instanceof ServiceRefusedError) || error.status !== 409) throw error;
+        if (!(error instanceof RetriesExhaustedError)) throw error;
+        this.o.onEvent({ type: "error", where: "node-api", message: `${error.message}; trying again` });
+        await this.sleep(Math.max(1_000, backoffDelay(outage++, { baseMs: 10_000, maxMs: 5 * 60_000 })), this.o.signal);
       }
-      const { status } = await this.o.api.status();
-      if (status !== "AwaitingApproval") {
-        if (["Enrolling", "Onboarding", "Ready", "Offboarding"].includes(status)) continue;
-        throw new NoMailboxError(status);
-      }
-      this.o.onEvent({ type: "waiting-for-approval", status, nextCheckInSeconds: state.poll.intervalSeconds });
-      await this.sleep(state.poll.intervalSeconds * 1000, this.o.signal);
     }
   }
 

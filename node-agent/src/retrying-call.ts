@@ -1,7 +1,7 @@
 /** One HTTP exchange with the service, retried with backoff on transport failures and retryable statuses. */
 import { backoffDelay, DEFAULT_BACKOFF, retryAfterMs, sleep as realSleep, type BackoffPolicy, type Sleep } from "./backoff.js";
 import { TransportError, type HttpRequest, type HttpResponse, type HttpTransport } from "./http-transport.js";
-import { isRetryable, RetriesExhaustedError } from "./service-errors.js";
+import { isRetryable, problemOf, RetriesExhaustedError, ServiceRefusedError } from "./service-errors.js";
 
 export interface RetryContext {
   http: HttpTransport;
@@ -16,7 +16,8 @@ export interface RetryContext {
 
 /**
  * Calls `build()` for each attempt (signed requests need a fresh signature and nonce every time) and returns the first
- * response that is not worth retrying, which may still be a 4xx for the caller to interpret.
+ * response that is not worth retrying, which may still be a 4xx for the caller to interpret. When the attempts run out
+ * it throws RetriesExhaustedError, whose cause is the last transport error or retryable answer.
  */
 export async function callWithRetries(operation: string, build: () => Promise<HttpRequest> | HttpRequest, ctx: RetryContext): Promise<HttpResponse> {
   const policy = { ...DEFAULT_BACKOFF, ...ctx.backoff };
@@ -31,8 +32,8 @@ export async function callWithRetries(operation: string, build: () => Promise<Ht
       if (!isRetryable(response)) return response;
       waitHint = retryAfterMs(response.headers["retry-after"], ctx.now());
       reason = `HTTP ${response.status}`;
-      last = response;
-      if (attempt === policy.maxAttempts) return response;
+      last = new ServiceRefusedError(operation, response.status, problemOf(response));
+      if (attempt === policy.maxAttempts) break;
     } catch (error) {
       if (!(error instanceof TransportError)) throw error;
       reason = error.message;

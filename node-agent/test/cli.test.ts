@@ -1,4 +1,7 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import { stat } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -170,3 +173,27 @@ describe("flexnode-agent run --output json", () => {
     }
   });
 });
+
+describe("flexnode-agent run as a process", () => {
+  it("stops on SIGTERM with exit code 0 after closing its mailbox connections", async () => {
+    const service = await startNodeService();
+    try {
+      expect((await cli(["enrol", "--url", `${service.url}/api/enrol#${service.issueToken()}`])).code).toBe(0);
+      const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("../src/main.ts", import.meta.url)), "--root", root.dir, "--output", "json", "run"], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let signalled = false;
+      child.stdout.on("data", (c: Buffer) => {
+        stdout += c.toString();
+        if (!signalled && stdout.includes('"mailbox-connected"')) signalled = child.kill("SIGTERM");
+      });
+      const [code] = (await once(child, "exit")) as [number | null];
+      expect(code).toBe(0);
+      expect(stdout.trim().split("\n").map((l) => (JSON.parse(l) as { type: string }).type)).toEqual(["mailbox-connected", "stopped"]);
+      // The broker saw the agent's receive link attach on the node's queue, authorised by its Listen token.
+      expect(service.emulator.log.of("linkAttached", (e) => e.role === "receive" && e.link.authorizedBy.ruleName === "flexnode-node-listen")).toHaveLength(1);
+    } finally {
+      await service.close();
+    }
+  }, 30_000);
+});
+

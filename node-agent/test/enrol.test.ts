@@ -95,6 +95,14 @@ describe("enrolment against the service", () => {
     expect(waits).toEqual([500, 1_000, 2_000]);
   });
 
+  it("gives up after the policy's attempts, naming the last answer", async () => {
+    const token = await app.createToken("edge");
+    front.intercept = () => ({ status: 503, headers: { "retry-after": "1" } });
+    await expect(enrolAgent({ root: root.dir, url: enrolUrl(token), sleep, backoff: { maxAttempts: 3 } })).rejects.toThrow(/^enrolment failed 3 times; last: enrolment refused \(503 unknown\)/);
+    expect(front.seen).toHaveLength(3);
+    expect(waits).toEqual([1_000, 1_000]);
+  });
+
   it("stops at a refusal with the problem's type and detail, without retrying or writing state", async () => {
     const bogus = `fnt.${"0".repeat(16)}.${"A".repeat(43)}`;
     const error = await enrolAgent({ root: root.dir, url: enrolUrl(bogus), sleep }).catch((e: unknown) => e);

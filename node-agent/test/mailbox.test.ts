@@ -175,6 +175,24 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     expect((await new AgentStateStore(root.dir).require()).mailbox?.queue).toBe(`node-${enrolled.nodeId}`);
   });
 
+  it("waits out a service outage at start, then connects", async () => {
+    const nodeId = await node();
+    service.down = true;
+    // Retries and outage waits without wall-clock sleeps: each wait is a 20 ms pause.
+    const a = agent({ sleep: (_ms, signal) => new Promise((r, j) => { const t = setTimeout(r, 20); signal?.addEventListener("abort", () => { clearTimeout(t); j(new Error("aborted")); }); }) });
+    await a.waitFor("error", (e) => e.where === "node-api" && /trying again/.test(e.message));
+    expect(a.events.some((e) => e.type === "mailbox-connected")).toBe(false);
+    service.down = false;
+    expect(await a.waitFor("mailbox-connected")).toMatchObject({ queue: `node-${nodeId}` });
+  });
+
+  it("ends with NoMailboxError when the service has no mailbox for the node (failed, offboarded)", async () => {
+    const nodeId = await node();
+    service.nodes.get(nodeId)!.status = "Offboarded";
+    const a = startAgent({ root: root.dir });
+    await expect(a.done).rejects.toMatchObject({ code: "no_mailbox", status: "Offboarded" });
+  });
+
   it("stops on abort: closes the receiver and its connections, and a message sent afterwards stays queued", async () => {
     const nodeId = await node();
     const a = agent();

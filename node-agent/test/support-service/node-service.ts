@@ -45,6 +45,8 @@ export interface NodeService {
   /** Mailbox credentials minted so far, newest last (expiry of each). */
   minted: { nodeId: string; expiresAt: string }[];
   secrets: Map<string, string>;
+  /** While true, every node API request gets 503 (a service outage). */
+  down: boolean;
   issueToken(options?: { approval?: boolean }): string;
   /** Signs and sends one step envelope to the node's queue; returns it. */
   sendStep(nodeId: string, step: { stepId: string; kind?: StepKind; params?: JsonObject; attempt?: number; sagaId?: string; validForMs?: number }): Promise<StepEnvelope>;
@@ -130,6 +132,7 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
       });
     }
     if (!path.startsWith("/api/node/")) return problem(404, "not-found", "No such route");
+    if (service.down) return problem(503, "unavailable", "Service unavailable");
     let node: NodeRecord | undefined;
     try {
       await verifyNodeRequest(
@@ -177,7 +180,8 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  return {
+  const service: NodeService = {
+    down: false,
     url,
     sb,
     emulator,
@@ -224,4 +228,5 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
       await emulator.stop();
     },
   };
+  return service;
 }
