@@ -1,5 +1,6 @@
 import { readFile, rm } from "node:fs/promises";
 import * as path from "node:path";
+import type { JsonObject } from "../../../contract/json.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { RecordingHostCommands } from "../../src/host-commands.js";
 import { resetAll } from "../../src/reset.js";
@@ -62,7 +63,7 @@ describe("kernelModules", () => {
       { modules: ["overlay"], persistFile: "/etc/flexnode.conf" },
       { modules: [], persistFile: "/etc/modules-load.d/flexnode.conf" },
       { modules: ["overlay"] },
-    ]) {
+    ] as JsonObject[]) {
       expect(await h.run("kernelModules", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
     }
     expect(h.host.calls).toEqual([]);
@@ -113,7 +114,7 @@ describe("sysctl", () => {
       { dropIn: sysctl.dropIn, settings: { "net.ipv4.ip_forward": "1\nkernel.modules_disabled = 1" } },
       { dropIn: sysctl.dropIn, settings: { "../../etc/shadow": "1" } },
       { dropIn: sysctl.dropIn, settings: {} },
-    ]) {
+    ] as JsonObject[]) {
       expect(await h.run("sysctl", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
     }
     expect(h.host.calls).toEqual([]);

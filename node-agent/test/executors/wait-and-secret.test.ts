@@ -1,6 +1,7 @@
 import { lstat, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import * as path from "node:path";
+import type { JsonObject } from "../../../contract/json.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startArtifactServer, type ArtifactServer } from "../support-host/artifact-server.js";
 import { BOOTSTRAP_KUBECONFIG, BOOTSTRAP_REF, secretsOf } from "../support-host/plan.js";
@@ -57,7 +58,7 @@ describe("waitFor", () => {
 
   it("needs exactly one thing to wait for", async () => {
     const h = await sandbox();
-    for (const params of [{ timeoutSeconds: 5 }, { file: "/var/x", url: server.url("readyz"), timeoutSeconds: 5 }, { file: "relative", timeoutSeconds: 5 }, { file: "/var/x", timeoutSeconds: 0 }]) {
+    for (const params of [{ timeoutSeconds: 5 }, { file: "/var/x", url: server.url("readyz"), timeoutSeconds: 5 }, { file: "relative", timeoutSeconds: 5 }, { file: "/var/x", timeoutSeconds: 0 }] as JsonObject[]) {
       expect(await h.run("waitFor", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
     }
   });

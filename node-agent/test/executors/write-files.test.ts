@@ -1,5 +1,6 @@
 import { chown, lstat, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
+import type { JsonObject } from "../../../contract/json.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { hostUnderTest, type HostUnderTest } from "../support-host/step.js";
 import { treeDiff } from "../support-host/tree-hash.js";
@@ -15,7 +16,7 @@ async function sandbox(): Promise<HostUnderTest> {
 }
 
 describe("writeFiles", () => {
-  const files = {
+  const files: { files: JsonObject[] } = {
     files: [
       { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" },
       { path: "/etc/sysctl.d/99-flexnode-kubernetes.conf", mode: "0600", content: "net.ipv4.ip_forward = 1\n", uid: 0, gid: 0 },
@@ -25,7 +26,7 @@ describe("writeFiles", () => {
   it("writes with mode and owner, converges on a rerun, and reset restores the prior content, mode and owner", async () => {
     const h = await sandbox();
     const first = await h.run("writeFiles", files);
-    expect(first).toMatchObject({ outcome: "succeeded", output: { written: files.files.map((f) => f.path), unchanged: 0 } });
+    expect(first).toMatchObject({ outcome: "succeeded", output: { written: ["/etc/flexnode/kubelet/config.yaml", "/etc/sysctl.d/99-flexnode-kubernetes.conf"], unchanged: 0 } });
     expect(await readFile(path.join(h.root, "etc/flexnode/kubelet/config.yaml"), "utf8")).toBe("kind: KubeletConfiguration\n");
     const replaced = await lstat(path.join(h.root, "etc/sysctl.d/99-flexnode-kubernetes.conf"));
     expect([replaced.mode & 0o7777, replaced.uid, replaced.gid]).toEqual([0o600, 0, 0]);
