@@ -32,6 +32,25 @@ export class TransportError extends Error {
   }
 }
 
+/** The server's certificate does not verify: retrying will not help, trusting its CA (caFile) will. */
+export class UntrustedServerError extends Error {
+  readonly code = "untrusted_server";
+  constructor(host: string, reason: string, options?: { cause?: unknown }) {
+    super(`the TLS certificate of ${host} is not trusted (${reason}); if the service uses a private CA, set caFile in /etc/flexnode/agent.json`, options);
+    this.name = "UntrustedServerError";
+  }
+}
+
+const CERTIFICATE_ERRORS = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
 export interface TransportOptions {
   /** Extra PEM CA certificates, trusted in addition to the system's. */
   ca?: string;
@@ -77,7 +96,11 @@ export function nodeHttpTransport(options: TransportOptions = {}): HttpTransport
         },
       );
       req.on("timeout", () => req.destroy(new TransportError(`no answer from ${url.host} within ${timeoutMs} ms`)));
-      req.on("error", (cause) => reject(cause instanceof TransportError ? cause : new TransportError(`${request.method} ${url.origin}${url.pathname} failed: ${cause.message}`, { cause })));
+      req.on("error", (cause: NodeJS.ErrnoException) => {
+        if (cause instanceof TransportError) reject(cause);
+        else if (cause.code !== undefined && CERTIFICATE_ERRORS.has(cause.code)) reject(new UntrustedServerError(url.host, cause.code, { cause }));
+        else reject(new TransportError(`${request.method} ${url.origin}${url.pathname} failed: ${cause.message}`, { cause }));
+      });
       req.end(body);
     });
 }

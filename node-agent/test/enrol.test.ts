@@ -5,7 +5,9 @@ import { agentFiles } from "../src/agent-files.js";
 import { AgentStateSchema } from "../src/agent-state.js";
 import { enrolAgent } from "../src/agent.js";
 import { loadIdentity } from "../src/identity.js";
+import { UntrustedServerError } from "../src/http-transport.js";
 import { ServiceRefusedError } from "../src/service-errors.js";
+import { loopbackCertificate } from "../../test/arm-emulator/tls-certificate.js";
 import { startApp, type TestApp } from "../../test/enrolment/app.js";
 import "../../test/enrolment/stand-in-saga.js";
 import { startHttpFront, type HttpFront, type Interception } from "./support-service/http-front.js";
@@ -129,6 +131,23 @@ describe("enrolment against the service", () => {
     const state = await readState();
     expect(state.status).toBe("AwaitingApproval");
     expect(state.mailbox).toBeUndefined();
+  });
+
+  it("enrols over HTTPS with the service's private CA from caFile, and refuses the server without it, without retrying", async () => {
+    const tls = await loopbackCertificate();
+    const https = await startHttpFront(app, { tls });
+    try {
+      const token = await app.createToken("edge");
+      const untrusted = await enrolAgent({ root: root.dir, url: `${https.url}/api/enrol#${token}`, sleep }).catch((e: unknown) => e);
+      expect(untrusted).toBeInstanceOf(UntrustedServerError);
+      expect((untrusted as Error).message).toMatch(/not trusted \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\); .* set caFile/);
+      expect(waits).toEqual([]);
+      expect(https.seen).toEqual([]);
+      expect((await enrolAgent({ root: root.dir, url: `${https.url}/api/enrol#${token}`, ca: tls.cert, sleep })).httpStatus).toBe(201);
+      expect(https.seen.map((r) => r.url)).toEqual(["/api/enrol"]);
+    } finally {
+      await https.close();
+    }
   });
 
   it("refuses plain http to anything but this machine, and a token in the query string", async () => {

@@ -4,7 +4,8 @@
  * problem+json answers are the service's own. `intercept` lets a test answer a request itself first (a 429 from a
  * front door, a dropped connection) and records what reached the wire.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TestApp } from "../../../test/enrolment/app.js";
 
@@ -32,9 +33,10 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function startHttpFront(app: TestApp): Promise<HttpFront> {
+/** `tls`: serve HTTPS with this certificate (the agent must then be given its CA). */
+export async function startHttpFront(app: TestApp, options: { tls?: { cert: string; key: string } } = {}): Promise<HttpFront> {
   const front: HttpFront = { url: "", seen: [], intercept: undefined, close: async () => undefined };
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     void (async () => {
       const body = await readBody(req);
       const headers: Record<string, string> = {};
@@ -55,9 +57,10 @@ export async function startHttpFront(app: TestApp): Promise<HttpFront> {
     })().catch((error: unknown) => {
       res.writeHead(500, { "content-type": "text/plain" }).end(String(error));
     });
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer(options.tls, listener) : createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  front.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  front.url = `${options.tls ? "https" : "http"}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   front.close = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();
