@@ -5,11 +5,12 @@
  * with `overrideServices` (emulator transports, clocks) — the same objects, pointed elsewhere.
  */
 import { createPrivateKey, type KeyObject } from "node:crypto";
+import { isRestError } from "@azure/core-rest-pipeline";
 import type { TokenCredential } from "@azure/core-auth";
 import { DefaultAzureCredential } from "@azure/identity";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "./azure/arm-clients.js";
-import { KubeClient, kubeTargetFromKubeconfig } from "./kube/index.js";
+import { AKS_ENTRA_SERVER_APP_ID, EntraTokenRequiredError, KubeClient, kubeClusterFromKubeconfig, kubeTargetFromKubeconfig } from "./kube/index.js";
 import { Mailbox } from "./mailbox/mailbox.js";
 import { Registry } from "./registry/registry.js";
 import { OneTimeSecrets } from "./secrets/one-time-secrets.js";
@@ -38,6 +39,8 @@ export interface Services {
   signingKey(): KeyObject;
   secrets(): OneTimeSecrets;
   arm(): ArmClients;
+  /** The service's Entra identity (managed identity in Azure), for tokens other than ARM's (the AKS server app). */
+  credential(): TokenCredential;
   /** A Kubernetes API client for a cluster, with the service's access to it, and the server and CA nodes will use. */
   kube(clusterResourceId: string): Promise<KubeAccess>;
 }
@@ -77,8 +80,9 @@ export async function services(): Promise<Services> {
         return new OneTimeSecrets(registry, Buffer.from(s.SECRETS_KEY, "base64"));
       }),
       arm,
-      // Reads the ARM clients at call time, so an override of arm() (tests, sandbox) also serves this path.
-      kube: (clusterResourceId) => kubeWithAdminCredential((overrides.arm ?? arm)(), clusterResourceId),
+      credential,
+      // Reads the ARM clients and credential at call time, so overrides (tests, sandbox) also serve this path.
+      kube: (clusterResourceId) => kubeAccess((overrides.arm ?? arm)(), (overrides.credential ?? credential)(), clusterResourceId),
     };
     cached = { key, services: built, ready: registry.ensureTables() };
   }
@@ -94,17 +98,41 @@ export async function services(): Promise<Services> {
 }
 
 /**
- * The cluster's API server, CA and an admin token from AKS's admin credential (clusters with local accounts).
- * Clusters with local accounts disabled need an Entra token for the AKS server app instead (not built yet).
+ * The cluster's API server and CA, and a token the service may use there. Clusters with local accounts: AKS's admin
+ * credential. Clusters with local accounts disabled (Entra ID only, the AKS default for new secure clusters) refuse
+ * static credentials with 400; then the server and CA come from the user credential (an exec/kubelogin kubeconfig)
+ * and the token is the service identity's own Entra token for the AKS server application — the identity needs
+ * *Azure Kubernetes Service RBAC Cluster Admin* on the cluster (or a Kubernetes RBAC binding for its object id).
  */
-async function kubeWithAdminCredential(arm: ArmClients, clusterResourceId: string): Promise<KubeAccess> {
+async function kubeAccess(arm: ArmClients, credential: TokenCredential, clusterResourceId: string): Promise<KubeAccess> {
   const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(clusterResourceId);
   if (!m) throw new Error(`not an AKS cluster id: ${clusterResourceId}`);
-  const result = await arm.containerService(m[1]!).managedClusters.listClusterAdminCredentials(m[2]!, m[3]!);
-  const kubeconfig = result.kubeconfigs?.[0]?.value;
+  const clusters = arm.containerService(m[1]!).managedClusters;
+  let kubeconfig: Uint8Array | undefined;
+  try {
+    kubeconfig = (await clusters.listClusterAdminCredentials(m[2]!, m[3]!)).kubeconfigs?.[0]?.value;
+  } catch (error) {
+    if (!(isRestError(error) && error.statusCode === 400)) throw error;
+    return kubeWithEntraToken(credential, (await clusters.listClusterUserCredentials(m[2]!, m[3]!)).kubeconfigs?.[0]?.value, clusterResourceId);
+  }
   if (!kubeconfig) throw new Error(`AKS returned no admin kubeconfig for ${clusterResourceId}`);
-  const target = kubeTargetFromKubeconfig(Buffer.from(kubeconfig).toString("utf8"));
-  return { client: new KubeClient(target), server: target.server, caPem: target.caPem };
+  const yaml = Buffer.from(kubeconfig).toString("utf8");
+  try {
+    const target = kubeTargetFromKubeconfig(yaml);
+    return { client: new KubeClient(target), server: target.server, caPem: target.caPem };
+  } catch (error) {
+    // An Entra-integrated cluster may answer even the admin credential with an exec kubeconfig.
+    if (error instanceof EntraTokenRequiredError) return kubeWithEntraToken(credential, kubeconfig, clusterResourceId);
+    throw error;
+  }
+}
+
+async function kubeWithEntraToken(credential: TokenCredential, kubeconfig: Uint8Array | undefined, clusterResourceId: string): Promise<KubeAccess> {
+  if (!kubeconfig) throw new Error(`AKS returned no user kubeconfig for ${clusterResourceId}`);
+  const cluster = kubeClusterFromKubeconfig(Buffer.from(kubeconfig).toString("utf8"));
+  const token = await credential.getToken(`${AKS_ENTRA_SERVER_APP_ID}/.default`);
+  if (!token) throw new Error(`no Entra token for the AKS server application (${AKS_ENTRA_SERVER_APP_ID})`);
+  return { client: new KubeClient({ ...cluster, token: token.token }), server: cluster.server, caPem: cluster.caPem };
 }
 
 function buildMailbox(s: Settings, credential: () => TokenCredential): Mailbox {

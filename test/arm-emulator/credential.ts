@@ -31,9 +31,9 @@ export interface EmulatorCredentialOptions {
 
 const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
 
-export function emulatorToken(principalId: string, options: EmulatorCredentialOptions = {}, nowMs = 0): string {
+export function emulatorToken(principalId: string, options: EmulatorCredentialOptions = {}, nowMs = 0, audience = "https://management.azure.com/"): string {
   const claims = {
-    aud: "https://management.azure.com/",
+    aud: audience,
     iss: `https://sts.windows.net/${options.tenantId ?? DEFAULT_TENANT_ID}/`,
     iat: Math.floor(nowMs / 1000),
     nbf: Math.floor(nowMs / 1000),
@@ -51,10 +51,14 @@ export function emulatorToken(principalId: string, options: EmulatorCredentialOp
 export function emulatorCredential(principalId: string, options: EmulatorCredentialOptions = {}): TokenCredential {
   const clock = options.clock ?? new WallClock();
   return {
-    getToken(): Promise<AccessToken> {
+    getToken(scopes: string | string[]): Promise<AccessToken> {
       const now = clock.now();
+      // The audience is the resource the scope names, as Entra ID issues it: "<resource>/.default" → "<resource>".
+      const scope = Array.isArray(scopes) ? scopes[0] : scopes;
+      const resource = scope?.replace(/\/\.default$/, "") ?? "https://management.azure.com";
+      const audience = /^https?:\/\//.test(resource) ? `${resource.replace(/\/+$/, "")}/` : resource;
       return Promise.resolve({
-        token: emulatorToken(principalId, options, now),
+        token: emulatorToken(principalId, options, now, audience),
         expiresOnTimestamp: now + TOKEN_LIFETIME_MS,
         tokenType: "Bearer",
       });

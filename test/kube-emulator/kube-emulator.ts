@@ -44,6 +44,7 @@ const ADMIN: UserInfo = { username: "clusterAdmin", groups: [MASTERS_GROUP] };
 const AUTHENTICATED = "system:authenticated";
 
 export class KubeEmulator {
+  private entra: { serverAppId: string; admins: Set<string> } | undefined;
   readonly clock: Clock;
   readonly requests = new KubeRequestLog();
   /** `faults.inject({ method, path, status | latencyMs | drop, times, code (the Status reason), message, retryAfterSeconds })`. */
@@ -111,6 +112,16 @@ export class KubeEmulator {
   addToken(token: string, user: UserInfo = ADMIN): void {
     if (token === "") throw new RangeError("empty token");
     this.tokens.set(token, { username: user.username, groups: [...user.groups] });
+  }
+
+  /**
+   * AKS with Entra ID integration and local accounts disabled: bearer JWTs issued for the AKS server application
+   * (`aud` = its app id) authenticate as the token's object id; the listed object ids are cluster admins (as an
+   * *Azure Kubernetes Service RBAC Cluster Admin* assignment would make them). Signatures are not checked (the
+   * emulator's tokens are unsigned); audience and expiry are.
+   */
+  trustEntra(options: { serverAppId: string; admins: readonly string[] }): void {
+    this.entra = { serverAppId: options.serverAppId.toLowerCase(), admins: new Set(options.admins.map((a) => a.toLowerCase())) };
   }
 
   removeToken(token: string): void {
@@ -236,7 +247,7 @@ export class KubeEmulator {
   private authenticate(header: string | undefined): UserInfo {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
     if (token === undefined) throw statusErrors.unauthorized();
-    const user = this.tokens.get(token) ?? this.bootstrapUser(token);
+    const user = this.tokens.get(token) ?? this.bootstrapUser(token) ?? this.entraUser(token);
     if (!user) throw statusErrors.unauthorized();
     return { username: user.username, groups: [...user.groups, AUTHENTICATED] };
   }
@@ -245,6 +256,22 @@ export class KubeEmulator {
     const { type, request } = routed;
     const attributes = { verb: request.verb, apiGroup: type.resource.group, resource: type.resource.resource, name: request.name };
     if (!authorize(user, attributes, this.rbac)) throw statusErrors.forbidden(user.username, request.verb, type.resource, request.namespace);
+  }
+
+  private entraUser(token: string): UserInfo | undefined {
+    if (!this.entra) return undefined;
+    const payload = /^[^.\s]+\.([^.\s]+)\.\S*$/.exec(token)?.[1];
+    if (!payload) return undefined;
+    let claims: { aud?: unknown; oid?: unknown; exp?: unknown };
+    try {
+      claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as typeof claims;
+    } catch {
+      return undefined;
+    }
+    if (typeof claims.aud !== "string" || claims.aud.toLowerCase() !== this.entra.serverAppId) return undefined;
+    if (typeof claims.exp !== "number" || claims.exp * 1000 <= this.clock.now() || typeof claims.oid !== "string") return undefined;
+    const oid = claims.oid.toLowerCase();
+    return { username: oid, groups: this.entra.admins.has(oid) ? [...ADMIN.groups] : [] };
   }
 
   private bootstrapUser(token: string): UserInfo | undefined {

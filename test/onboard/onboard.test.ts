@@ -38,4 +38,19 @@ describe("onboardNode", () => {
       "preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate",
     ]);
   });
+
+  it("onboards onto an Entra-only cluster (local accounts disabled) with the service identity's own AKS token", async () => {
+    world = await startWorld({ entraOnlyCluster: true });
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    // The static admin credential was asked for once per cluster access and refused; the user credential (exec) served
+    // the server and CA; the Kubernetes writes went through with the Entra token.
+    const calls = world.arm.requests.entries.map((r) => `${r.method} ${r.route ?? r.path} ${r.status}`);
+    expect(calls.some((c) => /listClusterAdminCredential.* 400$/.test(c))).toBe(true);
+    expect(calls.some((c) => /listClusterUserCredential.* 200$/.test(c))).toBe(true);
+    const kube = world.kube.inspect();
+    expect(kube.nodes.map((n) => n.name)).toEqual([nodeId]);
+    expect(kube.clusterRoleBindings.map((b) => b.name).filter((n) => n.startsWith("flexnode:")).sort()).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
+    expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
+  });
 });

@@ -7,6 +7,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../../orchestrations/azure/arm-clients.js";
+import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/kube/index.js";
 import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE, type NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
 import { overrideServices } from "../../orchestrations/services.js";
@@ -68,7 +69,7 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(options: { poolSpec?: Record<string, unknown>; timing?: Partial<Timing> } = {}): Promise<World> {
+export async function startWorld(options: { poolSpec?: Record<string, unknown>; timing?: Partial<Timing>; entraOnlyCluster?: boolean } = {}): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
     rules: [DEFAULT_RULE, { ...mailboxRules.listen, rights: ["Listen"] }, { ...mailboxRules.send, rights: ["Send"] }],
     queues: [{ name: RESULTS_QUEUE }, { name: REJECTED_RESULTS_QUEUE }],
@@ -84,8 +85,11 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   const kube = new KubeEmulator();
   const kubeServer = await kube.start();
   const arm = new ArmEmulator({ clock, replicationDelayMs: 0, resourceGroups: [{ subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: "eastus" }, { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: "eastus" }] });
-  const cluster = arm.addCluster({ subscriptionId: SUBSCRIPTION, resourceGroup: CLUSTER_RG, name: "aks-1", location: "eastus", serverUrl: kubeServer.server, caPem: kubeServer.caPem, kubernetesVersion: "1.31.2" });
-  kube.addToken(cluster.adminToken);
+  const entra = options.entraOnlyCluster ? { disableLocalAccounts: true, aadProfile: { managed: true, enableAzureRBAC: true } } : {};
+  const cluster = arm.addCluster({ subscriptionId: SUBSCRIPTION, resourceGroup: CLUSTER_RG, name: "aks-1", location: "eastus", serverUrl: kubeServer.server, caPem: kubeServer.caPem, kubernetesVersion: "1.31.2", ...entra });
+  // Entra-only: the service reaches the API server with its own Entra token, as an AKS RBAC Cluster Admin.
+  if (options.entraOnlyCluster) kube.trustEntra({ serverAppId: AKS_ENTRA_SERVER_APP_ID, admins: [SERVICE_PRINCIPAL] });
+  else kube.addToken(cluster.adminToken);
 
   const mailbox = new Mailbox({
     client: new ServiceBusClient(sb.connectionString()),
@@ -97,7 +101,8 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   });
   // Retries belong to the saga's durable policy (virtual time), not to SDK sleeps (wall time).
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: arm.httpClient, retryOptions: { maxRetries: 0 } });
-  overrideServices({ arm: () => armClients, mailbox: () => mailbox });
+  const credential = emulatorCredential(SERVICE_PRINCIPAL);
+  overrideServices({ arm: () => armClients, mailbox: () => mailbox, credential: () => credential });
 
   const spec = { roleGrants: [{ roleDefinitionId: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"], scope: "cluster" }, { roleDefinitionId: BUILT_IN_ROLES.Reader, scope: "arcResourceGroup" }], maxInFlight: 100, ...options.poolSpec };
   const created = await app.call("POST", "/api/manage/pools", { headers: (await import("../enrolment/app.js")).admin, body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec } });
