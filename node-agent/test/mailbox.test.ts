@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { ServiceBusClient } from "@azure/service-bus";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { importPublicKey } from "../../contract/keys.js";
@@ -8,6 +10,9 @@ import { RESULTS_QUEUE, startNodeService, type NodeService } from "./support-ser
 import { enrolledNode, startAgent, type RunningAgent } from "./support-service/running-agent.js";
 import type { ScratchRoot } from "./support-service/scratch-root.js";
 import { runsOnDisk } from "./support-service/test-host-side.js";
+import { hashTree } from "./support-service/scratch-root.js";
+import { realHostSide } from "../src/host-side.js";
+import { manifestDigestAt } from "../src/manifest.js";
 
 let service: NodeService;
 let root: ScratchRoot;
@@ -173,6 +178,27 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     await a.waitFor("mailbox-connected", undefined, 10_000);
     expect(service.calls.filter((c) => c === "GET /api/node/status").length).toBeGreaterThanOrEqual(1);
     expect((await new AgentStateStore(root.dir).require()).mailbox?.queue).toBe(`node-${enrolled.nodeId}`);
+  });
+
+  it("runs steps with the real executors: params checked against the per-kind schemas, the manifest digest in the result", async () => {
+    const nodeId = await node();
+    const a = agent({ hostSide: realHostSide });
+    await a.waitFor("mailbox-connected");
+    await service.sendStep(nodeId, { stepId: "kubelet-config", params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" }] } });
+    expect(await a.waitFor("step-finished", (e) => e.stepId === "kubelet-config")).toMatchObject({ outcome: "succeeded" });
+    expect(await readFile(join(root.dir, "/etc/flexnode/kubelet/config.yaml"), "utf8")).toBe("kind: KubeletConfiguration\n");
+    const ok = await verified(nodeId, results()[0]!);
+    expect(ok.manifestDigest).toBe(await manifestDigestAt(root.dir));
+    expect((await new AgentStateStore(root.dir).require()).results).toHaveLength(1);
+
+    // A signed envelope whose params break its kind's schema (a write under /usr) is refused before any executor runs.
+    const before = await hashTree(root.dir);
+    await service.sendStep(nodeId, { stepId: "sneaky", params: { files: [{ path: "/usr/bin/kubelet", mode: "0755", content: "#!/bin/sh\n" }] } });
+    const refused = await a.waitFor("envelope-refused");
+    expect(refused).toMatchObject({ code: "schema_invalid", disposition: "failed-result", step: { stepId: "sneaky" } });
+    expect(refused.message).toContain("/params/files/0/path");
+    expect((await verified(nodeId, results()[1]!)).manifestDigest).toBe(ok.manifestDigest);
+    expect(await hashTree(root.dir)).toBe(before);
   });
 
   it("waits out a service outage at start, then connects", async () => {
