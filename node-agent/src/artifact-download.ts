@@ -107,9 +107,22 @@ async function fetchInto(part: string, options: DownloadOptions): Promise<void> 
     throw new DownloadFailedError(`${options.url} is larger than ${limit} bytes`, false);
   }
   const out = createWriteStream(part, { flags: append ? "a" : "w", mode: 0o600 });
+  let total = append ? have : 0;
+  // Without a Content-Length only counting protects the disk: the digest is checked after the bytes are down.
+  const bounded = async function* (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
+      total += chunk.length;
+      if (total > limit) throw new DownloadFailedError(`${options.url} is larger than ${limit} bytes`, false);
+      yield chunk;
+    }
+  };
   try {
-    await pipeline(res, out);
+    await pipeline(res, bounded, out);
   } catch (e) {
+    if (e instanceof DownloadFailedError) {
+      await rm(part, { force: true });
+      throw e;
+    }
     throw new RetryableError(`download of ${options.url} broke off: ${(e as Error).message}`);
   }
   if (Number.isFinite(length) && (await sizeOf(part)) !== (append ? have : 0) + length) throw new RetryableError(`download of ${options.url} ended early`);

@@ -6,6 +6,8 @@ import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RecordingHostCommands } from "../src/host-commands.js";
 import { runPreflight } from "../src/preflight.js";
+import { runStep } from "../src/run-step.js";
+import { depsFor, sign } from "./support-host/plan.js";
 import type { PreflightOptions } from "../src/ports.js";
 import { startArtifactServer, type ArtifactServer } from "./support-host/artifact-server.js";
 import { createSandbox } from "./support-host/sandbox.js";
@@ -92,6 +94,16 @@ describe("preflight", () => {
   it("reports whether /usr is writable and whether that matches the plan", async () => {
     expect(await only("usr-writable")).toMatchObject({ status: "pass", detail: "/usr is writable" });
     expect(await only("usr-writable", { expectImmutable: true })).toMatchObject({ status: "warn", ok: true });
+  });
+
+  it("as a step: a failed check fails it with preflight_failed, an ignored one does not", async () => {
+    const opts = await options();
+    await writeFile(path.join(opts.root, "proc/swaps"), "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1048572 0 -2\n");
+    const deps = depsFor(opts.root, new RecordingHostCommands());
+    const failed = await runStep(sign({ stepId: "preflight", kind: "preflight", params: { checks: ["swap-off", "cgroup-v2"] } }), deps);
+    expect(failed).toMatchObject({ outcome: "failed", error: { code: "preflight_failed", retryable: false, message: expect.stringContaining("swap-off: swap is active on /swapfile") } });
+    const ignored = await runStep(sign({ stepId: "preflight", kind: "preflight", params: { checks: ["swap-off", "cgroup-v2"], ignore: ["swap-off"] } }), deps);
+    expect(ignored).toMatchObject({ outcome: "succeeded", output: { checks: [{ name: "swap-off", status: "warn" }, { name: "cgroup-v2", status: "pass" }] } });
   });
 
   it("fails an unknown check rather than skipping it", async () => {

@@ -2,7 +2,7 @@
  * The recorded edits every executor is built from: create directories, place files. Each captures the prior state,
  * records it in the manifest, and only then touches the host; each is a no-op when the host already matches.
  */
-import { chmod, lstat, mkdir, readFile, readlink } from "node:fs/promises";
+import { chmod, mkdir, readFile, readlink } from "node:fs/promises";
 import * as path from "node:path";
 import { SYSEXT_DIRECTORIES } from "../../../contract/step-params.js";
 import { copyFileAtomic, lstatIfExists, sha256File, writeFileAtomic, type FileAttributes } from "../fs-atomic.js";
@@ -99,14 +99,6 @@ export async function placeFile(ctx: ExecutorContext, hostPath: string, source: 
   if ("content" in source) await writeFileAtomic(final.fsPath, source.content, want);
   else await copyFileAtomic(source.copyOf, final.fsPath, want);
   return true;
-}
-
-export async function isDirectory(fsPath: string): Promise<boolean> {
-  try {
-    return (await lstat(fsPath)).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 export function parseMode(mode: string): number {

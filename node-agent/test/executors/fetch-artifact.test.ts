@@ -1,6 +1,7 @@
 import { lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { downloadVerified } from "../../src/artifact-download.js";
 import { startArtifactServer, type ArtifactServer } from "../support-host/artifact-server.js";
 import { craftTarGz, type CraftedEntry } from "../support-host/crafted-tar.js";
 import { buildPayloads, sha256, type Payloads } from "../support-host/payloads.js";
@@ -103,6 +104,15 @@ describe("fetchArtifact, one file", () => {
     const result = await h.run("fetchArtifact", { ...kubelet(), artifact: { url: server.url("nope"), sha256: sha256(payloads.kubelet) } });
     expect(result).toMatchObject({ outcome: "failed", error: { code: "download_failed", retryable: false } });
     expect(requestsFor("nope")).toHaveLength(1);
+  });
+});
+
+describe("downloadVerified", () => {
+  it("refuses an artifact larger than its limit and keeps nothing of it", async () => {
+    const h = await sandbox();
+    const download = downloadVerified({ root: h.root, url: server.url("kubelet"), sha256: sha256(payloads.kubelet), ca: server.ca, log: () => undefined, maxBytes: 64 * 1024 });
+    await expect(download).rejects.toMatchObject({ code: "download_failed", retryable: false, message: expect.stringContaining("larger than 65536 bytes") });
+    expect(await readdir(path.join(h.root, "var/lib/flexnode/downloads"))).toEqual([]);
   });
 });
 
