@@ -5,7 +5,10 @@
  * (VmRSS, and the peak VmHWM) and CPU (utime+stime ticks from /proc/<pid>/stat over the window, as % of one core),
  * next to the figures Microsoft publishes for the Azure Arc connected machine agent.
  *
- *   tsx bench/agent-footprint.ts [--quick] [--seconds 60] [--subject bundle|sea|baseline]
+ *   tsx bench/agent-footprint.ts [--quick] [--seconds 60] [--settle 30] [--subject bundle|sea|baseline]
+ *                                [--node-options "--max-semi-space-size=1"]
+ *
+ * The window opens --settle seconds after the agent's receiver attached (quick: 1 s, 5 s window).
  *
  * The node's state is written with the agent's own AgentStateStore and identity code (what `enrol` would leave), and
  * only the node API the agent calls on start is served (signed requests verified with the contract's verifier): the
@@ -39,7 +42,10 @@ const ARC_AGENT_PUBLISHED = { rssMb: 42, cpuPercent: 0.02 };
 
 const Flags = z.strictObject({
   seconds: z.coerce.number().int().min(1).max(3600).optional(),
+  settle: z.coerce.number().int().min(0).max(600).optional(),
   subject: z.enum(["bundle", "sea", "baseline"]).default("bundle"),
+  /** NODE_OPTIONS for the subject, to compare V8 settings (e.g. "--max-semi-space-size=1"). */
+  nodeOptions: z.string().optional(),
 });
 
 function parseFlags(args: readonly string[]): z.infer<typeof Flags> {
@@ -47,8 +53,8 @@ function parseFlags(args: readonly string[]): z.infer<typeof Flags> {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--quick") continue;
-    if (!arg.startsWith("--") || args[i + 1] === undefined) throw new Error(`unexpected argument ${arg} (flags: --seconds N, --subject bundle|sea|baseline)`);
-    raw[arg.slice(2)] = args[++i]!;
+    if (!arg.startsWith("--") || args[i + 1] === undefined) throw new Error(`unexpected argument ${arg} (flags: --seconds N, --settle N, --subject bundle|sea|baseline, --node-options '...')`);
+    raw[arg.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = args[++i]!;
   }
   const parsed = Flags.safeParse(raw);
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `--${i.path.join(".") || "?"}: ${i.message}`).join("; "));
@@ -141,6 +147,7 @@ async function stopChild(child: ChildProcess): Promise<number | string | null> {
 async function agentFootprint(options: { quick: boolean; args: readonly string[] }): Promise<Record<string, unknown>> {
   const flags = parseFlags(options.args);
   const seconds = flags.seconds ?? (options.quick ? 5 : 60);
+  const settleSeconds = flags.settle ?? (options.quick ? 1 : 30);
   const build = await buildAgent(() => undefined);
 
   const listen = { name: "flexnode-node-listen", key: randomBytes(32).toString("base64"), rights: ["Listen" as const] };
@@ -190,8 +197,8 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
       results: [],
     });
 
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", NODE_EXTRA_CA_CERTS: caFile };
-    const launch = async (subject: "bundle" | "sea" | "baseline"): Promise<{ child: ChildProcess; stderr: () => string }> => {
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", NODE_EXTRA_CA_CERTS: caFile, ...(flags.nodeOptions ? { NODE_OPTIONS: flags.nodeOptions } : {}) };
+    const launch = async (subject: "bundle" | "sea" | "baseline"): Promise<{ child: ChildProcess; stderr: () => string; output: { lines: number; last: string } }> => {
       let command: string;
       let args: string[];
       let extraEnv: Record<string, string> = {};
@@ -204,10 +211,17 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
         if (!build.sea.built) throw new Error(`no single executable to measure: ${build.sea.reason}`);
         [command, args] = [outputs.sea, ["run", "--root", root]];
       } else [command, args] = [process.execPath, [outputs.bundle, "run", "--root", root]];
-      const proc = spawn(command, args, { cwd: work, env: { ...env, ...extraEnv }, stdio: ["ignore", "ignore", "pipe"] });
+      const proc = spawn(command, args, { cwd: work, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
       let stderr = "";
       proc.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
-      return { child: proc, stderr: () => stderr };
+      // What the agent logs (journald on a node) is part of its idle cost: count it.
+      const output = { lines: 0, last: "" };
+      proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        const lines = d.split("\n").filter(Boolean);
+        output.lines += lines.length;
+        output.last = lines.at(-1) ?? output.last;
+      });
+      return { child: proc, stderr: () => stderr, output };
     };
 
     /** Ready = the subject's receiver link is attached to its queue (the emulator logs it), whatever it prints. */
@@ -236,9 +250,11 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
     child = running.child;
     const pid = child.pid!;
 
-    // Let start-up work (module evaluation, TLS, the first CBS token put, lazy JIT) finish before the window opens.
-    await new Promise((r) => setTimeout(r, options.quick ? 1000 : 5000));
+    // Let start-up work finish before the window opens: module evaluation, TLS, the first CBS token put, lazy JIT,
+    // and V8's memory reducer, which runs a few incremental GCs in the first ~20 s after start-up allocations.
+    await new Promise((r) => setTimeout(r, settleSeconds * 1000));
     const hz = await clockTicksPerSecond();
+    const linesBefore = running.output.lines + running.stderr().split("\n").filter(Boolean).length;
     const first = await sample(pid);
     const started = process.hrtime.bigint();
     const rss: number[] = [];
@@ -247,6 +263,7 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
       rss.push((await sample(pid)).rssKb);
     }
     const last = await sample(pid);
+    const linesLoggedWhileIdle = running.output.lines + running.stderr().split("\n").filter(Boolean).length - linesBefore;
     const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
     const exit = await stopChild(child);
     child = undefined;
@@ -256,14 +273,19 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
     return {
       subject,
       ...(note ? { note } : {}),
+      settleSeconds,
       idleSeconds: Math.round(elapsed * 10) / 10,
       rssMb: mb(last.rssKb),
       rssMbMax: mb(Math.max(...rss)),
       peakRssMb: mb(last.hwmKb),
       cpuPercent: Math.round(cpuPercent * 1000) / 1000,
       cpuTicks: last.ticks - first.ticks,
+      /** One clock tick over the window: the smallest non-zero cpuPercent this measurement can show. */
+      cpuPercentResolution: Math.round((1 / hz / elapsed) * 100 * 1000) / 1000,
+      ...(flags.nodeOptions ? { nodeOptions: flags.nodeOptions } : {}),
       clockTicksPerSecond: hz,
       arcAgentPublished: ARC_AGENT_PUBLISHED,
+      linesLoggedWhileIdle,
       nodeApiCalls: api.calls,
       exitAfterSigterm: exit,
       bundleBytes: (await stat(outputs.bundle)).size,
