@@ -7,7 +7,8 @@ import * as z from "zod";
 export const NodeFactsSchema = z.strictObject({
   hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "must be a hostname"),
   machineId: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be the 32 hex digits of /etc/machine-id"),
-  smbiosUuid: z.uuid().optional().describe("DMI product UUID; absent on some boards"),
+  // guid, not uuid: firmware UUIDs often carry version nibble 0 or a non-RFC variant (RFC 9562 would refuse them).
+  smbiosUuid: z.guid().optional().describe("DMI product UUID; absent on some boards"),
   osRelease: z.strictObject({
     id: z.string().max(64),
     versionId: z.string().max(64).optional(),
