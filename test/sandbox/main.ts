@@ -82,20 +82,33 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const t0 = Date.now();
+  const opts = args;
   let stack: Stack | undefined;
   let fleet: Fleet | undefined;
   const interrupted = new Promise<"signal">((resolve) => {
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve("signal"));
   });
+  // An error nobody awaited must still end in the finally below: otherwise Azurite outlives the sandbox.
+  const fatal = new Promise<never>((_, reject) => {
+    process.once("uncaughtException", reject);
+    process.once("unhandledRejection", (reason) => reject(reason instanceof Error ? reason : new Error(String(reason))));
+  });
   const serviceLog: string[] = [];
 
   try {
+    return await Promise.race([run(), fatal]);
+  } finally {
+    await fleet?.stop({ removeRoots: true });
+    await stack?.close();
+  }
+
+  async function run(): Promise<number> {
     out("flexnode local sandbox: the real service, the real agent, emulated Azure. Nothing leaves this machine.");
     try {
-      stack = await startStack({ port: args.port, log: (line) => serviceLog.push(line) });
+      stack = await startStack({ port: opts.port, log: (line) => serviceLog.push(line) });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-        err(`port ${args.port} on 127.0.0.1 is in use (is \`func start\` or another sandbox running?); choose another with --port, or --port 0`);
+        err(`port ${opts.port} on 127.0.0.1 is in use (is \`func start\` or another sandbox running?); choose another with --port, or --port 0`);
         return 1;
       }
       throw error;
@@ -107,27 +120,27 @@ async function main(argv: string[]): Promise<number> {
     out(`  Service Bus       emulated  ${s.sbRunning.endpoint}  (node mailboxes, node-results)`);
     out(`  Kubernetes API    emulated  ${s.kubeServer.server}  (the AKS cluster's API server: bootstrap tokens, RBAC, Nodes)`);
     out(`  artifact mirror   emulated  ${s.artifacts.origin}  (small labelled artifacts, pinned by sha256)`);
-    out(`  nodes             ${args.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`);
+    out(`  nodes             ${opts.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`);
 
-    await s.createDemoPool(Math.max(20, args.nodes));
-    const { enrolmentUrl } = await s.createToken({ maxUses: args.nodes, expiresInHours: 1, description: "npm start" });
-    out(`\nCreated pool '${DEMO_POOL}' and an enrolment token for ${args.nodes} node(s) through the admin API.`);
+    await s.createDemoPool(Math.max(20, opts.nodes));
+    const { enrolmentUrl } = await s.createToken({ maxUses: opts.nodes, expiresInHours: 1, description: "npm start" });
+    out(`\nCreated pool '${DEMO_POOL}' and an enrolment token for ${opts.nodes} node(s) through the admin API.`);
     out(`Enrolment URL: ${enrolmentUrl.replace(/#.*/, "#<token, shown once>")}`);
 
-    const immutable = args.os === "flatcar";
+    const immutable = opts.os === "flatcar";
     let failure: NodeSpec["failure"];
-    if (args["fail-at"]) {
-      failure = failureFor(args["fail-at"], planFor({ immutable, arch: "amd64", catalog: s.artifacts.catalog }), s.artifacts);
+    if (opts["fail-at"]) {
+      failure = failureFor(opts["fail-at"], planFor({ immutable, arch: "amd64", catalog: s.artifacts.catalog }), s.artifacts);
       if (failure.artifact) s.artifacts.corrupt(failure.artifact);
       out(`Failure injected at step '${failure.stepId}' (${failure.kind}): ${failure.how}.`);
     }
-    const specs: NodeSpec[] = Array.from({ length: args.nodes }, (_, i) => ({ name: `edge-${String(i + 1).padStart(2, "0")}`, immutable, arch: "amd64", index: i + 1, ...(failure ? { failure } : {}) }));
+    const specs: NodeSpec[] = Array.from({ length: opts.nodes }, (_, i) => ({ name: `edge-${String(i + 1).padStart(2, "0")}`, immutable, arch: "amd64", index: i + 1, ...(failure ? { failure } : {}) }));
     out("");
     const startedAt = new Map<string, number>();
     const printer = new ProgressPrinter((node) => startedAt.get(node.spec.name), out, specs.map((x) => x.name));
     for (const spec of specs) startedAt.set(spec.name, Date.now());
     fleet = await startFleet({ stack: s, specs, enrolmentUrl, hostSide: sandboxHostSide, onEvent: (e) => printer.handle(e) });
-    const outcomes = await Promise.race([fleet.settle(args.timeout * 1000), interrupted]);
+    const outcomes = await Promise.race([fleet.settle(opts.timeout * 1000), interrupted]);
     if (outcomes === "signal") {
       out("\nInterrupted; shutting down.");
       return 130;
@@ -136,19 +149,16 @@ async function main(argv: string[]): Promise<number> {
     for (const line of formatSummary(summary)) out(line);
     if (serviceLog.length > 0) out(`(service log: ${serviceLog.length} line(s); last: ${serviceLog.at(-1)})`);
 
-    if (!args.once) {
+    if (!opts.once) {
       printCurlExamples(s, fleet);
-      if (args.json) out(JSON.stringify(summary));
+      if (opts.json) out(JSON.stringify(summary));
       out("\nServing until Ctrl+C (the agents keep listening on their mailboxes).");
       await interrupted;
       out("\nShutting down.");
       return summary.ok ? 0 : 1;
     }
-    if (args.json) out(JSON.stringify(summary));
+    if (opts.json) out(JSON.stringify(summary));
     return summary.ok ? 0 : 1;
-  } finally {
-    await fleet?.stop({ removeRoots: true });
-    await stack?.close();
   }
 }
 
