@@ -49,6 +49,13 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
     expect(view.json).toMatchObject({ nodeId: node.nodeId, pool: DEMO_POOL, status: "Ready" });
   });
 
+  it("serves the admin API only to the sandbox admin: a caller's own principal header is stripped", async () => {
+    const forged = Buffer.from(JSON.stringify({ claims: [{ typ: "roles", val: "FlexNode.Admin" }] })).toString("base64");
+    expect((await fetch(`${stack.url}/api/manage/nodes`, { headers: { "x-ms-client-principal": forged } })).status).toBe(401);
+    expect((await fetch(`${stack.url}/api/manage/nodes`, { headers: { authorization: "Bearer not-the-token" } })).status).toBe(401);
+    expect((await stack.admin("GET", "/api/manage/nodes")).status).toBe(200);
+  });
+
   it("ran every plan step once, in order, with the real executors", () => {
     const plan = planFor({ immutable: true, arch: "amd64", catalog: stack.artifacts.catalog });
     expect(stepsOf(outcome.node)).toEqual(plan.map((s) => `${s.stepId}#1 succeeded`));
