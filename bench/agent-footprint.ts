@@ -69,6 +69,9 @@ interface Sample {
   ticks: number;
   rssKb: number;
   hwmKb: number;
+  /** RSS split: private memory, and pages of mapped files (the executable; shared with the page cache). */
+  anonKb: number;
+  fileKb: number;
 }
 
 async function sample(pid: number): Promise<Sample> {
@@ -77,7 +80,7 @@ async function sample(pid: number): Promise<Sample> {
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { ticks: Number(rest[11]) + Number(rest[12]), rssKb: kb("VmRSS"), hwmKb: kb("VmHWM") };
+  return { ticks: Number(rest[11]) + Number(rest[12]), rssKb: kb("VmRSS"), hwmKb: kb("VmHWM"), anonKb: kb("RssAnon"), fileKb: kb("RssFile") };
 }
 
 async function clockTicksPerSecond(): Promise<number> {
@@ -148,7 +151,7 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
   const flags = parseFlags(options.args);
   const seconds = flags.seconds ?? (options.quick ? 5 : 60);
   const settleSeconds = flags.settle ?? (options.quick ? 1 : 30);
-  const build = await buildAgent(() => undefined);
+  const build = await buildAgent({ log: () => undefined });
 
   const listen = { name: "flexnode-node-listen", key: randomBytes(32).toString("base64"), rights: ["Listen" as const] };
   const send = { name: "flexnode-node-send", key: randomBytes(32).toString("base64"), rights: ["Send" as const] };
@@ -278,6 +281,8 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
       rssMb: mb(last.rssKb),
       rssMbMax: mb(Math.max(...rss)),
       peakRssMb: mb(last.hwmKb),
+      rssAnonMb: mb(last.anonKb),
+      rssFileMb: mb(last.fileKb),
       cpuPercent: Math.round(cpuPercent * 1000) / 1000,
       cpuTicks: last.ticks - first.ticks,
       /** One clock tick over the window: the smallest non-zero cpuPercent this measurement can show. */

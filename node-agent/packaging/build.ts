@@ -35,6 +35,7 @@ export interface BuildInfo {
   bundle: { bytes: number; packages: Record<string, number>; sources: number };
   sea: (Extract<SeaOutcome, { built: true }> & { scriptBytes: number }) | { built: false; reason: string };
   sysext: { payload: SysextPayload["kind"]; bytes: number; sha512: string; key: string; reused: boolean; entries: { path: string; mode: string; target?: string }[] };
+  /** changed: the committed flexnode.ign differed from flexnode.bu's transpilation (rewritten unless updateSources is false). */
   flatcar: { ignition: string; changed: boolean };
   ms: Record<string, number>;
 }
@@ -63,7 +64,17 @@ async function bundleVersion(bundle: string): Promise<string> {
   }
 }
 
-export async function buildAgent(log: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<BuildInfo> {
+export interface BuildOptions {
+  log?: (line: string) => void;
+  /**
+   * Rewrite the committed flatcar/flexnode.ign when flexnode.bu changed (default true, what `npm run build:agent`
+   * does). The packaging test passes false, so a stale committed file is reported instead of silently fixed.
+   */
+  updateSources?: boolean;
+}
+
+export async function buildAgent(options: BuildOptions = {}): Promise<BuildInfo> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const ms: Record<string, number> = {};
   const timed = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
     const started = performance.now();
@@ -109,13 +120,16 @@ export async function buildAgent(log: (line: string) => void = (line) => process
   const flatcar = await timed("flatcar", async () => {
     const butane = await readFile(sources.butane, "utf8");
     const ignition = transpile(butane);
-    const changed = await writeIfChanged(sources.ignition, ignition);
+    const committed = await readFile(sources.ignition, "utf8").catch(() => "");
+    const changed = committed !== ignition;
+    if (changed && options.updateSources !== false) await writeIfChanged(sources.ignition, ignition);
     const rendered = renderRelease(butane, { imageFile: imageFileName(version, arch), sha512: image.sha512 });
     await writeIfChanged(join(outputs.flatcarDir, "flexnode.bu"), rendered);
     await writeIfChanged(join(outputs.flatcarDir, "flexnode.ign"), transpile(rendered));
     return { ignition: sources.ignition, changed };
   });
-  log(`flatcar ${flatcar.ignition}${flatcar.changed ? "  (regenerated: commit it)" : "  (up to date)"}; ${join(outputs.flatcarDir, "flexnode.ign")}`);
+  const state = !flatcar.changed ? "up to date" : options.updateSources === false ? "OUT OF DATE: run npm run build:agent" : "regenerated: commit it";
+  log(`flatcar ${flatcar.ignition}  (${state}); ${join(outputs.flatcarDir, "flexnode.ign")}`);
 
   const info: BuildInfo = {
     version,

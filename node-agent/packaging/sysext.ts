@@ -6,7 +6,7 @@
  * The image is reproducible: the tree is staged with fixed modes, mksquashfs squashes owners to root and every
  * timestamp (inodes and superblock) to 0, and extended attributes (host SELinux labels) are left out.
  */
-import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileDigest, textDigest } from "./digest.js";
 import { onNode, sources } from "./layout.js";
@@ -68,7 +68,7 @@ export interface SysextOutcome {
   sha512: string;
   reused: boolean;
   /** Every path in the image with its mode, as staged. */
-  entries: { path: string; mode: string; bytes?: number; target?: string }[];
+  entries: { path: string; mode: string; target?: string }[];
 }
 
 type Entry = { path: string; mode: number } & ({ file: string } | { text: string } | { link: string });
@@ -169,15 +169,4 @@ export async function listImage(image: string): Promise<{ path: string; mode: st
     rows.push({ mode: match[1]!, owner: match[2]!, path: (match[3] ?? "/").slice(1), ...(match[4] !== undefined ? { target: match[4] } : {}) });
   }
   return rows;
-}
-
-/** Files of a staged tree, for tests. */
-export async function walk(dir: string, base = dir): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = join(dir, entry.name);
-    out.push(relative(base, full));
-    if (entry.isDirectory()) out.push(...(await walk(full, base)));
-  }
-  return out;
 }

@@ -28,7 +28,7 @@ const run = (tool: string, args: readonly string[], cwd?: string): Promise<ToolR
 beforeAll(async () => {
   // Always through the build: it reuses the SEA and the image when their inputs are unchanged, so a fresh
   // `npm run build:agent` costs about a second here, and a stale dist/ can never be what gets tested.
-  info = await buildAgent(() => undefined);
+  info = await buildAgent({ log: () => undefined, updateSources: false });
   scratch = await mkdtemp(join(tmpdir(), "flexnode-packaging-"));
 }, 300_000);
 
@@ -175,6 +175,19 @@ describe("sysext image", () => {
     expect(agent).toMatchObject({ code: 0, stdout: `flexnode-agent ${info.version}\n` });
   });
 
+  it("falls back to node + bundle behind the same path when there is no single executable", async () => {
+    const image = join(scratch, "fallback.raw");
+    await buildSysext({ payload: { kind: "node-and-bundle", node: process.execPath, bundle: outputs.bundle }, version: info.version, arch: systemdArchitecture(), output: image });
+    const paths = (await listImage(image)).filter((r) => !r.mode.startsWith("d")).map((r) => r.path);
+    expect(paths).toEqual(expect.arrayContaining(["usr/lib/flexnode/node", "usr/lib/flexnode/flexnode-agent.mjs", "usr/lib/flexnode/flexnode-agent", "usr/bin/flexnode-agent"]));
+    const dir = join(scratch, "fallback");
+    expect((await run("unsquashfs", ["-no-progress", "-d", dir, image])).code).toBe(0);
+    const wrapper = await readFile(join(dir, "usr/lib/flexnode/flexnode-agent"), "utf8");
+    expect(wrapper).toBe(`#!/bin/sh\nexec /usr/lib/flexnode/node /usr/lib/flexnode/flexnode-agent.mjs "$@"\n`);
+    // What the wrapper runs, with the image's own node and bundle.
+    expect(await run(join(dir, "usr/lib/flexnode/node"), [join(dir, "usr/lib/flexnode/flexnode-agent.mjs"), "version"])).toMatchObject({ code: 0, stdout: `flexnode-agent ${info.version}\n` });
+  }, 120_000);
+
   it("is reproducible: a fresh build from the same inputs has the same bytes", async () => {
     const again = join(scratch, "again.raw");
     const payload = info.sysext.payload === "sea" ? { kind: "sea" as const, executable: outputs.sea } : { kind: "node-and-bundle" as const, node: process.execPath, bundle: outputs.bundle };
@@ -290,6 +303,7 @@ interface IgnitionDoc {
 describe("Flatcar example", () => {
   it("the committed flexnode.ign is what flexnode.bu transpiles to, and ignition-validate accepts it and the rendered one", async (ctx) => {
     const committed = await readFile(sources.ignition, "utf8");
+    expect(info.flatcar.changed).toBe(false);
     expect(committed).toBe(transpile(await readFile(sources.butane, "utf8")));
     if (!(await haveTool("ignition-validate", ["--version"]))) ctx.skip("ignition-validate is not installed (Debian package ignition)");
     for (const file of [sources.ignition, join(outputs.flatcarDir, "flexnode.ign")]) expect({ file, ...(await run("ignition-validate", [file])) }).toEqual({ file, code: 0, stdout: "", stderr: "" });
