@@ -87,6 +87,7 @@ async function oneSaga(azurite: RunningAzurite, timing: "production" | "tight po
       labels: {},
       taints: [],
       bootstrapSecretRef: "bootstrap-kubeconfig",
+      clusterCaPem: "-----BEGIN CERTIFICATE-----\nMIIBplaceholderclusterca\n-----END CERTIFICATE-----\n",
       catalog: JSON.parse(process.env.ARTIFACT_CATALOG!) as Parameters<typeof buildNodePlan>[0]["catalog"],
     });
     const path = criticalPath(model, { roleGrants: ROLE_GRANTS.length, rbacBindings: poolBootstrapRbac(POOL).bindings.length, steps: plan.map((s) => s.stepId) });

@@ -18,7 +18,8 @@ const VALUE_PATTERNS: readonly (readonly [SecretKind, RegExp])[] = [
   ["bootstrap-token", /(?<![a-z0-9])[a-z0-9]{6}\.[a-z0-9]{16}(?![a-z0-9])/],
   // Service Bus / Event Hubs SAS tokens and connection strings, and storage SAS URLs (the `sig` parameter).
   ["shared-access-signature", /SharedAccessSignature|SharedAccessKey\s*=|[?&]sig=[^&\s]/i],
-  ["pem-block", /-----BEGIN/],
+  // Any PEM block but a certificate: certificates are public (nodes need the cluster CA), keys and the rest are not.
+  ["pem-block", /-----BEGIN (?!CERTIFICATE-----)/],
   ["jwt", /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\./],
 ];
 

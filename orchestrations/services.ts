@@ -82,7 +82,7 @@ export async function services(): Promise<Services> {
       arm,
       credential,
       // Reads the ARM clients and credential at call time, so overrides (tests, sandbox) also serve this path.
-      kube: (clusterResourceId) => kubeAccess((overrides.arm ?? arm)(), (overrides.credential ?? credential)(), clusterResourceId),
+      kube: (clusterResourceId) => cachedKubeAccess((overrides.arm ?? arm)(), (overrides.credential ?? credential)(), clusterResourceId),
     };
     cached = { key, services: built, ready: registry.ensureTables() };
   }
@@ -104,6 +104,28 @@ export async function services(): Promise<Services> {
  * and the token is the service identity's own Entra token for the AKS server application — the identity needs
  * *Azure Kubernetes Service RBAC Cluster Admin* on the cluster (or a Kubernetes RBAC binding for its object id).
  */
+const KUBE_ACCESS_TTL_MS = 10 * 60_000;
+const kubeAccessCache = new WeakMap<ArmClients, Map<string, { access: Promise<KubeAccess>; until: number }>>();
+
+/**
+ * Kubernetes access per cluster, reused for a few minutes: listClusterAdminCredential is an ARM POST and counts
+ * against the write budget, and every Kubernetes activity needs access. Keyed by the ARM clients too, so a new
+ * configuration (or a test's emulator) never sees another's cluster. Well inside the credential's lifetime (admin
+ * credentials: 2 years by default; Entra tokens: an hour).
+ */
+function cachedKubeAccess(arm: ArmClients, credential: TokenCredential, clusterResourceId: string): Promise<KubeAccess> {
+  let perArm = kubeAccessCache.get(arm);
+  if (!perArm) kubeAccessCache.set(arm, (perArm = new Map()));
+  const key = clusterResourceId.toLowerCase();
+  const hit = perArm.get(key);
+  if (hit && hit.until > Date.now()) return hit.access;
+  const access = kubeAccess(arm, credential, clusterResourceId);
+  perArm.set(key, { access, until: Date.now() + KUBE_ACCESS_TTL_MS });
+  // A failure is not cached: the next activity asks again.
+  access.catch(() => perArm.delete(key));
+  return access;
+}
+
 async function kubeAccess(arm: ArmClients, credential: TokenCredential, clusterResourceId: string): Promise<KubeAccess> {
   const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(clusterResourceId);
   if (!m) throw new Error(`not an AKS cluster id: ${clusterResourceId}`);

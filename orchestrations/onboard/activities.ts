@@ -142,8 +142,11 @@ export const sendStep = df.app.activity("onboard_sendStep", {
     const node = (await svc.registry.getNode(input.context.nodeId))!;
     // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
     const reset = input.stepId === "reset";
-    const step = reset ? undefined : planFor(input.context, node, { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer! }, svc.settings.ARTIFACT_CATALOG).find((s) => s.stepId === input.stepId);
+    const caPem = reset ? "" : (await svc.kube(input.context.clusterResourceId)).caPem;
+    const step = reset ? undefined : planFor(input.context, node, { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer!, caPem }, svc.settings.ARTIFACT_CATALOG).find((s) => s.stepId === input.stepId);
     if (!step && !reset) throw new Error(`no step ${input.stepId} in the plan`);
+    // A wait on the node must end before the saga stops waiting for its result (scaled timing: tests, the sandbox).
+    const params = step?.kind === "waitFor" && typeof step.params.timeoutSeconds === "number" ? { ...step.params, timeoutSeconds: Math.max(1, Math.floor((step.params.timeoutSeconds * input.timeoutMs) / step.timeoutMs)) } : step?.params;
     const issuedAt = svc.now();
     const envelope = buildStepEnvelope(
       {
@@ -152,7 +155,7 @@ export const sendStep = df.app.activity("onboard_sendStep", {
         stepId: input.stepId,
         attempt: input.attempt,
         kind: reset ? "reset" : step!.kind,
-        params: reset ? { scope: "all" } : step!.params,
+        params: reset ? { scope: "all" } : params!,
         issuedAt,
         // Valid while the saga still waits for it: a node that picks it up later must not act on it.
         expiresAt: new Date(issuedAt.getTime() + input.timeoutMs),
@@ -167,11 +170,12 @@ export const planSteps = df.app.activity("onboard_planSteps", {
   handler: async (input: { context: NodeContext; kubernetesVersion: string; apiServer: string }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
     const svc = await services();
     const node = (await svc.registry.getNode(input.context.nodeId))!;
-    return planFor(input.context, node, input, svc.settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({ stepId, timeoutMs, maxAttempts }));
+    const { caPem } = await svc.kube(input.context.clusterResourceId);
+    return planFor(input.context, node, { ...input, caPem }, svc.settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({ stepId, timeoutMs, maxAttempts }));
   },
 });
 
-function planFor(context: NodeContext, node: NodeRecord, cluster: { kubernetesVersion: string; apiServer: string }, catalog: string | undefined): PlanStep[] {
+function planFor(context: NodeContext, node: NodeRecord, cluster: { kubernetesVersion: string; apiServer: string; caPem: string }, catalog: string | undefined): PlanStep[] {
   return buildNodePlan({
     nodeName: node.nodeId,
     arch: context.arch,
@@ -182,6 +186,7 @@ function planFor(context: NodeContext, node: NodeRecord, cluster: { kubernetesVe
     labels: node.labels,
     taints: node.taints,
     bootstrapSecretRef: BOOTSTRAP_SECRET_REF,
+    clusterCaPem: cluster.caPem,
     catalog: catalogFromSettings(catalog),
   });
 }

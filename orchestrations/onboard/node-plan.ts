@@ -41,10 +41,13 @@ export interface PlanInput {
   taints: { key: string; value?: string; effect: string }[];
   /** Reference of the one-time secret holding the bootstrap kubeconfig. */
   bootstrapSecretRef: string;
+  /** The cluster CA (public): the kubelet authenticates the API server's client certificate with it. */
+  clusterCaPem: string;
   catalog: ArtifactCatalog;
 }
 
 const KUBELET_PKI = "/var/lib/kubelet/pki";
+const CLUSTER_CA_FILE = "/etc/kubernetes/certs/ca.crt";
 const CONTAINERD_UNIT = "flexnode-containerd.service";
 const CONTAINERD_DIR = "/opt/flexnode/containerd";
 
@@ -89,7 +92,8 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
     step("kubelet-config", "writeFiles", {
       files: [
         { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: kubeletConfig(p) },
-        { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, labels, taints) },
+        { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, p.nodeName, labels, taints) },
+        { path: CLUSTER_CA_FILE, mode: "0644", content: p.clusterCaPem },
         { path: "/etc/cni/net.d/10-flexnode-bridge.conflist", mode: "0644", content: cniConfig() },
         // Immutable hosts get containerd.service from the sysext image; elsewhere the agent's containerd needs a unit.
         ...(p.immutable ? [] : [{ path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() }]),
@@ -115,7 +119,7 @@ function kubeletConfig(p: PlanInput): string {
     "authentication:",
     "  anonymous: { enabled: false }",
     "  webhook: { enabled: true }",
-    "  x509: { clientCAFile: /etc/kubernetes/certs/ca.crt }",
+    `  x509: { clientCAFile: ${CLUSTER_CA_FILE} }`,
     "authorization: { mode: Webhook }",
     "cgroupDriver: systemd",
     `clusterDNS: [${p.clusterDns}]`,
@@ -128,14 +132,14 @@ function kubeletConfig(p: PlanInput): string {
   ].join("\n");
 }
 
-function kubeletUnit(kubelet: string, labels: string, taints: string): string {
+function kubeletUnit(kubelet: string, nodeName: string, labels: string, taints: string): string {
   return [
     "[Unit]",
     "Description=Kubernetes kubelet (flexnode)",
     "After=network-online.target containerd.service flexnode-containerd.service",
     "Wants=network-online.target",
     "[Service]",
-    `ExecStart=${kubelet} --config=/etc/flexnode/kubelet/config.yaml --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --kubeconfig=/var/lib/kubelet/kubeconfig --cert-dir=${KUBELET_PKI} --container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-labels=${labels}${taints ? ` --register-with-taints=${taints}` : ""}`,
+    `ExecStart=${kubelet} --config=/etc/flexnode/kubelet/config.yaml --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --kubeconfig=/var/lib/kubelet/kubeconfig --cert-dir=${KUBELET_PKI} --container-runtime-endpoint=unix:///run/containerd/containerd.sock --hostname-override=${nodeName} --node-labels=${labels}${taints ? ` --register-with-taints=${taints}` : ""}`,
     "Restart=always",
     "RestartSec=10",
     "[Install]",

@@ -230,7 +230,12 @@ describe("secrets in envelopes", () => {
   it("flags each secret form with its kind", () => {
     expect(findSecrets("abcdef.0123456789abcdef")).toEqual([{ path: "", kind: "bootstrap-token" }]);
     expect(findSecrets({ a: "SharedAccessSignature sr=x&sig=y" })).toEqual([{ path: "/a", kind: "shared-access-signature" }]);
-    expect(findSecrets({ a: ["-----BEGIN CERTIFICATE-----"] })).toEqual([{ path: "/a/0", kind: "pem-block" }]);
+    // Certificates are public (the cluster CA travels in a plan); every other PEM block is refused.
+    expect(findSecrets({ a: ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"] })).toEqual([]);
+    for (const label of ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "OPENSSH PRIVATE KEY", "CERTIFICATE REQUEST"]) {
+      expect(findSecrets({ a: [`-----BEGIN ${label}-----`] })).toEqual([{ path: "/a/0", kind: "pem-block" }]);
+    }
+    expect(findSecrets({ a: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n" })).toEqual([{ path: "/a", kind: "pem-block" }]);
     expect(findSecrets({ a: "eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJzdmMifQ.sig" })).toEqual([{ path: "/a", kind: "jwt" }]);
     expect(findSecrets({ adminPassword: "x" })).toEqual([{ path: "/adminPassword", kind: "secret-named-field" }]);
     expect(findSecrets({ "abcdef.0123456789abcdef": true })).toEqual([{ path: "/abcdef.0123456789abcdef", kind: "bootstrap-token" }]);

@@ -135,9 +135,11 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
     const again = await fetch(`${stack.url}${url}`, { method: "POST", headers });
     expect(again.status).toBe(404);
 
-    // Secrets travel only over the node API: no message that reached any queue carries the token.
+    // Secrets travel only over the node API: no message that reached any queue carries the token or a key. The one PEM
+    // block that does travel is the cluster CA certificate (public) for the kubelet's client CA file.
     const bodies = stack.sb.log.entries.flatMap((e) => (e.kind === "enqueued" ? [JSON.stringify(e.body)] : []));
     expect(bodies.length).toBeGreaterThan(0);
-    expect(bodies.filter((b) => b.includes(token) || b.includes(token.split(".")[1]!) || b.includes("BEGIN"))).toEqual([]);
+    expect(bodies.filter((b) => b.includes(token) || b.includes(token.split(".")[1]!) || /-----BEGIN (?!CERTIFICATE-----)/.test(b))).toEqual([]);
+    expect(bodies.filter((b) => b.includes("BEGIN CERTIFICATE")).map((b) => (JSON.parse(b) as { stepId: string }).stepId)).toEqual(["kubelet-config"]);
   });
 });

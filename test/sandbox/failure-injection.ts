@@ -46,6 +46,7 @@ export function planFor(options: { immutable: boolean; arch: "amd64" | "arm64"; 
     labels: {},
     taints: [],
     bootstrapSecretRef: "bootstrap-kubeconfig",
+    clusterCaPem: "-----BEGIN CERTIFICATE-----\nMIIBplaceholderclusterca\n-----END CERTIFICATE-----\n",
     catalog: options.catalog,
   });
 }

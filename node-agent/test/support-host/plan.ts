@@ -28,6 +28,7 @@ export function testPlan(o: { immutable: boolean; arch?: "amd64" | "arm64"; cata
     labels: { pool: "edge" },
     taints: [{ key: "flexnode.dev/edge", effect: "NoSchedule" }],
     bootstrapSecretRef: BOOTSTRAP_REF,
+    clusterCaPem: "-----BEGIN CERTIFICATE-----\nMIIBplaceholderclusterca\n-----END CERTIFICATE-----\n",
     catalog: o.catalog,
   });
 }
