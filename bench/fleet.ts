@@ -6,7 +6,7 @@
  * assignments created, emulated time to onboard the fleet and the real time the row took. `model` says what was real
  * and what was replaced.
  *
- *   tsx bench/fleet.ts [--quick] [--nodes 500] [--max-in-flight 25,100,400] [--seed 1]
+ *   tsx bench/fleet.ts [--quick] [--nodes 500] [--max-in-flight 25,100,200,400] [--seed 1]
  *
  * Cost: about 0.3-0.4 s of real time per saga on a 2-core machine (the registry's ~200 Azure Tables requests per saga
  * to Azurite dominate), so the default is 500 nodes per row; `--nodes 10000 --max-in-flight 100` takes about an hour.
@@ -50,7 +50,7 @@ const MODEL = {
 async function fleet(options: { quick: boolean; args: readonly string[] }): Promise<Record<string, unknown>> {
   const flags = parseFlags(options.args, Flags);
   const nodes = flags.nodes ?? (options.quick ? 20 : 500);
-  const maxInFlights = flags.maxInFlight ?? (options.quick ? [10] : [25, 100, 400]);
+  const maxInFlights = flags.maxInFlight ?? (options.quick ? [10] : [25, 100, 200, 400]);
   const started = performance.now();
   const azurite = await startAzurite();
   try {
