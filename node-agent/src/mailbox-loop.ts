@@ -109,6 +109,10 @@ class MailboxLoop {
   private connection: Connection | undefined;
   private servicePublicKey: KeyObject | undefined;
   private nodeId = "";
+  /** Set when the service says this node has no mailbox any more (failed, offboarded): the loop ends with it. */
+  private gone: NoMailboxError | undefined;
+  private markGone: (() => void) | undefined;
+  private lastGoneCheck = 0;
 
   constructor(private readonly o: MailboxLoopOptions) {
     this.sleep = o.sleep ?? realSleep;
@@ -138,6 +142,7 @@ class MailboxLoop {
     this.o.onEvent({ type: "mailbox-connected", namespace: credentials.namespace, queue: credentials.queue, credentialsExpireAt: credentials.expiresAt });
     this.scheduleRefresh(credentials);
     await new Promise<void>((resolve) => {
+      this.markGone = resolve;
       if (this.o.signal.aborted) resolve();
       else this.o.signal.addEventListener("abort", () => resolve(), { once: true });
     });
@@ -150,6 +155,7 @@ class MailboxLoop {
       clearTimeout(timer);
     }
     await connection.close();
+    if (this.gone) throw this.gone;
     this.o.onEvent({ type: "stopped" });
   }
 
@@ -221,14 +227,32 @@ class MailboxLoop {
 
   private onError(args: ProcessErrorArgs): void {
     // While stopping, the SDK reports its own shutdown ("receiver is suspended"); that is not news.
-    if (this.o.signal.aborted) return;
+    if (this.o.signal.aborted || this.gone) return;
     const code = (args.error as { code?: string }).code;
+    // The queue is gone: the SDK re-attaches many times a second. Ask the service, at most every 30 s, whether this
+    // node still has a mailbox (a queue re-created for a new onboarding) or not (failed, offboarded: stop).
+    if (code === "MessagingEntityNotFound") {
+      if (this.o.now().getTime() - this.lastGoneCheck < 30_000) return;
+      this.lastGoneCheck = this.o.now().getTime();
+      void this.checkStillHasMailbox();
+    }
     this.o.onEvent({ type: "error", where: `servicebus:${args.errorSource}`, message: `${code ? `${code}: ` : ""}${args.error.message}` });
     // An expired token detaches the link; the SDK re-attaches with the credential's current token, so make it fresh.
     if (code === "UnauthorizedAccess" && this.connection) void this.refreshNow(this.connection);
   }
 
   // ------------------------------------------------------------------ one message
+
+  private async checkStillHasMailbox(): Promise<void> {
+    try {
+      const { status } = await this.o.api.status();
+      if (status === "AwaitingApproval" || MAILBOX_STATUSES.has(status)) return;
+      this.gone = new NoMailboxError(status);
+      this.markGone?.();
+    } catch (error) {
+      this.o.onEvent({ type: "error", where: "node-api", message: messageOf(error) });
+    }
+  }
 
   private async handle(connection: Connection, message: ServiceBusReceivedMessage): Promise<void> {
     const now = this.o.now();

@@ -8,6 +8,7 @@ import type { NetworkInterfaceInfo } from "node:os";
 import * as path from "node:path";
 import type { AgentEvent } from "../../node-agent/src/agent-events.js";
 import { enrolAgent, runAgent, type EnrolAgentResult, type HostSide } from "../../node-agent/src/agent.js";
+import { NoMailboxError } from "../../node-agent/src/mailbox-loop.js";
 import type { SystemInfo } from "../../node-agent/src/facts.js";
 import type { KubeEmulator } from "../kube-emulator/index.js";
 import type { InjectedFailure } from "./failure-injection.js";
@@ -45,6 +46,8 @@ export class SandboxNode {
   prePlan: TreeSnapshot | undefined;
   /** Set when the agent's run loop ended with an error. */
   error: unknown;
+  /** Why the agent ended by itself, when it did: its node has no mailbox any more (failed, offboarded). */
+  endedWithoutMailbox: string | undefined;
   private controller = new AbortController();
   private running: Promise<void> | undefined;
 
@@ -94,7 +97,9 @@ export class SandboxNode {
         this.o.onEvent?.(this, event);
       },
     }).catch((error: unknown) => {
-      this.error = error;
+      // The node failed or was offboarded and its queue deleted: the agent ends on its own, as on a real host.
+      if (error instanceof NoMailboxError) this.endedWithoutMailbox = error.message;
+      else this.error = error;
     });
   }
 
