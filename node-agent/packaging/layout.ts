@@ -25,7 +25,8 @@ export const outputs = {
 
 export const sources = {
   entry: join(repoRoot, "node-agent/src/main.ts"),
-  seaEntry: join(packagingDir, "sea-entry.ts"),
+  // The same entry: src/main.ts has no top-level await, so it bundles as CommonJS for the single executable too.
+  seaEntry: join(repoRoot, "node-agent/src/main.ts"),
   unit: join(packagingDir, "systemd/flexnode-agent.service"),
   sysextDropIn: join(packagingDir, "sysext/10-sysext.conf"),
   butane: join(packagingDir, "flatcar/flexnode.bu"),
