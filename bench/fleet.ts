@@ -8,8 +8,9 @@
  *
  *   tsx bench/fleet.ts [--quick] [--nodes 500] [--max-in-flight 25,100,200,400] [--seed 1]
  *
- * Cost: about 0.3-0.4 s of real time per saga on a 2-core machine (the registry's ~200 Azure Tables requests per saga
- * to Azurite dominate), so the default is 500 nodes per row; `--nodes 10000 --max-in-flight 100` takes about an hour.
+ * Cost: 0.2-0.6 s of real time per saga on a 2-core machine, depending on its load (the registry's ~200 Azure Tables
+ * requests per saga to Azurite dominate), so the default is 500 nodes per row, four rows (about 8 minutes when the
+ * machine is otherwise idle); `--nodes 10000 --max-in-flight 200` takes 35-100 minutes.
  */
 import * as z from "zod";
 import { ARM_DEFAULT_LIMITS } from "../test/arm-emulator/index.js";
