@@ -88,7 +88,7 @@ describe("kill -9 inside every step", () => {
     const pick = random(seed);
     const landed: string[] = [];
     for (let i = 0; i < config.envelopes.length; i++) {
-      const child = await startChild(bundle, config);
+      const child = await startChild(bundle, { ...config, linger: true });
       expect({ seed, step: i, began: await child.waitFor(new RegExp(`^begin ${i}$`)) }).toEqual({ seed, step: i, began: `begin ${i}` });
       const delay = pick() * (durations[i] ?? 0);
       await new Promise((r) => setTimeout(r, delay));

@@ -27,6 +27,8 @@ export interface ChildConfig {
   reset?: boolean;
   /** Try to write <root>/usr and /usr first and report the errno of each. */
   probeUsr?: boolean;
+  /** Stay alive after "done" until killed: a kill aimed at the last step must land even when the plan finished first. */
+  linger?: boolean;
 }
 
 const say = (line: string) => writeFileSync(1, `${line}\n`);
@@ -75,6 +77,7 @@ async function main(): Promise<number> {
     if (report.failed.length > 0) return 3;
   }
   say("done");
+  if (config.linger) await new Promise(() => setInterval(() => undefined, 60_000));
   return 0;
 }
 
