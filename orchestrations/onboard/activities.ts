@@ -15,6 +15,7 @@ import type { Settings } from "../settings.js";
 import { services, type Services } from "../services.js";
 import { buildNodePlan, type PlanStep } from "./node-plan.js";
 import { catalogFromSettings } from "./artifact-catalog.js";
+import { RETRY_AFTER_MARK } from "./azure-call.js";
 import { TimingOverrides, type Timing } from "./timing.js";
 
 /** What the saga knows about its node and pool: small, and free of secrets. */
@@ -78,7 +79,7 @@ async function record(nodeId: string, obj: CreatedObject, change: "add" | "remov
 // ---------------------------------------------------------------- registry
 
 export const reserve = df.app.activity("onboard_reserve", {
-  handler: async (input: { nodeId: string; pool: string }): Promise<NodeContext> => {
+  handler: throttleAware(async (input: { nodeId: string; pool: string }): Promise<NodeContext> => {
     const { registry, settings } = await services();
     const node = await registry.getNodeInPool(input.pool, input.nodeId);
     const pool = await registry.getPool(input.pool);
@@ -86,7 +87,7 @@ export const reserve = df.app.activity("onboard_reserve", {
     if (node.status === "Enrolling") await registry.updateNode(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", { expect: ["Enrolling"] });
     else if (node.status !== "Onboarding") throw new Error(`node ${input.nodeId} is ${node.status}; only an enrolling node can be onboarded`);
     return nodeContextOf(node, pool, settings);
-  },
+  }),
 });
 
 function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeContext {
@@ -107,37 +108,37 @@ function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeCo
 const timingOverrides = (settings: Settings): Partial<Timing> | undefined => (settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined);
 
 export const markReady = df.app.activity("onboard_markReady", {
-  handler: async (input: { nodeId: string }): Promise<void> => {
+  handler: throttleAware(async (input: { nodeId: string }): Promise<void> => {
     const { registry } = await services();
     const node = (await registry.getNode(input.nodeId))!;
     await registry.updateNode(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready");
-  },
+  }),
 });
 
 export const markFailed = df.app.activity("onboard_markFailed", {
-  handler: async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<void> => {
+  handler: throttleAware(async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<void> => {
     const { registry, now } = await services();
     const node = await registry.getNode(input.nodeId);
     if (!node) return;
     const message = `${input.message}${input.removed.length ? `; removed: ${input.removed.join(", ")}` : ""}${input.remaining.length ? `; NOT removed: ${input.remaining.join(", ")}` : ""}`;
     await registry.updateNode(node, () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }), "service:onboard", "node.failed");
-  },
+  }),
 });
 
 // ---------------------------------------------------------------- mailbox
 
 export const openMailbox = df.app.activity("onboard_openMailbox", {
-  handler: async (input: { nodeId: string }): Promise<CreatedObject> => {
+  handler: throttleAware(async (input: { nodeId: string }): Promise<CreatedObject> => {
     const { queue } = await (await services()).mailbox().open(input.nodeId);
     const obj: CreatedObject = { kind: "mailbox", id: queue };
     await record(input.nodeId, obj, "add");
     return obj;
-  },
+  }),
 });
 
 /** Builds the envelope for one step attempt from the plan and sends it; the plan is rebuilt here, not kept in history. */
 export const sendStep = df.app.activity("onboard_sendStep", {
-  handler: async (input: { context: NodeContext; sagaId: string; stepId: string; attempt: number; timeoutMs: number; kubernetesVersion?: string; apiServer?: string }): Promise<void> => {
+  handler: throttleAware(async (input: { context: NodeContext; sagaId: string; stepId: string; attempt: number; timeoutMs: number; kubernetesVersion?: string; apiServer?: string }): Promise<void> => {
     const svc = await services();
     const node = (await svc.registry.getNode(input.context.nodeId))!;
     // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
@@ -163,16 +164,16 @@ export const sendStep = df.app.activity("onboard_sendStep", {
       { privateKey: svc.signingKey() },
     );
     await svc.mailbox().send(envelope);
-  },
+  }),
 });
 
 export const planSteps = df.app.activity("onboard_planSteps", {
-  handler: async (input: { context: NodeContext; kubernetesVersion: string; apiServer: string }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
+  handler: throttleAware(async (input: { context: NodeContext; kubernetesVersion: string; apiServer: string }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
     const svc = await services();
     const node = (await svc.registry.getNode(input.context.nodeId))!;
     const { caPem } = await svc.kube(input.context.clusterResourceId);
     return planFor(input.context, node, { ...input, caPem }, svc.settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({ stepId, timeoutMs, maxAttempts }));
-  },
+  }),
 });
 
 function planFor(context: NodeContext, node: NodeRecord, cluster: { kubernetesVersion: string; apiServer: string; caPem: string }, catalog: string | undefined): PlanStep[] {
@@ -195,7 +196,7 @@ function planFor(context: NodeContext, node: NodeRecord, cluster: { kubernetesVe
 
 /** PUT of the Arc machine (sync 200); returns its id and, when ARM already has it, the identity's principal. */
 export const putArcMachine = df.app.activity("onboard_putArcMachine", {
-  handler: async (input: { context: NodeContext }): Promise<{ machine: CreatedObject; principalId: string | null }> => {
+  handler: throttleAware(async (input: { context: NodeContext }): Promise<{ machine: CreatedObject; principalId: string | null }> => {
     const { context } = input;
     const id = machineIdFor(context);
     const resources = (await services()).arm().resources(subscriptionOf(id)).resources;
@@ -210,15 +211,15 @@ export const putArcMachine = df.app.activity("onboard_putArcMachine", {
     await record(context.nodeId, machine, "add");
     const result = await resources.beginCreateOrUpdateByIdAndWait(id, API_VERSIONS.hybridComputeMachines, body, { updateIntervalInMs: 1_000 });
     return { machine, principalId: result.identity?.principalId ?? null };
-  },
+  }),
 });
 
 export const getArcPrincipal = df.app.activity("onboard_getArcPrincipal", {
-  handler: async (input: { machineId: string }): Promise<string | null> => {
+  handler: throttleAware(async (input: { machineId: string }): Promise<string | null> => {
     const resources = (await services()).arm().resources(subscriptionOf(input.machineId)).resources;
     const m = await resources.getById(input.machineId, API_VERSIONS.hybridComputeMachines);
     return m.identity?.principalId ?? null;
-  },
+  }),
 });
 
 // ---------------------------------------------------------------- access
@@ -229,7 +230,7 @@ export const getArcPrincipal = df.app.activity("onboard_getArcPrincipal", {
  * RoleAssignmentExists (the same grant under another name) is adopted by looking it up.
  */
 export const grantRole = df.app.activity("onboard_grantRole", {
-  handler: async (input: { nodeId: string; scope: string; roleDefinitionGuid: string; principalId: string }): Promise<CreatedObject> => {
+  handler: throttleAware(async (input: { nodeId: string; scope: string; roleDefinitionGuid: string; principalId: string }): Promise<CreatedObject> => {
     const sub = subscriptionOf(input.scope);
     const authz = (await services()).arm().authorization(sub);
     const name = uuidv5(`${input.scope.toLowerCase()}|${input.principalId.toLowerCase()}|${input.roleDefinitionGuid.toLowerCase()}`, ROLE_ASSIGNMENT_NAMESPACE);
@@ -251,27 +252,27 @@ export const grantRole = df.app.activity("onboard_grantRole", {
       }
     }
     throw new Error(`RoleAssignmentExists for ${input.principalId} at ${input.scope}, but no such assignment is listed`);
-  },
+  }),
 });
 
 // ---------------------------------------------------------------- Kubernetes
 
 export const clusterInfo = df.app.activity("onboard_clusterInfo", {
-  handler: async (input: { clusterResourceId: string }): Promise<{ apiServer: string; kubernetesVersion: string }> => {
+  handler: throttleAware(async (input: { clusterResourceId: string }): Promise<{ apiServer: string; kubernetesVersion: string }> => {
     const svc = await services();
     const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(input.clusterResourceId)!;
     const cluster = await svc.arm().containerService(m[1]!).managedClusters.get(m[2]!, m[3]!);
     const { server } = await svc.kube(input.clusterResourceId);
     return { apiServer: server, kubernetesVersion: cluster.currentKubernetesVersion ?? cluster.kubernetesVersion ?? "1.31.2" };
-  },
+  }),
 });
 
 /** Per-pool RBAC: the pool's bootstrap group may create CSRs and get node-client CSRs approved, nothing more. */
 export const ensurePoolRbac = df.app.activity("onboard_ensurePoolRbac", {
-  handler: async (input: { clusterResourceId: string; pool: string }): Promise<void> => {
+  handler: throttleAware(async (input: { clusterResourceId: string; pool: string }): Promise<void> => {
     const { client } = await (await services()).kube(input.clusterResourceId);
     for (const binding of poolBootstrapRbac(input.pool).bindings) await client.applyClusterRoleBinding(binding);
-  },
+  }),
 });
 
 /**
@@ -280,7 +281,7 @@ export const ensurePoolRbac = df.app.activity("onboard_ensurePoolRbac", {
  * reuses it instead of minting a second token.
  */
 export const issueBootstrapToken = df.app.activity("onboard_issueBootstrapToken", {
-  handler: async (input: { context: NodeContext; runId: string; ttlMs: number }): Promise<CreatedObject[]> => {
+  handler: throttleAware(async (input: { context: NodeContext; runId: string; ttlMs: number }): Promise<CreatedObject[]> => {
     const svc = await services();
     const { nodeId, pool, clusterResourceId } = input.context;
     const { client, server, caPem } = await svc.kube(clusterResourceId);
@@ -297,23 +298,23 @@ export const issueBootstrapToken = df.app.activity("onboard_issueBootstrapToken"
     const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });
     await client.createSecret("kube-system", secret);
     return [secretObj, tokenObj];
-  },
+  }),
 });
 
 /** Records, before the kubelet can start, that a Node object may appear in the cluster under the node's name. */
 export const expectKubeNode = df.app.activity("onboard_expectKubeNode", {
-  handler: async (input: { nodeId: string; cluster: string }): Promise<CreatedObject> => {
+  handler: throttleAware(async (input: { nodeId: string; cluster: string }): Promise<CreatedObject> => {
     const obj: CreatedObject = { kind: "kubeNode", id: input.nodeId, cluster: input.cluster };
     await record(input.nodeId, obj, "add");
     return obj;
-  },
+  }),
 });
 
 export const checkNodeReady = df.app.activity("onboard_checkNodeReady", {
-  handler: async (input: { clusterResourceId: string; nodeName: string }): Promise<boolean> => {
+  handler: throttleAware(async (input: { clusterResourceId: string; nodeName: string }): Promise<boolean> => {
     const { client } = await (await services()).kube(input.clusterResourceId);
     return (await client.getNode(input.nodeName))?.ready ?? false;
-  },
+  }),
 });
 
 // ---------------------------------------------------------------- removal (finalize and compensation)
@@ -324,15 +325,15 @@ export const checkNodeReady = df.app.activity("onboard_checkNodeReady", {
  * saga's own list cannot know those. Removing an absent object is done, so over-approximating is safe.
  */
 export const recordedObjects = df.app.activity("onboard_recordedObjects", {
-  handler: async (input: { nodeId: string }): Promise<CreatedObject[]> => {
+  handler: throttleAware(async (input: { nodeId: string }): Promise<CreatedObject[]> => {
     const node = await (await services()).registry.getNode(input.nodeId);
     return (node?.createdObjects ?? []).map(parseObjectRef);
-  },
+  }),
 });
 
 /** Removes one created object; absent is done. Records the removal on the node. */
 export const removeObject = df.app.activity("onboard_removeObject", {
-  handler: async (input: { nodeId: string; object: CreatedObject }): Promise<void> => removeCreatedObject(await services(), input.nodeId, input.object),
+  handler: throttleAware(async (input: { nodeId: string; object: CreatedObject }): Promise<void> => removeCreatedObject(await services(), input.nodeId, input.object)),
 });
 
 /** The one way anything the service created is removed (the sagas' activities and the sweeper call it). */
@@ -361,6 +362,24 @@ export async function removeCreatedObject(svc: Services, nodeId: string, o: Crea
   await record(nodeId, o, "remove");
 }
 
+/**
+ * ARM answers 429 with Retry-After. The activity cannot wait (its time is wall time, and a worker slot), so it fails
+ * with the hint in its message, which the saga reads from its history to wait at least that long (see azure-call.ts).
+ */
+function throttleAware<I, O>(handler: (input: I) => Promise<O>): (input: I) => Promise<O> {
+  return async (input) => {
+    try {
+      return await handler(input);
+    } catch (error) {
+      if (isRestError(error) && error.statusCode === 429) {
+        const seconds = Number(error.response?.headers.get("retry-after"));
+        throw new Error(`${error.message} (throttled${Number.isFinite(seconds) ? `; ${RETRY_AFTER_MARK}${Math.round(seconds * 1000)}` : ""})`);
+      }
+      throw error;
+    }
+  };
+}
+
 async function absentIsDone(op: () => Promise<unknown>): Promise<void> {
   try {
     await op();
@@ -373,7 +392,7 @@ async function absentIsDone(op: () => Promise<unknown>): Promise<void> {
 
 /** Marks the node Offboarding and tells the saga what it needs to reach the agent (if the node has a mailbox). */
 export const offboardBegin = df.app.activity("offboard_begin", {
-  handler: async (input: { nodeId: string; reason: string; actor: string }) => {
+  handler: throttleAware(async (input: { nodeId: string; reason: string; actor: string }) => {
     const svc = await services();
     const node = await svc.registry.getNode(input.nodeId);
     if (!node) throw new Error(`node ${input.nodeId} is not in the registry`);
@@ -385,23 +404,23 @@ export const offboardBegin = df.app.activity("offboard_begin", {
     if (!pool || !hasMailbox) return { hasMailbox: false, timing: timingOverrides(svc.settings) };
     const context = nodeContextOf(node, pool, svc.settings);
     return { hasMailbox, context, timing: context.timing };
-  },
+  }),
 });
 
 /** What the sweeper's compensation needs to reach the agent: the node context when the node has a mailbox. */
 export const compensationContext = df.app.activity("onboard_compensationContext", {
-  handler: async (input: { nodeId: string }): Promise<{ context?: NodeContext; timing?: Partial<Timing> }> => {
+  handler: throttleAware(async (input: { nodeId: string }): Promise<{ context?: NodeContext; timing?: Partial<Timing> }> => {
     const svc = await services();
     const node = await svc.registry.getNode(input.nodeId);
     const pool = node && (await svc.registry.getPool(node.pool));
     if (!node || !pool || !node.createdObjects.some((r) => r.startsWith("mailbox:"))) return { timing: timingOverrides(svc.settings) };
     const context = nodeContextOf(node, pool, svc.settings);
     return { context, timing: context.timing };
-  },
+  }),
 });
 
 export const offboardFinish = df.app.activity("offboard_finish", {
-  handler: async (input: { nodeId: string; actor: string; removed: string[]; remaining: string[] }): Promise<void> => {
+  handler: throttleAware(async (input: { nodeId: string; actor: string; removed: string[]; remaining: string[] }): Promise<void> => {
     const svc = await services();
     const node = (await svc.registry.getNode(input.nodeId))!;
     await svc.registry.updateNode(
@@ -410,5 +429,5 @@ export const offboardFinish = df.app.activity("offboard_finish", {
       input.actor,
       input.remaining.length === 0 ? "node.offboarded" : "node.offboard-incomplete",
     );
-  },
+  }),
 });

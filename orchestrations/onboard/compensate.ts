@@ -10,7 +10,8 @@ import type { OrchestrationContext } from "durable-functions";
 import { runOf, sagaRunId } from "../mailbox/node-results.js";
 import { objectRef, type CreatedObject, type NodeContext } from "./activities.js";
 import { runStepAttempt } from "./step-attempt.js";
-import { azureRetry, timingFrom, type Timing } from "./timing.js";
+import { callAzure } from "./azure-call.js";
+import { timingFrom, type Timing } from "./timing.js";
 
 export const COMPENSATE_NODE = "compensateNode";
 export const compensateInstanceId = (nodeId: string): string => `${nodeId}:compensate`;
@@ -26,14 +27,13 @@ export interface Compensation {
 }
 
 export function* compensate(context: OrchestrationContext, timing: Timing, c: Compensation): Generator<df.Task, { removed: string[]; remaining: string[] }, unknown> {
-  const retry = azureRetry(timing);
   if (c.reset) {
     // Best effort: the agent undoes what its manifest records; compensation does not depend on the answer.
-    yield* runStepAttempt(context, retry, { ...c.reset, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
+    yield* runStepAttempt(context, timing, { ...c.reset, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
   }
   let toRemove = [...c.known];
   try {
-    const recorded = (yield context.df.callActivityWithRetry("onboard_recordedObjects", retry, { nodeId: c.nodeId })) as CreatedObject[];
+    const recorded = (yield* callAzure(context, timing, "onboard_recordedObjects", { nodeId: c.nodeId })) as CreatedObject[];
     toRemove = [...recorded, ...c.known.filter((k) => !recorded.some((r) => objectRef(r) === objectRef(k)))];
   } catch {
     // The registry is unreachable: remove what the run itself knows; the sweeper finds the rest by tag.
@@ -42,13 +42,13 @@ export function* compensate(context: OrchestrationContext, timing: Timing, c: Co
   const remaining: string[] = [];
   for (const o of toRemove.reverse()) {
     try {
-      yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: c.nodeId, object: o });
+      yield* callAzure(context, timing, "onboard_removeObject", { nodeId: c.nodeId, object: o });
       removed.push(objectRef(o));
     } catch {
       remaining.push(objectRef(o));
     }
   }
-  yield context.df.callActivityWithRetry("onboard_markFailed", retry, { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
+  yield* callAzure(context, timing, "onboard_markFailed", { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
   return { removed, remaining };
 }
 

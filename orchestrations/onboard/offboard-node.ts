@@ -10,7 +10,8 @@ import type { OrchestrationContext } from "durable-functions";
 import { runOf, sagaRunId } from "../mailbox/node-results.js";
 import { objectRef, type CreatedObject, type NodeContext } from "./activities.js";
 import { runStepAttempt } from "./step-attempt.js";
-import { azureRetry, timingFrom, type Timing } from "./timing.js";
+import { callAzure } from "./azure-call.js";
+import { timingFrom, type Timing } from "./timing.js";
 
 export const OFFBOARD_NODE = "offboardNode";
 export const offboardInstanceId = (nodeId: string): string => `${nodeId}:offboard`;
@@ -28,26 +29,25 @@ export function* offboardNode(context: OrchestrationContext): Generator<df.Task,
   const input = context.df.getInput<OffboardNodeInput>();
   const begun = (yield context.df.callActivity("offboard_begin", { nodeId: input.nodeId, reason: input.reason, actor: input.actor })) as { timing?: Partial<Timing>; hasMailbox: boolean; context?: NodeContext };
   const timing = timingFrom({ ...begun.timing, ...input.timing });
-  const retry = azureRetry(timing);
   context.df.setCustomStatus({ phase: "reset" });
   if (begun.hasMailbox && begun.context) {
     // Bounded and best effort: an unreachable or dead node must not block its offboarding.
     const run = input.run ?? runOf(context.df.newGuid(context.df.instanceId));
-    yield* runStepAttempt(context, retry, { context: begun.context, sagaId: sagaRunId(context.df.instanceId, run), run, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
+    yield* runStepAttempt(context, timing, { context: begun.context, sagaId: sagaRunId(context.df.instanceId, run), run, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
   }
   context.df.setCustomStatus({ phase: "remove" });
-  const recorded = (yield context.df.callActivityWithRetry("onboard_recordedObjects", retry, { nodeId: input.nodeId })) as CreatedObject[];
+  const recorded = (yield* callAzure(context, timing, "onboard_recordedObjects", { nodeId: input.nodeId })) as CreatedObject[];
   const removed: string[] = [];
   const remaining: string[] = [];
   for (const o of [...recorded].reverse()) {
     try {
-      yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: input.nodeId, object: o });
+      yield* callAzure(context, timing, "onboard_removeObject", { nodeId: input.nodeId, object: o });
       removed.push(objectRef(o));
     } catch {
       remaining.push(objectRef(o));
     }
   }
-  yield context.df.callActivityWithRetry("offboard_finish", retry, { nodeId: input.nodeId, actor: input.actor, removed, remaining });
+  yield* callAzure(context, timing, "offboard_finish", { nodeId: input.nodeId, actor: input.actor, removed, remaining });
   context.df.setCustomStatus({ phase: remaining.length ? "incomplete" : "done" });
   return { removed, remaining };
 }

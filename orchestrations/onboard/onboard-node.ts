@@ -3,7 +3,7 @@
  *
  *   reserve → openMailbox → ensureArcMachine → grantAccess → issueKubeletCredential → runNodeSteps → verifyReady → finalize
  *
- * Pure decisions: every effect is an activity, time is context.df's, retries are durable retry policies. Each step
+ * Pure decisions: every effect is an activity, time is context.df's, retries are durable timers (azure-call.ts). Each step
  * appends what it created to `created`; on any failure the saga asks the agent to reset (best effort), removes the
  * created objects in reverse (role grants before the machine, the mailbox last), and marks the node Failed with the
  * error and what was removed. History carries ids and references only.
@@ -14,7 +14,8 @@ import { runOf, sagaRunId } from "../mailbox/node-results.js";
 import { machineIdFor, type CreatedObject, type NodeContext } from "./activities.js";
 import { compensate } from "./compensate.js";
 import { runStepAttempt } from "./step-attempt.js";
-import { azureRetry, timingFrom, type Timing } from "./timing.js";
+import { callAzure } from "./azure-call.js";
+import { timingFrom, type Timing } from "./timing.js";
 
 export const ONBOARD_NODE = "onboardNode";
 
@@ -55,7 +56,6 @@ class SagaError extends Error {
 export function* onboardNode(context: OrchestrationContext): Generator<df.Task, OnboardNodeOutput, unknown> {
   const input = context.df.getInput<OnboardNodeInput>();
   let timing = timingFrom(input.timing);
-  let retry = azureRetry(timing);
   const created: CreatedObject[] = [];
   let status: OnboardStatus = { phase: "reserve" };
   const show = (next: Partial<OnboardStatus>) => {
@@ -72,47 +72,46 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "reserve" });
     ctx = (yield context.df.callActivity("onboard_reserve", { nodeId: input.nodeId, pool: input.pool })) as NodeContext;
     timing = timingFrom({ ...ctx.timing, ...input.timing });
-    retry = azureRetry(timing);
 
     show({ phase: "openMailbox" });
-    created.push((yield context.df.callActivityWithRetry("onboard_openMailbox", retry, { nodeId: ctx.nodeId })) as CreatedObject);
+    created.push((yield* callAzure(context, timing, "onboard_openMailbox", { nodeId: ctx.nodeId })) as CreatedObject);
 
     show({ phase: "ensureArcMachine" });
     let principalId: string | null;
     const machineId = machineIdFor(ctx);
     if (input.mode === "adopt" || ctx.adoptedMachineId !== undefined) {
       // Created by azcmagent on the node: read, never written or deleted by the service.
-      principalId = (yield context.df.callActivityWithRetry("onboard_getArcPrincipal", retry, { machineId })) as string | null;
+      principalId = (yield* callAzure(context, timing, "onboard_getArcPrincipal", { machineId })) as string | null;
     } else {
-      const put = (yield context.df.callActivityWithRetry("onboard_putArcMachine", retry, { context: ctx })) as { machine: CreatedObject; principalId: string | null };
+      const put = (yield* callAzure(context, timing, "onboard_putArcMachine", { context: ctx })) as { machine: CreatedObject; principalId: string | null };
       created.push(put.machine);
       principalId = put.principalId;
     }
     for (let i = 0; principalId === null; i++) {
       if (i >= timing.principalPoll.attempts) throw new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} polls`);
       yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.principalPoll.intervalMs));
-      principalId = (yield context.df.callActivityWithRetry("onboard_getArcPrincipal", retry, { machineId })) as string | null;
+      principalId = (yield* callAzure(context, timing, "onboard_getArcPrincipal", { machineId })) as string | null;
     }
 
     show({ phase: "grantAccess" });
     for (const grant of ctx.roleGrants) {
       const scope = grant.scope === "cluster" ? ctx.clusterResourceId : ctx.arc.resourceGroupId;
-      created.push((yield context.df.callActivityWithRetry("onboard_grantRole", retry, { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId })) as CreatedObject);
+      created.push((yield* callAzure(context, timing, "onboard_grantRole", { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId })) as CreatedObject);
     }
 
     show({ phase: "issueKubeletCredential" });
-    cluster = (yield context.df.callActivityWithRetry("onboard_clusterInfo", retry, { clusterResourceId: ctx.clusterResourceId })) as { apiServer: string; kubernetesVersion: string };
-    yield context.df.callActivityWithRetry("onboard_ensurePoolRbac", retry, { clusterResourceId: ctx.clusterResourceId, pool: ctx.pool });
+    cluster = (yield* callAzure(context, timing, "onboard_clusterInfo", { clusterResourceId: ctx.clusterResourceId })) as { apiServer: string; kubernetesVersion: string };
+    yield* callAzure(context, timing, "onboard_ensurePoolRbac", { clusterResourceId: ctx.clusterResourceId, pool: ctx.pool });
     const runId = context.df.newGuid(context.df.instanceId);
-    created.push(...((yield context.df.callActivityWithRetry("onboard_issueBootstrapToken", retry, { context: ctx, runId, ttlMs: 2 * 3600_000 })) as CreatedObject[]));
+    created.push(...((yield* callAzure(context, timing, "onboard_issueBootstrapToken", { context: ctx, runId, ttlMs: 2 * 3600_000 })) as CreatedObject[]));
 
     show({ phase: "runNodeSteps" });
-    created.push((yield context.df.callActivityWithRetry("onboard_expectKubeNode", retry, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId })) as CreatedObject);
-    const steps = (yield context.df.callActivityWithRetry("onboard_planSteps", retry, { context: ctx, ...cluster })) as { stepId: string; timeoutMs: number; maxAttempts: number }[];
+    created.push((yield* callAzure(context, timing, "onboard_expectKubeNode", { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId })) as CreatedObject);
+    const steps = (yield* callAzure(context, timing, "onboard_planSteps", { context: ctx, ...cluster })) as { stepId: string; timeoutMs: number; maxAttempts: number }[];
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
-        const result = yield* runStepAttempt(context, retry, { context: ctx, sagaId, run, cluster, stepId: step.stepId, attempt, timeoutMs: step.timeoutMs * timing.stepTimeoutScale });
+        const result = yield* runStepAttempt(context, timing, { context: ctx, sagaId, run, cluster, stepId: step.stepId, attempt, timeoutMs: step.timeoutMs * timing.stepTimeoutScale });
         if (result && result.outcome === "succeeded") break;
         const why = result ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}` : `no result within ${step.timeoutMs * timing.stepTimeoutScale} ms`;
         show({ lastError: `${step.stepId} attempt ${attempt}: ${why}` });
@@ -123,7 +122,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
 
     show({ phase: "verifyReady", step: undefined, attempt: undefined });
     for (let i = 0; ; i++) {
-      const ready = (yield context.df.callActivityWithRetry("onboard_checkNodeReady", retry, { clusterResourceId: ctx.clusterResourceId, nodeName: ctx.nodeId })) as boolean;
+      const ready = (yield* callAzure(context, timing, "onboard_checkNodeReady", { clusterResourceId: ctx.clusterResourceId, nodeName: ctx.nodeId })) as boolean;
       if (ready) break;
       if (i + 1 >= timing.readyPoll.attempts) throw new SagaError("NodeNotReady", `the Node object is not Ready after ${timing.readyPoll.attempts} checks`);
       yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.readyPoll.intervalMs));
@@ -132,9 +131,9 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "finalize" });
     // The kubelet has its client certificate: the bootstrap token and its sealed copy have done their job.
     for (const o of created.filter((c) => c.kind === "bootstrapToken" || c.kind === "oneTimeSecret")) {
-      yield context.df.callActivityWithRetry("onboard_removeObject", retry, { nodeId: ctx.nodeId, object: o });
+      yield* callAzure(context, timing, "onboard_removeObject", { nodeId: ctx.nodeId, object: o });
     }
-    yield context.df.callActivityWithRetry("onboard_markReady", retry, { nodeId: ctx.nodeId });
+    yield* callAzure(context, timing, "onboard_markReady", { nodeId: ctx.nodeId });
     show({ phase: "done" });
     return { status: "Ready" };
   } catch (error) {

@@ -3,6 +3,8 @@ import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import { stepResultEvent, type StepResultEvent } from "../mailbox/node-results.js";
 import type { NodeContext } from "./activities.js";
+import { callAzure } from "./azure-call.js";
+import type { Timing } from "./timing.js";
 
 export interface StepAttempt {
   context: NodeContext;
@@ -17,9 +19,9 @@ export interface StepAttempt {
 }
 
 /** Resolves to the result, or undefined when the timer won (or, best effort, when the envelope could not be sent). */
-export function* runStepAttempt(context: OrchestrationContext, retry: df.RetryOptions, a: StepAttempt, options: { bestEffort?: boolean } = {}): Generator<df.Task, StepResultEvent | undefined, unknown> {
+export function* runStepAttempt(context: OrchestrationContext, timing: Timing, a: StepAttempt, options: { bestEffort?: boolean } = {}): Generator<df.Task, StepResultEvent | undefined, unknown> {
   try {
-    yield context.df.callActivityWithRetry("onboard_sendStep", retry, { context: a.context, sagaId: a.sagaId, stepId: a.stepId, attempt: a.attempt, timeoutMs: a.timeoutMs, ...a.cluster });
+    yield* callAzure(context, timing, "onboard_sendStep", { context: a.context, sagaId: a.sagaId, stepId: a.stepId, attempt: a.attempt, timeoutMs: a.timeoutMs, ...a.cluster });
   } catch (error) {
     if (options.bestEffort) return undefined;
     throw error;

@@ -2,11 +2,10 @@
  * How long the saga waits and how it retries. Production values are sized for ARM throttling (a write bucket refills
  * at 10/s per principal, and 429s ask for seconds) and for slow nodes; tests pass smaller ones in the saga input.
  */
-import * as df from "durable-functions";
 import { z } from "zod";
 
 export interface Timing {
-  /** Retry policy for activities that call Azure (ARM, Service Bus management, Kubernetes API). */
+  /** Retries of activities that call Azure (ARM, Service Bus management, Kubernetes API): see azure-call.ts. */
   azureRetry: { firstRetryMs: number; backoff: number; maxRetryMs: number; maxAttempts: number };
   /** Polls for the Arc machine's identity to appear. */
   principalPoll: { intervalMs: number; attempts: number };
@@ -30,12 +29,6 @@ export function timingFrom(overrides: Partial<Timing> | undefined): Timing {
   return { ...PRODUCTION_TIMING, ...overrides };
 }
 
-export function azureRetry(t: Timing): df.RetryOptions {
-  const r = new df.RetryOptions(t.azureRetry.firstRetryMs, t.azureRetry.maxAttempts);
-  r.backoffCoefficient = t.azureRetry.backoff;
-  r.maxRetryIntervalInMilliseconds = t.azureRetry.maxRetryMs;
-  return r;
-}
 
 const Policy = z.strictObject({ firstRetryMs: z.int().min(1), backoff: z.number().min(1), maxRetryMs: z.int().min(1), maxAttempts: z.int().min(1).max(20) });
 const Poll = z.strictObject({ intervalMs: z.int().min(1), attempts: z.int().min(1) });

@@ -28,6 +28,34 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     expect(world.arm.inspect.machines()).toHaveLength(1);
   });
 
+  it("waits at least what ARM's Retry-After asks, and throttled retries get their own, longer budget", async () => {
+    world = await startWorld();
+    // More 429s than the 5 attempts other failures get, each asking for 30 s: far above the 1-8 s back-off.
+    world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 429, retryAfterSeconds: 30, times: 7 });
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const puts = world.arm.requests.filter({ method: "PUT" }).filter((r) => /roleAssignments/.test(r.path));
+    expect(puts.map((r) => r.status)).toEqual([429, 429, 429, 429, 429, 429, 429, 201, 201]);
+    const gaps = puts.slice(1, 8).map((r, i) => r.at - puts[i]!.at);
+    expect(gaps.every((g) => g >= 30_000)).toBe(true);
+  });
+
+  it("spreads retries with jitter that replays identically", async () => {
+    world = await startWorld();
+    world.arm.faults.inject({ method: "PUT", path: /\/Microsoft\.HybridCompute\/machines\//i, status: 500, times: 3 });
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const puts = world.arm.requests.filter({ method: "PUT" }).filter((r) => /machines/.test(r.path));
+    const gaps = puts.slice(1).map((r, i) => r.at - puts[i]!.at);
+    // Back-off 1, 2, 4 s, each at 50-150 %: not the bare schedule, and within its bounds.
+    expect(gaps).toHaveLength(3);
+    gaps.forEach((g, i) => {
+      expect(g).toBeGreaterThanOrEqual(500 * 2 ** i);
+      expect(g).toBeLessThan(1500 * 2 ** i + 100);
+    });
+    expect(gaps.some((g, i) => Math.abs(g - 1000 * 2 ** i) > 20)).toBe(true);
+  });
+
   it("fails cleanly when a step never answers, after its attempts time out", async () => {
     world = await startWorld();
     const { nodeId, agent } = await world.enrol({ script: (e) => (e.stepId === "sysctl" ? "silent" : "succeed") });
