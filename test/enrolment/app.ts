@@ -10,6 +10,7 @@ import { exportPublicKey } from "../../contract/keys.js";
 import { ADMIN_ROLE, clientPrincipalHeader, READER_ROLE } from "../../functions/http/principal.js";
 import type { HttpResult } from "../functions-host/host.js";
 import { startDurableHarness, type DurableHarness } from "../durable/harness.js";
+import type { DurableSimulatorOptions } from "../durable/simulator.js";
 import { facts } from "../registry/fixtures.js";
 import { uniquePrefix } from "../registry/fixtures.js";
 import type { NodeFacts } from "../../orchestrations/registry/model.js";
@@ -49,13 +50,19 @@ export const mailboxRules = { listen: { name: "flexnode-node-listen", key: rando
 export interface StartAppOptions {
   /** A Service Bus connection string with a Manage rule (the emulator's); default: a namespace nobody listens on. */
   serviceBus?: { connectionString: string; nodeNamespace?: string };
+  /** Default: the test run's Azurite (vitest `inject`); plain processes (benchmarks) pass their own. */
+  azuriteConnectionString?: string;
+  simulator?: DurableSimulatorOptions;
+  /** Extra app settings (SAGA_TIMING, ARTIFACT_CATALOG, ...). */
+  settings?: Record<string, string>;
 }
 
 export async function startApp(options: StartAppOptions = {}): Promise<TestApp> {
   const prefix = uniquePrefix();
+  const azurite = options.azuriteConnectionString ?? inject("azuriteConnectionString");
   Object.assign(process.env, {
     DURABLE_TASK_HUB: "FlexNodeTest",
-    REGISTRY_CONNECTION: inject("azuriteConnectionString"),
+    REGISTRY_CONNECTION: azurite,
     REGISTRY_TABLE_PREFIX: prefix,
     WEBSITE_AUTH_ENABLED: "True",
     PUBLIC_BASE_URL: "https://flexnode.example",
@@ -65,10 +72,11 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
     MAILBOX_SEND_RULE: mailboxRules.send.name,
     MAILBOX_SEND_KEY: mailboxRules.send.key,
     SERVICE_SIGNING_KEY: serviceSigningKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    ...options.settings,
   });
   if (options.serviceBus?.nodeNamespace) process.env.SERVICEBUS_NODE_NAMESPACE = options.serviceBus.nodeNamespace;
   else delete process.env.SERVICEBUS_NODE_NAMESPACE;
-  const harness = await startDurableHarness();
+  const harness = await startDurableHarness(options.simulator ?? {});
   const call: TestApp["call"] = (method, path, options = {}) => {
     const headers = { ...options.headers };
     let body: string | Uint8Array | undefined = options.rawBody;
@@ -92,7 +100,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
     snapshot: async () => {
       const rows: string[] = [];
       for (const table of ["pools", "tokens", "nodes", "index", "audit", "nonces"]) {
-        const client = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}${table}`, { allowInsecureConnection: true });
+        const client = TableClient.fromConnectionString(azurite, `${prefix}${table}`, { allowInsecureConnection: true });
         try {
           for await (const e of client.listEntities()) rows.push(`${table}:${JSON.stringify(e)}`);
         } catch (error) {
