@@ -337,7 +337,7 @@ export const removeObject = df.app.activity("onboard_removeObject", {
 });
 
 /** The one way anything the service created is removed (the sagas' activities and the sweeper call it). */
-export async function removeCreatedObject(svc: Services, nodeId: string, o: CreatedObject): Promise<void> {
+export async function removeCreatedObject(svc: Pick<Services, "mailbox" | "secrets" | "kube" | "arm">, nodeId: string, o: CreatedObject): Promise<void> {
   switch (o.kind) {
     case "mailbox":
       await svc.mailbox().close(nodeId);

@@ -70,7 +70,7 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
   if (options.removeOrphans) {
     for (const orphan of report.orphans) {
       try {
-        await removeCreatedObject(svc as Services, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
+        await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
         await svc.registry.audit({ actor: SWEEP_ACTOR, action: "orphan.removed", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
         report.orphansRemoved.push(orphan.ref);
       } catch (error) {
