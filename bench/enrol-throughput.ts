@@ -39,7 +39,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
 
   const azurite = await startAzurite();
   const app = await startServiceApp({ azuriteConnectionString: azurite.connectionString });
-  const { newNode } = await import("../test/enrolment/app.js");
+  const { newNode } = await import("../test/function-app/app.js");
   const front = await serveOverHttp(app.host);
   const stub = await startStubDurableEndpoint();
   const census = new HttpCensus();

@@ -9,8 +9,8 @@
  *   tsx bench/saga-overhead.ts [--quick]
  */
 import * as z from "zod";
-import { buildNodePlan } from "../orchestrations/onboard/node-plan.js";
-import { poolBootstrapRbac } from "../orchestrations/kube/pool-rbac.js";
+import { buildNodePlan } from "../orchestrations/node-plan/node-plan.js";
+import { poolBootstrapRbac } from "../orchestrations/clients/kube/pool-rbac.js";
 import { startAzurite, type RunningAzurite } from "../test/azurite/azurite.js";
 import { EventType } from "../test/durable/wire.js";
 import { criticalPath } from "./support/critical-path.js";

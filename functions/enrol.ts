@@ -1,13 +1,13 @@
-/** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/enrolment/enrol.ts). */
+/** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). */
 import { z } from "zod";
 import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
-import { enrol } from "../orchestrations/enrolment/enrol.js";
-import { TOKEN_PATTERN } from "../orchestrations/enrolment/token-secret.js";
-import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
-import { NodeFacts, NodeStatus } from "../orchestrations/registry/model.js";
+import { enrol } from "../orchestrations/use-cases/enrol.js";
+import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
+import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
+import { NodeFacts, NodeStatus } from "../orchestrations/clients/registry/model.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
-import { services } from "../orchestrations/services.js";
+import { services } from "./composition-root.js";
 
 export const EnrolBody = z.strictObject({
   token: z.string().regex(TOKEN_PATTERN, "must be an enrolment token (fnt.<id>.<secret>)"),

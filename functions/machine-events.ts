@@ -1,11 +1,11 @@
-/** Event Grid trigger for Arc machine write/delete events (see orchestrations/events/machine-events.ts). */
+/** Event Grid trigger for Arc machine write/delete events (see orchestrations/use-cases/machine-events.ts). */
 import { isRestError } from "@azure/core-rest-pipeline";
 import * as df from "durable-functions";
-import { handleMachineEvent } from "../orchestrations/events/machine-events.js";
-import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
-import { API_VERSIONS } from "../orchestrations/azure/arm-clients.js";
+import { handleMachineEvent } from "../orchestrations/use-cases/machine-events.js";
+import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
+import { API_VERSIONS } from "../orchestrations/clients/arm/arm-clients.js";
 import { subscriptionOf } from "../orchestrations/onboard/activities.js";
-import { services } from "../orchestrations/services.js";
+import { services } from "./composition-root.js";
 
 df.app.client.eventGrid("machineEvents", {
   handler: async (event, client, context) => {

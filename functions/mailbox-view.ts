@@ -1,8 +1,8 @@
 /** The mailbox credentials a node receives (at enrolment and on refresh), and who may have them. */
 import { MailboxCredentialsSchema } from "../contract/mailbox-credentials.js";
-import type { NodeMailboxCredentials } from "../orchestrations/mailbox/mailbox.js";
-import type { NodeRecord, NodeStatus } from "../orchestrations/registry/model.js";
-import type { Services } from "../orchestrations/services.js";
+import type { NodeMailboxCredentials } from "../orchestrations/clients/mailbox/mailbox.js";
+import type { NodeRecord, NodeStatus } from "../orchestrations/clients/registry/model.js";
+import type { Services } from "./composition-root.js";
 
 export const MailboxCredentialsView = MailboxCredentialsSchema;
 

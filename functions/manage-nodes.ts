@@ -1,14 +1,14 @@
 /** Admin API: nodes — list, get, approve, reject. */
 import { z } from "zod";
-import { approveNode, rejectNode } from "../orchestrations/enrolment/approval.js";
-import { isRunning, workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
-import { newRunId } from "../orchestrations/mailbox/node-results.js";
-import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../orchestrations/onboard/offboard-node.js";
-import { NodeStatus, PoolName } from "../orchestrations/registry/model.js";
+import { approveNode, rejectNode } from "../orchestrations/use-cases/approval.js";
+import { isRunning, workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
+import { newRunId } from "../orchestrations/use-cases/node-results.js";
+import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../orchestrations/offboard/offboard-node.js";
+import { NodeStatus, PoolName } from "../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
 import { nodeView, NodeView, pageOf, Paging } from "./http/views.js";
-import { services } from "../orchestrations/services.js";
+import { services } from "./composition-root.js";
 
 export const NodeIdParams = z.strictObject({ nodeId: z.string().regex(/^fn-[0-9a-f]{24}$/, "must be a node id (fn- and 24 hex digits)") });
 

@@ -1,10 +1,10 @@
 /** Admin API: pools. */
 import { z } from "zod";
-import { PoolName, PoolSpec } from "../orchestrations/registry/model.js";
+import { PoolName, PoolSpec } from "../orchestrations/clients/registry/model.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { ProblemError } from "./http/problem.js";
 import { pageOf, Paging, PoolView } from "./http/views.js";
-import { services } from "../orchestrations/services.js";
+import { services } from "./composition-root.js";
 
 const PoolParams = z.strictObject({ pool: PoolName });
 export const CreatePool = PoolSpec.extend({ name: PoolName });

@@ -1,12 +1,12 @@
 /** Admin API: enrolment tokens. The secret is shown once, in the create response, and never stored or logged. */
 import { z } from "zod";
-import { mintToken } from "../orchestrations/enrolment/token-secret.js";
-import { Labels, PoolName, Taints } from "../orchestrations/registry/model.js";
+import { mintToken } from "../orchestrations/use-cases/token-secret.js";
+import { Labels, PoolName, Taints } from "../orchestrations/clients/registry/model.js";
 import { publicBaseUrl } from "../orchestrations/settings.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { pageOf, Paging, tokenView, TokenView } from "./http/views.js";
-import { services } from "../orchestrations/services.js";
+import { services } from "./composition-root.js";
 
 const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)");
 

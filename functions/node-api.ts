@@ -1,11 +1,11 @@
 /** The node API: requests signed by an enrolled node's key (see functions/http/node-auth.ts). */
 import { z } from "zod";
-import { machineIdentity } from "../orchestrations/enrolment/node-id.js";
-import { NodeFacts, NodeStatus, type NodeRecord } from "../orchestrations/registry/model.js";
+import { machineIdentity } from "../contract/node-id.js";
+import { NodeFacts, NodeStatus, type NodeRecord } from "../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
-import { services } from "../orchestrations/services.js";
+import { services } from "./composition-root.js";
 
 const NodeStatusView = z.object({
   nodeId: z.string(),

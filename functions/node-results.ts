@@ -1,15 +1,15 @@
 /**
  * Service Bus trigger on `node-results`: a node's signed step result becomes an event on that node's saga (see
- * orchestrations/mailbox/node-results.ts). A permanently invalid message is audited and moved to
+ * orchestrations/use-cases/node-results.ts). A permanently invalid message is audited and moved to
  * `node-results-rejected` with its reason, then completed; a transient failure throws so the broker redelivers (and,
  * past the queue's max delivery count, dead-letters it).
  */
 import type { InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
-import { RESULTS_QUEUE } from "../orchestrations/mailbox/mailbox.js";
-import { handleNodeResult } from "../orchestrations/mailbox/node-results.js";
-import { services } from "../orchestrations/services.js";
+import { RESULTS_QUEUE } from "../orchestrations/clients/mailbox/mailbox.js";
+import { handleNodeResult } from "../orchestrations/use-cases/node-results.js";
+import { services } from "./composition-root.js";
 
 export async function nodeResult(message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
   const svc = await services();

@@ -1,8 +1,8 @@
-/** Timer trigger: the periodic sweep (see orchestrations/sweeper/sweep.ts). Every 15 minutes; a missed run is harmless. */
+/** Timer trigger: the periodic sweep (see orchestrations/use-cases/sweep.ts). Every 15 minutes; a missed run is harmless. */
 import * as df from "durable-functions";
-import { workflowClientFrom } from "../orchestrations/enrolment/workflow-client.js";
-import { services } from "../orchestrations/services.js";
-import { sweep } from "../orchestrations/sweeper/sweep.js";
+import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
+import { services } from "./composition-root.js";
+import { sweep } from "../orchestrations/use-cases/sweep.js";
 
 df.app.client.timer("sweeper", {
   schedule: "0 */15 * * * *",

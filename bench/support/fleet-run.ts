@@ -4,7 +4,7 @@
  * Returns the run's figures; the ARM figures come from the ARM emulator's request log, orphans from the emulators.
  */
 import { performance } from "node:perf_hooks";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { ARM_DEFAULT_LIMITS } from "../../test/arm-emulator/index.js";
 import type { RunningAzurite } from "../../test/azurite/azurite.js";
 import { ArmTraffic } from "./arm-traffic.js";

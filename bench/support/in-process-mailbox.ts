@@ -7,7 +7,7 @@
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { findSecrets } from "../../contract/secrets.js";
 import type { StepEnvelope } from "../../contract/step-envelope.js";
-import { Mailbox, SecretInEnvelopeError, queueFor, type SasRule } from "../../orchestrations/mailbox/mailbox.js";
+import { Mailbox, SecretInEnvelopeError, queueFor, type SasRule } from "../../orchestrations/clients/mailbox/mailbox.js";
 
 export interface InProcessMailboxOptions {
   listenRule: SasRule;

@@ -12,9 +12,9 @@
 import { randomBytes, type KeyObject } from "node:crypto";
 import { importPublicKey } from "../../contract/keys.js";
 import type { StepEnvelope } from "../../contract/step-envelope.js";
-import { ArmClients } from "../../orchestrations/azure/arm-clients.js";
-import type { NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbox.js";
-import { overrideServices } from "../../orchestrations/services.js";
+import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
+import { overrideServices } from "../../functions/composition-root.js";
 import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ThrottlingOptions } from "../../test/arm-emulator/index.js";
 import { KubeEmulator } from "../../test/kube-emulator/index.js";
 import type { ManualClock } from "../../test/support/clock.js";
@@ -87,7 +87,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   });
   // Loaded after the app: these modules import function modules, which need the functions core stand-in first.
   const { TEST_CATALOG } = await import("../../test/onboard/world.js");
-  const { mailboxRules, newNode } = await import("../../test/enrolment/app.js");
+  const { mailboxRules, newNode } = await import("../../test/function-app/app.js");
   process.env.ARTIFACT_CATALOG = JSON.stringify(TEST_CATALOG);
   if (!options.timing) delete process.env.SAGA_TIMING;
 

@@ -3,7 +3,7 @@
  * registry's list of Ready nodes. A finished fleet must have none: a Failed saga removes what it created, and a Ready
  * node keeps exactly its machine, its role assignments, its Node object and its mailbox.
  */
-import type { Registry } from "../../orchestrations/registry/registry.js";
+import type { Registry } from "../../orchestrations/clients/registry/registry.js";
 import type { ArmEmulator } from "../../test/arm-emulator/index.js";
 import type { KubeEmulator } from "../../test/kube-emulator/index.js";
 import type { InProcessMailbox } from "./in-process-mailbox.js";

@@ -1,5 +1,5 @@
 /**
- * The function app for benchmarks: `test/enrolment/app.ts` startApp (every real function module on the Functions host
+ * The function app for benchmarks: `test/function-app/app.ts` startApp (every real function module on the Functions host
  * stand-in, registry tables in Azurite, the Durable simulator behind the real durable client), given the benchmark's
  * own Azurite, since vitest's `inject` does not exist in a plain process.
  *
@@ -7,7 +7,7 @@
  * dynamically, after `installFunctionsCore()`.
  */
 import { installFunctionsCore } from "../../test/functions-host/core.js";
-import type { TestApp } from "../../test/enrolment/app.js";
+import type { TestApp } from "../../test/function-app/app.js";
 import type { DurableSimulatorOptions } from "../../test/durable/simulator.js";
 
 export interface ServiceApp extends Omit<TestApp, "createPool"> {
@@ -28,7 +28,7 @@ export interface ServiceAppOptions {
 
 export async function startServiceApp(options: ServiceAppOptions): Promise<ServiceApp> {
   installFunctionsCore();
-  const { admin, startApp } = await import("../../test/enrolment/app.js");
+  const { admin, startApp } = await import("../../test/function-app/app.js");
   const app = await startApp({ ...options, settings: { DURABLE_TASK_HUB: "FlexNodeBench", ...options.settings } });
   return {
     ...app,

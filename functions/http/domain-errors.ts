@@ -1,8 +1,8 @@
 /** Maps the use cases' typed errors to problem responses: one table, so every route answers a failure the same way. */
-import { ApprovalError } from "../../orchestrations/enrolment/approval.js";
-import { EnrolError, type EnrolFailure } from "../../orchestrations/enrolment/enrol.js";
-import { RegistryError } from "../../orchestrations/registry/registry.js";
-import { NotConfiguredError } from "../../orchestrations/services.js";
+import { ApprovalError } from "../../orchestrations/use-cases/approval.js";
+import { EnrolError, type EnrolFailure } from "../../orchestrations/use-cases/enrol.js";
+import { RegistryError } from "../../orchestrations/clients/registry/registry.js";
+import { NotConfiguredError } from "../composition-root.js";
 import { ProblemError } from "./problem.js";
 
 const ENROL: Record<EnrolFailure, [number, string]> = {

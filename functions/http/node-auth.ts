@@ -7,9 +7,9 @@ import type { HttpRequest } from "@azure/functions";
 import { ContractError } from "../../contract/errors.js";
 import { importPublicKey } from "../../contract/keys.js";
 import { verifyNodeRequest } from "../../contract/node-request.js";
-import type { NodeRecord } from "../../orchestrations/registry/model.js";
+import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./problem.js";
-import { services } from "../../orchestrations/services.js";
+import { services } from "../composition-root.js";
 
 /** Contract error code → [problem type, title]. */
 const PROBLEMS: Record<string, [string, string]> = {

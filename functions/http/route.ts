@@ -7,7 +7,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { type z } from "zod";
-import type { NodeRecord } from "../../orchestrations/registry/model.js";
+import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import { authenticateNode } from "./node-auth.js";
 import { authorizeAdmin, type Principal } from "./principal.js";
 import { toProblemError } from "./domain-errors.js";

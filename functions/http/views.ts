@@ -1,6 +1,6 @@
 /** What the API shows of registry objects: never a secret hash, and ETags where a client may need If-Match. */
 import { z } from "zod";
-import { NodeRecord, Pool, TokenRecord } from "../../orchestrations/registry/model.js";
+import { NodeRecord, Pool, TokenRecord } from "../../orchestrations/clients/registry/model.js";
 
 export const PoolView = Pool;
 export const TokenView = TokenRecord.omit({ secretHash: true, etag: true });

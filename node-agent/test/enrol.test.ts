@@ -8,8 +8,8 @@ import { loadIdentity } from "../src/identity.js";
 import { UntrustedServerError } from "../src/http-transport.js";
 import { ServiceRefusedError } from "../src/service-errors.js";
 import { loopbackCertificate } from "../../test/arm-emulator/tls-certificate.js";
-import { startApp, type TestApp } from "../../test/enrolment/app.js";
-import "../../test/enrolment/stand-in-saga.js";
+import { startApp, type TestApp } from "../../test/function-app/app.js";
+import "../../test/function-app/stand-in-saga.js";
 import { startHttpFront, type HttpFront, type Interception } from "./support-service/http-front.js";
 import { HOSTS, scratchRoot, type ScratchRoot } from "./support-service/scratch-root.js";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MessageSchemaError } from "../../contract/errors.js";
 import { StepParamsSchemas } from "../../contract/step-params.js";
-import type { ArtifactCatalog } from "../../orchestrations/onboard/node-plan.js";
+import type { ArtifactCatalog } from "../../orchestrations/node-plan/node-plan.js";
 import { sign, testPlan, verify } from "./support-host/plan.js";
 
 const pin = (name: string) => ({ url: `https://mirror.example.net/flexnode/${name}`, sha256: Buffer.from(name.padEnd(32, ".")).toString("hex").slice(0, 64) });

@@ -10,7 +10,7 @@
  */
 import * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { runOf, sagaRunId } from "../mailbox/node-results.js";
+import { runOf, sagaRunId } from "../use-cases/node-results.js";
 import { machineIdFor, type CreatedObject, type NodeContext } from "./activities.js";
 import { compensate } from "./compensate.js";
 import { runStepAttempt } from "./step-attempt.js";

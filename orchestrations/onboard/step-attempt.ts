@@ -1,7 +1,7 @@
 /** One node step attempt as the sagas run it: send the signed envelope, then wait for its result or its timeout. */
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { stepResultEvent, type StepResultEvent } from "../mailbox/node-results.js";
+import { stepResultEvent, type StepResultEvent } from "../use-cases/node-results.js";
 import type { NodeContext } from "./activities.js";
 import { callAzure } from "./azure-call.js";
 import type { Timing } from "./timing.js";

@@ -1,6 +1,6 @@
-/** The service's own ArmClients factory (orchestrations/azure) against the emulator, over both transports. */
+/** The service's own ArmClients factory (orchestrations/clients/arm) against the emulator, over both transports. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { API_VERSIONS, ArmClients } from "../../orchestrations/azure/arm-clients.js";
+import { API_VERSIONS, ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import type { ArmEmulator } from "./arm-emulator.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
 import { NO_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";

@@ -6,7 +6,7 @@
  * shared mirror get an OS family / architecture whose plan no other case's node downloads that artifact with.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ArtifactCatalog, PlanStep } from "../../orchestrations/onboard/node-plan.js";
+import type { ArtifactCatalog, PlanStep } from "../../orchestrations/node-plan/node-plan.js";
 import { KUBERNETES_VERSION } from "../sandbox/estate.js";
 import { failureFor, planFor } from "../sandbox/failure-injection.js";
 import { startFleet, type Fleet, type NodeOutcome } from "../sandbox/fleet.js";

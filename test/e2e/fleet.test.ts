@@ -5,7 +5,7 @@
  * went to node-results on a Send-only link and named the node whose key signed it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RESULTS_QUEUE } from "../../orchestrations/mailbox/mailbox.js";
+import { RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { EntryOf } from "../servicebus-emulator/index.js";
 import { planFor } from "../sandbox/failure-injection.js";
 import { startFleet, type Fleet, type NodeOutcome } from "../sandbox/fleet.js";

@@ -4,7 +4,7 @@
  * what the emulators hold about one node.
  */
 import { inject } from "vitest";
-import { RESULTS_QUEUE, REJECTED_RESULTS_QUEUE } from "../../orchestrations/mailbox/mailbox.js";
+import { RESULTS_QUEUE, REJECTED_RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { SandboxNode } from "../sandbox/sandbox-node.js";
 import { startStack, type Stack } from "../sandbox/stack.js";
 

@@ -1,8 +1,8 @@
 import { validate } from "@readme/openapi-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { functionsCore } from "../functions-host/core.js";
-import { admin, ARC_RG, CLUSTER_ID, newNode, reader, startApp, type TestApp } from "./app.js";
-import "./stand-in-saga.js";
+import { admin, ARC_RG, CLUSTER_ID, newNode, reader, startApp, type TestApp } from "../function-app/app.js";
+import "../function-app/stand-in-saga.js";
 import { clientPrincipalHeader } from "../../functions/http/principal.js";
 
 let app: TestApp;

@@ -1,8 +1,8 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
-import { Registry } from "../../orchestrations/registry/registry.js";
-import { admin, newNode, startApp, type TestApp, type TestNode } from "./app.js";
-import "./stand-in-saga.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
+import { admin, newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
+import "../function-app/stand-in-saga.js";
 
 let app: TestApp;
 afterEach(async () => {

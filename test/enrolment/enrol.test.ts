@@ -1,10 +1,10 @@
 import { performance } from "node:perf_hooks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { inject } from "vitest";
 import { exportPublicKey } from "../../contract/keys.js";
-import { admin, newNode, serviceSigningKey, startApp, type TestApp } from "./app.js";
-import "./stand-in-saga.js";
+import { admin, newNode, serviceSigningKey, startApp, type TestApp } from "../function-app/app.js";
+import "../function-app/stand-in-saga.js";
 
 let app: TestApp;
 beforeEach(async () => {
@@ -86,7 +86,7 @@ describe("POST /api/enrol", () => {
 
     // Expiry: a token created "now" is judged later by a registry whose clock has moved past it.
     const expiring = await app.createToken("edge", { expiresInHours: 1 });
-    const { enrol } = await import("../../orchestrations/enrolment/enrol.js");
+    const { enrol } = await import("../../orchestrations/use-cases/enrol.js");
     const later = () => new Date(Date.now() + 2 * 3600_000);
     const outcome = enrol(
       { registry: registry(), now: later, workflows: { start: () => Promise.resolve(), status: () => Promise.resolve(undefined), terminate: () => Promise.resolve(), describe: () => Promise.resolve(undefined) } },

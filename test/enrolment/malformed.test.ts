@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnrolBody } from "../../functions/enrol.js";
 import { CreatePool } from "../../functions/manage-pools.js";
 import { CreateToken } from "../../functions/manage-tokens.js";
-import { PoolSpec } from "../../orchestrations/registry/model.js";
-import { admin, ARC_RG, CLUSTER_ID, newNode, startApp, type TestApp } from "./app.js";
-import "./stand-in-saga.js";
+import { PoolSpec } from "../../orchestrations/clients/registry/model.js";
+import { admin, ARC_RG, CLUSTER_ID, newNode, startApp, type TestApp } from "../function-app/app.js";
+import "../function-app/stand-in-saga.js";
 
 let app: TestApp;
 let before: string;

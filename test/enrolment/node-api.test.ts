@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signNodeRequest } from "../../contract/node-request.js";
-import { newNode, startApp, type TestApp, type TestNode } from "./app.js";
-import "./stand-in-saga.js";
+import { newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
+import "../function-app/stand-in-saga.js";
 
 let app: TestApp;
 let node: TestNode;

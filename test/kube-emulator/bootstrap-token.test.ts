@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BOOTSTRAP_TOKEN_PATTERN, bootstrapTokenSecret } from "../../orchestrations/kube/index.js";
+import { BOOTSTRAP_TOKEN_PATTERN, bootstrapTokenSecret } from "../../orchestrations/clients/kube/index.js";
 
 const expiresAt = new Date("2030-01-01T01:00:00.750Z");
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { KubeApiError, KubeClient, KubeTimeoutError } from "../../orchestrations/kube/index.js";
+import { KubeApiError, KubeClient, KubeTimeoutError } from "../../orchestrations/clients/kube/index.js";
 import { loopbackCertificate } from "../arm-emulator/tls-certificate.js";
 import { ADMIN_TOKEN, rawRequest, startCluster, type Cluster } from "./test-fixtures.js";
 

@@ -10,7 +10,7 @@ import {
   kubeClusterFromKubeconfig,
   kubeTargetFromKubeconfig,
   poolBootstrapRbac,
-} from "../../orchestrations/kube/index.js";
+} from "../../orchestrations/clients/kube/index.js";
 import { ArmEmulator, emulatorCredential, type ListeningEmulator } from "../arm-emulator/index.js";
 import { startCluster, type Cluster } from "./test-fixtures.js";
 

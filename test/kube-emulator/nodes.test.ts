@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bootstrapTokenSecret, poolBootstrapRbac } from "../../orchestrations/kube/index.js";
+import { bootstrapTokenSecret, poolBootstrapRbac } from "../../orchestrations/clients/kube/index.js";
 import { startCluster, type Cluster } from "./test-fixtures.js";
 
 const MINUTE = 60_000;

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bootstrapTokenSecret, KubeApiError, poolBootstrapRbac } from "../../orchestrations/kube/index.js";
+import { bootstrapTokenSecret, KubeApiError, poolBootstrapRbac } from "../../orchestrations/clients/kube/index.js";
 import { ADMIN_TOKEN, rawRequest, startCluster, type Cluster } from "./test-fixtures.js";
 
 const CRB_PATH = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bootstrapTokenSecret, KubeApiError, nodeSecretsSelector, type SecretSpec } from "../../orchestrations/kube/index.js";
+import { bootstrapTokenSecret, KubeApiError, nodeSecretsSelector, type SecretSpec } from "../../orchestrations/clients/kube/index.js";
 import { rawRequest, startCluster, type Cluster, ADMIN_TOKEN } from "./test-fixtures.js";
 
 const HOUR = 3_600_000;

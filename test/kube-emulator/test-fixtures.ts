@@ -1,6 +1,6 @@
 /** Shared setup for the emulator's tests: a started emulator on a ManualClock and the real client pointed at it. */
 import https from "node:https";
-import { KubeClient, type KubeClientOptions } from "../../orchestrations/kube/index.js";
+import { KubeClient, type KubeClientOptions } from "../../orchestrations/clients/kube/index.js";
 import { ManualClock } from "../support/clock.js";
 import { KubeEmulator, type RunningKubeEmulator } from "./index.js";
 

@@ -1,7 +1,7 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
-import type { NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbox.js";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import type { StepBehaviour } from "./agent-responder.js";
 import { startWorld, type World } from "./world.js";
 

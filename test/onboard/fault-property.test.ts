@@ -8,7 +8,7 @@
 import fc from "fast-check";
 import { inject } from "vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import type { StepBehaviour } from "./agent-responder.js";
 import { startWorld, type World } from "./world.js";
 

@@ -1,6 +1,6 @@
 import { inject } from "vitest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { CLUSTER_ID, startWorld, type World } from "./world.js";
 
 let world: World;

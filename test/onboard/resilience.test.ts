@@ -3,7 +3,7 @@ import { ServiceBusClient } from "@azure/service-bus";
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
 import { buildStepResult } from "../../contract/step-result.js";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { EventType } from "../durable/wire.js";
 import { startWorld, type World } from "./world.js";
 

@@ -1,10 +1,10 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
-import { ArmClients } from "../../orchestrations/azure/arm-clients.js";
-import type { WorkflowClient, WorkflowStatus } from "../../orchestrations/enrolment/workflow-client.js";
-import { Registry } from "../../orchestrations/registry/registry.js";
-import { services } from "../../orchestrations/services.js";
-import { sweep, type SweepOptions } from "../../orchestrations/sweeper/sweep.js";
+import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import type { WorkflowClient, WorkflowStatus } from "../../orchestrations/clients/workflow-client.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
+import { services } from "../../functions/composition-root.js";
+import { sweep, type SweepOptions } from "../../orchestrations/use-cases/sweep.js";
 import { BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
 import { ARC_RG_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
 

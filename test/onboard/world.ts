@@ -6,14 +6,14 @@
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
-import { ArmClients } from "../../orchestrations/azure/arm-clients.js";
-import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/kube/index.js";
-import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE, type NodeMailboxCredentials } from "../../orchestrations/mailbox/mailbox.js";
+import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/clients/kube/index.js";
+import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE, type NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { overrideServices } from "../../orchestrations/services.js";
+import { overrideServices } from "../../functions/composition-root.js";
 import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
 import type { InstanceStatus } from "../durable/simulator.js";
-import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../enrolment/app.js";
+import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
 import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/servicebus-trigger.js";
 import { KubeEmulator } from "../kube-emulator/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
@@ -105,7 +105,7 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   overrideServices({ arm: () => armClients, mailbox: () => mailbox, credential: () => credential });
 
   const spec = { roleGrants: [{ roleDefinitionId: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"], scope: "cluster" }, { roleDefinitionId: BUILT_IN_ROLES.Reader, scope: "arcResourceGroup" }], maxInFlight: 100, ...options.poolSpec };
-  const created = await app.call("POST", "/api/manage/pools", { headers: (await import("../enrolment/app.js")).admin, body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec } });
+  const created = await app.call("POST", "/api/manage/pools", { headers: (await import("../function-app/app.js")).admin, body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec } });
   if (created.status !== 201) throw new Error(`pool create failed: ${created.body}`);
   const triggers = startServiceBusTriggers(app.host);
   const agents = new Map<string, AgentResponder>();

@@ -1,8 +1,8 @@
 /** Shared builders for registry and enrolment tests: a registry on fresh tables in Azurite, and sample inputs. */
 import { randomBytes, randomUUID } from "node:crypto";
 import { inject } from "vitest";
-import { PoolSpec, type NodeFacts } from "../../orchestrations/registry/model.js";
-import { Registry } from "../../orchestrations/registry/registry.js";
+import { PoolSpec, type NodeFacts } from "../../orchestrations/clients/registry/model.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 
 export const SUBSCRIPTION = "00000000-0000-4000-8000-000000000001";
 export const CLUSTER_ID = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1`;

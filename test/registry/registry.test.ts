@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RegistryError } from "../../orchestrations/registry/registry.js";
+import { RegistryError } from "../../orchestrations/clients/registry/registry.js";
 import { facts, freshRegistry, poolSpec } from "./fixtures.js";
 
 const node = (pool: string, nodeId: string, status: "Enrolling" | "AwaitingApproval" = "Enrolling") => {

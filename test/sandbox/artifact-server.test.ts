@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { request } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArtifactCatalogSchema } from "../../orchestrations/onboard/artifact-catalog.js";
+import { ArtifactCatalogSchema } from "../../orchestrations/node-plan/artifact-catalog.js";
 import { startArtifactServer, type ArtifactServer } from "./artifact-server.js";
 import { nextOccurrence, parseNcrontab } from "./timer-triggers.js";
 

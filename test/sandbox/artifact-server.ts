@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generate } from "selfsigned";
 import * as tar from "tar";
-import type { ArtifactCatalog } from "../../orchestrations/onboard/node-plan.js";
+import type { ArtifactCatalog } from "../../orchestrations/node-plan/node-plan.js";
 
 export interface ServedArtifact {
   name: string;

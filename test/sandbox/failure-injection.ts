@@ -16,7 +16,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { buildNodePlan, type ArtifactCatalog, type PlanStep } from "../../orchestrations/onboard/node-plan.js";
+import { buildNodePlan, type ArtifactCatalog, type PlanStep } from "../../orchestrations/node-plan/node-plan.js";
 import type { ArtifactServer } from "./artifact-server.js";
 import { KUBERNETES_VERSION } from "./estate.js";
 import type { HostFailure } from "./simulated-host.js";

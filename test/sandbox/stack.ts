@@ -9,10 +9,10 @@
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
-import { ArmClients } from "../../orchestrations/azure/arm-clients.js";
-import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/mailbox/mailbox.js";
+import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { overrideServices } from "../../orchestrations/services.js";
+import { overrideServices } from "../../functions/composition-root.js";
 import { ArmEmulator, emulatorCredential, type ListeningEmulator } from "../arm-emulator/index.js";
 import { startAzurite, type RunningAzurite } from "../azurite/azurite.js";
 import { startDurableHarness, type DurableHarness } from "../durable/harness.js";

@@ -4,7 +4,7 @@
  * ARM emulator's request log), and each node's outcome. Printed for people and as one JSON line for machines.
  */
 import { BUILT_IN_ROLES } from "../arm-emulator/index.js";
-import { RESULTS_QUEUE, REJECTED_RESULTS_QUEUE } from "../../orchestrations/mailbox/mailbox.js";
+import { RESULTS_QUEUE, REJECTED_RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { NodeOutcome } from "./fleet.js";
 import type { Stack } from "./stack.js";
 

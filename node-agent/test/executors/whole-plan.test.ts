@@ -8,7 +8,7 @@ import { buildPayloads, publish } from "../support-host/payloads.js";
 import { depsFor, runPlan, sign, testPlan } from "../support-host/plan.js";
 import { createSandbox } from "../support-host/sandbox.js";
 import { treeDiff, treeListing } from "../support-host/tree-hash.js";
-import type { ArtifactCatalog } from "../../../orchestrations/onboard/node-plan.js";
+import type { ArtifactCatalog } from "../../../orchestrations/node-plan/node-plan.js";
 
 let server: ArtifactServer;
 let catalog: ArtifactCatalog;

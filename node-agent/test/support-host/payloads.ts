@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as tar from "tar";
-import type { ArtifactCatalog } from "../../../orchestrations/onboard/node-plan.js";
+import type { ArtifactCatalog } from "../../../orchestrations/node-plan/node-plan.js";
 import type { ArtifactServer } from "./artifact-server.js";
 
 export function bytes(seed: string, size: number): Buffer {

@@ -6,7 +6,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { exportPublicKey, importPublicKey } from "../../../contract/keys.js";
 import { buildStepEnvelope, verifyStepEnvelope, type StepEnvelope } from "../../../contract/step-envelope.js";
 import { StepParamsSchemas } from "../../../contract/step-params.js";
-import { buildNodePlan, type ArtifactCatalog, type PlanStep } from "../../../orchestrations/onboard/node-plan.js";
+import { buildNodePlan, type ArtifactCatalog, type PlanStep } from "../../../orchestrations/node-plan/node-plan.js";
 import type { HostCommands, SecretSource, StepDeps, StepRunResult } from "../../src/ports.js";
 import { runStep } from "../../src/run-step.js";
 

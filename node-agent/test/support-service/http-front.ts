@@ -1,13 +1,13 @@
 /**
  * The function app over real HTTP on 127.0.0.1, for the agent's HTTP client: each request goes byte for byte to the
- * Functions host stand-in (the same router and handlers `test/enrolment/app.ts` drives), so signatures, digests and
+ * Functions host stand-in (the same router and handlers `test/function-app/app.ts` drives), so signatures, digests and
  * problem+json answers are the service's own. `intercept` lets a test answer a request itself first (a 429 from a
  * front door, a dropped connection) and records what reached the wire.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { TestApp } from "../../../test/enrolment/app.js";
+import type { TestApp } from "../../../test/function-app/app.js";
 
 export interface SeenRequest {
   method: string;

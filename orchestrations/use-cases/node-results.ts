@@ -9,7 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { ContractError } from "../../contract/errors.js";
 import { importPublicKey } from "../../contract/keys.js";
 import { parseUnverifiedStepResult, verifyStepResult, type StepResult } from "../../contract/step-result.js";
-import type { Registry } from "../registry/registry.js";
+import type { Registry } from "../clients/registry/registry.js";
 
 /**
  * The saga id a node sees in envelopes and echoes in results: `<orchestration instance id>@<run>`. The run part is

@@ -4,12 +4,12 @@
  * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
  * and never a second saga or a second token use.
  */
-import { RegistryError, type Registry } from "../registry/registry.js";
-import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../registry/model.js";
-import { deriveNodeId, machineIdentity } from "./node-id.js";
+import { RegistryError, type Registry } from "../clients/registry/registry.js";
+import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../clients/registry/model.js";
+import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
-import { newRunId } from "../mailbox/node-results.js";
-import { isRunning, type WorkflowClient } from "./workflow-client.js";
+import { newRunId } from "./node-results.js";
+import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 
 export const ONBOARD_ORCHESTRATION = "onboardNode";
 

@@ -7,12 +7,12 @@
  * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
  */
 import { z } from "zod";
-import { isRunning, type WorkflowClient } from "../enrolment/workflow-client.js";
-import { ensureSaga } from "../enrolment/enrol.js";
-import { newRunId } from "../mailbox/node-results.js";
+import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
+import { ensureSaga } from "./enrol.js";
+import { newRunId } from "./node-results.js";
 import { MANAGED_BY } from "../onboard/activities.js";
-import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../onboard/offboard-node.js";
-import type { Registry } from "../registry/registry.js";
+import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../offboard/offboard-node.js";
+import type { Registry } from "../clients/registry/registry.js";
 
 const OID = "http://schemas.microsoft.com/identity/claims/objectidentifier";
 

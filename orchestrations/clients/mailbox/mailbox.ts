@@ -6,8 +6,8 @@
  */
 import { isRestError } from "@azure/core-rest-pipeline";
 import type { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
-import { findSecrets } from "../../contract/secrets.js";
-import type { StepEnvelope } from "../../contract/step-envelope.js";
+import { findSecrets } from "../../../contract/secrets.js";
+import type { StepEnvelope } from "../../../contract/step-envelope.js";
 import { mintSas } from "./sas.js";
 
 export const RESULTS_QUEUE = "node-results";

@@ -10,13 +10,13 @@
  *  - purges expired request nonces and old result claims.
  * Every action is idempotent: a sweep that crashes half-way is finished by the next one.
  */
-import { isRunning, type WorkflowClient } from "../enrolment/workflow-client.js";
-import { newRunId } from "../mailbox/node-results.js";
+import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
+import { newRunId } from "./node-results.js";
 import { MANAGED_BY, objectRef, parseObjectRef, removeCreatedObject, subscriptionOf, type CreatedObject } from "../onboard/activities.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../kube/labels.js";
-import type { NodeRecord, NodeStatus, Pool } from "../registry/model.js";
-import type { Services } from "../services.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
+import type { NodeRecord, NodeStatus, Pool } from "../clients/registry/model.js";
+import type { Services } from "../../functions/composition-root.js";
 
 export const SWEEP_ACTOR = "service:sweeper";
 

@@ -9,12 +9,12 @@ import { isRestError } from "@azure/core-rest-pipeline";
 import type { TokenCredential } from "@azure/core-auth";
 import { DefaultAzureCredential } from "@azure/identity";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
-import { ArmClients } from "./azure/arm-clients.js";
-import { AKS_ENTRA_SERVER_APP_ID, EntraTokenRequiredError, KubeClient, kubeClusterFromKubeconfig, kubeTargetFromKubeconfig } from "./kube/index.js";
-import { Mailbox } from "./mailbox/mailbox.js";
-import { Registry } from "./registry/registry.js";
-import { OneTimeSecrets } from "./secrets/one-time-secrets.js";
-import { settings, type Settings } from "./settings.js";
+import { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
+import { AKS_ENTRA_SERVER_APP_ID, EntraTokenRequiredError, KubeClient, kubeClusterFromKubeconfig, kubeTargetFromKubeconfig } from "../orchestrations/clients/kube/index.js";
+import { Mailbox } from "../orchestrations/clients/mailbox/mailbox.js";
+import { Registry } from "../orchestrations/clients/registry/registry.js";
+import { OneTimeSecrets } from "../orchestrations/clients/secrets/one-time-secrets.js";
+import { settings, type Settings } from "../orchestrations/settings.js";
 
 export interface KubeAccess {
   client: KubeClient;

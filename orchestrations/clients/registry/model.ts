@@ -2,7 +2,7 @@
  * The registry's domain model: pools, enrolment tokens, nodes and audit entries, as zod schemas so the admin API,
  * the OpenAPI document and the table mapping all read the same definitions.
  */
-import { NodeFactsSchema, type NodeFacts as ContractNodeFacts } from "../../contract/node-facts.js";
+import { NodeFactsSchema, type NodeFacts as ContractNodeFacts } from "../../../contract/node-facts.js";
 import { z } from "zod";
 
 /** Names usable as a table PartitionKey/RowKey, an Arc tag value and a Kubernetes label value. */

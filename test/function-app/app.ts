@@ -13,7 +13,7 @@ import { startDurableHarness, type DurableHarness } from "../durable/harness.js"
 import type { DurableSimulatorOptions } from "../durable/simulator.js";
 import { facts } from "../registry/fixtures.js";
 import { uniquePrefix } from "../registry/fixtures.js";
-import type { NodeFacts } from "../../orchestrations/registry/model.js";
+import type { NodeFacts } from "../../orchestrations/clients/registry/model.js";
 import "../../functions/index.js";
 
 export const admin = { "x-ms-client-principal": clientPrincipalHeader({ name: "alice@contoso.example", roles: [ADMIN_ROLE] }) };

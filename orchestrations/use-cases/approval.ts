@@ -2,8 +2,8 @@
  * Admin decisions on nodes waiting for approval: a new node (token or pool requires approval, or a quarantined clone
  * with its own id) starts onboarding when approved; a quarantined claim on an existing node replaces that node's key.
  */
-import { RegistryError } from "../registry/registry.js";
-import type { NodeRecord } from "../registry/model.js";
+import { RegistryError } from "../clients/registry/registry.js";
+import type { NodeRecord } from "../clients/registry/model.js";
 import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, rekey, type EnrolDeps } from "./enrol.js";
 
 export class ApprovalError extends Error {

@@ -7,11 +7,11 @@
  */
 import * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { runOf, sagaRunId } from "../mailbox/node-results.js";
-import { objectRef, type CreatedObject, type NodeContext } from "./activities.js";
-import { runStepAttempt } from "./step-attempt.js";
-import { callAzure } from "./azure-call.js";
-import { timingFrom, type Timing } from "./timing.js";
+import { runOf, sagaRunId } from "../use-cases/node-results.js";
+import { objectRef, type CreatedObject, type NodeContext } from "../onboard/activities.js";
+import { runStepAttempt } from "../onboard/step-attempt.js";
+import { callAzure } from "../onboard/azure-call.js";
+import { timingFrom, type Timing } from "../onboard/timing.js";
 
 export const OFFBOARD_NODE = "offboardNode";
 export const offboardInstanceId = (nodeId: string): string => `${nodeId}:offboard`;

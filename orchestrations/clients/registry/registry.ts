@@ -12,7 +12,7 @@
  * - `audit`  PK yyyymmdd, RK newest-first time + random: who did what, when, to which object.
  * - `nonces` PK key id, RK nonce: node-request nonces seen, insert-only, so a replay inside the skew window fails;
  *   also PK `result:<node>` RK `<step>:<attempt>`: step results already handed to a saga.
- * - `secrets` PK node id, RK reference: one-time secrets for nodes, sealed (AES-256-GCM) by orchestrations/secrets.
+ * - `secrets` PK node id, RK reference: one-time secrets for nodes, sealed (AES-256-GCM) by orchestrations/clients/secrets.
  * Every read-modify-write is guarded by the entity's ETag.
  */
 import { randomBytes } from "node:crypto";
