@@ -12,6 +12,7 @@
  */
 import * as z from "zod";
 import { startAzurite } from "../test/azurite/azurite.js";
+import type { TestNode } from "../test/function-app/app.js";
 import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { HttpCensus, hostPortOf } from "./support/http-census.js";
 import { serveOverHttp } from "./support/http-front.js";
@@ -104,13 +105,16 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   }
 }
 
-async function prepare(app: ServiceApp, pool: string, tokens: "per-node" | "shared", count: number, newNode: () => { facts: unknown; publicKey: string }): Promise<LoadRequest[]> {
+/** Requests signed when prepared: a run starts at once and lasts well inside the service's 120 s signature window. */
+async function prepare(app: ServiceApp, pool: string, tokens: "per-node" | "shared", count: number, newNode: () => TestNode): Promise<LoadRequest[]> {
+  const { enrolRequest } = await import("../test/function-app/app.js");
   const shared = tokens === "shared" ? await app.createToken(pool, { maxUses: count }) : undefined;
   const requests: LoadRequest[] = [];
   for (let i = 0; i < count; i++) {
     const node = newNode();
     const token = shared ?? (await app.createToken(pool, { maxUses: 1 }));
-    requests.push({ method: "POST", path: "/api/enrol", body: JSON.stringify({ token, facts: node.facts, publicKey: node.publicKey }) });
+    const { headers, rawBody } = await enrolRequest(node, { token, facts: node.facts, publicKey: node.publicKey });
+    requests.push({ method: "POST", path: "/api/enrol", body: rawBody, headers });
   }
   return requests;
 }

@@ -5,6 +5,10 @@
  */
 import { createHash } from "node:crypto";
 
+/** What a node id looks like on the wire (routes, envelopes, instance ids): `fn-` and 24 lowercase hex digits. */
+export const NODE_ID_PATTERN = /^fn-[0-9a-f]{24}$/;
+export const isNodeId = (value: string): boolean => NODE_ID_PATTERN.test(value);
+
 /**
  * SMBIOS UUIDs that firmware ships on many machines at once; treating them as identity would make every such
  * machine look like a clone of the first.

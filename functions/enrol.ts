@@ -6,8 +6,9 @@ import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { NodeFacts, NodeStatus } from "../orchestrations/clients/registry/model.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
+import type { ServiceProvider } from "../orchestrations/services.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
-import { services } from "./composition-root.js";
+import { proveKeyPossession } from "./http/node-auth.js";
 
 export const EnrolBody = z.strictObject({
   token: z.string().regex(TOKEN_PATTERN, "must be an enrolment token (fnt.<id>.<secret>)"),
@@ -35,7 +36,7 @@ const route = defineRoute({
   name: "enrol",
   method: "POST",
   route: "enrol",
-  summary: "Enrol a node: token + facts + Ed25519 public key",
+  summary: "Enrol a node: token + facts + Ed25519 public key, the request signed by that key",
   tag: "enrolment",
   access: "anonymous",
   body: EnrolBody,
@@ -43,34 +44,37 @@ const route = defineRoute({
     201: { description: "Enrolled; onboarding started", schema: EnrolResponse },
     200: { description: "Already enrolled (a retry); nothing new happened", schema: EnrolResponse },
     202: { description: "Enrolled; waiting for an admin to approve", schema: EnrolResponse },
+    401: { description: "Not signed by the key in the body (proof of possession; RFC 9421 profile of the node API)" },
     403: { description: "Token unknown, expired, revoked or used up (distinct problem types)" },
     409: { description: "Clone refused, or a replacement in progress (Retry-After)" },
     429: { description: "Pool at its in-flight limit (Retry-After)" },
   },
 });
 
-durableHttpRoute(route, async ({ body, client, context }) => {
-  const svc = await services();
-  const { registry, now } = svc;
-  const servicePublicKey = exportPublicKey(svc.signingKey());
-  const keyId = keyIdOf(body.publicKey);
-  const outcome = await enrol({ registry, now, workflows: workflowClientFrom(client) }, { ...body, keyId });
-  const { node } = outcome;
-  context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
-  const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
-  return json(status, {
-    nodeId: node.nodeId,
-    pool: node.pool,
-    status: node.status,
-    keyId,
-    approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
-    nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
-    poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
-    service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
-    mailbox: mailboxFor(svc, node),
-    adoption: (await registry.getPool(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
+export function registerEnrolRoute(services: ServiceProvider): void {
+  durableHttpRoute(route, services, async ({ request, body, bytes, client, context, services: svc }) => {
+    const { registry, now } = svc;
+    await proveKeyPossession(svc, request, bytes, body.publicKey);
+    const servicePublicKey = exportPublicKey(svc.signingKey());
+    const keyId = keyIdOf(body.publicKey);
+    const outcome = await enrol({ registry, now, workflows: workflowClientFrom(client) }, { ...body, keyId });
+    const { node } = outcome;
+    context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
+    const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
+    return json(status, {
+      nodeId: node.nodeId,
+      pool: node.pool,
+      status: node.status,
+      keyId,
+      approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
+      nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
+      poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
+      service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
+      mailbox: mailboxFor(svc, node),
+      adoption: (await registry.getPool(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
+    });
   });
-});
+}
 
 function adoptionOf(pool: string, nodeId: string): { tags: Record<string, string>; command: string } {
   const tags = { "flexnode-pool": pool, "flexnode-node": nodeId };

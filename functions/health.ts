@@ -3,7 +3,7 @@ import type { HttpResponseInit, InvocationContext } from "@azure/functions";
 import { z } from "zod";
 import { SettingsError, settings } from "../orchestrations/settings.js";
 import { problem } from "./http/problem.js";
-import { defineRoute, httpRoute, json } from "./http/route.js";
+import { defineRoute, json, standaloneRoute } from "./http/route.js";
 
 export const SERVICE_VERSION = "0.1.0";
 
@@ -31,4 +31,7 @@ export function health(context: InvocationContext): Promise<HttpResponseInit> {
   }
 }
 
-httpRoute(route, ({ context }) => health(context));
+/** The probe reads the settings itself: it must answer even when the services cannot be built from them. */
+export function registerHealthRoute(): void {
+  standaloneRoute(route, ({ context }) => health(context));
+}

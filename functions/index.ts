@@ -1,15 +1,8 @@
 /**
  * The entry point package.json `main` names (compiled to dist/functions/index.js): importing it registers every
- * function of the app, as the Node worker expects.
+ * function of the app, as the Node worker expects, with the clients the composition root builds from the settings.
  */
-import "./health.js";
-import "./enrol.js";
-import "./manage-pools.js";
-import "./manage-tokens.js";
-import "./manage-nodes.js";
-import "./node-api.js";
-import "./node-results.js";
-import "./machine-events.js";
-import "./sweeper.js";
-import "./openapi.js";
-import "../orchestrations/onboard/index.js";
+import { createServiceProvider } from "./composition-root.js";
+import { registerApp } from "./register-app.js";
+
+registerApp(createServiceProvider());

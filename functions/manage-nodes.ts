@@ -1,16 +1,16 @@
 /** Admin API: nodes — list, get, approve, reject. */
 import { z } from "zod";
+import { NODE_ID_PATTERN } from "../contract/node-id.js";
 import { approveNode, rejectNode } from "../orchestrations/use-cases/approval.js";
-import { isRunning, workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
-import { newRunId } from "../orchestrations/use-cases/node-results.js";
-import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../orchestrations/offboard/offboard-node.js";
+import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
+import { decommissionNode } from "../orchestrations/use-cases/decommission.js";
 import { NodeStatus, PoolName } from "../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
 import { nodeView, NodeView, pageOf, Paging } from "./http/views.js";
-import { services } from "./composition-root.js";
+import type { ServiceProvider } from "../orchestrations/services.js";
 
-export const NodeIdParams = z.strictObject({ nodeId: z.string().regex(/^fn-[0-9a-f]{24}$/, "must be a node id (fn- and 24 hex digits)") });
+export const NodeIdParams = z.strictObject({ nodeId: z.string().regex(NODE_ID_PATTERN, "must be a node id (fn- and 24 hex digits)") });
 
 const list = defineRoute({
   name: "manageNodeList",
@@ -22,12 +22,6 @@ const list = defineRoute({
   query: Paging.extend({ pool: PoolName.optional(), status: NodeStatus.optional() }),
   responses: { 200: { description: "A page of nodes", schema: pageOf(NodeView) } },
 });
-httpRoute(list, async ({ query }) => {
-  const { registry } = await services();
-  const page = await registry.listNodes({ pool: query.pool, status: query.status, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
-  return json(200, { items: page.items.map(nodeView), continuationToken: page.continuationToken });
-});
-
 const get = defineRoute({
   name: "manageNodeGet",
   method: "GET",
@@ -38,13 +32,6 @@ const get = defineRoute({
   params: NodeIdParams,
   responses: { 200: { description: "The node", schema: NodeView }, 404: { description: "No such node" } },
 });
-httpRoute(get, async ({ params }) => {
-  const { registry } = await services();
-  const node = await registry.getNode(params.nodeId);
-  if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
-  return json(200, nodeView(node));
-});
-
 const approve = defineRoute({
   name: "manageNodeApprove",
   method: "POST",
@@ -55,11 +42,6 @@ const approve = defineRoute({
   params: NodeIdParams,
   responses: { 200: { description: "Approved; onboarding started", schema: NodeView }, 404: { description: "No such node" }, 409: { description: "Not awaiting approval" }, 429: { description: "Pool full; retry" } },
 });
-durableHttpRoute(approve, async ({ params, principal, client }) => {
-  const { registry, now } = await services();
-  return json(200, nodeView(await approveNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
-});
-
 const reject = defineRoute({
   name: "manageNodeReject",
   method: "POST",
@@ -70,11 +52,6 @@ const reject = defineRoute({
   params: NodeIdParams,
   responses: { 200: { description: "Rejected", schema: NodeView }, 404: { description: "No such node" }, 409: { description: "Not awaiting approval" } },
 });
-durableHttpRoute(reject, async ({ params, principal, client }) => {
-  const { registry, now } = await services();
-  return json(200, nodeView(await rejectNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
-});
-
 const decommission = defineRoute({
   name: "manageNodeDecommission",
   method: "POST",
@@ -85,18 +62,26 @@ const decommission = defineRoute({
   params: NodeIdParams,
   responses: { 202: { description: "Offboarding started (or already running)", schema: z.object({ nodeId: z.string(), instanceId: z.string() }) }, 404: { description: "No such node" } },
 });
-durableHttpRoute(decommission, async ({ params, principal, client }) => {
-  const { registry } = await services();
-  const node = await registry.getNode(params.nodeId);
-  if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
-  const workflows = workflowClientFrom(client);
-  // An onboarding in flight stops here; offboarding removes what it recorded, so nothing it made is lost.
-  if (isRunning(await workflows.status(node.nodeId))) await workflows.terminate(node.nodeId, `decommissioned by ${principal.name}`);
-  const instanceId = offboardInstanceId(node.nodeId);
-  if (!isRunning(await workflows.status(instanceId))) {
-    const input: OffboardNodeInput = { nodeId: node.nodeId, reason: `decommissioned by ${principal.name}`, actor: principal.name, run: newRunId() };
-    await workflows.start(OFFBOARD_NODE, { instanceId, input });
-  }
-  await registry.audit({ actor: principal.name, action: "node.decommission", objectType: "node", objectId: node.nodeId });
-  return json(202, { nodeId: node.nodeId, instanceId });
-});
+
+export function registerNodeAdminRoutes(services: ServiceProvider): void {
+  httpRoute(list, services, async ({ query, services: { registry } }) => {
+    const page = await registry.listNodes({ pool: query.pool, status: query.status, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+    return json(200, { items: page.items.map(nodeView), continuationToken: page.continuationToken });
+  });
+  httpRoute(get, services, async ({ params, services: { registry } }) => {
+    const node = await registry.getNode(params.nodeId);
+    if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
+    return json(200, nodeView(node));
+  });
+  durableHttpRoute(approve, services, async ({ params, principal, client, services: { registry, now } }) => {
+    return json(200, nodeView(await approveNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  });
+  durableHttpRoute(reject, services, async ({ params, principal, client, services: { registry, now } }) => {
+    return json(200, nodeView(await rejectNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  });
+  durableHttpRoute(decommission, services, async ({ params, principal, client, services: { registry } }) => {
+    const outcome = await decommissionNode({ registry, workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
+    if (outcome.kind === "notFound") throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
+    return json(202, { nodeId: outcome.nodeId, instanceId: outcome.instanceId });
+  });
+}

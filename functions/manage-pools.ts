@@ -4,7 +4,7 @@ import { PoolName, PoolSpec } from "../orchestrations/clients/registry/model.js"
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { ProblemError } from "./http/problem.js";
 import { pageOf, Paging, PoolView } from "./http/views.js";
-import { services } from "./composition-root.js";
+import type { ServiceProvider } from "../orchestrations/services.js";
 
 const PoolParams = z.strictObject({ pool: PoolName });
 export const CreatePool = PoolSpec.extend({ name: PoolName });
@@ -19,13 +19,6 @@ const create = defineRoute({
   body: CreatePool,
   responses: { 201: { description: "Created", schema: PoolView }, 409: { description: "A pool with this name exists" } },
 });
-httpRoute(create, async ({ body, principal }) => {
-  const { registry } = await services();
-  const { name, ...spec } = body;
-  const pool = await registry.createPool(name, spec, principal.name);
-  return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
-});
-
 const list = defineRoute({
   name: "managePoolList",
   method: "GET",
@@ -36,11 +29,6 @@ const list = defineRoute({
   query: Paging,
   responses: { 200: { description: "A page of pools", schema: pageOf(PoolView) } },
 });
-httpRoute(list, async ({ query }) => {
-  const { registry } = await services();
-  return json(200, await registry.listPools({ maxPageSize: query.pageSize, continuationToken: query.continuationToken }));
-});
-
 const get = defineRoute({
   name: "managePoolGet",
   method: "GET",
@@ -51,13 +39,6 @@ const get = defineRoute({
   params: PoolParams,
   responses: { 200: { description: "The pool", schema: PoolView }, 404: { description: "No such pool" } },
 });
-httpRoute(get, async ({ params }) => {
-  const { registry } = await services();
-  const pool = await registry.getPool(params.pool);
-  if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
-  return json(200, pool, { etag: pool.etag });
-});
-
 const update = defineRoute({
   name: "managePoolUpdate",
   method: "PUT",
@@ -69,8 +50,23 @@ const update = defineRoute({
   body: PoolSpec,
   responses: { 200: { description: "Updated", schema: PoolView }, 404: { description: "No such pool" }, 409: { description: "Changed by someone else since your If-Match ETag" } },
 });
-httpRoute(update, async ({ params, body, principal, request }) => {
-  const { registry } = await services();
-  const pool = await registry.updatePool(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
-  return json(200, pool, { etag: pool.etag });
-});
+
+export function registerPoolRoutes(services: ServiceProvider): void {
+  httpRoute(create, services, async ({ body, principal, services: { registry } }) => {
+    const { name, ...spec } = body;
+    const pool = await registry.createPool(name, spec, principal.name);
+    return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
+  });
+  httpRoute(list, services, async ({ query, services: { registry } }) => {
+    return json(200, await registry.listPools({ maxPageSize: query.pageSize, continuationToken: query.continuationToken }));
+  });
+  httpRoute(get, services, async ({ params, services: { registry } }) => {
+    const pool = await registry.getPool(params.pool);
+    if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
+    return json(200, pool, { etag: pool.etag });
+  });
+  httpRoute(update, services, async ({ params, body, principal, request, services: { registry } }) => {
+    const pool = await registry.updatePool(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
+    return json(200, pool, { etag: pool.etag });
+  });
+}

@@ -6,7 +6,7 @@ import { publicBaseUrl } from "../orchestrations/settings.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { pageOf, Paging, tokenView, TokenView } from "./http/views.js";
-import { services } from "./composition-root.js";
+import type { ServiceProvider } from "../orchestrations/services.js";
 
 const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)");
 
@@ -36,30 +36,6 @@ const create = defineRoute({
   body: CreateToken,
   responses: { 201: { description: "Created; store the token now", schema: CreatedToken }, 404: { description: "No such pool" } },
 });
-httpRoute(create, async ({ params, body, principal }) => {
-  const { registry, now, settings } = await services();
-  if (!(await registry.getPool(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
-  const minted = mintToken();
-  const record = await registry.createToken(
-    {
-      tokenId: minted.tokenId,
-      pool: params.pool,
-      secretHash: minted.secretHash,
-      expiresAt: new Date(now().getTime() + body.expiresInHours * 3600_000).toISOString(),
-      maxUses: body.maxUses,
-      labels: body.labels,
-      taints: body.taints,
-      approvalRequired: body.approvalRequired,
-      description: body.description,
-      createdBy: principal.name,
-    },
-    principal.name,
-  );
-  // The token travels in the URL fragment: browsers and proxies never send fragments, so it stays out of access logs.
-  const enrolmentUrl = `${publicBaseUrl(settings)}/api/enrol#token=${minted.token}`;
-  return json(201, { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` }, { location: `/api/manage/tokens/${record.tokenId}` });
-});
-
 const list = defineRoute({
   name: "manageTokenList",
   method: "GET",
@@ -70,12 +46,6 @@ const list = defineRoute({
   query: Paging.extend({ pool: PoolName.optional() }),
   responses: { 200: { description: "A page of tokens", schema: pageOf(TokenView) } },
 });
-httpRoute(list, async ({ query }) => {
-  const { registry } = await services();
-  const page = await registry.listTokens({ pool: query.pool, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
-  return json(200, { items: page.items.map(tokenView), continuationToken: page.continuationToken });
-});
-
 const get = defineRoute({
   name: "manageTokenGet",
   method: "GET",
@@ -86,13 +56,6 @@ const get = defineRoute({
   params: z.strictObject({ tokenId: TokenId }),
   responses: { 200: { description: "The token", schema: TokenView }, 404: { description: "No such token" } },
 });
-httpRoute(get, async ({ params }) => {
-  const { registry } = await services();
-  const token = await registry.getToken(params.tokenId);
-  if (!token) throw new ProblemError(404, "not-found", "No such token", { detail: `token '${params.tokenId}' does not exist` });
-  return json(200, tokenView(token));
-});
-
 const revoke = defineRoute({
   name: "manageTokenRevoke",
   method: "POST",
@@ -103,7 +66,40 @@ const revoke = defineRoute({
   params: z.strictObject({ tokenId: TokenId }),
   responses: { 200: { description: "Revoked", schema: TokenView }, 404: { description: "No such token" } },
 });
-httpRoute(revoke, async ({ params, principal }) => {
-  const { registry } = await services();
-  return json(200, tokenView(await registry.revokeToken(params.tokenId, principal.name)));
-});
+
+export function registerTokenRoutes(services: ServiceProvider): void {
+  httpRoute(create, services, async ({ params, body, principal, services: { registry, now, settings } }) => {
+    if (!(await registry.getPool(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
+    const minted = mintToken();
+    const record = await registry.createToken(
+      {
+        tokenId: minted.tokenId,
+        pool: params.pool,
+        secretHash: minted.secretHash,
+        expiresAt: new Date(now().getTime() + body.expiresInHours * 3600_000).toISOString(),
+        maxUses: body.maxUses,
+        labels: body.labels,
+        taints: body.taints,
+        approvalRequired: body.approvalRequired,
+        description: body.description,
+        createdBy: principal.name,
+      },
+      principal.name,
+    );
+    // The token travels in the URL fragment: browsers and proxies never send fragments, so it stays out of access logs.
+    const enrolmentUrl = `${publicBaseUrl(settings)}/api/enrol#token=${minted.token}`;
+    return json(201, { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` }, { location: `/api/manage/tokens/${record.tokenId}` });
+  });
+  httpRoute(list, services, async ({ query, services: { registry } }) => {
+    const page = await registry.listTokens({ pool: query.pool, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+    return json(200, { items: page.items.map(tokenView), continuationToken: page.continuationToken });
+  });
+  httpRoute(get, services, async ({ params, services: { registry } }) => {
+    const token = await registry.getToken(params.tokenId);
+    if (!token) throw new ProblemError(404, "not-found", "No such token", { detail: `token '${params.tokenId}' does not exist` });
+    return json(200, tokenView(token));
+  });
+  httpRoute(revoke, services, async ({ params, principal, services: { registry } }) => {
+    return json(200, tokenView(await registry.revokeToken(params.tokenId, principal.name)));
+  });
+}

@@ -5,7 +5,7 @@ import { NodeFacts, NodeStatus, type NodeRecord } from "../orchestrations/client
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
-import { services } from "./composition-root.js";
+import type { ServiceProvider } from "../orchestrations/services.js";
 
 const NodeStatusView = z.object({
   nodeId: z.string(),
@@ -26,8 +26,6 @@ const status = defineRoute({
 });
 const statusView = (n: NodeRecord) => ({ nodeId: n.nodeId, pool: n.pool, status: n.status, lastError: n.lastError, updatedAt: n.updatedAt });
 
-httpRoute(status, async ({ node }) => json(200, statusView(node!)));
-
 const facts = defineRoute({
   name: "nodeFacts",
   method: "PUT",
@@ -38,17 +36,6 @@ const facts = defineRoute({
   body: NodeFacts,
   responses: { 200: { description: "Recorded", schema: NodeStatusView }, 401: { description: "Unsigned, badly signed, stale or replayed request" }, 409: { description: "The facts name a different machine" } },
 });
-httpRoute(facts, async ({ node, body, principal }) => {
-  const { registry } = await services();
-  const n = node!;
-  const claimed = machineIdentity(body);
-  if (claimed.machineId !== n.fingerprint.machineId || claimed.smbiosUuid !== n.fingerprint.smbiosUuid) {
-    throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", { detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again." });
-  }
-  const updated = await registry.updateNode(n, () => ({ facts: body }), principal.name, "node.facts");
-  return json(200, statusView(updated));
-});
-
 const credentials = defineRoute({
   name: "nodeMailboxCredentials",
   method: "POST",
@@ -62,13 +49,6 @@ const credentials = defineRoute({
     409: { description: "The node is not in a state that has a mailbox (awaiting approval, failed, offboarded)" },
   },
 });
-httpRoute(credentials, async ({ node }) => {
-  const svc = await services();
-  const mailbox = mailboxFor(svc, node!);
-  if (!mailbox) throw new ProblemError(409, "no-mailbox", "This node has no mailbox in its current state", { detail: `node is ${node!.status}` });
-  return json(200, mailbox);
-});
-
 const secret = defineRoute({
   name: "nodeSecret",
   method: "POST",
@@ -83,10 +63,27 @@ const secret = defineRoute({
     404: { description: "No such secret for this node (never issued, already fetched, or expired)" },
   },
 });
-httpRoute(secret, async ({ node, params }) => {
-  const svc = await services();
-  const value = await svc.secrets().take(node!.nodeId, params.ref, svc.now());
-  if (value === undefined) throw new ProblemError(404, "not-found", "No such secret", { detail: "It was never issued to this node, was already fetched, or expired." });
-  await svc.registry.audit({ actor: `node:${node!.nodeId}`, action: "secret.fetch", objectType: "node", objectId: node!.nodeId, details: { ref: params.ref } });
-  return json(200, { ref: params.ref, value }, { "cache-control": "no-store" });
-});
+
+export function registerNodeApiRoutes(services: ServiceProvider): void {
+  httpRoute(status, services, async ({ node }) => json(200, statusView(node!)));
+  httpRoute(facts, services, async ({ node, body, principal, services: { registry } }) => {
+    const n = node!;
+    const claimed = machineIdentity(body);
+    if (claimed.machineId !== n.fingerprint.machineId || claimed.smbiosUuid !== n.fingerprint.smbiosUuid) {
+      throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", { detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again." });
+    }
+    const updated = await registry.updateNode(n, () => ({ facts: body }), principal.name, "node.facts");
+    return json(200, statusView(updated));
+  });
+  httpRoute(credentials, services, async ({ node, services: svc }) => {
+    const mailbox = mailboxFor(svc, node!);
+    if (!mailbox) throw new ProblemError(409, "no-mailbox", "This node has no mailbox in its current state", { detail: `node is ${node!.status}` });
+    return json(200, mailbox);
+  });
+  httpRoute(secret, services, async ({ node, params, services: svc }) => {
+    const value = await svc.secrets().take(node!.nodeId, params.ref, svc.now());
+    if (value === undefined) throw new ProblemError(404, "not-found", "No such secret", { detail: "It was never issued to this node, was already fetched, or expired." });
+    await svc.registry.audit({ actor: `node:${node!.nodeId}`, action: "secret.fetch", objectType: "node", objectId: node!.nodeId, details: { ref: params.ref } });
+    return json(200, { ref: params.ref, value }, { "cache-control": "no-store" });
+  });
+}

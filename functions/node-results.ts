@@ -9,10 +9,10 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { RESULTS_QUEUE } from "../orchestrations/clients/mailbox/mailbox.js";
 import { handleNodeResult } from "../orchestrations/use-cases/node-results.js";
-import { services } from "./composition-root.js";
+import type { ServiceProvider, Services } from "../orchestrations/services.js";
+import { isMissingInstance } from "../orchestrations/clients/workflow-client.js";
 
-export async function nodeResult(message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
-  const svc = await services();
+export async function nodeResult(svc: Services, message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
   const messageId = typeof context.triggerMetadata?.messageId === "string" ? context.triggerMetadata.messageId : undefined;
   const outcome = await handleNodeResult(message, {
     registry: svc.registry,
@@ -40,12 +40,14 @@ async function sagaIsGone(client: DurableClient, instanceId: string): Promise<bo
     await client.getStatus(instanceId);
     return false;
   } catch (error) {
-    return error instanceof Error && /HTTP 404/.test(error.message);
+    return isMissingInstance(error);
   }
 }
 
-df.app.client.serviceBusQueue("nodeResults", {
-  connection: "SERVICEBUS_CONNECTION",
-  queueName: RESULTS_QUEUE,
-  handler: nodeResult,
-});
+export function registerNodeResults(services: ServiceProvider): void {
+  df.app.client.serviceBusQueue("nodeResults", {
+    connection: "SERVICEBUS_CONNECTION",
+    queueName: RESULTS_QUEUE,
+    handler: async (message, client, context) => nodeResult(await services(), message, client, context),
+  });
+}

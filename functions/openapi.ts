@@ -2,7 +2,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
 import { z } from "zod";
 import { SERVICE_VERSION } from "./health.js";
-import { defineRoute, httpRoute, json, ROUTES, type RouteSpec } from "./http/route.js";
+import { defineRoute, json, ROUTES, standaloneRoute, type RouteSpec } from "./http/route.js";
 
 const Problem = z.object({
   type: z.url(),
@@ -68,4 +68,6 @@ const route = defineRoute({
   access: "anonymous",
   responses: { 200: { description: "OpenAPI 3.1 document" } },
 });
-httpRoute(route, () => Promise.resolve(json(200, openApiDocument(), { "cache-control": "public, max-age=300" })));
+export function registerOpenApiRoute(): void {
+  standaloneRoute(route, () => Promise.resolve(json(200, openApiDocument(), { "cache-control": "public, max-age=300" })));
+}

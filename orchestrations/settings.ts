@@ -93,3 +93,11 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
 export function settings(): Settings {
   return parseSettings(process.env);
 }
+
+/** A client was asked for whose settings are not set (e.g. Service Bus in an app that only serves the admin API). */
+export class NotConfiguredError extends Error {
+  constructor(readonly what: string) {
+    super(`${what} is not set`);
+    this.name = "NotConfiguredError";
+  }
+}

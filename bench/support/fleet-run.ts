@@ -6,14 +6,15 @@
 import { performance } from "node:perf_hooks";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { ARM_DEFAULT_LIMITS } from "../../test/arm-emulator/index.js";
-import type { RunningAzurite } from "../../test/azurite/azurite.js";
+import type { RunningAzurite } from "../../test/azurite/index.js";
+import { seededRandom } from "../../test/support/index.js";
 import { ArmTraffic } from "./arm-traffic.js";
 import { HttpCensus, hostPortOf } from "./http-census.js";
 import { LATENCY_MODEL, nodeStepMs } from "./latency-model.js";
 import { MinHeap } from "./min-heap.js";
 import { POOL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
 import { countOrphans, readyNodeIds } from "./orphans.js";
-import { countBy, percentile, round, seededRandom } from "./stats.js";
+import { countBy, percentile, round } from "./stats.js";
 import { runInVirtualTime } from "./virtual-time.js";
 
 /** A token may be used at most 10,000 times (CreateToken's limit): bigger fleets get several. */

@@ -3,9 +3,9 @@
  * stand-in's router exactly as `app.call` does, and its response written back. Lets a benchmark measure the HTTP
  * route the way a node calls it, with sockets, keep-alive and concurrency.
  */
-import { createServer, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { FunctionsHost } from "../../test/functions-host/host.js";
+import { createServer } from "node:http";
+import type { FunctionsHost } from "../../test/functions-host/index.js";
+import { closeServer, flatHeaders, listenOnLoopback, readBody } from "../../test/support/index.js";
 
 const MAX_BODY = 1024 * 1024;
 
@@ -18,10 +18,9 @@ export async function serveOverHttp(host: FunctionsHost): Promise<HttpFront> {
   const server = createServer((req, res) => {
     void (async () => {
       try {
-        const body = await readBody(req);
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-        const result = await host.handleHttp({ method: req.method ?? "GET", url: req.url ?? "/", headers, body });
+        const body = await readBody(req, MAX_BODY);
+        if (body === undefined) throw new Error("request body too large");
+        const result = await host.handleHttp({ method: req.method ?? "GET", url: req.url ?? "/", headers: flatHeaders(req), body: body.toString("utf8") });
         res.writeHead(result.status, result.headers);
         res.end(result.body);
       } catch (error) {
@@ -30,27 +29,9 @@ export async function serveOverHttp(host: FunctionsHost): Promise<HttpFront> {
       }
     })();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
+  const port = await listenOnLoopback(server);
   return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    origin: `http://127.0.0.1:${port}`,
+    close: () => closeServer(server),
   };
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new Error("request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }

@@ -9,6 +9,8 @@ export interface LoadRequest {
   method: string;
   path: string;
   body: string;
+  /** Extra headers (a signed enrolment's signature headers). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -46,7 +48,7 @@ export async function runLoad(origin: string, requests: readonly LoadRequest[], 
 
 function send(agent: Agent, origin: string, r: LoadRequest): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(r.path, origin), { method: r.method, agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(r.body) } }, (res) => {
+    const req = request(new URL(r.path, origin), { method: r.method, agent, headers: { "content-type": "application/json", ...r.headers, "content-length": Buffer.byteLength(r.body) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));

@@ -4,7 +4,7 @@
  * which is what makes the saga poll. The ARM emulator itself always answers with the principal at once.
  */
 import type { HttpClient } from "@azure/core-rest-pipeline";
-import type { Clock } from "../../test/support/clock.js";
+import type { Clock } from "../../test/support/index.js";
 
 const MACHINE = /\/providers\/microsoft\.hybridcompute\/machines\/[^/]+$/;
 

@@ -9,9 +9,9 @@ import type { KeyObject } from "node:crypto";
 import { signNodeRequest } from "../../contract/node-request.js";
 import { verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
 import { buildStepResult } from "../../contract/step-result.js";
-import type { FunctionsHost, HttpResult } from "../../test/functions-host/host.js";
+import type { FunctionsHost, HttpResult } from "../../test/functions-host/index.js";
 import type { KubeEmulator } from "../../test/kube-emulator/index.js";
-import type { Clock } from "../../test/support/clock.js";
+import type { Clock } from "../../test/support/index.js";
 import { MinHeap } from "./min-heap.js";
 
 interface Identity {

@@ -14,10 +14,10 @@ import { importPublicKey } from "../../contract/keys.js";
 import type { StepEnvelope } from "../../contract/step-envelope.js";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
-import { overrideServices } from "../../functions/composition-root.js";
 import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ThrottlingOptions } from "../../test/arm-emulator/index.js";
 import { KubeEmulator } from "../../test/kube-emulator/index.js";
-import type { ManualClock } from "../../test/support/clock.js";
+import type { ManualClock } from "../../test/support/index.js";
+import type { TestNode } from "../../test/function-app/index.js";
 import { withIdentityDelay } from "./identity-delay.js";
 import { InProcessAgents } from "./in-process-agents.js";
 import { InProcessMailbox } from "./in-process-mailbox.js";
@@ -40,7 +40,7 @@ export const ROLE_GRANTS = [
 export interface BenchNode {
   privateKey: KeyObject;
   publicKey: string;
-  facts: unknown;
+  facts: TestNode["facts"];
 }
 
 export type EnrolAnswer = { kind: "created"; nodeId: string; mailbox: NodeMailboxCredentials } | { kind: "refused"; status: number; retryAfterMs: number | undefined; body: string };
@@ -87,7 +87,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   });
   // Loaded after the app: these modules import function modules, which need the functions core stand-in first.
   const { TEST_CATALOG } = await import("../../test/onboard/world.js");
-  const { mailboxRules, newNode } = await import("../../test/function-app/app.js");
+  const { mailboxRules, newNode } = await import("../../test/function-app/index.js");
   process.env.ARTIFACT_CATALOG = JSON.stringify(TEST_CATALOG);
   if (!options.timing) delete process.env.SAGA_TIMING;
 
@@ -132,7 +132,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   // Retries belong to the saga's durable policy (emulated time), not to SDK sleeps (wall time).
   const httpClient = latency ? withIdentityDelay(arm.httpClient, clock, latency.arm.machineIdentityDelayMs) : arm.httpClient;
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient, retryOptions: { maxRetries: 0 } });
-  overrideServices({ arm: () => armClients, mailbox: () => mailbox });
+  app.useServices({ arm: armClients, mailbox });
 
   await app.createPool(POOL, { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "bench" } }, roleGrants: ROLE_GRANTS, maxInFlight: options.maxInFlight });
 
@@ -147,7 +147,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
     newNode: ({ immutable = true } = {}) => newNode({ immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } }),
     createToken: (maxUses) => app.createToken(POOL, { maxUses, expiresInHours: 24 * 30 }),
     enrol: async (node, token) => {
-      const res = await app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
+      const res = await app.enrol(node, token);
       if (res.status !== 201) {
         const retryAfter = Number(res.headers["retry-after"]);
         return { kind: "refused", status: res.status, retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined, body: res.body };
@@ -157,7 +157,6 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
       return { kind: "created", nodeId: body.nodeId, mailbox: body.mailbox };
     },
     close: async () => {
-      overrideServices({});
       await app.close();
       await kubeServer.close();
     },

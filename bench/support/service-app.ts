@@ -6,9 +6,9 @@
  * The functions core stand-in must be installed before any function module loads, so the app is imported
  * dynamically, after `installFunctionsCore()`.
  */
-import { installFunctionsCore } from "../../test/functions-host/core.js";
-import type { TestApp } from "../../test/function-app/app.js";
-import type { DurableSimulatorOptions } from "../../test/durable/simulator.js";
+import { installFunctionsCore } from "../../test/functions-host/index.js";
+import type { TestApp } from "../../test/function-app/index.js";
+import type { DurableSimulatorOptions } from "../../test/durable/index.js";
 
 export interface ServiceApp extends Omit<TestApp, "createPool"> {
   /** Admin headers (App Service principal with the admin role). */
@@ -28,7 +28,7 @@ export interface ServiceAppOptions {
 
 export async function startServiceApp(options: ServiceAppOptions): Promise<ServiceApp> {
   installFunctionsCore();
-  const { admin, startApp } = await import("../../test/function-app/app.js");
+  const { admin, startApp } = await import("../../test/function-app/index.js");
   const app = await startApp({ ...options, settings: { DURABLE_TASK_HUB: "FlexNodeBench", ...options.settings } });
   return {
     ...app,

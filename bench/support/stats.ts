@@ -19,15 +19,3 @@ export function countBy<T>(items: Iterable<T>, key: (item: T) => string): Record
   for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
   return Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b)));
 }
-
-/** A seeded PRNG (mulberry32): jitter that is the same on every run with the same seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

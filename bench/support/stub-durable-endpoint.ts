@@ -4,8 +4,8 @@
  * the enrolment itself, the client's loopback HTTP calls included, without the Durable simulator behind them.
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { DurableClientBinding } from "../../test/durable/client-server.js";
+import { durableClientBinding, type DurableClientBinding } from "../../test/durable/index.js";
+import { closeServer, listenOnLoopback } from "../../test/support/index.js";
 
 export interface StubDurableEndpoint {
   binding: DurableClientBinding;
@@ -43,43 +43,13 @@ export async function startStubDurableEndpoint(): Promise<StubDurableEndpoint> {
       return send(404, { message: `no route for ${req.method} ${path}` });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const webhooks = `${origin}/runtime/webhooks/durabletask`;
-  const query = `taskHub=${TASK_HUB}&connection=Storage&code=stub`;
-  const binding: DurableClientBinding = {
-    taskHubName: TASK_HUB,
-    creationUrls: {
-      createNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?code=stub`,
-      createAndWaitOnNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=stub`,
-    },
-    managementUrls: {
-      id: "INSTANCEID",
-      statusQueryGetUri: `${webhooks}/instances/INSTANCEID?${query}`,
-      sendEventPostUri: `${webhooks}/instances/INSTANCEID/raiseEvent/{eventName}?${query}`,
-      terminatePostUri: `${webhooks}/instances/INSTANCEID/terminate?reason={text}&${query}`,
-      rewindPostUri: `${webhooks}/instances/INSTANCEID/rewind?reason={text}&${query}`,
-      purgeHistoryDeleteUri: `${webhooks}/instances/INSTANCEID?${query}`,
-      restartPostUri: `${webhooks}/instances/INSTANCEID/restart?${query}`,
-      suspendPostUri: `${webhooks}/instances/INSTANCEID/suspend?reason={text}&${query}`,
-      resumePostUri: `${webhooks}/instances/INSTANCEID/resume?reason={text}&${query}`,
-    },
-    baseUrl: webhooks,
-    requiredQueryStringParameters: "code=stub",
-    rpcBaseUrl: `${origin}/durabletask/`,
-  };
+  origin = `http://127.0.0.1:${await listenOnLoopback(server)}`;
+  const binding = durableClientBinding(origin, TASK_HUB, "stub");
   return {
     binding,
     get starts() {
       return instances.size;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }

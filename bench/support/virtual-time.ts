@@ -3,8 +3,8 @@
  * retrying their enrolment) on one ManualClock: do all the work due now, then jump to the earliest thing due next.
  * The ARM emulator reads the same clock, so its token buckets refill in the same timeline as the saga's retries.
  */
-import type { DurableSimulator } from "../../test/durable/simulator.js";
-import type { ManualClock } from "../../test/support/clock.js";
+import type { DurableSimulator } from "../../test/durable/index.js";
+import type { ManualClock } from "../../test/support/index.js";
 
 /** Something that has work at emulated instants besides the simulator's own timers. */
 export interface TimedSource {

@@ -2,7 +2,7 @@
 import { ApprovalError } from "../../orchestrations/use-cases/approval.js";
 import { EnrolError, type EnrolFailure } from "../../orchestrations/use-cases/enrol.js";
 import { RegistryError } from "../../orchestrations/clients/registry/registry.js";
-import { NotConfiguredError } from "../composition-root.js";
+import { NotConfiguredError } from "../../orchestrations/settings.js";
 import { ProblemError } from "./problem.js";
 
 const ENROL: Record<EnrolFailure, [number, string]> = {

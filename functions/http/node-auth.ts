@@ -1,15 +1,15 @@
 /**
- * Node requests are signed with the node's Ed25519 key (RFC 9421, profile in contract/node-request.ts) and verified
+ * Node requests (and enrolment, which proves possession of the key it registers) are signed with the node's Ed25519 key (RFC 9421, profile in contract/node-request.ts) and verified
  * against the key registered at enrolment: the key id names the node, `created` must be within the skew window, and
  * each nonce is accepted once (the registry records it), so neither an old nor a fresh capture can be replayed.
  */
 import type { HttpRequest } from "@azure/functions";
 import { ContractError } from "../../contract/errors.js";
-import { importPublicKey } from "../../contract/keys.js";
-import { verifyNodeRequest } from "../../contract/node-request.js";
+import { importPublicKey, keyIdOf } from "../../contract/keys.js";
+import { verifyNodeRequest, type VerifyNodeRequestOptions } from "../../contract/node-request.js";
 import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./problem.js";
-import { services } from "../composition-root.js";
+import type { Services } from "../../orchestrations/services.js";
 
 /** Contract error code → [problem type, title]. */
 const PROBLEMS: Record<string, [string, string]> = {
@@ -23,25 +23,39 @@ const PROBLEMS: Record<string, [string, string]> = {
   replayed_request: ["signature-replayed", "The request was already received"],
 };
 
-export async function authenticateNode(request: HttpRequest, body: Uint8Array): Promise<NodeRecord> {
-  const { registry, now } = await services();
+export async function authenticateNode({ registry, now }: Pick<Services, "registry" | "now">, request: HttpRequest, body: Uint8Array): Promise<NodeRecord> {
   let node: NodeRecord | undefined;
+  await verified(request, body, now(), {
+    lookupPublicKey: async (keyId) => {
+      node = await registry.getNodeByKey(keyId);
+      return node ? importPublicKey(node.publicKey) : undefined;
+    },
+    nonceStore: { claim: (entry) => registry.claimNonce(entry) },
+  });
+  if (!node) throw new ProblemError(401, "signature-unknown-key", "The signing key is not registered");
+  return node;
+}
+
+/**
+ * Proof of possession at enrolment: the request is signed (same profile) by the private half of the key it asks the
+ * service to register, so a public key and public machine facts alone earn nothing. Nonces are kept as for node
+ * requests: a captured enrolment cannot be replayed inside the skew window either.
+ */
+export async function proveKeyPossession({ registry, now }: Pick<Services, "registry" | "now">, request: HttpRequest, body: Uint8Array, publicKey: string): Promise<void> {
+  const key = importPublicKey(publicKey);
+  const keyId = keyIdOf(publicKey);
+  await verified(request, body, now(), {
+    lookupPublicKey: (id) => (id === keyId ? key : undefined),
+    nonceStore: { claim: (entry) => registry.claimNonce(entry) },
+  });
+}
+
+async function verified(request: HttpRequest, body: Uint8Array, now: Date, options: Pick<VerifyNodeRequestOptions, "lookupPublicKey" | "nonceStore">): Promise<void> {
   try {
-    await verifyNodeRequest(
-      { method: request.method, url: request.url, headers: request.headers, body },
-      {
-        now: now(),
-        lookupPublicKey: async (keyId) => {
-          node = await registry.getNodeByKey(keyId);
-          return node ? importPublicKey(node.publicKey) : undefined;
-        },
-        nonceStore: { claim: (entry) => registry.claimNonce(entry) },
-      },
-    );
+    await verifyNodeRequest({ method: request.method, url: request.url, headers: request.headers, body }, { now, ...options });
   } catch (error) {
     const known = error instanceof ContractError ? PROBLEMS[error.code] : undefined;
     if (known) throw new ProblemError(401, known[0], known[1], { detail: (error as Error).message }, { "www-authenticate": 'Signature realm="flexnode-node-api"' });
     throw error;
   }
-  return node!;
 }

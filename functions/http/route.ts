@@ -8,6 +8,7 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { type z } from "zod";
 import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
+import type { ServiceProvider, Services } from "../../orchestrations/services.js";
 import { authenticateNode } from "./node-auth.js";
 import { authorizeAdmin, type Principal } from "./principal.js";
 import { toProblemError } from "./domain-errors.js";
@@ -48,6 +49,10 @@ export interface RouteInput<P, Q, B> {
   principal: Principal;
   /** The calling node, for node routes (authenticated by its request signature). */
   node: NodeRecord | undefined;
+  /** The service's clients (built once per process by the composition root). */
+  services: Services;
+  /** The body exactly as received (what a request signature's content digest covers). */
+  bytes: Uint8Array;
 }
 
 /** Every route defined in this process, in definition order (the OpenAPI document reads it). */
@@ -65,27 +70,53 @@ type Handler<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType, Extr
 const ANONYMOUS: Principal = { id: "anonymous", name: "anonymous", roles: [] };
 
 /** Registers a plain HTTP function for `spec`. */
-export function httpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>, handler: Handler<P, Q, B, object>): void {
+export function httpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>, services: ServiceProvider, handler: Handler<P, Q, B, object>): void {
   app.http(spec.name, {
     route: spec.route,
     methods: [spec.method],
     authLevel: "anonymous",
-    handler: (request, context) => run(spec, request, context, (input) => handler(input)),
+    handler: (request, context) => run(spec, services, request, context, (input) => handler(input)),
+  });
+}
+
+/**
+ * Registers an anonymous HTTP function that needs none of the service's clients (the probe, the API document): it
+ * answers even when the settings cannot build them.
+ */
+export function standaloneRoute(spec: RouteSpec, handler: (input: { request: HttpRequest; context: InvocationContext }) => Promise<HttpResponseInit>): void {
+  if (spec.access !== "anonymous" || spec.body || spec.params || spec.query) throw new Error(`${spec.name}: a standalone route takes no input and is anonymous`);
+  app.http(spec.name, {
+    route: spec.route,
+    methods: [spec.method],
+    authLevel: "anonymous",
+    handler: async (request, context) => {
+      try {
+        return await handler({ request, context });
+      } catch (error) {
+        context.error(`unhandled error in ${spec.name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        return problem(500, "internal", "The service failed to handle the request", { detail: `Quote invocation id ${context.invocationId} when reporting this.` });
+      }
+    },
   });
 }
 
 /** Registers an HTTP function with the Durable client bound, for routes that start or inspect sagas. */
-export function durableHttpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>, handler: Handler<P, Q, B, { client: DurableClient }>): void {
+export function durableHttpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(
+  spec: RouteSpec<P, Q, B>,
+  services: ServiceProvider,
+  handler: Handler<P, Q, B, { client: DurableClient }>,
+): void {
   df.app.client.http(spec.name, {
     route: spec.route,
     methods: [spec.method],
     authLevel: "anonymous",
-    handler: (request, client, context) => run(spec, request, context, (input) => handler({ ...input, client })),
+    handler: (request, client, context) => run(spec, services, request, context, (input) => handler({ ...input, client })),
   });
 }
 
 async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(
   spec: RouteSpec<P, Q, B>,
+  serviceProvider: ServiceProvider,
   request: HttpRequest,
   context: InvocationContext,
   handler: (input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>) => Promise<HttpResponseInit>,
@@ -94,15 +125,16 @@ async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
     let principal = spec.access === "reader" || spec.access === "admin" ? authorizeAdmin(request, spec.access) : ANONYMOUS;
     // The bytes are read once: a node's signature covers their digest, and the JSON is parsed from the same bytes.
     const bytes = spec.body || spec.access === "node" ? await readBody(request) : new Uint8Array();
+    const services = await serviceProvider();
     let node: NodeRecord | undefined;
     if (spec.access === "node") {
-      node = await authenticateNode(request, bytes);
+      node = await authenticateNode(services, request, bytes);
       principal = { id: node.nodeId, name: `node:${node.nodeId}`, roles: [] };
     }
     const params = parsePart(spec.params, request.params, "path parameters", "/params");
     const query = parsePart(spec.query, Object.fromEntries(request.query.entries()), "query", "/query");
     const body = spec.body ? parsePart(spec.body, parseJson(request, bytes), "body", "") : (undefined as z.output<B>);
-    return await handler({ request, context, params, query, body, principal, node });
+    return await handler({ request, context, params, query, body, principal, node, services, bytes });
   } catch (error) {
     const known = toProblemError(error);
     if (known) return known.toResponse();

@@ -94,7 +94,7 @@ export async function enrolAgent(o: EnrolAgentOptions): Promise<EnrolAgentResult
   progress(`facts: ${facts.hostname}, ${facts.osRelease.prettyName ?? facts.osRelease.id}, ${facts.arch}, kernel ${facts.kernel}${immutable.length ? `, immutable (${immutable.join(", ")})` : ""}`);
   progress(`enrolling with ${target.serviceUrl}`);
 
-  const { httpStatus, response } = await requestEnrolment({ serviceUrl: target.serviceUrl, token, facts, publicKey: identity.publicKey }, retryContext(o, progress));
+  const { httpStatus, response } = await requestEnrolment({ serviceUrl: target.serviceUrl, token, facts, publicKey: identity.publicKey, privateKey: identity.privateKey }, retryContext(o, progress));
 
   const store = new AgentStateStore(o.root);
   const previous = await store.load().catch(() => undefined);

@@ -1,12 +1,14 @@
 /**
- * `POST /api/enrol` from the node's side: token + facts + public key in, node id, the service's envelope key, the node
+ * `POST /api/enrol` from the node's side, signed by the node key it registers (proof of possession): token + facts + public key in, node id, the service's envelope key, the node
  * API paths and (unless the node waits for approval) mailbox credentials out. Transient trouble is retried with
  * backoff; 429/503 wait for the service's Retry-After; a problem+json refusal stops with the problem's own words.
  */
+import type { KeyObject } from "node:crypto";
 import * as z from "zod";
 import { keyIdOf, KeyIdSchema, PublicKeySchema } from "../../contract/keys.js";
 import { MailboxCredentialsSchema } from "../../contract/mailbox-credentials.js";
 import type { NodeFacts } from "../../contract/node-facts.js";
+import { signNodeRequest } from "../../contract/node-request.js";
 import { ENROL_PATH } from "./enrolment-url.js";
 import { callWithRetries, type RetryContext } from "./retrying-call.js";
 import { problemOf, ServiceRefusedError, UnexpectedResponseError } from "./service-errors.js";
@@ -30,6 +32,8 @@ export interface EnrolRequest {
   token: string;
   facts: NodeFacts;
   publicKey: string;
+  /** The private half of `publicKey`: the request is signed with it (the service registers only a key it saw used). */
+  privateKey: KeyObject;
 }
 
 export interface EnrolOutcome {
@@ -41,7 +45,15 @@ export interface EnrolOutcome {
 export async function requestEnrolment(request: EnrolRequest, ctx: RetryContext): Promise<EnrolOutcome> {
   const body = JSON.stringify({ token: request.token, facts: request.facts, publicKey: request.publicKey });
   const url = `${request.serviceUrl}${ENROL_PATH}`;
-  const response = await callWithRetries("enrolment", () => ({ method: "POST", url, headers: { "content-type": "application/json", accept: "application/json" }, body }), ctx);
+  // Signed afresh for every attempt: each carries its own nonce and time, as the service accepts each nonce once.
+  const response = await callWithRetries(
+    "enrolment",
+    async () => {
+      const signature = await signNodeRequest({ method: "POST", url, body }, { privateKey: request.privateKey, now: ctx.now() });
+      return { method: "POST", url, headers: { "content-type": "application/json", accept: "application/json", ...signature }, body };
+    },
+    ctx,
+  );
   if (response.status !== 200 && response.status !== 201 && response.status !== 202) {
     throw new ServiceRefusedError("enrolment", response.status, problemOf(response));
   }

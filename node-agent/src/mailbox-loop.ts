@@ -26,6 +26,7 @@ import { ContractError, SecretInMessageError } from "../../contract/errors.js";
 import { AttemptSchema, IdentifierSchema } from "../../contract/fields.js";
 import { importPublicKey } from "../../contract/keys.js";
 import type { MailboxCredentials } from "../../contract/mailbox-credentials.js";
+import { ownsMailbox } from "../../contract/node-status.js";
 import { verifyStepEnvelope, type StepEnvelope, type StepParamsSchemas } from "../../contract/step-envelope.js";
 import { buildStepResult, type StepError, type StepResult } from "../../contract/step-result.js";
 import type { AgentEvent, StepRef } from "./agent-events.js";
@@ -40,8 +41,6 @@ import { RetriesExhaustedError, ServiceRefusedError } from "./service-errors.js"
 const ENVELOPE_SKEW_SECONDS = 300;
 const LOCK_MARGIN_MS = 5 * 60_000;
 const SETTLE_TIMEOUT_MS = 90_000;
-/** Node statuses the service keeps a mailbox for (functions/mailbox-view.ts). */
-const MAILBOX_STATUSES: ReadonlySet<string> = new Set(["Enrolling", "Onboarding", "Ready", "Offboarding"]);
 
 export interface MailboxApi extends SecretSource {
   mailboxCredentials(): Promise<MailboxCredentials>;
@@ -174,7 +173,7 @@ class MailboxLoop {
           if (!(error instanceof ServiceRefusedError) || error.status !== 409) throw error;
         }
         const { status } = await this.o.api.status();
-        if (status !== "AwaitingApproval" && !MAILBOX_STATUSES.has(status)) throw new NoMailboxError(status);
+        if (status !== "AwaitingApproval" && !ownsMailbox(status)) throw new NoMailboxError(status);
         // Approved (or about to be): the mailbox follows within a poll interval.
         if (status === "AwaitingApproval") this.o.onEvent({ type: "waiting-for-approval", status, nextCheckInSeconds: state.poll.intervalSeconds });
         await this.sleep(state.poll.intervalSeconds * 1000, this.o.signal);
@@ -246,7 +245,7 @@ class MailboxLoop {
   private async checkStillHasMailbox(): Promise<void> {
     try {
       const { status } = await this.o.api.status();
-      if (status === "AwaitingApproval" || MAILBOX_STATUSES.has(status)) return;
+      if (status === "AwaitingApproval" || ownsMailbox(status)) return;
       this.gone = new NoMailboxError(status);
       this.markGone?.();
     } catch (error) {

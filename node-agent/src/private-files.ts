@@ -1,12 +1,14 @@
 /**
  * Files only the agent may read (its identity key, its state): created 0600 in 0700 directories, replaced atomically
- * (temp file, fsync, rename, fsync of the directory) so a power cut leaves the old or the new file, never half of one,
- * and refused when their permissions have been loosened, because a key others could read is no longer an identity.
+ * by the agent's one writer (`fs-atomic.ts`: temp file, fsync, rename, fsync of the directory) so a power cut leaves
+ * the old or the new file, never half of one, and refused when their permissions have been loosened, because a key
+ * others could read is no longer an identity.
  */
-import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { chmod, link, lstat, mkdir, open, rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { chmod, link, lstat, mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { fsyncDir, uniqueTempPathFor, writeFileAtomic, writeTempFile } from "./fs-atomic.js";
+
+const PRIVATE_FILE = { mode: 0o600 };
 
 export class InsecurePermissionsError extends Error {
   readonly code = "insecure_permissions";
@@ -48,36 +50,12 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   await assertPrivate(dir, "directory");
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes `data` to a fresh 0600 temp file beside `path` and renames it over `path`. */
+/**
+ * Writes `data` to a fresh 0600 temp file beside `path` and renames it over `path`. The temp name is unique: two
+ * writers of the same file never share (or remove) each other's temp file.
+ */
 export async function writePrivateFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await fsyncDir(dir);
+  await writeFileAtomic(path, data, PRIVATE_FILE, { tempPath: uniqueTempPathFor(path) });
 }
 
 /**
@@ -85,19 +63,12 @@ export async function writePrivateFileAtomic(path: string, data: string | Uint8A
  * two agents racing to create an identity end up with one key, the first one written.
  */
 export async function createPrivateFileOnce(path: string, data: string | Uint8Array): Promise<boolean> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const temp = uniqueTempPathFor(path);
+  await writeTempFile(temp, data, PRIVATE_FILE);
   try {
     // link() fails with EEXIST instead of replacing: the atomic "create if absent" for a fully written file.
     await link(temp, path);
-    await fsyncDir(dir);
+    await fsyncDir(dirname(path));
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;

@@ -9,12 +9,13 @@ import { agentFiles } from "../src/agent-files.js";
 import { main, AGENT_VERSION, type CliIo } from "../src/cli.js";
 import { EXIT } from "../src/exit-codes.js";
 import { RecordingHostCommands } from "../src/host-commands.js";
-import { startApp, type TestApp } from "../../test/function-app/app.js";
-import "../../test/function-app/stand-in-saga.js";
+import { startApp, type TestApp, useStandInSaga } from "../../test/function-app/index.js";
 import { startHttpFront, type HttpFront } from "./support-service/http-front.js";
 import { startNodeService } from "./support-service/node-service.js";
 import { HOSTS, scratchRoot, type ScratchRoot } from "./support-service/scratch-root.js";
 import { testHostSide } from "./support-service/test-host-side.js";
+
+useStandInSaga();
 
 let root: ScratchRoot;
 beforeEach(async () => {

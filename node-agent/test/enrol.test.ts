@@ -7,11 +7,12 @@ import { enrolAgent } from "../src/agent.js";
 import { loadIdentity } from "../src/identity.js";
 import { UntrustedServerError } from "../src/http-transport.js";
 import { ServiceRefusedError } from "../src/service-errors.js";
-import { loopbackCertificate } from "../../test/arm-emulator/tls-certificate.js";
-import { startApp, type TestApp } from "../../test/function-app/app.js";
-import "../../test/function-app/stand-in-saga.js";
+import { selfSignedCertificate } from "../../test/support/index.js";
+import { startApp, type TestApp, useStandInSaga } from "../../test/function-app/index.js";
 import { startHttpFront, type HttpFront, type Interception } from "./support-service/http-front.js";
 import { HOSTS, scratchRoot, type ScratchRoot } from "./support-service/scratch-root.js";
+
+useStandInSaga();
 
 let app: TestApp;
 let front: HttpFront;
@@ -134,7 +135,7 @@ describe("enrolment against the service", () => {
   });
 
   it("enrols over HTTPS with the service's private CA from caFile, and refuses the server without it, without retrying", async () => {
-    const tls = await loopbackCertificate();
+    const tls = await selfSignedCertificate();
     const https = await startHttpFront(app, { tls });
     try {
       const token = await app.createToken("edge");

@@ -9,6 +9,7 @@ import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordingHostCommands } from "../src/host-commands.js";
 import { resetAll } from "../src/reset.js";
+import { seededRandom } from "../../test/support/index.js";
 import { startArtifactServer, type ArtifactServer } from "./support-host/artifact-server.js";
 import { bundlePlanChild, startChild } from "./support-host/child.js";
 import { fakeHostScript, startFakeKubelet } from "./support-host/fake-host.js";
@@ -19,18 +20,6 @@ import { createSandbox } from "./support-host/sandbox.js";
 import { treeDiff, treeListing } from "./support-host/tree-hash.js";
 
 const seed = Number(process.env.FLEXNODE_KILL9_SEED ?? Math.floor(Math.random() * 2 ** 31));
-
-/** mulberry32: small, seedable, good enough to pick kill points. */
-function random(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let server: ArtifactServer;
 let root: string;
@@ -85,7 +74,7 @@ describe("kill -9 inside every step", () => {
     await reset();
     expect({ seed, diff: treeDiff(original, await treeListing(root)) }).toEqual({ seed, diff: [] });
 
-    const pick = random(seed);
+    const pick = seededRandom(seed);
     const landed: string[] = [];
     for (let i = 0; i < config.envelopes.length; i++) {
       const child = await startChild(bundle, { ...config, linger: true });

@@ -17,6 +17,12 @@ export interface WorkflowClient {
 
 export const isRunning = (status: WorkflowStatus | undefined): boolean => status === "Pending" || status === "Running" || status === "ContinuedAsNew" || status === "Suspended";
 
+/**
+ * The Durable client reports a missing instance as an error that mentions the extension's 404 (it has no typed error
+ * for it): the one place that knows the shape.
+ */
+export const isMissingInstance = (error: unknown): boolean => error instanceof Error && /HTTP 404/.test(error.message);
+
 export function workflowClientFrom(client: DurableClient): WorkflowClient {
   return {
     start: async (orchestration, { instanceId, input }) => {
@@ -26,8 +32,7 @@ export function workflowClientFrom(client: DurableClient): WorkflowClient {
       try {
         return (await client.getStatus(instanceId)).runtimeStatus as WorkflowStatus;
       } catch (error) {
-        // The client reports a missing instance as an error mentioning the extension's 404.
-        if (error instanceof Error && /HTTP 404/.test(error.message)) return undefined;
+        if (isMissingInstance(error)) return undefined;
         throw error;
       }
     },
@@ -37,7 +42,7 @@ export function workflowClientFrom(client: DurableClient): WorkflowClient {
         const s = await client.getStatus(instanceId);
         return { status: s.runtimeStatus as WorkflowStatus, createdAt: new Date(s.createdTime) };
       } catch (error) {
-        if (error instanceof Error && /HTTP 404/.test(error.message)) return undefined;
+        if (isMissingInstance(error)) return undefined;
         throw error;
       }
     },

@@ -4,7 +4,7 @@
  * the service never invents a digest and a node never runs an unpinned binary.
  */
 import { z } from "zod";
-import { NotConfiguredError } from "../../functions/composition-root.js";
+import { NotConfiguredError } from "../settings.js";
 import type { ArtifactCatalog } from "./node-plan.js";
 
 const Artifact = z.strictObject({ url: z.url({ protocol: /^https$/ }), sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits") });

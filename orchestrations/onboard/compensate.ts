@@ -5,12 +5,15 @@
  * before the machine, the mailbox last; absent counts as removed), and the node is marked Failed with the error and
  * what was and was not removed.
  */
-import * as df from "durable-functions";
+import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { runOf, sagaRunId } from "../use-cases/node-results.js";
-import { objectRef, type CreatedObject, type NodeContext } from "./activities.js";
-import { runStepAttempt } from "./step-attempt.js";
+import { objectRef, type CreatedObject } from "../activities/created-objects.js";
+import { acts, call } from "../activities/handles.js";
+import type { NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
+import { removeInReverse, type Removal } from "./remove-in-reverse.js";
+import { sagaRunId } from "./saga-run.js";
+import { runStepAttempt } from "./step-attempt.js";
 import { timingFrom, type Timing } from "./timing.js";
 
 export const COMPENSATE_NODE = "compensateNode";
@@ -26,29 +29,20 @@ export interface Compensation {
   reset?: { context: NodeContext; sagaId: string; run: string };
 }
 
-export function* compensate(context: OrchestrationContext, timing: Timing, c: Compensation): Generator<df.Task, { removed: string[]; remaining: string[] }, unknown> {
+export function* compensate(context: OrchestrationContext, timing: Timing, c: Compensation): Generator<df.Task, Removal, unknown> {
   if (c.reset) {
     // Best effort: the agent undoes what its manifest records; compensation does not depend on the answer.
     yield* runStepAttempt(context, timing, { ...c.reset, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
   }
   let toRemove = [...c.known];
   try {
-    const recorded = (yield* callAzure(context, timing, "onboard_recordedObjects", { nodeId: c.nodeId })) as CreatedObject[];
+    const recorded = yield* callAzure(context, timing, acts.recordedObjects, { nodeId: c.nodeId });
     toRemove = [...recorded, ...c.known.filter((k) => !recorded.some((r) => objectRef(r) === objectRef(k)))];
   } catch {
     // The registry is unreachable: remove what the run itself knows; the sweeper finds the rest by tag.
   }
-  const removed: string[] = [];
-  const remaining: string[] = [];
-  for (const o of toRemove.reverse()) {
-    try {
-      yield* callAzure(context, timing, "onboard_removeObject", { nodeId: c.nodeId, object: o });
-      removed.push(objectRef(o));
-    } catch {
-      remaining.push(objectRef(o));
-    }
-  }
-  yield* callAzure(context, timing, "onboard_markFailed", { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
+  const { removed, remaining } = yield* removeInReverse(context, timing, c.nodeId, toRemove);
+  yield* callAzure(context, timing, acts.markFailed, { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
   return { removed, remaining };
 }
 
@@ -57,26 +51,22 @@ export interface CompensateNodeInput {
   code: string;
   message: string;
   /** This run's id on the wire (see newRunId); made by the starter. */
-  run?: string;
-  timing?: Partial<Timing>;
+  run: string;
 }
 
 /** The sweeper's entry to compensation, for a node whose own saga can no longer run it. */
-export function* compensateNode(context: OrchestrationContext): Generator<df.Task, { removed: string[]; remaining: string[] }, unknown> {
+export function* compensateNode(context: OrchestrationContext): Generator<df.Task, Removal, unknown> {
   const input = context.df.getInput<CompensateNodeInput>();
   context.df.setCustomStatus({ phase: "compensating", lastError: input.message });
-  const begun = (yield context.df.callActivity("onboard_compensationContext", { nodeId: input.nodeId })) as { context?: NodeContext; timing?: Partial<Timing> };
-  const timing = timingFrom({ ...begun.timing, ...input.timing });
-  const run = input.run ?? runOf(context.df.newGuid(context.df.instanceId));
+  const begun = yield* call(context, acts.compensationContext, { nodeId: input.nodeId });
+  const timing = timingFrom(begun.timing);
   const result = yield* compensate(context, timing, {
     nodeId: input.nodeId,
     code: input.code,
     message: input.message,
     known: [],
-    reset: begun.context ? { context: begun.context, sagaId: sagaRunId(context.df.instanceId, run), run } : undefined,
+    reset: begun.context ? { context: begun.context, sagaId: sagaRunId(context.df.instanceId, input.run), run: input.run } : undefined,
   });
   context.df.setCustomStatus({ phase: "failed", lastError: input.message });
   return result;
 }
-
-df.app.orchestration(COMPENSATE_NODE, compensateNode);

@@ -8,25 +8,24 @@
  * created objects in reverse (role grants before the machine, the mailbox last), and marks the node Failed with the
  * error and what was removed. History carries ids and references only.
  */
-import * as df from "durable-functions";
+import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { runOf, sagaRunId } from "../use-cases/node-results.js";
-import { machineIdFor, type CreatedObject, type NodeContext } from "./activities.js";
-import { compensate } from "./compensate.js";
-import { runStepAttempt } from "./step-attempt.js";
+import type { CreatedObject } from "../activities/created-objects.js";
+import { acts, call } from "../activities/handles.js";
+import { machineIdFor, type NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
-import { timingFrom, type Timing } from "./timing.js";
+import { compensate } from "./compensate.js";
+import { sagaRunId } from "./saga-run.js";
+import { runStepAttempt } from "./step-attempt.js";
+import { timingFrom } from "./timing.js";
 
 export const ONBOARD_NODE = "onboardNode";
 
 export interface OnboardNodeInput {
   nodeId: string;
   pool: string;
-  /** adopt: the Arc machine was created by azcmagent; the saga reads it and never deletes it. */
-  mode?: "create" | "adopt";
-  /** This run's id on the wire (see newRunId); made by the starter. */
-  run?: string;
-  timing?: Partial<Timing>;
+  /** This run's id on the wire (see newRunId): fresh for every start, so a restarted saga never takes an old run's results. */
+  run: string;
 }
 
 export interface OnboardNodeOutput {
@@ -55,7 +54,8 @@ class SagaError extends Error {
 
 export function* onboardNode(context: OrchestrationContext): Generator<df.Task, OnboardNodeOutput, unknown> {
   const input = context.df.getInput<OnboardNodeInput>();
-  let timing = timingFrom(input.timing);
+  // Production timing until reserve reads the settings' overrides (tests, the sandbox) into the node context.
+  let timing = timingFrom(undefined);
   const created: CreatedObject[] = [];
   let status: OnboardStatus = { phase: "reserve" };
   const show = (next: Partial<OnboardStatus>) => {
@@ -65,49 +65,49 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
   let ctx: NodeContext | undefined;
   let cluster: { apiServer: string; kubernetesVersion: string } | undefined;
   // This run's identity on the wire: results of an earlier run of the same instance can never satisfy its waits.
-  const run = input.run ?? runOf(context.df.newGuid(context.df.instanceId));
+  const run = input.run;
   const sagaId = sagaRunId(context.df.instanceId, run);
 
   try {
     show({ phase: "reserve" });
-    ctx = (yield context.df.callActivity("onboard_reserve", { nodeId: input.nodeId, pool: input.pool })) as NodeContext;
-    timing = timingFrom({ ...ctx.timing, ...input.timing });
+    ctx = yield* call(context, acts.reserve, { nodeId: input.nodeId, pool: input.pool });
+    timing = timingFrom(ctx.timing);
 
     show({ phase: "openMailbox" });
-    created.push((yield* callAzure(context, timing, "onboard_openMailbox", { nodeId: ctx.nodeId })) as CreatedObject);
+    created.push(yield* callAzure(context, timing, acts.openMailbox, { nodeId: ctx.nodeId }));
 
     show({ phase: "ensureArcMachine" });
     let principalId: string | null;
     const machineId = machineIdFor(ctx);
-    if (input.mode === "adopt" || ctx.adoptedMachineId !== undefined) {
+    if (ctx.adoptedMachineId !== undefined) {
       // Created by azcmagent on the node: read, never written or deleted by the service.
-      principalId = (yield* callAzure(context, timing, "onboard_getArcPrincipal", { machineId })) as string | null;
+      principalId = yield* callAzure(context, timing, acts.getArcPrincipal, { machineId });
     } else {
-      const put = (yield* callAzure(context, timing, "onboard_putArcMachine", { context: ctx })) as { machine: CreatedObject; principalId: string | null };
+      const put = yield* callAzure(context, timing, acts.putArcMachine, { context: ctx });
       created.push(put.machine);
       principalId = put.principalId;
     }
     for (let i = 0; principalId === null; i++) {
       if (i >= timing.principalPoll.attempts) throw new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} polls`);
       yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.principalPoll.intervalMs));
-      principalId = (yield* callAzure(context, timing, "onboard_getArcPrincipal", { machineId })) as string | null;
+      principalId = yield* callAzure(context, timing, acts.getArcPrincipal, { machineId });
     }
 
     show({ phase: "grantAccess" });
     for (const grant of ctx.roleGrants) {
       const scope = grant.scope === "cluster" ? ctx.clusterResourceId : ctx.arc.resourceGroupId;
-      created.push((yield* callAzure(context, timing, "onboard_grantRole", { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId })) as CreatedObject);
+      created.push(yield* callAzure(context, timing, acts.grantRole, { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId }));
     }
 
     show({ phase: "issueKubeletCredential" });
-    cluster = (yield* callAzure(context, timing, "onboard_clusterInfo", { clusterResourceId: ctx.clusterResourceId })) as { apiServer: string; kubernetesVersion: string };
-    yield* callAzure(context, timing, "onboard_ensurePoolRbac", { clusterResourceId: ctx.clusterResourceId, pool: ctx.pool });
+    cluster = yield* callAzure(context, timing, acts.clusterInfo, { clusterResourceId: ctx.clusterResourceId });
+    yield* callAzure(context, timing, acts.ensurePoolRbac, { clusterResourceId: ctx.clusterResourceId, pool: ctx.pool });
     const runId = context.df.newGuid(context.df.instanceId);
-    created.push(...((yield* callAzure(context, timing, "onboard_issueBootstrapToken", { context: ctx, runId, ttlMs: 2 * 3600_000 })) as CreatedObject[]));
+    created.push(...(yield* callAzure(context, timing, acts.issueBootstrapToken, { context: ctx, runId, ttlMs: 2 * 3600_000 })));
 
     show({ phase: "runNodeSteps" });
-    created.push((yield* callAzure(context, timing, "onboard_expectKubeNode", { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId })) as CreatedObject);
-    const steps = (yield* callAzure(context, timing, "onboard_planSteps", { context: ctx, ...cluster })) as { stepId: string; timeoutMs: number; maxAttempts: number }[];
+    created.push(yield* callAzure(context, timing, acts.expectKubeNode, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId }));
+    const steps = yield* callAzure(context, timing, acts.planSteps, { context: ctx, ...cluster });
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
@@ -122,7 +122,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
 
     show({ phase: "verifyReady", step: undefined, attempt: undefined });
     for (let i = 0; ; i++) {
-      const ready = (yield* callAzure(context, timing, "onboard_checkNodeReady", { clusterResourceId: ctx.clusterResourceId, nodeName: ctx.nodeId })) as boolean;
+      const ready = yield* callAzure(context, timing, acts.checkNodeReady, { clusterResourceId: ctx.clusterResourceId, nodeName: ctx.nodeId });
       if (ready) break;
       if (i + 1 >= timing.readyPoll.attempts) throw new SagaError("NodeNotReady", `the Node object is not Ready after ${timing.readyPoll.attempts} checks`);
       yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.readyPoll.intervalMs));
@@ -131,9 +131,9 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "finalize" });
     // The kubelet has its client certificate: the bootstrap token and its sealed copy have done their job.
     for (const o of created.filter((c) => c.kind === "bootstrapToken" || c.kind === "oneTimeSecret")) {
-      yield* callAzure(context, timing, "onboard_removeObject", { nodeId: ctx.nodeId, object: o });
+      yield* callAzure(context, timing, acts.removeObject, { nodeId: ctx.nodeId, object: o });
     }
-    yield* callAzure(context, timing, "onboard_markReady", { nodeId: ctx.nodeId });
+    yield* callAzure(context, timing, acts.markReady, { nodeId: ctx.nodeId });
     show({ phase: "done" });
     return { status: "Ready" };
   } catch (error) {
@@ -153,5 +153,3 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     return { status: "Failed", error: { code, message }, removed, remaining };
   }
 }
-
-df.app.orchestration(ONBOARD_NODE, onboardNode);

@@ -1,9 +1,10 @@
 /** One node step attempt as the sagas run it: send the signed envelope, then wait for its result or its timeout. */
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { stepResultEvent, type StepResultEvent } from "../use-cases/node-results.js";
-import type { NodeContext } from "./activities.js";
+import { acts } from "../activities/handles.js";
+import type { NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
+import { stepResultEvent, type StepResultEvent } from "./saga-run.js";
 import type { Timing } from "./timing.js";
 
 export interface StepAttempt {
@@ -21,7 +22,7 @@ export interface StepAttempt {
 /** Resolves to the result, or undefined when the timer won (or, best effort, when the envelope could not be sent). */
 export function* runStepAttempt(context: OrchestrationContext, timing: Timing, a: StepAttempt, options: { bestEffort?: boolean } = {}): Generator<df.Task, StepResultEvent | undefined, unknown> {
   try {
-    yield* callAzure(context, timing, "onboard_sendStep", { context: a.context, sagaId: a.sagaId, stepId: a.stepId, attempt: a.attempt, timeoutMs: a.timeoutMs, ...a.cluster });
+    yield* callAzure(context, timing, acts.sendStep, { context: a.context, sagaId: a.sagaId, stepId: a.stepId, attempt: a.attempt, timeoutMs: a.timeoutMs, ...a.cluster });
   } catch (error) {
     if (options.bestEffort) return undefined;
     throw error;

@@ -8,7 +8,7 @@ import { RegistryError, type Registry } from "../clients/registry/registry.js";
 import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../clients/registry/model.js";
 import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
-import { newRunId } from "./node-results.js";
+import { newRunId } from "../onboard/saga-run.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 
 export const ONBOARD_ORCHESTRATION = "onboardNode";
@@ -80,10 +80,20 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
   const existing = await registry.getNodeInPool(pool.name, nodeId);
 
   if (existing && existing.keyId === request.keyId) {
-    if (existing.status !== "Failed" && existing.status !== "Offboarded") return replay(deps, existing);
+    if (existing.status !== "Failed" && existing.status !== "Offboarded") {
+      // A retry answers only with a token that could still enrol it: revoked and expired tokens are refused here as
+      // everywhere; one used up by this very node's enrolment still serves its retries.
+      const refusal = tokenRefusal(token, deps.now(), existing.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
+      if (refusal) throw refusal;
+      return replay(deps, existing);
+    }
     return startOver(deps, { pool, token, existing, request, parsedSecret: parsed.secret });
   }
-  if (existing?.pendingClaim?.keyId === request.keyId) return { kind: "awaitingApproval", node: existing, reason: "clone-quarantined" };
+  if (existing?.pendingClaim?.keyId === request.keyId) {
+    const refusal = tokenRefusal(token, deps.now(), existing.pendingClaim.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
+    if (refusal) throw refusal;
+    return { kind: "awaitingApproval", node: existing, reason: "clone-quarantined" };
+  }
 
   const clonedFrom = existing ? [existing.nodeId] : await liveOwners(registry, pool.name, request.facts, nodeId);
   if (clonedFrom.length > 0) return clone(deps, { pool, token, existing, clonedFrom, nodeId, request });
@@ -239,17 +249,20 @@ function checkCapacity(pool: Pool): void {
 async function redeem(deps: EnrolDeps, tokenId: string): Promise<void> {
   let refusal: EnrolError | undefined;
   await deps.registry.mutateToken(tokenId, (t) => {
-    const now = deps.now();
-    refusal = t.revokedAt
-      ? new EnrolError("token-revoked", "The enrolment token was revoked.")
-      : Date.parse(t.expiresAt) <= now.getTime()
-        ? new EnrolError("token-expired", `The enrolment token expired at ${t.expiresAt}.`)
-        : t.uses >= t.maxUses
-          ? new EnrolError("token-exhausted", t.maxUses === 1 ? "The enrolment token has already been used." : `The enrolment token has been used ${t.uses} of ${t.maxUses} times.`)
-          : undefined;
+    refusal = tokenRefusal(t, deps.now(), "must-have-a-use");
     return refusal ? undefined : { uses: t.uses + 1 };
   });
   if (refusal) throw refusal;
+}
+
+/** Why a token cannot serve this enrolment, if it cannot: the one rule every path applies. */
+function tokenRefusal(t: TokenRecord, now: Date, uses: "must-have-a-use" | "spent-by-this-node"): EnrolError | undefined {
+  if (t.revokedAt) return new EnrolError("token-revoked", "The enrolment token was revoked.");
+  if (Date.parse(t.expiresAt) <= now.getTime()) return new EnrolError("token-expired", `The enrolment token expired at ${t.expiresAt}.`);
+  if (uses === "must-have-a-use" && t.uses >= t.maxUses) {
+    return new EnrolError("token-exhausted", t.maxUses === 1 ? "The enrolment token has already been used." : `The enrolment token has been used ${t.uses} of ${t.maxUses} times.`);
+  }
+  return undefined;
 }
 
 /** If what follows a redemption fails, give the use back so the node can retry with the same token. */

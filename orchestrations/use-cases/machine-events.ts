@@ -7,11 +7,11 @@
  * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
  */
 import { z } from "zod";
-import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
+import type { WorkflowClient } from "../clients/workflow-client.js";
+import { parseMachineId, ResourceIdError, type ResourceRef } from "../clients/arm/resource-id.js";
+import { startOffboarding } from "./decommission.js";
 import { ensureSaga } from "./enrol.js";
-import { newRunId } from "./node-results.js";
-import { MANAGED_BY } from "../onboard/activities.js";
-import { OFFBOARD_NODE, offboardInstanceId, type OffboardNodeInput } from "../offboard/offboard-node.js";
+import { MANAGED_BY } from "../activities/created-objects.js";
 import type { Registry } from "../clients/registry/registry.js";
 
 const OID = "http://schemas.microsoft.com/identity/claims/objectidentifier";
@@ -29,7 +29,14 @@ export const ResourceEventSchema = z.object({
   }),
 });
 
-const MACHINE = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.HybridCompute\/machines\/([^/]+)$/i;
+const asMachine = (resourceUri: string): ResourceRef | undefined => {
+  try {
+    return parseMachineId(resourceUri);
+  } catch (error) {
+    if (error instanceof ResourceIdError) return undefined;
+    throw error;
+  }
+};
 
 export type MachineEventDecision =
   | { kind: "ignored"; reason: string }
@@ -51,26 +58,22 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
   const parsed = ResourceEventSchema.safeParse(raw);
   if (!parsed.success) return { kind: "ignored", reason: `not a resource event: ${parsed.error.issues[0]?.message ?? "invalid"}` };
   const event = parsed.data;
-  const m = MACHINE.exec(event.data.resourceUri);
-  if (!m) return { kind: "ignored", reason: "not an Arc machine" };
+  const machine = asMachine(event.data.resourceUri);
+  if (!machine) return { kind: "ignored", reason: "not an Arc machine" };
   const caller = event.data.claims[OID] ?? event.data.claims.oid ?? event.data.authorization?.evidence?.principalId;
   if (deps.serviceObjectId && caller?.toLowerCase() === deps.serviceObjectId.toLowerCase()) return { kind: "ignored", reason: "caused by the service itself" };
 
   if (event.eventType === "Microsoft.Resources.ResourceDeleteSuccess") {
-    const nodeId = m[1]!;
+    const nodeId = machine.name;
     const node = await deps.registry.getNode(nodeId);
     const owned = node?.createdObjects.some((r) => r.toLowerCase() === `arcmachine:${event.data.resourceUri.toLowerCase()}`);
     if (!node || !owned) return { kind: "ignored", reason: "not a machine the service manages" };
     if (node.status === "Offboarded") return { kind: "ignored", reason: "node already offboarded" };
-    const instanceId = offboardInstanceId(nodeId);
     // Duplicates and retries land here too: one offboarding per node at a time.
-    if (!isRunning(await deps.workflows.status(instanceId))) {
-      if (isRunning(await deps.workflows.status(nodeId))) await deps.workflows.terminate(nodeId, "Arc machine deleted outside the service");
-      const input: OffboardNodeInput = { nodeId, reason: `Arc machine deleted outside the service (event ${event.id})`, actor: `event-grid:${caller ?? "unknown"}`, run: newRunId() };
-      await deps.workflows.start(OFFBOARD_NODE, { instanceId, input });
-      await deps.registry.audit({ actor: input.actor, action: "node.machine-deleted", objectType: "node", objectId: nodeId, details: { eventId: event.id } });
-    }
-    return { kind: "offboarding", nodeId, instanceId };
+    const actor = `event-grid:${caller ?? "unknown"}`;
+    const started = await startOffboarding(deps, nodeId, { reason: `Arc machine deleted outside the service (event ${event.id})`, actor });
+    if (started.kind === "started") await deps.registry.audit({ actor, action: "node.machine-deleted", objectType: "node", objectId: nodeId, details: { eventId: event.id } });
+    return { kind: "offboarding", nodeId, instanceId: started.instanceId };
   }
   if (event.eventType === "Microsoft.Resources.ResourceWriteSuccess") return adopt(deps, event.data.resourceUri, caller, event.id);
   return { kind: "ignored", reason: `event type ${event.eventType} is not handled` };

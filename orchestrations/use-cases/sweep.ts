@@ -11,12 +11,14 @@
  * Every action is idempotent: a sweep that crashes half-way is finished by the next one.
  */
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
-import { newRunId } from "./node-results.js";
-import { MANAGED_BY, objectRef, parseObjectRef, removeCreatedObject, subscriptionOf, type CreatedObject } from "../onboard/activities.js";
+import { MANAGED_BY, objectRef, parseObjectRef, type CreatedObject } from "../activities/created-objects.js";
+import { removeCreatedObject, type RemovalDeps } from "../activities/removal.js";
+import { parseResourceGroupId, subscriptionOf } from "../clients/arm/resource-id.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
+import { newRunId } from "../onboard/saga-run.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
 import type { NodeRecord, NodeStatus, Pool } from "../clients/registry/model.js";
-import type { Services } from "../../functions/composition-root.js";
+import type { Services } from "../services.js";
 
 export const SWEEP_ACTOR = "service:sweeper";
 
@@ -48,7 +50,8 @@ export interface SweepReport {
   claimsPurged: number;
 }
 
-export type SweepServices = Pick<Services, "registry" | "arm" | "kube" | "now" | "mailbox" | "secrets" | "settings">;
+/** What the sweep uses: the registry, ARM and the clusters to find orphans, and what removing one takes. */
+export type SweepServices = RemovalDeps & Pick<Services, "registry" | "arm" | "kube" | "now" | "settings">;
 
 export async function sweep(svc: SweepServices, workflows: WorkflowClient, options: SweepOptions): Promise<SweepReport> {
   const report: SweepReport = { tokensExpired: [], sagasFailed: [], orphans: [], orphansRemoved: [], orphansNotRemoved: [], claimsPurged: 0 };
@@ -155,9 +158,9 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
 
 /** The pool's Arc machines the service created (tag managed-by), with the node each was made for. */
 async function managedMachines(svc: SweepServices, pool: Pool): Promise<{ id: string; nodeId?: string }[]> {
-  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i.exec(pool.arc.resourceGroupId)!;
+  const { subscriptionId, resourceGroup } = parseResourceGroupId(pool.arc.resourceGroupId);
   const machines: { id: string; nodeId?: string }[] = [];
-  for await (const machine of svc.arm().hybridCompute(m[1]!).machines.listByResourceGroup(m[2]!)) {
+  for await (const machine of svc.arm().hybridCompute(subscriptionId).machines.listByResourceGroup(resourceGroup)) {
     if (machine.tags?.["managed-by"] === MANAGED_BY && machine.id) machines.push({ id: machine.id, nodeId: machine.tags["flexnode-node"] });
   }
   return machines;

@@ -21,8 +21,8 @@ export function mintToken(): MintedToken {
 }
 
 export function parseToken(token: string): { tokenId: string; secret: string } | undefined {
-  const m = PATTERN.exec(token);
-  return m ? { tokenId: m[1]!, secret: m[2]! } : undefined;
+  const [, tokenId, secret] = PATTERN.exec(token) ?? [];
+  return tokenId && secret ? { tokenId, secret } : undefined;
 }
 
 export function hashSecret(secret: string): string {

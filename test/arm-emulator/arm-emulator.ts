@@ -8,13 +8,12 @@
  */
 import { randomUUID } from "node:crypto";
 import type { HttpClient } from "@azure/core-rest-pipeline";
-import { WallClock, type Clock } from "../support/clock.js";
+import { defaultFaultCode, FaultInjector, WallClock, type Clock, type FaultSpec } from "../support/index.js";
 import { isWellFormedApiVersion } from "./api-version.js";
 import { ArmError, armErrors } from "./arm-error.js";
 import { callerFromAuthorization, DEFAULT_TENANT_ID, type Caller, type PrincipalType } from "./credential.js";
 import { Directory, type DirectoryPrincipal } from "./directory.js";
 import { ResourceEvents } from "./event-grid.js";
-import { defaultFaultCode, FaultInjector, type FaultSpec } from "./faults.js";
 import { listen, type ListenOptions, type ListeningEmulator } from "./https-server.js";
 import { inProcessHttpClient } from "./in-process-client.js";
 import { Inspector } from "./inspector.js";

@@ -3,7 +3,7 @@
  * at claims (oid, appid, tid) sees the same claim names as with Entra ID tokens; the emulator maps it to the caller.
  */
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
-import { WallClock, type Clock } from "../support/clock.js";
+import { WallClock, type Clock } from "../support/index.js";
 import { armErrors } from "./arm-error.js";
 
 export const DEFAULT_TENANT_ID = "00000000-0000-4000-8000-00000000a12e";

@@ -2,7 +2,7 @@
  * The emulated Entra ID directory as ARM's role-assignment service sees it: which principals exist, when they were
  * created (a new service principal is invisible to RBAC until it has replicated) and which have been deleted.
  */
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import type { PrincipalType } from "./credential.js";
 
 export type PrincipalOrigin = "fixture" | "caller" | "machine";

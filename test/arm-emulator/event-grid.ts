@@ -3,7 +3,7 @@
  * listeners. Delivery is deferred to a microtask so a listener that calls back into the emulator never runs in the
  * middle of the request that triggered it, just as real Event Grid delivers after the fact.
  */
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import type { Caller } from "./credential.js";
 
 export type ResourceEventType = "Microsoft.Resources.ResourceWriteSuccess" | "Microsoft.Resources.ResourceDeleteSuccess";

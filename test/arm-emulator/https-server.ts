@@ -5,7 +5,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { loopbackCertificate } from "./tls-certificate.js";
+import { selfSignedCertificate } from "../support/index.js";
 import { serialiseBody, type EmulatorRequest, type EmulatorResponse } from "./wire.js";
 
 export interface ListenOptions {
@@ -31,7 +31,7 @@ type Handle = (request: EmulatorRequest) => Promise<EmulatorResponse>;
 export async function listen(handle: Handle, options: ListenOptions = {}): Promise<ListeningEmulator> {
   const tls = options.tls ?? true;
   const host = options.host ?? "127.0.0.1";
-  const certificate = tls ? await loopbackCertificate() : undefined;
+  const certificate = tls ? await selfSignedCertificate() : undefined;
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void serve(handle, req, res, tls ? "https" : "http");
   };

@@ -10,7 +10,7 @@ export {
   type PrincipalType,
 } from "./credential.js";
 export type { ResourceEvent, ResourceEventData, ResourceEventListener, ResourceEventType } from "./event-grid.js";
-export type { FaultSpec, InjectedFault } from "./faults.js";
+export type { FaultSpec, InjectedFault } from "../support/index.js";
 export type { ListenOptions, ListeningEmulator } from "./https-server.js";
 export type { ClusterView, MachineView, RoleAssignmentView } from "./inspector.js";
 export { MACHINE_ASYNC_DELETE_API_VERSION, type MachineStatus } from "./machines.js";

@@ -6,7 +6,7 @@
  * machine while role assignments naming it stay behind.
  */
 import { z } from "zod";
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { apiVersionBefore } from "./api-version.js";
 import { ArmError, armErrors } from "./arm-error.js";
 import type { Caller } from "./credential.js";

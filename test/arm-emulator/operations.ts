@@ -4,7 +4,7 @@
  * URLs are served: Azure-AsyncOperation (`operationStatus`, 200 with a status body) and Location
  * (`operationResults`, 202 while running, then 204).
  */
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { armErrors } from "./arm-error.js";
 import type { RequestContext, Route } from "./router.js";
 import type { HandlerResult } from "./wire.js";

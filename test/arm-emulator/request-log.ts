@@ -1,5 +1,5 @@
 /** Every request the emulator saw, in arrival order, for assertions such as "the SDK polled twice". */
-import { normalisePath } from "./request-url.js";
+import { normalisePath } from "../support/index.js";
 import type { OpClass } from "./throttling.js";
 
 export interface RequestLogEntry {

@@ -2,6 +2,7 @@
  * Splits a request URL without `new URL()`: scope-based SDK operations send `https://host//subscriptions/...`, and a
  * WHATWG parse of a path starting with `//` reads `subscriptions` as a host.
  */
+import { normalisePath } from "../support/index.js";
 
 export const DEFAULT_ORIGIN = "https://management.azure.com";
 
@@ -24,17 +25,4 @@ export function parseRequestUrl(url: string): ParsedRequestUrl {
   const rawPath = queryAt < 0 ? hashless : hashless.slice(0, queryAt);
   const rawQuery = queryAt < 0 ? "" : hashless.slice(queryAt + 1);
   return { origin, path: normalisePath(rawPath), query: new URLSearchParams(rawQuery), rawQuery };
-}
-
-export function normalisePath(rawPath: string): string {
-  const segments = rawPath.split("/").filter((s) => s.length > 0).map(decodeSegment);
-  return `/${segments.join("/")}`;
-}
-
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }

@@ -2,7 +2,7 @@ import { AuthorizationManagementClient, type RoleAssignment } from "@azure/arm-a
 import { ResourceManagementClient } from "@azure/arm-resources";
 import { isRestError, type RestError } from "@azure/core-rest-pipeline";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ManualClock } from "../support/clock.js";
+import type { ManualClock } from "../support/index.js";
 import type { ArmEmulator } from "./arm-emulator.js";
 import { emulatorCredential } from "./credential.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";

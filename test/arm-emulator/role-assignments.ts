@@ -5,7 +5,7 @@
  * carries principalType, exactly the trap a saga assigning roles to a fresh managed identity falls into.
  */
 import { z } from "zod";
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { ArmError } from "./arm-error.js";
 import type { PrincipalType } from "./credential.js";
 import type { Directory } from "./directory.js";

@@ -1,6 +1,6 @@
 /** Shared ids and bodies for the emulator's own tests. */
 import type { GenericResource } from "@azure/arm-resources";
-import { ManualClock } from "../support/clock.js";
+import { ManualClock } from "../support/index.js";
 import { ArmEmulator, type ArmEmulatorOptions } from "./arm-emulator.js";
 import { emulatorCredential } from "./credential.js";
 import { machineResourceId } from "./resource-id.js";

@@ -1,7 +1,7 @@
 import { AuthorizationManagementClient } from "@azure/arm-authorization";
 import type { HttpHeaders, RestError } from "@azure/core-rest-pipeline";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ManualClock } from "../support/clock.js";
+import type { ManualClock } from "../support/index.js";
 import type { ArmEmulator } from "./arm-emulator.js";
 import { emulatorToken } from "./credential.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";

@@ -3,7 +3,7 @@
  * subscription-wide bucket shared by all principals (15x the per-principal limits by default). Reported through the
  * `x-ms-ratelimit-remaining-*` headers, refused with 429 and a whole-second Retry-After.
  */
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { ArmError } from "./arm-error.js";
 import { TokenBucket, type BucketLimits } from "./token-bucket.js";
 

@@ -4,7 +4,7 @@
  * answers the public webhook paths (`/runtime/webhooks/durabletask/...`) that `statusQueryGetUri` and friends name.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOnLoopback, readBody as readRequestBody } from "../support/index.js";
 import { InstanceExistsError, OrchestratorNotFoundError, isTerminal, type DurableSimulator, type RuntimeStatus } from "./simulator.js";
 
 export interface DurableClientBinding {
@@ -25,22 +25,19 @@ export interface DurableClientServer {
 
 const MAX_BODY = 16 * 1024 * 1024;
 
-export async function startDurableClientServer(simulator: DurableSimulator): Promise<DurableClientServer> {
-  const server = createServer((req, res) => {
-    handle(simulator, req, res).catch((error: unknown) => send(res, 500, { message: error instanceof Error ? error.message : String(error) }));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const query = `taskHub=${simulator.taskHubName}&connection=Storage&code=simulated`;
+/**
+ * The JSON the extension binds to a `durableClient` input when its HTTP management API is at `origin`: the creation
+ * and management URL templates (`INSTANCEID` and `{...}` placeholders as the extension writes them) under the public
+ * webhook path, and `rpcBaseUrl`, which the durable-functions 3.x client actually calls.
+ */
+export function durableClientBinding(origin: string, taskHubName: string, code: string): DurableClientBinding {
+  const query = `taskHub=${taskHubName}&connection=Storage&code=${code}`;
   const webhooks = `${origin}/runtime/webhooks/durabletask`;
-  const binding: DurableClientBinding = {
-    taskHubName: simulator.taskHubName,
+  return {
+    taskHubName,
     creationUrls: {
-      createNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?code=simulated`,
-      createAndWaitOnNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=simulated`,
+      createNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?code=${code}`,
+      createAndWaitOnNewInstancePostUri: `${webhooks}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=${code}`,
     },
     managementUrls: {
       id: "INSTANCEID",
@@ -54,17 +51,21 @@ export async function startDurableClientServer(simulator: DurableSimulator): Pro
       resumePostUri: `${webhooks}/instances/INSTANCEID/resume?reason={text}&${query}`,
     },
     baseUrl: webhooks,
-    requiredQueryStringParameters: "code=simulated",
+    requiredQueryStringParameters: `code=${code}`,
     rpcBaseUrl: `${origin}/durabletask/`,
   };
+}
+
+export async function startDurableClientServer(simulator: DurableSimulator): Promise<DurableClientServer> {
+  const server = createServer((req, res) => {
+    handle(simulator, req, res).catch((error: unknown) => send(res, 500, { message: error instanceof Error ? error.message : String(error) }));
+  });
+  const origin = `http://127.0.0.1:${await listenOnLoopback(server)}`;
+  const binding = durableClientBinding(origin, simulator.taskHubName, "simulated");
   return {
     binding,
     origin,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 
   function managementPayload(id: string): Record<string, string> {
@@ -134,12 +135,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new Error("request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  const body = await readRequestBody(req, MAX_BODY);
+  if (body === undefined) throw new Error("request body too large");
+  return body.toString("utf8");
 }

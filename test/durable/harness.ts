@@ -3,7 +3,7 @@
  * loopback client endpoint bound to every `durableClient` input, so `df.app.client.*` functions and `df.getClient`
  * work as they do under the real host.
  */
-import { FunctionsHost, type FunctionsHostOptions } from "../functions-host/host.js";
+import { FunctionsHost, type FunctionsHostOptions } from "../functions-host/index.js";
 import { startDurableClientServer, type DurableClientServer } from "./client-server.js";
 import { DurableSimulator, type DurableSimulatorOptions } from "./simulator.js";
 

@@ -1,12 +1,13 @@
 import * as df from "durable-functions";
 import { InvocationContext } from "@azure/functions";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ManualClock } from "../support/clock.js";
+import { ManualClock } from "../support/index.js";
 import { startDurableHarness, type DurableHarness } from "./harness.js";
 import { type DurableSimulator } from "./simulator.js";
 import { EventType } from "./wire.js";
-import { resetScript, script } from "./fixtures/order-saga.js";
+import { registerOrderSaga, resetScript, script } from "./fixtures/order-saga.js";
 
+registerOrderSaga();
 const T0 = Date.UTC(2030, 0, 1);
 
 let h: DurableHarness;

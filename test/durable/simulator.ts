@@ -7,9 +7,8 @@
  * extension), sub-orchestrations, continue-as-new. Time comes from a Clock: virtual (moves only when told) or wall.
  */
 import { randomUUID } from "node:crypto";
-import { FunctionsHost, InvocationError } from "../functions-host/host.js";
-import type { RpcTypedData } from "../functions-host/core.js";
-import { ManualClock, WallClock, type Clock } from "../support/clock.js";
+import { FunctionsHost, InvocationError, type RpcTypedData } from "../functions-host/index.js";
+import { ManualClock, WallClock, type Clock } from "../support/index.js";
 import {
   ActionType,
   EVENT_TYPE_NAMES,

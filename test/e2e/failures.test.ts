@@ -7,13 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArtifactCatalog, PlanStep } from "../../orchestrations/node-plan/node-plan.js";
-import { KUBERNETES_VERSION } from "../sandbox/estate.js";
-import { failureFor, planFor } from "../sandbox/failure-injection.js";
-import { startFleet, type Fleet, type NodeOutcome } from "../sandbox/fleet.js";
-import { sandboxHostSide } from "../sandbox/host-side.js";
-import { treeDiff, treeSnapshot, type TreeSnapshot } from "../sandbox/sandbox-root.js";
-import type { NodeSpec } from "../sandbox/sandbox-node.js";
-import { SANDBOX_TIMING, type Stack } from "../sandbox/stack.js";
+import { failureFor, KUBERNETES_VERSION, planFor, SANDBOX_TIMING, sandboxHostSide, startFleet, treeDiff, treeSnapshot, type Fleet, type NodeOutcome, type NodeSpec, type Stack, type TreeSnapshot } from "../sandbox/index.js";
 import { nodeQueues, objectsOf, startE2eStack, stepsOf } from "./support.js";
 
 type Variant = Pick<NodeSpec, "immutable" | "arch">;

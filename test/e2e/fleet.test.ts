@@ -7,11 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { EntryOf } from "../servicebus-emulator/index.js";
-import { planFor } from "../sandbox/failure-injection.js";
-import { startFleet, type Fleet, type NodeOutcome } from "../sandbox/fleet.js";
-import { sandboxHostSide } from "../sandbox/host-side.js";
-import type { NodeSpec } from "../sandbox/sandbox-node.js";
-import type { Stack } from "../sandbox/stack.js";
+import { planFor, sandboxHostSide, startFleet, type Fleet, type NodeOutcome, type NodeSpec, type Stack } from "../sandbox/index.js";
 import { nodeQueues, startE2eStack, stepsOf } from "./support.js";
 
 const NODES = 50;

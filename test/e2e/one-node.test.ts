@@ -11,12 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signNodeRequest } from "../../contract/node-request.js";
 import { loadIdentity } from "../../node-agent/src/identity.js";
 import { BUILT_IN_ROLES } from "../arm-emulator/index.js";
-import { ARC_RG_ID, CLUSTER_ID, DEMO_POOL } from "../sandbox/estate.js";
-import { planFor } from "../sandbox/failure-injection.js";
-import { startFleet, type Fleet, type NodeOutcome } from "../sandbox/fleet.js";
-import { sandboxHostSide } from "../sandbox/host-side.js";
-import { treeSnapshot } from "../sandbox/sandbox-root.js";
-import type { Stack } from "../sandbox/stack.js";
+import { ARC_RG_ID, CLUSTER_ID, DEMO_POOL, planFor, sandboxHostSide, startFleet, treeSnapshot, type Fleet, type NodeOutcome, type Stack } from "../sandbox/index.js";
 import { nodeQueues, startE2eStack, stepsOf } from "./support.js";
 
 let stack: Stack;

@@ -5,8 +5,7 @@
  */
 import { inject } from "vitest";
 import { RESULTS_QUEUE, REJECTED_RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
-import type { SandboxNode } from "../sandbox/sandbox-node.js";
-import { startStack, type Stack } from "../sandbox/stack.js";
+import { startStack, type SandboxNode, type Stack } from "../sandbox/index.js";
 
 export async function startE2eStack(): Promise<{ stack: Stack; serviceLog: string[] }> {
   const serviceLog: string[] = [];

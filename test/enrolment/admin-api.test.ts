@@ -1,9 +1,10 @@
 import { validate } from "@readme/openapi-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { functionsCore } from "../functions-host/core.js";
-import { admin, ARC_RG, CLUSTER_ID, newNode, reader, startApp, type TestApp } from "../function-app/app.js";
-import "../function-app/stand-in-saga.js";
+import { functionsCore } from "../functions-host/index.js";
+import { admin, ARC_RG, CLUSTER_ID, newNode, reader, startApp, type TestApp, useStandInSaga } from "../function-app/index.js";
 import { clientPrincipalHeader } from "../../functions/http/principal.js";
+
+useStandInSaga();
 
 let app: TestApp;
 beforeAll(async () => {

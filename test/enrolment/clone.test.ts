@@ -1,8 +1,9 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { admin, newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
-import "../function-app/stand-in-saga.js";
+import { admin, newNode, startApp, type TestApp, type TestNode, useStandInSaga } from "../function-app/index.js";
+
+useStandInSaga();
 
 let app: TestApp;
 afterEach(async () => {

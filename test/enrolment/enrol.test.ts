@@ -3,8 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { inject } from "vitest";
 import { exportPublicKey } from "../../contract/keys.js";
-import { admin, newNode, serviceSigningKey, startApp, type TestApp } from "../function-app/app.js";
-import "../function-app/stand-in-saga.js";
+import { admin, newNode, serviceSigningKey, startApp, type TestApp, useStandInSaga } from "../function-app/index.js";
+
+useStandInSaga();
 
 let app: TestApp;
 beforeEach(async () => {

@@ -5,8 +5,9 @@ import { EnrolBody } from "../../functions/enrol.js";
 import { CreatePool } from "../../functions/manage-pools.js";
 import { CreateToken } from "../../functions/manage-tokens.js";
 import { PoolSpec } from "../../orchestrations/clients/registry/model.js";
-import { admin, ARC_RG, CLUSTER_ID, newNode, startApp, type TestApp } from "../function-app/app.js";
-import "../function-app/stand-in-saga.js";
+import { admin, ARC_RG, CLUSTER_ID, newNode, startApp, type TestApp, useStandInSaga } from "../function-app/index.js";
+
+useStandInSaga();
 
 let app: TestApp;
 let before: string;

@@ -1,8 +1,9 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signNodeRequest } from "../../contract/node-request.js";
-import { newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
-import "../function-app/stand-in-saga.js";
+import { newNode, startApp, type TestApp, type TestNode, useStandInSaga } from "../function-app/index.js";
+
+useStandInSaga();
 
 let app: TestApp;
 let node: TestNode;

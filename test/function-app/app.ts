@@ -7,14 +7,24 @@ import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { TableClient } from "@azure/data-tables";
 import { inject } from "vitest";
 import { exportPublicKey } from "../../contract/keys.js";
+import { signNodeRequest } from "../../contract/node-request.js";
 import { ADMIN_ROLE, clientPrincipalHeader, READER_ROLE } from "../../functions/http/principal.js";
-import type { HttpResult } from "../functions-host/host.js";
-import { startDurableHarness, type DurableHarness } from "../durable/harness.js";
-import type { DurableSimulatorOptions } from "../durable/simulator.js";
+import type { HttpResult } from "../functions-host/index.js";
+import { startDurableHarness, type DurableHarness, type DurableSimulatorOptions } from "../durable/index.js";
 import { facts } from "../registry/fixtures.js";
 import { uniquePrefix } from "../registry/fixtures.js";
 import type { NodeFacts } from "../../orchestrations/clients/registry/model.js";
-import "../../functions/index.js";
+import { createServiceProvider, type ServiceParts } from "../../functions/composition-root.js";
+import { registerApp } from "../../functions/register-app.js";
+import type { ServiceProvider } from "../../orchestrations/services.js";
+
+/**
+ * The app is registered once, when this module loads, as the worker would (so a test may replace a function by
+ * registering its own after this import: the last registration of a name wins). Each startApp/useServices gives it
+ * fresh services: the settings of the test (read from the environment at call time) and its emulator clients.
+ */
+let current: ServiceProvider = createServiceProvider();
+registerApp(() => current());
 
 export const admin = { "x-ms-client-principal": clientPrincipalHeader({ name: "alice@contoso.example", roles: [ADMIN_ROLE] }) };
 export const reader = { "x-ms-client-principal": clientPrincipalHeader({ name: "rita@contoso.example", roles: [READER_ROLE] }) };
@@ -30,12 +40,24 @@ export function newNode(overrides: Partial<NodeFacts> = {}): TestNode {
   return { privateKey, publicKey: exportPublicKey(publicKey), facts: facts(overrides) };
 }
 
+/**
+ * An enrolment request as the agent sends it: the body signed by the node's own key (proof of possession), or by
+ * `signer` to play someone who has only the public facts.
+ */
+export async function enrolRequest(node: Pick<TestNode, "privateKey">, body: unknown, options: { signer?: KeyObject; now?: Date } = {}): Promise<{ headers: Record<string, string>; rawBody: string }> {
+  const rawBody = JSON.stringify(body);
+  const signature = await signNodeRequest({ method: "POST", url: "/api/enrol", body: rawBody }, { privateKey: options.signer ?? node.privateKey, now: options.now ?? new Date() });
+  return { headers: { "content-type": "application/json", ...signature }, rawBody };
+}
+
 export interface TestApp extends DurableHarness {
   prefix: string;
   call(method: string, path: string, options?: { headers?: Record<string, string>; body?: unknown; rawBody?: string | Uint8Array }): Promise<HttpResult>;
   createPool(name: string, spec?: Record<string, unknown>): Promise<HttpResult>;
   createToken(pool: string, body?: Record<string, unknown>): Promise<string>;
-  enrol(node: TestNode, token: string): Promise<HttpResult>;
+  enrol(node: Pick<TestNode, "privateKey" | "publicKey" | "facts">, token: string): Promise<HttpResult>;
+  /** Points the app's clients at a test's emulators (ARM, Service Bus, a credential) from now on. */
+  useServices(parts: ServiceParts): void;
   /** Every row of every registry table, for "nothing changed" assertions. */
   snapshot(): Promise<string>;
 }
@@ -76,6 +98,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
   });
   if (options.serviceBus?.nodeNamespace) process.env.SERVICEBUS_NODE_NAMESPACE = options.serviceBus.nodeNamespace;
   else delete process.env.SERVICEBUS_NODE_NAMESPACE;
+  current = createServiceProvider();
   const harness = await startDurableHarness(options.simulator ?? {});
   const call: TestApp["call"] = (method, path, options = {}) => {
     const headers = { ...options.headers };
@@ -96,7 +119,10 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
       if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.body}`);
       return (res.json as { token: string }).token;
     },
-    enrol: (node, token) => call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } }),
+    useServices: (parts) => {
+      current = createServiceProvider({ parts });
+    },
+    enrol: async (node, token) => call("POST", "/api/enrol", await enrolRequest(node, { token, facts: node.facts, publicKey: node.publicKey })),
     snapshot: async () => {
       const rows: string[] = [];
       for (const table of ["pools", "tokens", "nodes", "index", "audit", "nonces"]) {

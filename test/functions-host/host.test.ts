@@ -7,7 +7,9 @@ import { functionsCore } from "./core.js";
 import { FunctionsHost } from "./host.js";
 import { compileRoute, matchRoute } from "./routes.js";
 import "../../functions/index.js";
-import "../durable/fixtures/order-saga.js";
+import { registerOrderSaga } from "../durable/index.js";
+
+registerOrderSaga();
 
 app.http("hostTest_keyed", { route: "keyed/{id:int}", methods: ["GET"], authLevel: "function", handler: (req) => ({ jsonBody: { id: req.params.id } }) });
 app.http("hostTest_boom", {

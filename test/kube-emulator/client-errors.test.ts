@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KubeApiError, KubeClient, KubeTimeoutError } from "../../orchestrations/clients/kube/index.js";
-import { loopbackCertificate } from "../arm-emulator/tls-certificate.js";
+import { selfSignedCertificate } from "../support/index.js";
 import { ADMIN_TOKEN, rawRequest, startCluster, type Cluster } from "./test-fixtures.js";
 
 const SECRETS = "/api/v1/namespaces/kube-system/secrets";
@@ -60,7 +60,7 @@ describe("failure paths: the client reports, never retries", () => {
   });
 
   it("refuses a server whose certificate the kubeconfig CA did not issue", async () => {
-    const other = await loopbackCertificate();
+    const other = await selfSignedCertificate();
     const client = new KubeClient({ server: cluster.running.server, caPem: other.cert, token: ADMIN_TOKEN });
     try {
       const error = await client.getNode("n1").catch((e: unknown) => e);

@@ -6,7 +6,7 @@
 import type http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { emulatorCertificates } from "../servicebus-emulator/tls-certificate.js";
+import { caIssuedCertificate } from "../support/index.js";
 
 export interface WireRequest {
   method: string;
@@ -37,7 +37,7 @@ export interface Listening {
 export const MAX_REQUEST_BYTES = 3 * 1024 * 1024;
 
 export async function listenHttps(handle: (request: WireRequest) => Promise<WireResponse>, host = "127.0.0.1"): Promise<Listening> {
-  const certificates = await emulatorCertificates();
+  const certificates = await caIssuedCertificate();
   const server = https.createServer({ cert: certificates.cert, key: certificates.key }, (req, res) => {
     void serve(handle, req, res);
   });

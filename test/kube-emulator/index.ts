@@ -3,4 +3,4 @@ export { KubeEmulator, type JoinResult, type KubeEmulatorOptions, type RunningKu
 export type { UserInfo } from "./bootstrap-tokens.js";
 export type { ClusterRoleBindingView, ClusterRoleView, JoinRecord, KubeInspection, NodeView, SecretView } from "./inspector.js";
 export type { KubeRequestLogEntry, KubeRequestLogQuery } from "./request-log.js";
-export type { FaultSpec, InjectedFault } from "../arm-emulator/faults.js";
+export type { FaultSpec, InjectedFault } from "../support/index.js";

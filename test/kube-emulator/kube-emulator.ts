@@ -8,8 +8,7 @@
  * authorization (403) -> decode (400) -> validate (422) -> storage (404/409).
  */
 import { randomUUID } from "node:crypto";
-import { WallClock, type Clock } from "../support/clock.js";
-import { FaultInjector } from "../arm-emulator/faults.js";
+import { FaultInjector, WallClock, type Clock } from "../support/index.js";
 import { authenticateBootstrapToken, type UserInfo } from "./bootstrap-tokens.js";
 import { clusterRoleBindingView, clusterRoleView, nodeView, secretView, type JoinRecord, type KubeInspection, type NodeView } from "./inspector.js";
 import { listenHttps, type Listening, type WireRequest, type WireResponse } from "./https-listener.js";

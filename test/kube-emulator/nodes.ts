@@ -3,7 +3,7 @@
  * Node after TLS bootstrap and report its Ready condition. A Node's shape follows what a kubelet posts (default
  * labels, Hostname address, nodeInfo, a Ready condition with the kubelet's reason strings).
  */
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { rfc3339Seconds, type KubeObject, type ObjectStore, type Revisions } from "./object-store.js";
 import { checkDeletePreconditions, listResponse } from "./object-writes.js";
 import type { HandlerResult, ResourceRequest, ResourceType } from "./resource.js";

@@ -3,7 +3,7 @@
  * `resourceVersion` only grows, also across reset()), objects get a uid and a creationTimestamp from the emulator's
  * clock, and callers only ever see copies.
  */
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 
 export interface ObjectMeta {
   name: string;

@@ -1,7 +1,7 @@
 /** Shared setup for the emulator's tests: a started emulator on a ManualClock and the real client pointed at it. */
 import https from "node:https";
 import { KubeClient, type KubeClientOptions } from "../../orchestrations/clients/kube/index.js";
-import { ManualClock } from "../support/clock.js";
+import { ManualClock } from "../support/index.js";
 import { KubeEmulator, type RunningKubeEmulator } from "./index.js";
 
 export const ADMIN_TOKEN = "kube-admin-token-0123456789abcdef";

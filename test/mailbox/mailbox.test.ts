@@ -6,7 +6,7 @@ import { exportPublicKey } from "../../contract/keys.js";
 import { findSecrets } from "../../contract/secrets.js";
 import { buildStepEnvelope, verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
 import { DEFAULT_SAS_LIFETIME_MS, Mailbox, queueFor, RESULTS_QUEUE, SecretInEnvelopeError, type NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
-import { ManualClock } from "../support/clock.js";
+import { ManualClock } from "../support/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
 
 const listenRule = { name: "flexnode-node-listen", key: randomBytes(32).toString("base64") };

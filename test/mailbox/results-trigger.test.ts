@@ -8,12 +8,12 @@ import { inject } from "vitest";
 import { findSecrets } from "../../contract/secrets.js";
 import { buildStepResult, type StepResult } from "../../contract/step-result.js";
 import { REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
-import { stepResultEvent } from "../../orchestrations/use-cases/node-results.js";
+import { stepResultEvent } from "../../orchestrations/onboard/saga-run.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
-import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/servicebus-trigger.js";
+import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/index.js";
+import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
-import { EventType } from "../durable/wire.js";
+import { EventType } from "../durable/index.js";
 
 // A saga run that waits for two step results, as the onboarding saga does.
 const RUN = "0123456789ab";
@@ -135,7 +135,7 @@ describe("node-results trigger", () => {
   });
 
   it("keys step events by URL-safe names, distinct for distinct step ids", async () => {
-    const { stepResultEvent: name } = await import("../../orchestrations/use-cases/node-results.js");
+    const { stepResultEvent: name } = await import("../../orchestrations/onboard/saga-run.js");
     expect(name(RUN, "container-runtime", 2)).toBe(`step-result.${RUN}.container-runtime.2`);
     expect(name(RUN, "a/b", 1)).toMatch(/^step-result\.0123456789ab\.a_b~[0-9a-f]{8}\.1$/);
     expect(name(RUN, "a/b", 1)).not.toBe(name(RUN, "a_b", 1));

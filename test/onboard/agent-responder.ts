@@ -12,7 +12,7 @@ import { signNodeRequest } from "../../contract/node-request.js";
 import { verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
 import { buildStepResult } from "../../contract/step-result.js";
 import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
-import type { TestApp } from "../function-app/app.js";
+import type { TestApp } from "../function-app/index.js";
 import type { KubeEmulator } from "../kube-emulator/index.js";
 
 /** succeedWithoutEffect: reports success but changes nothing the cluster can see (a kubelet that never comes up). */

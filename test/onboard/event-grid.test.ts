@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { emulatorCredential, type ResourceEvent } from "../arm-emulator/index.js";
-import { admin } from "../function-app/app.js";
+import { admin } from "../function-app/index.js";
 import { ARC_RG_ID, CLUSTER_ID, startWorld, SUBSCRIPTION, type World } from "./world.js";
 
 let world: World;

@@ -72,7 +72,7 @@ describe("a failed node enrolling again", () => {
 
     // Same machine, same key, a fresh token: the service restarts the node's saga under its node id.
     const token = await world.app.createToken("edge");
-    const again = await world.app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
+    const again = await world.app.enrol(node, token);
     expect(again.status).toBe(201);
     const body = again.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
     expect(body.nodeId).toBe(nodeId);

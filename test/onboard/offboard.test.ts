@@ -1,7 +1,7 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { admin } from "../function-app/app.js";
+import { admin } from "../function-app/index.js";
 import { startWorld, type World } from "./world.js";
 
 let world: World;

@@ -4,7 +4,7 @@ import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
 import { buildStepResult } from "../../contract/step-result.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { EventType } from "../durable/wire.js";
+import { EventType } from "../durable/index.js";
 import { startWorld, type World } from "./world.js";
 
 let world: World;

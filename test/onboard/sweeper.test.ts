@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import type { WorkflowClient, WorkflowStatus } from "../../orchestrations/clients/workflow-client.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { services } from "../../functions/composition-root.js";
+import { buildServices } from "../../functions/composition-root.js";
+import { settings } from "../../orchestrations/settings.js";
 import { sweep, type SweepOptions } from "../../orchestrations/use-cases/sweep.js";
 import { BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
 import { ARC_RG_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
@@ -41,7 +42,8 @@ describe("sweeper", () => {
     for (let i = 0; i < 200 && !agent.seen.some((s) => s.stepId === "preflight"); i++) await new Promise((r) => setTimeout(r, 10));
     expect(agent.seen.map((s) => s.stepId)).toEqual(["preflight"]);
     expect(world.arm.inspect.machines()).toHaveLength(1);
-    const svc = await services();
+    // The services the app's functions use, built the same way, on the world's emulators.
+    const svc = buildServices(settings(), { arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } }), credential: emulatorCredential(SERVICE_PRINCIPAL) });
     const at = () => new Date(world.clock.now());
 
     // Within the deadline: nothing happens.

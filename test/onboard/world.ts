@@ -10,14 +10,13 @@ import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/clients/kube/index.js";
 import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE, type NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { overrideServices } from "../../functions/composition-root.js";
 import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
-import type { InstanceStatus } from "../durable/simulator.js";
-import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/app.js";
-import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/servicebus-trigger.js";
+import type { InstanceStatus } from "../durable/index.js";
+import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/index.js";
+import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/index.js";
 import { KubeEmulator } from "../kube-emulator/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
-import type { ManualClock } from "../support/clock.js";
+import type { ManualClock } from "../support/index.js";
 import { AgentResponder, type Script } from "./agent-responder.js";
 
 export const SUBSCRIPTION = "00000000-0000-4000-8000-000000000001";
@@ -102,10 +101,10 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   // Retries belong to the saga's durable policy (virtual time), not to SDK sleeps (wall time).
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: arm.httpClient, retryOptions: { maxRetries: 0 } });
   const credential = emulatorCredential(SERVICE_PRINCIPAL);
-  overrideServices({ arm: () => armClients, mailbox: () => mailbox, credential: () => credential });
+  app.useServices({ arm: armClients, mailbox, credential });
 
   const spec = { roleGrants: [{ roleDefinitionId: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"], scope: "cluster" }, { roleDefinitionId: BUILT_IN_ROLES.Reader, scope: "arcResourceGroup" }], maxInFlight: 100, ...options.poolSpec };
-  const created = await app.call("POST", "/api/manage/pools", { headers: (await import("../function-app/app.js")).admin, body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec } });
+  const created = await app.call("POST", "/api/manage/pools", { headers: (await import("../function-app/index.js")).admin, body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec } });
   if (created.status !== 201) throw new Error(`pool create failed: ${created.body}`);
   const triggers = startServiceBusTriggers(app.host);
   const agents = new Map<string, AgentResponder>();
@@ -122,7 +121,7 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
     enrol: async ({ script, immutable, pool = "edge" } = {}) => {
       const node = newNode(immutable === undefined ? {} : { immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } });
       const token = await app.createToken(pool);
-      const res = await app.call("POST", "/api/enrol", { body: { token, facts: node.facts, publicKey: node.publicKey } });
+      const res = await app.enrol(node, token);
       if (res.status !== 201) throw new Error(`enrol failed: ${res.status} ${res.body}`);
       const body = res.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
       const { importPublicKey } = await import("../../contract/keys.js");
@@ -150,7 +149,6 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
       throw new Error(`saga ${nodeId} did not finish in ${maxIterations} iterations`);
     },
     close: async () => {
-      overrideServices({});
       await Promise.all([...agents.values()].map((a) => a.close()));
       await triggers.close();
       await app.close();

@@ -1,7 +1,8 @@
 /**
- * The sandbox's artifact mirror: an HTTPS server on 127.0.0.1 with a certificate from its own private CA (made at
- * start, never stored), serving small but real artifacts — gzip'd tarballs with the layout of the containerd and CNI
- * release archives, a kubelet file, and sysext image files — whose sha256 digests become the `ARTIFACT_CATALOG`.
+ * The sandbox's artifact mirror: the shared test mirror (`test/support/artifact-mirror.ts`: HTTPS on 127.0.0.1 with a
+ * certificate from the test CA, made at run time and never stored; Range requests) serving, under `/artifacts/`,
+ * small but real artifacts — gzip'd tarballs with the layout of the containerd and CNI release archives, a kubelet
+ * file, and sysext image files — whose sha256 digests become the `ARTIFACT_CATALOG`.
  * The binaries inside are labelled shell scripts: nothing is ever executed, the agent only places them.
  *
  * Failure injection: `corrupt(name)` serves the artifact with one byte flipped (same length), so a node's digest check
@@ -9,13 +10,11 @@
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generate } from "selfsigned";
 import * as tar from "tar";
 import type { ArtifactCatalog } from "../../orchestrations/node-plan/node-plan.js";
+import { startArtifactMirror, type MirrorRequest } from "../support/index.js";
 
 export interface ServedArtifact {
   name: string;
@@ -23,16 +22,11 @@ export interface ServedArtifact {
   sha256: string;
 }
 
-export interface ArtifactRequest {
-  name: string;
-  range: string | undefined;
-  status: number;
-  bytes: number;
-}
+export type ArtifactRequest = MirrorRequest;
 
 export interface ArtifactServer {
   origin: string;
-  /** PEM of the private CA that signed the server certificate: what the agent gets as its extra CA. */
+  /** PEM of the test CA that issued the server certificate: what the agent gets as its extra CA. */
   ca: string;
   catalog: ArtifactCatalog;
   artifacts: ReadonlyMap<string, ServedArtifact>;
@@ -58,49 +52,9 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     add(`kubernetes-${v}-${arch}.raw`, sysextImage(`kubernetes-${v}`, arch, []));
   }
 
-  const tls = await serverCertificate();
-  const corrupted = new Set<string>();
-  const requests: ArtifactRequest[] = [];
-  const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
-    const name = decodeURIComponent(new URL(req.url ?? "/", "https://127.0.0.1").pathname.replace(/^\/artifacts\//, ""));
-    const artifact = artifacts.get(name);
-    const range = req.headers.range;
-    const log = (status: number, bytes: number) => requests.push({ name, range, status, bytes });
-    if (!artifact || (req.method !== "GET" && req.method !== "HEAD")) {
-      log(404, 0);
-      res.writeHead(artifact ? 405 : 404).end();
-      return;
-    }
-    let body = artifact.bytes;
-    if (corrupted.has(name)) {
-      body = Buffer.from(body);
-      body[body.length - 1] = body[body.length - 1]! ^ 0xff;
-    }
-    // Range support: the agent resumes a cut download into its .part file.
-    const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
-    if (range && (!m || Number(m[1]) >= body.length)) {
-      log(416, 0);
-      res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
-      return;
-    }
-    const start = m ? Number(m[1]) : 0;
-    const end = m && m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
-    const slice = body.subarray(start, end + 1);
-    const headers = { "content-type": "application/octet-stream", "content-length": String(slice.length), "accept-ranges": "bytes", etag: `"${artifact.sha256}"` };
-    const status = m ? 206 : 200;
-    res.writeHead(status, m ? { ...headers, "content-range": `bytes ${start}-${end}/${body.length}` } : headers);
-    log(status, req.method === "HEAD" ? 0 : slice.length);
-    res.end(req.method === "HEAD" ? undefined : slice);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const entry = (name: string) => {
-    const a = artifacts.get(name)!;
-    return { url: `${origin}/artifacts/${encodeURIComponent(name)}`, sha256: a.sha256 };
-  };
+  const mirror = await startArtifactMirror({ pathPrefix: "artifacts/" });
+  for (const { name, bytes } of artifacts.values()) mirror.put(name, bytes);
+  const entry = (name: string) => ({ url: mirror.url(name), sha256: artifacts.get(name)!.sha256 });
   const byArch = (name: (arch: string) => string) => Object.fromEntries(ARCHES.map((arch) => [arch, entry(name(arch))]));
   const catalog: ArtifactCatalog = {
     containerd: byArch((a) => `containerd-${a}.tar.gz`),
@@ -109,21 +63,14 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     sysext: { containerd: byArch((a) => `containerd-${a}.raw`), kubernetes: { [v]: byArch((a) => `kubernetes-${v}-${a}.raw`) } },
   };
   return {
-    origin,
-    ca: tls.ca,
+    origin: mirror.origin,
+    ca: mirror.ca,
     catalog,
     artifacts,
-    requests,
-    corrupt: (name) => {
-      if (!artifacts.has(name)) throw new Error(`no artifact ${name}`);
-      corrupted.add(name);
-    },
-    nameOf: (url) => (url.startsWith(`${origin}/artifacts/`) ? decodeURIComponent(url.slice(`${origin}/artifacts/`.length)) : undefined),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    requests: mirror.requests,
+    corrupt: (name) => mirror.corrupt(name),
+    nameOf: (url) => mirror.nameOf(url),
+    close: () => mirror.close(),
   };
 }
 
@@ -154,29 +101,4 @@ async function tarball(files: Record<string, string>): Promise<Buffer> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-async function serverCertificate(): Promise<{ ca: string; cert: string; key: string }> {
-  const ca = await generate([{ name: "commonName", value: "flexnode sandbox artifact mirror CA (emulated)" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
-    ],
-  });
-  const leaf = await generate([{ name: "commonName", value: "127.0.0.1" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    ca: { cert: ca.cert, key: ca.private },
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }, { type: 2, value: "localhost" }] },
-    ],
-  });
-  return { ca: ca.cert, cert: leaf.cert, key: leaf.private };
 }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { AgentEvent } from "../../node-agent/src/agent-events.js";
 import type { HostSide } from "../../node-agent/src/agent.js";
-import type { InstanceStatus } from "../durable/simulator.js";
+import type { InstanceStatus } from "../durable/index.js";
 import { SandboxNode, type NodeSpec } from "./sandbox-node.js";
 import type { Stack } from "./stack.js";
 

@@ -6,10 +6,10 @@
  * (random per run, printed at start) gets the header of a sandbox admin with the FlexNode.Admin app role instead.
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type Server } from "node:http";
 import { ADMIN_ROLE, clientPrincipalHeader } from "../../functions/http/principal.js";
-import type { FunctionsHost } from "../functions-host/host.js";
+import type { FunctionsHost } from "../functions-host/index.js";
+import { closeServer, listenOnLoopback, readBody } from "../support/index.js";
 
 /** Bigger than any route accepts (they answer 413 past 64 KiB themselves); this only bounds memory. */
 const MAX_BODY = 1024 * 1024;
@@ -36,7 +36,7 @@ export async function startFrontDoor(options: { host: () => FunctionsHost | unde
     void (async () => {
       const path = (req.url ?? "/").split("?")[0]!;
       try {
-        const body = await readBody(req);
+        const body = await readBody(req, MAX_BODY);
         if (body === undefined) {
           res.writeHead(413).end();
           requests.push({ method: req.method ?? "GET", path, status: 413 });
@@ -68,36 +68,13 @@ export async function startFrontDoor(options: { host: () => FunctionsHost | unde
       }
     })();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server, { port: options.port ?? 0 });
   origin = `http://127.0.0.1:${port}`;
   return {
     url: origin,
     port,
     adminToken,
     requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
-}
-
-/** The whole body, or undefined past MAX_BODY. */
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

@@ -12,13 +12,10 @@ import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { overrideServices } from "../../functions/composition-root.js";
 import { ArmEmulator, emulatorCredential, type ListeningEmulator } from "../arm-emulator/index.js";
-import { startAzurite, type RunningAzurite } from "../azurite/azurite.js";
-import { startDurableHarness, type DurableHarness } from "../durable/harness.js";
-import { installFunctionsCore } from "../functions-host/core.js";
-import type { FunctionsHost } from "../functions-host/host.js";
-import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/servicebus-trigger.js";
+import { startAzurite, type RunningAzurite } from "../azurite/index.js";
+import { startDurableHarness, type DurableHarness } from "../durable/index.js";
+import { installFunctionsCore, startServiceBusTriggers, type FunctionsHost, type RunningTriggers } from "../functions-host/index.js";
 import { KubeEmulator, type RunningKubeEmulator } from "../kube-emulator/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
 import { startArtifactServer, type ArtifactServer } from "./artifact-server.js";
@@ -103,7 +100,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     // The function modules register through @azure/functions-core; the stand-in must be in place before they load.
     installFunctionsCore();
-    await import("../../functions/index.js");
+    const { registerApp } = await import("../../functions/register-app.js");
+    const { createServiceProvider } = await import("../../functions/composition-root.js");
 
     let azurite: RunningAzurite | undefined;
     let storage = options.storageConnectionString;
@@ -180,8 +178,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       listenRule: mailboxRules.listen,
       sendRule: mailboxRules.send,
     });
-    overrideServices({ arm: () => armClients, mailbox: () => mailbox });
-    closers.push(() => overrideServices({}));
+    registerApp(createServiceProvider({ parts: { arm: armClients, mailbox } }));
 
     const harness = await startDurableHarness({ mode: "realtime", activityConcurrency: 16, taskHubName: "FlexNodeSandbox", hostOptions: { baseUrl: front.url } });
     closers.push(() => harness.close());

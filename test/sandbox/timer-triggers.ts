@@ -3,7 +3,7 @@
  * schedule (six fields: second minute hour day month day-of-week, in UTC here) with the payload the host sends.
  * Supports `*`, `*\/n`, numbers, ranges and lists — what the app's schedules use.
  */
-import type { FunctionsHost } from "../functions-host/host.js";
+import type { FunctionsHost } from "../functions-host/index.js";
 
 export interface RunningTimers {
   invocations: { functionName: string; at: number; error?: string }[];

@@ -14,8 +14,7 @@ import type { Queue } from "./queue.js";
 import type { QueueRegistry } from "./queue-registry.js";
 import { MAX_LOCK_DURATION_MS, MIN_LOCK_DURATION_MS, QUEUE_NAME, type QueueSettings } from "./queue-settings.js";
 import { checkSasToken } from "./token-check.js";
-import type { Clock } from "../support/clock.js";
-import { FaultInjector } from "../arm-emulator/faults.js";
+import { FaultInjector, readBody as readRequestBody, type Clock } from "../support/index.js";
 
 export interface AdminApiOptions {
   registry: QueueRegistry;
@@ -223,12 +222,7 @@ function failure(status: number, detail: string): AdminResponse {
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error("request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  const body = await readRequestBody(req, MAX_BODY_BYTES);
+  if (body === undefined) throw new Error("request body too large");
+  return body.toString("utf8");
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { AzureSASCredential } from "@azure/core-auth";
 import type { ServiceBusReceivedMessage } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ManualClock } from "../support/clock.js";
+import { ManualClock } from "../support/index.js";
 import { RawAmqpClient } from "./raw-amqp-client.js";
 import { EMULATOR_ONLY, eventually, openTarget, RULES, TARGETS_EXTERNAL_NAMESPACE, type TestTarget } from "./test-target.js";
 

@@ -5,7 +5,7 @@
  */
 import http from "node:http";
 import { createSecureContext } from "node:tls";
-import { WallClock, type Clock } from "../support/clock.js";
+import { caIssuedCertificate, WallClock, type Clock } from "../support/index.js";
 import { AccessRules, DEFAULT_RULE, grants, type SharedAccessRule } from "./access-rules.js";
 import { AdminApi } from "./admin-api.js";
 import { AmqpServer } from "./amqp-server.js";
@@ -14,7 +14,6 @@ import { EmulatorInspector } from "./inspector.js";
 import { PortListener } from "./port-listener.js";
 import { QueueRegistry } from "./queue-registry.js";
 import { DEFAULT_QUEUE_SETTINGS, queueDefinitionSchema, settingsFromDefinition, type QueueDefinition } from "./queue-settings.js";
-import { emulatorCertificates } from "./tls-certificate.js";
 
 export interface ServiceBusEmulatorOptions {
   /**
@@ -113,7 +112,7 @@ export class ServiceBusEmulator {
   async start(options: StartOptions = {}): Promise<RunningEmulator> {
     if (this.running) throw new Error("the emulator is already running");
     const host = options.host ?? "127.0.0.1";
-    const certificates = await emulatorCertificates(this.namespace === "localhost" ? [] : [this.namespace]);
+    const certificates = await caIssuedCertificate(this.namespace === "localhost" ? [] : [this.namespace]);
     const httpServer = http.createServer((req, res) => void this.admin.handle(req, res));
     const listener = new PortListener(
       { amqp: (stream) => this.amqp.accept(stream), http: (stream) => httpServer.emit("connection", stream) },

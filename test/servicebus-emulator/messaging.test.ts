@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ManualClock } from "../support/clock.js";
+import { ManualClock } from "../support/index.js";
 import { formatIsoDuration } from "./iso-duration.js";
 import { EMULATOR_ONLY, openTarget, TARGETS_EXTERNAL_NAMESPACE, type TestTarget } from "./test-target.js";
 

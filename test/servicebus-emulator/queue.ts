@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import rhea from "rhea";
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { withMessageId, type BareMessage } from "./amqp-message.js";
 import type { DeliveryLog } from "./delivery-log.js";
 import { NEVER_MS } from "./iso-duration.js";

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { AzureSASCredential } from "@azure/core-auth";
 import { ServiceBusAdministrationClient, ServiceBusClient, type CreateQueueOptions, type ServiceBusClientOptions } from "@azure/service-bus";
-import type { Clock } from "../support/clock.js";
+import type { Clock } from "../support/index.js";
 import { DEFAULT_RULE, type SharedAccessRule } from "./access-rules.js";
 import { ServiceBusEmulator } from "./emulator.js";
 import { signSasToken } from "./sas-token.js";

@@ -4,10 +4,10 @@
  * problem+json answers are the service's own. `intercept` lets a test answer a request itself first (a 429 from a
  * front door, a dropped connection) and records what reached the wire.
  */
-import { createServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
-import type { TestApp } from "../../../test/function-app/app.js";
+import type { TestApp } from "../../../test/function-app/index.js";
+import { closeServer, flatHeaders, listenOnLoopback, readBody } from "../../../test/support/index.js";
 
 export interface SeenRequest {
   method: string;
@@ -27,20 +27,13 @@ export interface HttpFront {
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /** `tls`: serve HTTPS with this certificate (the agent must then be given its CA). */
 export async function startHttpFront(app: TestApp, options: { tls?: { cert: string; key: string } } = {}): Promise<HttpFront> {
   const front: HttpFront = { url: "", seen: [], intercept: undefined, close: async () => undefined };
   const listener: RequestListener = (req, res) => {
     void (async () => {
       const body = await readBody(req);
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+      const headers = flatHeaders(req);
       const seen: SeenRequest = { method: req.method ?? "GET", url: req.url ?? "/", headers, body: body.toString("utf8") };
       const index = front.seen.push(seen) - 1;
       const answer = front.intercept?.(seen, index);
@@ -59,12 +52,7 @@ export async function startHttpFront(app: TestApp, options: { tls?: { cert: stri
     });
   };
   const server: Server = options.tls ? createHttpsServer(options.tls, listener) : createServer(listener);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  front.url = `${options.tls ? "https" : "http"}://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  front.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  front.url = `${options.tls ? "https" : "http"}://127.0.0.1:${await listenOnLoopback(server)}`;
+  front.close = () => closeServer(server);
   return front;
 }

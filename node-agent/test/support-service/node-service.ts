@@ -111,6 +111,12 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
     const path = url.split("?")[0]!;
     if (method === "POST" && path === "/api/enrol") {
       const req = JSON.parse(body.toString("utf8")) as { token: string; facts: { machineId: string }; publicKey: string };
+      // Proof of possession, as the service asks: signed by the key the request registers.
+      try {
+        await verifyNodeRequest({ method, url, headers, body }, { now: new Date(), nonceStore: nonces, lookupPublicKey: (keyId) => (keyId === keyIdOf(req.publicKey) ? importPublicKey(req.publicKey) : undefined) });
+      } catch (error) {
+        return problem(401, "signature-invalid", (error as Error).message);
+      }
       const token = tokens.get(req.token);
       if (!token) return problem(403, "token-unknown", "Unknown token");
       const nodeId = `fn-${createHash("sha256").update(req.facts.machineId).digest("hex").slice(0, 24)}`;

@@ -1,8 +1,9 @@
 /**
- * Per-route fault injection: error statuses, extra latency and dropped connections, each for a bounded number of
- * matching requests, so a test can script "the first PUT fails with 503, the retry succeeds".
+ * Per-route fault injection, shared by the ARM, Kubernetes and Service Bus emulators: error statuses, extra latency
+ * and dropped connections, each for a bounded number of matching requests, so a test can script "the first PUT fails
+ * with 503, the retry succeeds". Each emulator answers a status fault in its own error format.
  */
-import { normalisePath } from "./request-url.js";
+import { normalisePath } from "./request-path.js";
 
 export interface FaultSpec {
   /** Matches any method when omitted. */
@@ -14,7 +15,7 @@ export interface FaultSpec {
   path: string | RegExp;
   /** Matching requests the fault applies to; defaults to 1. Use `Infinity` for every request. */
   times?: number;
-  /** Answer with this status and an ARM error body instead of handling the request. */
+  /** Answer with this status and the emulator's error body (ARM error, Kubernetes Status, ...) instead of handling the request. */
   status?: number;
   code?: string;
   message?: string;
@@ -24,7 +25,7 @@ export interface FaultSpec {
   retryAfterMs?: number;
   /** Delay before the request is answered (or dropped), through the emulator's sleep. */
   latencyMs?: number;
-  /** Fail the connection: the HTTPS server destroys the socket, the in-process client throws ECONNRESET. */
+  /** Fail the connection: the server destroys the socket (the ARM in-process client throws ECONNRESET). */
   drop?: boolean;
 }
 

@@ -1,0 +1,43 @@
+/**
+ * What the sagas know about a node and its pool: small, free of secrets, and built from the registry by the
+ * activities that begin a saga (reserve, offboardBegin, compensationContext), so history carries it and nothing more.
+ */
+import { machineIdIn } from "../clients/arm/resource-id.js";
+import type { NodeRecord, Pool } from "../clients/registry/model.js";
+import { TimingOverrides, type Timing } from "../onboard/timing.js";
+import type { Settings } from "../settings.js";
+
+export interface NodeContext {
+  nodeId: string;
+  pool: string;
+  clusterResourceId: string;
+  arc: { resourceGroupId: string; location: string; tags: Record<string, string> };
+  /** Set for an adopted machine (created by azcmagent): the saga reads it and never deletes it. */
+  adoptedMachineId?: string;
+  roleGrants: { roleDefinitionId: string; scope: "cluster" | "arcResourceGroup" }[];
+  arch: "amd64" | "arm64";
+  immutable: boolean;
+  /** Timing overrides from settings (tests, sandbox); read here so the saga gets them through its history. */
+  timing?: Partial<Timing>;
+}
+
+/** The node's Arc machine: the adopted one, or the one the service creates under the node's name. */
+export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId" | "adoptedMachineId">): string => ctx.adoptedMachineId ?? machineIdIn(ctx.arc.resourceGroupId, ctx.nodeId);
+
+export function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeContext {
+  const i = node.facts.immutable;
+  return {
+    nodeId: node.nodeId,
+    pool: pool.name,
+    clusterResourceId: pool.clusterResourceId,
+    arc: { resourceGroupId: pool.arc.resourceGroupId, location: pool.arc.location, tags: pool.arc.tags },
+    ...(pool.arc.mode === "adopt" && node.arcMachineId ? { adoptedMachineId: node.arcMachineId } : {}),
+    roleGrants: pool.roleGrants,
+    arch: node.facts.arch,
+    immutable: i.readOnlyUsr || i.ostree || i.flatcar || i.kairos || i.bootc,
+    timing: timingOverrides(settings),
+  };
+}
+
+/** `SAGA_TIMING` parsed (tests and the sandbox); undefined in production. */
+export const timingOverrides = (settings: Settings): Partial<Timing> | undefined => (settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined);

@@ -1,0 +1,44 @@
+/**
+ * How a throttled Azure call tells the saga how long to wait — as data, both halves of the convention in one place.
+ * ARM answers 429 with Retry-After. An activity cannot wait (its time is wall time, and a worker slot), so it fails
+ * with an ArmThrottledError; the app's exception-properties provider turns that into FailureDetails properties
+ * (`{ throttled: true, retryAfterMs }`), which the Durable extension keeps in history; the saga's retry loop
+ * (azure-call.ts) reads them back from the TaskFailedError, so every replay takes the same decision.
+ */
+import { isRestError } from "@azure/core-rest-pipeline";
+import * as df from "durable-functions";
+
+export class ArmThrottledError extends Error {
+  constructor(
+    message: string,
+    /** What Retry-After asked for; undefined when the answer had none. */
+    readonly retryAfterMs: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "ArmThrottledError";
+  }
+
+  /** An Azure SDK 429 as an ArmThrottledError; anything else unchanged. */
+  static from(error: unknown): unknown {
+    if (!(isRestError(error) && error.statusCode === 429)) return error;
+    const seconds = Number(error.response?.headers.get("retry-after"));
+    return new ArmThrottledError(error.message, Number.isFinite(seconds) ? Math.round(seconds * 1000) : undefined, { cause: error });
+  }
+}
+
+/** The FailureDetails properties of a throttled activity (registered with df.app.setExceptionPropertiesProvider). */
+export const throttlingProperties: df.ExceptionPropertiesProvider = {
+  getExceptionProperties: (error) => (error instanceof ArmThrottledError ? { throttled: true, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) } : undefined),
+};
+
+/** Longest Retry-After honoured: a longer ask is taken as this, so one odd answer cannot park a saga for hours. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** Whether an activity failure seen by the saga was throttling, and the wait it asked for (0: none). */
+export function throttlingOf(error: unknown): { retryAfterMs: number } | undefined {
+  const properties = error instanceof df.TaskFailedError ? error.failureDetails.properties : undefined;
+  if (properties?.throttled !== true) return undefined;
+  const ms = properties.retryAfterMs;
+  return { retryAfterMs: typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : 0 };
+}
