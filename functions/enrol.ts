@@ -71,7 +71,7 @@ export function registerEnrolRoute(services: ServiceProvider): void {
       poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
       service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
       mailbox: mailboxFor(svc, node),
-      adoption: (await registry.getPool(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
+      adoption: (await registry.pools.get(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
     });
   });
 }

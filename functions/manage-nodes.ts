@@ -65,11 +65,11 @@ const decommission = defineRoute({
 
 export function registerNodeAdminRoutes(services: ServiceProvider): void {
   httpRoute(list, services, async ({ query, services: { registry } }) => {
-    const page = await registry.listNodes({ pool: query.pool, status: query.status, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+    const page = await registry.nodes.list({ pool: query.pool, status: query.status, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
     return json(200, { items: page.items.map(nodeView), continuationToken: page.continuationToken });
   });
   httpRoute(get, services, async ({ params, services: { registry } }) => {
-    const node = await registry.getNode(params.nodeId);
+    const node = await registry.nodes.get(params.nodeId);
     if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
     return json(200, nodeView(node));
   });

@@ -54,19 +54,19 @@ const update = defineRoute({
 export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ body, principal, services: { registry } }) => {
     const { name, ...spec } = body;
-    const pool = await registry.createPool(name, spec, principal.name);
+    const pool = await registry.pools.create(name, spec, principal.name);
     return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
   });
   httpRoute(list, services, async ({ query, services: { registry } }) => {
-    return json(200, await registry.listPools({ maxPageSize: query.pageSize, continuationToken: query.continuationToken }));
+    return json(200, await registry.pools.list({ maxPageSize: query.pageSize, continuationToken: query.continuationToken }));
   });
   httpRoute(get, services, async ({ params, services: { registry } }) => {
-    const pool = await registry.getPool(params.pool);
+    const pool = await registry.pools.get(params.pool);
     if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
     return json(200, pool, { etag: pool.etag });
   });
   httpRoute(update, services, async ({ params, body, principal, request, services: { registry } }) => {
-    const pool = await registry.updatePool(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
+    const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
     return json(200, pool, { etag: pool.etag });
   });
 }

@@ -69,9 +69,9 @@ const revoke = defineRoute({
 
 export function registerTokenRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ params, body, principal, services: { registry, now, settings } }) => {
-    if (!(await registry.getPool(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
+    if (!(await registry.pools.get(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
     const minted = mintToken();
-    const record = await registry.createToken(
+    const record = await registry.tokens.create(
       {
         tokenId: minted.tokenId,
         pool: params.pool,
@@ -91,15 +91,15 @@ export function registerTokenRoutes(services: ServiceProvider): void {
     return json(201, { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` }, { location: `/api/manage/tokens/${record.tokenId}` });
   });
   httpRoute(list, services, async ({ query, services: { registry } }) => {
-    const page = await registry.listTokens({ pool: query.pool, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+    const page = await registry.tokens.list({ pool: query.pool, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
     return json(200, { items: page.items.map(tokenView), continuationToken: page.continuationToken });
   });
   httpRoute(get, services, async ({ params, services: { registry } }) => {
-    const token = await registry.getToken(params.tokenId);
+    const token = await registry.tokens.get(params.tokenId);
     if (!token) throw new ProblemError(404, "not-found", "No such token", { detail: `token '${params.tokenId}' does not exist` });
     return json(200, tokenView(token));
   });
   httpRoute(revoke, services, async ({ params, principal, services: { registry } }) => {
-    return json(200, tokenView(await registry.revokeToken(params.tokenId, principal.name)));
+    return json(200, tokenView(await registry.tokens.revoke(params.tokenId, principal.name)));
   });
 }

@@ -72,7 +72,7 @@ export function registerNodeApiRoutes(services: ServiceProvider): void {
     if (claimed.machineId !== n.fingerprint.machineId || claimed.smbiosUuid !== n.fingerprint.smbiosUuid) {
       throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", { detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again." });
     }
-    const updated = await registry.updateNode(n, () => ({ facts: body }), principal.name, "node.facts");
+    const updated = await registry.nodes.update(n, () => ({ facts: body }), principal.name, "node.facts");
     return json(200, statusView(updated));
   });
   httpRoute(credentials, services, async ({ node, services: svc }) => {
@@ -83,7 +83,7 @@ export function registerNodeApiRoutes(services: ServiceProvider): void {
   httpRoute(secret, services, async ({ node, params, services: svc }) => {
     const value = await svc.secrets().take(node!.nodeId, params.ref, svc.now());
     if (value === undefined) throw new ProblemError(404, "not-found", "No such secret", { detail: "It was never issued to this node, was already fetched, or expired." });
-    await svc.registry.audit({ actor: `node:${node!.nodeId}`, action: "secret.fetch", objectType: "node", objectId: node!.nodeId, details: { ref: params.ref } });
+    await svc.registry.audit.write({ actor: `node:${node!.nodeId}`, action: "secret.fetch", objectType: "node", objectId: node!.nodeId, details: { ref: params.ref } });
     return json(200, { ref: params.ref, value }, { "cache-control": "no-store" });
   });
 }

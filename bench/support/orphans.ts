@@ -21,7 +21,7 @@ export async function readyNodeIds(registry: Registry, pool: string): Promise<Se
   const ids = new Set<string>();
   let continuationToken: string | undefined;
   do {
-    const page = await registry.listNodes({ pool, status: "Ready", maxPageSize: 1000, continuationToken });
+    const page = await registry.nodes.list({ pool, status: "Ready", maxPageSize: 1000, continuationToken });
     for (const n of page.items) ids.add(n.nodeId);
     continuationToken = page.continuationToken;
   } while (continuationToken);

@@ -27,10 +27,10 @@ export async function authenticateNode({ registry, now }: Pick<Services, "regist
   let node: NodeRecord | undefined;
   await verified(request, body, now(), {
     lookupPublicKey: async (keyId) => {
-      node = await registry.getNodeByKey(keyId);
+      node = await registry.nodes.getByKey(keyId);
       return node ? importPublicKey(node.publicKey) : undefined;
     },
-    nonceStore: { claim: (entry) => registry.claimNonce(entry) },
+    nonceStore: { claim: (entry) => registry.nonces.claim(entry) },
   });
   if (!node) throw new ProblemError(401, "signature-unknown-key", "The signing key is not registered");
   return node;
@@ -46,7 +46,7 @@ export async function proveKeyPossession({ registry, now }: Pick<Services, "regi
   const keyId = keyIdOf(publicKey);
   await verified(request, body, now(), {
     lookupPublicKey: (id) => (id === keyId ? key : undefined),
-    nonceStore: { claim: (entry) => registry.claimNonce(entry) },
+    nonceStore: { claim: (entry) => registry.nonces.claim(entry) },
   });
 }
 

@@ -33,7 +33,7 @@ export function createMailboxActivities({ mailbox, registry, kube, signingKey, s
 
     /** Builds the envelope for one step attempt from the plan and sends it; the plan is rebuilt here, not kept in history. */
     sendStep: async (input: SendStepInput): Promise<void> => {
-      const node = (await registry.getNode(input.context.nodeId))!;
+      const node = (await registry.nodes.get(input.context.nodeId))!;
       // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
       const reset = input.stepId === "reset";
       const caPem = reset ? "" : (await kube(input.context.clusterResourceId)).caPem;

@@ -20,10 +20,10 @@ export interface AgentReach {
 /** Adds or removes an object on the node's record; idempotent, and a no-op for an unknown node. */
 export async function record(registry: Registry, nodeId: string, obj: CreatedObject, change: "add" | "remove"): Promise<void> {
   if (!nodeId) return;
-  const node = await registry.getNode(nodeId);
+  const node = await registry.nodes.get(nodeId);
   if (!node) return;
   const ref = objectRef(obj);
-  await registry.updateNode(node, (n) => {
+  await registry.nodes.update(node, (n) => {
     const has = n.createdObjects.includes(ref);
     if (change === "add" ? has : !has) return undefined;
     return { createdObjects: change === "add" ? [...n.createdObjects, ref] : n.createdObjects.filter((r) => r !== ref) };
@@ -34,24 +34,24 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
   return {
     /** The node moves Enrolling → Onboarding (a repeat finds it Onboarding); returns what the saga knows of it. */
     reserve: async (input: { nodeId: string; pool: string }): Promise<NodeContext> => {
-      const node = await registry.getNodeInPool(input.pool, input.nodeId);
-      const pool = await registry.getPool(input.pool);
+      const node = await registry.nodes.getInPool(input.pool, input.nodeId);
+      const pool = await registry.pools.get(input.pool);
       if (!node || !pool) throw new Error(`node ${input.nodeId} or pool ${input.pool} is not in the registry`);
-      if (node.status === "Enrolling") await registry.updateNode(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", { expect: ["Enrolling"] });
+      if (node.status === "Enrolling") await registry.nodes.update(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", { expect: ["Enrolling"] });
       else if (node.status !== "Onboarding") throw new Error(`node ${input.nodeId} is ${node.status}; only an enrolling node can be onboarded`);
       return nodeContextOf(node, pool, settings);
     },
 
     markReady: async (input: { nodeId: string }): Promise<void> => {
-      const node = (await registry.getNode(input.nodeId))!;
-      await registry.updateNode(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready");
+      const node = (await registry.nodes.get(input.nodeId))!;
+      await registry.nodes.update(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready");
     },
 
     markFailed: async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<void> => {
-      const node = await registry.getNode(input.nodeId);
+      const node = await registry.nodes.get(input.nodeId);
       if (!node) return;
       const message = `${input.message}${input.removed.length ? `; removed: ${input.removed.join(", ")}` : ""}${input.remaining.length ? `; NOT removed: ${input.remaining.join(", ")}` : ""}`;
-      await registry.updateNode(node, () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }), "service:onboard", "node.failed");
+      await registry.nodes.update(node, () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }), "service:onboard", "node.failed");
     },
 
     /**
@@ -60,14 +60,14 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
      * saga's own list cannot know those. Removing an absent object is done, so over-approximating is safe.
      */
     recordedObjects: async (input: { nodeId: string }): Promise<CreatedObject[]> => {
-      const node = await registry.getNode(input.nodeId);
+      const node = await registry.nodes.get(input.nodeId);
       return (node?.createdObjects ?? []).map(parseObjectRef);
     },
 
     /** What the sweeper's compensation needs to reach the agent: the node context when the node has a mailbox. */
     compensationContext: async (input: { nodeId: string }): Promise<AgentReach> => {
-      const node = await registry.getNode(input.nodeId);
-      const pool = node && (await registry.getPool(node.pool));
+      const node = await registry.nodes.get(input.nodeId);
+      const pool = node && (await registry.pools.get(node.pool));
       if (!node || !pool || !node.createdObjects.some((r) => r.startsWith("mailbox:"))) return { timing: timingOverrides(settings) };
       const context = nodeContextOf(node, pool, settings);
       return { context, timing: context.timing };
@@ -75,12 +75,12 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
 
     /** Marks the node Offboarding and tells the saga what it needs to reach the agent (if the node has a mailbox). */
     offboardBegin: async (input: { nodeId: string; reason: string; actor: string }): Promise<AgentReach & { hasMailbox: boolean }> => {
-      const node = await registry.getNode(input.nodeId);
+      const node = await registry.nodes.get(input.nodeId);
       if (!node) throw new Error(`node ${input.nodeId} is not in the registry`);
       if (node.status !== "Offboarding" && node.status !== "Offboarded") {
-        await registry.updateNode(node, () => ({ status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: now().toISOString() } }), input.actor, "node.offboarding");
+        await registry.nodes.update(node, () => ({ status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: now().toISOString() } }), input.actor, "node.offboarding");
       }
-      const pool = await registry.getPool(node.pool);
+      const pool = await registry.pools.get(node.pool);
       const hasMailbox = node.createdObjects.some((r) => r.startsWith("mailbox:"));
       if (!pool || !hasMailbox) return { hasMailbox: false, timing: timingOverrides(settings) };
       const context = nodeContextOf(node, pool, settings);
@@ -88,8 +88,8 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     },
 
     offboardFinish: async (input: { nodeId: string; actor: string; removed: string[]; remaining: string[] }): Promise<void> => {
-      const node = (await registry.getNode(input.nodeId))!;
-      await registry.updateNode(
+      const node = (await registry.nodes.get(input.nodeId))!;
+      await registry.nodes.update(
         node,
         () => (input.remaining.length === 0 ? { status: "Offboarded" } : { status: "Offboarding", lastError: { code: "OffboardIncomplete", message: `NOT removed: ${input.remaining.join(", ")}`, at: now().toISOString() } }),
         input.actor,

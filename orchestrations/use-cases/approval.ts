@@ -17,17 +17,17 @@ export class ApprovalError extends Error {
 }
 
 export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string): Promise<NodeRecord> {
-  const node = await deps.registry.getNode(nodeId);
+  const node = await deps.registry.nodes.get(nodeId);
   if (!node) throw new ApprovalError("node-not-found", `node '${nodeId}' does not exist`);
   if (node.pendingClaim) {
-    const pool = (await deps.registry.getPool(node.pool))!;
+    const pool = (await deps.registry.pools.get(node.pool))!;
     const outcome = await rekey(deps, { pool, node, claim: node.pendingClaim, actor, redeemToken: false });
     return outcome.node;
   }
   if (node.status !== "AwaitingApproval") throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be approved`);
   let approved: NodeRecord;
   try {
-    approved = await deps.registry.updateNode(node, () => ({ status: "Enrolling", sagaInstanceId: node.nodeId }), actor, "node.approve", { expect: ["AwaitingApproval"] });
+    approved = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", sagaInstanceId: node.nodeId }), actor, "node.approve", { expect: ["AwaitingApproval"] });
   } catch (error) {
     if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
     throw error;
@@ -37,11 +37,11 @@ export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string
 }
 
 export async function rejectNode(deps: EnrolDeps, nodeId: string, actor: string): Promise<NodeRecord> {
-  const node = await deps.registry.getNode(nodeId);
+  const node = await deps.registry.nodes.get(nodeId);
   if (!node) throw new ApprovalError("node-not-found", `node '${nodeId}' does not exist`);
-  if (node.pendingClaim) return deps.registry.updateNode(node, () => ({ pendingClaim: undefined }), actor, "node.reject-claim");
+  if (node.pendingClaim) return deps.registry.nodes.update(node, () => ({ pendingClaim: undefined }), actor, "node.reject-claim");
   if (node.status !== "AwaitingApproval") throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be rejected`);
-  return deps.registry.updateNode(node, () => ({ status: "Failed", lastError: { code: "Rejected", message: `rejected by ${actor}`, at: deps.now().toISOString() } }), actor, "node.reject", {
+  return deps.registry.nodes.update(node, () => ({ status: "Failed", lastError: { code: "Rejected", message: `rejected by ${actor}`, at: deps.now().toISOString() } }), actor, "node.reject", {
     expect: ["AwaitingApproval"],
   });
 }

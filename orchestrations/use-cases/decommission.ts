@@ -16,10 +16,10 @@ export interface DecommissionDeps {
 export type DecommissionOutcome = { kind: "started" | "alreadyRunning"; nodeId: string; instanceId: string } | { kind: "notFound"; nodeId: string };
 
 export async function decommissionNode(deps: DecommissionDeps, nodeId: string, actor: string): Promise<DecommissionOutcome> {
-  const node = await deps.registry.getNode(nodeId);
+  const node = await deps.registry.nodes.get(nodeId);
   if (!node) return { kind: "notFound", nodeId };
   const outcome = await startOffboarding(deps, node.nodeId, { reason: `decommissioned by ${actor}`, actor });
-  await deps.registry.audit({ actor, action: "node.decommission", objectType: "node", objectId: node.nodeId });
+  await deps.registry.audit.write({ actor, action: "node.decommission", objectType: "node", objectId: node.nodeId });
   return outcome;
 }
 

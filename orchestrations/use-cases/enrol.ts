@@ -70,14 +70,14 @@ const ACTOR = (keyId: string) => `node:${keyId}`;
 export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<EnrolOutcome> {
   const { registry } = deps;
   const parsed = parseToken(request.token);
-  const token = parsed ? await registry.getToken(parsed.tokenId) : undefined;
+  const token = parsed ? await registry.tokens.get(parsed.tokenId) : undefined;
   // Unknown id and wrong secret look the same: the answer must not reveal which token ids exist.
   if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new EnrolError("token-unknown", "The enrolment token is not valid.");
-  const pool = await registry.getPool(token.pool);
+  const pool = await registry.pools.get(token.pool);
   if (!pool) throw new EnrolError("pool-missing", `The token's pool '${token.pool}' no longer exists.`);
 
   const nodeId = deriveNodeId(pool.name, request.facts);
-  const existing = await registry.getNodeInPool(pool.name, nodeId);
+  const existing = await registry.nodes.getInPool(pool.name, nodeId);
 
   if (existing && existing.keyId === request.keyId) {
     if (existing.status !== "Failed" && existing.status !== "Offboarded") {
@@ -113,7 +113,7 @@ async function startOver(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; e
   checkCapacity(c.pool);
   await redeem(deps, c.token.tokenId);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
-    deps.registry.updateNode(c.existing, () => ({ status: "Enrolling", facts: c.request.facts, tokenId: c.token.tokenId, lastError: undefined }), ACTOR(c.request.keyId), "node.reenrol", { expect: ["Failed", "Offboarded"] }),
+    deps.registry.nodes.update(c.existing, () => ({ status: "Enrolling", facts: c.request.facts, tokenId: c.token.tokenId, lastError: undefined }), ACTOR(c.request.keyId), "node.reenrol", { expect: ["Failed", "Offboarded"] }),
   );
   await ensureSaga(deps, node, { restart: true });
   return { kind: "created", node };
@@ -126,7 +126,7 @@ async function createNode(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; 
   let node: NodeRecord;
   try {
     node = await withTokenRefund(deps, c.token.tokenId, () =>
-      deps.registry.createNode(
+      deps.registry.nodes.create(
         {
           nodeId: c.nodeId,
           pool: c.pool.name,
@@ -149,7 +149,7 @@ async function createNode(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; 
   } catch (error) {
     // The same node enrolling twice at once: the other request created it; answer as a retry would.
     if (error instanceof RegistryError && error.code === "NodeExists") {
-      const winner = await deps.registry.getNodeInPool(c.pool.name, c.nodeId);
+      const winner = await deps.registry.nodes.getInPool(c.pool.name, c.nodeId);
       if (winner && winner.keyId === c.request.keyId) return replay(deps, winner);
     }
     throw error;
@@ -165,7 +165,7 @@ async function clone(
 ): Promise<EnrolOutcome> {
   const { registry } = deps;
   const actor = ACTOR(c.request.keyId);
-  await registry.audit({ actor, action: "node.clone-detected", objectType: "node", objectId: c.nodeId, details: { policy: c.pool.clonePolicy, clonedFrom: c.clonedFrom, keyId: c.request.keyId } });
+  await registry.audit.write({ actor, action: "node.clone-detected", objectType: "node", objectId: c.nodeId, details: { policy: c.pool.clonePolicy, clonedFrom: c.clonedFrom, keyId: c.request.keyId } });
   switch (c.pool.clonePolicy) {
     case "reject":
       throw new EnrolError("clone-rejected", `This machine's identity is already enrolled in pool '${c.pool.name}' with another key, and the pool rejects clones.`);
@@ -173,14 +173,14 @@ async function clone(
       if (!c.existing) return createNode(deps, { ...c, cloneOf: c.clonedFrom[0] });
       await redeem(deps, c.token.tokenId);
       const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
-      const node = await withTokenRefund(deps, c.token.tokenId, () => registry.updateNode(c.existing!, () => ({ pendingClaim: claim }), actor, "node.clone-quarantined"));
+      const node = await withTokenRefund(deps, c.token.tokenId, () => registry.nodes.update(c.existing!, () => ({ pendingClaim: claim }), actor, "node.clone-quarantined"));
       return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
     }
     case "replace": {
       if (!c.existing) {
         for (const owner of c.clonedFrom) {
-          const node = await registry.getNodeInPool(c.pool.name, owner);
-          if (node) await registry.updateNode(node, () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }), actor, "node.replaced");
+          const node = await registry.nodes.getInPool(c.pool.name, owner);
+          if (node) await registry.nodes.update(node, () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }), actor, "node.replaced");
         }
         return createNode(deps, c);
       }
@@ -205,7 +205,7 @@ export async function rekey(
   checkCapacity(c.pool);
   if (c.redeemToken) await redeem(deps, c.claim.tokenId);
   const node = await withTokenRefund(deps, c.redeemToken ? c.claim.tokenId : undefined, () =>
-    deps.registry.updateNode(
+    deps.registry.nodes.update(
       c.node,
       () => ({
         status: "Enrolling",
@@ -230,7 +230,7 @@ export async function rekey(
  * starts only once azcmagent's Arc machine has been seen (the Event Grid handler records it and calls this).
  */
 export async function ensureSaga(deps: EnrolDeps, node: NodeRecord, options: { restart?: boolean } = {}): Promise<void> {
-  const pool = await deps.registry.getPool(node.pool);
+  const pool = await deps.registry.pools.get(node.pool);
   if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
   const status = await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
@@ -248,7 +248,7 @@ function checkCapacity(pool: Pool): void {
 /** Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. */
 async function redeem(deps: EnrolDeps, tokenId: string): Promise<void> {
   let refusal: EnrolError | undefined;
-  await deps.registry.mutateToken(tokenId, (t) => {
+  await deps.registry.tokens.mutate(tokenId, (t) => {
     refusal = tokenRefusal(t, deps.now(), "must-have-a-use");
     return refusal ? undefined : { uses: t.uses + 1 };
   });
@@ -270,14 +270,14 @@ async function withTokenRefund<T>(deps: EnrolDeps, tokenId: string | undefined, 
   try {
     return await work();
   } catch (error) {
-    if (tokenId) await deps.registry.mutateToken(tokenId, (t) => (t.uses > 0 ? { uses: t.uses - 1 } : undefined));
+    if (tokenId) await deps.registry.tokens.mutate(tokenId, (t) => (t.uses > 0 ? { uses: t.uses - 1 } : undefined));
     if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
     throw error;
   }
 }
 
 async function liveOwners(registry: Registry, pool: string, facts: NodeFacts, nodeId: string): Promise<string[]> {
-  const owners = (await registry.nodesWithFingerprint(pool, machineIdentity(facts))).filter((id) => id !== nodeId);
-  const live = await Promise.all(owners.map(async (id) => ((await registry.getNodeInPool(pool, id))?.status === "Offboarded" ? undefined : id)));
+  const owners = (await registry.nodes.fingerprintOwners(pool, machineIdentity(facts))).filter((id) => id !== nodeId);
+  const live = await Promise.all(owners.map(async (id) => ((await registry.nodes.getInPool(pool, id))?.status === "Offboarded" ? undefined : id)));
   return live.filter((id): id is string => id !== undefined);
 }

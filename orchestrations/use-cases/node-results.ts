@@ -37,7 +37,7 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
   } catch (error) {
     return reject(deps, { reason: "SchemaInvalid", description: describe(error) });
   }
-  const node = await deps.registry.getNode(claimed.nodeId);
+  const node = await deps.registry.nodes.get(claimed.nodeId);
   if (!node) return reject(deps, { reason: "UnknownNode", description: `no node '${claimed.nodeId}' is registered`, nodeId: claimed.nodeId });
   let result: StepResult;
   try {
@@ -51,7 +51,7 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
   const event = stepResultEvent(saga.run, result.stepId, result.attempt);
   const claimKey = `${saga.instanceId}@${saga.run}:${result.stepId}:${result.attempt}`;
   // Claimed before raising: if the raise then fails, the redelivery must still raise, so the claim is released.
-  const first = await deps.registry.claimOnce(`result:${node.nodeId}`, claimKey);
+  const first = await deps.registry.claims.claimOnce(`result:${node.nodeId}`, claimKey);
   if (!first) return { kind: "duplicate", nodeId: node.nodeId, event };
   try {
     await deps.raiseEvent(saga.instanceId, event, {
@@ -65,14 +65,14 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
       finishedAt: result.finishedAt,
     });
   } catch (error) {
-    await deps.registry.releaseClaim(`result:${node.nodeId}`, claimKey);
+    await deps.registry.claims.release(`result:${node.nodeId}`, claimKey);
     throw error;
   }
   return { kind: "raised", nodeId: node.nodeId, event };
 }
 
 async function reject(deps: NodeResultDeps, r: Omit<Extract<NodeResultOutcome, { kind: "rejected" }>, "kind">): Promise<NodeResultOutcome> {
-  await deps.registry.audit({ actor: "service:node-results", action: "result.rejected", objectType: "node", objectId: r.nodeId ?? "unknown", details: { reason: r.reason, description: r.description } });
+  await deps.registry.audit.write({ actor: "service:node-results", action: "result.rejected", objectType: "node", objectId: r.nodeId ?? "unknown", details: { reason: r.reason, description: r.description } });
   return { kind: "rejected", ...r };
 }
 

@@ -57,13 +57,13 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
   const report: SweepReport = { tokensExpired: [], sagasFailed: [], orphans: [], orphansRemoved: [], orphansNotRemoved: [], claimsPurged: 0 };
   const now = svc.now();
 
-  for (const token of await all((c) => svc.registry.listTokens({ continuationToken: c }))) {
-    if (!token.expiredAt && !token.revokedAt && Date.parse(token.expiresAt) <= now.getTime() && (await svc.registry.expireToken(token.tokenId, SWEEP_ACTOR))) {
+  for (const token of await all((c) => svc.registry.tokens.list({ continuationToken: c }))) {
+    if (!token.expiredAt && !token.revokedAt && Date.parse(token.expiresAt) <= now.getTime() && (await svc.registry.tokens.expire(token.tokenId, SWEEP_ACTOR))) {
       report.tokensExpired.push(token.tokenId);
     }
   }
 
-  const nodes = await all((c) => svc.registry.listNodes({ continuationToken: c }));
+  const nodes = await all((c) => svc.registry.nodes.list({ continuationToken: c }));
   for (const node of nodes.filter((n) => ONBOARDING.has(n.status))) {
     const reason = await failIfStuck(svc, workflows, node, now, options.sagaDeadlineMs);
     if (reason) report.sagasFailed.push({ nodeId: node.nodeId, reason });
@@ -74,7 +74,7 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
     for (const orphan of report.orphans) {
       try {
         await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
-        await svc.registry.audit({ actor: SWEEP_ACTOR, action: "orphan.removed", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
+        await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "orphan.removed", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
         report.orphansRemoved.push(orphan.ref);
       } catch (error) {
         report.orphansNotRemoved.push({ ref: orphan.ref, error: error instanceof Error ? error.message : String(error) });
@@ -82,11 +82,11 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
     }
   } else {
     for (const orphan of report.orphans) {
-      await svc.registry.audit({ actor: SWEEP_ACTOR, action: "orphan.found", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
+      await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "orphan.found", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
     }
   }
 
-  report.claimsPurged = await svc.registry.purgeClaims(new Date(now.getTime() - options.claimRetentionMs));
+  report.claimsPurged = await svc.registry.purgeExpired(new Date(now.getTime() - options.claimRetentionMs));
   return report;
 }
 
@@ -105,7 +105,7 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
   if (running) await workflows.terminate(node.nodeId, `sweeper: ${reason}`);
   const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason, run: newRunId() };
   await workflows.start(COMPENSATE_NODE, { instanceId: compensation, input });
-  await svc.registry.audit({ actor: SWEEP_ACTOR, action: "node.saga-deadline", objectType: "node", objectId: node.nodeId, details: { reason } });
+  await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "node.saga-deadline", objectType: "node", objectId: node.nodeId, details: { reason } });
   return reason;
 }
 
@@ -117,7 +117,7 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
 async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
   const candidates: { object: CreatedObject; nodeId?: string; what: string }[] = [];
   const serviceId = svc.settings.SERVICE_PRINCIPAL_ID?.toLowerCase();
-  const pools = await all((c) => svc.registry.listPools({ continuationToken: c }));
+  const pools = await all((c) => svc.registry.pools.list({ continuationToken: c }));
   const clusters = new Set<string>();
   const roleAssignments: { id: string; createdBy?: string }[] = [];
   for (const pool of pools) {
@@ -136,7 +136,7 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
     }
   }
 
-  const nodes = await all((c) => svc.registry.listNodes({ continuationToken: c }));
+  const nodes = await all((c) => svc.registry.nodes.list({ continuationToken: c }));
   const owned = new Set(nodes.filter((n) => OWNING.has(n.status)).flatMap((n) => n.createdObjects.map((r) => r.toLowerCase())));
   const recordedBy = new Map<string, NodeRecord>();
   for (const n of nodes) for (const r of n.createdObjects) recordedBy.set(r.toLowerCase(), n);

@@ -34,14 +34,14 @@ async function setup(clonePolicy: "reject" | "quarantine" | "replace") {
 describe("clone policy: the same machine identity enrols with a new key", () => {
   it("reject: refuses the newcomer and leaves the enrolled node untouched", async () => {
     const { token, original, nodeId, keyId } = await setup("reject");
-    const before = await registry().getNode(nodeId);
+    const before = await registry().nodes.get(nodeId);
     const res = await app.enrol(cloneOf(original), token);
     expect([res.status, problemType(res)]).toEqual([409, "clone-rejected"]);
-    const after = (await registry().getNode(nodeId))!;
+    const after = (await registry().nodes.get(nodeId))!;
     expect(after.keyId).toBe(keyId);
     expect(after.etag).toBe(before!.etag);
-    expect((await registry().getToken(token.split(".")[1]!))!.uses).toBe(1);
-    expect((await registry().listAudit({ objectId: nodeId })).map((a) => a.action)).toContain("node.clone-detected");
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(1);
+    expect((await registry().audit.list({ objectId: nodeId })).map((a) => a.action)).toContain("node.clone-detected");
   });
 
   it("quarantine: holds the newcomer's claim for an admin; approving it re-keys the node and restarts onboarding", async () => {
@@ -51,7 +51,7 @@ describe("clone policy: the same machine identity enrols with a new key", () => 
     expect(res.status).toBe(202);
     expect(res.json).toMatchObject({ nodeId, approval: "clone-quarantined" });
     // The original keeps running with its own key; the claim waits.
-    const held = (await registry().getNode(nodeId))!;
+    const held = (await registry().nodes.get(nodeId))!;
     expect(held).toMatchObject({ keyId, status: "Enrolling", pendingClaim: { keyId: (res.json as { keyId: string }).keyId } });
     expect((await app.enrol(clone, token)).status).toBe(202);
 
@@ -67,7 +67,7 @@ describe("clone policy: the same machine identity enrols with a new key", () => 
     expect((approved.json as { pendingClaim?: unknown }).pendingClaim).toBeUndefined();
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
     // The old key no longer identifies the node.
-    expect(await registry().getNodeByKey(keyId)).toBeUndefined();
+    expect(await registry().nodes.getByKey(keyId)).toBeUndefined();
   });
 
   it("quarantine: a clone with its own SMBIOS UUID becomes a separate node awaiting approval", async () => {
@@ -75,10 +75,10 @@ describe("clone policy: the same machine identity enrols with a new key", () => 
     const sibling = newNode({ machineId: original.facts.machineId });
     const res = await app.enrol(sibling, token);
     expect(res.status).toBe(202);
-    const sib = (await registry().getNode((res.json as { nodeId: string }).nodeId))!;
+    const sib = (await registry().nodes.get((res.json as { nodeId: string }).nodeId))!;
     expect(sib).toMatchObject({ status: "AwaitingApproval", cloneOf: nodeId });
     // The original keeps its fingerprint: a third machine with the same machine-id is still judged against it.
-    expect(await registry().nodesWithFingerprint("edge", { machineId: original.facts.machineId })).toEqual([nodeId]);
+    expect(await registry().nodes.fingerprintOwners("edge", { machineId: original.facts.machineId })).toEqual([nodeId]);
   });
 
   it("replace: the newcomer takes over the identity once the old saga has stopped", async () => {
@@ -86,17 +86,17 @@ describe("clone policy: the same machine identity enrols with a new key", () => 
     const clone = cloneOf(original);
     const pending = await app.enrol(clone, token);
     expect([pending.status, problemType(pending)]).toEqual([409, "clone-replace-pending"]);
-    expect((await registry().getNode(nodeId))!.keyId).toBe(keyId);
+    expect((await registry().nodes.get(nodeId))!.keyId).toBe(keyId);
     await app.simulator.runUntilIdle();
 
     const res = await app.enrol(clone, token);
     expect(res.status).toBe(201);
     expect(res.json).toMatchObject({ nodeId, status: "Enrolling" });
-    const node = (await registry().getNode(nodeId))!;
+    const node = (await registry().nodes.get(nodeId))!;
     expect(node.keyId).toBe((res.json as { keyId: string }).keyId);
     expect(node.facts.hostname).toBe("edge-clone");
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
-    expect((await registry().getToken(token.split(".")[1]!))!.uses).toBe(2);
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(2);
     // Latest key wins, every time: the original retrying with its old key is now the clone, and stops the newcomer's
     // saga. Right for re-imaged hosts; for true clones it ping-pongs, which is why the pool default is reject.
     const back = await app.enrol(original, token);

@@ -47,10 +47,10 @@ describe("POST /api/enrol", () => {
     expect(app.simulator.getStatus(body.nodeId)!.createdTime).toBe(created);
     expect(app.simulator.instanceIds()).toEqual([body.nodeId]);
 
-    const stored = (await registry().getNode(body.nodeId))!;
+    const stored = (await registry().nodes.get(body.nodeId))!;
     expect(stored).toMatchObject({ status: "Enrolling", labels: { site: "lyon" }, keyId: body.keyId, sagaInstanceId: body.nodeId });
-    expect((await registry().getPool("edge"))!.inFlight).toBe(1);
-    expect((await registry().listTokens()).items[0]!.uses).toBe(1);
+    expect((await registry().pools.get("edge"))!.inFlight).toBe(1);
+    expect((await registry().tokens.list()).items[0]!.uses).toBe(1);
   });
 
   it("restarts a lost saga when a node retries (the first attempt crashed after writing the node)", async () => {
@@ -97,7 +97,7 @@ describe("POST /api/enrol", () => {
   });
 
   it("redeems a single-use token exactly once under 100 concurrent enrolments", async () => {
-    await app.call("PUT", "/api/manage/pools/edge", { headers: admin, body: { clusterResourceId: (await registry().getPool("edge"))!.clusterResourceId, arc: { resourceGroupId: (await registry().getPool("edge"))!.arc.resourceGroupId, location: "eastus" }, maxInFlight: 200 } });
+    await app.call("PUT", "/api/manage/pools/edge", { headers: admin, body: { clusterResourceId: (await registry().pools.get("edge"))!.clusterResourceId, arc: { resourceGroupId: (await registry().pools.get("edge"))!.arc.resourceGroupId, location: "eastus" }, maxInFlight: 200 } });
     const token = await app.createToken("edge");
     const nodes = Array.from({ length: 100 }, () => newNode());
     const started = performance.now();
@@ -109,9 +109,9 @@ describe("POST /api/enrol", () => {
     expect(Object.fromEntries(byStatus)).toEqual({ 201: 1, 403: 99 });
     expect(new Set(results.filter((r) => r.status === 403).map(problemType))).toEqual(new Set(["token-exhausted"]));
     const tokenId = token.split(".")[1]!;
-    expect((await registry().getToken(tokenId))!.uses).toBe(1);
-    expect((await registry().listNodes({ pool: "edge" })).items).toHaveLength(1);
-    expect((await registry().getPool("edge"))!.inFlight).toBe(1);
+    expect((await registry().tokens.get(tokenId))!.uses).toBe(1);
+    expect((await registry().nodes.list({ pool: "edge" })).items).toHaveLength(1);
+    expect((await registry().pools.get("edge"))!.inFlight).toBe(1);
     expect(app.simulator.instanceIds()).toHaveLength(1);
     // The figure for the closing note; not an assertion (timing belongs in benchmarks).
     console.warn(`[measure] 100 concurrent single-use redemptions: ${elapsedMs.toFixed(0)} ms`);
@@ -124,7 +124,7 @@ describe("POST /api/enrol", () => {
     expect(full.status).toBe(429);
     expect(full.headers["retry-after"]).toBe("30");
     expect(problemType(full)).toBe("pool-full");
-    expect((await registry().getToken(token.split(".")[1]!))!.uses).toBe(3);
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(3);
   });
 
   it("parks approval-required nodes until an admin approves or rejects them", async () => {
@@ -136,7 +136,7 @@ describe("POST /api/enrol", () => {
     expect(parked.json).toMatchObject({ status: "AwaitingApproval", approval: "approval-required" });
     expect((parked.json as { mailbox?: unknown }).mailbox).toBeUndefined();
     expect(app.simulator.instanceIds()).toEqual([]);
-    expect((await registry().getPool("edge"))!.inFlight).toBe(0);
+    expect((await registry().pools.get("edge"))!.inFlight).toBe(0);
     expect((await app.enrol(a, token)).status).toBe(202);
 
     const approved = await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
@@ -150,7 +150,7 @@ describe("POST /api/enrol", () => {
     const rejected = await app.call("POST", `/api/manage/nodes/${other.nodeId}/reject`, { headers: admin });
     expect(rejected.json).toMatchObject({ status: "Failed", lastError: { code: "Rejected" } });
     expect(app.simulator.getStatus(other.nodeId)).toBeUndefined();
-    const audit = (await registry().listAudit()).map((e) => e.action);
+    const audit = (await registry().audit.list()).map((e) => e.action);
     expect(audit).toEqual(expect.arrayContaining(["node.approve", "node.reject", "token.create", "pool.create"]));
   });
 
@@ -161,13 +161,13 @@ describe("POST /api/enrol", () => {
     await app.simulator.runUntilIdle();
     app.simulator.raiseEvent(nodeId, "test-finish", "failed");
     await app.simulator.runUntilIdle();
-    await registry().updateNode((await registry().getNode(nodeId))!, () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }), "saga", "node.fail");
-    expect((await registry().getPool("edge"))!.inFlight).toBe(0);
+    await registry().nodes.update((await registry().nodes.get(nodeId))!, () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }), "saga", "node.fail");
+    expect((await registry().pools.get("edge"))!.inFlight).toBe(0);
 
     const again = await app.enrol(node, token);
     expect(again.status).toBe(201);
     expect(again.json).toMatchObject({ nodeId, status: "Enrolling" });
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
-    expect((await registry().getToken(token.split(".")[1]!))!.uses).toBe(2);
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(2);
   });
 });

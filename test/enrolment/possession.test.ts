@@ -75,7 +75,7 @@ describe("enrolment proves possession of the node key", () => {
     const later = () => new Date(Date.now() + 2 * 3600_000);
     const outcome = enrol(
       { registry: registry(), now: later, workflows: { start: () => Promise.resolve(), status: () => Promise.resolve(undefined), terminate: () => Promise.resolve(), describe: () => Promise.resolve(undefined) } },
-      { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: ((await registry().getNode(nodeId))!).keyId },
+      { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: ((await registry().nodes.get(nodeId))!).keyId },
     );
     await expect(outcome).rejects.toMatchObject({ code: "token-expired" });
   });

@@ -125,7 +125,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
     enrol: async (node, token) => call("POST", "/api/enrol", await enrolRequest(node, { token, facts: node.facts, publicKey: node.publicKey })),
     snapshot: async () => {
       const rows: string[] = [];
-      for (const table of ["pools", "tokens", "nodes", "index", "audit", "nonces"]) {
+      for (const table of ["pools", "tokens", "nodes", "index", "audit", "nonces", "claims"]) {
         const client = TableClient.fromConnectionString(azurite, `${prefix}${table}`, { allowInsecureConnection: true });
         try {
           for await (const e of client.listEntities()) rows.push(`${table}:${JSON.stringify(e)}`);

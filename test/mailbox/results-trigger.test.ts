@@ -99,7 +99,7 @@ describe("node-results trigger", () => {
     const [rejected] = emulator.inspect.messages(REJECTED_RESULTS_QUEUE);
     expect(rejected).toMatchObject({ messageId: "forged", applicationProperties: { DeadLetterReason: "SignatureInvalid", originalMessageId: "forged" } });
     expect(String(rejected!.applicationProperties.DeadLetterErrorDescription)).toMatch(/bad_signature/);
-    const audit = await registry().listAudit({ objectId: nodeId });
+    const audit = await registry().audit.list({ objectId: nodeId });
     expect(audit).toContainEqual(expect.objectContaining({ action: "result.rejected", details: expect.objectContaining({ reason: "SignatureInvalid" }) }));
     // The original is completed, not retried.
     expect(triggers.invocations.filter((i) => i.messageId === "forged").map((i) => i.outcome)).toEqual(["completed"]);

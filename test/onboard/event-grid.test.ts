@@ -45,7 +45,7 @@ describe("Event Grid: Arc machine events", () => {
     expect(world.arm.inspect.roleAssignments()).toEqual([]);
     expect(world.kube.inspect().nodes).toEqual([]);
     const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
-    expect((await registry.getNode(nodeId))?.status).toBe("Offboarded");
+    expect((await registry.nodes.get(nodeId))?.status).toBe("Offboarded");
     // A late duplicate after offboarding changes nothing.
     const late = await deliver(world, deleted[0]!);
     expect(late.logs.at(-1)?.message).toMatch(/ignored \((node already offboarded|not a machine the service manages)\)/);
@@ -73,7 +73,7 @@ describe("Event Grid: Arc machine events", () => {
     await world.app.simulator.runUntilIdle();
     expect(world.app.simulator.instanceIds()).toEqual([]);
     const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
-    expect((await registry.getNode(nodeId))?.status).toBe("Enrolling");
+    expect((await registry.nodes.get(nodeId))?.status).toBe("Enrolling");
 
     // azcmagent connect --tags flexnode-pool=byo,flexnode-node=<id>, under the operator's identity and its own name.
     const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
@@ -93,7 +93,7 @@ describe("Event Grid: Arc machine events", () => {
     const machine = world.arm.inspect.machines().find((m) => m.id === machineId)!;
     expect(world.arm.inspect.machines()).toHaveLength(1);
     expect(world.arm.inspect.roleAssignments().map((r) => r.principalId)).toEqual([machine.principalId]);
-    const node = await registry.getNode(nodeId);
+    const node = await registry.nodes.get(nodeId);
     expect(node?.arcMachineId).toBe(machineId);
     expect(node?.createdObjects.some((r) => r.startsWith("arcMachine:"))).toBe(false);
 
@@ -102,7 +102,7 @@ describe("Event Grid: Arc machine events", () => {
     expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
     expect(world.arm.inspect.roleAssignments()).toEqual([]);
     expect(world.arm.inspect.machines().map((m) => m.id)).toEqual([machineId]);
-    expect((await registry.getNode(nodeId))?.status).toBe("Offboarded");
+    expect((await registry.nodes.get(nodeId))?.status).toBe("Offboarded");
   });
 
   it("does not adopt a machine for a create pool, for an unknown node, or one the service itself created", async () => {
@@ -120,7 +120,7 @@ describe("Event Grid: Arc machine events", () => {
     expect(await put("h2", { "flexnode-pool": "edge", "flexnode-node": "fn-000000000000000000000000" })).toMatch(/adoptionCandidate \(no node fn-0+ is enrolled in pool edge\)$/);
     expect(await put("h3", { env: "lab" })).toMatch(/ignored \(not tagged for a flexnode pool\)$/);
     expect(await put("h4", { "managed-by": "flexnode-onboarding", "flexnode-node": nodeId })).toMatch(/ignored \(created by the service\)$/);
-    const refusals = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).listAudit()).filter((a) => a.action === "machine.adoption-refused");
+    const refusals = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).audit.list()).filter((a) => a.action === "machine.adoption-refused");
     expect(refusals.map((a) => String(a.details?.reason)).sort()).toEqual(["no node fn-000000000000000000000000 is enrolled in pool edge", "pool edge creates its nodes' machines; it adopts none"]);
     expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
   });

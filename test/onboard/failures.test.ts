@@ -44,7 +44,7 @@ describe("onboardNode: a failure at any step leaves nothing behind", () => {
 
     expect(done.runtimeStatus).toBe("Completed");
     expect(done.output).toMatchObject({ status: "Failed", error: { code: c.code }, remaining: [] });
-    const node = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).getNode(nodeId))!;
+    const node = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).nodes.get(nodeId))!;
     expect(node.status).toBe("Failed");
     expect(node.lastError?.code).toBe(c.code);
     expect(node.lastError?.message).toMatch(c.message);
@@ -95,7 +95,7 @@ describe("a failed node enrolling again", () => {
       // duplicate of) the second run's, which would have cost a step timeout and a retry.
       expect({ errors: agent.errors.map(String), late: agent.seen.filter((s) => s.attempt !== 1) }).toEqual({ errors: [], late: [] });
       const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
-      expect((await registry.getNode(nodeId))?.status).toBe("Ready");
+      expect((await registry.nodes.get(nodeId))?.status).toBe("Ready");
     } finally {
       await agent.close();
     }

@@ -77,12 +77,12 @@ describe("onboardNode under random fault schedules", () => {
         expect(done.runtimeStatus).toBe("Completed");
         expect(["Ready", "Failed"]).toContain(output.status);
         outcomes[output.status]++;
-        const node = (await registry.getNode(nodeId))!;
+        const node = (await registry.nodes.get(nodeId))!;
         expect(node.status).toBe(output.status);
         expect(agent.errors).toEqual([]);
 
         // No orphans: what exists in the emulators is exactly what Ready nodes own.
-        const ready = (await registry.listNodes({ pool: "edge", status: "Ready", maxPageSize: 1000 })).items;
+        const ready = (await registry.nodes.list({ pool: "edge", status: "Ready", maxPageSize: 1000 })).items;
         const readyIds = new Set(ready.map((n) => n.nodeId));
         const machines = world.arm.inspect.machines();
         expect(new Set(machines.map((m) => m.id.split("/").pop()))).toEqual(readyIds);

@@ -35,10 +35,10 @@ describe("decommission → offboardNode", () => {
     expect((done.output as { removed: string[] }).removed).toHaveLength(5);
     expect(agent.seen.at(-1)?.stepId).toBe("reset");
     expectNothingLeft(world);
-    const node = (await registry().getNode(nodeId))!;
+    const node = (await registry().nodes.get(nodeId))!;
     expect(node).toMatchObject({ status: "Offboarded", createdObjects: [] });
-    expect((await registry().getPool("edge"))?.inFlight).toBe(0);
-    const actions = (await registry().listAudit({ objectId: nodeId })).map((a) => a.action);
+    expect((await registry().pools.get("edge"))?.inFlight).toBe(0);
+    const actions = (await registry().audit.list({ objectId: nodeId })).map((a) => a.action);
     expect(actions).toEqual(expect.arrayContaining(["node.enrol", "node.ready", "node.decommission", "node.offboarding", "node.offboarded"]));
   });
 
@@ -56,6 +56,6 @@ describe("decommission → offboardNode", () => {
     expect(world.app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Terminated");
     await world.settle(`${nodeId}:offboard`);
     expectNothingLeft(world);
-    expect((await registry().getNode(nodeId))?.status).toBe("Offboarded");
+    expect((await registry().nodes.get(nodeId))?.status).toBe("Offboarded");
   });
 });

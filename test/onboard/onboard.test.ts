@@ -20,7 +20,7 @@ describe("onboardNode", () => {
     expect(agent.errors).toEqual([]);
     expect(done).toMatchObject({ runtimeStatus: "Completed", output: { status: "Ready" }, customStatus: { phase: "done" } });
 
-    const node = (await registry().getNode(nodeId))!;
+    const node = (await registry().nodes.get(nodeId))!;
     expect(node.status).toBe("Ready");
     const machines = world.arm.inspect.machines();
     expect(machines.map((m) => m.id.split("/").pop())).toEqual([nodeId]);

@@ -96,7 +96,7 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     const deadline = Date.now() + 5000;
     while (!world.triggers.invocations.some((i) => i.messageId === "late-1") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await world.app.simulator.runUntilIdle();
-    expect((await registry().getNode(nodeId))?.status).toBe("Ready");
+    expect((await registry().nodes.get(nodeId))?.status).toBe("Ready");
     expect(world.app.simulator.getStatus(nodeId)?.output).toEqual({ status: "Ready" });
   });
 

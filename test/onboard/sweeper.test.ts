@@ -68,10 +68,10 @@ describe("sweeper", () => {
     expect(world.arm.inspect.roleAssignments()).toEqual([]);
     expect(world.kube.inspect().secrets.filter((s) => s.name.startsWith("bootstrap-token-"))).toEqual([]);
     expect(world.sb.inspect.queues().map((q) => q.name)).not.toContain(nodeId);
-    const node = await registry().getNode(nodeId);
+    const node = await registry().nodes.get(nodeId);
     expect(node).toMatchObject({ status: "Failed", createdObjects: [], lastError: { code: "SagaDeadlineExceeded" } });
     expect(node?.lastError?.message).toMatch(/^the onboarding saga ran past its 30-minute deadline; removed: /);
-    expect((await registry().getPool("edge"))?.inFlight).toBe(0);
+    expect((await registry().pools.get("edge"))?.inFlight).toBe(0);
   });
 
   it("marks expired tokens once, and reports (then, when told, removes) managed resources no live node owns", async () => {
@@ -80,8 +80,8 @@ describe("sweeper", () => {
     expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
     const reg = registry();
     const past = new Date(Date.now() - 60_000).toISOString();
-    expect(await reg.claimNonce({ keyId: "k-test", nonce: "stale", expiresAt: new Date(past) })).toBe(true);
-    await reg.createToken({ tokenId: "0123456789abcdef", pool: "edge", secretHash: "x".repeat(64), expiresAt: past, maxUses: 1, labels: {}, taints: [], approvalRequired: false, createdBy: "test" }, "test");
+    expect(await reg.nonces.claim({ keyId: "k-test", nonce: "stale", expiresAt: new Date(past) })).toBe(true);
+    await reg.tokens.create({ tokenId: "0123456789abcdef", pool: "edge", secretHash: "x".repeat(64), expiresAt: past, maxUses: 1, labels: {}, taints: [], approvalRequired: false, createdBy: "test" }, "test");
 
     // Leftovers of an onboarding whose compensation could not finish: a machine and a grant the service made, for a
     // node the registry no longer has as live. And a grant somebody else made at the same scope, which is not ours.
@@ -100,9 +100,9 @@ describe("sweeper", () => {
     expect(lines).toContain("sweep: 1 token(s) expired, 0 stuck saga(s) failed, 2 orphan(s) found, 0 removed, 0 not removed, 1 claim(s) purged");
     expect(lines).toContain(`sweep: orphan arcMachine:${strayId} (Arc machine of no registered node)`);
     expect(lines).toContain(`sweep: orphan roleAssignment:${grant} (role assignment of no registered node)`);
-    expect((await reg.getToken("0123456789abcdef"))?.expiredAt).toBeDefined();
+    expect((await reg.tokens.get("0123456789abcdef"))?.expiredAt).toBeDefined();
     // The stale nonce is gone, so the same nonce could be recorded again (its signature time check refuses it anyway).
-    expect(await reg.claimNonce({ keyId: "k-test", nonce: "stale", expiresAt: new Date(past) })).toBe(true);
+    expect(await reg.nonces.claim({ keyId: "k-test", nonce: "stale", expiresAt: new Date(past) })).toBe(true);
     // Reporting changes nothing in Azure; the Ready node's own objects are never candidates.
     expect({ machines: world.arm.inspect.machines().length, grants: world.arm.inspect.roleAssignments().length }).toEqual(before);
 
@@ -112,7 +112,7 @@ describe("sweeper", () => {
     expect(world.arm.inspect.machines().map((m) => m.id.toLowerCase())).not.toContain(strayId.toLowerCase());
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).toContain(theirs);
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).not.toContain(grant);
-    expect((await reg.getNode(nodeId))?.status).toBe("Ready");
+    expect((await reg.nodes.get(nodeId))?.status).toBe("Ready");
     expect(world.arm.inspect.machines()).toHaveLength(1);
     const again = await world.app.host.invoke("sweeper", { json: JSON.stringify({ isPastDue: false }) });
     expect(again.logs.map((l) => l.message)).toContain("sweep: 0 token(s) expired, 0 stuck saga(s) failed, 0 orphan(s) found, 0 removed, 0 not removed, 0 claim(s) purged");

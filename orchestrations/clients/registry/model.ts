@@ -4,9 +4,6 @@
  */
 import { NodeFactsSchema, type NodeFacts as ContractNodeFacts } from "../../../contract/node-facts.js";
 import { z } from "zod";
-import { NodeStatus } from "../../../contract/node-status.js";
-
-export { NodeStatus };
 
 /** Names usable as a table PartitionKey/RowKey, an Arc tag value and a Kubernetes label value. */
 export const PoolName = z
@@ -66,6 +63,8 @@ export const Pool = PoolSpec.extend({
 });
 export type Pool = z.infer<typeof Pool>;
 
+export const NodeStatus = z.enum(["Enrolling", "AwaitingApproval", "Onboarding", "Ready", "Failed", "Offboarding", "Offboarded"]);
+export type NodeStatus = z.infer<typeof NodeStatus>;
 /** Statuses that hold one of the pool's in-flight slots. */
 export const IN_FLIGHT: ReadonlySet<NodeStatus> = new Set(["Enrolling", "Onboarding", "Offboarding"]);
 

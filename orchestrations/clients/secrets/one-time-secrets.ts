@@ -32,26 +32,26 @@ export class OneTimeSecrets {
     cipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
     const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
     const sealed: SealedSecret = { iv: iv.toString("base64"), ciphertext: ciphertext.toString("base64"), tag: cipher.getAuthTag().toString("base64"), expiresAt: expiresAt.toISOString() };
-    if (await this.registry.putSealedSecret(nodeId, ref, sealed)) return value;
+    if (await this.registry.secrets.put(nodeId, ref, sealed)) return value;
     // Lost a race with a concurrent writer (a retried activity): theirs is the one stored.
     return (await this.peek(nodeId, ref))!;
   }
 
   /** Reads without consuming (the saga's own idempotent re-reads). */
   async peek(nodeId: string, ref: string): Promise<string | undefined> {
-    const sealed = await this.registry.getSealedSecret(nodeId, ref);
+    const sealed = await this.registry.secrets.get(nodeId, ref);
     return sealed ? this.open(nodeId, ref, sealed) : undefined;
   }
 
   /** The node's read: returns the value once and deletes it; an expired secret is deleted and not returned. */
   async take(nodeId: string, ref: string, now: Date): Promise<string | undefined> {
-    const taken = await this.registry.takeSealedSecret(nodeId, ref);
+    const taken = await this.registry.secrets.take(nodeId, ref);
     if (!taken || Date.parse(taken.expiresAt) <= now.getTime()) return undefined;
     return this.open(nodeId, ref, taken);
   }
 
   async remove(nodeId: string, ref: string): Promise<boolean> {
-    return this.registry.deleteSealedSecret(nodeId, ref);
+    return this.registry.secrets.delete(nodeId, ref);
   }
 
   private open(nodeId: string, ref: string, sealed: SealedSecret): string {

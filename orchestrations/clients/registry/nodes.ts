@@ -1,0 +1,132 @@
+/**
+ * Nodes, their machine fingerprints and the node/key index.
+ * - Table `nodes`: PK the pool name; RK `node:<id>` (the node) and `fp:<kind>:<value>` (fingerprint → node id), beside
+ *   the pool's `$counter` row (in-flight.ts). One partition per pool lets a node change and its move of the in-flight
+ *   count be one entity-group transaction.
+ * - Table `index`: PK "node" RK node id → pool; PK "key" RK key id → pool and node. Written before the node, so a
+ *   reader may find an index row for a node that is not there yet (treated as absent) but never a node it cannot find.
+ * Every change is made under the node's ETag (re-read and retried on Conflict) and audited.
+ */
+import type { TableClient, TransactionAction } from "@azure/data-tables";
+import { IN_FLIGHT, NodeRecord, type NodeStatus } from "./model.js";
+import type { AuditLog } from "./audit.js";
+import type { InFlightCounter } from "./in-flight.js";
+import type { PoolTable } from "./pools.js";
+import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, toRow, type Clock, type Page } from "./table-rows.js";
+
+const nodeRow = (nodeId: string) => `node:${nodeId}`;
+export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] =>
+  [`fp:machine-id:${fp.machineId.toLowerCase()}`, ...(fp.smbiosUuid ? [`fp:smbios-uuid:${fp.smbiosUuid.toLowerCase()}`] : [])];
+
+export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "createdAt">>;
+
+export class NodeTable {
+  constructor(
+    private readonly table: TableClient,
+    private readonly index: TableClient,
+    private readonly counter: Pick<InFlightCounter, "transact">,
+    private readonly pools: Pick<PoolTable, "get">,
+    private readonly audit: Pick<AuditLog, "write">,
+    private readonly now: Clock,
+  ) {}
+
+  async get(nodeId: string): Promise<NodeRecord | undefined> {
+    const entry = await read(this.index, "node", nodeId);
+    if (!entry) return undefined;
+    return this.getInPool(entry.pool as string, nodeId);
+  }
+
+  async getInPool(pool: string, nodeId: string): Promise<NodeRecord | undefined> {
+    const entity = await read(this.table, pool, nodeRow(nodeId));
+    return entity ? NodeRecord.parse({ ...fromRow(entity), nodeId, pool }) : undefined;
+  }
+
+  async getByKey(keyId: string): Promise<NodeRecord | undefined> {
+    const entry = await read(this.index, "key", keyId);
+    if (!entry) return undefined;
+    const node = await this.getInPool(entry.pool as string, entry.nodeId as string);
+    return node && node.keyId === keyId ? node : undefined;
+  }
+
+  /** Node ids that own a fingerprint of this machine in the pool. */
+  async fingerprintOwners(pool: string, fp: { machineId: string; smbiosUuid?: string }): Promise<string[]> {
+    const owners = await Promise.all(fingerprintRows(fp).map((rk) => read(this.table, pool, rk)));
+    return [...new Set(owners.filter((o) => o !== undefined).map((o) => o.nodeId as string))];
+  }
+
+  async list(options: { pool?: string; status?: NodeStatus; maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<NodeRecord>> {
+    const clauses = [`RowKey ge 'node:' and RowKey lt 'node;'`];
+    if (options.pool) clauses.unshift(`PartitionKey eq '${escape(options.pool)}'`);
+    if (options.status) clauses.push(`status eq '${escape(options.status)}'`);
+    const found = await page(this.table, clauses.join(" and "), options);
+    return {
+      items: found.items.map((e) => NodeRecord.parse({ ...fromRow(e), pool: e.partitionKey, nodeId: (e.rowKey as string).slice("node:".length) })),
+      continuationToken: found.continuationToken,
+    };
+  }
+
+  /**
+   * Creates a node, its fingerprint rows and, if it starts in flight, takes one of the pool's slots: one transaction.
+   * Refused with PoolFull when the pool has no slot, NodeExists when the node is there already.
+   */
+  async create(node: Omit<NodeRecord, "etag" | "createdAt" | "updatedAt">, actor: string, options: { claimFingerprint?: boolean } = {}): Promise<NodeRecord> {
+    const pool = await this.pools.get(node.pool);
+    if (!pool) throw new RegistryError("PoolNotFound", `pool '${node.pool}' does not exist`);
+    // Checked first so a duplicate is reported as such even in a full pool; the transaction's 409 covers races.
+    if (await read(this.table, node.pool, nodeRow(node.nodeId))) throw new RegistryError("NodeExists", `node '${node.nodeId}' exists already`);
+    await this.writeIndex(node);
+    const at = this.now().toISOString();
+    await this.counter.transact(node.pool, pool.maxInFlight, IN_FLIGHT.has(node.status) ? 1 : 0, () => [
+      ["create", toRow(node.pool, nodeRow(node.nodeId), { ...node, createdAt: at, updatedAt: at })],
+      // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
+      ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => ["upsert", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }, "Replace"]),
+    ]);
+    await this.audit.write({ actor, action: "node.enrol", objectType: "node", objectId: node.nodeId, details: { pool: node.pool, status: node.status, tokenId: node.tokenId, keyId: node.keyId } });
+    return (await this.getInPool(node.pool, node.nodeId))!;
+  }
+
+  /**
+   * Changes a node under its ETag; moving into or out of an in-flight status takes or frees the pool slot in the same
+   * transaction. `expect` lists the statuses the change is valid from (Conflict otherwise).
+   */
+  async update(ref: { pool: string; nodeId: string }, change: (node: NodeRecord) => NodeChange | undefined, actor: string, action: string, options: { expect?: NodeStatus[] } = {}): Promise<NodeRecord> {
+    for (let i = 0; i < ETAG_ATTEMPTS; i++) {
+      const node = await this.getInPool(ref.pool, ref.nodeId);
+      if (!node) throw new RegistryError("NodeNotFound", `node '${ref.nodeId}' does not exist`);
+      if (options.expect && !options.expect.includes(node.status)) throw new RegistryError("Conflict", `node '${ref.nodeId}' is ${node.status}, not ${options.expect.join(" or ")}`);
+      const patch = change(node);
+      if (!patch) return node;
+      const next = { ...node, ...patch, updatedAt: this.now().toISOString() };
+      if (next.keyId !== node.keyId) await this.writeIndex(next);
+      const delta = (IN_FLIGHT.has(next.status) ? 1 : 0) - (IN_FLIGHT.has(node.status) ? 1 : 0);
+      const pool = await this.pools.get(ref.pool);
+      // Offboarding frees resources: it takes a slot (it is saga work) but is never refused for a full pool.
+      const limit = next.status === "Offboarding" ? Number.MAX_SAFE_INTEGER : (pool?.maxInFlight ?? Number.MAX_SAFE_INTEGER);
+      try {
+        await this.counter.transact(ref.pool, limit, delta, () => [
+          ["update", toRow(ref.pool, nodeRow(ref.nodeId), { ...next, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
+          ...(next.fingerprint !== node.fingerprint
+            ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => ["upsert", { partitionKey: ref.pool, rowKey: rk, nodeId: ref.nodeId }, "Replace"])
+            : []),
+        ]);
+      } catch (error) {
+        if (error instanceof RegistryError && error.code === "Conflict") {
+          await backoff(i);
+          continue;
+        }
+        throw error;
+      }
+      await this.audit.write({ actor, action, objectType: "node", objectId: ref.nodeId, details: { from: node.status, to: next.status } });
+      return (await this.getInPool(ref.pool, ref.nodeId))!;
+    }
+    throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
+  }
+
+  /** Points the node id and its key id at the node (before the node row is written; see the header). */
+  private async writeIndex(node: { nodeId: string; pool: string; keyId: string }): Promise<void> {
+    await Promise.all([
+      this.index.upsertEntity({ partitionKey: "node", rowKey: node.nodeId, pool: node.pool }, "Replace"),
+      this.index.upsertEntity({ partitionKey: "key", rowKey: node.keyId, pool: node.pool, nodeId: node.nodeId }, "Replace"),
+    ]);
+  }
+}

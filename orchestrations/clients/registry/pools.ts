@@ -1,0 +1,59 @@
+/**
+ * Pools. Table `pools`: PK "pool", RK the pool name; the spec's nested fields as JSON text. A pool's in-flight count
+ * is not stored here but in its counter row in `nodes` (in-flight.ts), so it moves in the same transaction as the
+ * nodes it counts; `get` joins the two. Creating a pool creates its counter; a spec is replaced under the row's ETag
+ * (or the caller's If-Match). Every change is audited.
+ */
+import type { TableClient } from "@azure/data-tables";
+import { Pool, type PoolSpec } from "./model.js";
+import type { AuditLog } from "./audit.js";
+import type { InFlightCounter } from "./in-flight.js";
+import { RegistryError, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
+
+export class PoolTable {
+  constructor(
+    private readonly table: TableClient,
+    private readonly counter: Pick<InFlightCounter, "ensure" | "count">,
+    private readonly audit: Pick<AuditLog, "write">,
+    private readonly now: Clock,
+  ) {}
+
+  async create(name: string, spec: PoolSpec, actor: string): Promise<Pool> {
+    const at = this.now().toISOString();
+    try {
+      await this.table.createEntity(toRow("pool", name, { ...spec, createdAt: at, updatedAt: at }));
+    } catch (error) {
+      if (status(error) === 409) throw new RegistryError("PoolExists", `pool '${name}' already exists`);
+      throw error;
+    }
+    await this.counter.ensure(name);
+    await this.audit.write({ actor, action: "pool.create", objectType: "pool", objectId: name, details: { spec } });
+    return (await this.get(name))!;
+  }
+
+  async get(name: string): Promise<Pool | undefined> {
+    const entity = await read(this.table, "pool", name);
+    if (!entity) return undefined;
+    return Pool.parse({ ...fromRow(entity), name, inFlight: await this.counter.count(name) });
+  }
+
+  async list(options: { maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<Pool>> {
+    const found = await page(this.table, "PartitionKey eq 'pool'", options);
+    const items = await Promise.all(found.items.map((e) => this.get(e.rowKey as string)));
+    return { items: items.filter((p): p is Pool => p !== undefined), continuationToken: found.continuationToken };
+  }
+
+  /** Replaces a pool's spec; with `ifMatch`, only if nobody changed it since that ETag. */
+  async update(name: string, spec: PoolSpec, actor: string, ifMatch?: string): Promise<Pool> {
+    const current = await read(this.table, "pool", name);
+    if (!current) throw new RegistryError("PoolNotFound", `pool '${name}' does not exist`);
+    try {
+      await this.table.updateEntity(toRow("pool", name, { ...spec, createdAt: current.createdAt, updatedAt: this.now().toISOString() }), "Replace", { etag: ifMatch ?? current.etag });
+    } catch (error) {
+      if (status(error) === 412) throw new RegistryError("Conflict", `pool '${name}' was changed by someone else; read it again`);
+      throw error;
+    }
+    await this.audit.write({ actor, action: "pool.update", objectType: "pool", objectId: name, details: { spec } });
+    return (await this.get(name))!;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Sealed one-time secrets for nodes. Table `secrets`: PK node id, RK the secret's reference; the row holds only what
+ * orchestrations/clients/secrets sealed (AES-256-GCM iv, ciphertext, tag) and the expiry. Insert-only (the first
+ * writer's secret is the one stored); taking it is a read then a delete under the row's ETag, so of two concurrent
+ * takers exactly one gets it.
+ */
+import type { TableClient } from "@azure/data-tables";
+import { deleteIfPresent, insertOnce, read, status, type Entity } from "./table-rows.js";
+
+export interface SealedSecretRow {
+  iv: string;
+  ciphertext: string;
+  tag: string;
+  expiresAt: string;
+}
+
+const sealedOf = (e: Entity): SealedSecretRow => ({ iv: e.iv as string, ciphertext: e.ciphertext as string, tag: e.tag as string, expiresAt: e.expiresAt as string });
+
+export class SecretTable {
+  constructor(private readonly table: TableClient) {}
+
+  /** Stores a sealed secret; false if one is stored under (node, ref) already. */
+  put(nodeId: string, ref: string, sealed: SealedSecretRow): Promise<boolean> {
+    return insertOnce(this.table, { partitionKey: nodeId, rowKey: ref, ...sealed });
+  }
+
+  async get(nodeId: string, ref: string): Promise<SealedSecretRow | undefined> {
+    const e = await read(this.table, nodeId, ref);
+    return e ? sealedOf(e) : undefined;
+  }
+
+  /** Reads and deletes under the row's ETag: of two concurrent takers, exactly one gets the secret. */
+  async take(nodeId: string, ref: string): Promise<SealedSecretRow | undefined> {
+    const e = await read(this.table, nodeId, ref);
+    if (!e) return undefined;
+    try {
+      await this.table.deleteEntity(nodeId, ref, { etag: e.etag });
+    } catch (error) {
+      if (status(error) === 404 || status(error) === 412) return undefined;
+      throw error;
+    }
+    return sealedOf(e);
+  }
+
+  /** False when nothing was stored there. */
+  delete(nodeId: string, ref: string): Promise<boolean> {
+    return deleteIfPresent(this.table, nodeId, ref);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Enrolment tokens. Table `tokens`: PK "token", RK the token id; only a SHA-256 of the token's secret is stored.
+ * Every change is a read-validate-write under the row's ETag, retried on 412, so concurrent redemptions serialise
+ * (with a single-use token exactly one caller sees `uses` go from 0 to 1). Creation, expiry and revocation are audited.
+ */
+import type { TableClient } from "@azure/data-tables";
+import { TokenRecord } from "./model.js";
+import type { AuditLog } from "./audit.js";
+import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
+
+export class TokenTable {
+  constructor(
+    private readonly table: TableClient,
+    private readonly audit: Pick<AuditLog, "write">,
+    private readonly now: Clock,
+  ) {}
+
+  async create(record: Omit<TokenRecord, "etag" | "uses" | "createdAt">, actor: string): Promise<TokenRecord> {
+    const createdAt = this.now().toISOString();
+    await this.table.createEntity(toRow("token", record.tokenId, { ...record, uses: 0, createdAt }));
+    await this.audit.write({ actor, action: "token.create", objectType: "token", objectId: record.tokenId, details: { pool: record.pool, maxUses: record.maxUses, expiresAt: record.expiresAt } });
+    return (await this.get(record.tokenId))!;
+  }
+
+  async get(tokenId: string): Promise<TokenRecord | undefined> {
+    const entity = await read(this.table, "token", tokenId);
+    return entity ? TokenRecord.parse({ ...fromRow(entity), tokenId }) : undefined;
+  }
+
+  async list(options: { pool?: string; maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<TokenRecord>> {
+    const filter = `PartitionKey eq 'token'${options.pool ? ` and pool eq '${escape(options.pool)}'` : ""}`;
+    const found = await page(this.table, filter, options);
+    return { items: found.items.map((e) => TokenRecord.parse({ ...fromRow(e), tokenId: e.rowKey })), continuationToken: found.continuationToken };
+  }
+
+  /** Marks a token whose expiry has passed (the sweeper); false when it was marked, revoked or not yet expired. */
+  async expire(tokenId: string, actor: string): Promise<boolean> {
+    let changed = false;
+    await this.mutate(tokenId, (t) => {
+      changed = !t.expiredAt && !t.revokedAt && Date.parse(t.expiresAt) <= this.now().getTime();
+      return changed ? { expiredAt: this.now().toISOString() } : undefined;
+    });
+    if (changed) await this.audit.write({ actor, action: "token.expire", objectType: "token", objectId: tokenId });
+    return changed;
+  }
+
+  async revoke(tokenId: string, actor: string): Promise<TokenRecord> {
+    const token = await this.mutate(tokenId, (t) => (t.revokedAt ? undefined : { revokedAt: this.now().toISOString() }));
+    await this.audit.write({ actor, action: "token.revoke", objectType: "token", objectId: tokenId });
+    return token;
+  }
+
+  /**
+   * Read-validate-write under the token's ETag, retried on 412. `change` throws to refuse, returns the fields to
+   * write, or undefined for "nothing to do".
+   */
+  async mutate(tokenId: string, change: (t: TokenRecord) => Partial<TokenRecord> | undefined, options: { attempts?: number } = {}): Promise<TokenRecord> {
+    const attempts = options.attempts ?? ETAG_ATTEMPTS;
+    for (let i = 0; i < attempts; i++) {
+      const token = await this.get(tokenId);
+      if (!token) throw new RegistryError("TokenNotFound", `token '${tokenId}' does not exist`);
+      const patch = change(token);
+      if (!patch) return token;
+      try {
+        await this.table.updateEntity(toRow("token", tokenId, patch), "Merge", { etag: token.etag });
+        return (await this.get(tokenId))!;
+      } catch (error) {
+        if (status(error) !== 412) throw error;
+        await backoff(i);
+      }
+    }
+    throw new RegistryError("TooManyRetries", `token '${tokenId}' is too contended; retry`);
+  }
+}
