@@ -120,6 +120,20 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
     }
   });
 
+  it("infra/README.md's role table lists exactly the service identity's roles in roles.json", () => {
+    const doc = readFileSync(join(ROOT, "infra/README.md"), "utf8");
+    const section = doc.slice(doc.indexOf("## Permissions of the service identity"), doc.indexOf("\n## ", doc.indexOf("## Permissions of the service identity") + 3));
+    const rows = section.split("\n").filter((l) => /^\| [^-]/.test(l) && /`[0-9a-f-]{36}`/.test(l));
+    const listed = rows.map((r) => /`([0-9a-f-]{36})`/.exec(r)![1]!);
+    const service = ROLES.grants.filter((g) => g.principal === "service");
+    expect([...new Set(listed)].sort()).toEqual([...new Set(service.map((g) => g.role))].sort());
+    for (const row of rows) {
+      const guid = /`([0-9a-f-]{36})`/.exec(row)![1]!;
+      expect(row, `the row names ${guid} by its name`).toContain(roleName(guid));
+    }
+    expect(rows.length).toBe(service.length - 1); // RBAC Administrator is one row for its two scopes
+  });
+
   it("roles.json GUIDs agree with the reference document's built-in role table where it lists them", () => {
     const reference = readFileSync(join(ROOT, "../shared/docs/reference/azure-resource-manager.md"), "utf8");
     for (const [guid, d] of Object.entries(ROLES.definitions)) {

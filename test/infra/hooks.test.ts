@@ -5,14 +5,15 @@
  * hook deploys pool.bicep with the parameters the template declares.
  */
 import { createPrivateKey } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { ensureSecrets, KEY_VAULT_API_VERSION, SECRETS } from "../../infra/hooks/ensure-secrets.js";
 import { poolDeploymentArgs } from "../../infra/hooks/pools.js";
 import { SettingsSchema } from "../../orchestrations/settings.js";
-import { INFRA } from "./bicep.js";
+import { INFRA, ROOT } from "./bicep.js";
 
 const VAULT = "https://kv-test.vault.azure.net/";
 const credential: TokenCredential = { getToken: async (): Promise<AccessToken> => ({ token: "t", expiresOnTimestamp: Date.now() + 3_600_000 }) };
@@ -81,6 +82,26 @@ describe("postprovision hook: ensure-secrets", () => {
   it("names the secrets the function app's Key Vault references name", () => {
     const functionApp = readFileSync(join(INFRA, "modules/function-app.bicep"), "utf8");
     for (const s of SECRETS) expect(functionApp).toContain(`${s.setting}: kvRef('\${keyVaultUri}secrets/${s.name}')`);
+  });
+});
+
+describe("azure.yaml", () => {
+  it("names the service api (function, ts), infra/main, and hooks that exist; main.parameters.json fills only main.bicep parameters", () => {
+    const azd = parse(readFileSync(join(ROOT, "azure.yaml"), "utf8")) as { infra: { provider: string; path: string; module: string }; services: Record<string, { project: string; language: string; host: string }>; hooks: Record<string, Record<"posix" | "windows", { run: string }>> };
+    expect(azd.services).toEqual({ api: { project: ".", language: "ts", host: "function" } });
+    expect(azd.infra).toEqual({ provider: "bicep", path: "infra", module: "main" });
+    expect(Object.keys(azd.hooks).sort()).toEqual(["postdeploy", "postprovision"]);
+    for (const hook of Object.values(azd.hooks)) {
+      for (const shell of ["posix", "windows"] as const) {
+        const script = /npx tsx (\S+\.ts)/.exec(hook[shell].run)?.[1];
+        expect(script && existsSync(join(ROOT, script)), `${hook[shell].run} runs a script in the repository`).toBe(true);
+      }
+    }
+    const params = (JSON.parse(readFileSync(join(INFRA, "main.parameters.json"), "utf8")) as { parameters: Record<string, unknown> }).parameters;
+    const declared = (JSON.parse(readFileSync(join(INFRA, "main.json"), "utf8")) as { parameters: Record<string, unknown> }).parameters;
+    for (const name of Object.keys(params)) expect(Object.keys(declared), `main.parameters.json: ${name}`).toContain(name);
+    // The function app carries azd's service tag, so `azd deploy` finds it.
+    expect(readFileSync(join(INFRA, "modules/function-app.bicep"), "utf8")).toContain("'azd-service-name': 'api'");
   });
 });
 
