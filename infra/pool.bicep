@@ -83,8 +83,9 @@ module cluster 'modules/pool-cluster.bicep' = {
   }
 }
 
+// System topic names allow letters, digits and hyphens only; resource group names allow more.
 resource newSystemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = if (subscribeMachineEvents && empty(existingSystemTopicName)) {
-  name: 'flexnode-${resourceGroup().name}'
+  name: 'flexnode-machines-${uniqueString(resourceGroup().id)}'
   location: 'global'
   properties: {
     source: resourceGroup().id
@@ -135,3 +136,5 @@ resource existingTopicSubscription 'Microsoft.EventGrid/systemTopics/eventSubscr
   name: 'flexnode-machine-events'
   properties: subscriptionProperties
 }
+
+output systemTopicName string = !subscribeMachineEvents ? '' : (empty(existingSystemTopicName) ? newSystemTopic.name : existingSystemTopic.name)

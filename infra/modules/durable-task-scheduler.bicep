@@ -17,7 +17,8 @@ resource scheduler 'Microsoft.DurableTask/schedulers@2026-02-01' = {
   location: location
   tags: tags
   properties: {
-    sku: { name: sku }
+    // Dedicated is bought in capacity units; Consumption has none.
+    sku: sku == 'Dedicated' ? { name: sku, capacity: 1 } : { name: sku }
     // An empty list denies every caller; access is still Entra-only (Durable Task Data Contributor).
     ipAllowlist: ['0.0.0.0/0']
   }
