@@ -86,6 +86,18 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
     });
   }
 
+  it("the committed main.json and pool.json name no role outside roles.json, and never Owner, Contributor or User Access Administrator", () => {
+    for (const file of ["main.json", "pool.json"]) {
+      const text = readFileSync(join(ROOT, "infra", file), "utf8");
+      for (const broad of [OWNER, CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR]) expect(text, `${file} names ${broad}`).not.toContain(broad);
+      // Every role definition the compiled template can assign is one roles.json defines.
+      const roleIds = [...text.matchAll(/'Microsoft\.Authorization\/roleDefinitions', ([^)]+)\)/g)].map((m) => m[1]!);
+      expect(roleIds.length, `${file} assigns roles`).toBeGreaterThan(0);
+      const guids = [...text.matchAll(/"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"/g)].map((m) => m[1]!);
+      for (const guid of guids) expect(Object.keys(ROLES.definitions), `${file}: ${guid}`).toContain(guid);
+    }
+  });
+
   it("every roles.json row is made in at least one scenario, and every role it names has a definition with a source", (ctx) => {
     needBicep(ctx);
     const made = new Set([...mains.values(), ...pools.values()].flatMap((snap) => grantsOf(snap).map(key)));
