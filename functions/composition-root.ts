@@ -111,7 +111,7 @@ function buildMailbox(s: Settings, credential: () => TokenCredential): Mailbox {
 /** The namespace host of a Service Bus connection string (the settings schema already checked `Endpoint=sb://`). */
 function namespaceHostOf(connectionString: string): string {
   const host = /Endpoint=sb:\/\/([^/;]+)/i.exec(connectionString)?.[1];
-  if (!host) throw new NotConfiguredError("SERVICEBUS_CONNECTION (no Endpoint=sb://<host>)");
+  if (!host) throw new Error("SERVICEBUS_CONNECTION has no Endpoint=sb://<host>");
   return host;
 }
 
