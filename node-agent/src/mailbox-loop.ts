@@ -8,6 +8,13 @@
  * any point therefore leads to a redelivery that either re-runs an idempotent step whose result was never recorded,
  * or re-sends the recorded result; never a second run after a result went out.
  *
+ * What is answered, and what is not (envelope-trust.ts): the node signs a result only for a message the service sent
+ * to it. Dead-lettered with the reason, logged, and never answered: a message that is not a JSON object or carries
+ * no signature block (reason: the contract's code, e.g. `unsupported_version`, `schema_invalid`), a signature that
+ * does not verify against the service key pinned at enrolment (forged, altered, another key: `bad_signature`),
+ * another node's envelope (`wrong_node`), and an expired one (`envelope_expired`: the saga stopped waiting for it). Answered with a signed failed result: a verified envelope the agent
+ * will not run (a newer version, an unknown kind, bad params, or not yet valid by this node's clock).
+ *
  * Idle cost: there is no polling loop. `subscribe()` leaves link credit with the broker, which pushes the next message
  * when there is one; between messages the agent's only timers are the credential refresh (hours) and the SDK's own
  * (CBS token re-put every 45 minutes per link, AMQP heartbeats).
@@ -31,6 +38,7 @@ import { buildStepResult, type StepError, type StepResult } from "../../contract
 import type { AgentEvent, StepRef } from "./agent-events.js";
 import { rememberedResult, withResult, type AgentState, type AgentStateStore } from "./agent-state.js";
 import { AbortedError, backoffDelay, sleep as realSleep, type Sleep } from "./backoff.js";
+import { whyUnanswerable } from "./envelope-trust.js";
 import type { NodeIdentity } from "./identity.js";
 import type { NodeStatusView } from "./node-api-client.js";
 import type { HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
@@ -38,6 +46,8 @@ import { RetriesExhaustedError, ServiceRefusedError } from "./service-errors.js"
 
 /** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
 const ENVELOPE_SKEW_SECONDS = 300;
+/** Skew envelopes are verified with. */
+const VERIFY_SKEW_SECONDS = 60;
 const LOCK_MARGIN_MS = 5 * 60_000;
 const SETTLE_TIMEOUT_MS = 90_000;
 /** Node statuses the service keeps a mailbox for (functions/mailbox-view.ts). */
@@ -262,12 +272,13 @@ class MailboxLoop {
         servicePublicKey: this.servicePublicKey!,
         nodeId: this.nodeId,
         now,
-        maxSkewSeconds: 60,
+        maxSkewSeconds: VERIFY_SKEW_SECONDS,
         ...(this.o.paramsSchemas ? { paramsSchemas: this.o.paramsSchemas } : {}),
       });
     } catch (error) {
-      if (error instanceof ContractError) return this.refuse(connection, message, error);
-      throw error;
+      if (!(error instanceof ContractError)) throw error;
+      const unanswerable = whyUnanswerable(message.body, error, { servicePublicKey: this.servicePublicKey!, nodeId: this.nodeId, now, skewSeconds: VERIFY_SKEW_SECONDS });
+      return unanswerable ? this.deadLetter(connection, message, unanswerable) : this.refuse(connection, message, error);
     }
     const ref: StepRef = { sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt };
 
@@ -310,14 +321,16 @@ class MailboxLoop {
     this.o.onEvent({ type: "step-finished", ...ref, kind: envelope.kind, outcome: result.outcome, ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}) });
   }
 
-  /** Refused envelopes change nothing on disk: a signed failed result when the step can be named, else dead-letter. */
+  /** Not answered: dead-lettered with the reason (the broker keeps it for inspection), and logged. Nothing is signed. */
+  private async deadLetter(connection: Connection, message: ServiceBusReceivedMessage, error: { code: string; message: string }, step?: StepRef): Promise<void> {
+    await this.settle(() => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }), step);
+    this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered", ...(step ? { step } : {}) });
+  }
+
+  /** A verified envelope the agent will not run changes nothing on disk: a signed failed result when it names its step. */
   private async refuse(connection: Connection, message: ServiceBusReceivedMessage, error: ContractError): Promise<void> {
     const ref = identify(message.body);
-    if (!ref) {
-      await this.settle(() => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }));
-      this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered" });
-      return;
-    }
+    if (!ref) return this.deadLetter(connection, message, error);
     const at = this.o.now();
     const stepError: StepError = { code: error.code, message: error.message.slice(0, 4096) || error.code, retryable: error.code === "envelope_not_yet_valid" };
     const result = this.sign(ref, at, { outcome: "failed", error: stepError }, await this.o.manifestDigest());
@@ -408,7 +421,7 @@ class MailboxLoop {
   }
 }
 
-/** The step an unverifiable envelope claims to be, when it names one well enough to answer it. */
+/** The step a verified but refused envelope names, when it names one well enough to answer it. */
 function identify(body: unknown): StepRef | undefined {
   if (typeof body !== "object" || body === null) return undefined;
   const b = body as Record<string, unknown>;
