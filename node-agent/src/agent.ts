@@ -118,6 +118,7 @@ export async function enrolAgent(o: EnrolAgentOptions): Promise<EnrolAgentResult
       : {}),
     ...(keep?.current ? { current: keep.current } : {}),
     results: keep?.results ?? [],
+    answered: keep?.answered ?? [],
   };
   await store.save(state);
   const what = httpStatus === 201 ? "enrolled" : httpStatus === 200 ? "already enrolled" : `enrolled, waiting for approval (${response.approval ?? "approval required"})`;

@@ -12,7 +12,9 @@
  * to it. Dead-lettered with the reason, logged, and never answered: a message that is not a JSON object or carries
  * no signature block (reason: the contract's code, e.g. `unsupported_version`, `schema_invalid`), a signature that
  * does not verify against the service key pinned at enrolment (forged, altered, another key: `bad_signature`),
- * another node's envelope (`wrong_node`), and an expired one (`envelope_expired`: the saga stopped waiting for it). Answered with a signed failed result: a verified envelope the agent
+ * another node's envelope (`wrong_node`), an expired one (`envelope_expired`: the saga stopped waiting for it), and a
+ * verified attempt answered before a reset forgot its result (`already_answered`: a replay; re-sending the old result
+ * would report as applied what the reset undid). Answered with a signed failed result: a verified envelope the agent
  * will not run (a newer version, an unknown kind, bad params, or not yet valid by this node's clock).
  *
  * Idle cost: there is no polling loop. `subscribe()` leaves link credit with the broker, which pushes the next message
@@ -36,7 +38,7 @@ import type { MailboxCredentials } from "../../contract/mailbox-credentials.js";
 import { verifyStepEnvelope, type StepEnvelope, type StepParamsSchemas } from "../../contract/step-envelope.js";
 import { buildStepResult, type StepError, type StepResult } from "../../contract/step-result.js";
 import type { AgentEvent, StepRef } from "./agent-events.js";
-import { rememberedResult, withResult, type AgentState, type AgentStateStore } from "./agent-state.js";
+import { rememberedResult, wasAnswered, withResult, type AgentState, type AgentStateStore } from "./agent-state.js";
 import { AbortedError, backoffDelay, sleep as realSleep, type Sleep } from "./backoff.js";
 import { whyUnanswerable } from "./envelope-trust.js";
 import type { NodeIdentity } from "./identity.js";
@@ -290,6 +292,10 @@ class MailboxLoop {
       this.o.onEvent({ type: "result-resent", ...ref, outcome: seen.result.outcome });
       return;
     }
+    if (wasAnswered(state, ref, now)) {
+      const why = { code: "already_answered", message: `step ${ref.stepId} (attempt ${ref.attempt}) of ${ref.sagaId} was answered before a reset; it is not run again` };
+      return this.deadLetter(connection, message, why, ref);
+    }
 
     const startedAt = this.o.now();
     await this.o.store.update((s) => ({ ...s, current: { ...ref, kind: envelope.kind, startedAt: startedAt.toISOString() } }));
@@ -311,7 +317,8 @@ class MailboxLoop {
     const result = this.sign(ref, startedAt, run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error }, run.manifestDigest);
     const keepUntil = new Date(Date.parse(envelope.expiresAt) + ENVELOPE_SKEW_SECONDS * 1000).toISOString();
     await this.o.store.update((s) => {
-      // After a successful reset nothing earlier is applied any more; its remembered results are history.
+      // After a successful reset nothing earlier is applied any more; its remembered results are history (the attempts
+      // stay in `answered`, so a replay of one is still refused).
       const base = envelope.kind === "reset" && result.outcome === "succeeded" ? { ...s, results: [] } : s;
       const { current: _current, ...rest } = base;
       return withResult(rest, { ...ref, keepUntil, result }, this.o.now());
