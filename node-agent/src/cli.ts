@@ -188,6 +188,7 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
         ...(config.ca !== undefined ? { ca: config.ca } : {}),
         signal,
         maxStepMs: config.maxStepMs,
+        ...(config.archiveLimits ? { archiveLimits: config.archiveLimits } : {}),
         onEvent: (event) => out.event(event, new Date()),
       });
       return EXIT.ok;

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import * as z from "zod";
 import { agentFiles, underRoot } from "./agent-files.js";
 import { EnrolmentTokenSchema, parseEnrolmentUrl, ServiceUrlError } from "./enrolment-url.js";
+import type { ArchiveLimits } from "./ports.js";
 
 export const AgentConfigFileSchema = z.strictObject({
   $schema: z.string().optional(),
@@ -15,6 +16,12 @@ export const AgentConfigFileSchema = z.strictObject({
   caFile: z.string().startsWith("/", "must be an absolute path").optional().describe("Extra PEM CA bundle trusted for the service and artifact downloads"),
   maxStepMinutes: z.int().min(1).max(1440).optional().describe("Longest step the agent keeps a message lock for (default 60)"),
   preflight: z.strictObject({ ignore: z.array(z.string().regex(/^[a-z0-9-]+$/, "must be a check name")).default([]) }).optional(),
+  archive: z
+    .strictObject({
+      maxUnpackedMiB: z.int().min(1).max(1024 * 1024).optional().describe("Most bytes one tar.gz artifact may unpack, in MiB (default 4096)"),
+      maxEntries: z.int().min(1).max(10_000_000).optional().describe("Most entries one tar.gz artifact may hold (default 20000)"),
+    })
+    .optional(),
 });
 export type AgentConfigFile = z.infer<typeof AgentConfigFileSchema>;
 
@@ -92,6 +99,8 @@ export interface ResolvedConfig {
   ca?: string;
   maxStepMs: number;
   preflightIgnore: string[];
+  /** Caps on unpacked archives, when agent.json sets any (the executors' defaults apply otherwise). */
+  archiveLimits?: ArchiveLimits;
 }
 
 export interface ConfigOverrides {
@@ -123,5 +132,10 @@ export async function resolveConfig(root: string, env: AgentEnv, flags: ConfigOv
     ...(ca !== undefined ? { ca } : {}),
     maxStepMs: (file.maxStepMinutes ?? 60) * 60_000,
     preflightIgnore: file.preflight?.ignore ?? [],
+    ...(file.archive ? { archiveLimits: archiveLimitsOf(file.archive) } : {}),
   };
+}
+
+function archiveLimitsOf(a: NonNullable<AgentConfigFile["archive"]>): ArchiveLimits {
+  return { ...(a.maxUnpackedMiB !== undefined ? { maxUnpackedBytes: a.maxUnpackedMiB * 1024 ** 2 } : {}), ...(a.maxEntries !== undefined ? { maxEntries: a.maxEntries } : {}) };
 }

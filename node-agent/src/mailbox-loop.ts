@@ -43,7 +43,7 @@ import { AbortedError, backoffDelay, sleep as realSleep, type Sleep } from "./ba
 import { whyUnanswerable } from "./envelope-trust.js";
 import type { NodeIdentity } from "./identity.js";
 import type { NodeStatusView } from "./node-api-client.js";
-import type { HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
+import type { ArchiveLimits, HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
 import { RetriesExhaustedError, ServiceRefusedError } from "./service-errors.js";
 
 /** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
@@ -73,6 +73,7 @@ export interface MailboxLoopOptions {
   paramsSchemas?: StepParamsSchemas;
   /** Longest step: the message lock is renewed that long (plus a margin). */
   maxStepMs: number;
+  archiveLimits?: ArchiveLimits;
   signal: AbortSignal;
   now(): Date;
   onEvent(event: AgentEvent): void;
@@ -307,6 +308,7 @@ class MailboxLoop {
         host: this.o.host,
         secrets: this.o.api,
         ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
+        ...(this.o.archiveLimits ? { archiveLimits: this.o.archiveLimits } : {}),
         now: this.o.now,
         log: (line) => this.o.onEvent({ type: "step-log", ...ref, line }),
       });

@@ -31,8 +31,17 @@ export interface StepDeps {
   secrets: SecretSource;
   /** Extra PEM CA certificates trusted for artifact downloads (a private mirror, the sandbox). */
   ca?: string;
+  /** Caps on what one archive may unpack (agent.json `archive`); the defaults are in executors/archive.ts. */
+  archiveLimits?: ArchiveLimits;
   now(): Date;
   log(line: string): void;
+}
+
+export interface ArchiveLimits {
+  /** Total bytes of the files one archive unpacks. */
+  maxUnpackedBytes?: number;
+  /** Entries in one archive, directories included. */
+  maxEntries?: number;
 }
 
 export type StepRunResult = ({ outcome: "succeeded"; output: JsonObject } | { outcome: "failed"; error: StepError }) & {

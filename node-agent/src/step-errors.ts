@@ -70,6 +70,12 @@ export class UnsafeArchiveError extends StepFailure {
   readonly retryable = false;
 }
 
+/** An archive that would unpack more bytes or entries than the agent's caps allow; nothing is unpacked. */
+export class ArchiveTooLargeError extends StepFailure {
+  readonly code = "archive_too_large";
+  readonly retryable = false;
+}
+
 export class WaitTimeoutError extends StepFailure {
   readonly code = "wait_timeout";
   readonly retryable = true;
