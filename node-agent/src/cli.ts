@@ -216,6 +216,7 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
       out.result({ reset: report }, () => [
         ...report.undone.map((u) => `undone (${u.stepId}): ${u.change}`),
         ...report.failed.map((f) => `NOT undone (${f.stepId}): ${f.change}: ${f.error}`),
+        ...report.left.map((l) => `left in place (${l.stepId}): ${l.path}: ${l.why}`),
         report.failed.length === 0 ? `reset complete (${report.undone.length} changes undone)` : `reset incomplete: ${report.failed.length} changes remain; run reset again`,
       ]);
       return report.failed.length === 0 ? EXIT.ok : EXIT.failed;

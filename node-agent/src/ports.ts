@@ -81,6 +81,8 @@ export interface ResetReport {
   undone: { stepId: string; change: string }[];
   /** Changes that could not be undone, kept in the manifest for the next reset. */
   failed: { stepId: string; change: string; error: string }[];
+  /** Paths left in place rather than delete what the agent did not record (its change is done with: not recorded any more). */
+  left: { stepId: string; change: string; path: string; why: string }[];
   manifestDigest: string;
 }
 export type ResetAll = (deps: Pick<StepDeps, "root" | "host" | "log" | "now">) => Promise<ResetReport>;

@@ -30,6 +30,12 @@ export class PathNotAllowedError extends StepFailure {
   readonly retryable = false;
 }
 
+/** A recorded path whose parent is now a symlink: an undo refuses to act through it (it would act elsewhere). */
+export class SymlinkInPathError extends StepFailure {
+  readonly code = "symlink_in_path";
+  readonly retryable = false;
+}
+
 /** The host state is not what the step needs (a directory where a file goes, a masked or unknown unit…). */
 export class PreconditionFailedError extends StepFailure {
   readonly code: string;

@@ -9,5 +9,5 @@ export const reset: Executor<ResetParams> = async (_params, ctx) => {
   if (report.failed.length > 0) {
     throw new ResetIncompleteError(`${report.failed.length} change(s) could not be undone and stay recorded: ${report.failed.map((f) => `${f.change}: ${f.error}`).join("; ")}`);
   }
-  return { undone: report.undone.length };
+  return { undone: report.undone.length, ...(report.left.length > 0 ? { left: report.left.map((l) => `${l.path}: ${l.why}`) } : {}) };
 };
