@@ -13,8 +13,8 @@
  * no signature block (reason: the contract's code, e.g. `unsupported_version`, `schema_invalid`), a signature that
  * does not verify against the service key pinned at enrolment (forged, altered, another key: `bad_signature`),
  * another node's envelope (`wrong_node`), an expired one (`envelope_expired`: the saga stopped waiting for it), and a
- * verified attempt answered before a reset forgot its result (`already_answered`: a replay; re-sending the old result
- * would report as applied what the reset undid). Answered with a signed failed result: a verified envelope the agent
+ * verified attempt answered earlier whose result is no longer remembered, i.e. after a reset (`already_answered`: a
+ * replay; re-sending the old result would report as applied what the reset undid). Answered with a signed failed result: a verified envelope the agent
  * will not run (a newer version, an unknown kind, bad params, or not yet valid by this node's clock).
  *
  * Idle cost: there is no polling loop. `subscribe()` leaves link credit with the broker, which pushes the next message

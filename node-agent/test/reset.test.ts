@@ -56,7 +56,8 @@ describe("reset", () => {
   it("removes a created directory only once empty: an unrecorded file in it survives, and the directory is reported as left", async () => {
     const root = await createSandbox();
     roots.push(root);
-    const deps = depsFor(root, new RecordingHostCommands(fakeHostScript(root)));
+    const log: string[] = [];
+    const deps = depsFor(root, new RecordingHostCommands(fakeHostScript(root)), { log });
     const files = sign({ stepId: "files", kind: "writeFiles", params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "x\n" }] } });
     expect((await runStep(files, deps)).outcome).toBe("succeeded");
     // Something else (an operator, kubelet) puts a file into the directory the agent created.
@@ -64,7 +65,8 @@ describe("reset", () => {
     await writeFile(notes, "keep me\n");
 
     const result = await runStep(sign({ stepId: "reset", kind: "reset", params: { scope: "all" } }), deps);
-    expect(result).toMatchObject({ outcome: "succeeded", output: { undone: 2, left: [expect.stringMatching(/^\/etc\/flexnode\/kubelet: not empty: .*operator-notes\.txt/)] } });
+    expect(result).toMatchObject({ outcome: "succeeded", output: { undone: 2, left: ["/etc/flexnode/kubelet"] } });
+    expect(log.join("\n")).toMatch(/reset: left \/etc\/flexnode\/kubelet in place .*: not empty: .*operator-notes\.txt/);
     expect(await readFile(notes, "utf8")).toBe("keep me\n");
     await expect(lstat(path.join(root, "etc/flexnode/kubelet/config.yaml"))).rejects.toMatchObject({ code: "ENOENT" });
     // Its change is done with (the agent will never delete what it did not record), so the manifest is empty.
