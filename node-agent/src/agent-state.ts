@@ -1,7 +1,8 @@
 /**
  * What the agent must remember between runs: what enrolment returned (node id, the service's key, the node API), the
- * step it is in the middle of, and the signed results it already sent, so a redelivered envelope gets the same result
- * again instead of a second run. Mailbox SAS tokens are deliberately absent: they are short-lived, fetched fresh on
+ * step it is in the middle of, the signed results it already sent, so a redelivered envelope gets the same result
+ * again instead of a second run, and every step attempt it answered until that envelope could no longer verify, so a
+ * replayed envelope never runs twice (also after a reset, which forgets the results). Mailbox SAS tokens are deliberately absent: they are short-lived, fetched fresh on
  * every start, and kept in memory only. The file is 0600 and replaced atomically.
  */
 import { mkdir, readFile } from "node:fs/promises";
@@ -27,6 +28,10 @@ const SentResultSchema = z.strictObject({
 });
 export type SentResult = z.infer<typeof SentResultSchema>;
 
+/** A step attempt answered, kept until `keepUntil` (its envelope's expiry plus the largest skew) whatever else is pruned. */
+const AnsweredSchema = z.strictObject({ sagaId: z.string(), stepId: z.string(), attempt: z.int().min(1), keepUntil: z.iso.datetime() });
+export type Answered = z.infer<typeof AnsweredSchema>;
+
 export const AgentStateSchema = z.strictObject({
   version: z.literal(1),
   nodeId: z.string().min(1),
@@ -48,8 +53,12 @@ export const AgentStateSchema = z.strictObject({
     .strictObject({ sagaId: z.string(), stepId: z.string(), attempt: z.int().min(1), kind: z.string(), startedAt: z.iso.datetime() })
     .optional(),
   results: z.array(SentResultSchema).default([]),
+  /** Replay protection: pruned by expiry only (not by count, and not by a reset). */
+  answered: z.array(AnsweredSchema).default([]),
 });
 export type AgentState = z.infer<typeof AgentStateSchema>;
+/** What may be saved: lists with defaults may be left out. */
+export type AgentStateInput = z.input<typeof AgentStateSchema>;
 
 export class StateError extends Error {
   readonly code = "state_unreadable";
@@ -104,7 +113,7 @@ export class AgentStateStore {
     return state;
   }
 
-  async save(state: AgentState): Promise<void> {
+  async save(state: AgentStateInput): Promise<void> {
     await this.serialise(() => this.write(state));
   }
 
@@ -117,7 +126,7 @@ export class AgentStateStore {
     });
   }
 
-  private async write(state: AgentState): Promise<void> {
+  private async write(state: AgentStateInput): Promise<void> {
     const valid = AgentStateSchema.parse(state);
     // The file is 0600; its directory is shared with the manifest and the identity directory, so it is not forced to 0700.
     await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
@@ -145,11 +154,20 @@ export function rememberedResult(state: AgentState, key: { sagaId: string; stepI
   return state.results.find((r) => resultKey(r) === wanted && Date.parse(r.keepUntil) > now.getTime());
 }
 
-/** Adds (or replaces) a result and prunes expired and surplus ones. */
+/** Whether this step attempt was answered before (its result may since have been forgotten, e.g. by a reset). */
+export function wasAnswered(state: AgentState, key: { sagaId: string; stepId: string; attempt: number }, now: Date): boolean {
+  const wanted = resultKey(key);
+  return state.answered.some((a) => resultKey(a) === wanted && Date.parse(a.keepUntil) > now.getTime());
+}
+
+/** Adds (or replaces) a result and prunes expired and surplus ones; the attempt is remembered as answered until its expiry. */
 export function withResult(state: AgentState, entry: SentResult, now: Date): AgentState {
   const key = resultKey(entry);
-  const kept = state.results.filter((r) => resultKey(r) !== key && Date.parse(r.keepUntil) > now.getTime());
-  return { ...state, results: [...kept, entry].slice(-MAX_REMEMBERED_RESULTS) };
+  const live = (r: { keepUntil: string }) => Date.parse(r.keepUntil) > now.getTime();
+  const kept = state.results.filter((r) => resultKey(r) !== key && live(r));
+  const answered = state.answered.filter((a) => resultKey(a) !== key && live(a));
+  const { sagaId, stepId, attempt, keepUntil } = entry;
+  return { ...state, results: [...kept, entry].slice(-MAX_REMEMBERED_RESULTS), answered: [...answered, { sagaId, stepId, attempt, keepUntil }] };
 }
 
 export function resultOf(entry: SentResult): StepResult {

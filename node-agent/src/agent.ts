@@ -16,7 +16,7 @@ import { loadIdentity, loadOrCreateIdentity } from "./identity.js";
 import { describeChange, Manifest } from "./manifest.js";
 import { runMailboxLoop } from "./mailbox-loop.js";
 import { NodeApiClient } from "./node-api-client.js";
-import type { HostCommands, RunStep } from "./ports.js";
+import type { ArchiveLimits, HostCommands, RunStep } from "./ports.js";
 import type { RetryContext } from "./retrying-call.js";
 
 export interface ServiceAccessOptions {
@@ -118,6 +118,7 @@ export async function enrolAgent(o: EnrolAgentOptions): Promise<EnrolAgentResult
       : {}),
     ...(keep?.current ? { current: keep.current } : {}),
     results: keep?.results ?? [],
+    answered: keep?.answered ?? [],
   };
   await store.save(state);
   const what = httpStatus === 201 ? "enrolled" : httpStatus === 200 ? "already enrolled" : `enrolled, waiting for approval (${response.approval ?? "approval required"})`;
@@ -152,6 +153,8 @@ export interface RunAgentOptions extends ServiceAccessOptions {
   hostSide: HostSide;
   /** Longest step the message lock is kept for (default 60 minutes). */
   maxStepMs?: number;
+  /** Caps on what one archive may unpack (default: executors/archive.ts). */
+  archiveLimits?: ArchiveLimits;
   serviceBus?: ServiceBusClientOptions;
   stopGraceMs?: number;
   /** Lock time kept beyond maxStepMs (default 5 minutes). */
@@ -187,6 +190,7 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
     ...(o.ca !== undefined ? { ca: o.ca } : {}),
     ...(o.hostSide.paramsSchemas ? { paramsSchemas: o.hostSide.paramsSchemas } : {}),
     maxStepMs: o.maxStepMs ?? 60 * 60_000,
+    ...(o.archiveLimits ? { archiveLimits: o.archiveLimits } : {}),
     signal: o.signal,
     now,
     onEvent,

@@ -144,6 +144,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 }
 
 async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>, io: CliIo, out: Output): Promise<number> {
+  // Unsafe but not refused (a token in a world-readable agent.json): a line on stderr, i.e. in the journal under systemd.
+  const warn = (line: string) => void io.stderr.write(`warning: ${line}\n`);
   switch (args.command) {
     case "help":
       io.stdout.write(USAGE);
@@ -153,14 +155,14 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
       return EXIT.ok;
     case "status": {
       // Checked although status needs none of it: a broken agent.json should surface before `run` trips over it.
-      await resolveConfig(root, env);
+      await resolveConfig(root, env, {}, warn);
       const s = await agentStatus(root);
       out.result({ status: s }, () => renderStatus(s));
       return EXIT.ok;
     }
     case "enrol":
     case "enroll": {
-      const config = await resolveConfig(root, env, { ...pick(args, "url", "enrolmentUrl"), ...pick(args, "token", "token"), ...pick(args, "caFile", "caFile") });
+      const config = await resolveConfig(root, env, { ...pick(args, "url", "enrolmentUrl"), ...pick(args, "token", "token"), ...pick(args, "caFile", "caFile") }, warn);
       if (config.enrolmentUrl === undefined) throw new UsageError("no enrolment URL: pass --url https://<service>/api/enrol#<token> or set enrolmentUrl in /etc/flexnode/agent.json");
       const result = await enrolAgent({
         root,
@@ -179,7 +181,7 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
       return EXIT.ok;
     }
     case "run": {
-      const config = await resolveConfig(root, env, pick(args, "caFile", "caFile"));
+      const config = await resolveConfig(root, env, pick(args, "caFile", "caFile"), warn);
       const signal = io.signal ?? new AbortController().signal;
       await runAgent({
         root,
@@ -188,12 +190,13 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
         ...(config.ca !== undefined ? { ca: config.ca } : {}),
         signal,
         maxStepMs: config.maxStepMs,
+        ...(config.archiveLimits ? { archiveLimits: config.archiveLimits } : {}),
         onEvent: (event) => out.event(event, new Date()),
       });
       return EXIT.ok;
     }
     case "preflight": {
-      const config = await resolveConfig(root, env, pick(args, "caFile", "caFile"));
+      const config = await resolveConfig(root, env, pick(args, "caFile", "caFile"), warn);
       const report = await runPreflight({
         root,
         host: io.host ?? realHostCommands(),
@@ -208,11 +211,12 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
       return report.ok ? EXIT.ok : EXIT.preflightFailed;
     }
     case "reset": {
-      await resolveConfig(root, env);
+      await resolveConfig(root, env, {}, warn);
       const report = await resetAll({ root, host: io.host ?? realHostCommands(), log: (line) => out.progress(line), now: () => new Date() });
       out.result({ reset: report }, () => [
         ...report.undone.map((u) => `undone (${u.stepId}): ${u.change}`),
         ...report.failed.map((f) => `NOT undone (${f.stepId}): ${f.change}: ${f.error}`),
+        ...report.left.map((l) => `left in place (${l.stepId}): ${l.path}: ${l.why}`),
         report.failed.length === 0 ? `reset complete (${report.undone.length} changes undone)` : `reset incomplete: ${report.failed.length} changes remain; run reset again`,
       ]);
       return report.failed.length === 0 ? EXIT.ok : EXIT.failed;

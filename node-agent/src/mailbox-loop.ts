@@ -8,6 +8,15 @@
  * any point therefore leads to a redelivery that either re-runs an idempotent step whose result was never recorded,
  * or re-sends the recorded result; never a second run after a result went out.
  *
+ * What is answered, and what is not (envelope-trust.ts): the node signs a result only for a message the service sent
+ * to it. Dead-lettered with the reason, logged, and never answered: a message that is not a JSON object or carries
+ * no signature block (reason: the contract's code, e.g. `unsupported_version`, `schema_invalid`), a signature that
+ * does not verify against the service key pinned at enrolment (forged, altered, another key: `bad_signature`),
+ * another node's envelope (`wrong_node`), an expired one (`envelope_expired`: the saga stopped waiting for it), and a
+ * verified attempt answered earlier whose result is no longer remembered, i.e. after a reset (`already_answered`: a
+ * replay; re-sending the old result would report as applied what the reset undid). Answered with a signed failed result: a verified envelope the agent
+ * will not run (a newer version, an unknown kind, bad params, or not yet valid by this node's clock).
+ *
  * Idle cost: there is no polling loop. `subscribe()` leaves link credit with the broker, which pushes the next message
  * when there is one; between messages the agent's only timers are the credential refresh (hours) and the SDK's own
  * (CBS token re-put every 45 minutes per link, AMQP heartbeats).
@@ -30,15 +39,18 @@ import { ownsMailbox } from "../../contract/node-status.js";
 import { verifyStepEnvelope, type StepEnvelope, type StepParamsSchemas } from "../../contract/step-envelope.js";
 import { buildStepResult, type StepError, type StepResult } from "../../contract/step-result.js";
 import type { AgentEvent, StepRef } from "./agent-events.js";
-import { rememberedResult, withResult, type AgentState, type AgentStateStore } from "./agent-state.js";
+import { rememberedResult, wasAnswered, withResult, type AgentState, type AgentStateStore } from "./agent-state.js";
 import { AbortedError, backoffDelay, sleep as realSleep, type Sleep } from "./backoff.js";
+import { whyUnanswerable } from "./envelope-trust.js";
 import type { NodeIdentity } from "./identity.js";
 import type { NodeStatusView } from "./node-api-client.js";
-import type { HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
+import type { ArchiveLimits, HostCommands, RunStep, SecretSource, StepRunResult } from "./ports.js";
 import { RetriesExhaustedError, ServiceRefusedError } from "./service-errors.js";
 
 /** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
 const ENVELOPE_SKEW_SECONDS = 300;
+/** Skew envelopes are verified with. */
+const VERIFY_SKEW_SECONDS = 60;
 const LOCK_MARGIN_MS = 5 * 60_000;
 const SETTLE_TIMEOUT_MS = 90_000;
 
@@ -60,6 +72,7 @@ export interface MailboxLoopOptions {
   paramsSchemas?: StepParamsSchemas;
   /** Longest step: the message lock is renewed that long (plus a margin). */
   maxStepMs: number;
+  archiveLimits?: ArchiveLimits;
   signal: AbortSignal;
   now(): Date;
   onEvent(event: AgentEvent): void;
@@ -261,12 +274,13 @@ class MailboxLoop {
         servicePublicKey: this.servicePublicKey!,
         nodeId: this.nodeId,
         now,
-        maxSkewSeconds: 60,
+        maxSkewSeconds: VERIFY_SKEW_SECONDS,
         ...(this.o.paramsSchemas ? { paramsSchemas: this.o.paramsSchemas } : {}),
       });
     } catch (error) {
-      if (error instanceof ContractError) return this.refuse(connection, message, error);
-      throw error;
+      if (!(error instanceof ContractError)) throw error;
+      const unanswerable = whyUnanswerable(message.body, error, { servicePublicKey: this.servicePublicKey!, nodeId: this.nodeId, now, skewSeconds: VERIFY_SKEW_SECONDS });
+      return unanswerable ? this.deadLetter(connection, message, unanswerable) : this.refuse(connection, message, error);
     }
     const ref: StepRef = { sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt };
 
@@ -277,6 +291,10 @@ class MailboxLoop {
       await this.settle(() => connection.receiver.completeMessage(message), ref);
       this.o.onEvent({ type: "result-resent", ...ref, outcome: seen.result.outcome });
       return;
+    }
+    if (wasAnswered(state, ref, now)) {
+      const why = { code: "already_answered", message: `step ${ref.stepId} (attempt ${ref.attempt}) of ${ref.sagaId} was answered before a reset; it is not run again` };
+      return this.deadLetter(connection, message, why, ref);
     }
 
     const startedAt = this.o.now();
@@ -289,6 +307,7 @@ class MailboxLoop {
         host: this.o.host,
         secrets: this.o.api,
         ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
+        ...(this.o.archiveLimits ? { archiveLimits: this.o.archiveLimits } : {}),
         now: this.o.now,
         log: (line) => this.o.onEvent({ type: "step-log", ...ref, line }),
       });
@@ -299,7 +318,8 @@ class MailboxLoop {
     const result = this.sign(ref, startedAt, run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error }, run.manifestDigest);
     const keepUntil = new Date(Date.parse(envelope.expiresAt) + ENVELOPE_SKEW_SECONDS * 1000).toISOString();
     await this.o.store.update((s) => {
-      // After a successful reset nothing earlier is applied any more; its remembered results are history.
+      // After a successful reset nothing earlier is applied any more; its remembered results are history (the attempts
+      // stay in `answered`, so a replay of one is still refused).
       const base = envelope.kind === "reset" && result.outcome === "succeeded" ? { ...s, results: [] } : s;
       const { current: _current, ...rest } = base;
       return withResult(rest, { ...ref, keepUntil, result }, this.o.now());
@@ -309,14 +329,16 @@ class MailboxLoop {
     this.o.onEvent({ type: "step-finished", ...ref, kind: envelope.kind, outcome: result.outcome, ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}) });
   }
 
-  /** Refused envelopes change nothing on disk: a signed failed result when the step can be named, else dead-letter. */
+  /** Not answered: dead-lettered with the reason (the broker keeps it for inspection), and logged. Nothing is signed. */
+  private async deadLetter(connection: Connection, message: ServiceBusReceivedMessage, error: { code: string; message: string }, step?: StepRef): Promise<void> {
+    await this.settle(() => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }), step);
+    this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered", ...(step ? { step } : {}) });
+  }
+
+  /** A verified envelope the agent will not run changes nothing on disk: a signed failed result when it names its step. */
   private async refuse(connection: Connection, message: ServiceBusReceivedMessage, error: ContractError): Promise<void> {
     const ref = identify(message.body);
-    if (!ref) {
-      await this.settle(() => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }));
-      this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered" });
-      return;
-    }
+    if (!ref) return this.deadLetter(connection, message, error);
     const at = this.o.now();
     const stepError: StepError = { code: error.code, message: error.message.slice(0, 4096) || error.code, retryable: error.code === "envelope_not_yet_valid" };
     const result = this.sign(ref, at, { outcome: "failed", error: stepError }, await this.o.manifestDigest());
@@ -407,7 +429,7 @@ class MailboxLoop {
   }
 }
 
-/** The step an unverifiable envelope claims to be, when it names one well enough to answer it. */
+/** The step a verified but refused envelope names, when it names one well enough to answer it. */
 function identify(body: unknown): StepRef | undefined {
   if (typeof body !== "object" || body === null) return undefined;
   const b = body as Record<string, unknown>;

@@ -42,7 +42,7 @@ export type ExtractedEntry = z.infer<typeof ExtractedEntrySchema>;
 const changeShapes = {
   /** A file the agent replaced or created; undo puts the prior state back. */
   file: { type: z.literal("file"), path: z.string().startsWith("/"), prior: PriorStateSchema },
-  /** A directory the agent created; undo removes it with everything that appeared in it since. */
+  /** A directory the agent created; undo removes it once empty (content the agent did not record is left, and reported). */
   directory: { type: z.literal("directory"), path: z.string().startsWith("/") },
   /** A kernel parameter the agent changed; `prior` null when it could not be read before (then undo leaves it). */
   sysctl: { type: z.literal("sysctl"), name: z.string().min(1), prior: z.string().nullable() },

@@ -8,7 +8,7 @@
 import { lstat, readlink } from "node:fs/promises";
 import * as path from "node:path";
 import { absolutePathProblem, WRITABLE_ROOTS } from "../../contract/step-params.js";
-import { PathNotAllowedError, PreconditionFailedError, UsrWriteRefusedError } from "./step-errors.js";
+import { PathNotAllowedError, PreconditionFailedError, SymlinkInPathError, UsrWriteRefusedError } from "./step-errors.js";
 
 export { UsrWriteRefusedError } from "./step-errors.js";
 
@@ -82,4 +82,35 @@ export async function resolveHostPath(root: string, requested: string, options: 
   const hostPath = `/${[...resolved, last].join("/")}`;
   if (options.write) checkWritable(hostPath, requested);
   return { hostPath, fsPath: fsPathOf(root, hostPath) };
+}
+
+/**
+ * A path the manifest recorded, for undoing it: no symlink is ever followed. It is checked like a write (absolute,
+ * normalised, under /etc, /var or /opt, never /usr), then each parent component is lstat'ed from the root down: a
+ * symlink there (a parent swapped since the record, which always names the resolved path) is refused with
+ * SymlinkInPathError. `parentMissing`: a parent is absent or not a directory, so nothing recorded can be below it.
+ * The check and the undo are separate calls (Node has no openat); what is left is a race with someone who can
+ * already replace directories under /etc, /var or /opt, i.e. root.
+ */
+export async function resolveRecordedPath(root: string, hostPath: string): Promise<{ fsPath: string; parentMissing: boolean }> {
+  const problem = absolutePathProblem(hostPath);
+  if (problem) throw new PathNotAllowedError(`path ${JSON.stringify(hostPath)} ${problem}`);
+  checkWritable(hostPath, hostPath);
+  const parents = hostPath.split("/").slice(1, -1);
+  for (let i = 1; i <= parents.length; i++) {
+    const prefix = `/${parents.slice(0, i).join("/")}`;
+    let stats;
+    try {
+      stats = await lstat(fsPathOf(root, prefix));
+    } catch (e) {
+      if (errnoOf(e) !== "ENOENT") throw e;
+      return { fsPath: fsPathOf(root, hostPath), parentMissing: true };
+    }
+    if (stats.isSymbolicLink()) {
+      const target = await readlink(fsPathOf(root, prefix));
+      throw new SymlinkInPathError(`${hostPath}: ${prefix} is now a symbolic link (to ${target}), not the directory the change was recorded in; nothing is changed through it`);
+    }
+    if (!stats.isDirectory()) return { fsPath: fsPathOf(root, hostPath), parentMissing: true };
+  }
+  return { fsPath: fsPathOf(root, hostPath), parentMissing: false };
 }

@@ -31,8 +31,17 @@ export interface StepDeps {
   secrets: SecretSource;
   /** Extra PEM CA certificates trusted for artifact downloads (a private mirror, the sandbox). */
   ca?: string;
+  /** Caps on what one archive may unpack (agent.json `archive`); the defaults are in executors/archive.ts. */
+  archiveLimits?: ArchiveLimits;
   now(): Date;
   log(line: string): void;
+}
+
+export interface ArchiveLimits {
+  /** Total bytes of the files one archive unpacks. */
+  maxUnpackedBytes?: number;
+  /** Entries in one archive, directories included. */
+  maxEntries?: number;
 }
 
 export type StepRunResult = ({ outcome: "succeeded"; output: JsonObject } | { outcome: "failed"; error: StepError }) & {
@@ -72,6 +81,8 @@ export interface ResetReport {
   undone: { stepId: string; change: string }[];
   /** Changes that could not be undone, kept in the manifest for the next reset. */
   failed: { stepId: string; change: string; error: string }[];
+  /** Paths left in place rather than delete what the agent did not record (its change is done with: not recorded any more). */
+  left: { stepId: string; change: string; path: string; why: string }[];
   manifestDigest: string;
 }
 export type ResetAll = (deps: Pick<StepDeps, "root" | "host" | "log" | "now">) => Promise<ResetReport>;

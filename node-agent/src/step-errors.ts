@@ -30,6 +30,12 @@ export class PathNotAllowedError extends StepFailure {
   readonly retryable = false;
 }
 
+/** A recorded path whose parent is now a symlink: an undo refuses to act through it (it would act elsewhere). */
+export class SymlinkInPathError extends StepFailure {
+  readonly code = "symlink_in_path";
+  readonly retryable = false;
+}
+
 /** The host state is not what the step needs (a directory where a file goes, a masked or unknown unit…). */
 export class PreconditionFailedError extends StepFailure {
   readonly code: string;
@@ -67,6 +73,12 @@ export class ArtifactDigestMismatchError extends StepFailure {
 /** An archive entry that is absolute, climbs out with `..`, links outside the destination or is not a plain file/dir/link. */
 export class UnsafeArchiveError extends StepFailure {
   readonly code = "unsafe_archive";
+  readonly retryable = false;
+}
+
+/** An archive that would unpack more bytes or entries than the agent's caps allow; nothing is unpacked. */
+export class ArchiveTooLargeError extends StepFailure {
+  readonly code = "archive_too_large";
   readonly retryable = false;
 }
 

@@ -201,6 +201,33 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     expect(await hashTree(root.dir)).toBe(before);
   });
 
+  it("after a reset, a replayed envelope of an answered step is not applied again: dead-lettered, nothing sent", async () => {
+    const nodeId = await node();
+    const a = agent({ hostSide: realHostSide });
+    await a.waitFor("mailbox-connected");
+    const written = join(root.dir, "/etc/flexnode/kubelet/config.yaml");
+    const files = await service.sendStep(nodeId, { stepId: "kubelet-config", params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" }] } });
+    expect(await a.waitFor("step-finished", (e) => e.stepId === "kubelet-config")).toMatchObject({ outcome: "succeeded" });
+    await service.sendStep(nodeId, { stepId: "reset", kind: "reset", params: { scope: "all" } });
+    expect(await a.waitFor("step-finished", (e) => e.stepId === "reset")).toMatchObject({ outcome: "succeeded" });
+    await expect(readFile(written)).rejects.toMatchObject({ code: "ENOENT" });
+    const afterReset = await hashTree(root.dir);
+    // The reset forgot the signed results, but not which attempts were answered.
+    const state = await new AgentStateStore(root.dir).require();
+    expect(state.results.map((r) => r.stepId)).toEqual(["reset"]);
+    expect(state.answered.map((r) => r.stepId)).toEqual(["kubelet-config", "reset"]);
+
+    // The captured envelope is still valid (10 minutes): replayed, it is refused and nothing on the host changes.
+    await service.sendRaw(nodeId, files);
+    expect(await a.waitFor("envelope-refused")).toMatchObject({ code: "already_answered", disposition: "dead-lettered", step: { stepId: "kubelet-config", attempt: 1 } });
+    await expect(readFile(written)).rejects.toMatchObject({ code: "ENOENT" });
+    expect(await hashTree(root.dir)).toBe(afterReset);
+    expect(results().map((r) => r.stepId)).toEqual(["kubelet-config", "reset"]);
+    const [dead] = service.emulator.inspect.messages(`node-${nodeId}`, { deadLetter: true });
+    expect(dead).toMatchObject({ deadLetterReason: "already_answered", body: files });
+    expect(a.events.filter((e) => e.type === "step-started").map((e) => e.type === "step-started" && e.stepId)).toEqual(["kubelet-config", "reset"]);
+  });
+
   it("waits out a service outage at start, then connects", async () => {
     const nodeId = await node();
     service.down = true;

@@ -39,8 +39,8 @@ function envelope(overrides: Partial<Parameters<typeof buildStepEnvelope>[0]> = 
 }
 
 /** A service-signed message that is not a valid v1 envelope (what a newer or broken service might send). */
-function sealed(message: Record<string, unknown>): unknown {
-  return sealMessage({ domain: SIGNING_DOMAINS.stepEnvelope, message: message as never, privateKey: service.serviceKey });
+function sealed(message: Record<string, unknown>, key = service.serviceKey): unknown {
+  return sealMessage({ domain: SIGNING_DOMAINS.stepEnvelope, message: message as never, privateKey: key });
 }
 
 async function refusal(body: unknown) {
@@ -57,14 +57,11 @@ async function lastResult(): Promise<StepResult> {
   return verifyStepResult(raw, { nodeId, nodePublicKey: importPublicKey(identity.publicKey) });
 }
 
-describe("envelopes the agent refuses: a signed failed result, and nothing on disk changes", () => {
+describe("envelopes the service signed but the agent will not run: a signed failed result, and nothing on disk changes", () => {
   const cases: [string, () => unknown, string][] = [
-    ["signed by another key", () => envelope({}, generateKeyPairSync("ed25519").privateKey), "bad_signature"],
-    ["altered after signing", () => ({ ...envelope(), params: { settings: { "kernel.panic": "0" } } }), "bad_signature"],
-    ["expired", () => envelope({ issuedAt: minutes(-30), expiresAt: minutes(-20) }), "envelope_expired"],
     ["of a step kind this agent does not know", () => sealed({ ...withoutSignature(envelope()), kind: "formatDisk" }), "schema_invalid"],
     ["of a newer contract version", () => sealed({ ...withoutSignature(envelope()), version: 2 }), "unsupported_version"],
-    ["addressed to another node", () => envelope({ nodeId: "fn-someoneelse00000000000000" }), "wrong_node"],
+    ["with a field this agent does not know", () => sealed({ ...withoutSignature(envelope()), priority: "high" }), "schema_invalid"],
   ];
 
   for (const [what, make, code] of cases) {
@@ -79,6 +76,50 @@ describe("envelopes the agent refuses: a signed failed result, and nothing on di
       expect(await hashTree(root.dir)).toBe(treeBefore);
     });
   }
+});
+
+describe("envelopes the agent cannot verify: dead-lettered with the reason, never answered, nothing on disk changes", () => {
+  const otherKey = () => generateKeyPairSync("ed25519").privateKey;
+  const cases: [string, () => unknown, string][] = [
+    ["without a signature", () => withoutSignature(envelope()), "schema_invalid"],
+    ["signed by another key", () => envelope({}, otherKey()), "bad_signature"],
+    ["altered after signing", () => ({ ...envelope(), params: { settings: { "kernel.panic": "0" } } }), "bad_signature"],
+    ["whose signature block claims the service's key", () => ({ ...envelope({}, otherKey()), signature: { ...envelope().signature, value: envelope({}, otherKey()).signature.value } }), "bad_signature"],
+    ["of an unknown kind signed by another key", () => sealed({ ...withoutSignature(envelope()), kind: "formatDisk" }, otherKey()), "bad_signature"],
+    ["of a newer version, unsigned", () => ({ ...withoutSignature(envelope()), version: 2 }), "unsupported_version"],
+    ["addressed to another node", () => envelope({ nodeId: "fn-someoneelse00000000000000" }), "wrong_node"],
+    ["of an unknown kind, addressed to another node", () => sealed({ ...withoutSignature(envelope({ nodeId: "fn-someoneelse00000000000000" })), kind: "formatDisk" }), "wrong_node"],
+    ["expired", () => envelope({ issuedAt: minutes(-30), expiresAt: minutes(-20) }), "envelope_expired"],
+  ];
+
+  for (const [what, make, code] of cases) {
+    it(`dead-letters an envelope ${what} (${code})`, async () => {
+      const body = make() as { stepId: string; sagaId: string; attempt: number };
+      const event = await refusal(body);
+      expect(event).toMatchObject({ code, disposition: "dead-lettered" });
+      expect(event.step).toBeUndefined();
+      const [dead] = service.emulator.inspect.messages(`node-${nodeId}`, { deadLetter: true });
+      expect(dead).toMatchObject({ deadLetterReason: code, body });
+      expect(dead!.deadLetterErrorDescription).toBe(event.message.slice(0, 1024));
+      expect(service.emulator.log.settlements(`node-${nodeId}`).map((s) => s.outcome)).toEqual(["deadLettered"]);
+      expect(service.emulator.inspect.messages(RESULTS_QUEUE)).toEqual([]);
+      expect(await runsOnDisk(root.dir)).toEqual({});
+      expect(await hashTree(root.dir)).toBe(treeBefore);
+    });
+  }
+
+  it("a forged envelope naming a step that succeeded does not fail it: the only result is the real one", async () => {
+    const real = envelope({ stepId: "sysctl" });
+    await service.sendRaw(nodeId, real);
+    expect(await agent.waitFor("step-finished")).toMatchObject({ stepId: "sysctl", outcome: "succeeded" });
+    const forged = [withoutSignature(real), { ...real, params: { settings: { "net.ipv4.ip_forward": "0" } } }, envelope({ stepId: "sysctl" }, otherKey())];
+    for (const body of forged) expect(await refusal(body)).toMatchObject({ disposition: "dead-lettered" });
+    const results = service.emulator.inspect.messages(RESULTS_QUEUE);
+    expect(results).toHaveLength(1);
+    expect(await lastResult()).toMatchObject({ sagaId: real.sagaId, stepId: "sysctl", attempt: 1, outcome: "succeeded" });
+    expect(service.emulator.inspect.messages(`node-${nodeId}`, { deadLetter: true })).toHaveLength(3);
+    expect(await runsOnDisk(root.dir)).toEqual({ "sysctl.1": 1 });
+  });
 
   it("dead-letters a message that names no step, with the reason", async () => {
     const event = await refusal({ hello: "world" });
@@ -91,7 +132,7 @@ describe("envelopes the agent refuses: a signed failed result, and nothing on di
   });
 
   it("still runs a valid envelope after refusing others", async () => {
-    await refusal(envelope({}, generateKeyPairSync("ed25519").privateKey));
+    await refusal(envelope({}, otherKey()));
     await service.sendRaw(nodeId, envelope({ stepId: "good" }));
     expect(await agent.waitFor("step-finished")).toMatchObject({ stepId: "good", outcome: "succeeded" });
     expect(await runsOnDisk(root.dir)).toEqual({ "good.1": 1 });

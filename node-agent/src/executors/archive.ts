@@ -1,12 +1,22 @@
 /**
  * tar.gz artifacts, read with the `tar` package (no shell, no host tar): a first pass lists every entry, hashes its
  * content and refuses anything that could land outside the destination (absolute paths, `..`, links pointing out or
- * written through, devices, setuid bits); only then is the archive unpacked, limited to exactly the entries listed.
+ * written through, devices, setuid bits) or unpack more than the agent's caps allow (bytes, entries); only then is
+ * the archive unpacked, limited to exactly the entries listed.
+ *
+ * A symlink is judged by where it finally leads, not by its own text: every link on the way is followed, the
+ * archive's own entries first and then what is already in the destination, so `a -> b`, `b -> c/..`, `c -> ..`
+ * (each harmless alone) is refused as the chain that leaves the destination.
  */
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readlink } from "node:fs/promises";
 import * as path from "node:path";
 import * as tar from "tar";
-import { UnsafeArchiveError } from "../step-errors.js";
+import { lstatIfExists } from "../fs-atomic.js";
+import { isUnder } from "../paths.js";
+import type { ArchiveLimits } from "../ports.js";
+import { ArchiveTooLargeError, UnsafeArchiveError } from "../step-errors.js";
 
 export interface ArchiveEntry {
   /** Path relative to the destination, normalised (no "./", no trailing slash). */
@@ -19,7 +29,15 @@ export interface ArchiveEntry {
 }
 
 export const UNPACK_UMASK = 0o022;
-const MAX_ENTRIES = 20_000;
+/** What one archive may unpack unless agent.json's `archive` says otherwise. */
+export const DEFAULT_ARCHIVE_LIMITS: Required<ArchiveLimits> = { maxUnpackedBytes: 4 * 1024 ** 3, maxEntries: 20_000 };
+const MAX_LINK_HOPS = 40;
+
+export interface InspectOptions {
+  /** Where the archive will be unpacked, to follow links through what is already there. */
+  destination?: { hostDir: string; fsDir: string };
+  limits?: ArchiveLimits;
+}
 
 function normalise(raw: string, what: string): string {
   let p = raw;
@@ -32,18 +50,22 @@ function normalise(raw: string, what: string): string {
   return p;
 }
 
-/** Lists and checks every entry; throws UnsafeArchiveError for the first one that is not safe to unpack. */
-export async function inspectArchive(file: string): Promise<ArchiveEntry[]> {
+/**
+ * Lists and checks every entry; throws UnsafeArchiveError for the first one that is not safe to unpack, and
+ * ArchiveTooLargeError (reading stops there) as soon as the entries or their bytes pass the caps.
+ */
+export async function inspectArchive(file: string, options: InspectOptions = {}): Promise<ArchiveEntry[]> {
+  const { maxUnpackedBytes, maxEntries } = { ...DEFAULT_ARCHIVE_LIMITS, ...options.limits };
   const entries = new Map<string, ArchiveEntry>();
   const hardLinks: { rel: string; target: string }[] = [];
   const pending: Promise<void>[] = [];
   let problem: Error | undefined;
-  await tar.t({
-    file,
+  let unpackedBytes = 0;
+  const parser = tar.t({
     onReadEntry: (entry) => {
       try {
         if (problem) return;
-        if (entries.size >= MAX_ENTRIES) throw new UnsafeArchiveError(`archive has more than ${MAX_ENTRIES} entries`);
+        if (entries.size >= maxEntries) throw new ArchiveTooLargeError(`archive has more than ${maxEntries} entries (the agent's cap, agent.json archive.maxEntries)`);
         const rel = normalise(entry.path, "entry");
         if (rel === "") return;
         const earlier = entries.get(rel);
@@ -63,6 +85,10 @@ export async function inspectArchive(file: string): Promise<ArchiveEntry[]> {
           case "File":
           case "OldFile":
           case "ContiguousFile": {
+            unpackedBytes += entry.size;
+            if (unpackedBytes > maxUnpackedBytes) {
+              throw new ArchiveTooLargeError(`archive unpacks to more than ${maxUnpackedBytes} bytes (the agent's cap, agent.json archive.maxUnpackedMiB); refused at ${rel}`);
+            }
             const hash = createHash("sha256");
             const item: ArchiveEntry = { rel, kind: "file", mode: unpackedMode };
             entries.set(rel, item);
@@ -90,17 +116,72 @@ export async function inspectArchive(file: string): Promise<ArchiveEntry[]> {
         }
       } catch (e) {
         problem ??= e as Error;
+        // Stop reading: an archive past its caps may be a decompression bomb.
+        parser.abort(problem);
       }
     },
   });
-  await Promise.all(pending);
+  await new Promise<void>((resolve, reject) => {
+    const input = createReadStream(file);
+    input.on("error", reject);
+    parser.on("error", (error: Error) => {
+      input.destroy();
+      reject(problem ?? error);
+    });
+    parser.on("end", () => resolve());
+    input.pipe(parser);
+  });
   if (problem) throw problem;
+  await Promise.all(pending);
   for (const link of hardLinks) {
     const target = entries.get(link.target);
     if (target?.kind !== "file" || target.sha256 === undefined) throw new UnsafeArchiveError(`hard link ${link.rel} points to ${link.target}, which is not a file earlier in the archive`);
     entries.get(link.rel)!.sha256 = target.sha256;
   }
+  for (const entry of entries.values()) if (entry.kind === "symlink") await checkLinkStaysInside(entry.rel, entry.linkTarget!, entries, options.destination);
   return [...entries.values()];
+}
+
+/**
+ * Follows `rel -> target` component by component, through every link on the way (the archive's, then those already
+ * in the destination), at most MAX_LINK_HOPS of them; throws UnsafeArchiveError once the path leaves the destination.
+ */
+async function checkLinkStaysInside(rel: string, target: string, entries: ReadonlyMap<string, ArchiveEntry>, destination: InspectOptions["destination"]): Promise<void> {
+  const outside = (how: string) => new UnsafeArchiveError(`symlink ${rel} -> ${target} ${how}, outside the destination`);
+  let resolved = rel.split("/").slice(0, -1);
+  const pending = target.split("/");
+  let hops = 0;
+  while (pending.length > 0) {
+    const component = pending.shift()!;
+    if (component === "" || component === ".") continue;
+    if (component === "..") {
+      if (resolved.length === 0) throw outside("climbs above it");
+      resolved.pop();
+      continue;
+    }
+    const candidate = [...resolved, component];
+    const key = candidate.join("/");
+    const entry = entries.get(key);
+    let link: string | undefined;
+    if (entry) link = entry.kind === "symlink" ? entry.linkTarget : undefined;
+    else if (destination) {
+      const onHost = path.join(destination.fsDir, key);
+      if ((await lstatIfExists(onHost))?.isSymbolicLink()) link = await readlink(onHost);
+    }
+    if (link === undefined) {
+      resolved = candidate;
+      continue;
+    }
+    if (++hops > MAX_LINK_HOPS) throw new UnsafeArchiveError(`symlink ${rel} -> ${target}: more than ${MAX_LINK_HOPS} links to follow`);
+    if (link.startsWith("/")) {
+      // Only a link already on the host can be absolute (the archive's own are refused); it is a host path.
+      if (!destination || link.split("/").includes("..") || !isUnder(path.posix.normalize(link), destination.hostDir)) throw outside(`leads through ${key} -> ${link}`);
+      resolved = [];
+      pending.unshift(...path.posix.relative(destination.hostDir, path.posix.normalize(link)).split("/"));
+      continue;
+    }
+    pending.unshift(...link.split("/"));
+  }
 }
 
 /** Unpacks exactly the inspected entries into `cwd` (owner: this process; modes: the entries' under umask 022). */

@@ -61,7 +61,7 @@ async function fetchArchive(params: FetchArtifactParams, ctx: ExecutorContext) {
   const file = await download(ctx, params.artifact);
   let listed;
   try {
-    listed = await inspectArchive(file);
+    listed = await inspectArchive(file, { destination: { hostDir: destination, fsDir: fsPathOf(root, destination) }, ...(ctx.deps.archiveLimits ? { limits: ctx.deps.archiveLimits } : {}) });
     for (const e of listed) {
       const wanted = path.posix.join(destination, e.rel);
       const resolved = await resolveHostPath(root, wanted, { write: true });

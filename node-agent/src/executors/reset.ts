@@ -9,5 +9,6 @@ export const reset: Executor<ResetParams> = async (_params, ctx) => {
   if (report.failed.length > 0) {
     throw new ResetIncompleteError(`${report.failed.length} change(s) could not be undone and stay recorded: ${report.failed.map((f) => `${f.change}: ${f.error}`).join("; ")}`);
   }
-  return { undone: report.undone.length };
+  // Only the recorded paths (named by the service's own plan) go into the result; what is in them stays in the node's log.
+  return { undone: report.undone.length, ...(report.left.length > 0 ? { left: report.left.map((l) => l.path) } : {}) };
 };

@@ -2,6 +2,7 @@ import { lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { downloadVerified } from "../../src/artifact-download.js";
+import type { ArchiveLimits } from "../../src/ports.js";
 import { startArtifactServer, type ArtifactServer } from "../support-host/artifact-server.js";
 import { craftTarGz, type CraftedEntry } from "../support-host/crafted-tar.js";
 import { buildPayloads, sha256, type Payloads } from "../support-host/payloads.js";
@@ -22,8 +23,8 @@ afterAll(() => server.close());
 afterEach(async () => {
   for (const r of roots.splice(0)) await rm(r, { recursive: true, force: true });
 });
-async function sandbox(o: { ca?: string | null } = {}): Promise<HostUnderTest> {
-  const h = await hostUnderTest(o.ca === null ? {} : { ca: o.ca ?? server.ca });
+async function sandbox(o: { ca?: string | null; archiveLimits?: ArchiveLimits } = {}): Promise<HostUnderTest> {
+  const h = await hostUnderTest({ ...(o.ca === null ? {} : { ca: o.ca ?? server.ca }), ...(o.archiveLimits ? { archiveLimits: o.archiveLimits } : {}) });
   roots.push(h.root);
   return h;
 }
@@ -160,6 +161,11 @@ describe("fetchArtifact, tar.gz", () => {
     ["an absolute symlink", [{ path: "esc", type: "SymbolicLink", linkpath: "/usr/bin" }]],
     ["a file written through an archive symlink", [{ path: "d", type: "SymbolicLink", linkpath: "sub" }, { path: "sub/", type: "Directory", mode: 0o755 }, { path: "d/x", body: "x" }]],
     ["a hard link to something outside", [{ path: "h", type: "Link", linkpath: "../../etc/shadow" }]],
+    // Each link alone stays inside; followed, d/up is the destination, so esc is <destination>/../../etc.
+    ["a two-link symlink chain out of the destination", [{ path: "d/", type: "Directory", mode: 0o755 }, { path: "d/up", type: "SymbolicLink", linkpath: ".." }, { path: "esc", type: "SymbolicLink", linkpath: "d/up/../../etc" }]],
+    // a -> b -> c/.. where c -> .. : the chain ends one level above the destination.
+    ["a three-link symlink chain out of the destination", [{ path: "s/a", type: "SymbolicLink", linkpath: "b" }, { path: "s/b", type: "SymbolicLink", linkpath: "c/.." }, { path: "s/c", type: "SymbolicLink", linkpath: ".." }]],
+    ["a symlink loop", [{ path: "l1", type: "SymbolicLink", linkpath: "l2/x" }, { path: "l2", type: "SymbolicLink", linkpath: "l1/y" }]],
     ["a setuid binary", [{ path: "suid", body: "x", mode: 0o4755 }]],
     ["a device node", [{ path: "dev", type: "CharacterDevice" }]],
   ];
@@ -189,6 +195,55 @@ describe("fetchArtifact, tar.gz", () => {
     expect(result).toMatchObject({ outcome: "failed", error: { code } });
     await h.reset();
     expect(treeDiff(original, await h.tree())).toEqual([]);
+  });
+
+  it("refuses a link that leaves through a symlink already in the destination, before unpacking", async () => {
+    const h = await sandbox();
+    await symlink("../../../etc", path.join(h.root, "opt/cni/bin/site-link"));
+    const body = craftTarGz([{ path: "passwd", type: "SymbolicLink", linkpath: "site-link/passwd" }]);
+    server.put("through-site-link.tgz", body);
+    const original = await h.tree();
+    const result = await h.run("fetchArtifact", { artifact: { url: server.url("through-site-link.tgz"), sha256: sha256(body) }, destination: "/opt/cni/bin", unpack: "tar.gz" });
+    expect(result).toMatchObject({ outcome: "failed", error: { code: "unsafe_archive", message: expect.stringContaining("site-link") } });
+    expect((await h.manifest()).changes).toEqual([]);
+    await h.reset();
+    expect(treeDiff(original, await h.tree())).toEqual([]);
+  });
+
+  it("unpacks link chains that stay inside (a library's .so -> .so.1 -> .so.1.2)", async () => {
+    const h = await sandbox();
+    // Links before their targets: tar itself will not create a link whose target is an existing link.
+    const body = craftTarGz([
+      { path: "current", type: "SymbolicLink", linkpath: "lib/../lib/libfoo.so" },
+      { path: "lib/libfoo.so", type: "SymbolicLink", linkpath: "libfoo.so.1" },
+      { path: "lib/libfoo.so.1", type: "SymbolicLink", linkpath: "libfoo.so.1.2" },
+      { path: "lib/libfoo.so.1.2", body: "ELF" },
+    ]);
+    server.put("chain-inside.tgz", body);
+    const result = await h.run("fetchArtifact", { artifact: { url: server.url("chain-inside.tgz"), sha256: sha256(body) }, destination: "/opt/flexnode/foo", unpack: "tar.gz" });
+    expect(result).toMatchObject({ outcome: "succeeded", output: { placed: true } });
+    expect(await readFile(path.join(h.root, "opt/flexnode/foo/current"), "utf8")).toBe("ELF");
+    await h.reset();
+    expect(treeDiff(h.original, await h.tree())).toEqual([]);
+  });
+
+  it.each([
+    ["bytes", { maxUnpackedBytes: 1_000 }, "more than 1000 bytes"],
+    ["entries", { maxEntries: 2 }, "more than 2 entries"],
+  ])("refuses an archive past the agent's cap on unpacked %s, before unpacking anything", async (_what, archiveLimits, message) => {
+    const h = await sandbox({ archiveLimits });
+    const body = craftTarGz([{ path: "a", body: "x".repeat(600) }, { path: "b", body: "y".repeat(600) }, { path: "c", body: "z" }]);
+    server.put(`big-${sha256(body).slice(0, 8)}.tgz`, body);
+    const params = { artifact: { url: server.url(`big-${sha256(body).slice(0, 8)}.tgz`), sha256: sha256(body) }, destination: "/opt/big", unpack: "tar.gz" };
+    const result = await h.run("fetchArtifact", params);
+    expect(result).toMatchObject({ outcome: "failed", error: { code: "archive_too_large", retryable: false, message: expect.stringContaining(message) } });
+    await expect(lstat(path.join(h.root, "opt/big"))).rejects.toThrow(/ENOENT/);
+    expect((await h.manifest()).changes).toEqual([]);
+    await h.reset();
+    expect(treeDiff(h.original, await h.tree())).toEqual([]);
+    // Within the caps the same archive unpacks.
+    const roomy = await sandbox({ archiveLimits: { maxUnpackedBytes: 1_201, maxEntries: 3 } });
+    expect(await roomy.run("fetchArtifact", params)).toMatchObject({ outcome: "succeeded", output: { entries: 3 } });
   });
 
   it("refuses mode together with unpack", async () => {

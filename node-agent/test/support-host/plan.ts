@@ -7,7 +7,7 @@ import { exportPublicKey, importPublicKey } from "../../../contract/keys.js";
 import { buildStepEnvelope, verifyStepEnvelope, type StepEnvelope } from "../../../contract/step-envelope.js";
 import { StepParamsSchemas } from "../../../contract/step-params.js";
 import { buildNodePlan, type ArtifactCatalog, type PlanStep } from "../../../orchestrations/node-plan/node-plan.js";
-import type { HostCommands, SecretSource, StepDeps, StepRunResult } from "../../src/ports.js";
+import type { ArchiveLimits, HostCommands, SecretSource, StepDeps, StepRunResult } from "../../src/ports.js";
 import { runStep } from "../../src/run-step.js";
 
 export const NODE_ID = "node-edge-1";
@@ -59,12 +59,13 @@ export function secretsOf(values: Record<string, string>): SecretSource & { take
   };
 }
 
-export function depsFor(root: string, host: HostCommands, o: { ca?: string; secrets?: SecretSource; log?: string[] } = {}): StepDeps {
+export function depsFor(root: string, host: HostCommands, o: { ca?: string; secrets?: SecretSource; log?: string[]; archiveLimits?: ArchiveLimits } = {}): StepDeps {
   return {
     root,
     host,
     secrets: o.secrets ?? secretsOf({ [BOOTSTRAP_REF]: BOOTSTRAP_KUBECONFIG }),
     ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.archiveLimits ? { archiveLimits: o.archiveLimits } : {}),
     now: () => new Date(),
     log: (line) => void o.log?.push(line),
   };

@@ -3,7 +3,7 @@ import type { JsonObject } from "../../../contract/json.js";
 import type { StepKind } from "../../../contract/step-envelope.js";
 import { RecordingHostCommands } from "../../src/host-commands.js";
 import { Manifest } from "../../src/manifest.js";
-import type { SecretSource, StepRunResult } from "../../src/ports.js";
+import type { ArchiveLimits, SecretSource, StepRunResult } from "../../src/ports.js";
 import { resetAll } from "../../src/reset.js";
 import { runStep } from "../../src/run-step.js";
 import { fakeHostScript } from "./fake-host.js";
@@ -22,11 +22,11 @@ export interface HostUnderTest {
   manifest(): Promise<Manifest>;
 }
 
-export async function hostUnderTest(o: SandboxOptions & { ca?: string; secrets?: SecretSource; latencyMs?: number } = {}): Promise<HostUnderTest> {
+export async function hostUnderTest(o: SandboxOptions & { ca?: string; secrets?: SecretSource; latencyMs?: number; archiveLimits?: ArchiveLimits } = {}): Promise<HostUnderTest> {
   const root = await createSandbox(o);
   const host = new RecordingHostCommands(fakeHostScript(root), { latencyMs: o.latencyMs ?? 0 });
   const log: string[] = [];
-  const deps = depsFor(root, host, { ...(o.ca ? { ca: o.ca } : {}), ...(o.secrets ? { secrets: o.secrets } : {}), log });
+  const deps = depsFor(root, host, { ...(o.ca ? { ca: o.ca } : {}), ...(o.secrets ? { secrets: o.secrets } : {}), ...(o.archiveLimits ? { archiveLimits: o.archiveLimits } : {}), log });
   return {
     root,
     host,
