@@ -5,10 +5,15 @@
  * The binaries inside are labelled shell scripts: nothing is ever executed, the agent only places them.
  *
  * Failure injection: `corrupt(name)` serves the artifact with one byte flipped (same length), so a node's digest check
- * fails exactly as it would against a tampered or truncated mirror.
+ * fails exactly as it would against a tampered or truncated mirror. `hold(name)` keeps the next requests for an
+ * artifact waiting until released, so a test can act while a node is inside the step that downloads it.
+ *
+ * `replace` serves given bytes instead of a stand-in (the real-host tier's squashfs sysext images); the catalog then
+ * pins their digests.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -39,6 +44,11 @@ export interface ArtifactServer {
   readonly requests: readonly ArtifactRequest[];
   /** Serves `name` with one byte flipped from now on (every node that fetches it sees a digest mismatch). */
   corrupt(name: string): void;
+  /**
+   * Holds every request for `name` from now on until `release()`; `requested` resolves when the first one arrives.
+   * Held requests whose client went away are dropped.
+   */
+  hold(name: string): { requested: Promise<void>; release(): void };
   /** The artifact name behind a catalog URL. */
   nameOf(url: string): string | undefined;
   close(): Promise<void>;
@@ -46,7 +56,13 @@ export interface ArtifactServer {
 
 const ARCHES = ["amd64", "arm64"] as const;
 
-export async function startArtifactServer(options: { kubernetesVersion: string }): Promise<ArtifactServer> {
+export interface ArtifactServerOptions {
+  kubernetesVersion: string;
+  /** Bytes to serve instead of the stand-in of the same name (e.g. `containerd-amd64.raw`). */
+  replace?: Readonly<Record<string, Buffer>>;
+}
+
+export async function startArtifactServer(options: ArtifactServerOptions): Promise<ArtifactServer> {
   const artifacts = new Map<string, ServedArtifact>();
   const add = (name: string, bytes: Buffer) => artifacts.set(name, { name, bytes, sha256: createHash("sha256").update(bytes).digest("hex") });
   const v = options.kubernetesVersion;
@@ -57,12 +73,28 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     add(`containerd-${arch}.raw`, sysextImage("containerd", arch, ["containerd.service"]));
     add(`kubernetes-${v}-${arch}.raw`, sysextImage(`kubernetes-${v}`, arch, []));
   }
+  for (const [name, bytes] of Object.entries(options.replace ?? {})) {
+    if (!artifacts.has(name)) throw new Error(`no artifact ${name} to replace (known: ${[...artifacts.keys()].join(", ")})`);
+    add(name, bytes);
+  }
 
   const tls = await serverCertificate();
   const corrupted = new Set<string>();
   const requests: ArtifactRequest[] = [];
+  const holds = new Map<string, { arrived: () => void; released: Promise<void> }>();
   const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
     const name = decodeURIComponent(new URL(req.url ?? "/", "https://127.0.0.1").pathname.replace(/^\/artifacts\//, ""));
+    const held = holds.get(name);
+    if (held) {
+      held.arrived();
+      void held.released.then(() => {
+        if (!req.destroyed && !res.destroyed) serve(req, res, name);
+      });
+      return;
+    }
+    serve(req, res, name);
+  });
+  function serve(req: IncomingMessage, res: ServerResponse, name: string): void {
     const artifact = artifacts.get(name);
     const range = req.headers.range;
     const log = (status: number, bytes: number) => requests.push({ name, range, status, bytes });
@@ -91,7 +123,7 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     res.writeHead(status, m ? { ...headers, "content-range": `bytes ${start}-${end}/${body.length}` } : headers);
     log(status, req.method === "HEAD" ? 0 : slice.length);
     res.end(req.method === "HEAD" ? undefined : slice);
-  });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => resolve());
@@ -117,6 +149,21 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     corrupt: (name) => {
       if (!artifacts.has(name)) throw new Error(`no artifact ${name}`);
       corrupted.add(name);
+    },
+    hold: (name) => {
+      if (!artifacts.has(name)) throw new Error(`no artifact ${name}`);
+      let arrived!: () => void;
+      let release!: () => void;
+      const requested = new Promise<void>((resolve) => (arrived = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      holds.set(name, { arrived, released });
+      return {
+        requested,
+        release: () => {
+          holds.delete(name);
+          release();
+        },
+      };
     },
     nameOf: (url) => (url.startsWith(`${origin}/artifacts/`) ? decodeURIComponent(url.slice(`${origin}/artifacts/`.length)) : undefined),
     close: () =>
