@@ -113,6 +113,7 @@ class MailboxLoop {
   private gone: NoMailboxError | undefined;
   private markGone: (() => void) | undefined;
   private lastGoneCheck = 0;
+  private goneChecks = 0;
 
   constructor(private readonly o: MailboxLoopOptions) {
     this.sleep = o.sleep ?? realSleep;
@@ -229,11 +230,15 @@ class MailboxLoop {
     // While stopping, the SDK reports its own shutdown ("receiver is suspended"); that is not news.
     if (this.o.signal.aborted || this.gone) return;
     const code = (args.error as { code?: string }).code;
-    // The queue is gone: the SDK re-attaches many times a second. Ask the service, at most every 30 s, whether this
-    // node still has a mailbox (a queue re-created for a new onboarding) or not (failed, offboarded: stop).
+    // The queue is gone: the SDK re-attaches many times a second. Ask the service whether this node still has a
+    // mailbox (a queue re-created for a new onboarding) or not (failed, offboarded: stop): first at once, then after
+    // 2, 4, 8, 16 and every 30 s. An offboarding deletes the queue a moment before it marks the node Offboarded, so
+    // the first answer is often still "Offboarding" (a flat 30 s kept an offboarded agent running that long).
     if (code === "MessagingEntityNotFound") {
-      if (this.o.now().getTime() - this.lastGoneCheck < 30_000) return;
+      const interval = this.goneChecks === 0 ? 0 : Math.min(30_000, 1_000 * 2 ** this.goneChecks);
+      if (this.o.now().getTime() - this.lastGoneCheck < interval) return;
       this.lastGoneCheck = this.o.now().getTime();
+      this.goneChecks += 1;
       void this.checkStillHasMailbox();
     }
     this.o.onEvent({ type: "error", where: `servicebus:${args.errorSource}`, message: `${code ? `${code}: ` : ""}${args.error.message}` });
