@@ -14,6 +14,7 @@ export const AgentConfigFileSchema = z.strictObject({
   token: EnrolmentTokenSchema.optional(),
   caFile: z.string().startsWith("/", "must be an absolute path").optional().describe("Extra PEM CA bundle trusted for the service and artifact downloads"),
   maxStepMinutes: z.int().min(1).max(1440).optional().describe("Longest step the agent keeps a message lock for (default 60)"),
+  mode: z.enum(["resident", "drain"]).optional().describe("resident (default): `run` stays connected; drain: once the node is Ready and its queue is quiet, `run` exits and flexnode-agent.timer starts it again"),
   preflight: z.strictObject({ ignore: z.array(z.string().regex(/^[a-z0-9-]+$/, "must be a check name")).default([]) }).optional(),
 });
 export type AgentConfigFile = z.infer<typeof AgentConfigFileSchema>;
@@ -24,6 +25,7 @@ export const AgentEnvSchema = z.object({
   FLEXNODE_TOKEN: EnrolmentTokenSchema.optional(),
   FLEXNODE_CA_FILE: z.string().startsWith("/", "must be an absolute path").optional(),
   FLEXNODE_OUTPUT: z.enum(["human", "json"]).optional(),
+  FLEXNODE_MODE: z.enum(["resident", "drain"]).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
 
@@ -92,12 +94,17 @@ export interface ResolvedConfig {
   ca?: string;
   maxStepMs: number;
   preflightIgnore: string[];
+  mode: AgentMode;
 }
+
+/** resident: `run` holds its mailbox open; drain: `run` exits once the node is Ready and its queue is quiet. */
+export type AgentMode = "resident" | "drain";
 
 export interface ConfigOverrides {
   enrolmentUrl?: string;
   token?: string;
   caFile?: string;
+  mode?: AgentMode;
 }
 
 /** File, then environment, then flags. The CA file is a host path under `root`. */
@@ -123,5 +130,6 @@ export async function resolveConfig(root: string, env: AgentEnv, flags: ConfigOv
     ...(ca !== undefined ? { ca } : {}),
     maxStepMs: (file.maxStepMinutes ?? 60) * 60_000,
     preflightIgnore: file.preflight?.ignore ?? [],
+    mode: flags.mode ?? env.FLEXNODE_MODE ?? file.mode ?? "resident",
   };
 }

@@ -7,9 +7,11 @@
  * modprobe, Debian's containerd, the kubelet stand-in's TLS bootstrap over the wire.
  *
  * The tests run in order on one machine: first boot, the unit's security, enrolment to Ready with a kill -9 inside a
- * step, a reboot, a module the kernel lacks, decommission and reset. Skipped, saying why, where nspawn cannot run.
+ * step, a stop while the service is unreachable, a reboot, a module the kernel lacks, decommission and reset; then
+ * the same machine enrols again in drain mode (no resident agent once Ready; the timer starts it for the reset).
+ * Skipped, saying why, where nspawn cannot run.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sources } from "../../node-agent/packaging/layout.js";
@@ -23,6 +25,7 @@ import { agentJournal, machineTree, mergedExtensions, treeHash, unitProps, waitU
 const availability = await hostTierAvailability();
 if (!availability.ok) console.warn(`real-host tier skipped: ${availability.reason}`);
 const RELOAD_UNIT = "flexnode-sysext-reload.service";
+const TIMER_UNIT = "flexnode-agent.timer";
 
 let world: HostWorld;
 let workDir: string;
@@ -37,7 +40,8 @@ const inMachine = async (...argv: string[]) => (await world.machine.exec(argv)).
 describe.skipIf(!availability.ok)(`the agent on a real systemd host${availability.ok ? "" : ` (skipped: ${availability.reason})`}`, () => {
   beforeAll(async () => {
     workDir = await mkdtemp("/var/tmp/flexnode-host-tier-");
-    world = await startHostWorld({ workDir, log: (line) => console.warn(line) });
+    // Production's reset wait (120 s): drain mode's timer must fit in it, as it must in production.
+    world = await startHostWorld({ workDir, timing: { resetWaitMs: 120_000 }, log: (line) => console.warn(line) });
     usrBefore = await treeHash(join(world.image.root, "usr"));
     hostIpForward = await hostSysctl("net.ipv4.ip_forward");
     // As Ignition leaves a Flatcar first boot: the image in /var/lib/extensions (host-world.ts) and the agent enabled.
@@ -189,7 +193,56 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
     expect(await hostSysctl("net.ipv4.ip_forward")).toBe(hostIpForward);
     expect(await treeHash(join(world.image.root, "usr"))).toBe(usrBefore);
   });
+
+  it("drain mode: once Ready the agent exits (nothing resident); the timer starts it to run the decommission's reset", async () => {
+    const { machine, stack } = world;
+    // The operator's choice: mode "drain" in agent.json and the image's timer enabled. The tier shortens the timer
+    // from 50 s to 10 s with a runtime drop-in; the benchmark measures the shipped interval.
+    const config = JSON.parse(await readFile(machine.path("/etc/flexnode/agent.json"), "utf8")) as Record<string, unknown>;
+    await writeFile(machine.path("/etc/flexnode/agent.json"), `${JSON.stringify({ ...config, mode: "drain" }, null, 2)}\n`, { mode: 0o600 });
+    await machine.sh(`mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\nOnUnitInactiveSec=10s\nOnActiveSec=10s\n' > /run/systemd/system/${TIMER_UNIT}.d/50-test-interval.conf && systemctl daemon-reload`);
+    await machine.exec(["systemctl", "enable", "--now", TIMER_UNIT]);
+
+    const { enrolmentUrl } = await stack.createToken({ maxUses: 1 });
+    const since = new Date().toISOString();
+    const again = JSON.parse(await inMachine("flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl)) as { enrolment: { nodeId: string; httpStatus: number } };
+    expect(again.enrolment).toMatchObject({ nodeId, httpStatus: 201 });
+    const before = await machineTree(machine);
+    await machine.exec(["systemctl", "start", AGENT_UNIT]);
+    expect(await sagaRun(nodeId, since, 240_000)).toMatchObject({ runtimeStatus: "Completed", output: { status: "Ready" } });
+
+    // Ready and quiet: the agent ends by itself (exit 0), and no agent process is left on the node.
+    const drained = await waitUntil("the agent exits after draining", 60_000, async () => {
+      const p = await unitProps(machine, AGENT_UNIT, ["ActiveState", "MainPID", "ExecMainStatus", "Result"]);
+      return p["ActiveState"] === "inactive" ? p : undefined;
+    });
+    expect(drained).toEqual({ ActiveState: "inactive", MainPID: "0", ExecMainStatus: "0", Result: "success" });
+    expect((await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).filter((l) => l.includes("queue drained and node Ready"))).toHaveLength(1);
+    expect((await machine.exec(["pgrep", "-f", "flexnode-agent"], { allowFailure: true })).stdout.trim()).toBe("");
+    expect(await unitProps(machine, TIMER_UNIT, ["ActiveState"])).toEqual({ ActiveState: "active" });
+
+    const decommissioned = new Date().toISOString();
+    expect((await stack.admin("POST", `/api/manage/nodes/${nodeId}/decommission`)).status).toBe(202);
+    expect(await sagaRun(`${nodeId}:offboard`, decommissioned, 180_000)).toMatchObject({ runtimeStatus: "Completed" });
+    // The reset ran on the node (started by the timer), not only the service-side compensation.
+    const resets = (await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).filter((l) => l.includes("✓ reset succeeded"));
+    expect(resets).toHaveLength(2);
+    await waitUntil("the agent ends after offboarding", 60_000, async () => ((await unitProps(machine, AGENT_UNIT, ["ActiveState"]))["ActiveState"] !== "active" ? true : undefined));
+    // Nothing left to drain: the agent stopped its timer (until the next boot).
+    expect(await unitProps(machine, TIMER_UNIT, ["ActiveState"])).toEqual({ ActiveState: "inactive" });
+    expect(treeDiff(before, await machineTree(machine))).toEqual([]);
+    expect(await mergedExtensions(machine)).toEqual(["flexnode-agent"]);
+    expect(await treeHash(join(world.image.root, "usr"))).toBe(usrBefore);
+  });
 });
+
+/** The run of `instanceId` created at or after `since`, once it has finished. */
+async function sagaRun(instanceId: string, since: string, timeoutMs: number) {
+  return waitUntil(`${instanceId} (a run created after ${since}) finishes`, timeoutMs, async () => {
+    const status = world.stack.harness.simulator.getStatus(instanceId);
+    return status && status.createdTime >= since && ["Completed", "Failed", "Terminated"].includes(status.runtimeStatus) ? status : undefined;
+  });
+}
 
 function planKubernetesVersion(): string {
   return /kubernetes-(.*)-(amd64|arm64)\.raw$/.exec(MIRROR_NAMES.kubernetes)![1]!;
