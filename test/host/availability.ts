@@ -3,6 +3,7 @@
  * run as root with systemd-nspawn, unshare, nsenter, losetup, debootstrap and mksquashfs, a kernel with squashfs and
  * overlayfs, and loop devices.
  */
+import { spawnSync } from "node:child_process";
 import { access, constants, readFile } from "node:fs/promises";
 
 const TOOLS = ["systemd-nspawn", "unshare", "nsenter", "losetup", "debootstrap", "mksquashfs", "mount", "openssl"] as const;
@@ -36,5 +37,8 @@ export async function hostTierAvailability(options: { needRoot?: boolean } = {})
   } catch {
     return { ok: false, reason: "no /dev/loop-control: systemd-sysext mounts images through loop devices" };
   }
+  // Root without the capabilities (an unprivileged container) cannot make mount namespaces, so nspawn cannot run.
+  const probe = spawnSync("unshare", ["--mount", "--propagation", "private", "true"], { stdio: "ignore", timeout: 10_000 });
+  if (probe.status !== 0) return { ok: false, reason: "cannot create a mount namespace here (unshare --mount failed): systemd-nspawn cannot run" };
   return { ok: true };
 }

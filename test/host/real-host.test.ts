@@ -200,7 +200,7 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
     // from 50 s to 10 s with a runtime drop-in; the benchmark measures the shipped interval.
     const config = JSON.parse(await readFile(machine.path("/etc/flexnode/agent.json"), "utf8")) as Record<string, unknown>;
     await writeFile(machine.path("/etc/flexnode/agent.json"), `${JSON.stringify({ ...config, mode: "drain" }, null, 2)}\n`, { mode: 0o600 });
-    await machine.sh(`mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\nOnUnitInactiveSec=10s\nOnActiveSec=10s\n' > /run/systemd/system/${TIMER_UNIT}.d/50-test-interval.conf && systemctl daemon-reload`);
+    await machine.sh(`mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\nOnUnitInactiveSec=\nOnUnitInactiveSec=10s\nOnActiveSec=\nOnActiveSec=10s\n' > /run/systemd/system/${TIMER_UNIT}.d/50-test-interval.conf && systemctl daemon-reload`);
     await machine.exec(["systemctl", "enable", "--now", TIMER_UNIT]);
 
     const { enrolmentUrl } = await stack.createToken({ maxUses: 1 });
