@@ -8,7 +8,8 @@
  *   process exists at all (sampled every 100 ms), its RSS while it does, and the CPU of every run. CPU is what the
  *   machine's PID 1 reaped from its children (the agent and what it ran), so runs that start and end between samples
  *   are counted whole; nothing else runs in the machine while it idles.
- * - the reset's command latency in drain mode: from the decommission request to the agent starting the reset step.
+ * - the reset's command latency in drain mode: from the decommission request to the agent starting the reset step
+ *   (requested right after a run ended, so the timer's whole period lies ahead: the worst case).
  */
 import { readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { AGENT_UNIT, type HostWorld } from "./host-world.js";
