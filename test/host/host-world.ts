@@ -54,7 +54,7 @@ export interface HostWorldOptions {
 export async function startHostWorld(o: HostWorldOptions): Promise<HostWorld> {
   const log = o.log ?? (() => undefined);
   const closers: (() => Promise<void>)[] = [];
-  const close = async (options: { keep?: boolean } = {}) => {
+  const close = async () => {
     for (const c of closers.reverse()) {
       try {
         await c();
@@ -63,7 +63,6 @@ export async function startHostWorld(o: HostWorldOptions): Promise<HostWorld> {
       }
     }
     closers.length = 0;
-    void options;
   };
   try {
     const image = (await ensureHostRoot({ log }))!;
