@@ -1,14 +1,30 @@
 /**
- * What the agent costs a node while it waits for work: the bundled agent (`node dist/agent/flexnode-agent.mjs run`)
- * enrolled, connected to its mailbox on the Service Bus emulator over TLS exactly as in production (namespace +
- * AzureSASCredential, the emulator's CA trusted through NODE_EXTRA_CA_CERTS), and idle. Prints resident memory
- * (VmRSS, and the peak VmHWM) and CPU (utime+stime ticks from /proc/<pid>/stat over the window, as % of one core),
- * next to the figures Microsoft publishes for the Azure Arc connected machine agent.
+ * What the agent costs a node while it waits for work, next to the figures Microsoft publishes for the Azure Arc
+ * connected machine agent. Two places to measure it:
  *
- *   tsx bench/agent-footprint.ts [--quick] [--seconds 60] [--settle 30] [--subject bundle|sea|baseline]
- *                                [--node-options "--max-semi-space-size=1"]
+ * `--where host` (the default where the real-host tier can run: root, systemd-nspawn): on the tier's machine
+ * (test/host/): Debian 12 with real systemd, the agent installed from its sysext image and running as the shipped
+ * unit, enrolled and onboarded to Ready through the whole service (sandbox stack) and the real plan. Then, per
+ * `--mode`:
+ *   resident  the agent process's RSS (private + file-backed) and CPU over --seconds after --settle;
+ *   drain     agent.json mode "drain" and flexnode-agent.timer enabled: over --drain-seconds, the share of time an
+ *             agent process exists at all, its RSS while it does, the CPU of every run (reaped by the machine's
+ *             PID 1), start-up to "listening on mailbox"; then a decommission, and how long until the reset started.
+ *   both      (default) resident, then drain on the same node.
+ * Quick (CI): 1 s settle, 5 s window; drain with the timer shortened to 5 s by a runtime drop-in, 15 s window.
+ * Full: 30 s settle, 60 s window; drain with the shipped timer (50 s), 160 s window.
  *
- * The window opens --settle seconds after the agent's receiver attached (quick: 1 s, 5 s window).
+ * `--where process`: the bundled agent (`node dist/agent/flexnode-agent.mjs run`) on this machine, enrolled,
+ * connected to its mailbox on the Service Bus emulator over TLS exactly as in production (namespace +
+ * AzureSASCredential, the emulator's CA trusted through NODE_EXTRA_CA_CERTS), and idle; resident only. Prints
+ * resident memory (VmRSS, and the peak VmHWM) and CPU (utime+stime ticks from /proc/<pid>/stat over the window, as
+ * % of one core).
+ *
+ *   tsx bench/agent-footprint.ts [--quick] [--where host|process] [--mode resident|drain|both] [--seconds 60]
+ *                                [--settle 30] [--drain-seconds 160]
+ *                                [--subject bundle|sea|baseline] [--node-options "--max-semi-space-size=1"] (process)
+ *
+ * In process mode the window opens --settle seconds after the agent's receiver attached (quick: 1 s, 5 s window).
  *
  * The node's state is written with the agent's own AgentStateStore and identity code (what `enrol` would leave), and
  * only the node API the agent calls on start is served (signed requests verified with the contract's verifier): the
@@ -35,14 +51,20 @@ import { bundleAgent } from "../node-agent/packaging/bundle.js";
 import { outputs } from "../node-agent/packaging/layout.js";
 import { runTool } from "../node-agent/packaging/run-tool.js";
 import { ServiceBusEmulator, signSasToken } from "../test/servicebus-emulator/index.js";
+import { hostTierAvailability } from "../test/host/availability.js";
+import { enableDrain, measureDrain, measureResident, resetLatency } from "../test/host/footprint.js";
+import { AGENT_UNIT, startHostWorld } from "../test/host/host-world.js";
 import { runBench } from "./support/main.js";
 
 /** Azure Arc connected machine agent, as published by Microsoft ("agent resource usage" in the Arc docs). */
 const ARC_AGENT_PUBLISHED = { rssMb: 42, cpuPercent: 0.02 };
 
 const Flags = z.strictObject({
+  where: z.enum(["host", "process"]).optional(),
+  mode: z.enum(["resident", "drain", "both"]).default("both"),
   seconds: z.coerce.number().int().min(1).max(3600).optional(),
   settle: z.coerce.number().int().min(0).max(600).optional(),
+  drainSeconds: z.coerce.number().int().min(5).max(3600).optional(),
   subject: z.enum(["bundle", "sea", "baseline"]).default("bundle"),
   /** NODE_OPTIONS for the subject, to compare V8 settings (e.g. "--max-semi-space-size=1"). */
   nodeOptions: z.string().optional(),
@@ -53,7 +75,7 @@ function parseFlags(args: readonly string[]): z.infer<typeof Flags> {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--quick") continue;
-    if (!arg.startsWith("--") || args[i + 1] === undefined) throw new Error(`unexpected argument ${arg} (flags: --seconds N, --settle N, --subject bundle|sea|baseline, --node-options '...')`);
+    if (!arg.startsWith("--") || args[i + 1] === undefined) throw new Error(`unexpected argument ${arg} (flags: --where host|process, --mode resident|drain|both, --seconds N, --settle N, --drain-seconds N, --subject bundle|sea|baseline, --node-options '...')`);
     raw[arg.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = args[++i]!;
   }
   const parsed = Flags.safeParse(raw);
@@ -149,6 +171,51 @@ async function stopChild(child: ChildProcess): Promise<number | string | null> {
 
 async function agentFootprint(options: { quick: boolean; args: readonly string[] }): Promise<Record<string, unknown>> {
   const flags = parseFlags(options.args);
+  const availability = await hostTierAvailability();
+  const where = flags.where ?? (availability.ok ? "host" : "process");
+  if (where === "host") {
+    if (!availability.ok) throw new Error(`--where host: ${availability.reason}`);
+    return hostFootprint(flags, options.quick);
+  }
+  const result = await processFootprint(flags, options.quick);
+  return { where, ...(flags.where === undefined && !availability.ok ? { hostTierUnavailable: availability.reason } : {}), ...(flags.mode !== "resident" ? { drainNotMeasured: "drain mode needs systemd: --where host" } : {}), ...result };
+}
+
+/** On the real-host tier's machine: resident, then drain mode, on a node onboarded to Ready by the whole service. */
+async function hostFootprint(flags: z.infer<typeof Flags>, quick: boolean): Promise<Record<string, unknown>> {
+  const workDir = await mkdtemp("/var/tmp/flexnode-footprint-");
+  const world = await startHostWorld({ workDir, timing: { resetWaitMs: 120_000 }, log: (line) => console.error(line) });
+  try {
+    await world.boot();
+    const { machine, stack } = world;
+    const { enrolmentUrl } = await stack.createToken({ maxUses: 1 });
+    const since = new Date().toISOString();
+    const enrol = JSON.parse((await machine.exec(["flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl])).stdout) as { enrolment: { nodeId: string } };
+    const nodeId = enrol.enrolment.nodeId;
+    await machine.exec(["systemctl", "enable", "--now", AGENT_UNIT]);
+    const saga = await stack.harness.simulator.waitFor(nodeId, { timeoutMs: 240_000 });
+    if ((saga.output as { status?: string } | null)?.status !== "Ready" || saga.createdTime < since) throw new Error(`the node did not reach Ready: ${JSON.stringify(saga.output)}`);
+    const hz = await clockTicksPerSecond();
+    const systemd = (await machine.exec(["systemctl", "--version"])).stdout.split("\n")[0];
+    const payload = world.agentBuild.sysext.payload;
+    const result: Record<string, unknown> = { where: "host", machine: { os: `${world.image.manifest.osRelease.id} ${world.image.manifest.osRelease.versionId}`, systemd, agent: payload === "sea" ? "single executable from the sysext image" : "node + bundle from the sysext image" } };
+    if (flags.mode !== "drain") result["resident"] = await measureResident(world, { settleSeconds: flags.settle ?? (quick ? 1 : 30), seconds: flags.seconds ?? (quick ? 5 : 60), hz });
+    if (flags.mode !== "resident") {
+      await enableDrain(world, quick ? { timerSeconds: 5 } : {});
+      const drain = await measureDrain(world, { seconds: flags.drainSeconds ?? (quick ? 15 : 160), hz });
+      // Requested right after the window's last run ended: the timer's whole period lies ahead, the worst case.
+      const latency = await resetLatency(world, nodeId);
+      result["drain"] = { ...drain, ...latency };
+    }
+    return { ...result, clockTicksPerSecond: hz, arcAgentPublished: ARC_AGENT_PUBLISHED };
+  } finally {
+    await world.close();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function processFootprint(flags: z.infer<typeof Flags>, quick: boolean): Promise<Record<string, unknown>> {
+  const options = { quick };
   const seconds = flags.seconds ?? (options.quick ? 5 : 60);
   const settleSeconds = flags.settle ?? (options.quick ? 1 : 30);
   const build = await buildAgent({ log: () => undefined });

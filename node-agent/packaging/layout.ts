@@ -28,6 +28,10 @@ export const sources = {
   // The same entry: src/main.ts has no top-level await, so it bundles as CommonJS for the single executable too.
   seaEntry: join(repoRoot, "node-agent/src/main.ts"),
   unit: join(packagingDir, "systemd/flexnode-agent.service"),
+  /** Drain mode's timer: starts the agent again to drain its queue. */
+  timer: join(packagingDir, "systemd/flexnode-agent.timer"),
+  /** For hosts with systemd < 255 that do not reload units after the boot-time merge (installed in /etc). */
+  sysextReloadUnit: join(packagingDir, "systemd/flexnode-sysext-reload.service"),
   sysextDropIn: join(packagingDir, "sysext/10-sysext.conf"),
   butane: join(packagingDir, "flatcar/flexnode.bu"),
   ignition: join(packagingDir, "flatcar/flexnode.ign"),
@@ -39,5 +43,6 @@ export const onNode = {
   sysextDir: "/usr/lib/flexnode",
   sysextBinary: "/usr/lib/flexnode/flexnode-agent",
   unitName: "flexnode-agent.service",
+  timerName: "flexnode-agent.timer",
   extensionName: "flexnode-agent",
 } as const;

@@ -73,7 +73,7 @@ export interface SysextOutcome {
 
 type Entry = { path: string; mode: number } & ({ file: string } | { text: string } | { link: string });
 
-function imageEntries(options: SysextOptions, unit: string, dropIn: string): Entry[] {
+function imageEntries(options: SysextOptions, unit: string, dropIn: string, timer: string): Entry[] {
   const lib = onNode.sysextDir.slice(1);
   const payload: Entry[] =
     options.payload.kind === "sea"
@@ -90,12 +90,14 @@ function imageEntries(options: SysextOptions, unit: string, dropIn: string): Ent
     { path: "usr/bin/flexnode-agent", mode: 0o777, link: `../lib/flexnode/flexnode-agent` },
     { path: `usr/lib/systemd/system/${onNode.unitName}`, mode: 0o644, text: unit },
     { path: `usr/lib/systemd/system/${onNode.unitName}.d/10-sysext.conf`, mode: 0o644, text: dropIn },
+    // Drain mode's timer; enabled only by those who choose the mode.
+    { path: `usr/lib/systemd/system/${onNode.timerName}`, mode: 0o644, text: timer },
     { path: `usr/lib/extension-release.d/extension-release.${onNode.extensionName}`, mode: 0o644, text: extensionRelease(options) },
   ];
 }
 
 export async function buildSysext(options: SysextOptions): Promise<SysextOutcome> {
-  const entries = imageEntries(options, await readFile(sources.unit, "utf8"), await readFile(sources.sysextDropIn, "utf8"));
+  const entries = imageEntries(options, await readFile(sources.unit, "utf8"), await readFile(sources.sysextDropIn, "utf8"), await readFile(sources.timer, "utf8"));
   const keyParts: string[] = [];
   for (const e of entries) {
     const content = "file" in e ? await fileDigest(e.file) : "text" in e ? textDigest(e.text) : `-> ${e.link}`;

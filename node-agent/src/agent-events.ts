@@ -19,6 +19,8 @@ export type AgentEvent =
   /** An envelope the agent would not run. `failed-result`: a signed failed result was sent; else it was dead-lettered. */
   | { type: "envelope-refused"; code: string; message: string; disposition: "failed-result" | "dead-lettered"; step?: StepRef }
   | { type: "error"; where: string; message: string }
+  /** Drain mode: the node is Ready and its queue was quiet, so `run` ends; `timer` starts it again. */
+  | { type: "drained"; status: string; timer: string }
   | { type: "stopped" };
 
 export type EventSink = (event: AgentEvent) => void;

@@ -14,7 +14,7 @@ import { gatherFacts, type SystemInfo } from "./facts.js";
 import { nodeHttpTransport, type HttpTransport } from "./http-transport.js";
 import { loadIdentity, loadOrCreateIdentity } from "./identity.js";
 import { describeChange, Manifest } from "./manifest.js";
-import { runMailboxLoop } from "./mailbox-loop.js";
+import { NoMailboxError, runMailboxLoop, type DrainOptions } from "./mailbox-loop.js";
 import { NodeApiClient } from "./node-api-client.js";
 import type { ArchiveLimits, HostCommands, RunStep } from "./ports.js";
 import type { RetryContext } from "./retrying-call.js";
@@ -161,6 +161,8 @@ export interface RunAgentOptions extends ServiceAccessOptions {
   lockMarginMs?: number;
   /** Longest wait for a settlement's confirmation (default 90 s). */
   settleTimeoutMs?: number;
+  /** Drain mode: `run` ends once the node is Ready and its queue is quiet (mailbox-loop.ts). */
+  drain?: DrainOptions;
 }
 
 /** `flexnode-agent run`: the mailbox loop until `signal` aborts. Needs a prior enrolment. */
@@ -179,7 +181,7 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
     privateKey: identity.privateKey,
     paths: state.nodeApi,
   });
-  await runMailboxLoop({
+  const loop = runMailboxLoop({
     store,
     identity,
     api,
@@ -199,8 +201,22 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
     ...(o.stopGraceMs !== undefined ? { stopGraceMs: o.stopGraceMs } : {}),
     ...(o.lockMarginMs !== undefined ? { lockMarginMs: o.lockMarginMs } : {}),
     ...(o.settleTimeoutMs !== undefined ? { settleTimeoutMs: o.settleTimeoutMs } : {}),
+    ...(o.drain ? { drain: o.drain } : {}),
   });
+  try {
+    await loop;
+  } catch (error) {
+    // In drain mode the timer would start an agent with nothing to do every interval: stop it until the next boot.
+    if (error instanceof NoMailboxError && o.drain) {
+      const stopped = await o.host.run("systemctl", ["stop", o.drain.timerUnit]);
+      onEvent({ type: "error", where: "drain", message: stopped.code === 0 ? `stopped ${o.drain.timerUnit}: this node has no mailbox (${error.status})` : `could not stop ${o.drain.timerUnit}: ${stopped.stderr.trim()}` });
+    }
+    throw error;
+  }
 }
+
+/** Drain mode's defaults: the timer flexnode-agent.timer, 5 s of quiet, questions again every 15 s. */
+export const DRAIN_DEFAULTS: DrainOptions = { idleMs: 5_000, recheckMs: 15_000, timerUnit: "flexnode-agent.timer" };
 
 export interface AgentStatus {
   enrolled: boolean;

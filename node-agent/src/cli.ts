@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import * as z from "zod";
 import { ContractError } from "../../contract/errors.js";
 import { PreflightCheckNameSchema } from "../../contract/step-params.js";
-import { agentStatus, enrolAgent, MissingTokenError, runAgent, type HostSide } from "./agent.js";
+import { agentStatus, DRAIN_DEFAULTS, enrolAgent, MissingTokenError, runAgent, type HostSide } from "./agent.js";
 import { NotEnrolledError, StateError } from "./agent-state.js";
 import { ConfigError, parseEnv, resolveConfig } from "./config.js";
 import { EnrolmentTokenSchema, ServiceUrlError } from "./enrolment-url.js";
@@ -39,7 +39,7 @@ const USAGE = `usage: flexnode-agent [--root DIR] [--output human|json] <command
 
 commands:
   enrol [--url URL] [--token TOKEN] [--ca-file PATH]   enrol this machine (URL: https://<service>/api/enrol#<token>)
-  run [--ca-file PATH]                                 run the service loop (the systemd service)
+  run [--ca-file PATH] [--mode resident|drain]         run the service loop (the systemd service)
   status                                               identity, node, mailbox and steps, from local files
   preflight [--ignore a,b]                             check this machine can become a node
   reset                                                undo every change the agent recorded
@@ -55,6 +55,7 @@ const CliArgsSchema = z.strictObject({
   url: z.string().min(1).optional(),
   token: EnrolmentTokenSchema.optional(),
   caFile: z.string().startsWith("/", "must be an absolute path").optional(),
+  mode: z.enum(["resident", "drain"]).optional(),
   ignore: z.array(PreflightCheckNameSchema).default([]),
 });
 type CliArgs = z.infer<typeof CliArgsSchema>;
@@ -76,6 +77,7 @@ function parseCli(argv: readonly string[]): CliArgs {
         url: { type: "string" },
         token: { type: "string" },
         "ca-file": { type: "string" },
+        mode: { type: "string" },
         ignore: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -92,6 +94,7 @@ function parseCli(argv: readonly string[]): CliArgs {
     ...(values.url !== undefined ? { url: values.url } : {}),
     ...(values.token !== undefined ? { token: values.token } : {}),
     ...(values["ca-file"] !== undefined ? { caFile: values["ca-file"] } : {}),
+    ...(values.mode !== undefined ? { mode: values.mode } : {}),
     ...(values.ignore !== undefined ? { ignore: values.ignore.split(",").map((s) => s.trim()).filter(Boolean) } : {}),
   };
   const result = CliArgsSchema.safeParse(candidate);
@@ -181,7 +184,7 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
       return EXIT.ok;
     }
     case "run": {
-      const config = await resolveConfig(root, env, pick(args, "caFile", "caFile"), warn);
+      const config = await resolveConfig(root, env, { ...pick(args, "caFile", "caFile"), ...pick(args, "mode", "mode") }, warn);
       const signal = io.signal ?? new AbortController().signal;
       await runAgent({
         root,
@@ -191,6 +194,7 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
         signal,
         maxStepMs: config.maxStepMs,
         ...(config.archiveLimits ? { archiveLimits: config.archiveLimits } : {}),
+        ...(config.mode === "drain" ? { drain: DRAIN_DEFAULTS } : {}),
         onEvent: (event) => out.event(event, new Date()),
       });
       return EXIT.ok;

@@ -20,6 +20,7 @@ export const AgentConfigFileSchema = z.strictObject({
   token: EnrolmentTokenSchema.optional(),
   caFile: z.string().startsWith("/", "must be an absolute path").optional().describe("Extra PEM CA bundle trusted for the service and artifact downloads"),
   maxStepMinutes: z.int().min(1).max(1440).optional().describe("Longest step the agent keeps a message lock for (default 60)"),
+  mode: z.enum(["resident", "drain"]).optional().describe("resident (default): `run` stays connected; drain: once the node is Ready and its queue is quiet, `run` exits and flexnode-agent.timer starts it again"),
   preflight: z.strictObject({ ignore: z.array(z.string().regex(/^[a-z0-9-]+$/, "must be a check name")).default([]) }).optional(),
   archive: z
     .strictObject({
@@ -36,6 +37,7 @@ export const AgentEnvSchema = z.object({
   FLEXNODE_TOKEN: EnrolmentTokenSchema.optional(),
   FLEXNODE_CA_FILE: z.string().startsWith("/", "must be an absolute path").optional(),
   FLEXNODE_OUTPUT: z.enum(["human", "json"]).optional(),
+  FLEXNODE_MODE: z.enum(["resident", "drain"]).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
 
@@ -137,12 +139,17 @@ export interface ResolvedConfig {
   preflightIgnore: string[];
   /** Caps on unpacked archives, when agent.json sets any (the executors' defaults apply otherwise). */
   archiveLimits?: ArchiveLimits;
+  mode: AgentMode;
 }
+
+/** resident: `run` holds its mailbox open; drain: `run` exits once the node is Ready and its queue is quiet. */
+export type AgentMode = "resident" | "drain";
 
 export interface ConfigOverrides {
   enrolmentUrl?: string;
   token?: string;
   caFile?: string;
+  mode?: AgentMode;
 }
 
 /** File, then environment, then flags. The CA file is a host path under `root`. `warn` gets what is unsafe but not refused. */
@@ -167,6 +174,7 @@ export async function resolveConfig(root: string, env: AgentEnv, flags: ConfigOv
     maxStepMs: (file.maxStepMinutes ?? 60) * 60_000,
     preflightIgnore: file.preflight?.ignore ?? [],
     ...(file.archive ? { archiveLimits: archiveLimitsOf(file.archive) } : {}),
+    mode: flags.mode ?? env.FLEXNODE_MODE ?? file.mode ?? "resident",
   };
 }
 

@@ -20,6 +20,11 @@
  * Idle cost: there is no polling loop. `subscribe()` leaves link credit with the broker, which pushes the next message
  * when there is one; between messages the agent's only timers are the credential refresh (hours) and the SDK's own
  * (CBS token re-put every 45 minutes per link, AMQP heartbeats).
+ *
+ * Drain mode (`drain` set): no agent stays resident once the node is Ready. After `idleMs` without a message, the
+ * loop asks the service for the node's status; Ready, and the timer that starts the agent again active, it ends
+ * like a stop (the CLI exits 0). Anything else (onboarding, offboarding, the timer not running) keeps it here and
+ * it asks again after `recheckMs`. A message pushed meanwhile is handled first: the question waits for quiet.
  */
 import type { KeyObject } from "node:crypto";
 import { AzureSASCredential } from "@azure/core-auth";
@@ -85,6 +90,17 @@ export interface MailboxLoopOptions {
   lockMarginMs?: number;
   /** Longest wait for the broker to confirm a settlement before moving on (default 90 s). */
   settleTimeoutMs?: number;
+  /** Drain mode: end once the node is Ready and the queue is quiet (see the header). */
+  drain?: DrainOptions;
+}
+
+export interface DrainOptions {
+  /** Quiet time on the queue before asking whether to end. */
+  idleMs: number;
+  /** Wait before asking again (node not Ready yet, timer not active, service unreachable). */
+  recheckMs: number;
+  /** The unit that starts the agent again; the loop ends only while it is active. */
+  timerUnit: string;
 }
 
 /** The node has no mailbox in its current state (failed, offboarded): nothing to listen to. */
@@ -125,6 +141,10 @@ class MailboxLoop {
   private gone: NoMailboxError | undefined;
   private markGone: (() => void) | undefined;
   private lastGoneCheck = 0;
+  private goneChecks = 0;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private drained: { status: string; timer: string } | undefined;
+  private timerWarned = false;
 
   constructor(private readonly o: MailboxLoopOptions) {
     this.sleep = o.sleep ?? realSleep;
@@ -153,12 +173,14 @@ class MailboxLoop {
     );
     this.o.onEvent({ type: "mailbox-connected", namespace: credentials.namespace, queue: credentials.queue, credentialsExpireAt: credentials.expiresAt });
     this.scheduleRefresh(credentials);
+    this.armDrain(this.o.drain?.idleMs);
     await new Promise<void>((resolve) => {
       this.markGone = resolve;
       if (this.o.signal.aborted) resolve();
       else this.o.signal.addEventListener("abort", () => resolve(), { once: true });
     });
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.drainTimer);
     await subscription.close();
     if (this.inFlight) {
       const grace = this.o.stopGraceMs ?? 30_000;
@@ -168,7 +190,41 @@ class MailboxLoop {
     }
     await connection.close();
     if (this.gone) throw this.gone;
-    this.o.onEvent({ type: "stopped" });
+    if (this.drained && !this.o.signal.aborted) this.o.onEvent({ type: "drained", ...this.drained });
+    else this.o.onEvent({ type: "stopped" });
+  }
+
+  // ------------------------------------------------------------------ drain mode
+
+  private armDrain(delayMs: number | undefined): void {
+    clearTimeout(this.drainTimer);
+    if (delayMs === undefined || this.o.signal.aborted || this.gone || this.drained) return;
+    this.drainTimer = setTimeout(() => void this.tryDrain(), delayMs);
+  }
+
+  private async tryDrain(): Promise<void> {
+    const drain = this.o.drain;
+    // A message being handled re-arms the question when it is done.
+    if (!drain || this.inFlight || this.o.signal.aborted || this.gone) return;
+    let status: string;
+    try {
+      status = (await this.o.api.status()).status;
+    } catch (error) {
+      this.o.onEvent({ type: "error", where: "drain", message: `cannot ask the service for this node's status: ${messageOf(error)}` });
+      return this.armDrain(drain.recheckMs);
+    }
+    if (this.inFlight) return;
+    await this.o.store.update((s) => (s.status === status ? s : { ...s, status }));
+    if (status !== "Ready") return this.armDrain(drain.recheckMs);
+    const timer = await this.o.host.run("systemctl", ["is-active", drain.timerUnit]);
+    if (timer.code !== 0) {
+      if (!this.timerWarned) this.o.onEvent({ type: "error", where: "drain", message: `drain mode, but ${drain.timerUnit} is ${timer.stdout.trim() || "not active"}: staying connected (systemctl enable --now ${drain.timerUnit})` });
+      this.timerWarned = true;
+      return this.armDrain(drain.recheckMs);
+    }
+    if (this.inFlight) return;
+    this.drained = { status, timer: drain.timerUnit };
+    this.markGone?.();
   }
 
   /**
@@ -230,8 +286,10 @@ class MailboxLoop {
   }
 
   private track(work: Promise<void>): Promise<void> {
+    clearTimeout(this.drainTimer);
     this.inFlight = work.finally(() => {
       if (this.inFlight === tracked) this.inFlight = undefined;
+      this.armDrain(this.o.drain?.idleMs);
     });
     const tracked = this.inFlight;
     return work;
@@ -241,11 +299,15 @@ class MailboxLoop {
     // While stopping, the SDK reports its own shutdown ("receiver is suspended"); that is not news.
     if (this.o.signal.aborted || this.gone) return;
     const code = (args.error as { code?: string }).code;
-    // The queue is gone: the SDK re-attaches many times a second. Ask the service, at most every 30 s, whether this
-    // node still has a mailbox (a queue re-created for a new onboarding) or not (failed, offboarded: stop).
+    // The queue is gone: the SDK re-attaches many times a second. Ask the service whether this node still has a
+    // mailbox (a queue re-created for a new onboarding) or not (failed, offboarded: stop): first at once, then after
+    // 2, 4, 8, 16 and every 30 s. An offboarding deletes the queue a moment before it marks the node Offboarded, so
+    // the first answer is often still "Offboarding" (a flat 30 s kept an offboarded agent running that long).
     if (code === "MessagingEntityNotFound") {
-      if (this.o.now().getTime() - this.lastGoneCheck < 30_000) return;
+      const interval = this.goneChecks === 0 ? 0 : Math.min(30_000, 1_000 * 2 ** this.goneChecks);
+      if (this.o.now().getTime() - this.lastGoneCheck < interval) return;
       this.lastGoneCheck = this.o.now().getTime();
+      this.goneChecks += 1;
       void this.checkStillHasMailbox();
     }
     this.o.onEvent({ type: "error", where: `servicebus:${args.errorSource}`, message: `${code ? `${code}: ` : ""}${args.error.message}` });

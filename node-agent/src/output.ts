@@ -62,6 +62,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `refused ${e.step ? `step ${e.step.stepId} (attempt ${e.step.attempt})` : "a message"}: ${e.code}: ${e.message} (${e.disposition === "failed-result" ? "reported as failed" : "dead-lettered"})`;
     case "error":
       return `warning (${e.where}): ${e.message}`;
+    case "drained":
+      return `queue drained and node ${e.status}: exiting; ${e.timer} starts the agent again`;
     case "stopped":
       return "stopped";
   }

@@ -246,6 +246,68 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     await expect(a.done).rejects.toMatchObject({ code: "no_mailbox", status: "Offboarded" });
   });
 
+  describe("drain mode", () => {
+    const drain = { idleMs: 300, recheckMs: 300, timerUnit: "flexnode-agent.timer" };
+    /** A host whose `systemctl is-active <timer>` answers as given; records every call. */
+    const hostWith = (timerActive: boolean) => {
+      const calls: string[] = [];
+      return {
+        calls,
+        host: { run: async (program: string, args: readonly string[]) => (calls.push([program, ...args].join(" ")), args[0] === "is-active" && !timerActive ? { code: 3, stdout: "inactive\n", stderr: "" } : { code: 0, stdout: "active\n", stderr: "" }) },
+      };
+    };
+
+    it("handles what is queued, then ends once the node is Ready and the queue is quiet (the timer starts it again)", async () => {
+      const nodeId = await node();
+      service.nodes.get(nodeId)!.status = "Ready";
+      await service.sendStep(nodeId, { stepId: "queued-before-start" });
+      const { host, calls } = hostWith(true);
+      const a = startAgent({ root: root.dir, host, drain });
+      await a.done;
+      expect(a.events.map((e) => e.type).filter((t) => t !== "step-log")).toEqual(["mailbox-connected", "step-started", "step-finished", "drained"]);
+      expect(a.events.at(-1)).toEqual({ type: "drained", status: "Ready", timer: "flexnode-agent.timer" });
+      expect(calls).toEqual(["systemctl is-active flexnode-agent.timer"]);
+      expect(results().map((r) => r.stepId)).toEqual(["queued-before-start"]);
+      expect(await new AgentStateStore(root.dir).require()).toMatchObject({ status: "Ready" });
+    });
+
+    it("stays while the node is not Ready (a saga is still sending steps), and ends once it is", async () => {
+      const nodeId = await node();
+      service.nodes.get(nodeId)!.status = "Onboarding";
+      const { host } = hostWith(true);
+      const a = agent({ host, drain });
+      await a.waitFor("mailbox-connected");
+      await new Promise((r) => setTimeout(r, 1_200));
+      expect(a.events.some((e) => e.type === "drained")).toBe(false);
+      await service.sendStep(nodeId, { stepId: "while-onboarding" });
+      await a.waitFor("step-finished");
+      service.nodes.get(nodeId)!.status = "Ready";
+      expect(await a.waitFor("drained")).toMatchObject({ status: "Ready" });
+      await a.done;
+    });
+
+    it("stays connected, and says why once, when the timer that would start it again is not active", async () => {
+      const nodeId = await node();
+      service.nodes.get(nodeId)!.status = "Ready";
+      const { host, calls } = hostWith(false);
+      const a = agent({ host, drain });
+      await a.waitFor("error", (e) => e.where === "drain");
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(a.events.filter((e) => e.type === "error" && e.where === "drain")).toEqual([{ type: "error", where: "drain", message: "drain mode, but flexnode-agent.timer is inactive: staying connected (systemctl enable --now flexnode-agent.timer)" }]);
+      expect(calls.length).toBeGreaterThanOrEqual(2);
+      expect(a.events.some((e) => e.type === "drained")).toBe(false);
+    });
+
+    it("stops the timer when the node has no mailbox any more, so it is not started for nothing", async () => {
+      const nodeId = await node();
+      service.nodes.get(nodeId)!.status = "Offboarded";
+      const { host, calls } = hostWith(true);
+      const a = startAgent({ root: root.dir, host, drain });
+      await expect(a.done).rejects.toMatchObject({ code: "no_mailbox", status: "Offboarded" });
+      expect(calls).toEqual(["systemctl stop flexnode-agent.timer"]);
+    });
+  });
+
   it("stops on abort: closes the receiver and its connections, and a message sent afterwards stays queued", async () => {
     const nodeId = await node();
     const a = agent();

@@ -149,7 +149,7 @@ describe("sysext image", () => {
     const files = rows.filter((r) => !r.mode.startsWith("d"));
     const payload = info.sysext.payload === "sea" ? ["usr/lib/flexnode/flexnode-agent"] : ["usr/lib/flexnode/flexnode-agent", "usr/lib/flexnode/flexnode-agent.mjs", "usr/lib/flexnode/node"];
     expect(files.map((r) => r.path).sort()).toEqual(
-      [...payload, "usr/bin/flexnode-agent", "usr/lib/systemd/system/flexnode-agent.service", "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf", release].sort(),
+      [...payload, "usr/bin/flexnode-agent", "usr/lib/systemd/system/flexnode-agent.service", "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf", "usr/lib/systemd/system/flexnode-agent.timer", release].sort(),
     );
     for (const r of rows) {
       expect(r.owner).toBe("root/root");
@@ -171,6 +171,7 @@ describe("sysext image", () => {
     expect(fields).toMatchObject({ ID: "_any", ARCHITECTURE: systemdArchitecture(), SYSEXT_ID: onNode.extensionName, SYSEXT_VERSION_ID: info.version });
     expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.service"), "utf8")).toBe(await readFile(sources.unit, "utf8"));
     expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf"), "utf8")).toBe(await readFile(sources.sysextDropIn, "utf8"));
+    expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.timer"), "utf8")).toBe(await readFile(sources.timer, "utf8"));
     const agent = await run(join(dir, "usr/lib/flexnode/flexnode-agent"), ["version"]);
     expect(agent).toMatchObject({ code: 0, stdout: `flexnode-agent ${info.version}\n` });
   });
@@ -252,6 +253,13 @@ describe("systemd units", () => {
       }
     }
     for (const unit of ignition.systemd.units) expect({ unit: unit.name, ...(await verify(root, unit.name)) }).toEqual({ unit: unit.name, code: 0, stdout: "", stderr: "" });
+    // Drain mode's timer, from the image, and the boot-time reload unit for systemd < 255 hosts (in /etc).
+    expect(await verify(root, onNode.timerName)).toEqual({ code: 0, stdout: "", stderr: "" });
+    await copyFile(sources.sysextReloadUnit, join(root, "etc/systemd/system/flexnode-sysext-reload.service"));
+    // It runs the host's systemctl, which verify looks for inside the root.
+    await copyFile("/usr/bin/systemctl", join(root, "usr/bin/systemctl"));
+    await chmod(join(root, "usr/bin/systemctl"), 0o755);
+    expect(await verify(root, "flexnode-sysext-reload.service")).toEqual({ code: 0, stdout: "", stderr: "" });
   });
 
   it("is hardened without a private mount namespace, and scores better than the same unit unhardened", async (ctx) => {

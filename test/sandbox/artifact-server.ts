@@ -1,20 +1,26 @@
 /**
- * The sandbox's artifact mirror: the shared test mirror (`test/support/artifact-mirror.ts`: HTTPS on 127.0.0.1 with a
- * certificate from the test CA, made at run time and never stored; Range requests) serving, under `/artifacts/`,
- * small but real artifacts — gzip'd tarballs with the layout of the containerd and CNI release archives, a kubelet
- * file, and sysext image files — whose sha256 digests become the `ARTIFACT_CATALOG`.
+ * The sandbox's artifact mirror: an HTTPS server on 127.0.0.1 with a certificate from its own private CA (made at
+ * start, never stored), serving small but real artifacts — gzip'd tarballs with the layout of the containerd and CNI
+ * release archives, a kubelet file, and sysext image files — whose sha256 digests become the `ARTIFACT_CATALOG`.
  * The binaries inside are labelled shell scripts: nothing is ever executed, the agent only places them.
  *
  * Failure injection: `corrupt(name)` serves the artifact with one byte flipped (same length), so a node's digest check
- * fails exactly as it would against a tampered or truncated mirror.
+ * fails exactly as it would against a tampered or truncated mirror. `hold(name)` keeps the next requests for an
+ * artifact waiting until released, so a test can act while a node is inside the step that downloads it.
+ *
+ * `replace` serves given bytes instead of a stand-in (the real-host tier's squashfs sysext images); the catalog then
+ * pins their digests.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tar from "tar";
 import type { ArtifactCatalog } from "../../orchestrations/node-plan/node-plan.js";
-import { startArtifactMirror, type MirrorRequest } from "../support/index.js";
+import { caIssuedCertificate } from "../support/index.js";
 
 export interface ServedArtifact {
   name: string;
@@ -22,17 +28,27 @@ export interface ServedArtifact {
   sha256: string;
 }
 
-export type ArtifactRequest = MirrorRequest;
+export interface ArtifactRequest {
+  name: string;
+  range: string | undefined;
+  status: number;
+  bytes: number;
+}
 
 export interface ArtifactServer {
   origin: string;
-  /** PEM of the test CA that issued the server certificate: what the agent gets as its extra CA. */
+  /** PEM of the private CA that signed the server certificate: what the agent gets as its extra CA. */
   ca: string;
   catalog: ArtifactCatalog;
   artifacts: ReadonlyMap<string, ServedArtifact>;
   readonly requests: readonly ArtifactRequest[];
   /** Serves `name` with one byte flipped from now on (every node that fetches it sees a digest mismatch). */
   corrupt(name: string): void;
+  /**
+   * Holds every request for `name` from now on until `release()`; `requested` resolves when the first one arrives.
+   * Held requests whose client went away are dropped.
+   */
+  hold(name: string): { requested: Promise<void>; release(): void };
   /** The artifact name behind a catalog URL. */
   nameOf(url: string): string | undefined;
   close(): Promise<void>;
@@ -40,7 +56,13 @@ export interface ArtifactServer {
 
 const ARCHES = ["amd64", "arm64"] as const;
 
-export async function startArtifactServer(options: { kubernetesVersion: string }): Promise<ArtifactServer> {
+export interface ArtifactServerOptions {
+  kubernetesVersion: string;
+  /** Bytes to serve instead of the stand-in of the same name (e.g. `containerd-amd64.raw`). */
+  replace?: Readonly<Record<string, Buffer>>;
+}
+
+export async function startArtifactServer(options: ArtifactServerOptions): Promise<ArtifactServer> {
   const artifacts = new Map<string, ServedArtifact>();
   const add = (name: string, bytes: Buffer) => artifacts.set(name, { name, bytes, sha256: createHash("sha256").update(bytes).digest("hex") });
   const v = options.kubernetesVersion;
@@ -51,10 +73,66 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     add(`containerd-${arch}.raw`, sysextImage("containerd", arch, ["containerd.service"]));
     add(`kubernetes-${v}-${arch}.raw`, sysextImage(`kubernetes-${v}`, arch, []));
   }
+  for (const [name, bytes] of Object.entries(options.replace ?? {})) {
+    if (!artifacts.has(name)) throw new Error(`no artifact ${name} to replace (known: ${[...artifacts.keys()].join(", ")})`);
+    add(name, bytes);
+  }
 
-  const mirror = await startArtifactMirror({ pathPrefix: "artifacts/" });
-  for (const { name, bytes } of artifacts.values()) mirror.put(name, bytes);
-  const entry = (name: string) => ({ url: mirror.url(name), sha256: artifacts.get(name)!.sha256 });
+  const tls = await caIssuedCertificate();
+  const corrupted = new Set<string>();
+  const requests: ArtifactRequest[] = [];
+  const holds = new Map<string, { arrived: () => void; released: Promise<void> }>();
+  const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    const name = decodeURIComponent(new URL(req.url ?? "/", "https://127.0.0.1").pathname.replace(/^\/artifacts\//, ""));
+    const held = holds.get(name);
+    if (held) {
+      held.arrived();
+      void held.released.then(() => {
+        if (!req.destroyed && !res.destroyed) serve(req, res, name);
+      });
+      return;
+    }
+    serve(req, res, name);
+  });
+  function serve(req: IncomingMessage, res: ServerResponse, name: string): void {
+    const artifact = artifacts.get(name);
+    const range = req.headers.range;
+    const log = (status: number, bytes: number) => requests.push({ name, range, status, bytes });
+    if (!artifact || (req.method !== "GET" && req.method !== "HEAD")) {
+      log(404, 0);
+      res.writeHead(artifact ? 405 : 404).end();
+      return;
+    }
+    let body = artifact.bytes;
+    if (corrupted.has(name)) {
+      body = Buffer.from(body);
+      body[body.length - 1] = body[body.length - 1]! ^ 0xff;
+    }
+    // Range support: the agent resumes a cut download into its .part file.
+    const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
+    if (range && (!m || Number(m[1]) >= body.length)) {
+      log(416, 0);
+      res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
+      return;
+    }
+    const start = m ? Number(m[1]) : 0;
+    const end = m && m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
+    const slice = body.subarray(start, end + 1);
+    const headers = { "content-type": "application/octet-stream", "content-length": String(slice.length), "accept-ranges": "bytes", etag: `"${artifact.sha256}"` };
+    const status = m ? 206 : 200;
+    res.writeHead(status, m ? { ...headers, "content-range": `bytes ${start}-${end}/${body.length}` } : headers);
+    log(status, req.method === "HEAD" ? 0 : slice.length);
+    res.end(req.method === "HEAD" ? undefined : slice);
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const entry = (name: string) => {
+    const a = artifacts.get(name)!;
+    return { url: `${origin}/artifacts/${encodeURIComponent(name)}`, sha256: a.sha256 };
+  };
   const byArch = (name: (arch: string) => string) => Object.fromEntries(ARCHES.map((arch) => [arch, entry(name(arch))]));
   const catalog: ArtifactCatalog = {
     containerd: byArch((a) => `containerd-${a}.tar.gz`),
@@ -63,14 +141,36 @@ export async function startArtifactServer(options: { kubernetesVersion: string }
     sysext: { containerd: byArch((a) => `containerd-${a}.raw`), kubernetes: { [v]: byArch((a) => `kubernetes-${v}-${a}.raw`) } },
   };
   return {
-    origin: mirror.origin,
-    ca: mirror.ca,
+    origin,
+    ca: tls.ca,
     catalog,
     artifacts,
-    requests: mirror.requests,
-    corrupt: (name) => mirror.corrupt(name),
-    nameOf: (url) => mirror.nameOf(url),
-    close: () => mirror.close(),
+    requests,
+    corrupt: (name) => {
+      if (!artifacts.has(name)) throw new Error(`no artifact ${name}`);
+      corrupted.add(name);
+    },
+    hold: (name) => {
+      if (!artifacts.has(name)) throw new Error(`no artifact ${name}`);
+      let arrived!: () => void;
+      let release!: () => void;
+      const requested = new Promise<void>((resolve) => (arrived = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      holds.set(name, { arrived, released });
+      return {
+        requested,
+        release: () => {
+          holds.delete(name);
+          release();
+        },
+      };
+    },
+    nameOf: (url) => (url.startsWith(`${origin}/artifacts/`) ? decodeURIComponent(url.slice(`${origin}/artifacts/`.length)) : undefined),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -41,6 +41,8 @@ export interface StackOptions {
   /** An Azurite to use (the vitest globalSetup's); default: start one for this stack and stop it on close. */
   storageConnectionString?: string;
   timing?: Partial<Timing>;
+  /** Artifact bytes the mirror serves instead of its stand-ins (the real-host tier's squashfs sysext images). */
+  artifacts?: { replace?: Readonly<Record<string, Buffer>> };
   /** Service-side log lines (function and activity failures); default: dropped. */
   log?: (line: string) => void;
 }
@@ -129,7 +131,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const armEndpoint = await arm.listen();
     closers.push(() => armEndpoint.close());
 
-    const artifacts = await startArtifactServer({ kubernetesVersion: KUBERNETES_VERSION });
+    const artifacts = await startArtifactServer({ kubernetesVersion: KUBERNETES_VERSION, ...(options.artifacts?.replace ? { replace: options.artifacts.replace } : {}) });
     closers.push(() => artifacts.close());
 
     // The listener comes first (its URL is the app's PUBLIC_BASE_URL); requests before the host exists get a 503.

@@ -1,12 +1,15 @@
 /**
  * systemdUnits: daemon-reload, then per unit enable/disable and start/stop through `systemctl`. What systemctl
  * reports before each change is recorded first, and only changes the agent made are recorded, so reset stops and
- * disables what the agent started and enabled and leaves a unit the host already ran alone.
+ * disables what the agent started and enabled and leaves a unit the host already ran alone. Before starting a unit,
+ * the state, cache and log directories it declares that do not exist yet are recorded as created by the step
+ * (unit-directories.ts), ahead of the start, so reset stops the unit first and then removes what it filled.
  */
 import type { SystemdUnitsParams } from "../../../contract/step-params.js";
 import type { HostCommands } from "../ports.js";
 import { HostCommandFailedError, PreconditionFailedError } from "../step-errors.js";
 import type { Executor } from "./context.js";
+import { missingDeclaredDirectories } from "./unit-directories.js";
 
 /** `systemctl is-enabled` states in which `enable` has nothing to do. */
 const ENABLED_STATES = new Set(["enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"]);
@@ -61,6 +64,8 @@ export const systemdUnits: Executor<SystemdUnitsParams> = async (params, ctx) =>
     if (u.start === undefined) continue;
     const { active, state: activity } = await unitActive(host, u.name);
     if (u.start && !active) {
+      const created = await missingDeclaredDirectories(ctx.deps.root, u.name);
+      if (created.length > 0) await ctx.manifest.record(ctx.stepId, ...created.map((path) => ({ type: "directory" as const, path })));
       await ctx.manifest.record(ctx.stepId, { type: "unit", unit: u.name, action: "started", prior: activity });
       await systemctl(host, ["start", u.name]);
       changed.push(`started ${u.name}`);

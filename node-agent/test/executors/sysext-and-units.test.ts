@@ -1,6 +1,7 @@
-import { lstat, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { declaredDirectories } from "../../src/executors/unit-directories.js";
 import { startArtifactServer, type ArtifactServer } from "../support-host/artifact-server.js";
 import { activeUnits } from "../support-host/fake-host.js";
 import { buildPayloads, sha256, type Payloads } from "../support-host/payloads.js";
@@ -116,6 +117,41 @@ describe("systemdUnits", () => {
     expect(activeUnits(h.root)).toEqual(["containerd.service"]);
     await h.reset();
     expect(treeDiff(h.original, await h.tree())).toEqual([]);
+  });
+
+  it("records the state, cache and log directories a unit it starts declares, and reset removes them after stopping it", async () => {
+    const h = await sandbox(false);
+    const declaring = "[Service]\nExecStart=/opt/flexnode/bin/x\nStateDirectory=runtime runtime/sub\nCacheDirectory=runtime\nLogsDirectory=kept\n";
+    await writeFile(path.join(h.root, "etc/systemd/system/runtime.service"), declaring);
+    // A drop-in may reset a list (empty assignment) and add to it, as systemd applies it.
+    await mkdir(path.join(h.root, "etc/systemd/system/runtime.service.d"), { recursive: true });
+    await writeFile(path.join(h.root, "etc/systemd/system/runtime.service.d/10-more.conf"), "[Service]\nCacheDirectory=\nCacheDirectory=runtime-cache\n");
+    await mkdir(path.join(h.root, "var/cache"), { recursive: true });
+    // A directory that already exists is the host's, not the agent's: it stays.
+    await mkdir(path.join(h.root, "var/log/kept"), { recursive: true });
+    const original = await h.tree();
+    expect(await declaredDirectories(h.root, "runtime.service")).toEqual(["/var/lib/runtime", "/var/lib/runtime/sub", "/var/cache/runtime-cache", "/var/log/kept"]);
+
+    expect((await h.run("systemdUnits", { units: [{ name: "runtime.service", start: true }] })).outcome).toBe("succeeded");
+    // What systemd and the daemon then create and fill:
+    for (const dir of ["var/lib/runtime/sub/images", "var/cache/runtime-cache", "var/log/kept"]) await mkdir(path.join(h.root, dir), { recursive: true });
+    await writeFile(path.join(h.root, "var/lib/runtime/sub/images/layer"), "data");
+    await writeFile(path.join(h.root, "var/log/kept/runtime.log"), "log");
+    const applied = (await h.manifest()).changes.map((c) => `${c.type} ${"path" in c ? c.path : "unit" in c ? `${c.action} ${c.unit}` : ""}`);
+    expect(applied).toEqual(["directory /var/lib/runtime", "directory /var/cache/runtime-cache", "unit started runtime.service"]);
+
+    await h.reset();
+    expect(activeUnits(h.root)).toEqual([]);
+    expect(treeDiff(original, await h.tree())).toEqual(["+ var/log/kept/runtime.log file 644 0:0 " + sha256(Buffer.from("log"))]);
+  });
+
+  it("reads no directories from a masked unit or one that declares none", async () => {
+    const h = await sandbox(false);
+    await symlink("/dev/null", path.join(h.root, "etc/systemd/system/masked.service"));
+    await writeFile(path.join(h.root, "etc/systemd/system/plain.service"), "[Unit]\nStateDirectory=not-in-service-section\n[Service]\nExecStart=/x\nStateDirectory=../escape /abs\n");
+    expect(await declaredDirectories(h.root, "masked.service")).toEqual([]);
+    expect(await declaredDirectories(h.root, "plain.service")).toEqual([]);
+    expect(await declaredDirectories(h.root, "absent.service")).toEqual([]);
   });
 
   it("refuses unit names that are not unit names", async () => {
