@@ -75,7 +75,10 @@ function parseFlags(args: readonly string[]): z.infer<typeof Flags> {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--quick") continue;
-    if (!arg.startsWith("--") || args[i + 1] === undefined) throw new Error(`unexpected argument ${arg} (flags: --where host|process, --mode resident|drain|both, --seconds N, --settle N, --drain-seconds N, --subject bundle|sea|baseline, --node-options '...')`);
+    if (!arg.startsWith("--") || args[i + 1] === undefined)
+      throw new Error(
+        `unexpected argument ${arg} (flags: --where host|process, --mode resident|drain|both, --seconds N, --settle N, --drain-seconds N, --subject bundle|sea|baseline, --node-options '...')`,
+      );
     raw[arg.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = args[++i]!;
   }
   const parsed = Flags.safeParse(raw);
@@ -115,7 +118,11 @@ async function clockTicksPerSecond(): Promise<number> {
 }
 
 /** The node API an idle agent calls on start: its status and fresh mailbox credentials, each request node-signed. */
-async function startNodeApi(options: { nodeKey: KeyObject; credentials: () => object; status: object }): Promise<{ url: string; calls: string[]; close(): Promise<void> }> {
+async function startNodeApi(options: {
+  nodeKey: KeyObject;
+  credentials: () => object;
+  status: object;
+}): Promise<{ url: string; calls: string[]; close(): Promise<void> }> {
   const calls: string[] = [];
   const keyId = keyIdOf(options.nodeKey);
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -126,7 +133,10 @@ async function startNodeApi(options: { nodeKey: KeyObject; credentials: () => ob
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
     };
     try {
-      await verifyNodeRequest({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body }, { lookupPublicKey: (id) => (id === keyId ? options.nodeKey : undefined), now: new Date() });
+      await verifyNodeRequest(
+        { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body },
+        { lookupPublicKey: (id) => (id === keyId ? options.nodeKey : undefined), now: new Date() },
+      );
     } catch (error) {
       calls.push(`${req.method} ${req.url} -> 401`);
       return reply(401, { type: "bad-signature", title: (error as Error).message });
@@ -178,7 +188,12 @@ async function agentFootprint(options: { quick: boolean; args: readonly string[]
     return hostFootprint(flags, options.quick);
   }
   const result = await processFootprint(flags, options.quick);
-  return { where, ...(flags.where === undefined && !availability.ok ? { hostTierUnavailable: availability.reason } : {}), ...(flags.mode !== "resident" ? { drainNotMeasured: "drain mode needs systemd: --where host" } : {}), ...result };
+  return {
+    where,
+    ...(flags.where === undefined && !availability.ok ? { hostTierUnavailable: availability.reason } : {}),
+    ...(flags.mode !== "resident" ? { drainNotMeasured: "drain mode needs systemd: --where host" } : {}),
+    ...result,
+  };
 }
 
 /** On the real-host tier's machine: resident, then drain mode, on a node onboarded to Ready by the whole service. */
@@ -190,16 +205,27 @@ async function hostFootprint(flags: z.infer<typeof Flags>, quick: boolean): Prom
     const { machine, stack } = world;
     const { enrolmentUrl } = await stack.createToken({ maxUses: 1 });
     const since = new Date().toISOString();
-    const enrol = JSON.parse((await machine.exec(["flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl])).stdout) as { enrolment: { nodeId: string } };
+    const enrol = JSON.parse((await machine.exec(["flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl])).stdout) as {
+      enrolment: { nodeId: string };
+    };
     const nodeId = enrol.enrolment.nodeId;
     await machine.exec(["systemctl", "enable", "--now", AGENT_UNIT]);
     const saga = await stack.harness.simulator.waitFor(nodeId, { timeoutMs: 240_000 });
-    if ((saga.output as { status?: string } | null)?.status !== "Ready" || saga.createdTime < since) throw new Error(`the node did not reach Ready: ${JSON.stringify(saga.output)}`);
+    if ((saga.output as { status?: string } | null)?.status !== "Ready" || saga.createdTime < since)
+      throw new Error(`the node did not reach Ready: ${JSON.stringify(saga.output)}`);
     const hz = await clockTicksPerSecond();
     const systemd = (await machine.exec(["systemctl", "--version"])).stdout.split("\n")[0];
     const payload = world.agentBuild.sysext.payload;
-    const result: Record<string, unknown> = { where: "host", machine: { os: `${world.image.manifest.osRelease.id} ${world.image.manifest.osRelease.versionId}`, systemd, agent: payload === "sea" ? "single executable from the sysext image" : "node + bundle from the sysext image" } };
-    if (flags.mode !== "drain") result["resident"] = await measureResident(world, { settleSeconds: flags.settle ?? (quick ? 1 : 30), seconds: flags.seconds ?? (quick ? 5 : 60), hz });
+    const result: Record<string, unknown> = {
+      where: "host",
+      machine: {
+        os: `${world.image.manifest.osRelease.id} ${world.image.manifest.osRelease.versionId}`,
+        systemd,
+        agent: payload === "sea" ? "single executable from the sysext image" : "node + bundle from the sysext image",
+      },
+    };
+    if (flags.mode !== "drain")
+      result["resident"] = await measureResident(world, { settleSeconds: flags.settle ?? (quick ? 1 : 30), seconds: flags.seconds ?? (quick ? 5 : 60), hz });
     if (flags.mode !== "resident") {
       await enableDrain(world, quick ? { timerSeconds: 5 } : {});
       const drain = await measureDrain(world, { seconds: flags.drainSeconds ?? (quick ? 15 : 160), hz });
@@ -224,7 +250,10 @@ async function processFootprint(flags: z.infer<typeof Flags>, quick: boolean): P
   const send = { name: "flexnode-node-send", key: randomBytes(32).toString("base64"), rights: ["Send" as const] };
   const emulator = new ServiceBusEmulator({
     rules: [{ name: "RootManageSharedAccessKey", key: "SAS_KEY_VALUE", rights: ["Manage"] }, listen, send],
-    queues: [{ name: NODE_QUEUE, lockDuration: "PT1M" }, { name: RESULTS_QUEUE, lockDuration: "PT30S" }],
+    queues: [
+      { name: NODE_QUEUE, lockDuration: "PT1M" },
+      { name: RESULTS_QUEUE, lockDuration: "PT30S" },
+    ],
   });
   const sb = await emulator.start();
   const work = await mkdtemp(join(tmpdir(), "flexnode-footprint-"));
@@ -239,8 +268,18 @@ async function processFootprint(flags: z.infer<typeof Flags>, quick: boolean): P
       namespace: sb.tlsNamespace,
       queue: NODE_QUEUE,
       resultsQueue: RESULTS_QUEUE,
-      listenSas: signSasToken({ resourceUri: `${sb.endpoint}/${NODE_QUEUE}`, keyName: listen.name, key: listen.key, expiresAtSeconds: Math.floor(expiresAt.getTime() / 1000) }),
-      sendSas: signSasToken({ resourceUri: `${sb.endpoint}/${RESULTS_QUEUE}`, keyName: send.name, key: send.key, expiresAtSeconds: Math.floor(expiresAt.getTime() / 1000) }),
+      listenSas: signSasToken({
+        resourceUri: `${sb.endpoint}/${NODE_QUEUE}`,
+        keyName: listen.name,
+        key: listen.key,
+        expiresAtSeconds: Math.floor(expiresAt.getTime() / 1000),
+      }),
+      sendSas: signSasToken({
+        resourceUri: `${sb.endpoint}/${RESULTS_QUEUE}`,
+        keyName: send.name,
+        key: send.key,
+        expiresAtSeconds: Math.floor(expiresAt.getTime() / 1000),
+      }),
       expiresAt: expiresAt.toISOString(),
       refreshAfter: new Date(expiresAt.getTime() - 3600_000).toISOString(),
     });
@@ -268,13 +307,19 @@ async function processFootprint(flags: z.infer<typeof Flags>, quick: boolean): P
     });
 
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", NODE_EXTRA_CA_CERTS: caFile, ...(flags.nodeOptions ? { NODE_OPTIONS: flags.nodeOptions } : {}) };
-    const launch = async (subject: "bundle" | "sea" | "baseline"): Promise<{ child: ChildProcess; stderr: () => string; output: { lines: number; last: string } }> => {
+    const launch = async (
+      subject: "bundle" | "sea" | "baseline",
+    ): Promise<{ child: ChildProcess; stderr: () => string; output: { lines: number; last: string } }> => {
       let command: string;
       let args: string[];
       let extraEnv: Record<string, string> = {};
       if (subject === "baseline") {
         const script = join(work, "baseline-receiver.mjs");
-        await bundleAgent({ source: { stdin: { contents: BASELINE_RECEIVER, sourcefile: "node-agent/bench-baseline-receiver.ts" } }, format: "esm", outfile: script });
+        await bundleAgent({
+          source: { stdin: { contents: BASELINE_RECEIVER, sourcefile: "node-agent/bench-baseline-receiver.ts" } },
+          format: "esm",
+          outfile: script,
+        });
         [command, args] = [process.execPath, [script]];
         extraEnv = { SB_NAMESPACE: sb.tlsNamespace, SB_QUEUE: NODE_QUEUE, SB_LISTEN: credentials().listenSas };
       } else if (subject === "sea") {
@@ -297,10 +342,12 @@ async function processFootprint(flags: z.infer<typeof Flags>, quick: boolean): P
     /** Ready = the subject's receiver link is attached to its queue (the emulator logs it), whatever it prints. */
     const connected = async (proc: ChildProcess): Promise<boolean> => {
       const exited = once(proc, "exit").then(() => false);
-      const attached = emulator.log.waitFor("linkAttached", (e) => e.role === "receive" && e.entityPath.toLowerCase() === NODE_QUEUE, 30_000).then(
-        () => true,
-        () => false,
-      );
+      const attached = emulator.log
+        .waitFor("linkAttached", (e) => e.role === "receive" && e.entityPath.toLowerCase() === NODE_QUEUE, 30_000)
+        .then(
+          () => true,
+          () => false,
+        );
       return Promise.race([attached, exited]);
     };
 

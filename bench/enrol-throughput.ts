@@ -53,7 +53,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       const before = { registry: census.count(`127.0.0.1:${azurite.ports.table}`), durable: durableRequests(census, app, stub.binding.rpcBaseUrl) };
       const load = await runLoad(front.origin, requests, concurrency);
       const created = load.statuses["201"] ?? 0;
-      if (created !== count) throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
+      if (created !== count)
+        throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
       return {
         tokens,
         concurrency,
@@ -67,7 +68,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       };
     };
 
-    const useDurable = (durable: "simulator" | "stub") => app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : stub.binding));
+    const useDurable = (durable: "simulator" | "stub") =>
+      app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : stub.binding));
     // Warm-up (not measured): JIT, connection pools, both durable endpoints.
     for (const durable of durables) {
       useDurable(durable);
@@ -90,7 +92,10 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       setup: {
         transport: "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; client in the same process",
         registry: "Azurite (in-memory) in a child process",
-        durable: { simulator: "the Durable simulator's loopback client endpoint: starts recorded, orchestrations not run", stub: "a loopback endpoint that only records starts" },
+        durable: {
+          simulator: "the Durable simulator's loopback client endpoint: starts recorded, orchestrations not run",
+          stub: "a loopback endpoint that only records starts",
+        },
         tokens: { "per-node": "one single-use token per node", shared: "one token with maxUses = enrolments, redeemed by every node" },
         pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes a slot on the pool's counter)",
         warmupEnrolments: WARMUP,
@@ -119,6 +124,7 @@ async function prepare(app: ServiceApp, pool: string, tokens: "per-node" | "shar
   return requests;
 }
 
-const durableRequests = (census: HttpCensus, app: ServiceApp, stubRpcBaseUrl: string): number => census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(stubRpcBaseUrl));
+const durableRequests = (census: HttpCensus, app: ServiceApp, stubRpcBaseUrl: string): number =>
+  census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(stubRpcBaseUrl));
 
 runBench("enrol-throughput", (options) => onMachine(() => enrolThroughput(options)));

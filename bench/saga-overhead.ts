@@ -90,7 +90,11 @@ async function oneSaga(azurite: RunningAzurite, timing: "production" | "tight po
       clusterCaPem: "-----BEGIN CERTIFICATE-----\nMIIBplaceholderclusterca\n-----END CERTIFICATE-----\n",
       catalog: JSON.parse(process.env.ARTIFACT_CATALOG!) as Parameters<typeof buildNodePlan>[0]["catalog"],
     });
-    const path = criticalPath(model, { roleGrants: ROLE_GRANTS.length, rbacBindings: poolBootstrapRbac(POOL).bindings.length, steps: plan.map((s) => s.stepId) });
+    const path = criticalPath(model, {
+      roleGrants: ROLE_GRANTS.length,
+      rbacBindings: poolBootstrapRbac(POOL).bindings.length,
+      steps: plan.map((s) => s.stepId),
+    });
 
     // Measured time per phase: from its first mark to the next phase's first mark (the last ends at the saga's end).
     const measured = new Map<string, number>();

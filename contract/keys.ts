@@ -32,7 +32,8 @@ export function assertEd25519(key: KeyObject, type: "public" | "private" | "any"
 }
 
 export function importPublicKey(encoded: string): KeyObject {
-  if (!PublicKeySchema.safeParse(encoded).success) throw new InvalidKeyError("public key must be a raw 32-byte Ed25519 key as unpadded base64url (43 characters)");
+  if (!PublicKeySchema.safeParse(encoded).success)
+    throw new InvalidKeyError("public key must be a raw 32-byte Ed25519 key as unpadded base64url (43 characters)");
   try {
     return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: encoded }, format: "jwk" });
   } catch (cause) {

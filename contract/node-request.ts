@@ -255,10 +255,14 @@ export async function verifyNodeRequest(request: NodeRequest, options: VerifyNod
   const { keyId, created, nonce } = checkProfile(parseSignatureInput(signatureInput), url);
   parseSignature(signature);
   if (created < now - skew) {
-    throw new StaleSignatureError(`request signed at ${new Date(created * 1000).toISOString()} is older than the ${skew}s allowed; re-sign it or check the node's clock`);
+    throw new StaleSignatureError(
+      `request signed at ${new Date(created * 1000).toISOString()} is older than the ${skew}s allowed; re-sign it or check the node's clock`,
+    );
   }
   if (created > now + skew) {
-    throw new FutureSignatureError(`request signed at ${new Date(created * 1000).toISOString()} is more than ${skew}s ahead of the service clock; check the node's clock`);
+    throw new FutureSignatureError(
+      `request signed at ${new Date(created * 1000).toISOString()} is more than ${skew}s ahead of the service clock; check the node's clock`,
+    );
   }
 
   const publicKey = await options.lookupPublicKey(keyId);

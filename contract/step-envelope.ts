@@ -145,7 +145,9 @@ export function verifyStepEnvelope(raw: unknown, options: VerifyStepEnvelopeOpti
   if (envelope.nodeId !== nodeId) throw new WrongNodeError(nodeId, envelope.nodeId);
   const skewMs = skew * 1000;
   if (nowMs > Date.parse(envelope.expiresAt) + skewMs) {
-    throw new EnvelopeExpiredError(`StepEnvelope ${envelope.stepId} (attempt ${envelope.attempt}) expired at ${envelope.expiresAt}; now is ${now.toISOString()}`);
+    throw new EnvelopeExpiredError(
+      `StepEnvelope ${envelope.stepId} (attempt ${envelope.attempt}) expired at ${envelope.expiresAt}; now is ${now.toISOString()}`,
+    );
   }
   if (nowMs < Date.parse(envelope.issuedAt) - skewMs) {
     throw new EnvelopeNotYetValidError(

@@ -45,9 +45,12 @@ export const ReadPathSchema = pathSchema(absolutePathProblem);
 
 /** A host path that must sit directly in `dir` and end in `suffix` (drop-in directories read by the host). */
 const dropInPath = (dir: string, suffix: string) =>
-  HostPathSchema.refine((p) => p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).includes("/") && p.endsWith(suffix) && p.length > dir.length + 1 + suffix.length, {
-    message: `must be a ${suffix} file directly in ${dir}`,
-  });
+  HostPathSchema.refine(
+    (p) => p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).includes("/") && p.endsWith(suffix) && p.length > dir.length + 1 + suffix.length,
+    {
+      message: `must be a ${suffix} file directly in ${dir}`,
+    },
+  );
 
 /** File modes as octal strings; setuid, setgid and sticky bits are refused. */
 export const FileModeSchema = z.string().regex(/^0[0-7]{3}$/, 'must be an octal mode such as "0644" (no setuid/setgid/sticky bits)');
@@ -59,7 +62,17 @@ export const ArtifactRefSchema = z.strictObject({
   sha256: Sha256HexSchema,
 });
 
-export const PREFLIGHT_CHECKS = ["root", "cgroup-v2", "swap-off", "kernel-modules", "ports", "var-free-space", "clock", "api-server-reachable", "usr-writable"] as const;
+export const PREFLIGHT_CHECKS = [
+  "root",
+  "cgroup-v2",
+  "swap-off",
+  "kernel-modules",
+  "ports",
+  "var-free-space",
+  "clock",
+  "api-server-reachable",
+  "usr-writable",
+] as const;
 export const PreflightCheckNameSchema = z.enum(PREFLIGHT_CHECKS);
 
 const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
@@ -71,7 +84,10 @@ const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
 export const PreflightParamsSchema = z.strictObject({
   checks: uniqueList(PreflightCheckNameSchema, PREFLIGHT_CHECKS.length).optional(),
   ignore: uniqueList(PreflightCheckNameSchema, PREFLIGHT_CHECKS.length).optional(),
-  apiServer: z.url({ protocol: /^https$/, error: "must be an https URL" }).max(2048).optional(),
+  apiServer: z
+    .url({ protocol: /^https$/, error: "must be an https URL" })
+    .max(2048)
+    .optional(),
   expectImmutable: z.boolean().optional(),
 });
 
@@ -146,7 +162,10 @@ export const WaitForParamsSchema = z
   .strictObject({
     file: ReadPathSchema.optional(),
     tcp: z.strictObject({ host: HostNameSchema, port: z.int().min(1).max(65535) }).optional(),
-    url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).max(2048).optional(),
+    url: z
+      .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+      .max(2048)
+      .optional(),
     timeoutSeconds: z.int().min(1).max(3600),
   })
   .refine((p) => [p.file, p.tcp, p.url].filter((x) => x !== undefined).length === 1, { message: "must name exactly one of file, tcp, url" });

@@ -78,6 +78,8 @@ export function registerEnrolRoute(services: ServiceProvider): void {
 
 function adoptionOf(pool: string, nodeId: string): { tags: Record<string, string>; command: string } {
   const tags = { "flexnode-pool": pool, "flexnode-node": nodeId };
-  const list = Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(",");
+  const list = Object.entries(tags)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
   return { tags, command: `azcmagent connect --resource-group <pool Arc resource group> --location <region> --tags "${list}" …` };
 }

@@ -27,7 +27,9 @@ export function health(context: InvocationContext): Promise<HttpResponseInit> {
   } catch (error) {
     if (!(error instanceof SettingsError)) throw error;
     context.error(error.message);
-    return Promise.resolve(problem(503, "invalid-settings", "The service is misconfigured", { errors: error.issues.map((i) => ({ path: `/${i.setting}`, message: i.message })) }));
+    return Promise.resolve(
+      problem(503, "invalid-settings", "The service is misconfigured", { errors: error.issues.map((i) => ({ path: `/${i.setting}`, message: i.message })) }),
+    );
   }
 }
 

@@ -40,7 +40,12 @@ const approve = defineRoute({
   tag: "nodes",
   access: "admin",
   params: NodeIdParams,
-  responses: { 200: { description: "Approved; onboarding started", schema: NodeView }, 404: { description: "No such node" }, 409: { description: "Not awaiting approval" }, 429: { description: "Pool full; retry" } },
+  responses: {
+    200: { description: "Approved; onboarding started", schema: NodeView },
+    404: { description: "No such node" },
+    409: { description: "Not awaiting approval" },
+    429: { description: "Pool full; retry" },
+  },
 });
 const reject = defineRoute({
   name: "manageNodeReject",
@@ -60,7 +65,10 @@ const decommission = defineRoute({
   tag: "nodes",
   access: "admin",
   params: NodeIdParams,
-  responses: { 202: { description: "Offboarding started (or already running)", schema: z.object({ nodeId: z.string(), instanceId: z.string() }) }, 404: { description: "No such node" } },
+  responses: {
+    202: { description: "Offboarding started (or already running)", schema: z.object({ nodeId: z.string(), instanceId: z.string() }) },
+    404: { description: "No such node" },
+  },
 });
 
 export function registerNodeAdminRoutes(services: ServiceProvider): void {

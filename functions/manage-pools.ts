@@ -48,7 +48,11 @@ const update = defineRoute({
   access: "admin",
   params: PoolParams,
   body: PoolSpec,
-  responses: { 200: { description: "Updated", schema: PoolView }, 404: { description: "No such pool" }, 409: { description: "Changed by someone else since your If-Match ETag" } },
+  responses: {
+    200: { description: "Updated", schema: PoolView },
+    404: { description: "No such pool" },
+    409: { description: "Changed by someone else since your If-Match ETag" },
+  },
 });
 
 export function registerPoolRoutes(services: ServiceProvider): void {

@@ -11,7 +11,12 @@ import type { ServiceProvider } from "../orchestrations/services.js";
 const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)");
 
 export const CreateToken = z.strictObject({
-  expiresInHours: z.int().min(1).max(24 * 30).default(24).describe("Lifetime; at most 30 days"),
+  expiresInHours: z
+    .int()
+    .min(1)
+    .max(24 * 30)
+    .default(24)
+    .describe("Lifetime; at most 30 days"),
   maxUses: z.int().min(1).max(10_000).default(1).describe("1 = single-use"),
   labels: Labels.default({}).describe("Added to the pool's node labels"),
   taints: Taints.default([]).describe("Added to the pool's node taints"),
@@ -88,7 +93,11 @@ export function registerTokenRoutes(services: ServiceProvider): void {
     );
     // The token travels in the URL fragment: browsers and proxies never send fragments, so it stays out of access logs.
     const enrolmentUrl = `${publicBaseUrl(settings)}/api/enrol#token=${minted.token}`;
-    return json(201, { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` }, { location: `/api/manage/tokens/${record.tokenId}` });
+    return json(
+      201,
+      { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` },
+      { location: `/api/manage/tokens/${record.tokenId}` },
+    );
   });
   httpRoute(list, services, async ({ query, services: { registry } }) => {
     const page = await registry.tokens.list({ pool: query.pool, maxPageSize: query.pageSize, continuationToken: query.continuationToken });

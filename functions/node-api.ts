@@ -34,7 +34,11 @@ const facts = defineRoute({
   tag: "node",
   access: "node",
   body: NodeFacts,
-  responses: { 200: { description: "Recorded", schema: NodeStatusView }, 401: { description: "Unsigned, badly signed, stale or replayed request" }, 409: { description: "The facts name a different machine" } },
+  responses: {
+    200: { description: "Recorded", schema: NodeStatusView },
+    401: { description: "Unsigned, badly signed, stale or replayed request" },
+    409: { description: "The facts name a different machine" },
+  },
 });
 const credentials = defineRoute({
   name: "nodeMailboxCredentials",
@@ -70,7 +74,9 @@ export function registerNodeApiRoutes(services: ServiceProvider): void {
     const n = node!;
     const claimed = machineIdentity(body);
     if (claimed.machineId !== n.fingerprint.machineId || claimed.smbiosUuid !== n.fingerprint.smbiosUuid) {
-      throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", { detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again." });
+      throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", {
+        detail: "machine-id and SMBIOS UUID are the node's identity; a changed identity must enrol again.",
+      });
     }
     const updated = await registry.nodes.update(n, () => ({ facts: body }), principal.name, "node.facts");
     return json(200, statusView(updated));
@@ -82,8 +88,15 @@ export function registerNodeApiRoutes(services: ServiceProvider): void {
   });
   httpRoute(secret, services, async ({ node, params, services: svc }) => {
     const value = await svc.secrets().take(node!.nodeId, params.ref, svc.now());
-    if (value === undefined) throw new ProblemError(404, "not-found", "No such secret", { detail: "It was never issued to this node, was already fetched, or expired." });
-    await svc.registry.audit.write({ actor: `node:${node!.nodeId}`, action: "secret.fetch", objectType: "node", objectId: node!.nodeId, details: { ref: params.ref } });
+    if (value === undefined)
+      throw new ProblemError(404, "not-found", "No such secret", { detail: "It was never issued to this node, was already fetched, or expired." });
+    await svc.registry.audit.write({
+      actor: `node:${node!.nodeId}`,
+      action: "secret.fetch",
+      objectType: "node",
+      objectId: node!.nodeId,
+      details: { ref: params.ref },
+    });
     return json(200, { ref: params.ref, value }, { "cache-control": "no-store" });
   });
 }

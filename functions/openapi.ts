@@ -19,7 +19,12 @@ export function openApiDocument(routes: readonly RouteSpec[] = ROUTES): ReturnTy
     description: "Entra ID through App Service authentication; app roles FlexNode.Admin (writes) and FlexNode.Reader (reads)",
     flows: { implicit: { authorizationUrl: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize", scopes: {} } },
   });
-  registry.registerComponent("securitySchemes", "nodeSignature", { type: "apiKey", in: "header", name: "Signature", description: "RFC 9421 HTTP Message Signature by the node's Ed25519 key" });
+  registry.registerComponent("securitySchemes", "nodeSignature", {
+    type: "apiKey",
+    in: "header",
+    name: "Signature",
+    description: "RFC 9421 HTTP Message Signature by the node's Ed25519 key",
+  });
   for (const r of routes) {
     const responses: Record<number, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {};
     for (const [status, spec] of Object.entries(r.responses)) {
@@ -36,7 +41,10 @@ export function openApiDocument(routes: readonly RouteSpec[] = ROUTES): ReturnTy
     }
     if (r.access === "reader" || r.access === "admin") {
       responses[401] ??= { description: "Not signed in", content: { "application/problem+json": { schema: Problem } } };
-      responses[403] ??= { description: `Lacks ${r.access === "admin" ? "FlexNode.Admin" : "FlexNode.Reader"}`, content: { "application/problem+json": { schema: Problem } } };
+      responses[403] ??= {
+        description: `Lacks ${r.access === "admin" ? "FlexNode.Admin" : "FlexNode.Reader"}`,
+        content: { "application/problem+json": { schema: Problem } },
+      };
     }
     registry.registerPath({
       method: r.method.toLowerCase() as "get" | "post" | "put" | "delete",
@@ -55,7 +63,11 @@ export function openApiDocument(routes: readonly RouteSpec[] = ROUTES): ReturnTy
   }
   return new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: "3.1.0",
-    info: { title: "flexnode-onboarding", version: SERVICE_VERSION, description: "Enrol Linux machines outside Azure as AKS nodes with an Arc machine resource." },
+    info: {
+      title: "flexnode-onboarding",
+      version: SERVICE_VERSION,
+      description: "Enrol Linux machines outside Azure as AKS nodes with an Arc machine resource.",
+    },
   });
 }
 

@@ -4,57 +4,70 @@
  */
 import { z } from "zod";
 
-export const SettingsSchema = z.object({
-  /** Durable task hub; host.json reads it as %DURABLE_TASK_HUB%. Azure Storage provider rule: 3–45 alphanumerics, letter first. */
-  DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/, "must be 3-45 letters or digits and start with a letter"),
-  /** Azure Resource Manager endpoint; the local sandbox points it at the ARM emulator. */
-  ARM_ENDPOINT: z.url({ protocol: /^https$/ }).default("https://management.azure.com"),
-  /** Object (principal) id of the service's managed identity: Event Grid events it caused itself are ignored. */
-  SERVICE_PRINCIPAL_ID: z.uuid().optional(),
-  /** Client id of the user-assigned managed identity DefaultAzureCredential should use; absent = system-assigned. */
-  AZURE_CLIENT_ID: z.uuid().optional(),
-  /** Registry tables: a storage connection string (local: `UseDevelopmentStorage=true`)... */
-  REGISTRY_CONNECTION: z.string().min(1).optional(),
-  /** ...or, in Azure, the table endpoint reached with the managed identity. */
-  REGISTRY_TABLE_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
-  /** Prefix of the registry's table names (letters and digits), so environments can share an account. */
-  REGISTRY_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,30}$/, "must be 1-31 letters or digits, starting with a letter").default("flexnode"),
-  /** The service's public base URL, used in enrolment URLs; defaults to https://$WEBSITE_HOSTNAME, else the local host. */
-  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
-  /** Set by App Service (platform) when its authentication is on; only then are client-principal headers trusted. */
-  WEBSITE_AUTH_ENABLED: z.string().optional(),
-  /** Set by App Service (platform): the app's host name. */
-  WEBSITE_HOSTNAME: z.string().optional(),
-  /**
-   * Service Bus for the mailboxes: a connection string with a Manage rule (local, emulator)... The Functions Service Bus
-   * trigger reads the same setting, so one name serves both.
-   */
-  SERVICEBUS_CONNECTION: z.string().regex(/Endpoint=sb:\/\//i, "must be a Service Bus connection string (Endpoint=sb://...)").optional(),
-  /** ...or, in Azure, the namespace host reached with the managed identity (Azure Service Bus Data Owner). */
-  SERVICEBUS_CONNECTION__fullyQualifiedNamespace: z.string().regex(/^[a-z0-9-]+\.servicebus\.windows\.net$/i, "must be <namespace>.servicebus.windows.net").optional(),
-  /** What nodes pass as their namespace; defaults to the namespace host. */
-  SERVICEBUS_NODE_NAMESPACE: z.string().min(1).optional(),
-  /** Namespace-level rule with Listen only, whose key signs nodes' receive tokens (Key Vault reference in Azure). */
-  MAILBOX_LISTEN_RULE: z.string().min(1).default("flexnode-node-listen"),
-  MAILBOX_LISTEN_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
-  /** Namespace-level rule with Send only, whose key signs nodes' result tokens (Key Vault reference in Azure). */
-  MAILBOX_SEND_RULE: z.string().min(1).default("flexnode-node-send"),
-  MAILBOX_SEND_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
-  /** 32-byte data key, base64, that seals one-time secrets for nodes in the registry (Key Vault reference in Azure). */
-  SECRETS_KEY: z.base64().refine((k) => Buffer.from(k, "base64").length === 32, "must be 32 bytes, base64").optional(),
-  /** Pinned node artifacts (URLs + sha256 per architecture and Kubernetes version), JSON; see onboard/artifact-catalog.ts. */
-  ARTIFACT_CATALOG: z.string().min(2).optional(),
-  /** Saga timing overrides, JSON (tests and the local sandbox only); see onboard/timing.ts. */
-  SAGA_TIMING: z.string().min(2).optional(),
-  /** Sweeper: an onboarding saga running longer than this (or a node onboarding this long with none) is failed. */
-  SWEEP_SAGA_DEADLINE_MINUTES: z.coerce.number().int().min(5).max(10_080).default(240),
-  /** Sweeper: "true" removes managed resources no live node owns; otherwise they are only reported (audit + log). */
-  SWEEP_REMOVE_ORPHANS: z.enum(["true", "false"]).default("false"),
-  /** Sweeper: result de-duplication claims older than this are purged. */
-  SWEEP_CLAIM_RETENTION_HOURS: z.coerce.number().int().min(1).max(8_760).default(168),
-  /** The service's Ed25519 private key (PKCS#8 PEM) that signs step envelopes (Key Vault reference in Azure). */
-  SERVICE_SIGNING_KEY: z.string().includes("BEGIN PRIVATE KEY", { message: "must be a PKCS#8 PEM private key" }).optional(),
-})
+export const SettingsSchema = z
+  .object({
+    /** Durable task hub; host.json reads it as %DURABLE_TASK_HUB%. Azure Storage provider rule: 3–45 alphanumerics, letter first. */
+    DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/, "must be 3-45 letters or digits and start with a letter"),
+    /** Azure Resource Manager endpoint; the local sandbox points it at the ARM emulator. */
+    ARM_ENDPOINT: z.url({ protocol: /^https$/ }).default("https://management.azure.com"),
+    /** Object (principal) id of the service's managed identity: Event Grid events it caused itself are ignored. */
+    SERVICE_PRINCIPAL_ID: z.uuid().optional(),
+    /** Client id of the user-assigned managed identity DefaultAzureCredential should use; absent = system-assigned. */
+    AZURE_CLIENT_ID: z.uuid().optional(),
+    /** Registry tables: a storage connection string (local: `UseDevelopmentStorage=true`)... */
+    REGISTRY_CONNECTION: z.string().min(1).optional(),
+    /** ...or, in Azure, the table endpoint reached with the managed identity. */
+    REGISTRY_TABLE_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+    /** Prefix of the registry's table names (letters and digits), so environments can share an account. */
+    REGISTRY_TABLE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9]{0,30}$/, "must be 1-31 letters or digits, starting with a letter")
+      .default("flexnode"),
+    /** The service's public base URL, used in enrolment URLs; defaults to https://$WEBSITE_HOSTNAME, else the local host. */
+    PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** Set by App Service (platform) when its authentication is on; only then are client-principal headers trusted. */
+    WEBSITE_AUTH_ENABLED: z.string().optional(),
+    /** Set by App Service (platform): the app's host name. */
+    WEBSITE_HOSTNAME: z.string().optional(),
+    /**
+     * Service Bus for the mailboxes: a connection string with a Manage rule (local, emulator)... The Functions Service Bus
+     * trigger reads the same setting, so one name serves both.
+     */
+    SERVICEBUS_CONNECTION: z
+      .string()
+      .regex(/Endpoint=sb:\/\//i, "must be a Service Bus connection string (Endpoint=sb://...)")
+      .optional(),
+    /** ...or, in Azure, the namespace host reached with the managed identity (Azure Service Bus Data Owner). */
+    SERVICEBUS_CONNECTION__fullyQualifiedNamespace: z
+      .string()
+      .regex(/^[a-z0-9-]+\.servicebus\.windows\.net$/i, "must be <namespace>.servicebus.windows.net")
+      .optional(),
+    /** What nodes pass as their namespace; defaults to the namespace host. */
+    SERVICEBUS_NODE_NAMESPACE: z.string().min(1).optional(),
+    /** Namespace-level rule with Listen only, whose key signs nodes' receive tokens (Key Vault reference in Azure). */
+    MAILBOX_LISTEN_RULE: z.string().min(1).default("flexnode-node-listen"),
+    MAILBOX_LISTEN_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
+    /** Namespace-level rule with Send only, whose key signs nodes' result tokens (Key Vault reference in Azure). */
+    MAILBOX_SEND_RULE: z.string().min(1).default("flexnode-node-send"),
+    MAILBOX_SEND_KEY: z.string().min(16, "must be the rule's shared access key").optional(),
+    /** 32-byte data key, base64, that seals one-time secrets for nodes in the registry (Key Vault reference in Azure). */
+    SECRETS_KEY: z
+      .base64()
+      .refine((k) => Buffer.from(k, "base64").length === 32, "must be 32 bytes, base64")
+      .optional(),
+    /** Pinned node artifacts (URLs + sha256 per architecture and Kubernetes version), JSON; see onboard/artifact-catalog.ts. */
+    ARTIFACT_CATALOG: z.string().min(2).optional(),
+    /** Saga timing overrides, JSON (tests and the local sandbox only); see onboard/timing.ts. */
+    SAGA_TIMING: z.string().min(2).optional(),
+    /** Sweeper: an onboarding saga running longer than this (or a node onboarding this long with none) is failed. */
+    SWEEP_SAGA_DEADLINE_MINUTES: z.coerce.number().int().min(5).max(10_080).default(240),
+    /** Sweeper: "true" removes managed resources no live node owns; otherwise they are only reported (audit + log). */
+    SWEEP_REMOVE_ORPHANS: z.enum(["true", "false"]).default("false"),
+    /** Sweeper: result de-duplication claims older than this are purged. */
+    SWEEP_CLAIM_RETENTION_HOURS: z.coerce.number().int().min(1).max(8_760).default(168),
+    /** The service's Ed25519 private key (PKCS#8 PEM) that signs step envelopes (Key Vault reference in Azure). */
+    SERVICE_SIGNING_KEY: z.string().includes("BEGIN PRIVATE KEY", { message: "must be a PKCS#8 PEM private key" }).optional(),
+  })
   .refine((s) => (s.REGISTRY_CONNECTION === undefined) !== (s.REGISTRY_TABLE_ENDPOINT === undefined), {
     message: "set exactly one of REGISTRY_CONNECTION and REGISTRY_TABLE_ENDPOINT",
     path: ["REGISTRY_CONNECTION"],

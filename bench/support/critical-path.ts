@@ -56,7 +56,13 @@ export function criticalPath(model: LatencyModel, shape: SagaShape): { phases: P
         { what: "create bootstrap-token Secret", ms: kube },
       ],
     ],
-    ["runNodeSteps", shape.steps.flatMap((step) => [{ what: `send ${step}`, ms: serviceBus.sendMs }, { what: `node runs ${step}`, ms: nodeStepMs(model, step) }])],
+    [
+      "runNodeSteps",
+      shape.steps.flatMap((step) => [
+        { what: `send ${step}`, ms: serviceBus.sendMs },
+        { what: `node runs ${step}`, ms: nodeStepMs(model, step) },
+      ]),
+    ],
     [
       "verifyReady",
       [

@@ -31,7 +31,8 @@ export function parseFlags<S extends z.ZodObject>(args: readonly string[], schem
   }
   const known = new Set(Object.keys(schema.shape));
   const unknown = Object.keys(raw).filter((k) => !known.has(k));
-  if (unknown.length > 0) throw new FlagError(`unknown flag(s): ${unknown.map((k) => `--${kebab(k)}`).join(", ")}; known: ${[...known].map((k) => `--${kebab(k)}`).join(", ")}`);
+  if (unknown.length > 0)
+    throw new FlagError(`unknown flag(s): ${unknown.map((k) => `--${kebab(k)}`).join(", ")}; known: ${[...known].map((k) => `--${kebab(k)}`).join(", ")}`);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     throw new FlagError(parsed.error.issues.map((i) => `--${kebab(String(i.path[0] ?? "?"))}: ${i.message}`).join("; "));

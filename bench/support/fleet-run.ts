@@ -64,7 +64,8 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     const tokens: string[] = [];
     for (let left = o.nodes; left > 0; left -= MAX_TOKEN_USES) tokens.push(await world.createToken(Math.min(left, MAX_TOKEN_USES)));
     const waiting = new MinHeap<Waiting>();
-    for (let i = 0; i < o.nodes; i++) waiting.push(start, { node: world.newNode(), token: tokens[Math.floor(i / MAX_TOKEN_USES)]!, attempts: 0, retryAfterMs: 0 });
+    for (let i = 0; i < o.nodes; i++)
+      waiting.push(start, { node: world.newNode(), token: tokens[Math.floor(i / MAX_TOKEN_USES)]!, attempts: 0, retryAfterMs: 0 });
 
     const admitted = new Map<string, { at: number; waitedMs: number }>();
     const outcomes: Outcome[] = [];
@@ -80,7 +81,13 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       running--;
       const output = status.output as { status?: string; error?: { code: string } } | string | null;
       const result = typeof output === "object" && output !== null ? output : undefined;
-      outcomes.push({ nodeId: id, status: result?.status ?? status.runtimeStatus, ...(result?.error ? { code: result.error.code } : {}), sagaMs: clock.now() - a.at, waitedForSlotMs: a.waitedMs });
+      outcomes.push({
+        nodeId: id,
+        status: result?.status ?? status.runtimeStatus,
+        ...(result?.error ? { code: result.error.code } : {}),
+        sagaMs: clock.now() - a.at,
+        waitedForSlotMs: a.waitedMs,
+      });
       world.agents.retire(id);
     });
 
@@ -139,7 +146,8 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     const readyOutcomes = outcomes.filter((x) => x.status === "Ready");
     const writes = traffic.admitted.writes;
     const limit = ARM_DEFAULT_LIMITS.writes;
-    const windowS = traffic.firstWriteAt !== undefined && traffic.lastWriteAt !== undefined ? Math.max(1_000, traffic.lastWriteAt - traffic.firstWriteAt) / 1000 : 0;
+    const windowS =
+      traffic.firstWriteAt !== undefined && traffic.lastWriteAt !== undefined ? Math.max(1_000, traffic.lastWriteAt - traffic.firstWriteAt) / 1000 : 0;
     const achieved = windowS > 0 ? writes / windowS : 0;
     // The most a token bucket admits on average over the window: the whole burst plus refill for the whole window.
     const bound = windowS > 0 ? (limit.burst + limit.refillPerSecond * windowS) / windowS : 0;
@@ -153,7 +161,10 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       maxInFlight: o.maxInFlight,
       sagasReady: readyOutcomes.length,
       sagasFailed: outcomes.length - readyOutcomes.length,
-      failureCodes: countBy(outcomes.filter((x) => x.status !== "Ready"), (x) => x.code ?? x.status),
+      failureCodes: countBy(
+        outcomes.filter((x) => x.status !== "Ready"),
+        (x) => x.code ?? x.status,
+      ),
       registryReadyNodes: ready.size,
       armWritesPerSec: round(achieved),
       armWriteLimitPerSec: limit.refillPerSecond,

@@ -48,12 +48,16 @@ export async function runLoad(origin: string, requests: readonly LoadRequest[], 
 
 function send(agent: Agent, origin: string, r: LoadRequest): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(r.path, origin), { method: r.method, agent, headers: { "content-type": "application/json", ...r.headers, "content-length": Buffer.byteLength(r.body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", reject);
-    });
+    const req = request(
+      new URL(r.path, origin),
+      { method: r.method, agent, headers: { "content-type": "application/json", ...r.headers, "content-length": Buffer.byteLength(r.body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end(r.body);
   });

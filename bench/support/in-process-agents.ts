@@ -101,7 +101,11 @@ export class InProcessAgents {
       },
       { privateKey: node.privateKey },
     );
-    await this.o.host.invoke("nodeResults", { string: JSON.stringify(result) }, { triggerMetadata: { messageId: `${envelope.stepId}/${envelope.attempt}`, deliveryCount: 1 } });
+    await this.o.host.invoke(
+      "nodeResults",
+      { string: JSON.stringify(result) },
+      { triggerMetadata: { messageId: `${envelope.stepId}/${envelope.attempt}`, deliveryCount: 1 } },
+    );
     this.results++;
     return true;
   }

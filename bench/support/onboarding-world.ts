@@ -43,7 +43,8 @@ export interface BenchNode {
   facts: TestNode["facts"];
 }
 
-export type EnrolAnswer = { kind: "created"; nodeId: string; mailbox: NodeMailboxCredentials } | { kind: "refused"; status: number; retryAfterMs: number | undefined; body: string };
+export type EnrolAnswer =
+  { kind: "created"; nodeId: string; mailbox: NodeMailboxCredentials } | { kind: "refused"; status: number; retryAfterMs: number | undefined; body: string };
 
 export interface OnboardingWorldOptions {
   azuriteConnectionString: string;
@@ -112,7 +113,15 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
     ],
     ...(latency ? { latency: (route) => armLatencyMs(latency, route), sleep: wait } : {}),
   });
-  const cluster = arm.addCluster({ subscriptionId: SUBSCRIPTION, resourceGroup: CLUSTER_RG, name: "aks-1", location: "eastus", serverUrl: kubeServer.server, caPem: kubeServer.caPem, kubernetesVersion: "1.31.2" });
+  const cluster = arm.addCluster({
+    subscriptionId: SUBSCRIPTION,
+    resourceGroup: CLUSTER_RG,
+    name: "aks-1",
+    location: "eastus",
+    serverUrl: kubeServer.server,
+    caPem: kubeServer.caPem,
+    kubernetesVersion: "1.31.2",
+  });
   kube.addToken(cluster.adminToken);
 
   const agents = new InProcessAgents({
@@ -134,7 +143,12 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient, retryOptions: { maxRetries: 0 } });
   app.useServices({ arm: armClients, mailbox });
 
-  await app.createPool(POOL, { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "bench" } }, roleGrants: ROLE_GRANTS, maxInFlight: options.maxInFlight });
+  await app.createPool(POOL, {
+    clusterResourceId: CLUSTER_ID,
+    arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "bench" } },
+    roleGrants: ROLE_GRANTS,
+    maxInFlight: options.maxInFlight,
+  });
 
   return {
     app,
@@ -150,7 +164,12 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
       const res = await app.enrol(node, token);
       if (res.status !== 201) {
         const retryAfter = Number(res.headers["retry-after"]);
-        return { kind: "refused", status: res.status, retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined, body: res.body };
+        return {
+          kind: "refused",
+          status: res.status,
+          retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+          body: res.body,
+        };
       }
       const body = res.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
       agents.register(body.nodeId, node.privateKey, importPublicKey(body.service.publicKey));

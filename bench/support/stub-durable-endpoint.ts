@@ -38,7 +38,16 @@ export async function startStubDurableEndpoint(): Promise<StubDurableEndpoint> {
         const id = decodeURIComponent(m[1]!);
         const inst = instances.get(id);
         if (!inst) return send(404, { message: `No instance with ID '${id}' found.` });
-        return send(202, { name: inst.name, instanceId: id, runtimeStatus: "Pending", input: null, customStatus: null, output: null, createdTime: inst.createdTime, lastUpdatedTime: inst.createdTime });
+        return send(202, {
+          name: inst.name,
+          instanceId: id,
+          runtimeStatus: "Pending",
+          input: null,
+          customStatus: null,
+          output: null,
+          createdTime: inst.createdTime,
+          lastUpdatedTime: inst.createdTime,
+        });
       }
       return send(404, { message: `no route for ${req.method} ${path}` });
     });

@@ -40,7 +40,12 @@ export function toProblemError(error: unknown): ProblemError | undefined {
   }
   if (error instanceof NotConfiguredError) return new ProblemError(503, "not-configured", "The service is not fully configured", { detail: error.message });
   if (error instanceof ApprovalError) {
-    return new ProblemError(error.code === "node-not-found" ? 404 : 409, error.code === "node-not-found" ? "not-found" : "conflict", error.code === "node-not-found" ? "No such node" : "The node is not awaiting approval", { detail: error.message });
+    return new ProblemError(
+      error.code === "node-not-found" ? 404 : 409,
+      error.code === "node-not-found" ? "not-found" : "conflict",
+      error.code === "node-not-found" ? "No such node" : "The node is not awaiting approval",
+      { detail: error.message },
+    );
   }
   return undefined;
 }

@@ -41,7 +41,12 @@ export async function authenticateNode({ registry, now }: Pick<Services, "regist
  * service to register, so a public key and public machine facts alone earn nothing. Nonces are kept as for node
  * requests: a captured enrolment cannot be replayed inside the skew window either.
  */
-export async function proveKeyPossession({ registry, now }: Pick<Services, "registry" | "now">, request: HttpRequest, body: Uint8Array, publicKey: string): Promise<void> {
+export async function proveKeyPossession(
+  { registry, now }: Pick<Services, "registry" | "now">,
+  request: HttpRequest,
+  body: Uint8Array,
+  publicKey: string,
+): Promise<void> {
   const key = importPublicKey(publicKey);
   const keyId = keyIdOf(publicKey);
   await verified(request, body, now(), {
@@ -50,12 +55,18 @@ export async function proveKeyPossession({ registry, now }: Pick<Services, "regi
   });
 }
 
-async function verified(request: HttpRequest, body: Uint8Array, now: Date, options: Pick<VerifyNodeRequestOptions, "lookupPublicKey" | "nonceStore">): Promise<void> {
+async function verified(
+  request: HttpRequest,
+  body: Uint8Array,
+  now: Date,
+  options: Pick<VerifyNodeRequestOptions, "lookupPublicKey" | "nonceStore">,
+): Promise<void> {
   try {
     await verifyNodeRequest({ method: request.method, url: request.url, headers: request.headers, body }, { now, ...options });
   } catch (error) {
     const known = error instanceof ContractError ? PROBLEMS[error.code] : undefined;
-    if (known) throw new ProblemError(401, known[0], known[1], { detail: (error as Error).message }, { "www-authenticate": 'Signature realm="flexnode-node-api"' });
+    if (known)
+      throw new ProblemError(401, known[0], known[1], { detail: (error as Error).message }, { "www-authenticate": 'Signature realm="flexnode-node-api"' });
     throw error;
   }
 }

@@ -39,7 +39,13 @@ export class ProblemError extends Error {
   }
 }
 
-export function problem(status: number, slug: string, title: string, extra: Omit<Partial<Problem>, "type" | "title" | "status"> = {}, headers: Record<string, string> = {}): HttpResponseInit {
+export function problem(
+  status: number,
+  slug: string,
+  title: string,
+  extra: Omit<Partial<Problem>, "type" | "title" | "status"> = {},
+  headers: Record<string, string> = {},
+): HttpResponseInit {
   const body: Problem = { type: PROBLEM_BASE + slug, title, status, ...extra };
   return { status, headers: { "content-type": "application/problem+json", ...headers }, body: JSON.stringify(body) };
 }

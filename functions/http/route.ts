@@ -70,7 +70,11 @@ type Handler<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType, Extr
 const ANONYMOUS: Principal = { id: "anonymous", name: "anonymous", roles: [] };
 
 /** Registers a plain HTTP function for `spec`. */
-export function httpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(spec: RouteSpec<P, Q, B>, services: ServiceProvider, handler: Handler<P, Q, B, object>): void {
+export function httpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(
+  spec: RouteSpec<P, Q, B>,
+  services: ServiceProvider,
+  handler: Handler<P, Q, B, object>,
+): void {
   app.http(spec.name, {
     route: spec.route,
     methods: [spec.method],
@@ -84,7 +88,8 @@ export function httpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.
  * answers even when the settings cannot build them.
  */
 export function standaloneRoute(spec: RouteSpec, handler: (input: { request: HttpRequest; context: InvocationContext }) => Promise<HttpResponseInit>): void {
-  if (spec.access !== "anonymous" || spec.body || spec.params || spec.query) throw new Error(`${spec.name}: a standalone route takes no input and is anonymous`);
+  if (spec.access !== "anonymous" || spec.body || spec.params || spec.query)
+    throw new Error(`${spec.name}: a standalone route takes no input and is anonymous`);
   app.http(spec.name, {
     route: spec.route,
     methods: [spec.method],
@@ -94,7 +99,9 @@ export function standaloneRoute(spec: RouteSpec, handler: (input: { request: Htt
         return await handler({ request, context });
       } catch (error) {
         context.error(`unhandled error in ${spec.name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-        return problem(500, "internal", "The service failed to handle the request", { detail: `Quote invocation id ${context.invocationId} when reporting this.` });
+        return problem(500, "internal", "The service failed to handle the request", {
+          detail: `Quote invocation id ${context.invocationId} when reporting this.`,
+        });
       }
     },
   });
@@ -166,7 +173,9 @@ async function readBody(request: HttpRequest): Promise<Uint8Array> {
 function parseJson(request: HttpRequest, bytes: Uint8Array): unknown {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/([\w.+-]+\+)?json\s*(;.*)?$/i.test(type)) {
-    throw new ProblemError(415, "unsupported-media-type", "The request body must be JSON", { detail: `Send Content-Type: application/json (got '${type || "none"}').` });
+    throw new ProblemError(415, "unsupported-media-type", "The request body must be JSON", {
+      detail: `Send Content-Type: application/json (got '${type || "none"}').`,
+    });
   }
   let text: string;
   try {

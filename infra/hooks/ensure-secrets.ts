@@ -32,7 +32,9 @@ export const SECRETS: readonly SecretSpec[] = [
     problem: (value) => {
       try {
         const key = createPrivateKey(value);
-        return key.asymmetricKeyType === "ed25519" && value.includes("BEGIN PRIVATE KEY") ? undefined : `is a ${key.asymmetricKeyType ?? "?"} key, not an Ed25519 PKCS#8 PEM key`;
+        return key.asymmetricKeyType === "ed25519" && value.includes("BEGIN PRIVATE KEY")
+          ? undefined
+          : `is a ${key.asymmetricKeyType ?? "?"} key, not an Ed25519 PKCS#8 PEM key`;
       } catch {
         return "is not a PEM private key";
       }
@@ -112,7 +114,9 @@ async function main(): Promise<void> {
   if (!vaultUrl) throw new Error("AZURE_KEY_VAULT_ENDPOINT is not set (run through azd, or export it from `azd env get-values`)");
   const { AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential } = await import("@azure/identity");
   const result = await ensureSecrets({ vaultUrl, credential: new ChainedTokenCredential(new AzureDeveloperCliCredential(), new AzureCliCredential()) });
-  console.warn(`ensure-secrets: created ${result.created.length}, kept ${result.kept.length}. A running app re-reads Key Vault references within 24 hours; restart it to pick up new secrets at once.`);
+  console.warn(
+    `ensure-secrets: created ${result.created.length}, kept ${result.kept.length}. A running app re-reads Key Vault references within 24 hours; restart it to pick up new secrets at once.`,
+  );
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

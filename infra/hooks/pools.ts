@@ -40,12 +40,19 @@ export function poolDeploymentArgs(pool: PoolDeployment, service: ServiceOutputs
   };
   const name = `flexnode-pool-${m[2]!.toLowerCase()}`.slice(0, 64);
   return [
-    "deployment", "group", "create",
-    "--subscription", m[1]!,
-    "--resource-group", m[2]!,
-    "--name", name,
-    "--template-file", templateFile,
-    "--parameters", JSON.stringify(Object.fromEntries(Object.entries(parameters).map(([k, value]) => [k, { value }]))),
+    "deployment",
+    "group",
+    "create",
+    "--subscription",
+    m[1]!,
+    "--resource-group",
+    m[2]!,
+    "--name",
+    name,
+    "--template-file",
+    templateFile,
+    "--parameters",
+    JSON.stringify(Object.fromEntries(Object.entries(parameters).map(([k, value]) => [k, { value }]))),
   ];
 }
 
@@ -56,8 +63,16 @@ function main(): void {
   };
   const file = process.env.FLEXNODE_POOLS_FILE;
   if (!file) {
-    const example = poolDeploymentArgs({ arcResourceGroupId: "/subscriptions/<sub>/resourceGroups/<arc-rg>", clusterResourceId: "<AKS cluster resource id>", roleGrants: [] }, service);
-    console.warn(["pools: FLEXNODE_POOLS_FILE is not set, so no pool was deployed. To add a pool (infra/README.md \"Add a pool\"):", `  az ${example.map((a) => (/[\s"{}<>[\]]/.test(a) ? `'${a}'` : a)).join(" ")}`].join("\n"));
+    const example = poolDeploymentArgs(
+      { arcResourceGroupId: "/subscriptions/<sub>/resourceGroups/<arc-rg>", clusterResourceId: "<AKS cluster resource id>", roleGrants: [] },
+      service,
+    );
+    console.warn(
+      [
+        'pools: FLEXNODE_POOLS_FILE is not set, so no pool was deployed. To add a pool (infra/README.md "Add a pool"):',
+        `  az ${example.map((a) => (/[\s"{}<>[\]]/.test(a) ? `'${a}'` : a)).join(" ")}`,
+      ].join("\n"),
+    );
     return;
   }
   const pools = JSON.parse(readFileSync(file, "utf8")) as PoolDeployment[];

@@ -34,7 +34,14 @@ export interface BuildInfo {
   arch: string;
   bundle: { bytes: number; packages: Record<string, number>; sources: number };
   sea: (Extract<SeaOutcome, { built: true }> & { scriptBytes: number }) | { built: false; reason: string };
-  sysext: { payload: SysextPayload["kind"]; bytes: number; sha512: string; key: string; reused: boolean; entries: { path: string; mode: string; target?: string }[] };
+  sysext: {
+    payload: SysextPayload["kind"];
+    bytes: number;
+    sha512: string;
+    key: string;
+    reused: boolean;
+    entries: { path: string; mode: string; target?: string }[];
+  };
   /** changed: the committed flexnode.ign differed from flexnode.bu's transpilation (rewritten unless updateSources is false). */
   flatcar: { ignition: string; changed: boolean };
   ms: Record<string, number>;
@@ -43,7 +50,9 @@ export interface BuildInfo {
 async function previousKeys(): Promise<{ sea?: string; sysext?: string }> {
   try {
     const parsed = PreviousInfoSchema.safeParse(JSON.parse(await readFile(outputs.buildInfo, "utf8")));
-    return parsed.success ? { ...(parsed.data.sea?.key ? { sea: parsed.data.sea.key } : {}), ...(parsed.data.sysext?.key ? { sysext: parsed.data.sysext.key } : {}) } : {};
+    return parsed.success
+      ? { ...(parsed.data.sea?.key ? { sea: parsed.data.sea.key } : {}), ...(parsed.data.sysext?.key ? { sysext: parsed.data.sysext.key } : {}) }
+      : {};
   } catch {
     return {};
   }
@@ -87,7 +96,9 @@ export async function buildAgent(options: BuildOptions = {}): Promise<BuildInfo>
   await mkdir(outputs.flatcarDir, { recursive: true });
   const previous = await previousKeys();
 
-  const bundle = await timed("bundle", () => bundleAgent({ source: { entry: sources.entry }, format: "esm", outfile: outputs.bundle, metafile: outputs.bundleMeta }));
+  const bundle = await timed("bundle", () =>
+    bundleAgent({ source: { entry: sources.entry }, format: "esm", outfile: outputs.bundle, metafile: outputs.bundleMeta }),
+  );
   const inputs = inspectInputs(bundle.metafile);
   if (inputs.violations.length > 0) throw new BundleContentError(inputs.violations);
   const version = await timed("bundleSmoke", () => bundleVersion(outputs.bundle));
@@ -95,25 +106,34 @@ export async function buildAgent(options: BuildOptions = {}): Promise<BuildInfo>
 
   let sea: BuildInfo["sea"];
   try {
-    const script = await timed("seaBundle", () => bundleAgent({ source: { entry: sources.seaEntry }, format: "cjs", outfile: outputs.seaScript, metafile: outputs.seaMeta }));
+    const script = await timed("seaBundle", () =>
+      bundleAgent({ source: { entry: sources.seaEntry }, format: "cjs", outfile: outputs.seaScript, metafile: outputs.seaMeta }),
+    );
     const seaInputs = inspectInputs(script.metafile);
     if (seaInputs.violations.length > 0) throw new BundleContentError(seaInputs.violations);
-    const outcome = await timed("sea", () => buildSea({ script: outputs.seaScript, output: outputs.sea, ...(previous.sea ? { previousKey: previous.sea } : {}) }));
+    const outcome = await timed("sea", () =>
+      buildSea({ script: outputs.seaScript, output: outputs.sea, ...(previous.sea ? { previousKey: previous.sea } : {}) }),
+    );
     sea = outcome.built ? { ...outcome, scriptBytes: script.bytes } : outcome;
   } catch (error) {
     if (error instanceof BundleContentError) throw error;
     // esbuild refuses e.g. top-level await in CommonJS: no SEA, the bundle stays the product.
     sea = { built: false, reason: `CommonJS bundle for the SEA failed: ${(error as Error).message.split("\n").slice(0, 3).join(" ")}` };
   }
-  if (sea.built) log(`sea     ${outputs.sea}  ${mb(sea.bytes)}${sea.reused ? "  (unchanged, reused)" : ""}${sea.stripped ? "" : "  (not stripped: no strip on PATH)"}`);
+  if (sea.built)
+    log(`sea     ${outputs.sea}  ${mb(sea.bytes)}${sea.reused ? "  (unchanged, reused)" : ""}${sea.stripped ? "" : "  (not stripped: no strip on PATH)"}`);
   else {
     await rm(outputs.sea, { force: true });
     log(`sea     not built: ${sea.reason}`);
   }
 
   const arch = systemdArchitecture();
-  const payload: SysextPayload = sea.built ? { kind: "sea", executable: outputs.sea } : { kind: "node-and-bundle", node: process.execPath, bundle: outputs.bundle };
-  const image = await timed("sysext", () => buildSysext({ payload, version, arch, output: outputs.sysext, ...(previous.sysext ? { previousKey: previous.sysext } : {}) }));
+  const payload: SysextPayload = sea.built
+    ? { kind: "sea", executable: outputs.sea }
+    : { kind: "node-and-bundle", node: process.execPath, bundle: outputs.bundle };
+  const image = await timed("sysext", () =>
+    buildSysext({ payload, version, arch, output: outputs.sysext, ...(previous.sysext ? { previousKey: previous.sysext } : {}) }),
+  );
   await writeIfChanged(outputs.sysextSha512, `${image.sha512}  flexnode-agent.raw\n`);
   log(`sysext  ${outputs.sysext}  ${mb(image.bytes)}  payload ${payload.kind}${image.reused ? "  (unchanged, reused)" : ""}`);
 
@@ -142,7 +162,11 @@ export async function buildAgent(options: BuildOptions = {}): Promise<BuildInfo>
     ms,
   };
   await writeIfChanged(outputs.buildInfo, `${JSON.stringify(info, null, 2)}\n`);
-  log(`times   ${Object.entries(ms).map(([k, v]) => `${k} ${v} ms`).join(", ")}`);
+  log(
+    `times   ${Object.entries(ms)
+      .map(([k, v]) => `${k} ${v} ms`)
+      .join(", ")}`,
+  );
   return info;
 }
 

@@ -19,7 +19,11 @@ export class ToolError extends Error {
   }
 }
 
-export function runTool(tool: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; allowFailure?: boolean } = {}): Promise<ToolResult> {
+export function runTool(
+  tool: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; allowFailure?: boolean } = {},
+): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(tool, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

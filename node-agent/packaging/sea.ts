@@ -27,8 +27,7 @@ export interface SeaOptions {
 }
 
 export type SeaOutcome =
-  | { built: true; key: string; bytes: number; stripped: boolean; reused: boolean; versionOutput: string }
-  | { built: false; reason: string };
+  { built: true; key: string; bytes: number; stripped: boolean; reused: boolean; versionOutput: string } | { built: false; reason: string };
 
 export async function buildSea(options: SeaOptions): Promise<SeaOutcome> {
   const nodeBinary = options.nodeBinary ?? process.execPath;
@@ -46,7 +45,10 @@ export async function buildSea(options: SeaOptions): Promise<SeaOutcome> {
   // A node linked against a shared libnode (Debian's package) or built without SEA support has no fuse to flip.
   const binary = await readFile(nodeBinary);
   if (!binary.includes(`${SEA_FUSE}:0`)) {
-    return { built: false, reason: `${nodeBinary} carries no unflipped ${SEA_FUSE} fuse: not a Node build with single-executable support (e.g. a distribution's libnode-linked node); install node from nodejs.org to build the SEA` };
+    return {
+      built: false,
+      reason: `${nodeBinary} carries no unflipped ${SEA_FUSE} fuse: not a Node build with single-executable support (e.g. a distribution's libnode-linked node); install node from nodejs.org to build the SEA`,
+    };
   }
 
   await mkdir(dirname(options.output), { recursive: true });
@@ -56,7 +58,10 @@ export async function buildSea(options: SeaOptions): Promise<SeaOutcome> {
     const blob = join(work, "sea.blob");
     const config = join(work, "sea-config.json");
     // No code cache or snapshot: both depend on V8 state at build time and would make the executable differ build to build.
-    await writeFile(config, JSON.stringify({ main: options.script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+    await writeFile(
+      config,
+      JSON.stringify({ main: options.script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }),
+    );
     await runTool(nodeBinary, ["--experimental-sea-config", config], { cwd: work });
 
     const executable = join(work, "flexnode-agent");
@@ -83,7 +88,10 @@ async function smokeTest(executable: string): Promise<{ ok: boolean; output: str
   try {
     const result = await runTool(executable, ["version"], { allowFailure: true, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
     const output = result.stdout.trim();
-    return { ok: result.code === 0 && output.startsWith("flexnode-agent "), output: result.code === 0 ? output : `exit ${result.code}: ${result.stderr.trim()}` };
+    return {
+      ok: result.code === 0 && output.startsWith("flexnode-agent "),
+      output: result.code === 0 ? output : `exit ${result.code}: ${result.stderr.trim()}`,
+    };
   } catch (error) {
     return { ok: false, output: (error as Error).message };
   }

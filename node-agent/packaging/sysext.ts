@@ -97,7 +97,12 @@ function imageEntries(options: SysextOptions, unit: string, dropIn: string, time
 }
 
 export async function buildSysext(options: SysextOptions): Promise<SysextOutcome> {
-  const entries = imageEntries(options, await readFile(sources.unit, "utf8"), await readFile(sources.sysextDropIn, "utf8"), await readFile(sources.timer, "utf8"));
+  const entries = imageEntries(
+    options,
+    await readFile(sources.unit, "utf8"),
+    await readFile(sources.sysextDropIn, "utf8"),
+    await readFile(sources.timer, "utf8"),
+  );
   const keyParts: string[] = [];
   for (const e of entries) {
     const content = "file" in e ? await fileDigest(e.file) : "text" in e ? textDigest(e.text) : `-> ${e.link}`;

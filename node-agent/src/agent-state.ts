@@ -49,9 +49,7 @@ export const AgentStateSchema = z.strictObject({
   mailbox: z
     .strictObject({ namespace: z.string(), queue: z.string(), resultsQueue: z.string(), expiresAt: z.iso.datetime(), refreshAfter: z.iso.datetime() })
     .optional(),
-  current: z
-    .strictObject({ sagaId: z.string(), stepId: z.string(), attempt: z.int().min(1), kind: z.string(), startedAt: z.iso.datetime() })
-    .optional(),
+  current: z.strictObject({ sagaId: z.string(), stepId: z.string(), attempt: z.int().min(1), kind: z.string(), startedAt: z.iso.datetime() }).optional(),
   results: z.array(SentResultSchema).default([]),
   /** Replay protection: pruned by expiry only (not by count, and not by a reset). */
   answered: z.array(AnsweredSchema).default([]),

@@ -90,11 +90,18 @@ export async function enrolAgent(o: EnrolAgentOptions): Promise<EnrolAgentResult
   progress(`identity: ${identity.created ? "created" : "using"} node key ${identity.keyId}`);
   const { facts, notes } = await gatherFacts({ root: o.root, ...(o.system ? { system: o.system } : {}) });
   for (const note of notes) progress(`facts: ${note}`);
-  const immutable = Object.entries(facts.immutable).filter(([, v]) => v).map(([k]) => k);
-  progress(`facts: ${facts.hostname}, ${facts.osRelease.prettyName ?? facts.osRelease.id}, ${facts.arch}, kernel ${facts.kernel}${immutable.length ? `, immutable (${immutable.join(", ")})` : ""}`);
+  const immutable = Object.entries(facts.immutable)
+    .filter(([, v]) => v)
+    .map(([k]) => k);
+  progress(
+    `facts: ${facts.hostname}, ${facts.osRelease.prettyName ?? facts.osRelease.id}, ${facts.arch}, kernel ${facts.kernel}${immutable.length ? `, immutable (${immutable.join(", ")})` : ""}`,
+  );
   progress(`enrolling with ${target.serviceUrl}`);
 
-  const { httpStatus, response } = await requestEnrolment({ serviceUrl: target.serviceUrl, token, facts, publicKey: identity.publicKey, privateKey: identity.privateKey }, retryContext(o, progress));
+  const { httpStatus, response } = await requestEnrolment(
+    { serviceUrl: target.serviceUrl, token, facts, publicKey: identity.publicKey, privateKey: identity.privateKey },
+    retryContext(o, progress),
+  );
 
   const store = new AgentStateStore(o.root);
   const previous = await store.load().catch(() => undefined);
@@ -114,14 +121,23 @@ export async function enrolAgent(o: EnrolAgentOptions): Promise<EnrolAgentResult
     ...(response.approval !== undefined ? { approval: response.approval } : {}),
     enrolledAt: keep?.enrolledAt ?? now.toISOString(),
     ...(response.mailbox
-      ? { mailbox: { namespace: response.mailbox.namespace, queue: response.mailbox.queue, resultsQueue: response.mailbox.resultsQueue, expiresAt: response.mailbox.expiresAt, refreshAfter: response.mailbox.refreshAfter } }
+      ? {
+          mailbox: {
+            namespace: response.mailbox.namespace,
+            queue: response.mailbox.queue,
+            resultsQueue: response.mailbox.resultsQueue,
+            expiresAt: response.mailbox.expiresAt,
+            refreshAfter: response.mailbox.refreshAfter,
+          },
+        }
       : {}),
     ...(keep?.current ? { current: keep.current } : {}),
     results: keep?.results ?? [],
     answered: keep?.answered ?? [],
   };
   await store.save(state);
-  const what = httpStatus === 201 ? "enrolled" : httpStatus === 200 ? "already enrolled" : `enrolled, waiting for approval (${response.approval ?? "approval required"})`;
+  const what =
+    httpStatus === 201 ? "enrolled" : httpStatus === 200 ? "already enrolled" : `enrolled, waiting for approval (${response.approval ?? "approval required"})`;
   progress(`${what}: node ${response.nodeId} in pool ${response.pool}, status ${response.status}`);
   return {
     httpStatus,
@@ -209,7 +225,14 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
     // In drain mode the timer would start an agent with nothing to do every interval: stop it until the next boot.
     if (error instanceof NoMailboxError && o.drain) {
       const stopped = await o.host.run("systemctl", ["stop", o.drain.timerUnit]);
-      onEvent({ type: "error", where: "drain", message: stopped.code === 0 ? `stopped ${o.drain.timerUnit}: this node has no mailbox (${error.status})` : `could not stop ${o.drain.timerUnit}: ${stopped.stderr.trim()}` });
+      onEvent({
+        type: "error",
+        where: "drain",
+        message:
+          stopped.code === 0
+            ? `stopped ${o.drain.timerUnit}: this node has no mailbox (${error.status})`
+            : `could not stop ${o.drain.timerUnit}: ${stopped.stderr.trim()}`,
+      });
     }
     throw error;
   }
@@ -240,9 +263,24 @@ export async function agentStatus(root: string): Promise<AgentStatus> {
     ...(identity ? { identity: { keyId: identity.keyId, publicKey: identity.publicKey } } : {}),
     ...(state
       ? {
-          node: { nodeId: state.nodeId, pool: state.pool, status: state.status, ...(state.approval !== undefined ? { approval: state.approval } : {}), serviceUrl: state.serviceUrl, enrolledAt: state.enrolledAt },
+          node: {
+            nodeId: state.nodeId,
+            pool: state.pool,
+            status: state.status,
+            ...(state.approval !== undefined ? { approval: state.approval } : {}),
+            serviceUrl: state.serviceUrl,
+            enrolledAt: state.enrolledAt,
+          },
           ...(state.mailbox
-            ? { mailbox: { namespace: state.mailbox.namespace, queue: state.mailbox.queue, resultsQueue: state.mailbox.resultsQueue, credentialsExpireAt: state.mailbox.expiresAt, refreshAfter: state.mailbox.refreshAfter } }
+            ? {
+                mailbox: {
+                  namespace: state.mailbox.namespace,
+                  queue: state.mailbox.queue,
+                  resultsQueue: state.mailbox.resultsQueue,
+                  credentialsExpireAt: state.mailbox.expiresAt,
+                  refreshAfter: state.mailbox.refreshAfter,
+                },
+              }
             : {}),
           ...(state.current ? { currentStep: state.current } : {}),
         }

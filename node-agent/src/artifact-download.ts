@@ -54,22 +54,33 @@ class RetryableError extends Error {}
 
 function request(url: string, headers: Record<string, string>, options: DownloadOptions, redirects = 0): Promise<IncomingMessage> {
   const target = new URL(url);
-  if (target.protocol !== "https:") return Promise.reject(new DownloadFailedError(`refusing ${target.protocol} URL ${url}: artifacts are fetched over HTTPS only`, false));
+  if (target.protocol !== "https:")
+    return Promise.reject(new DownloadFailedError(`refusing ${target.protocol} URL ${url}: artifacts are fetched over HTTPS only`, false));
   return new Promise((resolve, reject) => {
-    const req = get(target, { headers: { ...headers, "accept-encoding": "identity", "user-agent": "flexnode-agent" }, ...(options.ca ? { ca: [...rootCertificates, options.ca] } : {}) }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        res.resume();
-        if (redirects >= MAX_REDIRECTS) return reject(new DownloadFailedError(`too many redirects fetching ${url}`, false));
-        return resolve(request(new URL(res.headers.location, target).toString(), headers, options, redirects + 1));
-      }
-      resolve(res);
-    });
-    req.setTimeout(options.idleTimeoutMs ?? 30_000, () => req.destroy(new RetryableError(`no response from ${target.host} within ${options.idleTimeoutMs ?? 30_000} ms`)));
+    const req = get(
+      target,
+      {
+        headers: { ...headers, "accept-encoding": "identity", "user-agent": "flexnode-agent" },
+        ...(options.ca ? { ca: [...rootCertificates, options.ca] } : {}),
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 300 && status < 400 && res.headers.location) {
+          res.resume();
+          if (redirects >= MAX_REDIRECTS) return reject(new DownloadFailedError(`too many redirects fetching ${url}`, false));
+          return resolve(request(new URL(res.headers.location, target).toString(), headers, options, redirects + 1));
+        }
+        resolve(res);
+      },
+    );
+    req.setTimeout(options.idleTimeoutMs ?? 30_000, () =>
+      req.destroy(new RetryableError(`no response from ${target.host} within ${options.idleTimeoutMs ?? 30_000} ms`)),
+    );
     req.on("error", (e: NodeJS.ErrnoException) => {
       if (e instanceof DownloadFailedError) return reject(e);
       // A certificate the agent does not trust will not become trusted by asking again.
-      if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(e.code ?? "")) return reject(new DownloadFailedError(`TLS to ${target.host} failed: ${e.code}: ${e.message}`, false, { cause: e }));
+      if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(e.code ?? ""))
+        return reject(new DownloadFailedError(`TLS to ${target.host} failed: ${e.code}: ${e.message}`, false, { cause: e }));
       reject(new RetryableError(e.message));
     });
   });

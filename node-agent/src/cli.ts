@@ -95,7 +95,14 @@ function parseCli(argv: readonly string[]): CliArgs {
     ...(values.token !== undefined ? { token: values.token } : {}),
     ...(values["ca-file"] !== undefined ? { caFile: values["ca-file"] } : {}),
     ...(values.mode !== undefined ? { mode: values.mode } : {}),
-    ...(values.ignore !== undefined ? { ignore: values.ignore.split(",").map((s) => s.trim()).filter(Boolean) } : {}),
+    ...(values.ignore !== undefined
+      ? {
+          ignore: values.ignore
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean),
+        }
+      : {}),
   };
   const result = CliArgsSchema.safeParse(candidate);
   if (!result.success) {
@@ -165,8 +172,14 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
     }
     case "enrol":
     case "enroll": {
-      const config = await resolveConfig(root, env, { ...pick(args, "url", "enrolmentUrl"), ...pick(args, "token", "token"), ...pick(args, "caFile", "caFile") }, warn);
-      if (config.enrolmentUrl === undefined) throw new UsageError("no enrolment URL: pass --url https://<service>/api/enrol#<token> or set enrolmentUrl in /etc/flexnode/agent.json");
+      const config = await resolveConfig(
+        root,
+        env,
+        { ...pick(args, "url", "enrolmentUrl"), ...pick(args, "token", "token"), ...pick(args, "caFile", "caFile") },
+        warn,
+      );
+      if (config.enrolmentUrl === undefined)
+        throw new UsageError("no enrolment URL: pass --url https://<service>/api/enrol#<token> or set enrolmentUrl in /etc/flexnode/agent.json");
       const result = await enrolAgent({
         root,
         url: config.enrolmentUrl,
@@ -221,7 +234,9 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
         ...report.undone.map((u) => `undone (${u.stepId}): ${u.change}`),
         ...report.failed.map((f) => `NOT undone (${f.stepId}): ${f.change}: ${f.error}`),
         ...report.left.map((l) => `left in place (${l.stepId}): ${l.path}: ${l.why}`),
-        report.failed.length === 0 ? `reset complete (${report.undone.length} changes undone)` : `reset incomplete: ${report.failed.length} changes remain; run reset again`,
+        report.failed.length === 0
+          ? `reset complete (${report.undone.length} changes undone)`
+          : `reset incomplete: ${report.failed.length} changes remain; run reset again`,
       ]);
       return report.failed.length === 0 ? EXIT.ok : EXIT.failed;
     }
@@ -236,10 +251,15 @@ function pick<K extends keyof CliArgs, T extends string>(args: CliArgs, key: K, 
 function renderStatus(s: Awaited<ReturnType<typeof agentStatus>>): string[] {
   const lines = [`identity:  ${s.identity ? `node key ${s.identity.keyId}` : "none yet (created by enrol)"}`];
   if (!s.node) return [...lines, "enrolment: not enrolled (flexnode-agent enrol --url <enrolment URL>)"];
-  lines.push(`node:      ${s.node.nodeId} in pool ${s.node.pool}, last known status ${s.node.status}${s.node.approval ? ` (${s.node.approval})` : ""}`, `service:   ${s.node.serviceUrl}`);
+  lines.push(
+    `node:      ${s.node.nodeId} in pool ${s.node.pool}, last known status ${s.node.status}${s.node.approval ? ` (${s.node.approval})` : ""}`,
+    `service:   ${s.node.serviceUrl}`,
+  );
   lines.push(s.mailbox ? `mailbox:   ${s.mailbox.queue}; tokens valid until ${s.mailbox.credentialsExpireAt}` : "mailbox:   none yet");
-  if (s.currentStep) lines.push(`current:   ${s.currentStep.stepId} (${s.currentStep.kind}, attempt ${s.currentStep.attempt}) since ${s.currentStep.startedAt}`);
-  for (const r of s.recentResults) lines.push(`step:      ${r.stepId} attempt ${r.attempt}: ${r.outcome}${r.errorCode ? ` (${r.errorCode})` : ""} at ${r.finishedAt}`);
+  if (s.currentStep)
+    lines.push(`current:   ${s.currentStep.stepId} (${s.currentStep.kind}, attempt ${s.currentStep.attempt}) since ${s.currentStep.startedAt}`);
+  for (const r of s.recentResults)
+    lines.push(`step:      ${r.stepId} attempt ${r.attempt}: ${r.outcome}${r.errorCode ? ` (${r.errorCode})` : ""} at ${r.finishedAt}`);
   lines.push(`applied:   ${s.applied.length === 0 ? "nothing" : `${s.applied.length} changes`}`);
   for (const a of s.applied) lines.push(`  ${a.stepId}: ${a.change}`);
   return lines;

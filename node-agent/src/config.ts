@@ -20,11 +20,21 @@ export const AgentConfigFileSchema = z.strictObject({
   token: EnrolmentTokenSchema.optional(),
   caFile: z.string().startsWith("/", "must be an absolute path").optional().describe("Extra PEM CA bundle trusted for the service and artifact downloads"),
   maxStepMinutes: z.int().min(1).max(1440).optional().describe("Longest step the agent keeps a message lock for (default 60)"),
-  mode: z.enum(["resident", "drain"]).optional().describe("resident (default): `run` stays connected; drain: once the node is Ready and its queue is quiet, `run` exits and flexnode-agent.timer starts it again"),
+  mode: z
+    .enum(["resident", "drain"])
+    .optional()
+    .describe(
+      "resident (default): `run` stays connected; drain: once the node is Ready and its queue is quiet, `run` exits and flexnode-agent.timer starts it again",
+    ),
   preflight: z.strictObject({ ignore: z.array(z.string().regex(/^[a-z0-9-]+$/, "must be a check name")).default([]) }).optional(),
   archive: z
     .strictObject({
-      maxUnpackedMiB: z.int().min(1).max(1024 * 1024).optional().describe("Most bytes one tar.gz artifact may unpack, in MiB (default 4096)"),
+      maxUnpackedMiB: z
+        .int()
+        .min(1)
+        .max(1024 * 1024)
+        .optional()
+        .describe("Most bytes one tar.gz artifact may unpack, in MiB (default 4096)"),
       maxEntries: z.int().min(1).max(10_000_000).optional().describe("Most entries one tar.gz artifact may hold (default 20000)"),
     })
     .optional(),
@@ -125,7 +135,8 @@ export async function loadConfigFile(root: string, warn: Warn = () => undefined)
       throw error;
     }
   }
-  if (parsed.data.token !== undefined && (mode & 0o004) !== 0) warn(`${path} holds an enrolment token and every user can read it (mode ${octal(mode)}): chmod 600 it`);
+  if (parsed.data.token !== undefined && (mode & 0o004) !== 0)
+    warn(`${path} holds an enrolment token and every user can read it (mode ${octal(mode)}): chmod 600 it`);
   return parsed.data;
 }
 
@@ -179,5 +190,8 @@ export async function resolveConfig(root: string, env: AgentEnv, flags: ConfigOv
 }
 
 function archiveLimitsOf(a: NonNullable<AgentConfigFile["archive"]>): ArchiveLimits {
-  return { ...(a.maxUnpackedMiB !== undefined ? { maxUnpackedBytes: a.maxUnpackedMiB * 1024 ** 2 } : {}), ...(a.maxEntries !== undefined ? { maxEntries: a.maxEntries } : {}) };
+  return {
+    ...(a.maxUnpackedMiB !== undefined ? { maxUnpackedBytes: a.maxUnpackedMiB * 1024 ** 2 } : {}),
+    ...(a.maxEntries !== undefined ? { maxEntries: a.maxEntries } : {}),
+  };
 }

@@ -70,7 +70,8 @@ export async function requestEnrolment(request: EnrolRequest, ctx: RetryContext)
   }
   const answer = parsed.data;
   // The service names our key by its thumbprint; a different one means it registered some other key for this node.
-  if (answer.keyId !== keyIdOf(request.publicKey)) throw new UnexpectedResponseError(`the service registered key ${answer.keyId}, not this node's key ${keyIdOf(request.publicKey)}`);
+  if (answer.keyId !== keyIdOf(request.publicKey))
+    throw new UnexpectedResponseError(`the service registered key ${answer.keyId}, not this node's key ${keyIdOf(request.publicKey)}`);
   if (answer.service.keyId !== keyIdOf(answer.service.publicKey)) throw new UnexpectedResponseError("the service's key id does not match its public key");
   return { httpStatus: response.status, response: answer };
 }

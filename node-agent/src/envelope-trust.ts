@@ -39,12 +39,13 @@ export function whyUnanswerable(raw: unknown, refusal: ContractError, o: TrustOp
   try {
     verifySealedMessage({ domain: SIGNING_DOMAINS.stepEnvelope, message: message as JsonObject & { signature: never }, publicKey: o.servicePublicKey });
   } catch (error) {
-    if (error instanceof ContractError) return error instanceof BadSignatureError ? error : new BadSignatureError(`the message cannot be verified: ${error.message}`);
+    if (error instanceof ContractError)
+      return error instanceof BadSignatureError ? error : new BadSignatureError(`the message cannot be verified: ${error.message}`);
     throw error;
   }
   // Service-signed, but not parseable as a v1 envelope: check the claims the signature vouches for as far as they read.
   const nodeId = message["nodeId"];
-  if (nodeId !== o.nodeId) return new WrongNodeError(o.nodeId, typeof nodeId === "string" ? nodeId : JSON.stringify(nodeId) ?? "nothing");
+  if (nodeId !== o.nodeId) return new WrongNodeError(o.nodeId, typeof nodeId === "string" ? nodeId : (JSON.stringify(nodeId) ?? "nothing"));
   const expiresAt = typeof message["expiresAt"] === "string" ? Date.parse(message["expiresAt"]) : Number.NaN;
   if (!Number.isNaN(expiresAt) && o.now.getTime() > expiresAt + o.skewSeconds * 1000) {
     return new EnvelopeExpiredError(`the message expired at ${new Date(expiresAt).toISOString()}; now is ${o.now.toISOString()}`);

@@ -139,7 +139,10 @@ export async function gatherFacts(options: { root: string; system?: SystemInfo }
   const machineIdText = await readText(root, "/etc/machine-id");
   const machineId = machineIdText?.trim().toLowerCase();
   if (machineId === undefined || machineId === "" || machineId === "uninitialized") {
-    throw new FactsError("machineId", "/etc/machine-id is missing or not initialised yet (systemd writes it on first boot); run systemd-machine-id-setup or wait for first boot to finish");
+    throw new FactsError(
+      "machineId",
+      "/etc/machine-id is missing or not initialised yet (systemd writes it on first boot); run systemd-machine-id-setup or wait for first boot to finish",
+    );
   }
 
   let smbiosUuid = (await readText(root, "/sys/class/dmi/id/product_uuid"))?.trim().toLowerCase();

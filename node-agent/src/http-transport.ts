@@ -87,7 +87,9 @@ export function nodeHttpTransport(options: TransportOptions = {}): HttpTransport
             }
             chunks.push(chunk);
           });
-          res.on("error", (cause) => reject(cause instanceof TransportError ? cause : new TransportError(`reading the response from ${url.host} failed: ${cause.message}`, { cause })));
+          res.on("error", (cause) =>
+            reject(cause instanceof TransportError ? cause : new TransportError(`reading the response from ${url.host} failed: ${cause.message}`, { cause })),
+          );
           res.on("end", () => {
             const out: Record<string, string> = {};
             for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;

@@ -32,7 +32,8 @@ function fromPem(pem: string, path: string, created: boolean): NodeIdentity {
   } catch (cause) {
     throw new IdentityError(`${path} is not a readable private key; move it away to have a new identity generated (the node must then enrol again)`, { cause });
   }
-  if (privateKey.asymmetricKeyType !== "ed25519") throw new IdentityError(`${path} holds a ${privateKey.asymmetricKeyType ?? "non-asymmetric"} key, not Ed25519`);
+  if (privateKey.asymmetricKeyType !== "ed25519")
+    throw new IdentityError(`${path} holds a ${privateKey.asymmetricKeyType ?? "non-asymmetric"} key, not Ed25519`);
   return { privateKey, publicKey: exportPublicKey(privateKey), keyId: keyIdOf(privateKey), created };
 }
 

@@ -218,7 +218,12 @@ class MailboxLoop {
     if (status !== "Ready") return this.armDrain(drain.recheckMs);
     const timer = await this.o.host.run("systemctl", ["is-active", drain.timerUnit]);
     if (timer.code !== 0) {
-      if (!this.timerWarned) this.o.onEvent({ type: "error", where: "drain", message: `drain mode, but ${drain.timerUnit} is ${timer.stdout.trim() || "not active"}: staying connected (systemctl enable --now ${drain.timerUnit})` });
+      if (!this.timerWarned)
+        this.o.onEvent({
+          type: "error",
+          where: "drain",
+          message: `drain mode, but ${drain.timerUnit} is ${timer.stdout.trim() || "not active"}: staying connected (systemctl enable --now ${drain.timerUnit})`,
+        });
       this.timerWarned = true;
       return this.armDrain(drain.recheckMs);
     }
@@ -233,7 +238,7 @@ class MailboxLoop {
    * ends the loop.
    */
   private async obtainCredentials(state: AgentState): Promise<MailboxCredentials> {
-    for (let outage = 1; ; ) {
+    for (let outage = 1; ;) {
       this.o.signal.throwIfAborted();
       try {
         try {
@@ -262,7 +267,10 @@ class MailboxLoop {
     const send = new AzureSASCredential(credentials.sendSas);
     const listenClient = new ServiceBusClient(credentials.namespace, listen, this.o.serviceBus);
     const sendClient = new ServiceBusClient(credentials.namespace, send, this.o.serviceBus);
-    const receiver = listenClient.createReceiver(credentials.queue, { receiveMode: "peekLock", maxAutoLockRenewalDurationInMs: this.o.maxStepMs + (this.o.lockMarginMs ?? LOCK_MARGIN_MS) });
+    const receiver = listenClient.createReceiver(credentials.queue, {
+      receiveMode: "peekLock",
+      maxAutoLockRenewalDurationInMs: this.o.maxStepMs + (this.o.lockMarginMs ?? LOCK_MARGIN_MS),
+    });
     const sender = sendClient.createSender(credentials.resultsQueue);
     return {
       credentials,
@@ -341,7 +349,12 @@ class MailboxLoop {
       });
     } catch (error) {
       if (!(error instanceof ContractError)) throw error;
-      const unanswerable = whyUnanswerable(message.body, error, { servicePublicKey: this.servicePublicKey!, nodeId: this.nodeId, now, skewSeconds: VERIFY_SKEW_SECONDS });
+      const unanswerable = whyUnanswerable(message.body, error, {
+        servicePublicKey: this.servicePublicKey!,
+        nodeId: this.nodeId,
+        now,
+        skewSeconds: VERIFY_SKEW_SECONDS,
+      });
       return unanswerable ? this.deadLetter(connection, message, unanswerable) : this.refuse(connection, message, error);
     }
     const ref: StepRef = { sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt };
@@ -355,7 +368,10 @@ class MailboxLoop {
       return;
     }
     if (wasAnswered(state, ref, now)) {
-      const why = { code: "already_answered", message: `step ${ref.stepId} (attempt ${ref.attempt}) of ${ref.sagaId} was answered before a reset; it is not run again` };
+      const why = {
+        code: "already_answered",
+        message: `step ${ref.stepId} (attempt ${ref.attempt}) of ${ref.sagaId} was answered before a reset; it is not run again`,
+      };
       return this.deadLetter(connection, message, why, ref);
     }
 
@@ -377,7 +393,12 @@ class MailboxLoop {
       // RunStep reports step failures as results; a throw is the agent's own bug or an unexpected host error.
       run = { outcome: "failed", error: { code: "agent_error", message: messageOf(error), retryable: true }, manifestDigest: await this.o.manifestDigest() };
     }
-    const result = this.sign(ref, startedAt, run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error }, run.manifestDigest);
+    const result = this.sign(
+      ref,
+      startedAt,
+      run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error },
+      run.manifestDigest,
+    );
     const keepUntil = new Date(Date.parse(envelope.expiresAt) + ENVELOPE_SKEW_SECONDS * 1000).toISOString();
     await this.o.store.update((s) => {
       // After a successful reset nothing earlier is applied any more; its remembered results are history (the attempts
@@ -388,12 +409,26 @@ class MailboxLoop {
     });
     await this.sendResult(connection, result);
     await this.settle(() => connection.receiver.completeMessage(message), ref);
-    this.o.onEvent({ type: "step-finished", ...ref, kind: envelope.kind, outcome: result.outcome, ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}) });
+    this.o.onEvent({
+      type: "step-finished",
+      ...ref,
+      kind: envelope.kind,
+      outcome: result.outcome,
+      ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}),
+    });
   }
 
   /** Not answered: dead-lettered with the reason (the broker keeps it for inspection), and logged. Nothing is signed. */
-  private async deadLetter(connection: Connection, message: ServiceBusReceivedMessage, error: { code: string; message: string }, step?: StepRef): Promise<void> {
-    await this.settle(() => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }), step);
+  private async deadLetter(
+    connection: Connection,
+    message: ServiceBusReceivedMessage,
+    error: { code: string; message: string },
+    step?: StepRef,
+  ): Promise<void> {
+    await this.settle(
+      () => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }),
+      step,
+    );
     this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered", ...(step ? { step } : {}) });
   }
 
@@ -409,7 +444,12 @@ class MailboxLoop {
     this.o.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "failed-result", step: ref });
   }
 
-  private sign(ref: StepRef, startedAt: Date, outcome: { outcome: "succeeded"; output: StepResult["output"] } | { outcome: "failed"; error: StepError }, manifestDigest: string): StepResult {
+  private sign(
+    ref: StepRef,
+    startedAt: Date,
+    outcome: { outcome: "succeeded"; output: StepResult["output"] } | { outcome: "failed"; error: StepError },
+    manifestDigest: string,
+  ): StepResult {
     const common = { nodeId: this.nodeId, ...ref, startedAt, finishedAt: laterOf(startedAt, this.o.now()), manifestDigest };
     const privateKey = this.o.identity.privateKey;
     try {
@@ -419,7 +459,10 @@ class MailboxLoop {
     } catch (error) {
       // Output or error text that looks like a secret is never sent; the step is reported failed without it.
       if (!(error instanceof SecretInMessageError) && !(error instanceof ContractError)) throw error;
-      return buildStepResult({ ...common, outcome: "failed", error: { code: error.code, message: `the step's result could not be sent as is: ${error.code}`, retryable: false } }, { privateKey });
+      return buildStepResult(
+        { ...common, outcome: "failed", error: { code: error.code, message: `the step's result could not be sent as is: ${error.code}`, retryable: false } },
+        { privateKey },
+      );
     }
   }
 
@@ -433,18 +476,29 @@ class MailboxLoop {
     const timeoutMs = this.o.settleTimeoutMs ?? SETTLE_TIMEOUT_MS;
     const pending = operation();
     try {
-      await Promise.race([pending, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no settlement confirmation within ${timeoutMs} ms`)), timeoutMs)))]);
+      await Promise.race([
+        pending,
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no settlement confirmation within ${timeoutMs} ms`)), timeoutMs))),
+      ]);
     } catch (error) {
       pending.catch(() => undefined);
       const which = ref ? ` of ${ref.stepId} (attempt ${ref.attempt})` : "";
-      this.o.onEvent({ type: "error", where: "settle", message: `the message${which} was not settled (${messageOf(error) || (error as { code?: string }).code || "unknown error"}); it will be redelivered and answered with the same result` });
+      this.o.onEvent({
+        type: "error",
+        where: "settle",
+        message: `the message${which} was not settled (${messageOf(error) || (error as { code?: string }).code || "unknown error"}); it will be redelivered and answered with the same result`,
+      });
     } finally {
       clearTimeout(timer);
     }
   }
 
   private async sendResult(connection: Connection, result: StepResult): Promise<void> {
-    await connection.sender.sendMessages({ body: result, contentType: "application/json", messageId: `${result.nodeId}/${result.stepId}/${result.attempt}`.slice(0, 128) });
+    await connection.sender.sendMessages({
+      body: result,
+      contentType: "application/json",
+      messageId: `${result.nodeId}/${result.stepId}/${result.attempt}`.slice(0, 128),
+    });
   }
 
   // ------------------------------------------------------------------ credentials
@@ -465,7 +519,11 @@ class MailboxLoop {
     try {
       const fresh = await this.o.api.mailboxCredentials();
       if (fresh.queue !== connection.credentials.queue || fresh.namespace !== connection.credentials.namespace) {
-        this.o.onEvent({ type: "error", where: "credentials", message: `the service moved the mailbox to ${fresh.namespace}/${fresh.queue}; restart the agent to follow it` });
+        this.o.onEvent({
+          type: "error",
+          where: "credentials",
+          message: `the service moved the mailbox to ${fresh.namespace}/${fresh.queue}; restart the agent to follow it`,
+        });
       }
       // update(), not a new credential or receiver: the SDK reads the credential's current token on every re-put and
       // re-attach, so the open links carry on.
@@ -487,7 +545,11 @@ class MailboxLoop {
   }
 
   private async recordMailbox(c: MailboxCredentials): Promise<void> {
-    await this.o.store.update((s) => ({ ...s, status: s.status === "AwaitingApproval" ? "Enrolling" : s.status, mailbox: { namespace: c.namespace, queue: c.queue, resultsQueue: c.resultsQueue, expiresAt: c.expiresAt, refreshAfter: c.refreshAfter } }));
+    await this.o.store.update((s) => ({
+      ...s,
+      status: s.status === "AwaitingApproval" ? "Enrolling" : s.status,
+      mailbox: { namespace: c.namespace, queue: c.queue, resultsQueue: c.resultsQueue, expiresAt: c.expiresAt, refreshAfter: c.refreshAfter },
+    }));
   }
 }
 

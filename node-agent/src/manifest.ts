@@ -165,7 +165,9 @@ export class Manifest {
     const parsed = ManifestFileSchema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new ManifestCorruptError(`${Manifest.file(root)} does not match the manifest schema at /${issue?.path.join("/") ?? ""}: ${issue?.message ?? "invalid"}`);
+      throw new ManifestCorruptError(
+        `${Manifest.file(root)} does not match the manifest schema at /${issue?.path.join("/") ?? ""}: ${issue?.message ?? "invalid"}`,
+      );
     }
     return new Manifest(root, parsed.data.changes);
   }

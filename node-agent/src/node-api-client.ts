@@ -41,12 +41,18 @@ export class NodeApiClient implements SecretSource {
   }
 
   async mailboxCredentials(): Promise<MailboxCredentials> {
-    return this.parse("mailbox credentials", await this.call("mailbox credentials", "POST", this.o.paths.mailboxCredentialsPath), 200, MailboxCredentialsSchema);
+    return this.parse(
+      "mailbox credentials",
+      await this.call("mailbox credentials", "POST", this.o.paths.mailboxCredentialsPath),
+      200,
+      MailboxCredentialsSchema,
+    );
   }
 
   /** SecretSource: a one-time secret, deleted by the service as it is read. The value is never logged. */
   async take(ref: string): Promise<string> {
-    if (!SECRET_REF.test(ref)) throw new ServiceRefusedError(`secret ${JSON.stringify(ref.slice(0, 64))}`, 400, { type: "bad-secret-ref", title: "not a secret reference", errors: [] });
+    if (!SECRET_REF.test(ref))
+      throw new ServiceRefusedError(`secret ${JSON.stringify(ref.slice(0, 64))}`, 400, { type: "bad-secret-ref", title: "not a secret reference", errors: [] });
     const response = await this.call(`secret ${ref}`, "POST", `/api/node/secrets/${ref}`);
     return this.parse(`secret ${ref}`, response, 200, SecretSchema).value;
   }

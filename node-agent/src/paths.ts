@@ -32,7 +32,8 @@ export function isUnder(hostPath: string, dir: string): boolean {
 function checkWritable(hostPath: string, requested: string): void {
   const via = hostPath === requested ? "" : ` (${requested} resolves to it through a symlink)`;
   if (isUnder(hostPath, "/usr")) throw new UsrWriteRefusedError(`refusing to write ${hostPath}${via}: /usr is never written (read-only on immutable hosts)`);
-  if (!WRITABLE_ROOTS.some((r) => hostPath.startsWith(`${r}/`))) throw new PathNotAllowedError(`refusing to write ${hostPath}${via}: only ${WRITABLE_ROOTS.join(", ")} are written`);
+  if (!WRITABLE_ROOTS.some((r) => hostPath.startsWith(`${r}/`)))
+    throw new PathNotAllowedError(`refusing to write ${hostPath}${via}: only ${WRITABLE_ROOTS.join(", ")} are written`);
 }
 
 function errnoOf(e: unknown): string | undefined {
@@ -108,7 +109,9 @@ export async function resolveRecordedPath(root: string, hostPath: string): Promi
     }
     if (stats.isSymbolicLink()) {
       const target = await readlink(fsPathOf(root, prefix));
-      throw new SymlinkInPathError(`${hostPath}: ${prefix} is now a symbolic link (to ${target}), not the directory the change was recorded in; nothing is changed through it`);
+      throw new SymlinkInPathError(
+        `${hostPath}: ${prefix} is now a symbolic link (to ${target}), not the directory the change was recorded in; nothing is changed through it`,
+      );
     }
     if (!stats.isDirectory()) return { fsPath: fsPathOf(root, hostPath), parentMissing: true };
   }

@@ -36,12 +36,15 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
   async root(o) {
     if (o.root !== "/") return { status: "pass", detail: `sandbox root ${o.root}: effective uid not required` };
     const euid = process.geteuid?.();
-    return euid === 0 ? { status: "pass", detail: "running as root" } : { status: "fail", detail: `running as uid ${String(euid)}; the agent must run as root` };
+    return euid === 0
+      ? { status: "pass", detail: "running as root" }
+      : { status: "fail", detail: `running as uid ${String(euid)}; the agent must run as root` };
   },
 
   async "cgroup-v2"(o) {
     const controllers = await readIfExists(hostFile(o, "/sys/fs/cgroup/cgroup.controllers"));
-    if (controllers === undefined) return { status: "fail", detail: "cgroup v2 (unified hierarchy) is not mounted at /sys/fs/cgroup; kubelet needs it with the systemd cgroup driver" };
+    if (controllers === undefined)
+      return { status: "fail", detail: "cgroup v2 (unified hierarchy) is not mounted at /sys/fs/cgroup; kubelet needs it with the systemd cgroup driver" };
     const list = controllers.trim().split(/\s+/).filter(Boolean);
     const missing = ["cpu", "memory", "pids"].filter((c) => !list.includes(c));
     if (missing.length > 0) return { status: "warn", detail: `cgroup v2 without controllers ${missing.join(", ")}` };
@@ -51,8 +54,14 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
   async "swap-off"(o) {
     const swaps = await readIfExists(hostFile(o, "/proc/swaps"));
     if (swaps === undefined) return { status: "warn", detail: "cannot read /proc/swaps" };
-    const active = swaps.split("\n").slice(1).map((l) => l.trim().split(/\s+/)[0]).filter((d): d is string => Boolean(d));
-    return active.length === 0 ? { status: "pass", detail: "no active swap" } : { status: "fail", detail: `swap is active on ${active.join(", ")}; kubelet refuses to run with swap by default` };
+    const active = swaps
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/)[0])
+      .filter((d): d is string => Boolean(d));
+    return active.length === 0
+      ? { status: "pass", detail: "no active swap" }
+      : { status: "fail", detail: `swap is active on ${active.join(", ")}; kubelet refuses to run with swap by default` };
   },
 
   async "kernel-modules"(o) {
@@ -70,7 +79,8 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
       else if (new RegExp(`(^|/)${m.replaceAll(/[-_]/g, "[-_]")}\\.ko`, "m").test(known)) report.push(`${m} loadable`);
       else missing.push(m);
     }
-    if (missing.length > 0) return { status: "fail", detail: `kernel modules not available for ${kernel}: ${missing.join(", ")}${report.length ? `; ${report.join(", ")}` : ""}` };
+    if (missing.length > 0)
+      return { status: "fail", detail: `kernel modules not available for ${kernel}: ${missing.join(", ")}${report.length ? `; ${report.join(", ")}` : ""}` };
     return { status: "pass", detail: report.join(", ") };
   },
 
@@ -78,9 +88,15 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
     return new Promise((resolve) => {
       const server = createServer();
       server.once("error", (e: NodeJS.ErrnoException) =>
-        resolve(e.code === "EADDRINUSE" ? { status: "fail", detail: `port ${KUBELET_PORT} is in use; kubelet listens on it` } : { status: "warn", detail: `cannot test port ${KUBELET_PORT}: ${e.message}` }),
+        resolve(
+          e.code === "EADDRINUSE"
+            ? { status: "fail", detail: `port ${KUBELET_PORT} is in use; kubelet listens on it` }
+            : { status: "warn", detail: `cannot test port ${KUBELET_PORT}: ${e.message}` },
+        ),
       );
-      server.listen({ host: "127.0.0.1", port: KUBELET_PORT, exclusive: true }, () => server.close(() => resolve({ status: "pass", detail: `port ${KUBELET_PORT} is free` })));
+      server.listen({ host: "127.0.0.1", port: KUBELET_PORT, exclusive: true }, () =>
+        server.close(() => resolve({ status: "pass", detail: `port ${KUBELET_PORT} is free` })),
+      );
     });
   },
 
@@ -89,13 +105,15 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
     const free = s.bavail * s.bsize;
     const gib = (free / GiB).toFixed(1);
     if (free < MIN_VAR_FREE_BYTES) return { status: "fail", detail: `${gib} GiB free in /var; at least ${MIN_VAR_FREE_BYTES / GiB} GiB needed` };
-    if (free < WARN_VAR_FREE_BYTES) return { status: "warn", detail: `${gib} GiB free in /var; images will soon fill it (${WARN_VAR_FREE_BYTES / GiB} GiB recommended)` };
+    if (free < WARN_VAR_FREE_BYTES)
+      return { status: "warn", detail: `${gib} GiB free in /var; images will soon fill it (${WARN_VAR_FREE_BYTES / GiB} GiB recommended)` };
     return { status: "pass", detail: `${gib} GiB free in /var` };
   },
 
   async clock(o) {
     const now = o.now().getTime();
-    if (!Number.isFinite(now) || now < EARLIEST_PLAUSIBLE) return { status: "fail", detail: `clock reads ${new Date(now).toISOString()}, before this agent was released; fix time sync first` };
+    if (!Number.isFinite(now) || now < EARLIEST_PLAUSIBLE)
+      return { status: "fail", detail: `clock reads ${new Date(now).toISOString()}, before this agent was released; fix time sync first` };
     const skew = Math.abs(now - Date.now());
     if (skew > MAX_CLOCK_SKEW_MS) return { status: "warn", detail: `clock differs from the reference time by ${Math.round(skew / 1000)} s` };
     return { status: "pass", detail: `clock ${new Date(now).toISOString()}` };
@@ -108,12 +126,24 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
     const host = url.hostname.replace(/^\[|\]$/g, "");
     return new Promise((resolve) => {
       // The cluster CA arrives later with the bootstrap kubeconfig, so this proves reachability, not the certificate.
-      const socket = tlsConnect({ host, port, servername: /^[\d.:]+$/.test(host) ? undefined : host, rejectUnauthorized: false, ca: o.ca ? [...rootCertificates, o.ca] : undefined, timeout: 10_000 });
+      const socket = tlsConnect({
+        host,
+        port,
+        servername: /^[\d.:]+$/.test(host) ? undefined : host,
+        rejectUnauthorized: false,
+        ca: o.ca ? [...rootCertificates, o.ca] : undefined,
+        timeout: 10_000,
+      });
       const done = (r: Omit<PreflightCheckResult, "name">) => {
         socket.destroy();
         resolve(r);
       };
-      socket.once("secureConnect", () => done({ status: "pass", detail: `TLS handshake with ${host}:${port} (${socket.authorized ? "certificate trusted" : `certificate not verified here: ${String(socket.authorizationError)}`})` }));
+      socket.once("secureConnect", () =>
+        done({
+          status: "pass",
+          detail: `TLS handshake with ${host}:${port} (${socket.authorized ? "certificate trusted" : `certificate not verified here: ${String(socket.authorizationError)}`})`,
+        }),
+      );
       socket.once("timeout", () => done({ status: "fail", detail: `no TLS handshake with ${host}:${port} within 10 s` }));
       socket.once("error", (e) => done({ status: "fail", detail: `cannot reach ${host}:${port}: ${e.message}` }));
     });
@@ -157,4 +187,3 @@ export const runPreflight: RunPreflight = async (options) => {
   }
   return { ok: results.every((r) => r.status !== "fail"), checks: results };
 };
-

@@ -18,7 +18,9 @@ export class InsecurePermissionsError extends Error {
     readonly expected: number,
     why: string,
   ) {
-    super(`${path} is ${why} (mode ${mode.toString(8).padStart(4, "0")}); it must be ${expected.toString(8).padStart(4, "0")} and owned by this user. Fix it (chmod ${expected.toString(8)} ${path}) or remove it`);
+    super(
+      `${path} is ${why} (mode ${mode.toString(8).padStart(4, "0")}); it must be ${expected.toString(8).padStart(4, "0")} and owned by this user. Fix it (chmod ${expected.toString(8)} ${path}) or remove it`,
+    );
     this.name = "InsecurePermissionsError";
   }
 }

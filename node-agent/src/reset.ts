@@ -30,6 +30,8 @@ export const resetAll: ResetAll = async (deps) => {
   }
   await manifest.removeStateIfEmpty();
   report.manifestDigest = manifest.digest();
-  deps.log(`reset: undid ${report.undone.length} change(s)${report.failed.length ? `, ${report.failed.length} left recorded` : ""}${report.left.length ? `, ${report.left.length} path(s) left in place` : ""}`);
+  deps.log(
+    `reset: undid ${report.undone.length} change(s)${report.failed.length ? `, ${report.failed.length} left recorded` : ""}${report.left.length ? `, ${report.left.length} path(s) left in place` : ""}`,
+  );
   return report;
 };

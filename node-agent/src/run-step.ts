@@ -64,9 +64,11 @@ export function toStepError(e: unknown): StepError {
   const clip = (m: string) => (m.length > MAX_MESSAGE ? `${m.slice(0, MAX_MESSAGE - 1)}…` : m || "no message");
   if (e instanceof StepFailure) return { code: e.code, message: clip(e.message), retryable: e.retryable };
   if (e instanceof ContractError) return { code: e.code, message: clip(e.message), retryable: false };
-  const errno = typeof e === "object" && e !== null && "code" in e && typeof (e as { code: unknown }).code === "string" ? (e as { code: string }).code : undefined;
+  const errno =
+    typeof e === "object" && e !== null && "code" in e && typeof (e as { code: unknown }).code === "string" ? (e as { code: string }).code : undefined;
   const message = e instanceof Error ? e.message : String(e);
-  if (errno) return { code: errno === "EROFS" ? "read_only_filesystem" : "io_error", message: clip(`${errno}: ${message}`), retryable: !NOT_RETRYABLE_ERRNO.has(errno) };
+  if (errno)
+    return { code: errno === "EROFS" ? "read_only_filesystem" : "io_error", message: clip(`${errno}: ${message}`), retryable: !NOT_RETRYABLE_ERRNO.has(errno) };
   return { code: "internal", message: clip(message), retryable: false };
 }
 

@@ -76,7 +76,10 @@ async function clearFor(hostPath: string, fsPath: string, current: Stats | undef
   if (!current) return;
   if (!current.isDirectory()) return unlink(fsPath);
   if (!(await removeIfEmpty(fsPath))) {
-    throw new PreconditionFailedError("path_is_directory", `${hostPath} is now a directory holding what the agent did not record (${await contentsOf(fsPath)}); its prior content is not put back over it`);
+    throw new PreconditionFailedError(
+      "path_is_directory",
+      `${hostPath} is now a directory holding what the agent did not record (${await contentsOf(fsPath)}); its prior content is not put back over it`,
+    );
   }
 }
 
@@ -98,7 +101,12 @@ export async function restorePrior(ctx: UndoContext, hostPath: string, prior: Pr
       await setOwner(fsPath, prior.uid, prior.gid, false);
       return;
     case "file": {
-      const same = current?.isFile() && (current.mode & 0o7777) === prior.mode && current.uid === prior.uid && current.gid === prior.gid && (await sha256File(fsPath)) === prior.blob;
+      const same =
+        current?.isFile() &&
+        (current.mode & 0o7777) === prior.mode &&
+        current.uid === prior.uid &&
+        current.gid === prior.gid &&
+        (await sha256File(fsPath)) === prior.blob;
       if (same) return;
       if (current?.isDirectory()) await clearFor(hostPath, fsPath, current);
       await mkdir(path.dirname(fsPath), { recursive: true });

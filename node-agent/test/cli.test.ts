@@ -133,8 +133,17 @@ describe("flexnode-agent enrol and status against the service", () => {
     expect(enrol.stdout + enrol.stderr).not.toContain(secret);
 
     const status = await cli(["--output", "json", "status"]);
-    const s = status.json["status"] as { enrolled: boolean; node: { nodeId: string; pool: string; status: string }; mailbox: { queue: string; credentialsExpireAt: string }; identity: { keyId: string } };
-    expect(s).toMatchObject({ enrolled: true, node: { pool: "edge", status: "Enrolling" }, mailbox: { queue: `node-${s.node.nodeId}`, resultsQueue: "node-results" } });
+    const s = status.json["status"] as {
+      enrolled: boolean;
+      node: { nodeId: string; pool: string; status: string };
+      mailbox: { queue: string; credentialsExpireAt: string };
+      identity: { keyId: string };
+    };
+    expect(s).toMatchObject({
+      enrolled: true,
+      node: { pool: "edge", status: "Enrolling" },
+      mailbox: { queue: `node-${s.node.nodeId}`, resultsQueue: "node-results" },
+    });
     expect(Date.parse(s.mailbox.credentialsExpireAt)).toBeGreaterThan(Date.now());
     expect(JSON.stringify(status.json)).not.toMatch(/SharedAccessSignature|sig=/);
     const human = await cli(["status"]);
@@ -149,7 +158,10 @@ describe("flexnode-agent enrol and status against the service", () => {
 
   it("exits 5 with the service's problem when enrolment is refused", async () => {
     const refused = await cli(["--output", "json", "enrol", "--url", `${front.url}/api/enrol#fnt.${"0".repeat(16)}.${"A".repeat(43)}`]);
-    expect(refused).toMatchObject({ code: EXIT.refused, json: { ok: false, error: { code: "service_refused", status: 403, problem: { type: "token-unknown" } } } });
+    expect(refused).toMatchObject({
+      code: EXIT.refused,
+      json: { ok: false, error: { code: "service_refused", status: 403, problem: { type: "token-unknown" } } },
+    });
     expect(refused.stdout).not.toContain("A".repeat(43));
   });
 });
@@ -164,9 +176,20 @@ describe("flexnode-agent run --output json", () => {
       out.stream.on("data", (c: Buffer) => {
         if (c.toString().includes('"mailbox-connected"')) controller.abort();
       });
-      const code = await main(["--root", root.dir, "--output", "json", "run"], { stdout: out.stream, stderr: new PassThrough(), env: {}, signal: controller.signal, host: new RecordingHostCommands(), hostSide: testHostSide });
+      const code = await main(["--root", root.dir, "--output", "json", "run"], {
+        stdout: out.stream,
+        stderr: new PassThrough(),
+        env: {},
+        signal: controller.signal,
+        host: new RecordingHostCommands(),
+        hostSide: testHostSide,
+      });
       expect(code).toBe(0);
-      const lines = out.text().trim().split("\n").map((l) => JSON.parse(l) as { type: string; at: string });
+      const lines = out
+        .text()
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { type: string; at: string });
       expect(lines.map((l) => l.type)).toEqual(["mailbox-connected", "stopped"]);
       expect(lines[0]).toMatchObject({ queue: expect.stringMatching(/^node-fn-/), at: expect.stringMatching(/Z$/) });
     } finally {
@@ -180,7 +203,11 @@ describe("flexnode-agent run as a process", () => {
     const service = await startNodeService();
     try {
       expect((await cli(["enrol", "--url", `${service.url}/api/enrol#${service.issueToken()}`])).code).toBe(0);
-      const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("../src/main.ts", import.meta.url)), "--root", root.dir, "--output", "json", "run"], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", fileURLToPath(new URL("../src/main.ts", import.meta.url)), "--root", root.dir, "--output", "json", "run"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
       let stdout = "";
       let signalled = false;
       child.stdout.on("data", (c: Buffer) => {
@@ -189,7 +216,12 @@ describe("flexnode-agent run as a process", () => {
       });
       const [code] = (await once(child, "exit")) as [number | null];
       expect(code).toBe(0);
-      expect(stdout.trim().split("\n").map((l) => (JSON.parse(l) as { type: string }).type)).toEqual(["mailbox-connected", "stopped"]);
+      expect(
+        stdout
+          .trim()
+          .split("\n")
+          .map((l) => (JSON.parse(l) as { type: string }).type),
+      ).toEqual(["mailbox-connected", "stopped"]);
       // The broker saw the agent's receive link attach on the node's queue, authorised by its Listen token.
       expect(service.emulator.log.of("linkAttached", (e) => e.role === "receive" && e.link.authorizedBy.ruleName === "flexnode-node-listen")).toHaveLength(1);
     } finally {
@@ -197,4 +229,3 @@ describe("flexnode-agent run as a process", () => {
     }
   }, 30_000);
 });
-

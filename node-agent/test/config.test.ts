@@ -61,7 +61,10 @@ describe("permissions of agent.json and the CA file", () => {
     const path = await configFile({ enrolmentUrl: "https://flexnode.example.net/api/enrol" }, Number.parseInt(mode, 8));
     const run = await cli(["--output", "json", "status"]);
     expect(run.code).toBe(EXIT.config);
-    expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: "bad_config", source: path, field: "(file)", message: expect.stringContaining(problem) } });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      ok: false,
+      error: { code: "bad_config", source: path, field: "(file)", message: expect.stringContaining(problem) },
+    });
     await expect(stat(agentFiles(root.dir).identityDir)).rejects.toMatchObject({ code: "ENOENT" });
   });
 
@@ -69,7 +72,9 @@ describe("permissions of agent.json and the CA file", () => {
     await configFile({ token: TOKEN }, 0o600, 1000);
     const run = await cli(["--output", "json", "enrol"]);
     expect(run.code).toBe(EXIT.config);
-    expect(JSON.parse(run.stdout)).toMatchObject({ error: { code: "bad_config", field: "(file)", message: expect.stringContaining("owned by uid 1000, not root") } });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      error: { code: "bad_config", field: "(file)", message: expect.stringContaining("owned by uid 1000, not root") },
+    });
   });
 
   it("refuses a CA file others can write, or root does not own, from agent.json or --ca-file (exit 78)", async () => {
@@ -79,7 +84,9 @@ describe("permissions of agent.json and the CA file", () => {
     await chmod(ca, 0o664);
     const fromFile = await cli(["--output", "json", "preflight"]);
     expect(fromFile.code).toBe(EXIT.config);
-    expect(JSON.parse(fromFile.stdout)).toMatchObject({ error: { field: "caFile", message: expect.stringContaining("/etc/flexnode/ca.pem is writable by its group (mode 0664)") } });
+    expect(JSON.parse(fromFile.stdout)).toMatchObject({
+      error: { field: "caFile", message: expect.stringContaining("/etc/flexnode/ca.pem is writable by its group (mode 0664)") },
+    });
     await chmod(ca, 0o602);
     expect((await cli(["--output", "json", "run", "--ca-file", "/etc/flexnode/ca.pem"])).code).toBe(EXIT.config);
     if (asRoot) {
@@ -98,7 +105,9 @@ describe("permissions of agent.json and the CA file", () => {
     await configFile({ token: TOKEN }, 0o644);
     const readable = await cli(["status"]);
     expect(readable.code).toBe(EXIT.ok);
-    expect(readable.stderr).toMatch(/^warning: .*\/etc\/flexnode\/agent\.json holds an enrolment token and every user can read it \(mode 0644\): chmod 600 it\n$/);
+    expect(readable.stderr).toMatch(
+      /^warning: .*\/etc\/flexnode\/agent\.json holds an enrolment token and every user can read it \(mode 0644\): chmod 600 it\n$/,
+    );
     expect(readable.stderr).not.toContain(TOKEN);
 
     await configFile({ token: TOKEN }, 0o600);

@@ -66,7 +66,11 @@ describe("enrolment against the service", () => {
     expect(stateText).not.toContain(token);
     expect(progress.join("\n")).not.toContain(token.split(".")[2]!);
     expect(front.seen.map((r) => `${r.method} ${r.url}`)).toEqual(["POST /api/enrol"]);
-    expect(JSON.parse(front.seen[0]!.body)).toMatchObject({ token, publicKey: identity.publicKey, facts: { machineId: expect.any(String), immutable: { flatcar: true, readOnlyUsr: true } } });
+    expect(JSON.parse(front.seen[0]!.body)).toMatchObject({
+      token,
+      publicKey: identity.publicKey,
+      facts: { machineId: expect.any(String), immutable: { flatcar: true, readOnlyUsr: true } },
+    });
 
     // The token is used up; the service still recognises this node's key and answers 200 with the same node.
     const again = await enrolAgent({ root: root.dir, url: enrolUrl(token), sleep });
@@ -78,9 +82,15 @@ describe("enrolment against the service", () => {
   it("waits exactly as long as a 429's or 503's Retry-After says, then enrols", async () => {
     const token = await app.createToken("edge");
     front.intercept = (_req, index): Interception =>
-      index === 0 ? { status: 429, headers: { "retry-after": "7", "content-type": "application/problem+json" }, body: JSON.stringify({ type: "https://flexnode.dev/problems/pool-full", title: "busy", status: 429 }) }
-      : index === 1 ? { status: 503, headers: { "retry-after": "2" } }
-      : undefined;
+      index === 0
+        ? {
+            status: 429,
+            headers: { "retry-after": "7", "content-type": "application/problem+json" },
+            body: JSON.stringify({ type: "https://flexnode.dev/problems/pool-full", title: "busy", status: 429 }),
+          }
+        : index === 1
+          ? { status: 503, headers: { "retry-after": "2" } }
+          : undefined;
     const progress: string[] = [];
     const result = await enrolAgent({ root: root.dir, url: enrolUrl(token), sleep, onProgress: (l) => progress.push(l) });
     expect(result.httpStatus).toBe(201);
@@ -101,7 +111,9 @@ describe("enrolment against the service", () => {
   it("gives up after the policy's attempts, naming the last answer", async () => {
     const token = await app.createToken("edge");
     front.intercept = () => ({ status: 503, headers: { "retry-after": "1" } });
-    await expect(enrolAgent({ root: root.dir, url: enrolUrl(token), sleep, backoff: { maxAttempts: 3 } })).rejects.toThrow(/^enrolment failed 3 times; last: enrolment refused \(503 unknown\)/);
+    await expect(enrolAgent({ root: root.dir, url: enrolUrl(token), sleep, backoff: { maxAttempts: 3 } })).rejects.toThrow(
+      /^enrolment failed 3 times; last: enrolment refused \(503 unknown\)/,
+    );
     expect(front.seen).toHaveLength(3);
     expect(waits).toEqual([1_000, 1_000]);
   });
@@ -121,8 +133,19 @@ describe("enrolment against the service", () => {
     const token = await app.createToken("edge");
     await root.write("/proc/sys/kernel/osrelease", `${"6".repeat(40)}\n`);
     // A service that wants something the agent sent differently: forge the answer a validation failure gets.
-    front.intercept = () => ({ status: 400, headers: { "content-type": "application/problem+json" }, body: JSON.stringify({ type: "https://flexnode.dev/problems/invalid-body", title: "The request body is not valid", status: 400, errors: [{ path: "/facts/kernel", message: "Too big" }] }) });
-    await expect(enrolAgent({ root: root.dir, url: enrolUrl(token), sleep })).rejects.toThrow("enrolment refused (400 invalid-body): The request body is not valid [/facts/kernel: Too big]");
+    front.intercept = () => ({
+      status: 400,
+      headers: { "content-type": "application/problem+json" },
+      body: JSON.stringify({
+        type: "https://flexnode.dev/problems/invalid-body",
+        title: "The request body is not valid",
+        status: 400,
+        errors: [{ path: "/facts/kernel", message: "Too big" }],
+      }),
+    });
+    await expect(enrolAgent({ root: root.dir, url: enrolUrl(token), sleep })).rejects.toThrow(
+      "enrolment refused (400 invalid-body): The request body is not valid [/facts/kernel: Too big]",
+    );
   });
 
   it("answers 202 for a token that needs approval, and records that the node waits", async () => {

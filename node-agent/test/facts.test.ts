@@ -6,7 +6,14 @@ import { isReadOnly, mountOf, parseMountinfo } from "../src/mountinfo.js";
 import { HOSTS, scratchRoot, type ScratchRoot } from "./support-service/scratch-root.js";
 
 const iface = (address: string, internal = false): NetworkInterfaceInfo =>
-  ({ address, internal, family: address.includes(":") ? "IPv6" : "IPv4", netmask: "255.255.255.0", mac: "00:00:00:00:00:00", cidr: null }) as NetworkInterfaceInfo;
+  ({
+    address,
+    internal,
+    family: address.includes(":") ? "IPv6" : "IPv4",
+    netmask: "255.255.255.0",
+    mac: "00:00:00:00:00:00",
+    cidr: null,
+  }) as NetworkInterfaceInfo;
 
 function system(overrides: Partial<SystemInfo> = {}): SystemInfo {
   return {
@@ -15,7 +22,11 @@ function system(overrides: Partial<SystemInfo> = {}): SystemInfo {
     release: () => "6.1.0-test",
     cpus: () => 2,
     totalmem: () => 2 * 1024 ** 3,
-    networkInterfaces: () => ({ lo: [iface("127.0.0.1", true), iface("::1", true)], eth0: [iface("192.0.2.10"), iface("fe80::1%eth0")], eth1: [iface("2001:db8::5")] }),
+    networkInterfaces: () => ({
+      lo: [iface("127.0.0.1", true), iface("::1", true)],
+      eth0: [iface("192.0.2.10"), iface("fe80::1%eth0")],
+      eth1: [iface("2001:db8::5")],
+    }),
     ...overrides,
   };
 }
@@ -49,7 +60,12 @@ describe("node facts", () => {
     root = await scratchRoot(HOSTS.ubuntu);
     const { facts, notes } = await gatherFacts({ root: root.dir, system: system({ arch: () => "arm64" }) });
     expect(NodeFactsSchema.safeParse(facts).success).toBe(true);
-    expect(facts).toMatchObject({ osRelease: { id: "ubuntu", versionId: "24.04", prettyName: "Ubuntu 24.04.1 LTS" }, arch: "arm64", cpus: 2, memoryBytes: 2 * 1024 ** 3 });
+    expect(facts).toMatchObject({
+      osRelease: { id: "ubuntu", versionId: "24.04", prettyName: "Ubuntu 24.04.1 LTS" },
+      arch: "arm64",
+      cpus: 2,
+      memoryBytes: 2 * 1024 ** 3,
+    });
     expect(facts.smbiosUuid).toBeUndefined();
     expect(facts.immutable).toEqual({ readOnlyUsr: false, ostree: false, flatcar: false, kairos: false, bootc: false });
     expect(notes.join("\n")).toContain("03000200-0400-0500-0006-000700080009 is a firmware placeholder");

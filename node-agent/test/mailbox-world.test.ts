@@ -47,7 +47,18 @@ describe("the real agent in the service's world", () => {
     expect(world.kube.inspect().nodes.map((n) => n.name)).toEqual([nodeId]);
 
     // Every plan step ran exactly once, each answered by a result the service accepted (nothing quarantined).
-    const steps = ["preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate"];
+    const steps = [
+      "preflight",
+      "kernel-modules",
+      "sysctl",
+      "container-runtime",
+      "kubernetes-binaries",
+      "cni-plugins",
+      "kubelet-config",
+      "bootstrap-kubeconfig",
+      "start-kubelet",
+      "kubelet-client-certificate",
+    ];
     expect(Object.keys(await runsOnDisk(root.dir)).sort()).toEqual(steps.map((s) => `${s}.1`).sort());
     expect(Object.values(await runsOnDisk(root.dir)).every((n) => n === 1)).toBe(true);
     expect(world.sb.inspect.messages("node-results-rejected")).toEqual([]);

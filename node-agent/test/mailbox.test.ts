@@ -95,7 +95,11 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     // The SDK re-puts a SAS token only every 45 minutes, so the broker drops the link when the first token lapses; the
     // SDK re-attaches with the credential's current (refreshed) token, and the next envelope arrives on that link.
     const queue = `node-${nodeId}`;
-    await service.emulator.log.waitFor("linkAttached", (e) => e.role === "receive" && e.entityPath === queue && e.link.authorizedBy.tokenExpiresAt > firstExpiry, 10_000);
+    await service.emulator.log.waitFor(
+      "linkAttached",
+      (e) => e.role === "receive" && e.entityPath === queue && e.link.authorizedBy.tokenExpiresAt > firstExpiry,
+      10_000,
+    );
     await service.sendStep(nodeId, { stepId: "after-refresh" });
     expect(await a.waitFor("step-finished", (e) => e.stepId === "after-refresh")).toMatchObject({ outcome: "succeeded" });
 
@@ -184,7 +188,10 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     const nodeId = await node();
     const a = agent({ hostSide: realHostSide });
     await a.waitFor("mailbox-connected");
-    await service.sendStep(nodeId, { stepId: "kubelet-config", params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" }] } });
+    await service.sendStep(nodeId, {
+      stepId: "kubelet-config",
+      params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" }] },
+    });
     expect(await a.waitFor("step-finished", (e) => e.stepId === "kubelet-config")).toMatchObject({ outcome: "succeeded" });
     expect(await readFile(join(root.dir, "/etc/flexnode/kubelet/config.yaml"), "utf8")).toBe("kind: KubeletConfiguration\n");
     const ok = await verified(nodeId, results()[0]!);
@@ -206,7 +213,10 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     const a = agent({ hostSide: realHostSide });
     await a.waitFor("mailbox-connected");
     const written = join(root.dir, "/etc/flexnode/kubelet/config.yaml");
-    const files = await service.sendStep(nodeId, { stepId: "kubelet-config", params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" }] } });
+    const files = await service.sendStep(nodeId, {
+      stepId: "kubelet-config",
+      params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "kind: KubeletConfiguration\n" }] },
+    });
     expect(await a.waitFor("step-finished", (e) => e.stepId === "kubelet-config")).toMatchObject({ outcome: "succeeded" });
     await service.sendStep(nodeId, { stepId: "reset", kind: "reset", params: { scope: "all" } });
     expect(await a.waitFor("step-finished", (e) => e.stepId === "reset")).toMatchObject({ outcome: "succeeded" });
@@ -219,7 +229,11 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
 
     // The captured envelope is still valid (10 minutes): replayed, it is refused and nothing on the host changes.
     await service.sendRaw(nodeId, files);
-    expect(await a.waitFor("envelope-refused")).toMatchObject({ code: "already_answered", disposition: "dead-lettered", step: { stepId: "kubelet-config", attempt: 1 } });
+    expect(await a.waitFor("envelope-refused")).toMatchObject({
+      code: "already_answered",
+      disposition: "dead-lettered",
+      step: { stepId: "kubelet-config", attempt: 1 },
+    });
     await expect(readFile(written)).rejects.toMatchObject({ code: "ENOENT" });
     expect(await hashTree(root.dir)).toBe(afterReset);
     expect(results().map((r) => r.stepId)).toEqual(["kubelet-config", "reset"]);
@@ -232,7 +246,16 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     const nodeId = await node();
     service.down = true;
     // Retries and outage waits without wall-clock sleeps: each wait is a 20 ms pause.
-    const a = agent({ sleep: (_ms, signal) => new Promise((r, j) => { const t = setTimeout(r, 20); signal?.addEventListener("abort", () => { clearTimeout(t); j(new Error("aborted")); }); }) });
+    const a = agent({
+      sleep: (_ms, signal) =>
+        new Promise((r, j) => {
+          const t = setTimeout(r, 20);
+          signal?.addEventListener("abort", () => {
+            clearTimeout(t);
+            j(new Error("aborted"));
+          });
+        }),
+    });
     await a.waitFor("error", (e) => e.where === "node-api" && /trying again/.test(e.message));
     expect(a.events.some((e) => e.type === "mailbox-connected")).toBe(false);
     service.down = false;
@@ -253,7 +276,12 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
       const calls: string[] = [];
       return {
         calls,
-        host: { run: async (program: string, args: readonly string[]) => (calls.push([program, ...args].join(" ")), args[0] === "is-active" && !timerActive ? { code: 3, stdout: "inactive\n", stderr: "" } : { code: 0, stdout: "active\n", stderr: "" }) },
+        host: {
+          run: async (program: string, args: readonly string[]) => (
+            calls.push([program, ...args].join(" ")),
+            args[0] === "is-active" && !timerActive ? { code: 3, stdout: "inactive\n", stderr: "" } : { code: 0, stdout: "active\n", stderr: "" }
+          ),
+        },
       };
     };
 
@@ -293,7 +321,13 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
       const a = agent({ host, drain });
       await a.waitFor("error", (e) => e.where === "drain");
       await new Promise((r) => setTimeout(r, 1_000));
-      expect(a.events.filter((e) => e.type === "error" && e.where === "drain")).toEqual([{ type: "error", where: "drain", message: "drain mode, but flexnode-agent.timer is inactive: staying connected (systemctl enable --now flexnode-agent.timer)" }]);
+      expect(a.events.filter((e) => e.type === "error" && e.where === "drain")).toEqual([
+        {
+          type: "error",
+          where: "drain",
+          message: "drain mode, but flexnode-agent.timer is inactive: staying connected (systemctl enable --now flexnode-agent.timer)",
+        },
+      ]);
       expect(calls.length).toBeGreaterThanOrEqual(2);
       expect(a.events.some((e) => e.type === "drained")).toBe(false);
     });

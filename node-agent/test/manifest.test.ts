@@ -50,7 +50,11 @@ describe("the applied-state manifest", () => {
   it("has a digest over a canonical encoding: layout and key order on disk do not change it", async () => {
     const root = await sandbox();
     const m = await Manifest.open(root);
-    await m.record("s1", { type: "sysctl", name: "vm.overcommit_memory", prior: "0" }, { type: "unit", unit: "kubelet.service", action: "started", prior: "inactive" });
+    await m.record(
+      "s1",
+      { type: "sysctl", name: "vm.overcommit_memory", prior: "0" },
+      { type: "unit", unit: "kubelet.service", action: "started", prior: "inactive" },
+    );
     const file = path.join(stateDir(root), "manifest.json");
     const json = JSON.parse(await readFile(file, "utf8")) as { version: number; changes: Record<string, unknown>[] };
     const shuffled = { changes: json.changes.map((c) => Object.fromEntries(Object.entries(c).reverse())), version: json.version };
@@ -70,7 +74,10 @@ describe("the applied-state manifest", () => {
     await writeFile(file, content);
     const host = new RecordingHostCommands(fakeHostScript(root));
     const deps = depsFor(root, host);
-    const result = await runStep(sign({ stepId: "k", kind: "kernelModules", params: { modules: ["br_netfilter"], persistFile: "/etc/modules-load.d/flexnode.conf" } }), deps);
+    const result = await runStep(
+      sign({ stepId: "k", kind: "kernelModules", params: { modules: ["br_netfilter"], persistFile: "/etc/modules-load.d/flexnode.conf" } }),
+      deps,
+    );
     expect(result).toMatchObject({ outcome: "failed", error: { code: "manifest_corrupt", retryable: false } });
     expect(result.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const reset = await runStep(sign({ stepId: "reset", kind: "reset", params: { scope: "all" } }), deps);
@@ -92,7 +99,12 @@ describe("the applied-state manifest", () => {
       { type: "module", name: "br_netfilter" },
       { type: "sysctl", name: "net.ipv4.ip_forward", prior: "0" },
       { type: "unit", unit: "kubelet.service", action: "enabled", prior: "disabled" },
-      { type: "extracted", destination: "/opt/cni/bin", archiveSha256: "a".repeat(64), entries: [{ path: "/opt/cni/bin/bridge", kind: "file", prior: { state: "absent" } }] },
+      {
+        type: "extracted",
+        destination: "/opt/cni/bin",
+        archiveSha256: "a".repeat(64),
+        entries: [{ path: "/opt/cni/bin/bridge", kind: "file", prior: { state: "absent" } }],
+      },
       { type: "refresh", program: "sysext" },
     );
     const host = new RecordingHostCommands(fakeHostScript(root));

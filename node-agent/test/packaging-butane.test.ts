@@ -20,7 +20,10 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-type Doc = { storage: { files: { path: string; mode?: number; contents: { compression?: string; source: string } }[]; links: object[]; directories: object[] }; systemd: { units: object[] } };
+type Doc = {
+  storage: { files: { path: string; mode?: number; contents: { compression?: string; source: string } }[]; links: object[]; directories: object[] };
+  systemd: { units: object[] };
+};
 
 describe("Butane subset → Ignition 3.3.0", () => {
   const everything = `${HEADER}storage:
@@ -62,9 +65,15 @@ systemd:
     expect(doc.storage.directories).toEqual([{ path: "/var/lib/flexnode", mode: 0o700 }]);
     expect(Object.keys(doc.storage.files[0]!)).toEqual(["overwrite", "path", "contents", "mode"]);
     expect(doc.storage.files[0]!.mode).toBe(420);
-    expect(doc.storage.files[1]).toEqual({ path: "/opt/x.raw", contents: { source: "https://example.com/x.raw", verification: { hash: `sha256-${"ab".repeat(32)}` } } });
+    expect(doc.storage.files[1]).toEqual({
+      path: "/opt/x.raw",
+      contents: { source: "https://example.com/x.raw", verification: { hash: `sha256-${"ab".repeat(32)}` } },
+    });
     expect(doc.storage.links).toEqual([{ path: "/etc/extensions/x.raw", hard: false, target: "/opt/x.raw" }]);
-    expect(doc.systemd.units.map((u) => Object.keys(u))).toEqual([["contents", "dropins", "enabled", "name"], ["mask", "name"]]);
+    expect(doc.systemd.units.map((u) => Object.keys(u))).toEqual([
+      ["contents", "dropins", "enabled", "name"],
+      ["mask", "name"],
+    ]);
   });
 
   it("escapes <, > and & the way Go's encoder does, and the data URL decodes to the inline text", () => {
@@ -107,8 +116,14 @@ systemd:
   it("refuses other variants, relative paths, both inline and source, and malformed hashes", () => {
     expect(() => parseButane("variant: fcos\nversion: 1.5.0\n")).toThrow(/^variant:/);
     expect(() => parseButane(`${HEADER}storage:\n  files:\n    - path: etc/a\n`)).toThrow("storage.files.0.path: must be an absolute path");
-    expect(() => parseButane(`${HEADER}storage:\n  files:\n    - path: /a\n      contents:\n        inline: x\n        source: https://e.com/a\n`)).toThrow("exactly one of inline and source");
-    expect(() => parseButane(`${HEADER}storage:\n  files:\n    - path: /a\n      contents:\n        source: https://e.com/a\n        verification:\n          hash: md5-00\n`)).toThrow("storage.files.0.contents.verification.hash");
+    expect(() => parseButane(`${HEADER}storage:\n  files:\n    - path: /a\n      contents:\n        inline: x\n        source: https://e.com/a\n`)).toThrow(
+      "exactly one of inline and source",
+    );
+    expect(() =>
+      parseButane(
+        `${HEADER}storage:\n  files:\n    - path: /a\n      contents:\n        source: https://e.com/a\n        verification:\n          hash: md5-00\n`,
+      ),
+    ).toThrow("storage.files.0.contents.verification.hash");
   });
 
   it("emits configs ignition-validate accepts", async (ctx) => {

@@ -23,7 +23,8 @@ let info: BuildInfo;
 let scratch: string;
 const cleanEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
-const run = (tool: string, args: readonly string[], cwd?: string): Promise<ToolResult> => runTool(tool, args, { allowFailure: true, env: cleanEnv, ...(cwd ? { cwd } : {}) });
+const run = (tool: string, args: readonly string[], cwd?: string): Promise<ToolResult> =>
+  runTool(tool, args, { allowFailure: true, env: cleanEnv, ...(cwd ? { cwd } : {}) });
 
 beforeAll(async () => {
   // Always through the build: it reuses the SEA and the image when their inputs are unchanged, so a fresh
@@ -72,17 +73,21 @@ describe("one-file bundle", () => {
 
   it("the metafile check does catch a service package", async () => {
     const probe = await bundleAgent({
-      source: { stdin: { contents: 'import { TableClient } from "@azure/data-tables"; console.log(typeof TableClient);', sourcefile: "node-agent/test/leak-probe.ts" } },
+      source: {
+        stdin: { contents: 'import { TableClient } from "@azure/data-tables"; console.log(typeof TableClient);', sourcefile: "node-agent/test/leak-probe.ts" },
+      },
       format: "esm",
       outfile: join(scratch, "leak.mjs"),
     });
     expect(inspectInputs(probe.metafile).violations.some((v) => v.startsWith("service-only package @azure/data-tables"))).toBe(true);
   });
 
-  it.each(["esm", "cjs"] as const)("bundles the agent's dependencies so they work without node_modules (%s)", async (format) => {
-    // The agent grows into these (mailbox, envelopes, signed requests, artifacts); the bundler settings must carry
-    // CommonJS packages (rhea, the Azure SDK's CJS builds) into both output formats and keep their builtin requires working.
-    const probe = `
+  it.each(["esm", "cjs"] as const)(
+    "bundles the agent's dependencies so they work without node_modules (%s)",
+    async (format) => {
+      // The agent grows into these (mailbox, envelopes, signed requests, artifacts); the bundler settings must carry
+      // CommonJS packages (rhea, the Azure SDK's CJS builds) into both output formats and keep their builtin requires working.
+      const probe = `
       import { generateKeyPairSync, sign } from "node:crypto";
       import { mkdtempSync, writeFileSync } from "node:fs";
       import { tmpdir } from "node:os";
@@ -110,16 +115,18 @@ describe("one-file bundle", () => {
         console.log(JSON.stringify({ parsed, canonical: canonicalize({ b: 1, a: 2 }), signature: typeof signed.headers["Signature"], listed }));
       }
       probe().catch((e) => { console.error(e); process.exitCode = 1; });`;
-    const outfile = join(scratch, `probe.${format === "esm" ? "mjs" : "cjs"}`);
-    const bundled = await bundleAgent({ source: { stdin: { contents: probe, sourcefile: "node-agent/test/dependency-probe.ts" } }, format, outfile });
-    expect(inspectInputs(bundled.metafile).violations).toEqual([]);
-    const dir = await mkdtemp(join(scratch, "probe-"));
-    const copy = join(dir, `probe.${format === "esm" ? "mjs" : "cjs"}`);
-    await copyFile(outfile, copy);
-    const result = await run(process.execPath, [copy], dir);
-    expect(result.stderr).toBe("");
-    expect(JSON.parse(result.stdout)).toEqual({ parsed: { n: 3 }, canonical: '{"a":2,"b":1}', signature: "string", listed: ["a.txt"] });
-  }, 60_000);
+      const outfile = join(scratch, `probe.${format === "esm" ? "mjs" : "cjs"}`);
+      const bundled = await bundleAgent({ source: { stdin: { contents: probe, sourcefile: "node-agent/test/dependency-probe.ts" } }, format, outfile });
+      expect(inspectInputs(bundled.metafile).violations).toEqual([]);
+      const dir = await mkdtemp(join(scratch, "probe-"));
+      const copy = join(dir, `probe.${format === "esm" ? "mjs" : "cjs"}`);
+      await copyFile(outfile, copy);
+      const result = await run(process.execPath, [copy], dir);
+      expect(result.stderr).toBe("");
+      expect(JSON.parse(result.stdout)).toEqual({ parsed: { n: 3 }, canonical: '{"a":2,"b":1}', signature: "string", listed: ["a.txt"] });
+    },
+    60_000,
+  );
 });
 
 describe("single executable (SEA)", () => {
@@ -147,9 +154,19 @@ describe("sysext image", () => {
   it("holds the agent, its unit and drop-in, the PATH link and the extension-release file, all root-owned under usr/", async () => {
     const rows = await listImage(outputs.sysext);
     const files = rows.filter((r) => !r.mode.startsWith("d"));
-    const payload = info.sysext.payload === "sea" ? ["usr/lib/flexnode/flexnode-agent"] : ["usr/lib/flexnode/flexnode-agent", "usr/lib/flexnode/flexnode-agent.mjs", "usr/lib/flexnode/node"];
+    const payload =
+      info.sysext.payload === "sea"
+        ? ["usr/lib/flexnode/flexnode-agent"]
+        : ["usr/lib/flexnode/flexnode-agent", "usr/lib/flexnode/flexnode-agent.mjs", "usr/lib/flexnode/node"];
     expect(files.map((r) => r.path).sort()).toEqual(
-      [...payload, "usr/bin/flexnode-agent", "usr/lib/systemd/system/flexnode-agent.service", "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf", "usr/lib/systemd/system/flexnode-agent.timer", release].sort(),
+      [
+        ...payload,
+        "usr/bin/flexnode-agent",
+        "usr/lib/systemd/system/flexnode-agent.service",
+        "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf",
+        "usr/lib/systemd/system/flexnode-agent.timer",
+        release,
+      ].sort(),
     );
     for (const r of rows) {
       expect(r.owner).toBe("root/root");
@@ -170,7 +187,9 @@ describe("sysext image", () => {
     const fields = parseOsRelease(await readFile(join(dir, release), "utf8"));
     expect(fields).toMatchObject({ ID: "_any", ARCHITECTURE: systemdArchitecture(), SYSEXT_ID: onNode.extensionName, SYSEXT_VERSION_ID: info.version });
     expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.service"), "utf8")).toBe(await readFile(sources.unit, "utf8"));
-    expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf"), "utf8")).toBe(await readFile(sources.sysextDropIn, "utf8"));
+    expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.service.d/10-sysext.conf"), "utf8")).toBe(
+      await readFile(sources.sysextDropIn, "utf8"),
+    );
     expect(await readFile(join(dir, "usr/lib/systemd/system/flexnode-agent.timer"), "utf8")).toBe(await readFile(sources.timer, "utf8"));
     const agent = await run(join(dir, "usr/lib/flexnode/flexnode-agent"), ["version"]);
     expect(agent).toMatchObject({ code: 0, stdout: `flexnode-agent ${info.version}\n` });
@@ -178,20 +197,33 @@ describe("sysext image", () => {
 
   it("falls back to node + bundle behind the same path when there is no single executable", async () => {
     const image = join(scratch, "fallback.raw");
-    await buildSysext({ payload: { kind: "node-and-bundle", node: process.execPath, bundle: outputs.bundle }, version: info.version, arch: systemdArchitecture(), output: image });
+    await buildSysext({
+      payload: { kind: "node-and-bundle", node: process.execPath, bundle: outputs.bundle },
+      version: info.version,
+      arch: systemdArchitecture(),
+      output: image,
+    });
     const paths = (await listImage(image)).filter((r) => !r.mode.startsWith("d")).map((r) => r.path);
-    expect(paths).toEqual(expect.arrayContaining(["usr/lib/flexnode/node", "usr/lib/flexnode/flexnode-agent.mjs", "usr/lib/flexnode/flexnode-agent", "usr/bin/flexnode-agent"]));
+    expect(paths).toEqual(
+      expect.arrayContaining(["usr/lib/flexnode/node", "usr/lib/flexnode/flexnode-agent.mjs", "usr/lib/flexnode/flexnode-agent", "usr/bin/flexnode-agent"]),
+    );
     const dir = join(scratch, "fallback");
     expect((await run("unsquashfs", ["-no-progress", "-d", dir, image])).code).toBe(0);
     const wrapper = await readFile(join(dir, "usr/lib/flexnode/flexnode-agent"), "utf8");
     expect(wrapper).toBe(`#!/bin/sh\nexec /usr/lib/flexnode/node /usr/lib/flexnode/flexnode-agent.mjs "$@"\n`);
     // What the wrapper runs, with the image's own node and bundle.
-    expect(await run(join(dir, "usr/lib/flexnode/node"), [join(dir, "usr/lib/flexnode/flexnode-agent.mjs"), "version"])).toMatchObject({ code: 0, stdout: `flexnode-agent ${info.version}\n` });
+    expect(await run(join(dir, "usr/lib/flexnode/node"), [join(dir, "usr/lib/flexnode/flexnode-agent.mjs"), "version"])).toMatchObject({
+      code: 0,
+      stdout: `flexnode-agent ${info.version}\n`,
+    });
   }, 120_000);
 
   it("is reproducible: a fresh build from the same inputs has the same bytes", async () => {
     const again = join(scratch, "again.raw");
-    const payload = info.sysext.payload === "sea" ? { kind: "sea" as const, executable: outputs.sea } : { kind: "node-and-bundle" as const, node: process.execPath, bundle: outputs.bundle };
+    const payload =
+      info.sysext.payload === "sea"
+        ? { kind: "sea" as const, executable: outputs.sea }
+        : { kind: "node-and-bundle" as const, node: process.execPath, bundle: outputs.bundle };
     const rebuilt = await buildSysext({ payload, version: info.version, arch: systemdArchitecture(), output: again });
     expect(rebuilt.reused).toBe(false);
     expect(await fileDigest(again, "sha512")).toBe(await fileDigest(outputs.sysext, "sha512"));
@@ -252,7 +284,8 @@ describe("systemd units", () => {
         await writeFile(join(dir, `${unit.name}.d`, dropin.name), dropin.contents);
       }
     }
-    for (const unit of ignition.systemd.units) expect({ unit: unit.name, ...(await verify(root, unit.name)) }).toEqual({ unit: unit.name, code: 0, stdout: "", stderr: "" });
+    for (const unit of ignition.systemd.units)
+      expect({ unit: unit.name, ...(await verify(root, unit.name)) }).toEqual({ unit: unit.name, code: 0, stdout: "", stderr: "" });
     // Drain mode's timer, from the image, and the boot-time reload unit for systemd < 255 hosts (in /etc).
     expect(await verify(root, onNode.timerName)).toEqual({ code: 0, stdout: "", stderr: "" });
     await copyFile(sources.sysextReloadUnit, join(root, "etc/systemd/system/flexnode-sysext-reload.service"));
@@ -273,7 +306,28 @@ describe("systemd units", () => {
     );
     // Each of these gives the service its own mount namespace (or blocks modprobe/sysctl/sysext): a sysext merge the
     // agent runs would then never reach the host. The README explains each.
-    const forbidden = ["ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "PrivateDevices", "PrivateMounts", "ProtectKernelModules", "ProtectKernelTunables", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectProc", "TemporaryFileSystem", "BindPaths", "RootDirectory", "RestrictNamespaces", "MemoryDenyWriteExecute", "DeviceAllow"];
+    const forbidden = [
+      "ProtectSystem",
+      "ProtectHome",
+      "PrivateTmp",
+      "ReadWritePaths",
+      "ReadOnlyPaths",
+      "InaccessiblePaths",
+      "PrivateDevices",
+      "PrivateMounts",
+      "ProtectKernelModules",
+      "ProtectKernelTunables",
+      "ProtectKernelLogs",
+      "ProtectControlGroups",
+      "ProtectClock",
+      "ProtectProc",
+      "TemporaryFileSystem",
+      "BindPaths",
+      "RootDirectory",
+      "RestrictNamespaces",
+      "MemoryDenyWriteExecute",
+      "DeviceAllow",
+    ];
     expect(forbidden.filter((d) => directives.has(d))).toEqual([]);
     expect(directives.get("ExecStart")).toBe(`${onNode.mutableBinary} run`);
     expect(directives.get("Restart")).toBe("on-failure");
@@ -293,9 +347,16 @@ describe("systemd units", () => {
       if (!match) throw new Error(`no exposure level in: ${result.stdout.slice(-300)} ${result.stderr}`);
       return Number(match[1]);
     };
-    const hardening = /^(NoNewPrivileges|CapabilityBoundingSet|RestrictSUIDSGID|LockPersonality|RestrictRealtime|SystemCallArchitectures|SystemCallFilter|SystemCallErrorNumber|RestrictAddressFamilies)=/;
+    const hardening =
+      /^(NoNewPrivileges|CapabilityBoundingSet|RestrictSUIDSGID|LockPersonality|RestrictRealtime|SystemCallArchitectures|SystemCallFilter|SystemCallErrorNumber|RestrictAddressFamilies)=/;
     const hardened = await exposure("security-hardened", unit);
-    const bare = await exposure("security-bare", unit.split("\n").filter((l) => !hardening.test(l)).join("\n"));
+    const bare = await exposure(
+      "security-bare",
+      unit
+        .split("\n")
+        .filter((l) => !hardening.test(l))
+        .join("\n"),
+    );
     console.warn(`systemd-analyze security --offline: hardened ${hardened}, without the hardening directives ${bare}`);
     expect(hardened).toBeLessThan(bare);
     expect(hardened).toBeLessThanOrEqual(7.0);
@@ -304,7 +365,10 @@ describe("systemd units", () => {
 
 interface IgnitionDoc {
   ignition: { version: string };
-  storage: { files: { path: string; mode?: number; contents: { source: string; compression?: string; verification?: { hash: string } } }[]; links: { path: string; target: string; hard?: boolean }[] };
+  storage: {
+    files: { path: string; mode?: number; contents: { source: string; compression?: string; verification?: { hash: string } } }[];
+    links: { path: string; target: string; hard?: boolean }[];
+  };
   systemd: { units: { name: string; enabled?: boolean; contents?: string; dropins?: { name: string; contents: string }[] }[] };
 }
 
@@ -314,7 +378,8 @@ describe("Flatcar example", () => {
     expect(info.flatcar.changed).toBe(false);
     expect(committed).toBe(transpile(await readFile(sources.butane, "utf8")));
     if (!(await haveTool("ignition-validate", ["--version"]))) ctx.skip("ignition-validate is not installed (Debian package ignition)");
-    for (const file of [sources.ignition, join(outputs.flatcarDir, "flexnode.ign")]) expect({ file, ...(await run("ignition-validate", [file])) }).toEqual({ file, code: 0, stdout: "", stderr: "" });
+    for (const file of [sources.ignition, join(outputs.flatcarDir, "flexnode.ign")])
+      expect({ file, ...(await run("ignition-validate", [file])) }).toEqual({ file, code: 0, stdout: "", stderr: "" });
     // The validator is live: a broken hash is refused.
     const broken = join(scratch, "broken.ign");
     await writeFile(broken, committed.replace(/sha512-0+/, "sha512-xyz"));

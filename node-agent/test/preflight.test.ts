@@ -39,7 +39,17 @@ describe("preflight", () => {
     const opts = await options({ apiServer: server.origin, ca: server.ca, expectImmutable: false });
     const report = await runPreflight(opts);
     expect(report.checks.filter((c) => c.status !== "pass")).toEqual([]);
-    expect(report.checks.map((c) => c.name)).toEqual(["root", "cgroup-v2", "swap-off", "kernel-modules", "ports", "var-free-space", "clock", "api-server-reachable", "usr-writable"]);
+    expect(report.checks.map((c) => c.name)).toEqual([
+      "root",
+      "cgroup-v2",
+      "swap-off",
+      "kernel-modules",
+      "ports",
+      "var-free-space",
+      "clock",
+      "api-server-reachable",
+      "usr-writable",
+    ]);
     expect(report.ok).toBe(true);
     expect((opts.host as RecordingHostCommands).calls).toEqual([]);
   });
@@ -80,7 +90,10 @@ describe("preflight", () => {
   });
 
   it("reaches the API server over TLS, fails on a closed port, skips without one", async () => {
-    expect(await only("api-server-reachable", { apiServer: server.origin, ca: server.ca })).toMatchObject({ status: "pass", detail: expect.stringContaining("certificate trusted") });
+    expect(await only("api-server-reachable", { apiServer: server.origin, ca: server.ca })).toMatchObject({
+      status: "pass",
+      detail: expect.stringContaining("certificate trusted"),
+    });
     // Without the cluster CA the handshake still proves reachability.
     expect(await only("api-server-reachable", { apiServer: server.origin })).toMatchObject({ status: "pass", detail: expect.stringContaining("not verified") });
     const closed = createServer();
@@ -101,9 +114,20 @@ describe("preflight", () => {
     await writeFile(path.join(opts.root, "proc/swaps"), "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1048572 0 -2\n");
     const deps = depsFor(opts.root, new RecordingHostCommands());
     const failed = await runStep(sign({ stepId: "preflight", kind: "preflight", params: { checks: ["swap-off", "cgroup-v2"] } }), deps);
-    expect(failed).toMatchObject({ outcome: "failed", error: { code: "preflight_failed", retryable: false, message: expect.stringContaining("swap-off: swap is active on /swapfile") } });
+    expect(failed).toMatchObject({
+      outcome: "failed",
+      error: { code: "preflight_failed", retryable: false, message: expect.stringContaining("swap-off: swap is active on /swapfile") },
+    });
     const ignored = await runStep(sign({ stepId: "preflight", kind: "preflight", params: { checks: ["swap-off", "cgroup-v2"], ignore: ["swap-off"] } }), deps);
-    expect(ignored).toMatchObject({ outcome: "succeeded", output: { checks: [{ name: "swap-off", status: "warn" }, { name: "cgroup-v2", status: "pass" }] } });
+    expect(ignored).toMatchObject({
+      outcome: "succeeded",
+      output: {
+        checks: [
+          { name: "swap-off", status: "warn" },
+          { name: "cgroup-v2", status: "pass" },
+        ],
+      },
+    });
   });
 
   it("fails an unknown check rather than skipping it", async () => {
@@ -112,7 +136,8 @@ describe("preflight", () => {
 
   const unshare = ["/usr/bin/unshare", "/bin/unshare"].find((p) => existsSync(p));
   const canMount = process.geteuid?.() === 0 && unshare !== undefined;
-  if (!canMount) console.warn(`skipping the small-/var preflight test: needs root and unshare (euid ${String(process.geteuid?.())}, unshare ${unshare ?? "missing"})`);
+  if (!canMount)
+    console.warn(`skipping the small-/var preflight test: needs root and unshare (euid ${String(process.geteuid?.())}, unshare ${unshare ?? "missing"})`);
   it.skipIf(!canMount)("fails with less than 2 GiB free in /var (a 64 MiB tmpfs in a private mount namespace)", async () => {
     const opts = await options();
     const script = `import { runPreflight } from ${JSON.stringify(path.resolve("node-agent/src/preflight.ts"))};
@@ -122,10 +147,17 @@ process.stdout.write(JSON.stringify(r));`;
     await writeFile(file, script);
     try {
       const varDir = path.join(opts.root, "var");
-      const out = spawnSync(unshare!, ["-m", "sh", "-c", `mount -t tmpfs -o size=64m tmpfs "$1" && exec node --import tsx "$2" "$3"`, "sh", varDir, file, opts.root], { encoding: "utf8", cwd: process.cwd(), timeout: 30_000 });
+      const out = spawnSync(
+        unshare!,
+        ["-m", "sh", "-c", `mount -t tmpfs -o size=64m tmpfs "$1" && exec node --import tsx "$2" "$3"`, "sh", varDir, file, opts.root],
+        { encoding: "utf8", cwd: process.cwd(), timeout: 30_000 },
+      );
       expect(out.stderr).toBe("");
       const report = JSON.parse(out.stdout) as { ok: boolean; checks: { status: string; detail: string }[] };
-      expect(report).toMatchObject({ ok: false, checks: [{ status: "fail", detail: expect.stringMatching(/^0\.\d GiB free in \/var; at least 2 GiB needed$/) }] });
+      expect(report).toMatchObject({
+        ok: false,
+        checks: [{ status: "fail", detail: expect.stringMatching(/^0\.\d GiB free in \/var; at least 2 GiB needed$/) }],
+      });
     } finally {
       await rm(file, { force: true });
     }

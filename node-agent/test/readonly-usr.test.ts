@@ -32,42 +32,55 @@ afterAll(async () => {
 });
 
 describe("a host with a read-only /usr", () => {
-  it.skipIf(skipReason !== undefined)("runs the whole immutable plan and reset in a namespace where /usr is read-only, and the root comes back byte for byte", async () => {
-    const catalog = publish(server, await buildPayloads(0.5));
-    const bundle = await bundlePlanChild();
-    const root = await createSandbox({ immutable: true });
-    roots.push(root);
-    const original = await treeListing(root);
-    const envelopes = testPlan({ immutable: true, arch: "arm64", catalog, apiServer: server.origin }).map((s) => sign(s));
-    const stopKubelet = startFakeKubelet(root);
-    try {
-      const child = await startChild(
-        bundle,
-        { root, nodeId: NODE_ID, servicePublicKey, envelopes, ca: server.ca, secret: { ref: BOOTSTRAP_REF, value: BOOTSTRAP_KUBECONFIG }, latencyMs: 0, reset: true, probeUsr: true },
-        (argv) => [
-          unshare!,
-          "-m",
-          "sh",
-          "-c",
-          'mount --bind "$1/usr" "$1/usr" && mount -o remount,bind,ro "$1/usr" && mount --bind /usr /usr && mount -o remount,bind,ro /usr && shift && exec "$@"',
-          "sh",
-          root,
-          ...argv,
-        ],
-      );
-      const exit = await child.exited;
-      expect({ exit: exit.code, stderr: exit.stderr, last: child.lines.slice(-3) }).toMatchObject({ exit: 0, stderr: "" });
-      // The mounts were in force: neither the sandbox's /usr nor the real one could be written.
-      expect(child.lines[0]).toBe("usr-probe EROFS EROFS");
-      expect(child.lines.filter((l) => l.startsWith("end ")).every((l) => l.endsWith(" succeeded"))).toBe(true);
-      expect(child.lines.filter((l) => l.startsWith("end "))).toHaveLength(envelopes.length);
-      expect(child.lines).toContain("done");
-      // Byte for byte, but for the kubelet's own certificate (reset never deletes what it did not record).
-      expect(treeDiff(original, await treeListing(root))).toEqual(kubeletLeftByReset());
-    } finally {
-      stopKubelet();
-    }
-  });
+  it.skipIf(skipReason !== undefined)(
+    "runs the whole immutable plan and reset in a namespace where /usr is read-only, and the root comes back byte for byte",
+    async () => {
+      const catalog = publish(server, await buildPayloads(0.5));
+      const bundle = await bundlePlanChild();
+      const root = await createSandbox({ immutable: true });
+      roots.push(root);
+      const original = await treeListing(root);
+      const envelopes = testPlan({ immutable: true, arch: "arm64", catalog, apiServer: server.origin }).map((s) => sign(s));
+      const stopKubelet = startFakeKubelet(root);
+      try {
+        const child = await startChild(
+          bundle,
+          {
+            root,
+            nodeId: NODE_ID,
+            servicePublicKey,
+            envelopes,
+            ca: server.ca,
+            secret: { ref: BOOTSTRAP_REF, value: BOOTSTRAP_KUBECONFIG },
+            latencyMs: 0,
+            reset: true,
+            probeUsr: true,
+          },
+          (argv) => [
+            unshare!,
+            "-m",
+            "sh",
+            "-c",
+            'mount --bind "$1/usr" "$1/usr" && mount -o remount,bind,ro "$1/usr" && mount --bind /usr /usr && mount -o remount,bind,ro /usr && shift && exec "$@"',
+            "sh",
+            root,
+            ...argv,
+          ],
+        );
+        const exit = await child.exited;
+        expect({ exit: exit.code, stderr: exit.stderr, last: child.lines.slice(-3) }).toMatchObject({ exit: 0, stderr: "" });
+        // The mounts were in force: neither the sandbox's /usr nor the real one could be written.
+        expect(child.lines[0]).toBe("usr-probe EROFS EROFS");
+        expect(child.lines.filter((l) => l.startsWith("end ")).every((l) => l.endsWith(" succeeded"))).toBe(true);
+        expect(child.lines.filter((l) => l.startsWith("end "))).toHaveLength(envelopes.length);
+        expect(child.lines).toContain("done");
+        // Byte for byte, but for the kubelet's own certificate (reset never deletes what it did not record).
+        expect(treeDiff(original, await treeListing(root))).toEqual(kubeletLeftByReset());
+      } finally {
+        stopKubelet();
+      }
+    },
+  );
 });
 
 describe("a params path under /usr", () => {
@@ -78,9 +91,19 @@ describe("a params path under /usr", () => {
     const original = await treeListing(root);
     const host = new RecordingHostCommands(fakeHostScript(root));
     const deps = depsFor(root, host);
-    const direct = await runStep(sign({ stepId: "k", kind: "fetchArtifact", params: { artifact: { url: "https://mirror.example/kubelet", sha256: "a".repeat(64) }, destination: "/usr/bin/kubelet", mode: "0755" } }), deps);
+    const direct = await runStep(
+      sign({
+        stepId: "k",
+        kind: "fetchArtifact",
+        params: { artifact: { url: "https://mirror.example/kubelet", sha256: "a".repeat(64) }, destination: "/usr/bin/kubelet", mode: "0755" },
+      }),
+      deps,
+    );
     expect(direct).toMatchObject({ outcome: "failed", error: { code: "invalid_params", message: expect.stringContaining("must not be under /usr") } });
-    const viaLink = await runStep(sign({ stepId: "w", kind: "writeFiles", params: { files: [{ path: "/etc/vendor-systemd/system/kubelet.service", mode: "0644", content: "x" }] } }), deps);
+    const viaLink = await runStep(
+      sign({ stepId: "w", kind: "writeFiles", params: { files: [{ path: "/etc/vendor-systemd/system/kubelet.service", mode: "0644", content: "x" }] } }),
+      deps,
+    );
     expect(viaLink).toMatchObject({ outcome: "failed", error: { code: "usr_write_refused", retryable: false } });
     expect(host.calls).toEqual([]);
     expect(treeDiff(original, await treeListing(root))).toEqual([]);

@@ -33,7 +33,17 @@ const minutes = (n: number) => new Date(Date.now() + n * 60_000);
 
 function envelope(overrides: Partial<Parameters<typeof buildStepEnvelope>[0]> = {}, key = service.serviceKey): StepEnvelope {
   return buildStepEnvelope(
-    { nodeId, sagaId: `${nodeId}@1`, stepId: "sysctl", attempt: 1, kind: "sysctl", params: { settings: { "net.ipv4.ip_forward": "1" } }, issuedAt: minutes(0), expiresAt: minutes(10), ...overrides },
+    {
+      nodeId,
+      sagaId: `${nodeId}@1`,
+      stepId: "sysctl",
+      attempt: 1,
+      kind: "sysctl",
+      params: { settings: { "net.ipv4.ip_forward": "1" } },
+      issuedAt: minutes(0),
+      expiresAt: minutes(10),
+      ...overrides,
+    },
     { privateKey: key },
   );
 }
@@ -70,7 +80,14 @@ describe("envelopes the service signed but the agent will not run: a signed fail
       const event = await refusal(body);
       expect(event).toMatchObject({ code, disposition: "failed-result", step: { sagaId: body.sagaId, stepId: body.stepId, attempt: body.attempt } });
       const result = await lastResult();
-      expect(result).toMatchObject({ nodeId, sagaId: body.sagaId, stepId: body.stepId, attempt: body.attempt, outcome: "failed", error: { code, retryable: false } });
+      expect(result).toMatchObject({
+        nodeId,
+        sagaId: body.sagaId,
+        stepId: body.stepId,
+        attempt: body.attempt,
+        outcome: "failed",
+        error: { code, retryable: false },
+      });
       expect(service.emulator.log.settlements(`node-${nodeId}`).map((s) => s.outcome)).toEqual(["completed"]);
       expect(await runsOnDisk(root.dir)).toEqual({});
       expect(await hashTree(root.dir)).toBe(treeBefore);
@@ -84,11 +101,19 @@ describe("envelopes the agent cannot verify: dead-lettered with the reason, neve
     ["without a signature", () => withoutSignature(envelope()), "schema_invalid"],
     ["signed by another key", () => envelope({}, otherKey()), "bad_signature"],
     ["altered after signing", () => ({ ...envelope(), params: { settings: { "kernel.panic": "0" } } }), "bad_signature"],
-    ["whose signature block claims the service's key", () => ({ ...envelope({}, otherKey()), signature: { ...envelope().signature, value: envelope({}, otherKey()).signature.value } }), "bad_signature"],
+    [
+      "whose signature block claims the service's key",
+      () => ({ ...envelope({}, otherKey()), signature: { ...envelope().signature, value: envelope({}, otherKey()).signature.value } }),
+      "bad_signature",
+    ],
     ["of an unknown kind signed by another key", () => sealed({ ...withoutSignature(envelope()), kind: "formatDisk" }, otherKey()), "bad_signature"],
     ["of a newer version, unsigned", () => ({ ...withoutSignature(envelope()), version: 2 }), "unsupported_version"],
     ["addressed to another node", () => envelope({ nodeId: "fn-someoneelse00000000000000" }), "wrong_node"],
-    ["of an unknown kind, addressed to another node", () => sealed({ ...withoutSignature(envelope({ nodeId: "fn-someoneelse00000000000000" })), kind: "formatDisk" }), "wrong_node"],
+    [
+      "of an unknown kind, addressed to another node",
+      () => sealed({ ...withoutSignature(envelope({ nodeId: "fn-someoneelse00000000000000" })), kind: "formatDisk" }),
+      "wrong_node",
+    ],
     ["expired", () => envelope({ issuedAt: minutes(-30), expiresAt: minutes(-20) }), "envelope_expired"],
   ];
 

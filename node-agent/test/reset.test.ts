@@ -29,7 +29,11 @@ describe("reset", () => {
     const script = fakeHostScript(root);
     let moduleBusy = true;
     // br_netfilter in use (by a running kube-proxy, say): modprobe -r fails until it is not.
-    const host = new RecordingHostCommands((program, args) => (moduleBusy && program === "modprobe" && args[0] === "-r" ? { code: 1, stdout: "", stderr: "modprobe: FATAL: Module br_netfilter is in use." } : script(program, args)));
+    const host = new RecordingHostCommands((program, args) =>
+      moduleBusy && program === "modprobe" && args[0] === "-r"
+        ? { code: 1, stdout: "", stderr: "modprobe: FATAL: Module br_netfilter is in use." }
+        : script(program, args),
+    );
     const deps = depsFor(root, host);
     for (const s of steps) expect((await runStep(s, deps)).outcome).toBe("succeeded");
 
@@ -43,7 +47,11 @@ describe("reset", () => {
 
     moduleBusy = false;
     const second = await resetAll(deps);
-    expect(second).toMatchObject({ failed: [], undone: [{ stepId: "kernel-modules", change: "kernel module br_netfilter (loaded)" }], manifestDigest: digestOf([]) });
+    expect(second).toMatchObject({
+      failed: [],
+      undone: [{ stepId: "kernel-modules", change: "kernel module br_netfilter (loaded)" }],
+      manifestDigest: digestOf([]),
+    });
     expect(treeDiff(original, await treeListing(root))).toEqual([]);
 
     const calls = host.calls.length;
@@ -58,7 +66,11 @@ describe("reset", () => {
     roots.push(root);
     const log: string[] = [];
     const deps = depsFor(root, new RecordingHostCommands(fakeHostScript(root)), { log });
-    const files = sign({ stepId: "files", kind: "writeFiles", params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "x\n" }] } });
+    const files = sign({
+      stepId: "files",
+      kind: "writeFiles",
+      params: { files: [{ path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: "x\n" }] },
+    });
     expect((await runStep(files, deps)).outcome).toBe("succeeded");
     // Something else (an operator, kubelet) puts a file into the directory the agent created.
     const notes = path.join(root, "etc/flexnode/kubelet/operator-notes.txt");
@@ -91,7 +103,13 @@ describe("reset", () => {
     const report = await resetAll(deps);
     expect(await readFile(path.join(root, "etc/a.conf"), "utf8")).toBe("precious\n");
     expect(await hashTree(path.join(root, "etc"))).toBe(etcBefore);
-    expect(report.failed).toEqual([{ stepId: "files", change: "file /opt/flexnode/conf/a.conf (created)", error: expect.stringContaining("/opt/flexnode/conf is now a symbolic link (to ../../etc)") }]);
+    expect(report.failed).toEqual([
+      {
+        stepId: "files",
+        change: "file /opt/flexnode/conf/a.conf (created)",
+        error: expect.stringContaining("/opt/flexnode/conf is now a symbolic link (to ../../etc)"),
+      },
+    ]);
     expect(report.left.map((l) => l.path)).toEqual(["/opt/flexnode/conf", "/opt/flexnode"]);
     // The link itself is not the agent's either: it stays, and so does the record of the file, for a later reset.
     expect(await readlink(conf)).toBe("../../etc");

@@ -23,18 +23,29 @@ export function createAccessActivities({ arm, registry }: AccessDeps) {
     grantRole: async (input: { nodeId: string; scope: string; roleDefinitionGuid: string; principalId: string }): Promise<CreatedObject> => {
       const sub = subscriptionOf(input.scope);
       const authz = arm().authorization(sub);
-      const name = uuidv5(`${input.scope.toLowerCase()}|${input.principalId.toLowerCase()}|${input.roleDefinitionGuid.toLowerCase()}`, ROLE_ASSIGNMENT_NAMESPACE);
+      const name = uuidv5(
+        `${input.scope.toLowerCase()}|${input.principalId.toLowerCase()}|${input.roleDefinitionGuid.toLowerCase()}`,
+        ROLE_ASSIGNMENT_NAMESPACE,
+      );
       const roleDefinitionId = `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${input.roleDefinitionGuid}`;
       const obj: CreatedObject = { kind: "roleAssignment", id: `${input.scope}/providers/Microsoft.Authorization/roleAssignments/${name}` };
       await record(registry, input.nodeId, obj, "add");
       try {
-        await authz.roleAssignments.create(input.scope, name, { roleDefinitionId, principalId: input.principalId, principalType: "ServicePrincipal", description: `flexnode node ${input.nodeId}` });
+        await authz.roleAssignments.create(input.scope, name, {
+          roleDefinitionId,
+          principalId: input.principalId,
+          principalType: "ServicePrincipal",
+          description: `flexnode node ${input.nodeId}`,
+        });
         return obj;
       } catch (error) {
         if (!(isRestError(error) && error.code === "RoleAssignmentExists")) throw error;
       }
       for await (const existing of authz.roleAssignments.listForScope(input.scope, { filter: `principalId eq '${input.principalId}'` })) {
-        if (existing.roleDefinitionId?.toLowerCase().endsWith(input.roleDefinitionGuid.toLowerCase()) && existing.scope?.toLowerCase() === input.scope.toLowerCase()) {
+        if (
+          existing.roleDefinitionId?.toLowerCase().endsWith(input.roleDefinitionGuid.toLowerCase()) &&
+          existing.scope?.toLowerCase() === input.scope.toLowerCase()
+        ) {
           const adopted: CreatedObject = { kind: "roleAssignment", id: existing.id! };
           await record(registry, input.nodeId, obj, "remove");
           await record(registry, input.nodeId, adopted, "add");

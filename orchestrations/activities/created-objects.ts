@@ -24,7 +24,8 @@ export function parseObjectRef(ref: string): CreatedObject {
   return { kind, id: rest } as CreatedObject;
 }
 
-export const objectRef = (o: CreatedObject): string => (o.kind === "bootstrapToken" || o.kind === "kubeNode" ? `${o.kind}:${o.cluster}#${o.id}` : `${o.kind}:${o.id}`);
+export const objectRef = (o: CreatedObject): string =>
+  o.kind === "bootstrapToken" || o.kind === "kubeNode" ? `${o.kind}:${o.cluster}#${o.id}` : `${o.kind}:${o.id}`;
 
 /** The `managed-by` tag value on Azure resources the service creates (the sweeper finds orphans by it). */
 export const MANAGED_BY = "flexnode-onboarding";

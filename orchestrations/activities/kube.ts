@@ -36,7 +36,11 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
       const { nodeId, pool, clusterResourceId } = input.context;
       const { client, server, caPem } = await kube(clusterResourceId);
       const expiresAt = new Date(now().getTime() + input.ttlMs);
-      const tokenId = createHash("sha256").update(`${nodeId}/${input.runId}`).digest("hex").replace(/[^a-z0-9]/g, "").slice(0, 6);
+      const tokenId = createHash("sha256")
+        .update(`${nodeId}/${input.runId}`)
+        .digest("hex")
+        .replace(/[^a-z0-9]/g, "")
+        .slice(0, 6);
       const fresh = `${tokenId}.${randomBytes(12).toString("hex").slice(0, 16)}`;
       const token = await secrets().putIfAbsent(nodeId, `${BOOTSTRAP_SECRET_REF}.token`, fresh, expiresAt);
       const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };

@@ -37,10 +37,17 @@ export function createMailboxActivities({ mailbox, registry, kube, signingKey, s
       // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
       const reset = input.stepId === "reset";
       const caPem = reset ? "" : (await kube(input.context.clusterResourceId)).caPem;
-      const step = reset ? undefined : planFor(input.context, node, { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer!, caPem }, settings.ARTIFACT_CATALOG).find((s) => s.stepId === input.stepId);
+      const step = reset
+        ? undefined
+        : planFor(input.context, node, { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer!, caPem }, settings.ARTIFACT_CATALOG).find(
+            (s) => s.stepId === input.stepId,
+          );
       if (!step && !reset) throw new Error(`no step ${input.stepId} in the plan`);
       // A wait on the node must end before the saga stops waiting for its result (scaled timing: tests, the sandbox).
-      const params = step?.kind === "waitFor" && typeof step.params.timeoutSeconds === "number" ? { ...step.params, timeoutSeconds: Math.max(1, Math.floor((step.params.timeoutSeconds * input.timeoutMs) / step.timeoutMs)) } : step?.params;
+      const params =
+        step?.kind === "waitFor" && typeof step.params.timeoutSeconds === "number"
+          ? { ...step.params, timeoutSeconds: Math.max(1, Math.floor((step.params.timeoutSeconds * input.timeoutMs) / step.timeoutMs)) }
+          : step?.params;
       const issuedAt = now();
       const envelope = buildStepEnvelope(
         {

@@ -22,7 +22,8 @@ export interface NodeContext {
 }
 
 /** The node's Arc machine: the adopted one, or the one the service creates under the node's name. */
-export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId" | "adoptedMachineId">): string => ctx.adoptedMachineId ?? machineIdIn(ctx.arc.resourceGroupId, ctx.nodeId);
+export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId" | "adoptedMachineId">): string =>
+  ctx.adoptedMachineId ?? machineIdIn(ctx.arc.resourceGroupId, ctx.nodeId);
 
 export function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeContext {
   const i = node.facts.immutable;
@@ -40,4 +41,5 @@ export function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings):
 }
 
 /** `SAGA_TIMING` parsed (tests and the sandbox); undefined in production. */
-export const timingOverrides = (settings: Settings): Partial<Timing> | undefined => (settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined);
+export const timingOverrides = (settings: Settings): Partial<Timing> | undefined =>
+  settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined;

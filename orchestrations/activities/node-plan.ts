@@ -37,10 +37,18 @@ export function planFor(context: NodeContext, node: NodeRecord, cluster: Cluster
 
 export function createNodePlanActivities({ registry, kube, settings }: NodePlanDeps) {
   return {
-    planSteps: async (input: { context: NodeContext; kubernetesVersion: string; apiServer: string }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
+    planSteps: async (input: {
+      context: NodeContext;
+      kubernetesVersion: string;
+      apiServer: string;
+    }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
       const node = (await registry.nodes.get(input.context.nodeId))!;
       const { caPem } = await kube(input.context.clusterResourceId);
-      return planFor(input.context, node, { ...input, caPem }, settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({ stepId, timeoutMs, maxAttempts }));
+      return planFor(input.context, node, { ...input, caPem }, settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({
+        stepId,
+        timeoutMs,
+        maxAttempts,
+      }));
     },
   };
 }

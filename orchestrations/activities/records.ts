@@ -23,11 +23,16 @@ export async function record(registry: Registry, nodeId: string, obj: CreatedObj
   const node = await registry.nodes.get(nodeId);
   if (!node) return;
   const ref = objectRef(obj);
-  await registry.nodes.update(node, (n) => {
-    const has = n.createdObjects.includes(ref);
-    if (change === "add" ? has : !has) return undefined;
-    return { createdObjects: change === "add" ? [...n.createdObjects, ref] : n.createdObjects.filter((r) => r !== ref) };
-  }, "service:onboard", change === "add" ? "node.object-created" : "node.object-removed");
+  await registry.nodes.update(
+    node,
+    (n) => {
+      const has = n.createdObjects.includes(ref);
+      if (change === "add" ? has : !has) return undefined;
+      return { createdObjects: change === "add" ? [...n.createdObjects, ref] : n.createdObjects.filter((r) => r !== ref) };
+    },
+    "service:onboard",
+    change === "add" ? "node.object-created" : "node.object-removed",
+  );
 }
 
 export function createRecordsActivities({ registry, settings, now }: RecordsDeps) {
@@ -37,7 +42,10 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
       const node = await registry.nodes.getInPool(input.pool, input.nodeId);
       const pool = await registry.pools.get(input.pool);
       if (!node || !pool) throw new Error(`node ${input.nodeId} or pool ${input.pool} is not in the registry`);
-      if (node.status === "Enrolling") await registry.nodes.update(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", { expect: ["Enrolling"] });
+      if (node.status === "Enrolling")
+        await registry.nodes.update(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", {
+          expect: ["Enrolling"],
+        });
       else if (node.status !== "Onboarding") throw new Error(`node ${input.nodeId} is ${node.status}; only an enrolling node can be onboarded`);
       return nodeContextOf(node, pool, settings);
     },
@@ -51,7 +59,12 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
       const node = await registry.nodes.get(input.nodeId);
       if (!node) return;
       const message = `${input.message}${input.removed.length ? `; removed: ${input.removed.join(", ")}` : ""}${input.remaining.length ? `; NOT removed: ${input.remaining.join(", ")}` : ""}`;
-      await registry.nodes.update(node, () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }), "service:onboard", "node.failed");
+      await registry.nodes.update(
+        node,
+        () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }),
+        "service:onboard",
+        "node.failed",
+      );
     },
 
     /**
@@ -78,7 +91,12 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
       const node = await registry.nodes.get(input.nodeId);
       if (!node) throw new Error(`node ${input.nodeId} is not in the registry`);
       if (node.status !== "Offboarding" && node.status !== "Offboarded") {
-        await registry.nodes.update(node, () => ({ status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: now().toISOString() } }), input.actor, "node.offboarding");
+        await registry.nodes.update(
+          node,
+          () => ({ status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: now().toISOString() } }),
+          input.actor,
+          "node.offboarding",
+        );
       }
       const pool = await registry.pools.get(node.pool);
       const hasMailbox = node.createdObjects.some((r) => r.startsWith("mailbox:"));
@@ -91,7 +109,13 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
       const node = (await registry.nodes.get(input.nodeId))!;
       await registry.nodes.update(
         node,
-        () => (input.remaining.length === 0 ? { status: "Offboarded" } : { status: "Offboarding", lastError: { code: "OffboardIncomplete", message: `NOT removed: ${input.remaining.join(", ")}`, at: now().toISOString() } }),
+        () =>
+          input.remaining.length === 0
+            ? { status: "Offboarded" }
+            : {
+                status: "Offboarding",
+                lastError: { code: "OffboardIncomplete", message: `NOT removed: ${input.remaining.join(", ")}`, at: now().toISOString() },
+              },
         input.actor,
         input.remaining.length === 0 ? "node.offboarded" : "node.offboard-incomplete",
       );

@@ -31,7 +31,9 @@ export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: 
       await absentIsDone(() => deps.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));
       break;
     case "arcMachine":
-      await absentIsDone(() => deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }));
+      await absentIsDone(() =>
+        deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }),
+      );
       break;
   }
   await record(deps.registry, nodeId, o, "remove");

@@ -15,7 +15,8 @@ export interface WorkflowClient {
   describe(instanceId: string): Promise<{ status: WorkflowStatus; createdAt: Date } | undefined>;
 }
 
-export const isRunning = (status: WorkflowStatus | undefined): boolean => status === "Pending" || status === "Running" || status === "ContinuedAsNew" || status === "Suspended";
+export const isRunning = (status: WorkflowStatus | undefined): boolean =>
+  status === "Pending" || status === "Running" || status === "ContinuedAsNew" || status === "Suspended";
 
 /**
  * The Durable client reports a missing instance as an error that mentions the extension's 404 (it has no typed error

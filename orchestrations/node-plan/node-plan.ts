@@ -69,38 +69,101 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
     .join(",");
   const taints = p.taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`).join(",");
   const steps: PlanStep[] = [
-    step("preflight", "preflight", { checks: ["root", "cgroup-v2", "swap-off", "kernel-modules", "ports", "var-free-space", "clock", "api-server-reachable"], apiServer: p.apiServer, expectImmutable: p.immutable }, 120_000, 2),
+    step(
+      "preflight",
+      "preflight",
+      {
+        checks: ["root", "cgroup-v2", "swap-off", "kernel-modules", "ports", "var-free-space", "clock", "api-server-reachable"],
+        apiServer: p.apiServer,
+        expectImmutable: p.immutable,
+      },
+      120_000,
+      2,
+    ),
     step("kernel-modules", "kernelModules", { modules: ["overlay", "br_netfilter"], persistFile: "/etc/modules-load.d/flexnode.conf" }, 60_000),
-    step("sysctl", "sysctl", {
-      dropIn: "/etc/sysctl.d/99-flexnode-kubernetes.conf",
-      settings: { "net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1", "net.ipv4.ip_forward": "1", "vm.overcommit_memory": "1", "kernel.panic": "10", "kernel.panic_on_oops": "1" },
-    }, 60_000),
+    step(
+      "sysctl",
+      "sysctl",
+      {
+        dropIn: "/etc/sysctl.d/99-flexnode-kubernetes.conf",
+        settings: {
+          "net.bridge.bridge-nf-call-iptables": "1",
+          "net.bridge.bridge-nf-call-ip6tables": "1",
+          "net.ipv4.ip_forward": "1",
+          "vm.overcommit_memory": "1",
+          "kernel.panic": "10",
+          "kernel.panic_on_oops": "1",
+        },
+      },
+      60_000,
+    ),
   ];
   if (p.immutable) {
     steps.push(
-      step("container-runtime", "installSysext", { name: "containerd", artifact: art(byArch(p.catalog.sysext.containerd, "containerd sysext")), directory: bin, refresh: true }, 600_000),
-      step("kubernetes-binaries", "installSysext", { name: `kubernetes-${p.kubernetesVersion}`, artifact: art(k8s(p.catalog.sysext.kubernetes)), directory: bin, refresh: true }, 600_000),
+      step(
+        "container-runtime",
+        "installSysext",
+        { name: "containerd", artifact: art(byArch(p.catalog.sysext.containerd, "containerd sysext")), directory: bin, refresh: true },
+        600_000,
+      ),
+      step(
+        "kubernetes-binaries",
+        "installSysext",
+        { name: `kubernetes-${p.kubernetesVersion}`, artifact: art(k8s(p.catalog.sysext.kubernetes)), directory: bin, refresh: true },
+        600_000,
+      ),
     );
   } else {
     steps.push(
-      step("container-runtime", "fetchArtifact", { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: CONTAINERD_DIR, unpack: "tar.gz" }, 600_000),
-      step("kubernetes-binaries", "fetchArtifact", { artifact: art(k8s(p.catalog.kubernetes)), destination: "/opt/flexnode/bin/kubelet", mode: "0755" }, 600_000),
+      step(
+        "container-runtime",
+        "fetchArtifact",
+        { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: CONTAINERD_DIR, unpack: "tar.gz" },
+        600_000,
+      ),
+      step(
+        "kubernetes-binaries",
+        "fetchArtifact",
+        { artifact: art(k8s(p.catalog.kubernetes)), destination: "/opt/flexnode/bin/kubelet", mode: "0755" },
+        600_000,
+      ),
     );
   }
   steps.push(
-    step("cni-plugins", "fetchArtifact", { artifact: art(byArch(p.catalog.cniPlugins, "CNI plugins")), destination: "/opt/cni/bin", unpack: "tar.gz" }, 300_000),
-    step("kubelet-config", "writeFiles", {
-      files: [
-        { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: kubeletConfig(p) },
-        { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, p.nodeName, labels, taints) },
-        { path: CLUSTER_CA_FILE, mode: "0644", content: p.clusterCaPem },
-        { path: "/etc/cni/net.d/10-flexnode-bridge.conflist", mode: "0644", content: cniConfig() },
-        // Immutable hosts get containerd.service from the sysext image; elsewhere the agent's containerd needs a unit.
-        ...(p.immutable ? [] : [{ path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() }]),
-      ],
-    }, 60_000),
+    step(
+      "cni-plugins",
+      "fetchArtifact",
+      { artifact: art(byArch(p.catalog.cniPlugins, "CNI plugins")), destination: "/opt/cni/bin", unpack: "tar.gz" },
+      300_000,
+    ),
+    step(
+      "kubelet-config",
+      "writeFiles",
+      {
+        files: [
+          { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: kubeletConfig(p) },
+          { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, p.nodeName, labels, taints) },
+          { path: CLUSTER_CA_FILE, mode: "0644", content: p.clusterCaPem },
+          { path: "/etc/cni/net.d/10-flexnode-bridge.conflist", mode: "0644", content: cniConfig() },
+          // Immutable hosts get containerd.service from the sysext image; elsewhere the agent's containerd needs a unit.
+          ...(p.immutable ? [] : [{ path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() }]),
+        ],
+      },
+      60_000,
+    ),
     step("bootstrap-kubeconfig", "fetchSecret", { secretRef: p.bootstrapSecretRef, path: "/var/lib/kubelet/bootstrap-kubeconfig", mode: "0600" }, 60_000, 2),
-    step("start-kubelet", "systemdUnits", { daemonReload: true, units: [{ name: p.immutable ? "containerd.service" : CONTAINERD_UNIT, enable: true, start: true }, { name: "kubelet.service", enable: true, start: true }] }, 120_000),
+    step(
+      "start-kubelet",
+      "systemdUnits",
+      {
+        daemonReload: true,
+        units: [
+          { name: p.immutable ? "containerd.service" : CONTAINERD_UNIT, enable: true, start: true },
+          { name: "kubelet.service", enable: true, start: true },
+        ],
+      },
+      120_000,
+    ),
     step("kubelet-client-certificate", "waitFor", { file: `${KUBELET_PKI}/kubelet-client-current.pem`, timeoutSeconds: 300 }, 330_000, 1),
   );
   return steps;
@@ -173,5 +236,12 @@ function containerdUnit(): string {
 }
 
 function cniConfig(): string {
-  return JSON.stringify({ cniVersion: "1.0.0", name: "flexnode", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.0.0/24" }]] } }, { type: "portmap", capabilities: { portMappings: true } }] });
+  return JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "flexnode",
+    plugins: [
+      { type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.0.0/24" }]] } },
+      { type: "portmap", capabilities: { portMappings: true } },
+    ],
+  });
 }

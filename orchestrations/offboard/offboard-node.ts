@@ -32,7 +32,19 @@ export function* offboardNode(context: OrchestrationContext): Generator<df.Task,
   context.df.setCustomStatus({ phase: "reset" });
   if (begun.hasMailbox && begun.context) {
     // Bounded and best effort: an unreachable or dead node must not block its offboarding.
-    yield* runStepAttempt(context, timing, { context: begun.context, sagaId: sagaRunId(context.df.instanceId, input.run), run: input.run, stepId: "reset", attempt: 1, timeoutMs: timing.resetWaitMs }, { bestEffort: true });
+    yield* runStepAttempt(
+      context,
+      timing,
+      {
+        context: begun.context,
+        sagaId: sagaRunId(context.df.instanceId, input.run),
+        run: input.run,
+        stepId: "reset",
+        attempt: 1,
+        timeoutMs: timing.resetWaitMs,
+      },
+      { bestEffort: true },
+    );
   }
   context.df.setCustomStatus({ phase: "remove" });
   const recorded = yield* callAzure(context, timing, acts.recordedObjects, { nodeId: input.nodeId });

@@ -13,7 +13,12 @@ import { call, type ActivityHandle } from "../activities/handles.js";
 import { throttlingOf } from "./retry-after.js";
 import type { Timing } from "./timing.js";
 
-export function* callAzure<I, O>(context: OrchestrationContext, timing: Timing, activity: ActivityHandle<I, O>, input: NoInfer<I>): Generator<df.Task, O, unknown> {
+export function* callAzure<I, O>(
+  context: OrchestrationContext,
+  timing: Timing,
+  activity: ActivityHandle<I, O>,
+  input: NoInfer<I>,
+): Generator<df.Task, O, unknown> {
   const p = timing.azureRetry;
   let failures = 0;
   let throttles = 0;
@@ -35,6 +40,8 @@ export function* callAzure<I, O>(context: OrchestrationContext, timing: Timing, 
 
 /** A number in [0, 1) fixed by its arguments: the same on every replay. */
 function jitter(instanceId: string, name: string, input: unknown, attempt: number): number {
-  const digest = createHash("sha256").update(`${instanceId}\n${name}\n${JSON.stringify(input)}\n${attempt}`).digest();
+  const digest = createHash("sha256")
+    .update(`${instanceId}\n${name}\n${JSON.stringify(input)}\n${attempt}`)
+    .digest();
   return digest.readUInt32BE(0) / 2 ** 32;
 }

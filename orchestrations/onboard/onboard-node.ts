@@ -88,7 +88,8 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
       principalId = put.principalId;
     }
     for (let i = 0; principalId === null; i++) {
-      if (i >= timing.principalPoll.attempts) throw new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} polls`);
+      if (i >= timing.principalPoll.attempts)
+        throw new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} polls`);
       yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.principalPoll.intervalMs));
       principalId = yield* callAzure(context, timing, acts.getArcPrincipal, { machineId });
     }
@@ -111,12 +112,23 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
-        const result = yield* runStepAttempt(context, timing, { context: ctx, sagaId, run, cluster, stepId: step.stepId, attempt, timeoutMs: step.timeoutMs * timing.stepTimeoutScale });
+        const result = yield* runStepAttempt(context, timing, {
+          context: ctx,
+          sagaId,
+          run,
+          cluster,
+          stepId: step.stepId,
+          attempt,
+          timeoutMs: step.timeoutMs * timing.stepTimeoutScale,
+        });
         if (result && result.outcome === "succeeded") break;
-        const why = result ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}` : `no result within ${step.timeoutMs * timing.stepTimeoutScale} ms`;
+        const why = result
+          ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}`
+          : `no result within ${step.timeoutMs * timing.stepTimeoutScale} ms`;
         show({ lastError: `${step.stepId} attempt ${attempt}: ${why}` });
         const retryable = !result || result.error?.retryable === true;
-        if (!retryable || attempt >= step.maxAttempts) throw new SagaError(result ? "NodeStepFailed" : "NodeStepTimedOut", `step ${step.stepId} failed after ${attempt} attempt(s): ${why}`);
+        if (!retryable || attempt >= step.maxAttempts)
+          throw new SagaError(result ? "NodeStepFailed" : "NodeStepTimedOut", `step ${step.stepId} failed after ${attempt} attempt(s): ${why}`);
       }
     }
 

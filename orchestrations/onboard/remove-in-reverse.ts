@@ -16,7 +16,12 @@ export interface Removal {
 }
 
 /** `created` in creation order; returns the references removed and those that remain. */
-export function* removeInReverse(context: OrchestrationContext, timing: Timing, nodeId: string, created: readonly CreatedObject[]): Generator<df.Task, Removal, unknown> {
+export function* removeInReverse(
+  context: OrchestrationContext,
+  timing: Timing,
+  nodeId: string,
+  created: readonly CreatedObject[],
+): Generator<df.Task, Removal, unknown> {
   const removed: string[] = [];
   const remaining: string[] = [];
   for (const o of [...created].reverse()) {

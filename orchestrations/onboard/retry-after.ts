@@ -29,7 +29,8 @@ export class ArmThrottledError extends Error {
 
 /** The FailureDetails properties of a throttled activity (registered with df.app.setExceptionPropertiesProvider). */
 export const throttlingProperties: df.ExceptionPropertiesProvider = {
-  getExceptionProperties: (error) => (error instanceof ArmThrottledError ? { throttled: true, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) } : undefined),
+  getExceptionProperties: (error) =>
+    error instanceof ArmThrottledError ? { throttled: true, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) } : undefined,
 };
 
 /** Longest Retry-After honoured: a longer ask is taken as this, so one odd answer cannot park a saga for hours. */

@@ -35,7 +35,9 @@ export const newRunId = (): string => randomBytes(6).toString("hex");
  * URL-safe characters; any other character in a step id is replaced and a digest suffix keeps distinct ids distinct.
  */
 export function stepResultEvent(run: string, stepId: string, attempt: number): string {
-  const safe = /^[A-Za-z0-9_-]+$/.test(stepId) ? stepId : `${stepId.replace(/[^A-Za-z0-9_-]/g, "_")}~${createHash("sha256").update(stepId).digest("hex").slice(0, 8)}`;
+  const safe = /^[A-Za-z0-9_-]+$/.test(stepId)
+    ? stepId
+    : `${stepId.replace(/[^A-Za-z0-9_-]/g, "_")}~${createHash("sha256").update(stepId).digest("hex").slice(0, 8)}`;
   return `step-result.${run}.${safe}.${attempt}`;
 }
 

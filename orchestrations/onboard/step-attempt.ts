@@ -20,9 +20,21 @@ export interface StepAttempt {
 }
 
 /** Resolves to the result, or undefined when the timer won (or, best effort, when the envelope could not be sent). */
-export function* runStepAttempt(context: OrchestrationContext, timing: Timing, a: StepAttempt, options: { bestEffort?: boolean } = {}): Generator<df.Task, StepResultEvent | undefined, unknown> {
+export function* runStepAttempt(
+  context: OrchestrationContext,
+  timing: Timing,
+  a: StepAttempt,
+  options: { bestEffort?: boolean } = {},
+): Generator<df.Task, StepResultEvent | undefined, unknown> {
   try {
-    yield* callAzure(context, timing, acts.sendStep, { context: a.context, sagaId: a.sagaId, stepId: a.stepId, attempt: a.attempt, timeoutMs: a.timeoutMs, ...a.cluster });
+    yield* callAzure(context, timing, acts.sendStep, {
+      context: a.context,
+      sagaId: a.sagaId,
+      stepId: a.stepId,
+      attempt: a.attempt,
+      timeoutMs: a.timeoutMs,
+      ...a.cluster,
+    });
   } catch (error) {
     if (options.bestEffort) return undefined;
     throw error;

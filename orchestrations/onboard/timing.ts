@@ -29,8 +29,9 @@ export function timingFrom(overrides: Partial<Timing> | undefined): Timing {
   return { ...PRODUCTION_TIMING, ...overrides };
 }
 
-
 const Policy = z.strictObject({ firstRetryMs: z.int().min(1), backoff: z.number().min(1), maxRetryMs: z.int().min(1), maxAttempts: z.int().min(1).max(20) });
 const Poll = z.strictObject({ intervalMs: z.int().min(1), attempts: z.int().min(1) });
 /** `SAGA_TIMING` (JSON): overrides for tests and the local sandbox; production leaves it unset. */
-export const TimingOverrides = z.strictObject({ azureRetry: Policy, principalPoll: Poll, readyPoll: Poll, stepTimeoutScale: z.number().positive(), resetWaitMs: z.int().min(1) }).partial();
+export const TimingOverrides = z
+  .strictObject({ azureRetry: Policy, principalPoll: Poll, readyPoll: Poll, stepTimeoutScale: z.number().positive(), resetWaitMs: z.int().min(1) })
+  .partial();

@@ -24,10 +24,13 @@ export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string
     const outcome = await rekey(deps, { pool, node, claim: node.pendingClaim, actor, redeemToken: false });
     return outcome.node;
   }
-  if (node.status !== "AwaitingApproval") throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be approved`);
+  if (node.status !== "AwaitingApproval")
+    throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be approved`);
   let approved: NodeRecord;
   try {
-    approved = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", sagaInstanceId: node.nodeId }), actor, "node.approve", { expect: ["AwaitingApproval"] });
+    approved = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", sagaInstanceId: node.nodeId }), actor, "node.approve", {
+      expect: ["AwaitingApproval"],
+    });
   } catch (error) {
     if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
     throw error;
@@ -40,8 +43,15 @@ export async function rejectNode(deps: EnrolDeps, nodeId: string, actor: string)
   const node = await deps.registry.nodes.get(nodeId);
   if (!node) throw new ApprovalError("node-not-found", `node '${nodeId}' does not exist`);
   if (node.pendingClaim) return deps.registry.nodes.update(node, () => ({ pendingClaim: undefined }), actor, "node.reject-claim");
-  if (node.status !== "AwaitingApproval") throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be rejected`);
-  return deps.registry.nodes.update(node, () => ({ status: "Failed", lastError: { code: "Rejected", message: `rejected by ${actor}`, at: deps.now().toISOString() } }), actor, "node.reject", {
-    expect: ["AwaitingApproval"],
-  });
+  if (node.status !== "AwaitingApproval")
+    throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be rejected`);
+  return deps.registry.nodes.update(
+    node,
+    () => ({ status: "Failed", lastError: { code: "Rejected", message: `rejected by ${actor}`, at: deps.now().toISOString() } }),
+    actor,
+    "node.reject",
+    {
+      expect: ["AwaitingApproval"],
+    },
+  );
 }

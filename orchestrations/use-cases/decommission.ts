@@ -27,7 +27,11 @@ export async function decommissionNode(deps: DecommissionDeps, nodeId: string, a
  * Stops the node's onboarding if it runs and starts its offboarding unless one runs already: duplicates (a repeated
  * request, a redelivered event) find it running and change nothing.
  */
-export async function startOffboarding(deps: Pick<DecommissionDeps, "workflows">, nodeId: string, why: { reason: string; actor: string }): Promise<{ kind: "started" | "alreadyRunning"; nodeId: string; instanceId: string }> {
+export async function startOffboarding(
+  deps: Pick<DecommissionDeps, "workflows">,
+  nodeId: string,
+  why: { reason: string; actor: string },
+): Promise<{ kind: "started" | "alreadyRunning"; nodeId: string; instanceId: string }> {
   const instanceId = offboardInstanceId(nodeId);
   if (isRunning(await deps.workflows.status(instanceId))) return { kind: "alreadyRunning", nodeId, instanceId };
   if (isRunning(await deps.workflows.status(nodeId))) await deps.workflows.terminate(nodeId, why.reason);

@@ -43,14 +43,7 @@ export type EnrolOutcome =
   | { kind: "awaitingApproval"; node: NodeRecord; reason: "approval-required" | "clone-quarantined" };
 
 export type EnrolFailure =
-  | "token-unknown"
-  | "token-expired"
-  | "token-revoked"
-  | "token-exhausted"
-  | "pool-missing"
-  | "pool-full"
-  | "clone-rejected"
-  | "clone-replace-pending";
+  "token-unknown" | "token-expired" | "token-revoked" | "token-exhausted" | "pool-missing" | "pool-full" | "clone-rejected" | "clone-replace-pending";
 
 export class EnrolError extends Error {
   constructor(
@@ -109,17 +102,29 @@ async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> 
 }
 
 /** A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id. */
-async function startOver(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string }): Promise<EnrolOutcome> {
+async function startOver(
+  deps: EnrolDeps,
+  c: { pool: Pool; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
+): Promise<EnrolOutcome> {
   checkCapacity(c.pool);
   await redeem(deps, c.token.tokenId);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
-    deps.registry.nodes.update(c.existing, () => ({ status: "Enrolling", facts: c.request.facts, tokenId: c.token.tokenId, lastError: undefined }), ACTOR(c.request.keyId), "node.reenrol", { expect: ["Failed", "Offboarded"] }),
+    deps.registry.nodes.update(
+      c.existing,
+      () => ({ status: "Enrolling", facts: c.request.facts, tokenId: c.token.tokenId, lastError: undefined }),
+      ACTOR(c.request.keyId),
+      "node.reenrol",
+      { expect: ["Failed", "Offboarded"] },
+    ),
   );
   await ensureSaga(deps, node, { restart: true });
   return { kind: "created", node };
 }
 
-async function createNode(deps: EnrolDeps, c: { pool: Pool; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string }): Promise<EnrolOutcome> {
+async function createNode(
+  deps: EnrolDeps,
+  c: { pool: Pool; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string },
+): Promise<EnrolOutcome> {
   const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
   if (!needsApproval) checkCapacity(c.pool);
   await redeem(deps, c.token.tokenId);
@@ -165,26 +170,49 @@ async function clone(
 ): Promise<EnrolOutcome> {
   const { registry } = deps;
   const actor = ACTOR(c.request.keyId);
-  await registry.audit.write({ actor, action: "node.clone-detected", objectType: "node", objectId: c.nodeId, details: { policy: c.pool.clonePolicy, clonedFrom: c.clonedFrom, keyId: c.request.keyId } });
+  await registry.audit.write({
+    actor,
+    action: "node.clone-detected",
+    objectType: "node",
+    objectId: c.nodeId,
+    details: { policy: c.pool.clonePolicy, clonedFrom: c.clonedFrom, keyId: c.request.keyId },
+  });
   switch (c.pool.clonePolicy) {
     case "reject":
-      throw new EnrolError("clone-rejected", `This machine's identity is already enrolled in pool '${c.pool.name}' with another key, and the pool rejects clones.`);
+      throw new EnrolError(
+        "clone-rejected",
+        `This machine's identity is already enrolled in pool '${c.pool.name}' with another key, and the pool rejects clones.`,
+      );
     case "quarantine": {
       if (!c.existing) return createNode(deps, { ...c, cloneOf: c.clonedFrom[0] });
       await redeem(deps, c.token.tokenId);
       const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
-      const node = await withTokenRefund(deps, c.token.tokenId, () => registry.nodes.update(c.existing!, () => ({ pendingClaim: claim }), actor, "node.clone-quarantined"));
+      const node = await withTokenRefund(deps, c.token.tokenId, () =>
+        registry.nodes.update(c.existing!, () => ({ pendingClaim: claim }), actor, "node.clone-quarantined"),
+      );
       return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
     }
     case "replace": {
       if (!c.existing) {
         for (const owner of c.clonedFrom) {
           const node = await registry.nodes.getInPool(c.pool.name, owner);
-          if (node) await registry.nodes.update(node, () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }), actor, "node.replaced");
+          if (node)
+            await registry.nodes.update(
+              node,
+              () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }),
+              actor,
+              "node.replaced",
+            );
         }
         return createNode(deps, c);
       }
-      return rekey(deps, { pool: c.pool, node: c.existing, claim: { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId }, actor, redeemToken: true });
+      return rekey(deps, {
+        pool: c.pool,
+        node: c.existing,
+        claim: { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId },
+        actor,
+        redeemToken: true,
+      });
     }
   }
 }
@@ -260,7 +288,10 @@ function tokenRefusal(t: TokenRecord, now: Date, uses: "must-have-a-use" | "spen
   if (t.revokedAt) return new EnrolError("token-revoked", "The enrolment token was revoked.");
   if (Date.parse(t.expiresAt) <= now.getTime()) return new EnrolError("token-expired", `The enrolment token expired at ${t.expiresAt}.`);
   if (uses === "must-have-a-use" && t.uses >= t.maxUses) {
-    return new EnrolError("token-exhausted", t.maxUses === 1 ? "The enrolment token has already been used." : `The enrolment token has been used ${t.uses} of ${t.maxUses} times.`);
+    return new EnrolError(
+      "token-exhausted",
+      t.maxUses === 1 ? "The enrolment token has already been used." : `The enrolment token has been used ${t.uses} of ${t.maxUses} times.`,
+    );
   }
   return undefined;
 }

@@ -72,7 +72,8 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
     // Duplicates and retries land here too: one offboarding per node at a time.
     const actor = `event-grid:${caller ?? "unknown"}`;
     const started = await startOffboarding(deps, nodeId, { reason: `Arc machine deleted outside the service (event ${event.id})`, actor });
-    if (started.kind === "started") await deps.registry.audit.write({ actor, action: "node.machine-deleted", objectType: "node", objectId: nodeId, details: { eventId: event.id } });
+    if (started.kind === "started")
+      await deps.registry.audit.write({ actor, action: "node.machine-deleted", objectType: "node", objectId: nodeId, details: { eventId: event.id } });
     return { kind: "offboarding", nodeId, instanceId: started.instanceId };
   }
   if (event.eventType === "Microsoft.Resources.ResourceWriteSuccess") return adopt(deps, event.data.resourceUri, caller, event.id);
@@ -93,15 +94,30 @@ async function adopt(deps: MachineEventDeps, machineId: string, caller: string |
   const nodeId = tags["flexnode-node"];
   if (!poolName || !nodeId) return { kind: "ignored", reason: "not tagged for a flexnode pool" };
   const candidate = async (reason: string): Promise<MachineEventDecision> => {
-    await deps.registry.audit.write({ actor: `event-grid:${caller ?? "unknown"}`, action: "machine.adoption-refused", objectType: "node", objectId: nodeId, details: { machineId, eventId, reason } });
+    await deps.registry.audit.write({
+      actor: `event-grid:${caller ?? "unknown"}`,
+      action: "machine.adoption-refused",
+      objectType: "node",
+      objectId: nodeId,
+      details: { machineId, eventId, reason },
+    });
     return { kind: "adoptionCandidate", machineId, reason };
   };
   const [pool, node] = await Promise.all([deps.registry.pools.get(poolName), deps.registry.nodes.getInPool(poolName, nodeId)]);
   if (!pool || !node) return candidate(`no node ${nodeId} is enrolled in pool ${poolName}`);
   if (pool.arc.mode !== "adopt") return candidate(`pool ${poolName} creates its nodes' machines; it adopts none`);
-  if (node.arcMachineId && node.arcMachineId.toLowerCase() !== machineId.toLowerCase()) return candidate(`node ${nodeId} has adopted ${node.arcMachineId} already`);
+  if (node.arcMachineId && node.arcMachineId.toLowerCase() !== machineId.toLowerCase())
+    return candidate(`node ${nodeId} has adopted ${node.arcMachineId} already`);
   if (node.status !== "Enrolling") return { kind: "ignored", reason: `node ${nodeId} is ${node.status}` };
-  const adopted = node.arcMachineId ? node : await deps.registry.nodes.update(node, (n) => (n.arcMachineId ? undefined : { arcMachineId: machineId }), `event-grid:${caller ?? "unknown"}`, "node.machine-adopted", { expect: ["Enrolling"] });
+  const adopted = node.arcMachineId
+    ? node
+    : await deps.registry.nodes.update(
+        node,
+        (n) => (n.arcMachineId ? undefined : { arcMachineId: machineId }),
+        `event-grid:${caller ?? "unknown"}`,
+        "node.machine-adopted",
+        { expect: ["Enrolling"] },
+      );
   await ensureSaga({ registry: deps.registry, workflows: deps.workflows, now: deps.now }, adopted);
   return { kind: "adopting", nodeId, instanceId: nodeId };
 }

@@ -47,7 +47,12 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
     return reject(deps, { reason: "SignatureInvalid", description: describe(error), nodeId: node.nodeId });
   }
   const saga = parseSagaRunId(result.sagaId, node.nodeId);
-  if (!saga) return reject(deps, { reason: "UnknownSaga", description: `saga id '${result.sagaId}' is not one of node ${node.nodeId}'s (<instance>@<run>)`, nodeId: node.nodeId });
+  if (!saga)
+    return reject(deps, {
+      reason: "UnknownSaga",
+      description: `saga id '${result.sagaId}' is not one of node ${node.nodeId}'s (<instance>@<run>)`,
+      nodeId: node.nodeId,
+    });
   const event = stepResultEvent(saga.run, result.stepId, result.attempt);
   const claimKey = `${saga.instanceId}@${saga.run}:${result.stepId}:${result.attempt}`;
   // Claimed before raising: if the raise then fails, the redelivery must still raise, so the claim is released.
@@ -72,7 +77,13 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
 }
 
 async function reject(deps: NodeResultDeps, r: Omit<Extract<NodeResultOutcome, { kind: "rejected" }>, "kind">): Promise<NodeResultOutcome> {
-  await deps.registry.audit.write({ actor: "service:node-results", action: "result.rejected", objectType: "node", objectId: r.nodeId ?? "unknown", details: { reason: r.reason, description: r.description } });
+  await deps.registry.audit.write({
+    actor: "service:node-results",
+    action: "result.rejected",
+    objectType: "node",
+    objectId: r.nodeId ?? "unknown",
+    details: { reason: r.reason, description: r.description },
+  });
   return { kind: "rejected", ...r };
 }
 

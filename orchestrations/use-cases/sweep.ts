@@ -58,7 +58,12 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
   const now = svc.now();
 
   for (const token of await all((c) => svc.registry.tokens.list({ continuationToken: c }))) {
-    if (!token.expiredAt && !token.revokedAt && Date.parse(token.expiresAt) <= now.getTime() && (await svc.registry.tokens.expire(token.tokenId, SWEEP_ACTOR))) {
+    if (
+      !token.expiredAt &&
+      !token.revokedAt &&
+      Date.parse(token.expiresAt) <= now.getTime() &&
+      (await svc.registry.tokens.expire(token.tokenId, SWEEP_ACTOR))
+    ) {
       report.tokensExpired.push(token.tokenId);
     }
   }
@@ -74,7 +79,13 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
     for (const orphan of report.orphans) {
       try {
         await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
-        await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "orphan.removed", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
+        await svc.registry.audit.write({
+          actor: SWEEP_ACTOR,
+          action: "orphan.removed",
+          objectType: "node",
+          objectId: orphan.nodeId ?? "unknown",
+          details: { ref: orphan.ref, reason: orphan.reason },
+        });
         report.orphansRemoved.push(orphan.ref);
       } catch (error) {
         report.orphansNotRemoved.push({ ref: orphan.ref, error: error instanceof Error ? error.message : String(error) });
@@ -82,7 +93,13 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
     }
   } else {
     for (const orphan of report.orphans) {
-      await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "orphan.found", objectType: "node", objectId: orphan.nodeId ?? "unknown", details: { ref: orphan.ref, reason: orphan.reason } });
+      await svc.registry.audit.write({
+        actor: SWEEP_ACTOR,
+        action: "orphan.found",
+        objectType: "node",
+        objectId: orphan.nodeId ?? "unknown",
+        details: { ref: orphan.ref, reason: orphan.reason },
+      });
     }
   }
 
@@ -132,7 +149,8 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
   for (const cluster of clusters) {
     const { client } = await svc.kube(cluster);
     for (const secret of await client.listSecrets("kube-system", `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`)) {
-      if (secret.name.startsWith("bootstrap-token-")) candidates.push({ object: { kind: "bootstrapToken", id: secret.name, cluster }, nodeId: secret.labels[NODE_ID_LABEL], what: "bootstrap token" });
+      if (secret.name.startsWith("bootstrap-token-"))
+        candidates.push({ object: { kind: "bootstrapToken", id: secret.name, cluster }, nodeId: secret.labels[NODE_ID_LABEL], what: "bootstrap token" });
     }
   }
 
@@ -144,14 +162,19 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
   // someone else and are never touched.
   for (const ra of roleAssignments) {
     const ref = objectRef({ kind: "roleAssignment", id: ra.id }).toLowerCase();
-    if (recordedBy.has(ref) || (serviceId !== undefined && ra.createdBy === serviceId)) candidates.push({ object: { kind: "roleAssignment", id: ra.id }, what: "role assignment" });
+    if (recordedBy.has(ref) || (serviceId !== undefined && ra.createdBy === serviceId))
+      candidates.push({ object: { kind: "roleAssignment", id: ra.id }, what: "role assignment" });
   }
   const orphans: Orphan[] = [];
   for (const c of candidates) {
     const ref = objectRef(c.object);
     if (owned.has(ref.toLowerCase())) continue;
     const node = recordedBy.get(ref.toLowerCase()) ?? nodes.find((n) => n.nodeId === c.nodeId);
-    orphans.push({ ref, nodeId: node?.nodeId ?? c.nodeId, reason: node ? `${c.what} of node ${node.nodeId}, which is ${node.status}` : `${c.what} of no registered node` });
+    orphans.push({
+      ref,
+      nodeId: node?.nodeId ?? c.nodeId,
+      reason: node ? `${c.what} of node ${node.nodeId}, which is ${node.status}` : `${c.what} of no registered node`,
+    });
   }
   return orphans;
 }

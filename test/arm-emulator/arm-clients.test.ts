@@ -16,7 +16,13 @@ describe.each(TRANSPORTS)("ArmClients over %s", (kind) => {
   beforeEach(async () => {
     ({ emulator } = newEmulator({ replicationDelayMs: 0 }));
     emulator.addResourceGroup(OTHER_SUBSCRIPTION, "rg-other", "westeurope");
-    emulator.addCluster({ subscriptionId: SUBSCRIPTION_ID, resourceGroup: RESOURCE_GROUP, name: "aks-1", location: "eastus", fqdn: "aks-1.hcp.eastus.azmk8s.io" });
+    emulator.addCluster({
+      subscriptionId: SUBSCRIPTION_ID,
+      resourceGroup: RESOURCE_GROUP,
+      name: "aks-1",
+      location: "eastus",
+      fqdn: "aks-1.hcp.eastus.azmk8s.io",
+    });
     transport = await openTransport(emulator, kind);
     clients = new ArmClients({ credential: serviceCredential, ...transport.options, ...NO_RETRIES });
   });
@@ -29,7 +35,9 @@ describe.each(TRANSPORTS)("ArmClients over %s", (kind) => {
   });
 
   it("creates a machine at the pinned api-version, grants a role to its identity, and reads the cluster", async () => {
-    const machine = await clients.resources(SUBSCRIPTION_ID).resources.beginCreateOrUpdateByIdAndWait(machineId("node-1"), API_VERSIONS.hybridComputeMachines, machineBody(), { updateIntervalInMs: 1 });
+    const machine = await clients
+      .resources(SUBSCRIPTION_ID)
+      .resources.beginCreateOrUpdateByIdAndWait(machineId("node-1"), API_VERSIONS.hybridComputeMachines, machineBody(), { updateIntervalInMs: 1 });
     const principalId = machine.identity?.principalId;
     expect(principalId).toMatch(/^[0-9a-f-]{36}$/);
 

@@ -340,7 +340,10 @@ export class ArmEmulator {
     correlationId: string,
     clientRequestId: string | undefined,
   ): Record<string, string> {
-    const stamp = new Date(this.clock.now()).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    const stamp = new Date(this.clock.now())
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z");
     const headers: Record<string, string> = {
       "cache-control": "no-cache",
       pragma: "no-cache",

@@ -23,8 +23,7 @@ export class ArmError extends Error {
 const NOT_FOUND_FIX = "For more details please go to https://aka.ms/ARMResourceNotFoundFix";
 
 export const armErrors = {
-  missingApiVersion: () =>
-    new ArmError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."),
+  missingApiVersion: () => new ArmError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."),
   invalidApiVersion: (value: string) =>
     new ArmError(
       400,
@@ -41,25 +40,14 @@ export const armErrors = {
       "www-authenticate":
         'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The access token is invalid."',
     }),
-  subscriptionNotFound: (subscriptionId: string) =>
-    new ArmError(404, "SubscriptionNotFound", `The subscription '${subscriptionId}' could not be found.`),
-  resourceGroupNotFound: (resourceGroup: string) =>
-    new ArmError(404, "ResourceGroupNotFound", `Resource group '${resourceGroup}' could not be found.`),
+  subscriptionNotFound: (subscriptionId: string) => new ArmError(404, "SubscriptionNotFound", `The subscription '${subscriptionId}' could not be found.`),
+  resourceGroupNotFound: (resourceGroup: string) => new ArmError(404, "ResourceGroupNotFound", `Resource group '${resourceGroup}' could not be found.`),
   resourceNotFound: (type: string, name: string, resourceGroup: string) =>
-    new ArmError(
-      404,
-      "ResourceNotFound",
-      `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found. ${NOT_FOUND_FIX}`,
-    ),
+    new ArmError(404, "ResourceNotFound", `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found. ${NOT_FOUND_FIX}`),
   invalidResourceType: (namespace: string, type: string, apiVersion: string) =>
-    new ArmError(
-      404,
-      "InvalidResourceType",
-      `The resource type '${type}' could not be found in the namespace '${namespace}' for api version '${apiVersion}'.`,
-    ),
+    new ArmError(404, "InvalidResourceType", `The resource type '${type}' could not be found in the namespace '${namespace}' for api version '${apiVersion}'.`),
   pathNotFound: (path: string) => new ArmError(404, "NotFound", `The requested path '${path}' was not found.`),
-  methodNotAllowed: (method: string) =>
-    new ArmError(405, "MethodNotAllowed", `The requested resource does not support http method '${method}'.`),
+  methodNotAllowed: (method: string) => new ArmError(405, "MethodNotAllowed", `The requested resource does not support http method '${method}'.`),
   invalidRequestContent: (detail: string) =>
     new ArmError(400, "InvalidRequestContent", `The request content was invalid and could not be deserialized: '${detail}'.`),
   conflict: (message: string) => new ArmError(409, "Conflict", message),

@@ -8,16 +8,7 @@ import { emulatorToken } from "./credential.js";
 import type { ListeningEmulator } from "./https-server.js";
 import type { RouteInfo } from "./router.js";
 import { FAST_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";
-import {
-  machineBody,
-  machineId,
-  newEmulator,
-  RESOURCE_GROUP,
-  RG_SCOPE,
-  SERVICE_PRINCIPAL_ID,
-  serviceCredential,
-  SUBSCRIPTION_ID,
-} from "./test-fixtures.js";
+import { machineBody, machineId, newEmulator, RESOURCE_GROUP, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
 
 const AUTH = { authorization: `Bearer ${emulatorToken(SERVICE_PRINCIPAL_ID)}` };
 const LRO = { updateIntervalInMs: 1 };
@@ -77,10 +68,18 @@ describe("request validation", () => {
   });
 
   it("answers unknown routes with 404 and unsupported methods with 405, and refuses bad JSON", async () => {
-    const unknownType = await emulator.handle({ method: "GET", url: `${RG_SCOPE}/providers/Microsoft.HybridCompute/gadgets/x?api-version=2025-01-13`, headers: AUTH });
+    const unknownType = await emulator.handle({
+      method: "GET",
+      url: `${RG_SCOPE}/providers/Microsoft.HybridCompute/gadgets/x?api-version=2025-01-13`,
+      headers: AUTH,
+    });
     expect(unknownType.status).toBe(404);
     expect(unknownType.body).toMatchObject({ error: { code: "InvalidResourceType" } });
-    const wrongMethod = await emulator.handle({ method: "PATCH", url: `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments/x?api-version=2022-04-01`, headers: AUTH });
+    const wrongMethod = await emulator.handle({
+      method: "PATCH",
+      url: `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments/x?api-version=2022-04-01`,
+      headers: AUTH,
+    });
     expect(wrongMethod.status).toBe(405);
     const badJson = await emulator.handle({ method: "PUT", url: `${machineId("m")}?api-version=2025-01-13`, headers: AUTH, body: "{nope" });
     expect(badJson.status).toBe(400);

@@ -70,7 +70,10 @@ describe("HTTPS transport", () => {
 
   it("is refused by a client that does not trust its certificate", async () => {
     const hc = new HybridComputeManagementClient(serviceCredential, SUBSCRIPTION_ID, { endpoint: server.endpoint, retryOptions: { maxRetries: 0 } });
-    await expect(hc.machines.get(RESOURCE_GROUP, "n1")).rejects.toMatchObject({ name: "RestError", message: expect.stringMatching(/self[- ]signed/i) as unknown });
+    await expect(hc.machines.get(RESOURCE_GROUP, "n1")).rejects.toMatchObject({
+      name: "RestError",
+      message: expect.stringMatching(/self[- ]signed/i) as unknown,
+    });
     expect(emulator.requests.entries).toEqual([]);
   });
 
@@ -79,7 +82,9 @@ describe("HTTPS transport", () => {
     try {
       expect(plain.ca).toBeUndefined();
       const hc = new HybridComputeManagementClient(serviceCredential, SUBSCRIPTION_ID, plain.clientOptions());
-      await expect(hc.machines.get(RESOURCE_GROUP, "n1")).rejects.toThrow("Bearer token authentication is not permitted for non-TLS protected (non-https) URLs.");
+      await expect(hc.machines.get(RESOURCE_GROUP, "n1")).rejects.toThrow(
+        "Bearer token authentication is not permitted for non-TLS protected (non-https) URLs.",
+      );
     } finally {
       await plain.close();
     }

@@ -1,14 +1,7 @@
 /** Public surface of the ARM emulator for tests, the local sandbox and benchmarks. */
 export { ArmEmulator, type ArmEmulatorOptions } from "./arm-emulator.js";
 export { ArmError } from "./arm-error.js";
-export {
-  emulatorCredential,
-  emulatorToken,
-  DEFAULT_TENANT_ID,
-  type Caller,
-  type EmulatorCredentialOptions,
-  type PrincipalType,
-} from "./credential.js";
+export { emulatorCredential, emulatorToken, DEFAULT_TENANT_ID, type Caller, type EmulatorCredentialOptions, type PrincipalType } from "./credential.js";
 export type { ResourceEvent, ResourceEventData, ResourceEventListener, ResourceEventType } from "./event-grid.js";
 export type { FaultSpec, InjectedFault } from "../support/index.js";
 export type { ListenOptions, ListeningEmulator } from "./https-server.js";

@@ -4,8 +4,7 @@
  */
 
 export type KubeconfigUser =
-  | { kind: "token"; name: string; token: string }
-  | { kind: "exec"; name: string; tenantId: string; serverId: string; clientId: string };
+  { kind: "token"; name: string; token: string } | { kind: "exec"; name: string; tenantId: string; serverId: string; clientId: string };
 
 export interface KubeconfigSpec {
   clusterName: string;

@@ -6,16 +6,7 @@ import type { ArmEmulator } from "./arm-emulator.js";
 import { emulatorCredential } from "./credential.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
 import { NO_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";
-import {
-  machineBody,
-  machineId,
-  newEmulator,
-  RESOURCE_GROUP,
-  RG_SCOPE,
-  SERVICE_PRINCIPAL_ID,
-  serviceCredential,
-  SUBSCRIPTION_ID,
-} from "./test-fixtures.js";
+import { machineBody, machineId, newEmulator, RESOURCE_GROUP, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
 
 const LRO = { updateIntervalInMs: 1 };
 
@@ -60,11 +51,7 @@ describe.each(TRANSPORTS)("HybridCompute machines over %s", (kind) => {
     await resources.resources.beginDeleteByIdAndWait(id, "2025-01-13", LRO);
 
     const trace = emulator.requests.entries.map((e) => `${e.method} ${e.route ?? e.path} ${e.status}`);
-    expect(trace).toEqual([
-      "DELETE machines.delete 202",
-      "GET machines.operationStatus 200",
-      "GET machines.operationStatus 200",
-    ]);
+    expect(trace).toEqual(["DELETE machines.delete 202", "GET machines.operationStatus 200", "GET machines.operationStatus 200"]);
     const polls = emulator.requests.filter({ route: "machines.operationStatus" });
     expect(polls.every((p) => p.apiVersion === "2025-01-13")).toBe(true);
     expect(emulator.inspect.machines()).toEqual([]);
@@ -221,11 +208,7 @@ describe("HybridCompute machine lifecycle", () => {
       data: { operationName: "Microsoft.HybridCompute/machines/delete", httpRequest: { method: "DELETE" } },
     });
     await Promise.resolve();
-    expect(seen).toEqual([
-      "Microsoft.Resources.ResourceWriteSuccess",
-      "Microsoft.Resources.ResourceWriteSuccess",
-      "Microsoft.Resources.ResourceDeleteSuccess",
-    ]);
+    expect(seen).toEqual(["Microsoft.Resources.ResourceWriteSuccess", "Microsoft.Resources.ResourceWriteSuccess", "Microsoft.Resources.ResourceDeleteSuccess"]);
   });
 
   it("lists the managed machines by tag in the inspector", async () => {

@@ -205,13 +205,27 @@ export class Machines {
     const items = this.list().filter(
       (m) => m.subscriptionId.toLowerCase() === group.subscriptionId.toLowerCase() && m.resourceGroup.toLowerCase() === group.name.toLowerCase(),
     );
-    return { status: 200, body: pageOf(items.map((m) => this.render(m)), ctx, this.deps.pageSize) };
+    return {
+      status: 200,
+      body: pageOf(
+        items.map((m) => this.render(m)),
+        ctx,
+        this.deps.pageSize,
+      ),
+    };
   }
 
   private listBySubscription(ctx: RequestContext): HandlerResult {
     const sub = this.deps.tenancy.requireSubscription(ctx.params["sub"]!);
     const items = this.list().filter((m) => m.subscriptionId.toLowerCase() === sub.toLowerCase());
-    return { status: 200, body: pageOf(items.map((m) => this.render(m)), ctx, this.deps.pageSize) };
+    return {
+      status: 200,
+      body: pageOf(
+        items.map((m) => this.render(m)),
+        ctx,
+        this.deps.pageSize,
+      ),
+    };
   }
 
   private create(subscriptionId: string, resourceGroup: string, name: string, location: string, caller: Caller, now: number): MachineRecord {

@@ -41,7 +41,9 @@ describe.each(TRANSPORTS)("AKS managed clusters over %s", (kind) => {
 
   it("GETs a cluster shaped like the real response, with the flattened model the SDK exposes", async () => {
     const cluster = await aks.managedClusters.get(RESOURCE_GROUP, "aks-local");
-    expect(cluster.id).toBe(`/subscriptions/${SUBSCRIPTION_ID}/resourcegroups/${RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/aks-local`);
+    expect(cluster.id).toBe(
+      `/subscriptions/${SUBSCRIPTION_ID}/resourcegroups/${RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/aks-local`,
+    );
     expect(cluster.type).toBe("Microsoft.ContainerService/ManagedClusters");
     expect(cluster.fqdn).toBe("aks-local-1a2b3c4d.hcp.eastus.azmk8s.io");
     expect(cluster.azurePortalFqdn).toBe("aks-local-1a2b3c4d.portal.hcp.eastus.azmk8s.io");

@@ -109,8 +109,18 @@ export class ManagedClusters {
     const action = (a: string) => new RegExp(`${base}\\/${a}$`, "i");
     return [
       { name: "managedClusters.get", method: "GET", pattern: new RegExp(`${base}$`, "i"), handle: (ctx) => this.get(ctx) },
-      { name: "managedClusters.listClusterUserCredential", method: "POST", pattern: action("listClusterUserCredential"), handle: (ctx) => this.credentials(ctx, "user") },
-      { name: "managedClusters.listClusterAdminCredential", method: "POST", pattern: action("listClusterAdminCredential"), handle: (ctx) => this.credentials(ctx, "admin") },
+      {
+        name: "managedClusters.listClusterUserCredential",
+        method: "POST",
+        pattern: action("listClusterUserCredential"),
+        handle: (ctx) => this.credentials(ctx, "user"),
+      },
+      {
+        name: "managedClusters.listClusterAdminCredential",
+        method: "POST",
+        pattern: action("listClusterAdminCredential"),
+        handle: (ctx) => this.credentials(ctx, "admin"),
+      },
       {
         name: "managedClusters.listClusterMonitoringUserCredential",
         method: "POST",

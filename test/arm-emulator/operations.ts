@@ -109,8 +109,7 @@ export class Operations {
   /** The two monitor routes for one provider namespace. */
   routes(namespace: string, routePrefix: string): Route[] {
     const ns = namespace.replace(/\./g, "\\.");
-    const at = (kind: string) =>
-      new RegExp(`^/subscriptions/(?<sub>[^/]+)/providers/${ns}/locations/(?<loc>[^/]+)/${kind}/(?<op>[^/]+)$`, "i");
+    const at = (kind: string) => new RegExp(`^/subscriptions/(?<sub>[^/]+)/providers/${ns}/locations/(?<loc>[^/]+)/${kind}/(?<op>[^/]+)$`, "i");
     return [
       { name: `${routePrefix}.operationStatus`, method: "GET", pattern: at("operationStatus"), handle: (ctx) => this.status(ctx, namespace) },
       { name: `${routePrefix}.operationResult`, method: "GET", pattern: at("operationResults"), handle: (ctx) => this.result(ctx, namespace) },

@@ -56,9 +56,7 @@ export class RequestLog {
         (query.route === undefined || e.route === query.route) &&
         (query.status === undefined || e.status === query.status) &&
         (query.path === undefined ||
-          (query.path instanceof RegExp
-            ? query.path.test(e.path)
-            : e.path.toLowerCase() === normalisePath(query.path).toLowerCase())),
+          (query.path instanceof RegExp ? query.path.test(e.path) : e.path.toLowerCase() === normalisePath(query.path).toLowerCase())),
     );
   }
 

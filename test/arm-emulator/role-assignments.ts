@@ -124,11 +124,7 @@ export class RoleAssignments {
         existing.principalId.toLowerCase() !== props.principalId.toLowerCase() ||
         existing.roleDefinitionGuid !== role.guid
       ) {
-        throw new ArmError(
-          400,
-          "RoleAssignmentUpdateNotPermitted",
-          "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
-        );
+        throw new ArmError(400, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.");
       }
       existing.description = props.description ?? null;
       existing.condition = condition;
@@ -185,7 +181,14 @@ export class RoleAssignments {
       if (!(filter.atScope ? above : above || below)) return false;
       return filter.principalIds.every((p) => p === ra.principalId.toLowerCase());
     });
-    return { status: 200, body: pageOf(items.map((ra) => this.render(ra)), ctx, this.deps.pageSize) };
+    return {
+      status: 200,
+      body: pageOf(
+        items.map((ra) => this.render(ra)),
+        ctx,
+        this.deps.pageSize,
+      ),
+    };
   }
 
   private require(ctx: RequestContext): RoleAssignmentRecord {

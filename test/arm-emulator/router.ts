@@ -39,10 +39,7 @@ export interface RouteInfo {
   opClass: OpClass;
 }
 
-export type RouteMatch =
-  | { kind: "route"; route: Route; params: Record<string, string> }
-  | { kind: "methodNotAllowed" }
-  | { kind: "none" };
+export type RouteMatch = { kind: "route"; route: Route; params: Record<string, string> } | { kind: "methodNotAllowed" } | { kind: "none" };
 
 export function matchRoute(routes: readonly Route[], method: string, path: string): RouteMatch {
   let pathKnown = false;

@@ -90,7 +90,11 @@ describe("throttling limits", () => {
 
   const headers = (principal: string) => ({ authorization: `Bearer ${emulatorToken(principal)}` });
   const read = (emulator: ArmEmulator, principal: string) =>
-    emulator.handle({ method: "GET", url: `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01`, headers: headers(principal) });
+    emulator.handle({
+      method: "GET",
+      url: `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01`,
+      headers: headers(principal),
+    });
 
   it("defaults to ARM's 250-read burst per principal and reports the global bucket too", async () => {
     const { emulator } = newEmulator();

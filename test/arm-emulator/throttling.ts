@@ -78,9 +78,7 @@ export class Throttler {
     const scopeKey = subscriptionId?.toLowerCase() ?? "tenant";
     const own = this.bucket(`${principalId.toLowerCase()}|${scopeKey}|${opClass}`, this.limits[opClass]);
     const global =
-      this.globalMultiplier === undefined
-        ? undefined
-        : this.bucket(`*|${scopeKey}|${opClass}`, scaled(this.limits[opClass], this.globalMultiplier));
+      this.globalMultiplier === undefined ? undefined : this.bucket(`*|${scopeKey}|${opClass}`, scaled(this.limits[opClass], this.globalMultiplier));
 
     const refusedBy = [own, global].find((b) => b !== undefined && !b.canTake(now));
     if (refusedBy === undefined) {

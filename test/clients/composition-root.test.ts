@@ -6,7 +6,10 @@ import { NotConfiguredError, parseSettings } from "../../orchestrations/settings
 import { emulatorCredential } from "../arm-emulator/index.js";
 import { uniquePrefix } from "../registry/fixtures.js";
 
-const settingsFor = (prefix: string, extra: Record<string, string> = {}) => () => parseSettings({ DURABLE_TASK_HUB: "FlexNodeTest", REGISTRY_CONNECTION: inject("azuriteConnectionString"), REGISTRY_TABLE_PREFIX: prefix, ...extra });
+const settingsFor =
+  (prefix: string, extra: Record<string, string> = {}) =>
+  () =>
+    parseSettings({ DURABLE_TASK_HUB: "FlexNodeTest", REGISTRY_CONNECTION: inject("azuriteConnectionString"), REGISTRY_TABLE_PREFIX: prefix, ...extra });
 
 describe("composition root", () => {
   it("gives each provider its own clients: two apps in one process never share a registry or ARM clients", async () => {

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { machineIdIn, parseClusterId, parseMachineId, parseResourceGroupId, parseResourceId, ResourceIdError, subscriptionOf } from "../../orchestrations/clients/arm/resource-id.js";
+import {
+  machineIdIn,
+  parseClusterId,
+  parseMachineId,
+  parseResourceGroupId,
+  parseResourceId,
+  ResourceIdError,
+  subscriptionOf,
+} from "../../orchestrations/clients/arm/resource-id.js";
 
 const SUB = "00000000-0000-4000-8000-000000000001";
 const CLUSTER = `/subscriptions/${SUB}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1`;
@@ -7,7 +15,12 @@ const MACHINE = `/subscriptions/${SUB}/resourceGroups/rg-arc/providers/Microsoft
 
 describe("resource ids: one parser", () => {
   it("reads the parts of a cluster id, a machine id and a resource group id", () => {
-    expect(parseClusterId(CLUSTER)).toEqual({ subscriptionId: SUB, resourceGroup: "rg-aks", type: "Microsoft.ContainerService/managedClusters", name: "aks-1" });
+    expect(parseClusterId(CLUSTER)).toEqual({
+      subscriptionId: SUB,
+      resourceGroup: "rg-aks",
+      type: "Microsoft.ContainerService/managedClusters",
+      name: "aks-1",
+    });
     expect(parseMachineId(MACHINE).name).toBe("fn-0123456789abcdef01234567");
     expect(parseResourceGroupId(`/subscriptions/${SUB}/resourceGroups/rg-arc`)).toEqual({ subscriptionId: SUB, resourceGroup: "rg-arc" });
     expect(machineIdIn(`/subscriptions/${SUB}/resourceGroups/rg-arc`, "fn-0123456789abcdef01234567")).toBe(MACHINE);

@@ -34,7 +34,10 @@ describe("keys", () => {
     for (const bad of [good.slice(1), `${good}A`, `${good.slice(0, 42)}=`, good.replace(/.$/, "B"), `${good.slice(0, 42)}+`, ""]) {
       if (bad === good) continue;
       expect(PublicKeySchema.safeParse(bad).success, bad).toBe(false);
-      expect(thrown(() => importPublicKey(bad)), bad).toBeInstanceOf(InvalidKeyError);
+      expect(
+        thrown(() => importPublicKey(bad)),
+        bad,
+      ).toBeInstanceOf(InvalidKeyError);
     }
   });
 

@@ -60,7 +60,9 @@ function memoryNonceStore(): NonceStore & { claims: NonceClaim[] } {
 describe("node request signatures", () => {
   it("produces the RFC 9421 headers of the profile", async () => {
     const headers = await signNodeRequest(request, { keyId: NODE_KEY_ID, privateKey: node.privateKey, now: SIGNED_AT, nonce: NONCE });
-    const digest = createHash("sha256").update(request.body as string, "utf8").digest("base64");
+    const digest = createHash("sha256")
+      .update(request.body as string, "utf8")
+      .digest("base64");
     expect(headers["content-digest"]).toBe(`sha-256=:${digest}:`);
     expect(headers["signature-input"]).toBe(
       `flexnode=("@method" "@path" "@query" "content-digest");created=${CREATED};keyid="${NODE_KEY_ID}";alg="ed25519";nonce="${NONCE}"`,
@@ -160,7 +162,9 @@ describe("node request signatures", () => {
     const error = await rejected(verifyNodeRequest(req, options({ now: new Date(SIGNED_AT.getTime() + 121_000) })));
     expect(error).toBeInstanceOf(StaleSignatureError);
     expect((error as StaleSignatureError).code).toBe("signature_too_old");
-    expect(await rejected(verifyNodeRequest(req, options({ now: new Date(SIGNED_AT.getTime() + 31_000), maxSkewSeconds: 30 })))).toBeInstanceOf(StaleSignatureError);
+    expect(await rejected(verifyNodeRequest(req, options({ now: new Date(SIGNED_AT.getTime() + 31_000), maxSkewSeconds: 30 })))).toBeInstanceOf(
+      StaleSignatureError,
+    );
   });
 
   it("rejects a created too far in the future", async () => {

@@ -71,16 +71,14 @@ describe("StepEnvelope", () => {
       fc.integer({ min: 1, max: 86_400 }).map((s): Mutation => ["issuedAt", (e) => ({ ...e, issuedAt: shiftIso(e.issuedAt, -s) })]),
       fc.integer({ min: 1, max: 86_400 }).map((s): Mutation => ["expiresAt", (e) => ({ ...e, expiresAt: shiftIso(e.expiresAt, s) })]),
       fc.constant<Mutation>(["signature.keyId", (e) => ({ ...e, signature: { ...e.signature, keyId: otherKeyId } })]),
-      fc.tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 1, max: 255 })).map(
-        ([index, mask]): Mutation => [
-          "signature.value",
-          (e) => {
-            const bytes = Buffer.from(e.signature.value, "base64url");
-            bytes[index] = bytes[index]! ^ mask;
-            return { ...e, signature: { ...e.signature, value: bytes.toString("base64url") } };
-          },
-        ],
-      ),
+      fc.tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 1, max: 255 })).map(([index, mask]): Mutation => [
+        "signature.value",
+        (e) => {
+          const bytes = Buffer.from(e.signature.value, "base64url");
+          bytes[index] = bytes[index]! ^ mask;
+          return { ...e, signature: { ...e.signature, value: bytes.toString("base64url") } };
+        },
+      ]),
     );
     fc.assert(
       fc.property(mutation, ([, mutate]) => {
@@ -118,7 +116,9 @@ describe("StepEnvelope", () => {
   it("is refused when issued further in the future than the skew (node clock behind)", () => {
     const envelope = overTheWire(build());
     expect(verifyStepEnvelope(envelope, { ...verifyOptions, now: new Date(ISSUED_AT.getTime() - 60_000) })).toBeDefined();
-    expect(thrown(() => verifyStepEnvelope(envelope, { ...verifyOptions, now: new Date(ISSUED_AT.getTime() - 60_001) }))).toBeInstanceOf(EnvelopeNotYetValidError);
+    expect(thrown(() => verifyStepEnvelope(envelope, { ...verifyOptions, now: new Date(ISSUED_AT.getTime() - 60_001) }))).toBeInstanceOf(
+      EnvelopeNotYetValidError,
+    );
   });
 
   it("is refused by any node other than the one it is addressed to", () => {
@@ -140,7 +140,10 @@ describe("StepEnvelope", () => {
 
   it("refuses an older or unrecognisable version clearly", () => {
     const base = overTheWire(build()) as Record<string, unknown>;
-    expect(thrown(() => verifyStepEnvelope({ ...base, version: 0 }, verifyOptions))).toMatchObject({ problem: "older", message: expect.stringMatching(/older than/) });
+    expect(thrown(() => verifyStepEnvelope({ ...base, version: 0 }, verifyOptions))).toMatchObject({
+      problem: "older",
+      message: expect.stringMatching(/older than/),
+    });
     const { version: _dropped, ...unversioned } = base;
     for (const raw of [unversioned, { ...base, version: "1" }, { ...base, version: 1.5 }]) {
       const error = thrown(() => verifyStepEnvelope(raw, verifyOptions));
@@ -203,7 +206,11 @@ describe("secrets in envelopes", () => {
     ["SAS token", { queue: "SharedAccessSignature sr=sb%3a%2f%2fns&sig=abc%3d&se=1&skn=listen" }, "/params/queue"],
     ["SAS connection string", { conn: "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey=b=" }, "/params/conn"],
     ["storage SAS URL", { url: "https://acct.blob.core.windows.net/c/agent.raw?sv=2024-01-01&sr=b&sig=AbCd%2B" }, "/params/url"],
-    ["PEM private key", { files: [{ path: "/etc/x.key", content: "-----BEGIN PRIVATE KEY-----\nMC4CAQ==\n-----END PRIVATE KEY-----\n" }] }, "/params/files/0/content"],
+    [
+      "PEM private key",
+      { files: [{ path: "/etc/x.key", content: "-----BEGIN PRIVATE KEY-----\nMC4CAQ==\n-----END PRIVATE KEY-----\n" }] },
+      "/params/files/0/content",
+    ],
     ["JWT", { header: "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJub2RlIn0.c2ln" }, "/params/header"],
     ["password field", { db: { password: "hunter2" } }, "/params/db/password"],
     ["clientSecret field", { clientSecret: "x" }, "/params/clientSecret"],
@@ -235,7 +242,9 @@ describe("secrets in envelopes", () => {
     for (const label of ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "OPENSSH PRIVATE KEY", "CERTIFICATE REQUEST"]) {
       expect(findSecrets({ a: [`-----BEGIN ${label}-----`] })).toEqual([{ path: "/a/0", kind: "pem-block" }]);
     }
-    expect(findSecrets({ a: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n" })).toEqual([{ path: "/a", kind: "pem-block" }]);
+    expect(findSecrets({ a: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n" })).toEqual([
+      { path: "/a", kind: "pem-block" },
+    ]);
     expect(findSecrets({ a: "eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJzdmMifQ.sig" })).toEqual([{ path: "/a", kind: "jwt" }]);
     expect(findSecrets({ adminPassword: "x" })).toEqual([{ path: "/adminPassword", kind: "secret-named-field" }]);
     expect(findSecrets({ "abcdef.0123456789abcdef": true })).toEqual([{ path: "/abcdef.0123456789abcdef", kind: "bootstrap-token" }]);

@@ -41,7 +41,12 @@ function unsignedResult(fields: Record<string, unknown>): JsonObject {
 describe("StepResult", () => {
   it("round-trips a succeeded result", () => {
     const result = buildStepResult(succeededInput(), signer);
-    expect(result).toMatchObject({ version: 1, outcome: "succeeded", finishedAt: "2025-03-01T12:01:02.500Z", signature: { alg: "ed25519", keyId: keyIdOf(node.publicKey) } });
+    expect(result).toMatchObject({
+      version: 1,
+      outcome: "succeeded",
+      finishedAt: "2025-03-01T12:01:02.500Z",
+      signature: { alg: "ed25519", keyId: keyIdOf(node.publicKey) },
+    });
     expect(result).not.toHaveProperty("error");
     expect(verifyStepResult(overTheWire(result), verifyOptions)).toEqual(result);
     // A whole signed result passes the queue-message secret scan.
@@ -79,7 +84,10 @@ describe("StepResult", () => {
     const early = { ...succeededInput(), finishedAt: new Date("2025-03-01T12:00:59.999Z") };
     expect((thrown(() => buildStepResult(early, signer)) as MessageSchemaError).issues[0]?.path).toBe("/finishedAt");
     for (const manifestDigest of ["sha256:ABC", `sha512:${"0".repeat(64)}`, `sha256:${"A".repeat(64)}`]) {
-      expect(thrown(() => buildStepResult({ ...succeededInput(), manifestDigest }, signer)), manifestDigest).toBeInstanceOf(MessageSchemaError);
+      expect(
+        thrown(() => buildStepResult({ ...succeededInput(), manifestDigest }, signer)),
+        manifestDigest,
+      ).toBeInstanceOf(MessageSchemaError);
     }
   });
 

@@ -95,7 +95,11 @@ export async function startDurableClientServer(simulator: DurableSimulator): Pro
       const statuses = url.searchParams.get("runtimeStatus")?.split(",").filter(Boolean) as RuntimeStatus[] | undefined;
       const from = url.searchParams.get("createdTimeFrom");
       const to = url.searchParams.get("createdTimeTo");
-      return send(res, 200, sim.listStatus({ runtimeStatus: statuses, createdTimeFrom: from ? Date.parse(from) : undefined, createdTimeTo: to ? Date.parse(to) : undefined }));
+      return send(
+        res,
+        200,
+        sim.listStatus({ runtimeStatus: statuses, createdTimeFrom: from ? Date.parse(from) : undefined, createdTimeTo: to ? Date.parse(to) : undefined }),
+      );
     }
     if ((m = /^\/durabletask\/instances\/([^/]+)$/.exec(path))) {
       const id = decodeURIComponent(m[1]!);

@@ -11,7 +11,8 @@ class ArmThrottled extends Error {
 }
 
 df.app.setExceptionPropertiesProvider({
-  getExceptionProperties: (error: unknown) => (error instanceof ArmThrottled ? { retryAfterSeconds: error.retryAfterSeconds, code: "TooManyRequests" } : undefined),
+  getExceptionProperties: (error: unknown) =>
+    error instanceof ArmThrottled ? { retryAfterSeconds: error.retryAfterSeconds, code: "TooManyRequests" } : undefined,
 });
 afterAll(() => df.app.setExceptionPropertiesProvider(null as never));
 

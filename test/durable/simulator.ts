@@ -156,8 +156,7 @@ interface PendingTimer {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const toWireInput = (input: unknown): string | undefined =>
-  input === undefined ? undefined : typeof input === "string" ? input : JSON.stringify(input);
+const toWireInput = (input: unknown): string | undefined => (input === undefined ? undefined : typeof input === "string" ? input : JSON.stringify(input));
 const parseJson = (text: string | undefined | null): unknown => (text === undefined || text === null || text === "" ? null : JSON.parse(text));
 // setTimeout holds at most 2^31-1 ms; longer waits re-arm.
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -386,7 +385,11 @@ export class DurableSimulator {
       });
       const timer = setTimeout(() => {
         finish();
-        reject(new Error(`instance ${instanceId} did not reach ${wanted.join("|")} within ${timeoutMs} ms (now ${this.getStatus(instanceId)?.runtimeStatus ?? "absent"})`));
+        reject(
+          new Error(
+            `instance ${instanceId} did not reach ${wanted.join("|")} within ${timeoutMs} ms (now ${this.getStatus(instanceId)?.runtimeStatus ?? "absent"})`,
+          ),
+        );
       }, timeoutMs);
       const finish = () => {
         clearTimeout(timer);
@@ -443,7 +446,11 @@ export class DurableSimulator {
         Version: "",
         OrchestrationInstance: { InstanceId: inst.id, ExecutionId: inst.executionId },
         ParentInstance: inst.parent
-          ? { Name: this.instances.get(inst.parent.instanceId)?.name ?? null, TaskScheduleId: inst.parent.taskId, OrchestrationInstance: { InstanceId: inst.parent.instanceId, ExecutionId: inst.parent.executionId } }
+          ? {
+              Name: this.instances.get(inst.parent.instanceId)?.name ?? null,
+              TaskScheduleId: inst.parent.taskId,
+              OrchestrationInstance: { InstanceId: inst.parent.instanceId, ExecutionId: inst.parent.executionId },
+            }
           : null,
         Tags: null,
       }),
@@ -509,7 +516,15 @@ export class DurableSimulator {
       const taskId = inst.nextId++;
       inst.retries.set(taskId, retry);
       followUps.push(this.event(EventType.TaskScheduled, { Name: retry.functionName, Input: retry.wireInput ?? null }, taskId));
-      this.activities.push({ instanceId: inst.id, executionId: inst.executionId, name: retry.functionName, taskId, attempt: retry.attempt, wireInput: retry.wireInput, scheduledAt: now });
+      this.activities.push({
+        instanceId: inst.id,
+        executionId: inst.executionId,
+        name: retry.functionName,
+        taskId,
+        attempt: retry.attempt,
+        wireInput: retry.wireInput,
+        scheduledAt: now,
+      });
       return;
     }
     const finalAt = inst.longTimers.get(timerId);
@@ -652,12 +667,22 @@ export class DurableSimulator {
   private startChild(parent: Instance, name: string, childId: string, input: string | undefined, taskId: number): void {
     const fn = this.host.registry.functions.get(name);
     const existing = this.instances.get(childId);
-    const refusal = !fn || fn.trigger.type !== "orchestrationTrigger" ? new OrchestratorNotFoundError(name).message : existing && !isTerminal(existing.status) ? new InstanceExistsError(childId, existing.status).message : undefined;
+    const refusal =
+      !fn || fn.trigger.type !== "orchestrationTrigger"
+        ? new OrchestratorNotFoundError(name).message
+        : existing && !isTerminal(existing.status)
+          ? new InstanceExistsError(childId, existing.status).message
+          : undefined;
     if (refusal) {
       this.enqueue({
         instanceId: parent.id,
         executionId: parent.executionId,
-        event: this.event(EventType.SubOrchestrationInstanceFailed, { TaskScheduledId: taskId, Reason: refusal, Details: null, FailureDetails: this.failureDetails ? { ErrorType: "OrchestrationFailureException", ErrorMessage: refusal, IsNonRetriable: true } : undefined }),
+        event: this.event(EventType.SubOrchestrationInstanceFailed, {
+          TaskScheduledId: taskId,
+          Reason: refusal,
+          Details: null,
+          FailureDetails: this.failureDetails ? { ErrorType: "OrchestrationFailureException", ErrorMessage: refusal, IsNonRetriable: true } : undefined,
+        }),
       });
       return;
     }
@@ -685,16 +710,31 @@ export class DurableSimulator {
     this.notify(inst.id);
   }
 
-  private finish(inst: Instance, status: "Completed" | "Failed" | "Terminated", value: unknown, terminatedEvent?: HistoryEvent, failureDetails?: unknown): void {
+  private finish(
+    inst: Instance,
+    status: "Completed" | "Failed" | "Terminated",
+    value: unknown,
+    terminatedEvent?: HistoryEvent,
+    failureDetails?: unknown,
+  ): void {
     inst.status = status;
     inst.lastUpdatedTime = this.clock.now();
     this.dropTimers(inst.id);
     const parent = inst.parent && this.instances.get(inst.parent.instanceId);
     if (status === "Completed") {
       inst.output = value;
-      inst.history.push(this.event(EventType.ExecutionCompleted, { OrchestrationStatus: "Completed", Result: value === undefined ? null : JSON.stringify(value) }));
+      inst.history.push(
+        this.event(EventType.ExecutionCompleted, { OrchestrationStatus: "Completed", Result: value === undefined ? null : JSON.stringify(value) }),
+      );
       if (parent && inst.parent) {
-        this.enqueue({ instanceId: parent.id, executionId: inst.parent.executionId, event: this.event(EventType.SubOrchestrationInstanceCompleted, { TaskScheduledId: inst.parent.taskId, Result: value === undefined ? null : JSON.stringify(value) }) });
+        this.enqueue({
+          instanceId: parent.id,
+          executionId: inst.parent.executionId,
+          event: this.event(EventType.SubOrchestrationInstanceCompleted, {
+            TaskScheduledId: inst.parent.taskId,
+            Result: value === undefined ? null : JSON.stringify(value),
+          }),
+        });
       }
     } else if (status === "Failed") {
       const message = `Orchestrator function '${inst.name}' failed: ${String(value)}`;
@@ -705,7 +745,12 @@ export class DurableSimulator {
         this.enqueue({
           instanceId: parent.id,
           executionId: inst.parent.executionId,
-          event: this.event(EventType.SubOrchestrationInstanceFailed, { TaskScheduledId: inst.parent.taskId, Reason: message, Details: String(value), ...(this.failureDetails ? { FailureDetails: details } : {}) }),
+          event: this.event(EventType.SubOrchestrationInstanceFailed, {
+            TaskScheduledId: inst.parent.taskId,
+            Reason: message,
+            Details: String(value),
+            ...(this.failureDetails ? { FailureDetails: details } : {}),
+          }),
         });
       }
     } else {
@@ -738,7 +783,18 @@ export class DurableSimulator {
         call = { outcome: "failed", error: cause.message };
       }
     }
-    this.activityLog.push({ instanceId: work.instanceId, executionId: work.executionId, name: work.name, taskId: work.taskId, attempt: work.attempt, input, scheduledAt: work.scheduledAt, startedAt, finishedAt: this.clock.now(), ...call });
+    this.activityLog.push({
+      instanceId: work.instanceId,
+      executionId: work.executionId,
+      name: work.name,
+      taskId: work.taskId,
+      attempt: work.attempt,
+      input,
+      scheduledAt: work.scheduledAt,
+      startedAt,
+      finishedAt: this.clock.now(),
+      ...call,
+    });
     this.enqueue({ instanceId: work.instanceId, executionId: work.executionId, event });
   }
 
@@ -765,7 +821,11 @@ export class DurableSimulator {
 
   private fire(timer: PendingTimer): void {
     this.timers = this.timers.filter((t) => t !== timer);
-    this.enqueue({ instanceId: timer.instanceId, executionId: timer.executionId, event: this.event(EventType.TimerFired, { TimerId: timer.timerId, FireAt: iso(timer.fireAt) }) });
+    this.enqueue({
+      instanceId: timer.instanceId,
+      executionId: timer.executionId,
+      event: this.event(EventType.TimerFired, { TimerId: timer.timerId, FireAt: iso(timer.fireAt) }),
+    });
   }
 
   private cancelTimer(instanceId: string, timerId: number): void {
@@ -868,5 +928,12 @@ function failureDetailsOf(cause: { name?: string; message: string; stack?: strin
   } catch {
     // not a provider payload: a plain error message
   }
-  return { ErrorType: cause.name ?? "Error", ErrorMessage: cause.message, StackTrace: cause.stack ?? null, IsNonRetriable: false, InnerFailure: null, Properties: null };
+  return {
+    ErrorType: cause.name ?? "Error",
+    ErrorMessage: cause.message,
+    StackTrace: cause.stack ?? null,
+    IsNonRetriable: false,
+    InnerFailure: null,
+    Properties: null,
+  };
 }

@@ -112,7 +112,15 @@ export function flattenActions(actions: unknown): LeafAction[] {
  * input is just as non-deterministic, and catching it here costs nothing. Cancellation is state, not identity.
  */
 export function leafSignature(a: LeafAction): string {
-  return JSON.stringify([a.actionType, a.functionName ?? null, a.input ?? null, a.externalEventName ?? null, a.fireAt ?? null, a.instanceId ?? null, a.retryOptions ?? null]);
+  return JSON.stringify([
+    a.actionType,
+    a.functionName ?? null,
+    a.input ?? null,
+    a.externalEventName ?? null,
+    a.fireAt ?? null,
+    a.instanceId ?? null,
+    a.retryOptions ?? null,
+  ]);
 }
 
 export function describeLeaf(a: LeafAction): string {

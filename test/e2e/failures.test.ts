@@ -7,7 +7,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArtifactCatalog, PlanStep } from "../../orchestrations/node-plan/node-plan.js";
-import { failureFor, KUBERNETES_VERSION, planFor, SANDBOX_TIMING, sandboxHostSide, startFleet, treeDiff, treeSnapshot, type Fleet, type NodeOutcome, type NodeSpec, type Stack, type TreeSnapshot } from "../sandbox/index.js";
+import {
+  failureFor,
+  KUBERNETES_VERSION,
+  planFor,
+  SANDBOX_TIMING,
+  sandboxHostSide,
+  startFleet,
+  treeDiff,
+  treeSnapshot,
+  type Fleet,
+  type NodeOutcome,
+  type NodeSpec,
+  type Stack,
+  type TreeSnapshot,
+} from "../sandbox/index.js";
 import { nodeQueues, objectsOf, startE2eStack, stepsOf } from "./support.js";
 
 type Variant = Pick<NodeSpec, "immutable" | "arch">;
@@ -26,7 +40,8 @@ interface Case {
   blocked?: string;
 }
 
-const artifactOf = (s: PlanStep): string | undefined => (s.kind === "fetchArtifact" || s.kind === "installSysext" ? (s.params.artifact as { url: string }).url : undefined);
+const artifactOf = (s: PlanStep): string | undefined =>
+  s.kind === "fetchArtifact" || s.kind === "installSysext" ? (s.params.artifact as { url: string }).url : undefined;
 
 /** Picks per case a variant such that no other node downloads, before its own failing step, an artifact a case corrupts. */
 function assignVariants(catalog: ArtifactCatalog, stepIds: string[]): Map<string, Variant> {
@@ -143,8 +158,14 @@ describe("a failure at each node step: node Failed, agent reset, emulators clean
     // The agent ran the steps up to the failing one, then the reset, and its root is what it was before the plan.
     const steps = stepsOf(node);
     const failingIndex = c.plan.findIndex((s) => s.stepId === c.stepId);
-    expect(steps.filter((s) => s.endsWith(" succeeded") && !s.startsWith("reset#")).map((s) => s.split("#")[0]), label).toEqual(c.plan.slice(0, failingIndex).map((s) => s.stepId));
-    expect(steps.some((s) => s.startsWith(`${c.stepId}#`) && !s.endsWith(" succeeded")), label).toBe(true);
+    expect(
+      steps.filter((s) => s.endsWith(" succeeded") && !s.startsWith("reset#")).map((s) => s.split("#")[0]),
+      label,
+    ).toEqual(c.plan.slice(0, failingIndex).map((s) => s.stepId));
+    expect(
+      steps.some((s) => s.startsWith(`${c.stepId}#`) && !s.endsWith(" succeeded")),
+      label,
+    ).toBe(true);
     expect(steps.at(-1), label).toBe("reset#1 succeeded");
     expect(treeDiff(node.prePlan!, afterRun.get(c.stepId)!), label).toEqual([]);
     expect(node.host.activeUnits(), label).toEqual([]);

@@ -20,7 +20,12 @@ beforeAll(async () => {
   ({ stack } = await startE2eStack());
   const { enrolmentUrl } = await stack.createToken({ maxUses: NODES });
   // Mostly Flatcar; every fifth an Ubuntu host, so both plans run side by side.
-  const specs: NodeSpec[] = Array.from({ length: NODES }, (_, i) => ({ name: `edge-${String(i + 1).padStart(2, "0")}`, immutable: i % 5 !== 4, arch: "amd64", index: i + 1 }));
+  const specs: NodeSpec[] = Array.from({ length: NODES }, (_, i) => ({
+    name: `edge-${String(i + 1).padStart(2, "0")}`,
+    immutable: i % 5 !== 4,
+    arch: "amd64",
+    index: i + 1,
+  }));
   fleet = await startFleet({ stack, enrolmentUrl, hostSide: sandboxHostSide, specs });
   outcomes = await fleet.settle(200_000);
 }, 240_000);
@@ -32,7 +37,9 @@ afterAll(async () => {
 
 describe(`${NODES} nodes onboarding at once`, () => {
   it("all end Ready, each having run its own plan once", () => {
-    const notReady = outcomes.filter((o) => o.status !== "Ready").map((o) => ({ node: o.node.spec.name, status: o.status, saga: o.saga?.output ?? o.saga?.customStatus, error: o.node.error }));
+    const notReady = outcomes
+      .filter((o) => o.status !== "Ready")
+      .map((o) => ({ node: o.node.spec.name, status: o.status, saga: o.saga?.output ?? o.saga?.customStatus, error: o.node.error }));
     expect(notReady).toEqual([]);
     for (const o of outcomes) {
       const plan = planFor({ immutable: o.node.spec.immutable, arch: o.node.spec.arch, catalog: stack.artifacts.catalog });
@@ -40,9 +47,19 @@ describe(`${NODES} nodes onboarding at once`, () => {
     }
     const ids = outcomes.map((o) => o.node.nodeId!);
     expect(new Set(ids).size).toBe(NODES);
-    expect(stack.arm.inspect.machines().map((m) => m.name).sort()).toEqual([...ids].sort());
+    expect(
+      stack.arm.inspect
+        .machines()
+        .map((m) => m.name)
+        .sort(),
+    ).toEqual([...ids].sort());
     expect(stack.arm.inspect.roleAssignments()).toHaveLength(2 * NODES);
-    expect(stack.kube.inspect().nodes.map((n) => `${n.name} ${n.ready}`).sort()).toEqual(ids.map((id) => `${id} True`).sort());
+    expect(
+      stack.kube
+        .inspect()
+        .nodes.map((n) => `${n.name} ${n.ready}`)
+        .sort(),
+    ).toEqual(ids.map((id) => `${id} True`).sort());
     expect(stack.kube.inspect().secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
     expect(nodeQueues(stack).sort()).toEqual(ids.map((id) => `node-${id}`).sort());
   });
@@ -60,7 +77,8 @@ describe(`${NODES} nodes onboarding at once`, () => {
       const body = enqueued.get(`${d.queue}#${d.sequenceNumber}`)?.body as { nodeId?: string } | undefined;
       if (!nodeIds.has(owner)) wrong.push(`${d.queue}: not a node of this run`);
       if (body?.nodeId !== owner) wrong.push(`${d.queue}#${d.sequenceNumber}: envelope for ${String(body?.nodeId)}`);
-      if (d.link.authorizedBy.ruleName !== "flexnode-node-listen" || !d.link.authorizedBy.scopeUri.endsWith(`/${d.queue}`)) wrong.push(`${d.queue}#${d.sequenceNumber}: delivered on a link authorized by ${JSON.stringify(d.link.authorizedBy)}`);
+      if (d.link.authorizedBy.ruleName !== "flexnode-node-listen" || !d.link.authorizedBy.scopeUri.endsWith(`/${d.queue}`))
+        wrong.push(`${d.queue}#${d.sequenceNumber}: delivered on a link authorized by ${JSON.stringify(d.link.authorizedBy)}`);
       const seen = connections.get(d.link.connectionId) ?? new Set<string>();
       seen.add(d.queue);
       connections.set(d.link.connectionId, seen);
@@ -75,7 +93,11 @@ describe(`${NODES} nodes onboarding at once`, () => {
       expect(new Set(mine.map((d) => d.sequenceNumber)).size, `${o.node.spec.name}: a message delivered twice`).toBe(mine.length);
     }
     // And each agent only ever started steps of its own saga.
-    const foreign = outcomes.flatMap((o) => o.node.events.flatMap(({ event: e }) => (e.type === "step-started" && !e.sagaId.startsWith(`${o.node.nodeId!}@`) ? [`${o.node.spec.name} ran ${e.sagaId}/${e.stepId}`] : [])));
+    const foreign = outcomes.flatMap((o) =>
+      o.node.events.flatMap(({ event: e }) =>
+        e.type === "step-started" && !e.sagaId.startsWith(`${o.node.nodeId!}@`) ? [`${o.node.spec.name} ran ${e.sagaId}/${e.stepId}`] : [],
+      ),
+    );
     expect(foreign).toEqual([]);
     expect(outcomes.flatMap((o) => o.node.events.filter((e) => e.event.type === "envelope-refused"))).toEqual([]);
   });

@@ -11,7 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signNodeRequest } from "../../contract/node-request.js";
 import { loadIdentity } from "../../node-agent/src/identity.js";
 import { BUILT_IN_ROLES } from "../arm-emulator/index.js";
-import { ARC_RG_ID, CLUSTER_ID, DEMO_POOL, planFor, sandboxHostSide, startFleet, treeSnapshot, type Fleet, type NodeOutcome, type Stack } from "../sandbox/index.js";
+import {
+  ARC_RG_ID,
+  CLUSTER_ID,
+  DEMO_POOL,
+  planFor,
+  sandboxHostSide,
+  startFleet,
+  treeSnapshot,
+  type Fleet,
+  type NodeOutcome,
+  type Stack,
+} from "../sandbox/index.js";
 import { nodeQueues, startE2eStack, stepsOf } from "./support.js";
 
 let stack: Stack;
@@ -35,7 +46,11 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
   it("ends Ready, and the admin API says so", async () => {
     const node = outcome.node;
     expect(node.error).toBeUndefined();
-    expect({ status: outcome.status, output: outcome.saga?.output, custom: outcome.saga?.customStatus, log: serviceLog }).toMatchObject({ status: "Ready", output: { status: "Ready" }, custom: { phase: "done" } });
+    expect({ status: outcome.status, output: outcome.saga?.output, custom: outcome.saga?.customStatus, log: serviceLog }).toMatchObject({
+      status: "Ready",
+      output: { status: "Ready" },
+      custom: { phase: "done" },
+    });
     // The agent enrolled through the front door, as a node on the network would.
     expect(stack.front.requests).toContainEqual({ method: "POST", path: "/api/enrol", status: 201 });
     expect(node.enrolment).toMatchObject({ httpStatus: 201, pool: DEMO_POOL });
@@ -76,12 +91,17 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
 
   it("left the node's files where the plan puts them, and /usr untouched", async () => {
     const { root, prePlan } = outcome.node;
-    const sha = async (p: string) => createHash("sha256").update(await readFile(path.join(root, p))).digest("hex");
+    const sha = async (p: string) =>
+      createHash("sha256")
+        .update(await readFile(path.join(root, p)))
+        .digest("hex");
     expect(await sha("/var/lib/extensions/containerd.raw")).toBe(stack.artifacts.catalog.sysext.containerd.amd64!.sha256);
     expect(await sha("/var/lib/extensions/kubernetes-1.31.2.raw")).toBe(stack.artifacts.catalog.sysext.kubernetes["1.31.2"]!.amd64!.sha256);
     expect(((await stat(path.join(root, "/opt/cni/bin/bridge"))).mode & 0o777).toString(8)).toBe("755");
     expect(((await stat(path.join(root, "/var/lib/kubelet/bootstrap-kubeconfig"))).mode & 0o777).toString(8)).toBe("600");
-    expect(await readFile(path.join(root, "/etc/systemd/system/kubelet.service"), "utf8")).toContain("--bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig");
+    expect(await readFile(path.join(root, "/etc/systemd/system/kubelet.service"), "utf8")).toContain(
+      "--bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig",
+    );
     expect(await readFile(path.join(root, "/var/lib/kubelet/pki/kubelet-client-current.pem"), "utf8")).toContain("BEGIN CERTIFICATE");
     expect(await readFile(path.join(root, "/proc/sys/net/ipv4/ip_forward"), "utf8")).toBe("1\n");
     const usr = (entries: string[]) => entries.filter((e) => e.startsWith("usr/"));
@@ -93,11 +113,18 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
     const machines = stack.arm.inspect.machines();
     expect(machines.map((m) => m.id)).toEqual([`${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/${id}`]);
     expect(machines[0]!.tags).toEqual({ env: "sandbox", "managed-by": "flexnode-onboarding", "flexnode-node": id, "flexnode-pool": DEMO_POOL });
-    const grants = stack.arm.inspect.roleAssignments().map((g) => ({ scope: g.scope, role: g.roleDefinitionId.split("/").pop(), principalId: g.principalId, principalType: g.principalType }));
+    const grants = stack.arm.inspect
+      .roleAssignments()
+      .map((g) => ({ scope: g.scope, role: g.roleDefinitionId.split("/").pop(), principalId: g.principalId, principalType: g.principalType }));
     expect(grants).toHaveLength(2);
     expect(grants).toEqual(
       expect.arrayContaining([
-        { scope: CLUSTER_ID, role: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"], principalId: machines[0]!.principalId, principalType: "ServicePrincipal" },
+        {
+          scope: CLUSTER_ID,
+          role: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"],
+          principalId: machines[0]!.principalId,
+          principalType: "ServicePrincipal",
+        },
         { scope: ARC_RG_ID, role: BUILT_IN_ROLES.Reader, principalId: machines[0]!.principalId, principalType: "ServicePrincipal" },
       ]),
     );
@@ -115,7 +142,12 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
     expect(kube.joins.map((j) => j.node)).toEqual([id]);
     expect(kube.joins[0]!.groups).toContain(`system:bootstrappers:flexnode:${DEMO_POOL}`);
     expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
-    expect(kube.clusterRoleBindings.filter((b) => !b.builtIn).map((b) => `${b.name} -> ${b.roleRef.name}`).sort()).toEqual([
+    expect(
+      kube.clusterRoleBindings
+        .filter((b) => !b.builtIn)
+        .map((b) => `${b.name} -> ${b.roleRef.name}`)
+        .sort(),
+    ).toEqual([
       `flexnode:${DEMO_POOL}:auto-approve-node-client-csr -> system:certificates.k8s.io:certificatesigningrequests:nodeclient`,
       `flexnode:${DEMO_POOL}:node-bootstrapper -> system:node-bootstrapper`,
     ]);

@@ -14,7 +14,12 @@ afterAll(async () => {
   await app.close();
 });
 
-const poolBody = (name: string, extra: Record<string, unknown> = {}) => ({ name, clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG, location: "eastus" }, ...extra });
+const poolBody = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  clusterResourceId: CLUSTER_ID,
+  arc: { resourceGroupId: ARC_RG, location: "eastus" },
+  ...extra,
+});
 const problemType = (res: { json: unknown }) => (res.json as { type: string }).type.replace("https://flexnode.dev/problems/", "");
 
 describe("admin API authorization (App Service authentication principal + app roles)", () => {
@@ -45,7 +50,14 @@ describe("pools", () => {
     const created = await app.call("POST", "/api/manage/pools", { headers: admin, body: poolBody("lyon", { nodeLabels: { site: "lyon" }, maxInFlight: 5 }) });
     expect(created.status).toBe(201);
     expect(created.headers.location).toBe("/api/manage/pools/lyon");
-    expect(created.json).toMatchObject({ name: "lyon", inFlight: 0, maxInFlight: 5, clonePolicy: "reject", approvalPolicy: "token", nodeLabels: { site: "lyon" } });
+    expect(created.json).toMatchObject({
+      name: "lyon",
+      inFlight: 0,
+      maxInFlight: 5,
+      clonePolicy: "reject",
+      approvalPolicy: "token",
+      nodeLabels: { site: "lyon" },
+    });
     expect((await app.call("POST", "/api/manage/pools", { headers: admin, body: poolBody("lyon") })).status).toBe(409);
 
     const got = await app.call("GET", "/api/manage/pools/lyon", { headers: reader });
@@ -96,17 +108,21 @@ describe("tokens", () => {
 describe("nodes", () => {
   it("lists by pool and status a page at a time, and gets one", async () => {
     await app.call("POST", "/api/manage/pools", { headers: admin, body: poolBody("paged", { maxInFlight: 100 }) });
-    const token = (
-      (await app.call("POST", "/api/manage/pools/paged/tokens", { headers: admin, body: { maxUses: 10 } })).json as { token: string }
+    const token = ((await app.call("POST", "/api/manage/pools/paged/tokens", { headers: admin, body: { maxUses: 10 } })).json as { token: string }).token;
+    const approval = (
+      (await app.call("POST", "/api/manage/pools/paged/tokens", { headers: admin, body: { approvalRequired: true } })).json as { token: string }
     ).token;
-    const approval = ((await app.call("POST", "/api/manage/pools/paged/tokens", { headers: admin, body: { approvalRequired: true } })).json as { token: string }).token;
     for (let i = 0; i < 5; i++) expect((await app.enrol(newNode(), token)).status).toBe(201);
     expect((await app.enrol(newNode(), approval)).status).toBe(202);
 
     const seen: string[] = [];
     let continuation: string | undefined;
     for (let page = 0; page < 10; page++) {
-      const res = await app.call("GET", `/api/manage/nodes?pool=paged&pageSize=2${continuation ? `&continuationToken=${encodeURIComponent(continuation)}` : ""}`, { headers: reader });
+      const res = await app.call(
+        "GET",
+        `/api/manage/nodes?pool=paged&pageSize=2${continuation ? `&continuationToken=${encodeURIComponent(continuation)}` : ""}`,
+        { headers: reader },
+      );
       const body = res.json as { items: { nodeId: string }[]; continuationToken?: string };
       expect(body.items.length).toBeLessThanOrEqual(2);
       seen.push(...body.items.map((n) => n.nodeId));
@@ -134,7 +150,9 @@ describe("GET /api/openapi.json", () => {
     const result = await validate(structuredClone(doc) as never);
     expect(result.valid, JSON.stringify("errors" in result ? result.errors : [])).toBe(true);
 
-    const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+      .sort();
     const registered = functionsCore()
       .byTriggerType("httpTrigger")
       .filter((f) => !f.metadata.name.startsWith("sim_") && !f.metadata.name.startsWith("hostTest_"))

@@ -29,7 +29,10 @@ describe("POST /api/enrol", () => {
     expect(body).toMatchObject({ pool: "edge", status: "Enrolling", nodeApi: { statusPath: "/api/node/status" } });
     expect(body.nodeId).toMatch(/^fn-[0-9a-f]{24}$/);
     // Mailbox tokens scoped to this node's queue and the results queue, and the key that signs its envelopes.
-    const { mailbox, service } = first.json as { mailbox: { queue: string; listenSas: string; sendSas: string; expiresAt: string; refreshAfter: string }; service: { publicKey: string } };
+    const { mailbox, service } = first.json as {
+      mailbox: { queue: string; listenSas: string; sendSas: string; expiresAt: string; refreshAfter: string };
+      service: { publicKey: string };
+    };
     expect(mailbox.queue).toBe(`node-${body.nodeId}`);
     expect(decodeURIComponent(mailbox.listenSas)).toContain(`sr=sb://sb.invalid/node-${body.nodeId}&`);
     expect(mailbox.listenSas).toContain("skn=flexnode-node-listen");
@@ -90,14 +93,30 @@ describe("POST /api/enrol", () => {
     const { enrol } = await import("../../orchestrations/use-cases/enrol.js");
     const later = () => new Date(Date.now() + 2 * 3600_000);
     const outcome = enrol(
-      { registry: registry(), now: later, workflows: { start: () => Promise.resolve(), status: () => Promise.resolve(undefined), terminate: () => Promise.resolve(), describe: () => Promise.resolve(undefined) } },
+      {
+        registry: registry(),
+        now: later,
+        workflows: {
+          start: () => Promise.resolve(),
+          status: () => Promise.resolve(undefined),
+          terminate: () => Promise.resolve(),
+          describe: () => Promise.resolve(undefined),
+        },
+      },
       { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: "k" },
     );
     await expect(outcome).rejects.toMatchObject({ code: "token-expired" });
   });
 
   it("redeems a single-use token exactly once under 100 concurrent enrolments", async () => {
-    await app.call("PUT", "/api/manage/pools/edge", { headers: admin, body: { clusterResourceId: (await registry().pools.get("edge"))!.clusterResourceId, arc: { resourceGroupId: (await registry().pools.get("edge"))!.arc.resourceGroupId, location: "eastus" }, maxInFlight: 200 } });
+    await app.call("PUT", "/api/manage/pools/edge", {
+      headers: admin,
+      body: {
+        clusterResourceId: (await registry().pools.get("edge"))!.clusterResourceId,
+        arc: { resourceGroupId: (await registry().pools.get("edge"))!.arc.resourceGroupId, location: "eastus" },
+        maxInFlight: 200,
+      },
+    });
     const token = await app.createToken("edge");
     const nodes = Array.from({ length: 100 }, () => newNode());
     const started = performance.now();
@@ -161,7 +180,12 @@ describe("POST /api/enrol", () => {
     await app.simulator.runUntilIdle();
     app.simulator.raiseEvent(nodeId, "test-finish", "failed");
     await app.simulator.runUntilIdle();
-    await registry().nodes.update((await registry().nodes.get(nodeId))!, () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }), "saga", "node.fail");
+    await registry().nodes.update(
+      (await registry().nodes.get(nodeId))!,
+      () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }),
+      "saga",
+      "node.fail",
+    );
     expect((await registry().pools.get("edge"))!.inFlight).toBe(0);
 
     const again = await app.enrol(node, token);

@@ -51,16 +51,18 @@ function mutated(valid: () => Record<string, unknown>): fc.Arbitrary<unknown> {
     if (v && typeof v === "object" && !Array.isArray(v)) for (const [k, child] of Object.entries(v)) walk(child, [...path, k]);
   };
   walk(valid(), []);
-  return fc.tuple(fc.constantFrom(...paths.filter((p) => p.length > 0)), fc.oneof(fc.jsonValue(), fc.constant(undefined)), fc.string()).map(([path, value, extraKey]) => {
-    const body = structuredClone(valid());
-    let target = body as Record<string, unknown>;
-    for (const k of path.slice(0, -1)) target = target[k] as Record<string, unknown>;
-    if (value === undefined) delete target[path.at(-1)!];
-    else target[path.at(-1)!] = value;
-    // Sometimes also smuggle in an unknown field; strict schemas must refuse it.
-    if (extraKey.length > 3) (body as Record<string, unknown>)[`x-${extraKey}`] = 1;
-    return body;
-  });
+  return fc
+    .tuple(fc.constantFrom(...paths.filter((p) => p.length > 0)), fc.oneof(fc.jsonValue(), fc.constant(undefined)), fc.string())
+    .map(([path, value, extraKey]) => {
+      const body = structuredClone(valid());
+      let target = body as Record<string, unknown>;
+      for (const k of path.slice(0, -1)) target = target[k] as Record<string, unknown>;
+      if (value === undefined) delete target[path.at(-1)!];
+      else target[path.at(-1)!] = value;
+      // Sometimes also smuggle in an unknown field; strict schemas must refuse it.
+      if (extraKey.length > 3) (body as Record<string, unknown>)[`x-${extraKey}`] = 1;
+      return body;
+    });
 }
 
 async function expectRefused(route: WriteRoute, raw: string, contentType = "application/json"): Promise<void> {
@@ -105,11 +107,17 @@ describe("malformed requests are refused with a problem and change nothing", () 
       const json = JSON.stringify(route.valid());
       const wrongType = await app.call(route.method, route.path, { headers: { ...admin, "content-type": "text/plain" }, rawBody: json });
       expect([wrongType.status, (wrongType.json as { type: string }).type]).toEqual([415, "https://flexnode.dev/problems/unsupported-media-type"]);
-      const huge = await app.call(route.method, route.path, { headers: { ...admin, "content-type": "application/json" }, rawBody: JSON.stringify({ pad: "x".repeat(65 * 1024) }) });
+      const huge = await app.call(route.method, route.path, {
+        headers: { ...admin, "content-type": "application/json" },
+        rawBody: JSON.stringify({ pad: "x".repeat(65 * 1024) }),
+      });
       expect(huge.status).toBe(413);
       const broken = await app.call(route.method, route.path, { headers: { ...admin, "content-type": "application/json" }, rawBody: json.slice(0, -1) });
       expect([broken.status, (broken.json as { type: string }).type]).toEqual([400, "https://flexnode.dev/problems/malformed-json"]);
-      const notUtf8 = await app.call(route.method, route.path, { headers: { ...admin, "content-type": "application/json" }, rawBody: new Uint8Array([0x7b, 0xff, 0x7d]) });
+      const notUtf8 = await app.call(route.method, route.path, {
+        headers: { ...admin, "content-type": "application/json" },
+        rawBody: new Uint8Array([0x7b, 0xff, 0x7d]),
+      });
       expect(notUtf8.status).toBe(400);
     }
     expect(await app.snapshot()).toBe(before);

@@ -30,7 +30,8 @@ async function signed(method: string, path: string, options: { body?: unknown; k
   return { headers, body: options.tamper ? options.tamper(body) : body };
 }
 
-const send = (method: string, path: string, req: { headers: Record<string, string>; body: string }) => app.call(method, path, { headers: req.headers, rawBody: req.body || undefined });
+const send = (method: string, path: string, req: { headers: Record<string, string>; body: string }) =>
+  app.call(method, path, { headers: req.headers, rawBody: req.body || undefined });
 
 describe("node API request signatures (RFC 9421, Ed25519)", () => {
   it("accepts a request signed by the node's registered key", async () => {

@@ -40,7 +40,11 @@ describe("enrolment proves possession of the node key", () => {
     expect((await app.enrol(victim, await app.createToken("edge"))).status).toBe(201);
     const fresh = await app.createToken("edge");
     const before = await app.snapshot();
-    const forged = await app.call("POST", "/api/enrol", await enrolRequest(victim, { token: fresh, facts: victim.facts, publicKey: victim.publicKey }, { signer: attackerKey() }));
+    const forged = await app.call(
+      "POST",
+      "/api/enrol",
+      await enrolRequest(victim, { token: fresh, facts: victim.facts, publicKey: victim.publicKey }, { signer: attackerKey() }),
+    );
     expect([forged.status, problemType(forged)]).toEqual([401, "signature-unknown-key"]);
     expect(forged.json).not.toHaveProperty("mailbox");
     expect(await app.snapshot()).toBe(before);
@@ -74,8 +78,17 @@ describe("enrolment proves possession of the node key", () => {
     const expiring = await app.createToken("edge", { expiresInHours: 1 });
     const later = () => new Date(Date.now() + 2 * 3600_000);
     const outcome = enrol(
-      { registry: registry(), now: later, workflows: { start: () => Promise.resolve(), status: () => Promise.resolve(undefined), terminate: () => Promise.resolve(), describe: () => Promise.resolve(undefined) } },
-      { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: ((await registry().nodes.get(nodeId))!).keyId },
+      {
+        registry: registry(),
+        now: later,
+        workflows: {
+          start: () => Promise.resolve(),
+          status: () => Promise.resolve(undefined),
+          terminate: () => Promise.resolve(),
+          describe: () => Promise.resolve(undefined),
+        },
+      },
+      { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: (await registry().nodes.get(nodeId))!.keyId },
     );
     await expect(outcome).rejects.toMatchObject({ code: "token-expired" });
   });

@@ -44,9 +44,16 @@ export function newNode(overrides: Partial<NodeFacts> = {}): TestNode {
  * An enrolment request as the agent sends it: the body signed by the node's own key (proof of possession), or by
  * `signer` to play someone who has only the public facts.
  */
-export async function enrolRequest(node: Pick<TestNode, "privateKey">, body: unknown, options: { signer?: KeyObject; now?: Date } = {}): Promise<{ headers: Record<string, string>; rawBody: string }> {
+export async function enrolRequest(
+  node: Pick<TestNode, "privateKey">,
+  body: unknown,
+  options: { signer?: KeyObject; now?: Date } = {},
+): Promise<{ headers: Record<string, string>; rawBody: string }> {
   const rawBody = JSON.stringify(body);
-  const signature = await signNodeRequest({ method: "POST", url: "/api/enrol", body: rawBody }, { privateKey: options.signer ?? node.privateKey, now: options.now ?? new Date() });
+  const signature = await signNodeRequest(
+    { method: "POST", url: "/api/enrol", body: rawBody },
+    { privateKey: options.signer ?? node.privateKey, now: options.now ?? new Date() },
+  );
   return { headers: { "content-type": "application/json", ...signature }, rawBody };
 }
 
@@ -62,12 +69,16 @@ export interface TestApp extends DurableHarness {
   snapshot(): Promise<string>;
 }
 
-export const CLUSTER_ID = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1";
+export const CLUSTER_ID =
+  "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1";
 export const ARC_RG = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc";
 
 /** Keys made per test run: nothing secret is committed. */
 export const serviceSigningKey = generateKeyPairSync("ed25519").privateKey;
-export const mailboxRules = { listen: { name: "flexnode-node-listen", key: randomBytes(32).toString("base64") }, send: { name: "flexnode-node-send", key: randomBytes(32).toString("base64") } };
+export const mailboxRules = {
+  listen: { name: "flexnode-node-listen", key: randomBytes(32).toString("base64") },
+  send: { name: "flexnode-node-send", key: randomBytes(32).toString("base64") },
+};
 
 export interface StartAppOptions {
   /** A Service Bus connection string with a Manage rule (the emulator's); default: a namespace nobody listens on. */
@@ -88,7 +99,9 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
     REGISTRY_TABLE_PREFIX: prefix,
     WEBSITE_AUTH_ENABLED: "True",
     PUBLIC_BASE_URL: "https://flexnode.example",
-    SERVICEBUS_CONNECTION: options.serviceBus?.connectionString ?? "Endpoint=sb://sb.invalid;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
+    SERVICEBUS_CONNECTION:
+      options.serviceBus?.connectionString ??
+      "Endpoint=sb://sb.invalid;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
     MAILBOX_LISTEN_RULE: mailboxRules.listen.name,
     MAILBOX_LISTEN_KEY: mailboxRules.listen.key,
     MAILBOX_SEND_RULE: mailboxRules.send.name,
@@ -113,7 +126,11 @@ export async function startApp(options: StartAppOptions = {}): Promise<TestApp> 
     ...harness,
     prefix,
     call,
-    createPool: (name, spec = {}) => call("POST", "/api/manage/pools", { headers: admin, body: { name, clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG, location: "eastus" }, ...spec } }),
+    createPool: (name, spec = {}) =>
+      call("POST", "/api/manage/pools", {
+        headers: admin,
+        body: { name, clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG, location: "eastus" }, ...spec },
+      }),
     createToken: async (pool, body = {}) => {
       const res = await call("POST", `/api/manage/pools/${pool}/tokens`, { headers: admin, body });
       if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.body}`);

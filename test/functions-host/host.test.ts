@@ -44,7 +44,13 @@ describe("functions host stand-in: registration capture", () => {
     expect(core.get("sim_orderSaga").trigger.type).toBe("orchestrationTrigger");
     expect(core.get("sim_chargePayment").trigger.type).toBe("activityTrigger");
     const starter = Object.values(core.get("sim_startOrder").metadata.bindings).map((b) => [b.type, b.direction]);
-    expect(starter).toEqual(expect.arrayContaining([["httpTrigger", "in"], ["durableClient", "in"], ["http", "out"]]));
+    expect(starter).toEqual(
+      expect.arrayContaining([
+        ["httpTrigger", "in"],
+        ["durableClient", "in"],
+        ["http", "out"],
+      ]),
+    );
   });
 });
 

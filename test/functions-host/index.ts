@@ -4,7 +4,16 @@
  * `@azure/functions-core` stand-in before any function module loads.
  */
 export { FunctionRegistry, functionsCore, installFunctionsCore } from "./core.js";
-export type { CoreInvocationContext, FunctionCallback, FunctionMetadata, LogRecord, RegisteredFunction, RpcBindingInfo, RpcInvocationResponse, RpcTypedData } from "./core.js";
+export type {
+  CoreInvocationContext,
+  FunctionCallback,
+  FunctionMetadata,
+  LogRecord,
+  RegisteredFunction,
+  RpcBindingInfo,
+  RpcInvocationResponse,
+  RpcTypedData,
+} from "./core.js";
 export { decodeHttpResponse, decodeTypedData, FunctionsHost, InvocationError } from "./host.js";
 export type { FunctionsHostOptions, HttpCall, HttpResult, InputBindingProvider, InvocationResult, InvokeOptions } from "./host.js";
 export { compileRoute, matchRoute, type CompiledRoute } from "./routes.js";

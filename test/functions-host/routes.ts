@@ -9,9 +9,7 @@ export interface CompiledRoute {
   literalCount: number;
 }
 
-type Segment =
-  | { kind: "literal"; value: string }
-  | { kind: "param"; name: string; optional: boolean; catchAll: boolean; constraint?: string };
+type Segment = { kind: "literal"; value: string } | { kind: "param"; name: string; optional: boolean; catchAll: boolean; constraint?: string };
 
 const CONSTRAINTS: Record<string, RegExp> = {
   int: /^-?\d+$/,
@@ -37,7 +35,10 @@ export function compileRoute(template: string): CompiledRoute {
 }
 
 export function matchRoute(route: CompiledRoute, path: string): Record<string, string> | undefined {
-  const parts = path.split("/").filter((s) => s.length > 0).map((p) => decodeURIComponent(p));
+  const parts = path
+    .split("/")
+    .filter((s) => s.length > 0)
+    .map((p) => decodeURIComponent(p));
   const params: Record<string, string> = {};
   let i = 0;
   for (const seg of route.segments) {

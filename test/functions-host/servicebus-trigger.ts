@@ -38,10 +38,20 @@ export function startServiceBusTriggers(host: FunctionsHost, options: ServiceBus
         processMessage: async (message) => {
           const name = fn.metadata.name;
           try {
-            const result = await host.invoke(name, { string: typeof message.body === "string" ? message.body : JSON.stringify(message.body) }, { triggerMetadata: metadataOf(message) });
+            const result = await host.invoke(
+              name,
+              { string: typeof message.body === "string" ? message.body : JSON.stringify(message.body) },
+              { triggerMetadata: metadataOf(message) },
+            );
             invocations.push({ functionName: name, messageId: idOf(message), outcome: "completed", logs: result.logs });
           } catch (error) {
-            invocations.push({ functionName: name, messageId: idOf(message), outcome: "abandoned", error: error instanceof Error ? error.message : String(error), logs: error instanceof InvocationError ? error.logs : [] });
+            invocations.push({
+              functionName: name,
+              messageId: idOf(message),
+              outcome: "abandoned",
+              error: error instanceof Error ? error.message : String(error),
+              logs: error instanceof InvocationError ? error.logs : [],
+            });
             throw error;
           }
         },

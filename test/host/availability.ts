@@ -25,13 +25,16 @@ async function onPath(tool: string): Promise<boolean> {
 
 export async function hostTierAvailability(options: { needRoot?: boolean } = {}): Promise<Availability> {
   if (process.platform !== "linux") return { ok: false, reason: `the real-host tier needs Linux (this is ${process.platform})` };
-  if ((options.needRoot ?? true) && process.geteuid?.() !== 0) return { ok: false, reason: "the real-host tier boots a container with systemd-nspawn and must run as root" };
+  if ((options.needRoot ?? true) && process.geteuid?.() !== 0)
+    return { ok: false, reason: "the real-host tier boots a container with systemd-nspawn and must run as root" };
   if (process.geteuid?.() !== 0) return { ok: false, reason: "building the cached root (debootstrap) needs root" };
   const missing: string[] = [];
   for (const tool of TOOLS) if (!(await onPath(tool))) missing.push(tool);
-  if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(", ")} (Debian: apt-get install systemd-container debootstrap squashfs-tools; .ci/run installs them)` };
+  if (missing.length > 0)
+    return { ok: false, reason: `missing ${missing.join(", ")} (Debian: apt-get install systemd-container debootstrap squashfs-tools; .ci/run installs them)` };
   const filesystems = await readFile("/proc/filesystems", "utf8").catch(() => "");
-  for (const fs of ["squashfs", "overlay"]) if (!new RegExp(`\\b${fs}$`, "m").test(filesystems)) return { ok: false, reason: `the kernel has no ${fs} file system (systemd-sysext needs it)` };
+  for (const fs of ["squashfs", "overlay"])
+    if (!new RegExp(`\\b${fs}$`, "m").test(filesystems)) return { ok: false, reason: `the kernel has no ${fs} file system (systemd-sysext needs it)` };
   try {
     await access("/dev/loop-control", constants.R_OK | constants.W_OK);
   } catch {

@@ -12,5 +12,14 @@ if (!availability.ok) {
 } else {
   const started = Date.now();
   const root = await ensureHostRoot({ log: (line) => console.error(line) });
-  console.log(JSON.stringify({ key: root!.key, dir: root!.dir, built: root!.built, seconds: Math.round((Date.now() - started) / 100) / 10, containerd: root!.manifest.containerd.version, modules: root!.manifest.modules }));
+  console.log(
+    JSON.stringify({
+      key: root!.key,
+      dir: root!.dir,
+      built: root!.built,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+      containerd: root!.manifest.containerd.version,
+      modules: root!.manifest.modules,
+    }),
+  );
 }

@@ -65,7 +65,8 @@ export async function startCsrEndpoint(options: { kube: () => KubeEmulator }): P
   const decisions: CsrDecision[] = [];
 
   const answer = (status: number, body: object): { status: number; body: string } => ({ status, body: JSON.stringify(body) });
-  const statusError = (code: number, reason: string, message: string) => answer(code, { kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code });
+  const statusError = (code: number, reason: string, message: string) =>
+    answer(code, { kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code });
 
   const handle = async (method: string, path: string, authorization: string | undefined, text: string): Promise<{ status: number; body: string }> => {
     if (path !== CSR_PATH) return statusError(404, "NotFound", `${path} is not served here`);
@@ -103,7 +104,22 @@ export async function startCsrEndpoint(options: { kube: () => KubeEmulator }): P
         return statusError(403, "Forbidden", joined.reason);
       }
       const certFile = join(dir, "cert.pem");
-      await runTool("openssl", ["x509", "-req", "-in", csrFile, "-CA", join(work, "ca.pem"), "-CAkey", join(work, "ca.key"), "-days", "1", "-set_serial", `0x${randomBytes(8).toString("hex")}`, "-out", certFile]);
+      await runTool("openssl", [
+        "x509",
+        "-req",
+        "-in",
+        csrFile,
+        "-CA",
+        join(work, "ca.pem"),
+        "-CAkey",
+        join(work, "ca.key"),
+        "-days",
+        "1",
+        "-set_serial",
+        `0x${randomBytes(8).toString("hex")}`,
+        "-out",
+        certFile,
+      ]);
       decisions.push({ node, outcome: "issued" });
       return answer(201, {
         apiVersion: "certificates.k8s.io/v1",

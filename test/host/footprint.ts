@@ -125,7 +125,9 @@ export async function enableDrain(world: HostWorld, o: { timerSeconds?: number }
   const config = JSON.parse(await readFile(machine.path("/etc/flexnode/agent.json"), "utf8")) as Record<string, unknown>;
   await writeFile(machine.path("/etc/flexnode/agent.json"), `${JSON.stringify({ ...config, mode: "drain" }, null, 2)}\n`, { mode: 0o600 });
   if (o.timerSeconds !== undefined) {
-    await machine.sh(`mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\\nOnUnitInactiveSec=\\nOnUnitInactiveSec=${o.timerSeconds}s\\n' > /run/systemd/system/${TIMER_UNIT}.d/50-interval.conf && systemctl daemon-reload`);
+    await machine.sh(
+      `mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\\nOnUnitInactiveSec=\\nOnUnitInactiveSec=${o.timerSeconds}s\\n' > /run/systemd/system/${TIMER_UNIT}.d/50-interval.conf && systemctl daemon-reload`,
+    );
   }
   await machine.exec(["systemctl", "enable", "--now", TIMER_UNIT]);
   await machine.exec(["systemctl", "restart", AGENT_UNIT]);

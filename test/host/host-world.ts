@@ -74,7 +74,12 @@ export async function startHostWorld(o: HostWorldOptions): Promise<HostWorld> {
       [MIRROR_NAMES.containerd]: await containerdImage(image),
       [MIRROR_NAMES.kubernetes]: await kubernetesImage({ image, csrUrl: csr.url, csrCa: csr.ca }),
     };
-    const stack = await startStack({ ...(o.storageConnectionString ? { storageConnectionString: o.storageConnectionString } : {}), artifacts: { replace }, ...(o.timing ? { timing: o.timing } : {}), log });
+    const stack = await startStack({
+      ...(o.storageConnectionString ? { storageConnectionString: o.storageConnectionString } : {}),
+      artifacts: { replace },
+      ...(o.timing ? { timing: o.timing } : {}),
+      log,
+    });
     stackRef.stack = stack;
     closers.push(() => stack.close());
     await stack.createDemoPool(10);
@@ -83,7 +88,13 @@ export async function startHostWorld(o: HostWorldOptions): Promise<HostWorld> {
     const keep = { value: false };
     closers.push(() => machine.dispose({ keep: keep.value }));
     const port = (url: string) => Number(new URL(url).port);
-    const ports = [stack.front.port, port(stack.sbRunning.endpoint.replace(/^sb:/, "http:")), port(stack.kubeServer.server), port(stack.artifacts.origin), csr.port];
+    const ports = [
+      stack.front.port,
+      port(stack.sbRunning.endpoint.replace(/^sb:/, "http:")),
+      port(stack.kubeServer.server),
+      port(stack.artifacts.origin),
+      csr.port,
+    ];
     const bridge = await startPortBridge(join(machine.dir, "bridge"), ports);
     closers.push(() => bridge.close());
 

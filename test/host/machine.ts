@@ -143,7 +143,9 @@ export class HostMachine {
     while (/Failed to connect to bus/.test(state.stderr) && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 100, true))));
     if (state.stdout.trim() !== "running") {
       const failed = await this.exec(["systemctl", "--failed", "--no-legend", "--plain"], { allowFailure: true });
-      throw new Error(`${this.name} did not finish booting: ${state.stdout.trim() || state.stderr.trim()} (failed units: ${failed.stdout.trim() || "none"}; console: ${this.consoleLog})`);
+      throw new Error(
+        `${this.name} did not finish booting: ${state.stdout.trim() || state.stderr.trim()} (failed units: ${failed.stdout.trim() || "none"}; console: ${this.consoleLog})`,
+      );
     }
     if (this.bridge) await this.sh(bridgeStartScript(this.bridge));
   }
@@ -157,8 +159,13 @@ export class HostMachine {
     const deadline = Date.now() + timeoutMs;
     const ownPidNs = await readlinkSafe("/proc/self/ns/pid");
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`systemd-nspawn exited at once: ${(await readFile(this.consoleLog, "utf8").catch(() => "")).trim().split("\n").slice(-5).join(" | ")}`);
-      const children = (await readFile(`/proc/${nspawnPid}/task/${nspawnPid}/children`, "utf8").catch(() => "")).trim().split(/\s+/).filter(Boolean).map(Number);
+      if (!this.running)
+        throw new Error(`systemd-nspawn exited at once: ${(await readFile(this.consoleLog, "utf8").catch(() => "")).trim().split("\n").slice(-5).join(" | ")}`);
+      const children = (await readFile(`/proc/${nspawnPid}/task/${nspawnPid}/children`, "utf8").catch(() => ""))
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
       for (const pid of children) {
         const ns = await readlinkSafe(`/proc/${pid}/ns/pid`);
         const comm = (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim();
@@ -185,7 +192,8 @@ export class HostMachine {
     const [code, signal] = (await once(child, "close")) as [number | null, NodeJS.Signals | null];
     clearTimeout(timer);
     const result = { code: code ?? 128, stdout, stderr: signal ? `${stderr}\n(${argv.join(" ")}: killed by ${signal} after ${timeoutMs} ms)` : stderr };
-    if (result.code !== 0 && !options.allowFailure) throw new Error(`in ${this.name}: ${argv.join(" ")} exited ${result.code}: ${(stderr.trim() || stdout.trim()).split("\n").slice(-5).join(" | ")}`);
+    if (result.code !== 0 && !options.allowFailure)
+      throw new Error(`in ${this.name}: ${argv.join(" ")} exited ${result.code}: ${(stderr.trim() || stdout.trim()).split("\n").slice(-5).join(" | ")}`);
     return result;
   }
 
@@ -214,7 +222,9 @@ export class HostMachine {
   /** Stops the machine and removes everything it left: cgroups, nspawn's directory, loop devices, the copy. */
   async dispose(options: { keep?: boolean } = {}): Promise<void> {
     await this.stop();
-    const images = await Promise.all(["/var/lib/extensions", "/etc/extensions"].map(async (d) => (await readdir(this.path(d)).catch(() => [])).map((f) => this.path(`${d}/${f}`))));
+    const images = await Promise.all(
+      ["/var/lib/extensions", "/etc/extensions"].map(async (d) => (await readdir(this.path(d)).catch(() => [])).map((f) => this.path(`${d}/${f}`))),
+    );
     await detachLoopsBackedBy(images.flat());
     await rm(`/run/systemd/nspawn/propagate/${this.name}`, { recursive: true, force: true });
     if (!options.keep) await rm(this.dir, { recursive: true, force: true });

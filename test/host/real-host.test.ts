@@ -61,7 +61,11 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
     expect(await mergedExtensions(world.machine)).toEqual(["flexnode-agent"]);
     expect(await unitProps(world.machine, "systemd-sysext.service", ["ActiveState", "Result"])).toEqual({ ActiveState: "active", Result: "success" });
     // Planned before the merge, the unit was "not found" then: enabled, yet never started.
-    expect(await unitProps(world.machine, AGENT_UNIT, ["UnitFileState", "ActiveState", "ExecMainStartTimestampMonotonic"])).toEqual({ UnitFileState: "enabled", ActiveState: "inactive", ExecMainStartTimestampMonotonic: "0" });
+    expect(await unitProps(world.machine, AGENT_UNIT, ["UnitFileState", "ActiveState", "ExecMainStartTimestampMonotonic"])).toEqual({
+      UnitFileState: "enabled",
+      ActiveState: "inactive",
+      ExecMainStartTimestampMonotonic: "0",
+    });
   });
 
   it("with flexnode-sysext-reload.service installed, the next boot starts the agent from its image", async () => {
@@ -93,7 +97,10 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
   it("enrols with the sandbox's enrolment URL and reaches Ready under systemd; a kill -9 inside a step is restarted and converges", async () => {
     const { stack, machine } = world;
     const { enrolmentUrl } = await stack.createToken({ maxUses: 1 });
-    const enrol = JSON.parse(await inMachine("flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl)) as { ok: boolean; enrolment: { nodeId: string; httpStatus: number; immutable: { readOnlyUsr: boolean } } };
+    const enrol = JSON.parse(await inMachine("flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl)) as {
+      ok: boolean;
+      enrolment: { nodeId: string; httpStatus: number; immutable: { readOnlyUsr: boolean } };
+    };
     expect(enrol).toMatchObject({ ok: true, enrolment: { httpStatus: 201, immutable: { readOnlyUsr: true } } });
     nodeId = enrol.enrolment.nodeId;
     // The killed agent's message comes back when its lock lapses: 15 s here instead of the queue's 60 s.
@@ -119,13 +126,18 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
     expect(journal.filter((l) => l.includes("▶ kubernetes-binaries (installSysext, attempt 1)"))).toHaveLength(2);
     expect(journal.filter((l) => l.includes("✓ kubernetes-binaries succeeded"))).toHaveLength(1);
     const plan = planFor({ immutable: true, arch: process.arch === "x64" ? "amd64" : "arm64", catalog: stack.artifacts.catalog });
-    for (const step of plan) expect(journal.filter((l) => l.endsWith(`✓ ${step.stepId} succeeded`)), step.stepId).toHaveLength(1);
+    for (const step of plan)
+      expect(
+        journal.filter((l) => l.endsWith(`✓ ${step.stepId} succeeded`)),
+        step.stepId,
+      ).toHaveLength(1);
   });
 
   it("left the node as the plan says: images merged by real systemd-sysext, containerd and the kubelet running, sysctls in the machine only", async () => {
     const { machine, stack, csr } = world;
     expect(await mergedExtensions(machine)).toEqual(["containerd", "flexnode-agent", `kubernetes-${planKubernetesVersion()}`]);
-    for (const unit of ["containerd.service", "kubelet.service"]) expect(await unitProps(machine, unit, ["ActiveState", "UnitFileState"]), unit).toEqual({ ActiveState: "active", UnitFileState: "enabled" });
+    for (const unit of ["containerd.service", "kubelet.service"])
+      expect(await unitProps(machine, unit, ["ActiveState", "UnitFileState"]), unit).toEqual({ ActiveState: "active", UnitFileState: "enabled" });
     // Debian's containerd answers on the socket the kubelet unit names.
     expect(await inMachine("ctr", "--address", "/run/containerd/containerd.sock", "version")).toMatch(/Server:\s+Version:\s+1\.6\./);
     expect(csr.decisions).toEqual([{ node: nodeId, outcome: "issued" }]);
@@ -144,13 +156,21 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
   it("ends by itself on SIGTERM while the service is unreachable (systemd never has to kill it)", async () => {
     const { machine } = world;
     // The test's bound on the stop (a runtime drop-in, gone at the next boot): the shipped unit allows 30 s.
-    await machine.sh(`mkdir -p /run/systemd/system/${AGENT_UNIT}.d && printf '[Service]\\nTimeoutStopSec=10s\\n' > /run/systemd/system/${AGENT_UNIT}.d/50-test-stop-bound.conf && systemctl daemon-reload`);
+    await machine.sh(
+      `mkdir -p /run/systemd/system/${AGENT_UNIT}.d && printf '[Service]\\nTimeoutStopSec=10s\\n' > /run/systemd/system/${AGENT_UNIT}.d/50-test-stop-bound.conf && systemctl daemon-reload`,
+    );
     const errorsBefore = (await agentJournal(machine, AGENT_UNIT)).filter((l) => l.includes("warning (servicebus")).length;
     // The service becomes unreachable: the machine's side of the bridge goes away, the agent's connections drop.
     await machine.sh("systemctl stop 'flexnode-bridge-*.socket' 'flexnode-bridge-*.service'");
-    await waitUntil("the agent notices its connection dropped", 30_000, async () => ((await agentJournal(machine, AGENT_UNIT)).filter((l) => l.includes("warning (servicebus")).length > errorsBefore ? true : undefined));
+    await waitUntil("the agent notices its connection dropped", 30_000, async () =>
+      (await agentJournal(machine, AGENT_UNIT)).filter((l) => l.includes("warning (servicebus")).length > errorsBefore ? true : undefined,
+    );
     await machine.exec(["systemctl", "stop", AGENT_UNIT], { timeoutMs: 60_000 });
-    expect(await unitProps(machine, AGENT_UNIT, ["Result", "ExecMainCode", "ExecMainStatus"])).toEqual({ Result: "success", ExecMainCode: "1", ExecMainStatus: "0" });
+    expect(await unitProps(machine, AGENT_UNIT, ["Result", "ExecMainCode", "ExecMainStatus"])).toEqual({
+      Result: "success",
+      ExecMainCode: "1",
+      ExecMainStatus: "0",
+    });
   });
 
   it("comes back after a reboot: the images merge, and the agent, containerd and the kubelet start again", async () => {
@@ -159,16 +179,24 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
     await world.boot();
     expect(await mergedExtensions(machine)).toEqual(["containerd", "flexnode-agent", `kubernetes-${planKubernetesVersion()}`]);
     for (const unit of [AGENT_UNIT, "containerd.service", "kubelet.service"]) {
-      await waitUntil(`${unit} active after the reboot`, 30_000, async () => ((await unitProps(machine, unit, ["ActiveState"]))["ActiveState"] === "active" ? true : undefined));
+      await waitUntil(`${unit} active after the reboot`, 30_000, async () =>
+        (await unitProps(machine, unit, ["ActiveState"]))["ActiveState"] === "active" ? true : undefined,
+      );
     }
-    await waitUntil("the agent is back on its mailbox", 30_000, async () => ((await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).some((l) => l.includes("listening on mailbox")) ? true : undefined));
+    await waitUntil("the agent is back on its mailbox", 30_000, async () =>
+      (await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).some((l) => l.includes("listening on mailbox")) ? true : undefined,
+    );
   });
 
   it("modprobe of a module this kernel lacks fails as the kernelModules step would report it", async () => {
     const r = await world.machine.exec(["modprobe", "flexnode_no_such_module"], { allowFailure: true });
-    expect({ code: r.code, stderr: r.stderr.trim() }).toEqual({ code: 1, stderr: expect.stringMatching(/^modprobe: FATAL: Module flexnode_no_such_module not found in directory \/lib\/modules\//) });
+    expect({ code: r.code, stderr: r.stderr.trim() }).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(/^modprobe: FATAL: Module flexnode_no_such_module not found in directory \/lib\/modules\//),
+    });
     // The plan's own modules are loaded or built in here, so the step passed (see the Ready test).
-    for (const module of ["overlay", "br_netfilter"]) expect((await world.machine.exec(["modprobe", "--dry-run", module], { allowFailure: true })).code, module).toBe(0);
+    for (const module of ["overlay", "br_netfilter"])
+      expect((await world.machine.exec(["modprobe", "--dry-run", module], { allowFailure: true })).code, module).toBe(0);
   });
 
   it("decommission: the agent resets the machine to its tree before the plan, unmerges the images, and /usr was never written", async () => {
@@ -196,16 +224,25 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
 
   it("drain mode: once Ready the agent exits (nothing resident); the timer starts it to run the decommission's reset", async () => {
     const { machine, stack } = world;
-    const journal = async () => (await machine.exec(["journalctl", "-b", "-o", "short-precise", "--no-pager", "-u", AGENT_UNIT, "-u", TIMER_UNIT])).stdout.split("\n").filter((l) => !/step-|^\S+ \S+ \S+ \S+ \S+ {3}/.test(l)).slice(-30).join("\n");
+    const journal = async () =>
+      (await machine.exec(["journalctl", "-b", "-o", "short-precise", "--no-pager", "-u", AGENT_UNIT, "-u", TIMER_UNIT])).stdout
+        .split("\n")
+        .filter((l) => !/step-|^\S+ \S+ \S+ \S+ \S+ {3}/.test(l))
+        .slice(-30)
+        .join("\n");
     // The operator's choice: mode "drain" in agent.json, enrol, then the agent and the image's timer enabled. The tier
     // shortens the timer from 50 s to 10 s with a runtime drop-in; the benchmark measures the shipped interval.
     const config = JSON.parse(await readFile(machine.path("/etc/flexnode/agent.json"), "utf8")) as Record<string, unknown>;
     await writeFile(machine.path("/etc/flexnode/agent.json"), `${JSON.stringify({ ...config, mode: "drain" }, null, 2)}\n`, { mode: 0o600 });
-    await machine.sh(`mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\\nOnUnitInactiveSec=\\nOnUnitInactiveSec=10s\\n' > /run/systemd/system/${TIMER_UNIT}.d/50-test-interval.conf && systemctl daemon-reload`);
+    await machine.sh(
+      `mkdir -p /run/systemd/system/${TIMER_UNIT}.d && printf '[Timer]\\nOnUnitInactiveSec=\\nOnUnitInactiveSec=10s\\n' > /run/systemd/system/${TIMER_UNIT}.d/50-test-interval.conf && systemctl daemon-reload`,
+    );
 
     const { enrolmentUrl } = await stack.createToken({ maxUses: 1 });
     const since = new Date().toISOString();
-    const again = JSON.parse(await inMachine("flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl)) as { enrolment: { nodeId: string; httpStatus: number } };
+    const again = JSON.parse(await inMachine("flexnode-agent", "--output", "json", "enrol", "--url", enrolmentUrl)) as {
+      enrolment: { nodeId: string; httpStatus: number };
+    };
     expect(again.enrolment).toMatchObject({ nodeId, httpStatus: 201 });
     // Enabled first (part of the installation the reset must leave), started once the tree before the plan is taken.
     await machine.exec(["systemctl", "enable", TIMER_UNIT]);
@@ -219,7 +256,10 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
       return p["ActiveState"] === "inactive" ? p : undefined;
     });
     expect(drained, await journal()).toEqual({ ActiveState: "inactive", MainPID: "0", ExecMainStatus: "0", Result: "success" });
-    expect((await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).filter((l) => l.includes("queue drained and node Ready")).length, await journal()).toBeGreaterThanOrEqual(1);
+    expect(
+      (await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).filter((l) => l.includes("queue drained and node Ready")).length,
+      await journal(),
+    ).toBeGreaterThanOrEqual(1);
     expect(await agentPidsIn(), await journal()).toEqual([]);
     expect(await unitProps(machine, TIMER_UNIT, ["ActiveState"]), await journal()).toEqual({ ActiveState: "active" });
 
@@ -229,7 +269,9 @@ describe.skipIf(!availability.ok)(`the agent on a real systemd host${availabilit
     // The reset ran on the node (started by the timer), not only the service-side compensation.
     const resets = (await agentJournal(machine, AGENT_UNIT, { thisBoot: true })).filter((l) => l.includes("✓ reset succeeded"));
     expect(resets, await journal()).toHaveLength(2);
-    await waitUntil("the agent ends after offboarding", 60_000, async () => ((await unitProps(machine, AGENT_UNIT, ["ActiveState"]))["ActiveState"] !== "active" ? true : undefined));
+    await waitUntil("the agent ends after offboarding", 60_000, async () =>
+      (await unitProps(machine, AGENT_UNIT, ["ActiveState"]))["ActiveState"] !== "active" ? true : undefined,
+    );
     // Nothing left to drain: the agent stopped its timer (until the next boot).
     expect(await unitProps(machine, TIMER_UNIT, ["ActiveState"]), await journal()).toEqual({ ActiveState: "inactive" });
     expect(treeDiff(before, await machineTree(machine))).toEqual([]);

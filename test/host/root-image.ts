@@ -36,7 +36,11 @@ const RUNTIME_PACKAGES = ["containerd", "runc"] as const;
 /** Timers that would write the root (apt, dpkg backups, filesystem checks) while a test compares it. */
 const MASKED_UNITS = ["apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer"];
 /** Modules the plan loads; on a kernel without loadable modules each must be built in (evidence: see builtinEvidence). */
-const PLAN_MODULES: Record<string, string> = { overlay: "kernel/fs/overlayfs/overlay.ko", br_netfilter: "kernel/net/bridge/br_netfilter.ko", bridge: "kernel/net/bridge/bridge.ko" };
+const PLAN_MODULES: Record<string, string> = {
+  overlay: "kernel/fs/overlayfs/overlay.ko",
+  br_netfilter: "kernel/net/bridge/br_netfilter.ko",
+  bridge: "kernel/net/bridge/bridge.ko",
+};
 
 export interface HostRoot {
   /** The cache entry: root/, artifacts/, manifest.json. */
@@ -67,7 +71,10 @@ export interface RootManifest {
 
 /** The Debian mirror this machine's apt uses (deb822 or one-line sources), so the root comes from the same place. */
 export async function debianMirror(): Promise<string> {
-  const files = ["/etc/apt/sources.list", ...(existsSync("/etc/apt/sources.list.d") ? (await readdir("/etc/apt/sources.list.d")).map((f) => join("/etc/apt/sources.list.d", f)) : [])];
+  const files = [
+    "/etc/apt/sources.list",
+    ...(existsSync("/etc/apt/sources.list.d") ? (await readdir("/etc/apt/sources.list.d")).map((f) => join("/etc/apt/sources.list.d", f)) : []),
+  ];
   for (const file of files) {
     const text = await readFile(file, "utf8").catch(() => "");
     // deb822: a stanza with Types: deb, URIs: <url>, Suites: bookworm ...
@@ -97,7 +104,19 @@ export async function hostRootKey(): Promise<{ key: string; mirror: string; kern
   const kernel = release();
   const modulesIndex = existsSync(`/lib/modules/${kernel}/modules.dep`) ? "host" : `builtin:${(await builtinEvidence()).join(",")}`;
   const key = createHash("sha256")
-    .update(JSON.stringify({ recipe: RECIPE_VERSION, suite: SUITE, mirror, packages: PACKAGES, runtime: RUNTIME_PACKAGES, masked: MASKED_UNITS, kernel, modulesIndex, arch: process.arch }))
+    .update(
+      JSON.stringify({
+        recipe: RECIPE_VERSION,
+        suite: SUITE,
+        mirror,
+        packages: PACKAGES,
+        runtime: RUNTIME_PACKAGES,
+        masked: MASKED_UNITS,
+        kernel,
+        modulesIndex,
+        arch: process.arch,
+      }),
+    )
     .digest("hex")
     .slice(0, 16);
   return { key, mirror, kernel };
@@ -161,7 +180,9 @@ async function build(o: { work: string; key: string; mirror: string; kernel: str
   const root = join(o.work, "root");
   await mkdir(o.work, { recursive: true });
   o.log(`host root ${o.key}: debootstrap --variant=minbase ${SUITE} from ${o.mirror}`);
-  await runTool("debootstrap", ["--variant=minbase", `--include=${[...PACKAGES, ...RUNTIME_PACKAGES].join(",")}`, SUITE, root, o.mirror], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  await runTool("debootstrap", ["--variant=minbase", `--include=${[...PACKAGES, ...RUNTIME_PACKAGES].join(",")}`, SUITE, root, o.mirror], {
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
 
   // The runtime's packages become an image; the root goes back to having no container runtime.
   const archives = join(root, "var/cache/apt/archives");
@@ -183,7 +204,8 @@ async function build(o: { work: string; key: string; mirror: string; kernel: str
   // Each machine gets its own id when it is prepared; an empty file makes systemd generate one otherwise.
   await writeFile(join(root, "etc/machine-id"), "");
   for (const dir of ["var/cache/apt/archives", "var/lib/apt/lists"]) {
-    for (const f of await readdir(join(root, dir)).catch(() => [])) if (f !== "partial" && f !== "lock") await rm(join(root, dir, f), { recursive: true, force: true });
+    for (const f of await readdir(join(root, dir)).catch(() => []))
+      if (f !== "partial" && f !== "lock") await rm(join(root, dir, f), { recursive: true, force: true });
   }
   await rm(join(root, "var/log/bootstrap.log"), { force: true });
 
@@ -249,8 +271,14 @@ async function runtimeImage(o: { payload: string; output: string; osRelease: Rec
     await chmod(join(tree, to), mode);
   }
   const declared: [string, string][] = [
-    ["usr/lib/systemd/system/containerd.service.d/10-state-directory.conf", "# Added by the flexnode real-host tier's image build: containerd's state is declared, so whoever starts it knows it.\n[Service]\nStateDirectory=containerd\nExecStart=\nExecStart=/usr/bin/containerd --config /usr/share/containerd/config.toml\n"],
-    ["usr/share/containerd/config.toml", 'version = 2\nroot = "/var/lib/containerd"\nstate = "/run/containerd"\n\n[plugins."io.containerd.internal.v1.opt"]\n  path = "/var/lib/containerd/opt"\n'],
+    [
+      "usr/lib/systemd/system/containerd.service.d/10-state-directory.conf",
+      "# Added by the flexnode real-host tier's image build: containerd's state is declared, so whoever starts it knows it.\n[Service]\nStateDirectory=containerd\nExecStart=\nExecStart=/usr/bin/containerd --config /usr/share/containerd/config.toml\n",
+    ],
+    [
+      "usr/share/containerd/config.toml",
+      'version = 2\nroot = "/var/lib/containerd"\nstate = "/run/containerd"\n\n[plugins."io.containerd.internal.v1.opt"]\n  path = "/var/lib/containerd/opt"\n',
+    ],
   ];
   for (const [to, text] of declared) {
     await mkdir(dirname(join(tree, to)), { recursive: true });
@@ -267,5 +295,12 @@ async function runtimeImage(o: { payload: string; output: string; osRelease: Rec
 
 /** extension-release for an image built for this host's OS release (ID + VERSION_ID), architecture pinned. */
 export function sysextRelease(o: { osRelease: Record<string, string>; name: string; version: string }): string {
-  return [`ID=${o.osRelease["ID"] ?? "debian"}`, `VERSION_ID=${o.osRelease["VERSION_ID"] ?? "12"}`, `ARCHITECTURE=${systemdArchitecture()}`, `SYSEXT_ID=${o.name}`, `SYSEXT_VERSION_ID=${o.version}`, ""].join("\n");
+  return [
+    `ID=${o.osRelease["ID"] ?? "debian"}`,
+    `VERSION_ID=${o.osRelease["VERSION_ID"] ?? "12"}`,
+    `ARCHITECTURE=${systemdArchitecture()}`,
+    `SYSEXT_ID=${o.name}`,
+    `SYSEXT_VERSION_ID=${o.version}`,
+    "",
+  ].join("\n");
 }

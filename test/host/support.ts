@@ -19,7 +19,9 @@ export function machineTree(machine: HostMachine): Promise<TreeSnapshot> {
 
 /** One digest over every path, mode, owner and content under `dir` (the cached root's /usr). */
 export async function treeHash(dir: string): Promise<string> {
-  return createHash("sha256").update((await treeSnapshot(dir, [])).entries.join("\n")).digest("hex");
+  return createHash("sha256")
+    .update((await treeSnapshot(dir, [])).entries.join("\n"))
+    .digest("hex");
 }
 
 /** `systemctl show` properties of a unit inside the machine. */
@@ -44,7 +46,8 @@ export async function waitUntil<T>(what: string, timeoutMs: number, probe: () =>
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -74,7 +77,10 @@ export async function agentJournal(machine: HostMachine, unit: string, options: 
 export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${timeoutMs} ms`)), timeoutMs)))]);
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${timeoutMs} ms`)), timeoutMs))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

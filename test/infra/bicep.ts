@@ -32,7 +32,8 @@ export function bicepAvailable(): Promise<BicepAvailability> {
   availability ??= (async () => {
     if (!existsSync(BIN)) return { ok: false, reason: `the Bicep CLI is not installed at ${relative(ROOT, BIN)} (run: bash infra/tools/install-bicep.sh)` };
     const { stdout } = await run(["--version"]);
-    if (!stdout.includes(`Bicep CLI version ${BICEP_VERSION} `)) return { ok: false, reason: `${relative(ROOT, BIN)} is not Bicep ${BICEP_VERSION}: ${stdout.trim()} (run: bash infra/tools/install-bicep.sh)` };
+    if (!stdout.includes(`Bicep CLI version ${BICEP_VERSION} `))
+      return { ok: false, reason: `${relative(ROOT, BIN)} is not Bicep ${BICEP_VERSION}: ${stdout.trim()} (run: bash infra/tools/install-bicep.sh)` };
     return { ok: true };
   })();
   return availability;
@@ -97,8 +98,12 @@ export interface SnapshotOptions {
 const CACHE = join(tmpdir(), "flexnode-bicep-snapshots");
 
 export async function snapshot(options: SnapshotOptions): Promise<Snapshot> {
-  const sources = bicepFiles().map((f) => `${f}\n${readFileSync(join(ROOT, f), "utf8")}`).join("\n");
-  const key = createHash("sha256").update(JSON.stringify([BICEP_VERSION, sources, readFileSync(join(INFRA, "bicepconfig.json"), "utf8"), options])).digest("hex");
+  const sources = bicepFiles()
+    .map((f) => `${f}\n${readFileSync(join(ROOT, f), "utf8")}`)
+    .join("\n");
+  const key = createHash("sha256")
+    .update(JSON.stringify([BICEP_VERSION, sources, readFileSync(join(INFRA, "bicepconfig.json"), "utf8"), options]))
+    .digest("hex");
   const cached = join(CACHE, `${key}.json`);
   if (existsSync(cached)) return JSON.parse(await readFile(cached, "utf8")) as Snapshot;
 
@@ -108,7 +113,20 @@ export async function snapshot(options: SnapshotOptions): Promise<Snapshot> {
     // `using` takes a relative path only.
     const lines = [`using '${relative(dir, template)}'`, ...Object.entries(options.params).map(([k, v]) => `param ${k} = ${bicepLiteral(v)}`)];
     await writeFile(join(dir, "test.bicepparam"), `${lines.join("\n")}\n`);
-    const args = ["snapshot", "test.bicepparam", "--mode", "overwrite", "--subscription-id", options.subscriptionId, "--tenant-id", options.tenantId, "--location", options.location, "--config", join(INFRA, "bicepconfig.json")];
+    const args = [
+      "snapshot",
+      "test.bicepparam",
+      "--mode",
+      "overwrite",
+      "--subscription-id",
+      options.subscriptionId,
+      "--tenant-id",
+      options.tenantId,
+      "--location",
+      options.location,
+      "--config",
+      join(INFRA, "bicepconfig.json"),
+    ];
     if (options.resourceGroup) args.push("--resource-group", options.resourceGroup);
     const result = await run(args, dir);
     if (result.code !== 0) throw new Error(`bicep snapshot of ${options.template} failed (${result.code}):\n${result.stdout}${result.stderr}`);
@@ -128,7 +146,10 @@ export function bicepLiteral(value: unknown): string {
   if (typeof value === "string") return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (Array.isArray(value)) return `[\n${value.map((v) => `  ${bicepLiteral(v)}`).join("\n")}\n]`;
-  if (value !== null && typeof value === "object") return `{\n${Object.entries(value).map(([k, v]) => `  ${/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? k : bicepLiteral(k)}: ${bicepLiteral(v)}`).join("\n")}\n}`;
+  if (value !== null && typeof value === "object")
+    return `{\n${Object.entries(value)
+      .map(([k, v]) => `  ${/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? k : bicepLiteral(k)}: ${bicepLiteral(v)}`)
+      .join("\n")}\n}`;
   throw new Error(`no Bicep literal for ${String(value)}`);
 }
 

@@ -12,7 +12,20 @@ import { SettingsSchema } from "../../orchestrations/settings.js";
 import { SECRETS } from "../../infra/hooks/ensure-secrets.js";
 import { bicepAvailable, ROOT, type Snapshot } from "./bicep.js";
 import {
-  appSettingsOf, expectedGrants, grantsOf, MAIN_SCENARIOS, mainSnapshot, parseCondition, POOL_SCENARIOS, poolSnapshot, resourcesOf, ROLES, roleName, type Grant, type MainScenario, type PoolScenario,
+  appSettingsOf,
+  expectedGrants,
+  grantsOf,
+  MAIN_SCENARIOS,
+  mainSnapshot,
+  parseCondition,
+  POOL_SCENARIOS,
+  poolSnapshot,
+  resourcesOf,
+  ROLES,
+  roleName,
+  type Grant,
+  type MainScenario,
+  type PoolScenario,
 } from "./templates.js";
 
 let missing: string | undefined;
@@ -75,7 +88,10 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
       for (const g of grants.filter((x) => x.role === RBAC_ADMINISTRATOR)) {
         const parsed = parseCondition(g.condition!);
         expect(parsed, `${key(g)}: the condition has the reference §2.5 shape`).toBeDefined();
-        const poolRoles = s.roleGrants.filter((r) => r.scope === g.scope).map((r) => r.roleDefinitionId.toLowerCase()).sort();
+        const poolRoles = s.roleGrants
+          .filter((r) => r.scope === g.scope)
+          .map((r) => r.roleDefinitionId.toLowerCase())
+          .sort();
         for (const branch of [parsed!.write, parsed!.delete]) {
           expect(branch.roles.sort()).toEqual(poolRoles);
           expect(branch.principalTypes).toEqual(["serviceprincipal"]);
@@ -134,7 +150,10 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
 
   it("infra/README.md's role table lists exactly the service identity's roles in roles.json", () => {
     const doc = readFileSync(join(ROOT, "infra/README.md"), "utf8");
-    const section = doc.slice(doc.indexOf("## Permissions of the service identity"), doc.indexOf("\n## ", doc.indexOf("## Permissions of the service identity") + 3));
+    const section = doc.slice(
+      doc.indexOf("## Permissions of the service identity"),
+      doc.indexOf("\n## ", doc.indexOf("## Permissions of the service identity") + 3),
+    );
     const rows = section.split("\n").filter((l) => /^\| [^-]/.test(l) && /`[0-9a-f-]{36}`/.test(l));
     const listed = rows.map((r) => /`([0-9a-f-]{36})`/.exec(r)![1]!);
     const service = ROLES.grants.filter((g) => g.principal === "service");
@@ -164,7 +183,10 @@ function sourceFiles(dir: string): string[] {
     return statSync(path).isDirectory() ? sourceFiles(path) : path.endsWith(".ts") && !path.endsWith(".test.ts") ? [path] : [];
   });
 }
-const SERVICE_SOURCES = [...sourceFiles(join(ROOT, "functions")), ...sourceFiles(join(ROOT, "orchestrations"))].map((f) => ({ file: relative(ROOT, f), text: readFileSync(f, "utf8") }));
+const SERVICE_SOURCES = [...sourceFiles(join(ROOT, "functions")), ...sourceFiles(join(ROOT, "orchestrations"))].map((f) => ({
+  file: relative(ROOT, f),
+  text: readFileSync(f, "utf8"),
+}));
 const matchesIn = (re: RegExp) => SERVICE_SOURCES.flatMap((s) => [...s.text.matchAll(re)].map((m) => m[1]!));
 
 const SCHEMA_KEYS = Object.keys(SettingsSchema.shape);
@@ -203,7 +225,19 @@ const HOST_SETTINGS: Record<string, string> = {
   DURABLE_TASK_SCHEDULER_CONNECTION_STRING: "Durable extension (the azureManaged provider's connectionStringName)",
 };
 /** Flex Consumption rejects or ignores these (functions-app-settings.md "Flex Consumption plan deprecations"). */
-const FLEX_DEPRECATED = ["FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME_VERSION", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_NODE_DEFAULT_VERSION", "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "AzureWebJobsStorage"];
+const FLEX_DEPRECATED = [
+  "FUNCTIONS_WORKER_RUNTIME",
+  "FUNCTIONS_EXTENSION_VERSION",
+  "FUNCTIONS_WORKER_RUNTIME_VERSION",
+  "WEBSITE_RUN_FROM_PACKAGE",
+  "WEBSITE_CONTENTSHARE",
+  "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+  "WEBSITE_NODE_DEFAULT_VERSION",
+  "SCM_DO_BUILD_DURING_DEPLOYMENT",
+  "ENABLE_ORYX_BUILD",
+  "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+  "AzureWebJobsStorage",
+];
 
 const isKeyVaultReference = (v: string) => /@Microsoft\.KeyVault\(SecretUri=/.test(v);
 
@@ -237,7 +271,9 @@ function resolvedForParse(settings: Record<string, string>): Record<string, stri
 describe("app settings (orchestrations/settings.ts ↔ main.bicep)", () => {
   it("finds the settings the service cannot run without", () => {
     expect(REQUIRED).toEqual(["DURABLE_TASK_HUB"]);
-    expect(NEEDED_AT_RUN_TIME).toEqual(expect.arrayContaining(["SERVICE_SIGNING_KEY", "SECRETS_KEY", "MAILBOX_LISTEN_KEY", "MAILBOX_SEND_KEY", "SERVICEBUS_CONNECTION", "ARTIFACT_CATALOG"]));
+    expect(NEEDED_AT_RUN_TIME).toEqual(
+      expect.arrayContaining(["SERVICE_SIGNING_KEY", "SECRETS_KEY", "MAILBOX_LISTEN_KEY", "MAILBOX_SEND_KEY", "SERVICEBUS_CONNECTION", "ARTIFACT_CATALOG"]),
+    );
   });
 
   for (const s of MAIN_SCENARIOS) {
@@ -248,7 +284,11 @@ describe("app settings (orchestrations/settings.ts ↔ main.bicep)", () => {
       const keys = Object.keys(settings);
 
       for (const k of REQUIRED) expect(keys, `required setting ${k}`).toContain(k);
-      for (const k of NEEDED_AT_RUN_TIME) expect(keys.filter((x) => (SATISFIED_BY[k] ?? [k]).includes(x)), `run-time setting ${k}`).not.toEqual([]);
+      for (const k of NEEDED_AT_RUN_TIME)
+        expect(
+          keys.filter((x) => (SATISFIED_BY[k] ?? [k]).includes(x)),
+          `run-time setting ${k}`,
+        ).not.toEqual([]);
       for (const k of keys) expect(SCHEMA_KEYS.includes(k) || k in HOST_SETTINGS, `${k} is read by the service (schema) or the host (allow-list)`).toBe(true);
       for (const k of PLATFORM) expect(keys, `${k} is the platform's`).not.toContain(k);
       for (const [k, why] of Object.entries(NOT_IN_AZURE)) expect(keys, `${k}: ${why}`).not.toContain(k);
@@ -271,7 +311,9 @@ describe("app settings (orchestrations/settings.ts ↔ main.bicep)", () => {
         expect(settings[`${prefix}__clientId`]).toBe(settings.AZURE_CLIENT_ID);
       }
       expect(matchesIn(/connection:\s*"([^"]+)"/g)).toContain("SERVICEBUS_CONNECTION");
-      const host = JSON.parse(readFileSync(join(ROOT, "host.json"), "utf8")) as { extensions: { durableTask: { hubName: string; storageProvider: { connectionStringName: string } } } };
+      const host = JSON.parse(readFileSync(join(ROOT, "host.json"), "utf8")) as {
+        extensions: { durableTask: { hubName: string; storageProvider: { connectionStringName: string } } };
+      };
       expect(host.extensions.durableTask.hubName).toBe("%DURABLE_TASK_HUB%");
       if (s.durableBackend === "AzureStorage") {
         expect(settings[`${host.extensions.durableTask.storageProvider.connectionStringName}__accountName`]).toBeDefined();
@@ -295,7 +337,15 @@ describe("resources", () => {
     const [plan] = resourcesOf(snap, "Microsoft.Web/serverfarms");
     expect(plan?.sku).toMatchObject({ name: "FC1", tier: "FlexConsumption" });
     const [site] = resourcesOf(snap, "Microsoft.Web/sites");
-    const config = (site!.properties as { functionAppConfig: { runtime: { name: string; version: string }; scaleAndConcurrency: { alwaysReady: { name: string; instanceCount: number }[] }; deployment: { storage: { authentication: { type: string } } } } }).functionAppConfig;
+    const config = (
+      site!.properties as {
+        functionAppConfig: {
+          runtime: { name: string; version: string };
+          scaleAndConcurrency: { alwaysReady: { name: string; instanceCount: number }[] };
+          deployment: { storage: { authentication: { type: string } } };
+        };
+      }
+    ).functionAppConfig;
     expect(config.runtime.name).toBe("node");
     const engines = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
     expect(engines).toMatch(new RegExp(`(>=|\\b)${config.runtime.version}\\b`));
@@ -303,23 +353,38 @@ describe("resources", () => {
     const groups = config.scaleAndConcurrency.alwaysReady.map((g) => g.name);
     expect(groups).toContain("durable");
     const serviceBusTriggers = matchesIn(/\.serviceBusQueue\("([^"]+)"/g);
-    for (const g of groups.filter((x) => x.startsWith("function:"))) expect(serviceBusTriggers, `${g} is a Service Bus trigger the app registers`).toContain(g.slice("function:".length));
+    for (const g of groups.filter((x) => x.startsWith("function:")))
+      expect(serviceBusTriggers, `${g} is a Service Bus trigger the app registers`).toContain(g.slice("function:".length));
     expect(groups.filter((x) => x.startsWith("function:"))).toEqual(serviceBusTriggers.map((n) => `function:${n}`));
   });
 
   it("storage without shared keys, Application Insights without local auth, Key Vault with RBAC, Service Bus local auth stated explicitly", (ctx) => {
     needBicep(ctx);
     const snap = mains.get(MAIN_SCENARIOS[0]!)!;
-    expect(resourcesOf(snap, "Microsoft.Storage/storageAccounts")[0]!.properties).toMatchObject({ allowSharedKeyAccess: false, allowBlobPublicAccess: false, minimumTlsVersion: "TLS1_2" });
+    expect(resourcesOf(snap, "Microsoft.Storage/storageAccounts")[0]!.properties).toMatchObject({
+      allowSharedKeyAccess: false,
+      allowBlobPublicAccess: false,
+      minimumTlsVersion: "TLS1_2",
+    });
     expect(resourcesOf(snap, "Microsoft.Insights/components")[0]!.properties).toMatchObject({ DisableLocalAuth: true });
     expect(resourcesOf(snap, "Microsoft.KeyVault/vaults")[0]!.properties).toMatchObject({ enableRbacAuthorization: true });
     // Nodes authenticate with SAS: local auth stays on, and says so in the template rather than by omission.
     expect(resourcesOf(snap, "Microsoft.ServiceBus/namespaces")[0]!.properties).toMatchObject({ disableLocalAuth: false });
-    const queues = resourcesOf(snap, "Microsoft.ServiceBus/namespaces/queues").map((q) => q.name.split("/").pop()).sort();
+    const queues = resourcesOf(snap, "Microsoft.ServiceBus/namespaces/queues")
+      .map((q) => q.name.split("/").pop())
+      .sort();
     expect(queues).toEqual(["node-results", "node-results-rejected"]);
-    const rules = resourcesOf(snap, "Microsoft.ServiceBus/namespaces/AuthorizationRules").map((r) => [r.name.split("/").pop(), (r.properties as { rights: string[] }).rights]);
+    const rules = resourcesOf(snap, "Microsoft.ServiceBus/namespaces/AuthorizationRules").map((r) => [
+      r.name.split("/").pop(),
+      (r.properties as { rights: string[] }).rights,
+    ]);
     const settings = appSettingsOf(snap);
-    expect(rules.sort()).toEqual([[settings.MAILBOX_LISTEN_RULE, ["Listen"]], [settings.MAILBOX_SEND_RULE, ["Send"]]].sort());
+    expect(rules.sort()).toEqual(
+      [
+        [settings.MAILBOX_LISTEN_RULE, ["Listen"]],
+        [settings.MAILBOX_SEND_RULE, ["Send"]],
+      ].sort(),
+    );
   });
 
   it("pool.bicep subscribes the machineEvents function to Arc machine write/delete successes in EventGridSchema", (ctx) => {
@@ -328,7 +393,11 @@ describe("resources", () => {
     const [topic] = resourcesOf(snap, "Microsoft.EventGrid/systemTopics");
     expect(topic!.properties).toMatchObject({ topicType: "Microsoft.Resources.ResourceGroups", source: expect.stringMatching(/\/resourceGroups\/rg-arc$/) });
     const [sub] = resourcesOf(snap, "Microsoft.EventGrid/systemTopics/eventSubscriptions");
-    const p = sub!.properties as { destination: { endpointType: string; properties: { resourceId: string } }; eventDeliverySchema: string; filter: { includedEventTypes: string[]; subjectBeginsWith: string } };
+    const p = sub!.properties as {
+      destination: { endpointType: string; properties: { resourceId: string } };
+      eventDeliverySchema: string;
+      filter: { includedEventTypes: string[]; subjectBeginsWith: string };
+    };
     expect(p.eventDeliverySchema).toBe("EventGridSchema");
     expect(p.destination.endpointType).toBe("AzureFunction");
     const fn = p.destination.properties.resourceId.split("/functions/")[1];

@@ -74,10 +74,23 @@ const READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
 export const POOL_SCENARIOS: PoolScenario[] = [
   // The onboarding test world's pool "edge" (test/onboard/world.ts): grants at both scopes, local accounts.
-  { name: "create, local accounts, grants at both scopes", clusterAccess: "LocalAccounts", arcMode: "create", roleGrants: [{ roleDefinitionId: AKS_CLUSTER_USER, scope: "cluster" }, { roleDefinitionId: READER, scope: "arcResourceGroup" }] },
+  {
+    name: "create, local accounts, grants at both scopes",
+    clusterAccess: "LocalAccounts",
+    arcMode: "create",
+    roleGrants: [
+      { roleDefinitionId: AKS_CLUSTER_USER, scope: "cluster" },
+      { roleDefinitionId: READER, scope: "arcResourceGroup" },
+    ],
+  },
   { name: "adopt, Entra-only cluster, no grants", clusterAccess: "EntraOnly", arcMode: "adopt", roleGrants: [] },
   { name: "create, local accounts, no grants", clusterAccess: "LocalAccounts", arcMode: "create", roleGrants: [] },
-  { name: "create, Entra-only cluster, grants at the cluster only", clusterAccess: "EntraOnly", arcMode: "create", roleGrants: [{ roleDefinitionId: AKS_CLUSTER_USER, scope: "cluster" }] },
+  {
+    name: "create, Entra-only cluster, grants at the cluster only",
+    clusterAccess: "EntraOnly",
+    arcMode: "create",
+    roleGrants: [{ roleDefinitionId: AKS_CLUSTER_USER, scope: "cluster" }],
+  },
 ];
 
 export function mainSnapshot(s: MainScenario): Promise<Snapshot> {
@@ -93,7 +106,14 @@ export function mainSnapshot(s: MainScenario): Promise<Snapshot> {
 export function poolSnapshot(s: PoolScenario): Promise<Snapshot> {
   return snapshot({
     template: "pool",
-    params: { servicePrincipalId: SERVICE_PRINCIPAL, functionAppResourceId: FUNCTION_APP_ID, clusterResourceId: CLUSTER_ID, clusterAccess: s.clusterAccess, arcMode: s.arcMode, roleGrants: s.roleGrants },
+    params: {
+      servicePrincipalId: SERVICE_PRINCIPAL,
+      functionAppResourceId: FUNCTION_APP_ID,
+      clusterResourceId: CLUSTER_ID,
+      clusterAccess: s.clusterAccess,
+      arcMode: s.arcMode,
+      roleGrants: s.roleGrants,
+    },
     subscriptionId: SUBSCRIPTION,
     tenantId: TENANT,
     location: LOCATION,
@@ -161,9 +181,22 @@ export function grantsOf(snap: Snapshot): Grant[] {
       const principalId = p.principalId ?? "";
       const ref = /^\[reference\('([^']+)', '[^']+'\)\.principalId\]$/.exec(principalId);
       const principal: Grant["principal"] =
-        principalId === SERVICE_PRINCIPAL || (ref && identities.includes(ref[1]!.toLowerCase())) ? "service" : principalId === DEPLOYER ? "deployer" : `other:${principalId}`;
+        principalId === SERVICE_PRINCIPAL || (ref && identities.includes(ref[1]!.toLowerCase()))
+          ? "service"
+          : principalId === DEPLOYER
+            ? "deployer"
+            : `other:${principalId}`;
       const scopeId = roleAssignmentScope(r.id);
-      return { id: r.id, scopeId, scope: scopeKind(scopeId), role: roleGuid(p.roleDefinitionId ?? ""), principal, principalType: p.principalType, condition: p.condition, conditionVersion: p.conditionVersion };
+      return {
+        id: r.id,
+        scopeId,
+        scope: scopeKind(scopeId),
+        role: roleGuid(p.roleDefinitionId ?? ""),
+        principal,
+        principalType: p.principalType,
+        condition: p.condition,
+        conditionVersion: p.conditionVersion,
+      };
     });
 }
 
@@ -182,7 +215,9 @@ export function appSettingsOf(snap: Snapshot): Record<string, string> {
  * The role GUID sets and principal types an ABAC condition allows, for write (@Request) and delete (@Resource), or
  * undefined when the condition is not of the one shape the templates generate (reference §2.5).
  */
-export function parseCondition(condition: string): { write: { roles: string[]; principalTypes: string[] }; delete: { roles: string[]; principalTypes: string[] } } | undefined {
+export function parseCondition(
+  condition: string,
+): { write: { roles: string[]; principalTypes: string[] }; delete: { roles: string[]; principalTypes: string[] } } | undefined {
   const guidSet = String.raw`\{([0-9a-fA-F-]{36}(?:, [0-9a-fA-F-]{36})*)\}`;
   const branch = (action: "write" | "delete", source: "Request" | "Resource") =>
     String.raw`\(\(!\(ActionMatches\{'Microsoft\.Authorization/roleAssignments/${action}'\}\)\) OR \(@${source}\[Microsoft\.Authorization/roleAssignments:RoleDefinitionId\] ForAnyOfAnyValues:GuidEquals ${guidSet} AND @${source}\[Microsoft\.Authorization/roleAssignments:PrincipalType\] ForAnyOfAnyValues:StringEqualsIgnoreCase \{('[A-Za-z]+'(?:, '[A-Za-z]+')*)\}\)\)`;

@@ -27,7 +27,20 @@ import type { KubeRequestLogEntry } from "../kube-emulator/index.js";
 import * as worldIds from "../onboard/world.js";
 import { startWorld, type World } from "../onboard/world.js";
 import { bicepAvailable, INFRA, ROOT, run, type Snapshot } from "./bicep.js";
-import { ARC_RG_ID, CLUSTER_ID, grantsOf, parseCondition, POOL_SCENARIOS, poolSnapshot, ROLES, roleName, SERVICE_PRINCIPAL, SUBSCRIPTION, type Grant, type PoolScenario } from "./templates.js";
+import {
+  ARC_RG_ID,
+  CLUSTER_ID,
+  grantsOf,
+  parseCondition,
+  POOL_SCENARIOS,
+  poolSnapshot,
+  ROLES,
+  roleName,
+  SERVICE_PRINCIPAL,
+  SUBSCRIPTION,
+  type Grant,
+  type PoolScenario,
+} from "./templates.js";
 
 interface Operation {
   method: string;
@@ -82,7 +95,8 @@ interface Requirement {
   abac?: { kind: "write" | "delete"; role: string; principalType: string };
 }
 
-const actionMatches = (pattern: string, action: string) => new RegExp(`^${pattern.replace(/[.+?^$()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "i").test(action);
+const actionMatches = (pattern: string, action: string) =>
+  new RegExp(`^${pattern.replace(/[.+?^$()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "i").test(action);
 const within = (scope: string, target: string) => target.toLowerCase() === scope.toLowerCase() || target.toLowerCase().startsWith(`${scope.toLowerCase()}/`);
 
 function allows(g: Grant, req: Requirement, plane: "actions" | "dataActions" = "actions"): boolean {
@@ -132,14 +146,20 @@ function kubeRequirements(log: readonly KubeRequestLogEntry[]): Requirement[] {
       const group = s[0] === "apis" ? `${s[1]}/` : "";
       const rest = s.slice(s[0] === "apis" ? 3 : 2);
       const resource = rest[0] === "namespaces" && rest.length > 2 ? rest[2]! : rest[0]!;
-      return { call: `${e.method} ${e.path}`, action: `Microsoft.ContainerService/managedClusters/${group}${resource}/${verbs[e.method]!}`, target: CLUSTER_ID };
+      return {
+        call: `${e.method} ${e.path}`,
+        action: `Microsoft.ContainerService/managedClusters/${group}${resource}/${verbs[e.method]!}`,
+        target: CLUSTER_ID,
+      };
     });
 }
 
 function checkCoverage(scenario: PoolScenario, snap: Snapshot, arm: Requirement[], kube: Requirement[]): void {
   const grants = grantsOf(snap).filter((g) => g.principal === "service");
   const refused = (gs: Grant[]) => [
-    ...arm.filter((r) => !gs.some((g) => allows(g, r))).map((r) => `${r.call} needs ${r.action}${r.abac ? ` for role ${roleName(r.abac.role)} / ${r.abac.principalType}` : ""}`),
+    ...arm
+      .filter((r) => !gs.some((g) => allows(g, r)))
+      .map((r) => `${r.call} needs ${r.action}${r.abac ? ` for role ${roleName(r.abac.role)} / ${r.abac.principalType}` : ""}`),
     ...kube.filter((r) => !gs.some((g) => allows(g, r, "dataActions"))).map((r) => `${r.call} needs data action ${r.action}`),
   ];
   expect(refused(grants), `${scenario.name}: calls the granted roles would refuse`).toEqual([]);
@@ -152,7 +172,12 @@ function checkCoverage(scenario: PoolScenario, snap: Snapshot, arm: Requirement[
 async function operatorPut(w: World, name: string, tags: Record<string, string>): Promise<ResourceEvent> {
   const operator = new ResourceManagementClient(emulatorCredential(OPERATOR), SUBSCRIPTION, { httpClient: w.arm.httpClient, retryOptions: { maxRetries: 0 } });
   const id = `${MACHINES}/${name}`;
-  await operator.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+  await operator.resources.beginCreateOrUpdateByIdAndWait(
+    id,
+    "2025-01-13",
+    { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } },
+    { updateIntervalInMs: 1 },
+  );
   return w.arm.events.published.filter((e) => e.data.resourceUri === id).at(-1)!;
 }
 const deliver = (w: World, e: ResourceEvent) => w.app.host.invoke("machineEvents", { string: JSON.stringify(e) });
@@ -167,7 +192,12 @@ const sweepRemovingOrphans = async (w: World) => {
 
 describe("what-if: the service's calls against the roles pool.bicep grants", () => {
   it("uses the onboarding world's ids", () => {
-    expect([worldIds.SUBSCRIPTION, worldIds.ARC_RG_ID, worldIds.CLUSTER_ID, worldIds.SERVICE_PRINCIPAL]).toEqual([SUBSCRIPTION, ARC_RG_ID, CLUSTER_ID, SERVICE_PRINCIPAL]);
+    expect([worldIds.SUBSCRIPTION, worldIds.ARC_RG_ID, worldIds.CLUSTER_ID, worldIds.SERVICE_PRINCIPAL]).toEqual([
+      SUBSCRIPTION,
+      ARC_RG_ID,
+      CLUSTER_ID,
+      SERVICE_PRINCIPAL,
+    ]);
   });
 
   it("create pool, local accounts, grants at both scopes: onboard, machine event, orphan removal, offboard", async (ctx) => {
@@ -181,10 +211,23 @@ describe("what-if: the service's calls against the roles pool.bicep grants", () 
     await deliver(world, await operatorPut(world, "h1", { "flexnode-pool": "edge", "flexnode-node": nodeId }));
     // An orphan grant the service made for a machine that no longer has a node: the sweeper finds and removes it.
     const machine = world.arm.inspect.machines().find((m) => m.id.endsWith(nodeId))!;
-    const ownClients = new ResourceManagementClient(emulatorCredential(SERVICE_PRINCIPAL), SUBSCRIPTION, { httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
+    const ownClients = new ResourceManagementClient(emulatorCredential(SERVICE_PRINCIPAL), SUBSCRIPTION, {
+      httpClient: world.arm.httpClient,
+      retryOptions: { maxRetries: 0 },
+    });
     const strayId = `${MACHINES}/fn-0000000000000000000000aa`;
     const setupFrom = world.arm.requests.entries.length;
-    await ownClients.resources.beginCreateOrUpdateByIdAndWait(strayId, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "managed-by": "flexnode-onboarding", "flexnode-node": "fn-0000000000000000000000aa" }, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+    await ownClients.resources.beginCreateOrUpdateByIdAndWait(
+      strayId,
+      "2025-01-13",
+      {
+        location: "eastus",
+        identity: { type: "SystemAssigned" },
+        tags: { "managed-by": "flexnode-onboarding", "flexnode-node": "fn-0000000000000000000000aa" },
+        properties: { osType: "linux" },
+      },
+      { updateIntervalInMs: 1 },
+    );
     const setup = new Set(world.arm.requests.entries.slice(setupFrom).map((e) => e.seq));
     const removal = await sweepRemovingOrphans(world);
     expect(removal.logs.map((l) => l.message).join("\n")).toMatch(/1 orphan\(s\) found, 1 removed, 0 not removed/);
@@ -203,7 +246,10 @@ describe("what-if: the service's calls against the roles pool.bicep grants", () 
     needBicep(ctx);
     const scenario = POOL_SCENARIOS[1]!;
     const snap = poolSnapshot(scenario);
-    world = await startWorld({ entraOnlyCluster: true, poolSpec: { roleGrants: scenario.roleGrants, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" } } });
+    world = await startWorld({
+      entraOnlyCluster: true,
+      poolSpec: { roleGrants: scenario.roleGrants, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" } },
+    });
     const { nodeId } = await world.enrol();
     const written = await operatorPut(world, "edge-host-17", { "flexnode-pool": "edge", "flexnode-node": nodeId });
     expect((await deliver(world, written)).logs.at(-1)?.message).toBe(`machine event ${written.id}: adopting`);

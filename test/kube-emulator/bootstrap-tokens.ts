@@ -33,7 +33,8 @@ export function bootstrapSecretProblems(namespace: string, name: string, data: R
   const id = data["token-id"];
   if (id === undefined) out.push(causes.required("data[token-id]", "token-id is required"));
   else if (!TOKEN_ID.test(id)) out.push(causes.invalid("data[token-id]", id, "must match [a-z0-9]{6}"));
-  if (id !== undefined && name !== `bootstrap-token-${id}`) out.push(causes.invalid("metadata.name", name, `must be bootstrap-token-<token-id> (bootstrap-token-${id})`));
+  if (id !== undefined && name !== `bootstrap-token-${id}`)
+    out.push(causes.invalid("metadata.name", name, `must be bootstrap-token-<token-id> (bootstrap-token-${id})`));
   const secret = data["token-secret"];
   if (secret === undefined) out.push(causes.required("data[token-secret]", "token-secret is required"));
   else if (!TOKEN_SECRET.test(secret)) out.push(causes.invalid("data[token-secret]", "<redacted>", "must match [a-z0-9]{16}"));

@@ -14,7 +14,10 @@ describe("failure paths: the client reports, never retries", () => {
   afterEach(() => cluster.close());
 
   it("answers an unknown or missing bearer token with a 401 Unauthorized Status", async () => {
-    const error = await cluster.clientWith("not-a-known-token").listSecrets("kube-system", "").catch((e: unknown) => e);
+    const error = await cluster
+      .clientWith("not-a-known-token")
+      .listSecrets("kube-system", "")
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KubeApiError);
     expect(error).toMatchObject({ status: 401, reason: "Unauthorized" });
     expect(await rawRequest(cluster.running, "GET", SECRETS)).toEqual({
@@ -73,9 +76,18 @@ describe("failure paths: the client reports, never retries", () => {
   });
 
   it("answers unknown paths, unsupported methods and undecodable bodies as the API server does", async () => {
-    expect(await rawRequest(cluster.running, "GET", "/api/v1/pods", { token: ADMIN_TOKEN })).toMatchObject({ status: 404, body: { reason: "NotFound", message: "the server could not find the requested resource" } });
-    expect(await rawRequest(cluster.running, "PUT", "/api/v1/nodes/n1", { token: ADMIN_TOKEN, body: {} })).toMatchObject({ status: 405, body: { reason: "MethodNotAllowed" } });
-    expect(await rawRequest(cluster.running, "POST", SECRETS, { token: ADMIN_TOKEN, body: { metadata: { name: 5 } } })).toMatchObject({ status: 400, body: { reason: "BadRequest" } });
+    expect(await rawRequest(cluster.running, "GET", "/api/v1/pods", { token: ADMIN_TOKEN })).toMatchObject({
+      status: 404,
+      body: { reason: "NotFound", message: "the server could not find the requested resource" },
+    });
+    expect(await rawRequest(cluster.running, "PUT", "/api/v1/nodes/n1", { token: ADMIN_TOKEN, body: {} })).toMatchObject({
+      status: 405,
+      body: { reason: "MethodNotAllowed" },
+    });
+    expect(await rawRequest(cluster.running, "POST", SECRETS, { token: ADMIN_TOKEN, body: { metadata: { name: 5 } } })).toMatchObject({
+      status: 400,
+      body: { reason: "BadRequest" },
+    });
     expect(await rawRequest(cluster.running, "POST", SECRETS, { token: ADMIN_TOKEN, body: { metadata: { name: "x", namespace: "default" } } })).toMatchObject({
       status: 400,
       body: { message: "the namespace of the provided object does not match the namespace sent on the request" },

@@ -76,19 +76,49 @@ async function serve(handle: (request: WireRequest) => Promise<WireResponse>, re
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
     const response = tooLarge
-      ? { status: 413, body: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: "Request entity too large: limit is 3145728", reason: "RequestEntityTooLarge", code: 413 } }
-      : await handle({ method: req.method ?? "GET", target: req.url ?? "/", headers, body: chunks.length > 0 ? Buffer.concat(chunks).toString("utf8") : undefined });
+      ? {
+          status: 413,
+          body: {
+            kind: "Status",
+            apiVersion: "v1",
+            metadata: {},
+            status: "Failure",
+            message: "Request entity too large: limit is 3145728",
+            reason: "RequestEntityTooLarge",
+            code: 413,
+          },
+        }
+      : await handle({
+          method: req.method ?? "GET",
+          target: req.url ?? "/",
+          headers,
+          body: chunks.length > 0 ? Buffer.concat(chunks).toString("utf8") : undefined,
+        });
     if ("drop" in response && response.drop) {
       req.socket.destroy();
       return;
     }
     const text = response.body === undefined ? "" : JSON.stringify(response.body);
-    res.writeHead(response.status, { "content-type": "application/json", ...("headers" in response ? response.headers : {}), "content-length": String(Buffer.byteLength(text)) });
+    res.writeHead(response.status, {
+      "content-type": "application/json",
+      ...("headers" in response ? response.headers : {}),
+      "content-length": String(Buffer.byteLength(text)),
+    });
     res.end(text);
   } catch (error) {
     // An emulator bug, not an emulated API failure: a 500 whose message shows in the test output.
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
     if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
-    res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: `emulator bug: ${message}`, reason: "InternalError", code: 500 }));
+    res.end(
+      JSON.stringify({
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: `emulator bug: ${message}`,
+        reason: "InternalError",
+        code: 500,
+      }),
+    );
   }
 }

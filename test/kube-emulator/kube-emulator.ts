@@ -139,14 +139,21 @@ export class KubeEmulator {
    */
   joinNode(name: string, options: { bootstrapToken: string } & NodeRegistration): JoinResult {
     const user = this.bootstrapUser(options.bootstrapToken);
-    if (!user) return { joined: false, reason: "the bootstrap token does not authenticate (no such token Secret, wrong secret, expired, or not for authentication)" };
+    if (!user)
+      return { joined: false, reason: "the bootstrap token does not authenticate (no such token Secret, wrong secret, expired, or not for authentication)" };
     const subject = { ...user, groups: [...user.groups, AUTHENTICATED] };
     const csr = { verb: "create", apiGroup: "certificates.k8s.io", resource: "certificatesigningrequests" };
     if (!authorize(subject, csr, this.rbac)) {
-      return { joined: false, reason: `${user.username} (groups ${user.groups.join(", ")}) may not create CertificateSigningRequests: no ClusterRoleBinding grants system:node-bootstrapper` };
+      return {
+        joined: false,
+        reason: `${user.username} (groups ${user.groups.join(", ")}) may not create CertificateSigningRequests: no ClusterRoleBinding grants system:node-bootstrapper`,
+      };
     }
     if (!authorize(subject, { ...csr, resource: "certificatesigningrequests/nodeclient" }, this.rbac)) {
-      return { joined: false, reason: `the node-client CSR of ${user.username} stays Pending: no ClusterRoleBinding grants certificatesigningrequests/nodeclient (auto-approval)` };
+      return {
+        joined: false,
+        reason: `the node-client CSR of ${user.username} stays Pending: no ClusterRoleBinding grants certificatesigningrequests/nodeclient (auto-approval)`,
+      };
     }
     if (!isDnsSubdomain(name)) return { joined: false, reason: `${name} is not a valid node name (RFC 1123 subdomain)` };
     const node = this.nodes.register(name, options);
@@ -186,7 +193,10 @@ export class KubeEmulator {
     const method = request.method.toUpperCase();
     const [rawPath = "/", rawQuery = ""] = request.target.split("?", 2);
     const query = new URLSearchParams(rawQuery);
-    const segments = rawPath.split("/").filter((s) => s !== "").map(decodeSegment);
+    const segments = rawPath
+      .split("/")
+      .filter((s) => s !== "")
+      .map(decodeSegment);
     const entry: KubeRequestLogEntry = {
       seq: ++this.seq,
       at: this.clock.now(),

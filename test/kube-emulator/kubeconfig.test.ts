@@ -33,7 +33,13 @@ describe("from the AKS admin kubeconfig to the cluster (the saga's path)", () =>
   beforeEach(async () => {
     cluster = await startCluster();
     arm = new ArmEmulator({ clock: cluster.clock, resourceGroups: [{ subscriptionId: SUBSCRIPTION_ID, name: RESOURCE_GROUP, location: "eastus" }] });
-    adminToken = arm.addCluster({ subscriptionId: SUBSCRIPTION_ID, resourceGroup: RESOURCE_GROUP, name: "aks", serverUrl: cluster.running.server, caPem: cluster.running.caPem }).adminToken;
+    adminToken = arm.addCluster({
+      subscriptionId: SUBSCRIPTION_ID,
+      resourceGroup: RESOURCE_GROUP,
+      name: "aks",
+      serverUrl: cluster.running.server,
+      caPem: cluster.running.caPem,
+    }).adminToken;
     arm.addCluster({
       subscriptionId: SUBSCRIPTION_ID,
       resourceGroup: RESOURCE_GROUP,

@@ -6,9 +6,7 @@
 import { labelKeyProblem, labelValueProblem } from "./validation.js";
 import { statusErrors } from "./status.js";
 
-type Requirement =
-  | { key: string; op: "in" | "notin"; values: string[] }
-  | { key: string; op: "exists" | "!exists" };
+type Requirement = { key: string; op: "in" | "notin"; values: string[] } | { key: string; op: "exists" | "!exists" };
 
 export type LabelSelector = (labels: Record<string, string> | undefined) => boolean;
 

@@ -31,9 +31,15 @@ describe("node join and Node objects", () => {
     expect(await cluster.client.getNode("fn-0123456789abcdef01234567")).toEqual({
       name: "fn-0123456789abcdef01234567",
       ready: true,
-      labels: expect.objectContaining({ "flexnode.dev/pool": "gpu", "kubernetes.io/hostname": "fn-0123456789abcdef01234567", "kubernetes.io/os": "linux" }) as unknown,
+      labels: expect.objectContaining({
+        "flexnode.dev/pool": "gpu",
+        "kubernetes.io/hostname": "fn-0123456789abcdef01234567",
+        "kubernetes.io/os": "linux",
+      }) as unknown,
     });
-    expect(cluster.emulator.inspect().joins).toEqual([{ node: "fn-0123456789abcdef01234567", tokenId, groups: ["system:bootstrappers", "system:bootstrappers:flexnode:gpu"], at: cluster.clock.now() }]);
+    expect(cluster.emulator.inspect().joins).toEqual([
+      { node: "fn-0123456789abcdef01234567", tokenId, groups: ["system:bootstrappers", "system:bootstrappers:flexnode:gpu"], at: cluster.clock.now() },
+    ]);
   });
 
   it("follows the Ready condition: NotReady and Unknown are not ready", async () => {
@@ -53,13 +59,19 @@ describe("node join and Node objects", () => {
     const { token } = await issueToken("gpu", 10 * MINUTE);
     cluster.clock.advance(10 * MINUTE);
     expect(cluster.emulator.authenticateBootstrapToken(token)).toBeUndefined();
-    expect(cluster.emulator.joinNode("node-a", { bootstrapToken: token })).toMatchObject({ joined: false, reason: expect.stringContaining("does not authenticate") });
+    expect(cluster.emulator.joinNode("node-a", { bootstrapToken: token })).toMatchObject({
+      joined: false,
+      reason: expect.stringContaining("does not authenticate"),
+    });
     expect(cluster.emulator.inspect().nodes).toEqual([]);
   });
 
   it("refuses a valid token when no binding grants its group node-bootstrapper", async () => {
     const { token } = await issueToken();
-    expect(cluster.emulator.joinNode("node-a", { bootstrapToken: token })).toMatchObject({ joined: false, reason: expect.stringContaining("system:node-bootstrapper") });
+    expect(cluster.emulator.joinNode("node-a", { bootstrapToken: token })).toMatchObject({
+      joined: false,
+      reason: expect.stringContaining("system:node-bootstrapper"),
+    });
     // Another pool's RBAC does not help: the group is per pool.
     await applyPoolRbac("other");
     expect(cluster.emulator.joinNode("node-a", { bootstrapToken: token })).toMatchObject({ joined: false });

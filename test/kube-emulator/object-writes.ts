@@ -19,7 +19,10 @@ export function listResponse(kind: string, apiVersion: string, objects: KubeObje
   return {
     kind: `${kind}List`,
     apiVersion,
-    metadata: { resourceVersion: revisions.current, ...(more && last ? { continue: Buffer.from(JSON.stringify({ after: sortKey(last) })).toString("base64url") } : {}) },
+    metadata: {
+      resourceVersion: revisions.current,
+      ...(more && last ? { continue: Buffer.from(JSON.stringify({ after: sortKey(last) })).toString("base64url") } : {}),
+    },
     items: page.map(({ apiVersion: _v, kind: _k, ...item }) => item),
   };
 }
@@ -51,7 +54,8 @@ export function nameForCreate(meta: BodyMeta, urlNamespace: string | undefined):
   if (meta.namespace !== undefined && meta.namespace !== "" && urlNamespace !== undefined && meta.namespace !== urlNamespace) {
     throw statusErrors.badRequest("the namespace of the provided object does not match the namespace sent on the request");
   }
-  if (meta.resourceVersion !== undefined && meta.resourceVersion !== "") throw statusErrors.badRequest("resourceVersion should not be set on objects to be created");
+  if (meta.resourceVersion !== undefined && meta.resourceVersion !== "")
+    throw statusErrors.badRequest("resourceVersion should not be set on objects to be created");
   return meta.name === "" ? undefined : meta.name;
 }
 
@@ -67,7 +71,11 @@ export function checkDeletePreconditions(r: ResourceName, existing: KubeObject, 
   if (body === undefined) return;
   const pre = decode(DeleteOptionsBody, body, "DeleteOptions").preconditions;
   if (pre?.uid && pre.uid !== existing.metadata.uid) {
-    throw statusErrors.conflict(r, existing.metadata.name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${existing.metadata.uid}`);
+    throw statusErrors.conflict(
+      r,
+      existing.metadata.name,
+      `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${existing.metadata.uid}`,
+    );
   }
   if (pre?.resourceVersion && pre.resourceVersion !== existing.metadata.resourceVersion) {
     throw statusErrors.conflict(

@@ -10,7 +10,10 @@ const FORBIDDEN_ROLES = ["system:node", "cluster-admin", "admin", "edit", "syste
 describe("poolBootstrapRbac", () => {
   it.each(["gpu", "edge-eu-1", "a"])("binds pool %s's bootstrap group to exactly node-bootstrapper and node-client approval", (pool) => {
     const { bindings } = poolBootstrapRbac(pool);
-    expect(bindings.map((b) => b.roleRef.name).sort()).toEqual(["system:certificates.k8s.io:certificatesigningrequests:nodeclient", "system:node-bootstrapper"]);
+    expect(bindings.map((b) => b.roleRef.name).sort()).toEqual([
+      "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+      "system:node-bootstrapper",
+    ]);
     for (const b of bindings) {
       expect(FORBIDDEN_ROLES).not.toContain(b.roleRef.name);
       expect(b.subjects).toEqual([{ kind: "Group", name: `system:bootstrappers:flexnode:${pool}` }]);
@@ -105,7 +108,9 @@ describe("cluster RBAC through the real client", () => {
     // The server drops the empty resourceNames; the comparison must not mistake that for a change.
     expect(await cluster.client.applyClusterRole(role)).toBe("unchanged");
     expect(await cluster.client.applyClusterRole({ ...role, rules: [{ ...rules[0]!, verbs: ["get", "list"] }] })).toBe("updated");
-    expect(cluster.emulator.inspect().clusterRoles.find((r) => r.name === "flexnode:reader")?.rules).toEqual([{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list"] }]);
+    expect(cluster.emulator.inspect().clusterRoles.find((r) => r.name === "flexnode:reader")?.rules).toEqual([
+      { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list"] },
+    ]);
   });
 
   it("answers a PUT with a stale resourceVersion with 409 Conflict", async () => {
@@ -156,7 +161,9 @@ describe("cluster RBAC through the real client", () => {
     await expect(asKubelet.getNode("node-1")).rejects.toMatchObject({ status: 403, reason: "Forbidden" });
     await expect(asKubelet.listSecrets("kube-system", "")).rejects.toMatchObject({
       status: 403,
-      message: expect.stringContaining(`User "system:bootstrap:${issued.tokenId}" cannot list resource "secrets" in API group "" in the namespace "kube-system"`),
+      message: expect.stringContaining(
+        `User "system:bootstrap:${issued.tokenId}" cannot list resource "secrets" in API group "" in the namespace "kube-system"`,
+      ),
     });
     await expect(asKubelet.applyClusterRoleBinding(poolBootstrapRbac("other").bindings[0]!)).rejects.toMatchObject({ status: 403 });
     await expect(asKubelet.deleteNode("node-1")).rejects.toMatchObject({ status: 403 });

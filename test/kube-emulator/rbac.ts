@@ -72,7 +72,11 @@ class ClusterScoped implements ResourceType {
     const { meta, fields, problems } = this.kind.read(body);
     const existing = this.store.get(undefined, name);
     checkUpdate(this.resource, name, meta, existing);
-    const all = [...validate.labels("metadata.labels", meta.labels ?? undefined), ...problems, ...(existing ? (this.kind.checkUpdate?.(existing, fields) ?? []) : [])];
+    const all = [
+      ...validate.labels("metadata.labels", meta.labels ?? undefined),
+      ...problems,
+      ...(existing ? (this.kind.checkUpdate?.(existing, fields) ?? []) : []),
+    ];
     if (all.length > 0) throw statusErrors.invalid(this.kind.kind, RBAC_GROUP, name, all);
     if (!existing) return { status: 201, body: this.store.create(this.object(name, meta, fields)) };
     return { status: 200, body: this.store.replace(existing, this.object(name, meta, fields)) };
@@ -157,7 +161,8 @@ function ruleProblems(rule: PolicyRule, field: string): StatusCause[] {
   if ((rule.verbs ?? []).length === 0) out.push(causes.required(`${field}.verbs`, "verbs must contain at least one value"));
   const nonResource = (rule.nonResourceURLs ?? []).length > 0;
   const resource = (rule.resources ?? []).length > 0;
-  if (nonResource && resource) out.push(causes.invalid(`${field}.nonResourceURLs`, rule.nonResourceURLs, "rules cannot apply to both regular resources and non-resource URLs"));
+  if (nonResource && resource)
+    out.push(causes.invalid(`${field}.nonResourceURLs`, rule.nonResourceURLs, "rules cannot apply to both regular resources and non-resource URLs"));
   if (!nonResource && (rule.apiGroups ?? []).length === 0) out.push(causes.required(`${field}.apiGroups`, "resource rules must supply at least one api group"));
   if (!nonResource && !resource) out.push(causes.required(`${field}.resources`, "resource rules must supply at least one resource"));
   return out;
@@ -200,7 +205,12 @@ export class Rbac implements RbacView {
 
   private seed(): void {
     for (const role of BUILT_IN_CLUSTER_ROLES) {
-      this.clusterRoles.store.create({ apiVersion: API_VERSION, kind: "ClusterRole", metadata: { name: role.name, ...structuredClone(builtInMetadata) }, rules: structuredClone(role.rules) });
+      this.clusterRoles.store.create({
+        apiVersion: API_VERSION,
+        kind: "ClusterRole",
+        metadata: { name: role.name, ...structuredClone(builtInMetadata) },
+        rules: structuredClone(role.rules),
+      });
     }
     for (const binding of BUILT_IN_CLUSTER_ROLE_BINDINGS) {
       this.clusterRoleBindings.store.create({

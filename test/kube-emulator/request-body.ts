@@ -18,7 +18,11 @@ export const BodyMeta = z.looseObject({
 });
 export type BodyMeta = z.infer<typeof BodyMeta>;
 
-const typed = (apiVersion: string, kind: string) => ({ apiVersion: z.literal(apiVersion).optional(), kind: z.literal(kind).optional(), metadata: BodyMeta.default({}) });
+const typed = (apiVersion: string, kind: string) => ({
+  apiVersion: z.literal(apiVersion).optional(),
+  kind: z.literal(kind).optional(),
+  metadata: BodyMeta.default({}),
+});
 
 export const SecretBody = z.looseObject({
   ...typed("v1", "Secret"),

@@ -20,14 +20,25 @@ describe("Secrets through the real client", () => {
     expect(await cluster.client.createSecret("kube-system", issued.secret)).toBe("created");
 
     const read = await cluster.client.getSecret("kube-system", issued.secret.name);
-    expect(read).toEqual({ name: `bootstrap-token-${issued.tokenId}`, type: "bootstrap.kubernetes.io/token", data: issued.secret.stringData, labels: issued.secret.labels });
+    expect(read).toEqual({
+      name: `bootstrap-token-${issued.tokenId}`,
+      type: "bootstrap.kubernetes.io/token",
+      data: issued.secret.stringData,
+      labels: issued.secret.labels,
+    });
     // Stored as the API server stores it: base64 data, no stringData; the log never shows the secret.
     const [stored] = cluster.emulator.inspect().secrets;
     expect(stored).toMatchObject({ namespace: "kube-system", data: { "token-secret": issued.token.split(".")[1] } });
     const raw = await rawRequest(cluster.running, "GET", `/api/v1/namespaces/kube-system/secrets/${issued.secret.name}`, { token: ADMIN_TOKEN });
     expect(raw.body).not.toHaveProperty("stringData");
     expect((raw.body["data"] as Record<string, string>)["token-id"]).toBe(Buffer.from(issued.tokenId).toString("base64"));
-    expect(raw.body["metadata"]).toMatchObject({ name: issued.secret.name, namespace: "kube-system", uid: expect.any(String), resourceVersion: expect.any(String), creationTimestamp: "2030-01-01T00:00:00Z" });
+    expect(raw.body["metadata"]).toMatchObject({
+      name: issued.secret.name,
+      namespace: "kube-system",
+      uid: expect.any(String),
+      resourceVersion: expect.any(String),
+      creationTimestamp: "2030-01-01T00:00:00Z",
+    });
     expect(JSON.stringify(cluster.emulator.requests.entries)).not.toContain(issued.token.split(".")[1]);
   });
 
@@ -72,7 +83,11 @@ describe("Secrets through the real client", () => {
     const { secret } = tokenSecret();
     await expect(cluster.client.createSecret("default", secret)).rejects.toMatchObject({ status: 422, reason: "Invalid" });
     const opaque = { name: "x", type: "Opaque", stringData: { a: "b" } };
-    await expect(cluster.client.createSecret("nope", opaque)).rejects.toMatchObject({ status: 404, reason: "NotFound", message: expect.stringContaining('namespaces "nope" not found') });
+    await expect(cluster.client.createSecret("nope", opaque)).rejects.toMatchObject({
+      status: 404,
+      reason: "NotFound",
+      message: expect.stringContaining('namespaces "nope" not found'),
+    });
     expect(await cluster.client.createSecret("default", opaque)).toBe("created");
   });
 

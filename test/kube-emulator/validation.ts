@@ -14,7 +14,13 @@ export function isDnsSubdomain(value: string): boolean {
 export function dnsSubdomainName(field: string, name: string): StatusCause[] {
   return isDnsSubdomain(name)
     ? []
-    : [causes.invalid(field, name, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")];
+    : [
+        causes.invalid(
+          field,
+          name,
+          "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+        ),
+      ];
 }
 
 /** RBAC object names are path segments: anything but `.`, `..`, or a name containing `/` or `%`. */
@@ -53,5 +59,7 @@ export function labels(field: string, map: Record<string, string> | undefined): 
 }
 
 export function configKey(field: string, key: string): StatusCause[] {
-  return key.length <= 253 && CONFIG_KEY.test(key) ? [] : [causes.invalid(field, key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'")];
+  return key.length <= 253 && CONFIG_KEY.test(key)
+    ? []
+    : [causes.invalid(field, key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'")];
 }

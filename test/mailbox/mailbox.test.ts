@@ -5,7 +5,14 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { exportPublicKey } from "../../contract/keys.js";
 import { findSecrets } from "../../contract/secrets.js";
 import { buildStepEnvelope, verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
-import { DEFAULT_SAS_LIFETIME_MS, Mailbox, queueFor, RESULTS_QUEUE, SecretInEnvelopeError, type NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
+import {
+  DEFAULT_SAS_LIFETIME_MS,
+  Mailbox,
+  queueFor,
+  RESULTS_QUEUE,
+  SecretInEnvelopeError,
+  type NodeMailboxCredentials,
+} from "../../orchestrations/clients/mailbox/mailbox.js";
 import { ManualClock } from "../support/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
 
@@ -71,7 +78,12 @@ describe("mailbox queues (Service Bus data plane, not ARM)", () => {
     expect(await mailbox.open("fn-a")).toEqual({ queue: "node-fn-a", created: true });
     expect(await mailbox.open("fn-a")).toEqual({ queue: "node-fn-a", created: false });
     const admin = new ServiceBusAdministrationClient(sb.connectionString(), sb.adminClientOptions());
-    expect(await admin.getQueue("node-fn-a")).toMatchObject({ lockDuration: "PT1M", maxDeliveryCount: 5, defaultMessageTimeToLive: "PT2H", deadLetteringOnMessageExpiration: true });
+    expect(await admin.getQueue("node-fn-a")).toMatchObject({
+      lockDuration: "PT1M",
+      maxDeliveryCount: 5,
+      defaultMessageTimeToLive: "PT2H",
+      deadLetteringOnMessageExpiration: true,
+    });
     expect(await mailbox.close("fn-a")).toEqual({ queue: "node-fn-a", deleted: true });
     expect(await mailbox.close("fn-a")).toEqual({ queue: "node-fn-a", deleted: false });
     expect(await admin.queueExists("node-fn-a")).toBe(false);
@@ -107,7 +119,9 @@ describe("node tokens", () => {
   it("are refused once expired", async () => {
     await mailbox.open("fn-a");
     const old = mailbox.credentialsFor("fn-a", new Date(clock.now() - 3 * 3600_000));
-    await expect(agentClient(old.listenSas).client.createReceiver(old.queue).receiveMessages(1, { maxWaitTimeInMs: 1000 })).rejects.toMatchObject({ code: "UnauthorizedAccess" });
+    await expect(agentClient(old.listenSas).client.createReceiver(old.queue).receiveMessages(1, { maxWaitTimeInMs: 1000 })).rejects.toMatchObject({
+      code: "UnauthorizedAccess",
+    });
   });
 
   it("refresh without dropping the receiver", async () => {
@@ -119,7 +133,10 @@ describe("node tokens", () => {
     const received: string[] = [];
     const errors: string[] = [];
     const receiver = client.createReceiver(first.queue);
-    receiver.subscribe({ processMessage: async (m) => void received.push(String(m.messageId)), processError: async (e) => void errors.push(String((e.error as { code?: string }).code)) });
+    receiver.subscribe({
+      processMessage: async (m) => void received.push(String(m.messageId)),
+      processError: async (e) => void errors.push(String((e.error as { code?: string }).code)),
+    });
 
     await mailbox.send(envelope("fn-a", "before"));
     await until(() => received.length === 1);

@@ -41,7 +41,10 @@ beforeEach(async () => {
   app = await startApp({ serviceBus: { connectionString: sb.connectionString(), nodeNamespace: sb.credentialNamespace } });
   await app.createPool("edge");
   node = newNode();
-  const enrolled = (await app.enrol(node, await app.createToken("edge"))).json as { nodeId: string; mailbox: { namespace: string; sendSas: string; resultsQueue: string } };
+  const enrolled = (await app.enrol(node, await app.createToken("edge"))).json as {
+    nodeId: string;
+    mailbox: { namespace: string; sendSas: string; resultsQueue: string };
+  };
   nodeId = enrolled.nodeId;
   // The node answers with the Send token it was given at enrolment, exactly as the agent will.
   sender = new ServiceBusClient(enrolled.mailbox.namespace, new AzureSASCredential(enrolled.mailbox.sendSas));
@@ -60,7 +63,17 @@ const registry = () => new Registry({ connectionString: inject("azuriteConnectio
 function result(stepId: string, overrides: { key?: TestNode["privateKey"]; nodeId?: string; sagaId?: string } = {}): StepResult {
   const at = new Date();
   return buildStepResult(
-    { nodeId: overrides.nodeId ?? nodeId, sagaId: overrides.sagaId ?? `${nodeId}@${RUN}`, stepId, attempt: 1, outcome: "succeeded", output: { changed: true }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"a".repeat(64)}` },
+    {
+      nodeId: overrides.nodeId ?? nodeId,
+      sagaId: overrides.sagaId ?? `${nodeId}@${RUN}`,
+      stepId,
+      attempt: 1,
+      outcome: "succeeded",
+      output: { changed: true },
+      startedAt: at,
+      finishedAt: at,
+      manifestDigest: `sha256:${"a".repeat(64)}`,
+    },
     { privateKey: overrides.key ?? node.privateKey },
   );
 }

@@ -91,14 +91,20 @@ export class AgentResponder {
         startedAt,
         finishedAt: new Date(),
         manifestDigest: `sha256:${"0".repeat(64)}`,
-        ...(failed ? { outcome: "failed" as const, error: { code: "ScriptedFailure", message: `scripted failure of ${envelope.stepId}`, retryable: behaviour === "failRetryable" } } : { outcome: "succeeded" as const, output: {} }),
+        ...(failed
+          ? {
+              outcome: "failed" as const,
+              error: { code: "ScriptedFailure", message: `scripted failure of ${envelope.stepId}`, retryable: behaviour === "failRetryable" },
+            }
+          : { outcome: "succeeded" as const, output: {} }),
       },
       { privateKey: this.o.privateKey },
     );
     this.resultsClient ??= new ServiceBusClient(this.o.mailbox.namespace, new AzureSASCredential(this.o.mailbox.sendSas));
     this.results ??= this.resultsClient.createSender(this.o.mailbox.resultsQueue);
     const copies = behaviour === "duplicate" ? 2 : 1;
-    for (let i = 0; i < copies; i++) await this.results.sendMessages({ body: result, messageId: `${envelope.stepId}/${envelope.attempt}/${i}`, contentType: "application/json" });
+    for (let i = 0; i < copies; i++)
+      await this.results.sendMessages({ body: result, messageId: `${envelope.stepId}/${envelope.attempt}/${i}`, contentType: "application/json" });
     this.resultsSent += copies;
   }
 

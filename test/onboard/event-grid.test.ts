@@ -32,7 +32,11 @@ describe("Event Grid: Arc machine events", () => {
     const machineId = world.arm.inspect.machines()[0]!.id;
     const operator = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     await operator.resources("00000000-0000-4000-8000-000000000001").resources.beginDeleteByIdAndWait(machineId, "2025-01-13", { updateIntervalInMs: 1 });
-    const deleted = world.arm.events.published.filter((e) => e.eventType === "Microsoft.Resources.ResourceDeleteSuccess" && e.data.claims["http://schemas.microsoft.com/identity/claims/objectidentifier"] === OPERATOR);
+    const deleted = world.arm.events.published.filter(
+      (e) =>
+        e.eventType === "Microsoft.Resources.ResourceDeleteSuccess" &&
+        e.data.claims["http://schemas.microsoft.com/identity/claims/objectidentifier"] === OPERATOR,
+    );
     expect(deleted).toHaveLength(1);
     // At-least-once delivery: the same event twice.
     await deliver(world, deleted[0]!);
@@ -53,11 +57,31 @@ describe("Event Grid: Arc machine events", () => {
 
   it("ignores machines the service does not manage and events that are not about machines", async () => {
     world = await startWorld();
-    const stranger = { id: "e1", subject: "/x", eventType: "Microsoft.Resources.ResourceDeleteSuccess", eventTime: new Date().toISOString(), data: { resourceUri: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc/providers/Microsoft.HybridCompute/machines/somebody-else", operationName: "Microsoft.HybridCompute/machines/delete", claims: {} } };
-    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(stranger) })).logs.at(-1)?.message).toMatch(/ignored \(not a machine the service manages\)/);
-    const storage = { ...stranger, data: { ...stranger.data, resourceUri: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc/providers/Microsoft.Storage/storageAccounts/x" } };
+    const stranger = {
+      id: "e1",
+      subject: "/x",
+      eventType: "Microsoft.Resources.ResourceDeleteSuccess",
+      eventTime: new Date().toISOString(),
+      data: {
+        resourceUri: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc/providers/Microsoft.HybridCompute/machines/somebody-else",
+        operationName: "Microsoft.HybridCompute/machines/delete",
+        claims: {},
+      },
+    };
+    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(stranger) })).logs.at(-1)?.message).toMatch(
+      /ignored \(not a machine the service manages\)/,
+    );
+    const storage = {
+      ...stranger,
+      data: {
+        ...stranger.data,
+        resourceUri: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc/providers/Microsoft.Storage/storageAccounts/x",
+      },
+    };
     expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(storage) })).logs.at(-1)?.message).toMatch(/ignored \(not an Arc machine\)/);
-    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify({ nonsense: true }) })).logs.at(-1)?.message).toMatch(/ignored \(not a resource event/);
+    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify({ nonsense: true }) })).logs.at(-1)?.message).toMatch(
+      /ignored \(not a resource event/,
+    );
     expect(world.app.simulator.instanceIds()).toEqual([]);
   });
 
@@ -65,7 +89,12 @@ describe("Event Grid: Arc machine events", () => {
     world = await startWorld();
     const pool = await world.app.call("POST", "/api/manage/pools", {
       headers: admin,
-      body: { name: "byo", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" }, roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" }] },
+      body: {
+        name: "byo",
+        clusterResourceId: CLUSTER_ID,
+        arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" },
+        roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" }],
+      },
     });
     expect(pool.status).toBe(201);
     const { nodeId } = await world.enrol({ pool: "byo" });
@@ -78,7 +107,17 @@ describe("Event Grid: Arc machine events", () => {
     // azcmagent connect --tags flexnode-pool=byo,flexnode-node=<id>, under the operator's identity and its own name.
     const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     const machineId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/edge-host-17`;
-    await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(machineId, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "flexnode-pool": "byo", "flexnode-node": nodeId }, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+    await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(
+      machineId,
+      "2025-01-13",
+      {
+        location: "eastus",
+        identity: { type: "SystemAssigned" },
+        tags: { "flexnode-pool": "byo", "flexnode-node": nodeId },
+        properties: { osType: "linux" },
+      },
+      { updateIntervalInMs: 1 },
+    );
     const written = world.arm.events.published.filter((e) => e.eventType === "Microsoft.Resources.ResourceWriteSuccess" && e.data.resourceUri === machineId);
     expect(written).toHaveLength(1);
     const first = await deliver(world, written[0]!);
@@ -112,16 +151,32 @@ describe("Event Grid: Arc machine events", () => {
     const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     const put = async (name: string, tags: Record<string, string>) => {
       const id = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/${name}`;
-      await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+      await agent
+        .resources(SUBSCRIPTION)
+        .resources.beginCreateOrUpdateByIdAndWait(
+          id,
+          "2025-01-13",
+          { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } },
+          { updateIntervalInMs: 1 },
+        );
       const e = world.arm.events.published.filter((x) => x.data.resourceUri === id).at(-1)!;
       return (await deliver(world, e)).logs.at(-1)?.message;
     };
-    expect(await put("h1", { "flexnode-pool": "edge", "flexnode-node": nodeId })).toMatch(/adoptionCandidate \(pool edge creates its nodes' machines; it adopts none\)$/);
-    expect(await put("h2", { "flexnode-pool": "edge", "flexnode-node": "fn-000000000000000000000000" })).toMatch(/adoptionCandidate \(no node fn-0+ is enrolled in pool edge\)$/);
+    expect(await put("h1", { "flexnode-pool": "edge", "flexnode-node": nodeId })).toMatch(
+      /adoptionCandidate \(pool edge creates its nodes' machines; it adopts none\)$/,
+    );
+    expect(await put("h2", { "flexnode-pool": "edge", "flexnode-node": "fn-000000000000000000000000" })).toMatch(
+      /adoptionCandidate \(no node fn-0+ is enrolled in pool edge\)$/,
+    );
     expect(await put("h3", { env: "lab" })).toMatch(/ignored \(not tagged for a flexnode pool\)$/);
     expect(await put("h4", { "managed-by": "flexnode-onboarding", "flexnode-node": nodeId })).toMatch(/ignored \(created by the service\)$/);
-    const refusals = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).audit.list()).filter((a) => a.action === "machine.adoption-refused");
-    expect(refusals.map((a) => String(a.details?.reason)).sort()).toEqual(["no node fn-000000000000000000000000 is enrolled in pool edge", "pool edge creates its nodes' machines; it adopts none"]);
+    const refusals = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).audit.list()).filter(
+      (a) => a.action === "machine.adoption-refused",
+    );
+    expect(refusals.map((a) => String(a.details?.reason)).sort()).toEqual([
+      "no node fn-000000000000000000000000 is enrolled in pool edge",
+      "pool edge creates its nodes' machines; it adopts none",
+    ]);
     expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
   });
 });

@@ -10,7 +10,18 @@ afterEach(async () => {
   await world.close();
 });
 
-const NODE_STEPS = ["preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate"];
+const NODE_STEPS = [
+  "preflight",
+  "kernel-modules",
+  "sysctl",
+  "container-runtime",
+  "kubernetes-binaries",
+  "cni-plugins",
+  "kubelet-config",
+  "bootstrap-kubeconfig",
+  "start-kubelet",
+  "kubelet-client-certificate",
+];
 
 interface FailureCase {
   name: string;
@@ -23,16 +34,61 @@ interface FailureCase {
 
 const forever = 10_000;
 const CASES: FailureCase[] = [
-  { name: "openMailbox", inject: (w) => void w.sb.adminFaults.inject({ method: "PUT", path: /^\/?node-fn-/, status: 503, times: forever }), code: "openMailboxFailed", message: /^openMailbox: / },
-  { name: "ensureArcMachine", inject: (w) => void w.arm.faults.inject({ method: "PUT", path: /\/Microsoft\.HybridCompute\/machines\//i, status: 500, times: forever }), code: "ensureArcMachineFailed", message: /^ensureArcMachine: / },
-  { name: "grantAccess", inject: (w) => void w.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 500, times: forever }), code: "grantAccessFailed", message: /^grantAccess: / },
-  { name: "issueKubeletCredential (cluster read)", inject: (w) => void w.arm.faults.inject({ method: "GET", path: /\/managedClusters\/aks-1$/i, status: 500, times: forever }), code: "issueKubeletCredentialFailed", message: /^issueKubeletCredential: / },
-  { name: "issueKubeletCredential (pool RBAC)", inject: (w) => void w.kube.faults.inject({ path: /clusterrolebindings/, status: 500, times: forever }), code: "issueKubeletCredentialFailed", message: /^issueKubeletCredential: / },
-  { name: "issueKubeletCredential (token Secret)", inject: (w) => void w.kube.faults.inject({ method: "POST", path: /\/secrets$/, status: 500, times: forever }), code: "issueKubeletCredentialFailed", message: /^issueKubeletCredential: / },
-  ...NODE_STEPS.map((stepId): FailureCase => ({ name: `node step ${stepId}`, script: (s) => (s === stepId ? "fail" : "succeed"), code: "NodeStepFailed", message: new RegExp(`^runNodeSteps \\(${stepId}\\): step ${stepId} failed after 1 attempt\\(s\\): ScriptedFailure`) })),
-  { name: "verifyReady", script: (s) => (s === "kubelet-client-certificate" ? "succeedWithoutEffect" : "succeed"), code: "NodeNotReady", message: /^verifyReady: the Node object is not Ready/ },
+  {
+    name: "openMailbox",
+    inject: (w) => void w.sb.adminFaults.inject({ method: "PUT", path: /^\/?node-fn-/, status: 503, times: forever }),
+    code: "openMailboxFailed",
+    message: /^openMailbox: /,
+  },
+  {
+    name: "ensureArcMachine",
+    inject: (w) => void w.arm.faults.inject({ method: "PUT", path: /\/Microsoft\.HybridCompute\/machines\//i, status: 500, times: forever }),
+    code: "ensureArcMachineFailed",
+    message: /^ensureArcMachine: /,
+  },
+  {
+    name: "grantAccess",
+    inject: (w) => void w.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 500, times: forever }),
+    code: "grantAccessFailed",
+    message: /^grantAccess: /,
+  },
+  {
+    name: "issueKubeletCredential (cluster read)",
+    inject: (w) => void w.arm.faults.inject({ method: "GET", path: /\/managedClusters\/aks-1$/i, status: 500, times: forever }),
+    code: "issueKubeletCredentialFailed",
+    message: /^issueKubeletCredential: /,
+  },
+  {
+    name: "issueKubeletCredential (pool RBAC)",
+    inject: (w) => void w.kube.faults.inject({ path: /clusterrolebindings/, status: 500, times: forever }),
+    code: "issueKubeletCredentialFailed",
+    message: /^issueKubeletCredential: /,
+  },
+  {
+    name: "issueKubeletCredential (token Secret)",
+    inject: (w) => void w.kube.faults.inject({ method: "POST", path: /\/secrets$/, status: 500, times: forever }),
+    code: "issueKubeletCredentialFailed",
+    message: /^issueKubeletCredential: /,
+  },
+  ...NODE_STEPS.map((stepId): FailureCase => ({
+    name: `node step ${stepId}`,
+    script: (s) => (s === stepId ? "fail" : "succeed"),
+    code: "NodeStepFailed",
+    message: new RegExp(`^runNodeSteps \\(${stepId}\\): step ${stepId} failed after 1 attempt\\(s\\): ScriptedFailure`),
+  })),
+  {
+    name: "verifyReady",
+    script: (s) => (s === "kubelet-client-certificate" ? "succeedWithoutEffect" : "succeed"),
+    code: "NodeNotReady",
+    message: /^verifyReady: the Node object is not Ready/,
+  },
   // Fails every attempt of the finalize delete, then lets compensation's delete through.
-  { name: "finalize", inject: (w) => void w.kube.faults.inject({ method: "DELETE", path: /\/secrets\/bootstrap-token-/, status: 500, times: 5 }), code: "finalizeFailed", message: /^finalize: / },
+  {
+    name: "finalize",
+    inject: (w) => void w.kube.faults.inject({ method: "DELETE", path: /\/secrets\/bootstrap-token-/, status: 500, times: 5 }),
+    code: "finalizeFailed",
+    message: /^finalize: /,
+  },
 ];
 
 describe("onboardNode: a failure at any step leaves nothing behind", () => {
@@ -55,7 +111,12 @@ describe("onboardNode: a failure at any step leaves nothing behind", () => {
     const kube = world.kube.inspect();
     expect(kube.secrets.filter((s) => s.namespace === "kube-system" && s.name.startsWith("bootstrap-token-"))).toEqual([]);
     expect(kube.nodes).toEqual([]);
-    expect(world.sb.inspect.queues().map((q) => q.name).filter((n) => n.startsWith("node-fn-"))).toEqual([]);
+    expect(
+      world.sb.inspect
+        .queues()
+        .map((q) => q.name)
+        .filter((n) => n.startsWith("node-fn-")),
+    ).toEqual([]);
     // When the agent had a mailbox, it was told to reset before the mailbox went away.
     if (c.script) expect(agent.seen.at(-1)?.stepId).toBe("reset");
     expect(agent.errors).toEqual([]);
@@ -78,7 +139,14 @@ describe("a failed node enrolling again", () => {
     expect(body.nodeId).toBe(nodeId);
     const { AgentResponder } = await import("./agent-responder.js");
     const { importPublicKey } = await import("../../contract/keys.js");
-    const agent = new AgentResponder({ app: world.app, kube: world.kube, nodeId, privateKey: node.privateKey, servicePublicKey: importPublicKey(body.service.publicKey), mailbox: body.mailbox });
+    const agent = new AgentResponder({
+      app: world.app,
+      kube: world.kube,
+      nodeId,
+      privateKey: node.privateKey,
+      servicePublicKey: importPublicKey(body.service.publicKey),
+      mailbox: body.mailbox,
+    });
     // Attach once the new run has re-created the queue: a receiver whose queue was deleted under it backs off for
     // seconds before re-attaching, longer than the test timing keeps a step's envelope alive.
     await world.app.simulator.runUntilIdle();

@@ -13,7 +13,18 @@ import type { StepBehaviour } from "./agent-responder.js";
 import { startWorld, type World } from "./world.js";
 
 const RUNS = Number(process.env.FAULT_SEEDS ?? 200);
-const STEPS = ["preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate"];
+const STEPS = [
+  "preflight",
+  "kernel-modules",
+  "sysctl",
+  "container-runtime",
+  "kubernetes-binaries",
+  "cni-plugins",
+  "kubelet-config",
+  "bootstrap-kubeconfig",
+  "start-kubelet",
+  "kubelet-client-certificate",
+];
 
 // Fault counts around the retry budget (5 attempts): most runs must retry and still succeed; combined faults on one
 // path, or a count of 5, exhaust it and exercise compensation.
@@ -58,15 +69,19 @@ describe("onboardNode under random fault schedules", () => {
         world.kube.faults.clear();
         world.sb.adminFaults.clear();
         const inj = <T>(n: number, f: () => T) => void (n > 0 && f());
-        inj(s.machinePut429, () => world.arm.faults.inject({ method: "PUT", path: /\/HybridCompute\/machines\//i, status: 429, retryAfterSeconds: 1, times: s.machinePut429 }));
+        inj(s.machinePut429, () =>
+          world.arm.faults.inject({ method: "PUT", path: /\/HybridCompute\/machines\//i, status: 429, retryAfterSeconds: 1, times: s.machinePut429 }),
+        );
         inj(s.machinePut500, () => world.arm.faults.inject({ method: "PUT", path: /\/HybridCompute\/machines\//i, status: 500, times: s.machinePut500 }));
         inj(s.grant429, () => world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 429, retryAfterSeconds: 1, times: s.grant429 }));
-        inj(s.principalNotFound, () => world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 400, code: "PrincipalNotFound", times: s.principalNotFound }));
+        inj(s.principalNotFound, () =>
+          world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 400, code: "PrincipalNotFound", times: s.principalNotFound }),
+        );
         inj(s.clusterRead500, () => world.arm.faults.inject({ method: "GET", path: /\/managedClusters\/aks-1$/i, status: 500, times: s.clusterRead500 }));
         inj(s.kubeSecret500, () => world.kube.faults.inject({ method: "POST", path: /\/secrets$/, status: 500, times: s.kubeSecret500 }));
         inj(s.kubeDelete500, () => world.kube.faults.inject({ method: "DELETE", path: /\/secrets\//, status: 500, times: s.kubeDelete500 }));
         inj(s.queuePut503, () => world.sb.adminFaults.inject({ method: "PUT", path: /^\/?node-fn-/, status: 503, times: s.queuePut503 }));
-        const behaviourOf = (stepId: string, attempt: number) => (attempt === 1 ? s.behaviours[STEPS.indexOf(stepId)] ?? "succeed" : "succeed");
+        const behaviourOf = (stepId: string, attempt: number) => (attempt === 1 ? (s.behaviours[STEPS.indexOf(stepId)] ?? "succeed") : "succeed");
 
         const { nodeId, agent } = await world.enrol({ immutable: s.immutable, script: (e) => behaviourOf(e.stepId, e.attempt) });
         const done = await world.settle(nodeId);
@@ -92,7 +107,14 @@ describe("onboardNode under random fault schedules", () => {
         const kube = world.kube.inspect();
         expect(kube.secrets.filter((x) => x.name.startsWith("bootstrap-token-"))).toEqual([]);
         expect(new Set(kube.nodes.map((n) => n.name))).toEqual(readyIds);
-        expect(new Set(world.sb.inspect.queues().map((q) => q.name).filter((n) => n.startsWith("node-fn-")))).toEqual(new Set([...readyIds].map((id) => `node-${id}`)));
+        expect(
+          new Set(
+            world.sb.inspect
+              .queues()
+              .map((q) => q.name)
+              .filter((n) => n.startsWith("node-fn-")),
+          ),
+        ).toEqual(new Set([...readyIds].map((id) => `node-${id}`)));
 
         // The registry's record matches: a Ready node lists what it owns, a Failed one nothing.
         if (output.status === "Failed") {

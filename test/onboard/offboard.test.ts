@@ -29,7 +29,10 @@ describe("decommission → offboardNode", () => {
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ nodeId, instanceId: `${nodeId}:offboard` });
     // Asking again finds the same offboarding.
-    expect((await world.app.call("POST", `/api/manage/nodes/${nodeId}/decommission`, { headers: admin })).json).toEqual({ nodeId, instanceId: `${nodeId}:offboard` });
+    expect((await world.app.call("POST", `/api/manage/nodes/${nodeId}/decommission`, { headers: admin })).json).toEqual({
+      nodeId,
+      instanceId: `${nodeId}:offboard`,
+    });
     const done = await world.settle(`${nodeId}:offboard`);
     expect(done.output).toMatchObject({ remaining: [] });
     expect((done.output as { removed: string[] }).removed).toHaveLength(5);

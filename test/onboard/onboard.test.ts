@@ -28,14 +28,30 @@ describe("onboardNode", () => {
     const grants = world.arm.inspect.roleAssignments();
     expect(grants).toHaveLength(2);
     expect(grants.every((g) => g.principalId === machines[0]!.principalId && g.principalType === "ServicePrincipal")).toBe(true);
-    expect(node.createdObjects.sort()).toEqual([`mailbox:node-${nodeId}`, `arcMachine:${machines[0]!.id}`, ...grants.map((g) => `roleAssignment:${g.id}`), `kubeNode:${CLUSTER_ID}#${nodeId}`].sort());
+    expect(node.createdObjects.sort()).toEqual(
+      [`mailbox:node-${nodeId}`, `arcMachine:${machines[0]!.id}`, ...grants.map((g) => `roleAssignment:${g.id}`), `kubeNode:${CLUSTER_ID}#${nodeId}`].sort(),
+    );
 
     const kube = world.kube.inspect();
     expect(kube.nodes.map((n) => n.name)).toEqual([nodeId]);
     expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
-    expect(kube.clusterRoleBindings.map((b) => b.name).filter((n) => n.startsWith("flexnode:")).sort()).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
+    expect(
+      kube.clusterRoleBindings
+        .map((b) => b.name)
+        .filter((n) => n.startsWith("flexnode:"))
+        .sort(),
+    ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
     expect(agent.seen.map((s) => s.stepId)).toEqual([
-      "preflight", "kernel-modules", "sysctl", "container-runtime", "kubernetes-binaries", "cni-plugins", "kubelet-config", "bootstrap-kubeconfig", "start-kubelet", "kubelet-client-certificate",
+      "preflight",
+      "kernel-modules",
+      "sysctl",
+      "container-runtime",
+      "kubernetes-binaries",
+      "cni-plugins",
+      "kubelet-config",
+      "bootstrap-kubeconfig",
+      "start-kubelet",
+      "kubelet-client-certificate",
     ]);
   });
 
@@ -50,7 +66,12 @@ describe("onboardNode", () => {
     expect(calls.some((c) => /listClusterUserCredential.* 200$/.test(c))).toBe(true);
     const kube = world.kube.inspect();
     expect(kube.nodes.map((n) => n.name)).toEqual([nodeId]);
-    expect(kube.clusterRoleBindings.map((b) => b.name).filter((n) => n.startsWith("flexnode:")).sort()).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
+    expect(
+      kube.clusterRoleBindings
+        .map((b) => b.name)
+        .filter((n) => n.startsWith("flexnode:"))
+        .sort(),
+    ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
     expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
   });
 });

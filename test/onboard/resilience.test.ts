@@ -61,7 +61,11 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     const { nodeId, agent } = await world.enrol({ script: (e) => (e.stepId === "sysctl" ? "silent" : "succeed") });
     const started = world.clock.now();
     const done = await world.settle(nodeId);
-    expect(done.output).toMatchObject({ status: "Failed", error: { code: "NodeStepTimedOut", message: expect.stringMatching(/step sysctl failed after 3 attempt\(s\): no result within 60000 ms/) }, remaining: [] });
+    expect(done.output).toMatchObject({
+      status: "Failed",
+      error: { code: "NodeStepTimedOut", message: expect.stringMatching(/step sysctl failed after 3 attempt\(s\): no result within 60000 ms/) },
+      remaining: [],
+    });
     expect(agent.seen.filter((s) => s.stepId === "sysctl").map((s) => s.attempt)).toEqual([1, 2, 3]);
     // Three timeouts of 60 s each passed in virtual time, not on the wall clock.
     expect(world.clock.now() - started).toBeGreaterThanOrEqual(180_000);
@@ -82,14 +86,30 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     });
     const done = await world.settle(nodeId);
     expect(done.output).toEqual({ status: "Ready" });
-    const raised = world.app.simulator.history(nodeId).filter((e) => e.EventType === EventType.EventRaised).map((e) => String(e.Name));
+    const raised = world.app.simulator
+      .history(nodeId)
+      .filter((e) => e.EventType === EventType.EventRaised)
+      .map((e) => String(e.Name));
     expect(new Set(raised).size).toBe(raised.length);
 
     // Attempt 1 of kernel-modules answers now, long after attempt 2 succeeded and the node is Ready.
     const at = new Date();
     const sagaId = agent.seen.find((s) => s.stepId === "kernel-modules")!.sagaId;
     expect(sagaId).toMatch(new RegExp(`^${nodeId}@[0-9a-f]{12}$`));
-    const late = buildStepResult({ nodeId, sagaId, stepId: "kernel-modules", attempt: 1, outcome: "failed", error: { code: "Late", message: "late", retryable: false }, startedAt: at, finishedAt: at, manifestDigest: `sha256:${"1".repeat(64)}` }, { privateKey: node.privateKey });
+    const late = buildStepResult(
+      {
+        nodeId,
+        sagaId,
+        stepId: "kernel-modules",
+        attempt: 1,
+        outcome: "failed",
+        error: { code: "Late", message: "late", retryable: false },
+        startedAt: at,
+        finishedAt: at,
+        manifestDigest: `sha256:${"1".repeat(64)}`,
+      },
+      { privateKey: node.privateKey },
+    );
     const client = new ServiceBusClient(mailbox.namespace, new AzureSASCredential(mailbox.sendSas));
     await client.createSender(mailbox.resultsQueue).sendMessages({ body: late, messageId: "late-1" });
     await client.close();
@@ -114,7 +134,11 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
       const scheduled = history.find((e) => e.EventType === EventType.TaskScheduled && e.Name === name)!;
       return { string: String(scheduled.Input) };
     };
-    const before = { machines: world.arm.inspect.machines(), grants: world.arm.inspect.roleAssignments(), secrets: world.kube.inspect().secrets.filter((s) => s.name.startsWith("bootstrap-token-")) };
+    const before = {
+      machines: world.arm.inspect.machines(),
+      grants: world.arm.inspect.roleAssignments(),
+      secrets: world.kube.inspect().secrets.filter((s) => s.name.startsWith("bootstrap-token-")),
+    };
     expect(before.machines).toHaveLength(1);
     expect(before.grants).toHaveLength(2);
     expect(before.secrets).toHaveLength(1);
@@ -124,7 +148,12 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     }
     expect(world.arm.inspect.machines()).toEqual(before.machines);
     expect(world.arm.inspect.roleAssignments().map((g) => g.id)).toEqual(before.grants.map((g) => g.id));
-    expect(world.kube.inspect().secrets.filter((s) => s.name.startsWith("bootstrap-token-")).map((s) => s.name)).toEqual(before.secrets.map((s) => s.name));
+    expect(
+      world.kube
+        .inspect()
+        .secrets.filter((s) => s.name.startsWith("bootstrap-token-"))
+        .map((s) => s.name),
+    ).toEqual(before.secrets.map((s) => s.name));
     expect(world.sb.inspect.queues().filter((q) => q.name === `node-${nodeId}`)).toHaveLength(1);
   });
 });

@@ -43,7 +43,10 @@ describe("sweeper", () => {
     expect(agent.seen.map((s) => s.stepId)).toEqual(["preflight"]);
     expect(world.arm.inspect.machines()).toHaveLength(1);
     // The services the app's functions use, built the same way, on the world's emulators.
-    const svc = buildServices(settings(), { arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } }), credential: emulatorCredential(SERVICE_PRINCIPAL) });
+    const svc = buildServices(settings(), {
+      arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } }),
+      credential: emulatorCredential(SERVICE_PRINCIPAL),
+    });
     const at = () => new Date(world.clock.now());
 
     // Within the deadline: nothing happens.
@@ -81,18 +84,53 @@ describe("sweeper", () => {
     const reg = registry();
     const past = new Date(Date.now() - 60_000).toISOString();
     expect(await reg.nonces.claim({ keyId: "k-test", nonce: "stale", expiresAt: new Date(past) })).toBe(true);
-    await reg.tokens.create({ tokenId: "0123456789abcdef", pool: "edge", secretHash: "x".repeat(64), expiresAt: past, maxUses: 1, labels: {}, taints: [], approvalRequired: false, createdBy: "test" }, "test");
+    await reg.tokens.create(
+      {
+        tokenId: "0123456789abcdef",
+        pool: "edge",
+        secretHash: "x".repeat(64),
+        expiresAt: past,
+        maxUses: 1,
+        labels: {},
+        taints: [],
+        approvalRequired: false,
+        createdBy: "test",
+      },
+      "test",
+    );
 
     // Leftovers of an onboarding whose compensation could not finish: a machine and a grant the service made, for a
     // node the registry no longer has as live. And a grant somebody else made at the same scope, which is not ours.
     const own = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     const strayId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/fn-0000000000000000000000aa`;
-    const stray = await own.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(strayId, "2025-01-13", { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "managed-by": "flexnode-onboarding", "flexnode-node": "fn-0000000000000000000000aa" }, properties: { osType: "linux" } }, { updateIntervalInMs: 1 });
+    const stray = await own.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(
+      strayId,
+      "2025-01-13",
+      {
+        location: "eastus",
+        identity: { type: "SystemAssigned" },
+        tags: { "managed-by": "flexnode-onboarding", "flexnode-node": "fn-0000000000000000000000aa" },
+        properties: { osType: "linux" },
+      },
+      { updateIntervalInMs: 1 },
+    );
     const grant = `${ARC_RG_ID}/providers/Microsoft.Authorization/roleAssignments/5a1f0000-0000-4000-8000-000000000001`;
-    await own.authorization(SUBSCRIPTION).roleAssignments.createById(grant, { roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES.Reader}`, principalId: stray.identity!.principalId!, principalType: "ServicePrincipal" });
-    const operator = new ArmClients({ credential: emulatorCredential("0badc0de-0000-4000-8000-000000000001"), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
+    await own.authorization(SUBSCRIPTION).roleAssignments.createById(grant, {
+      roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES.Reader}`,
+      principalId: stray.identity!.principalId!,
+      principalType: "ServicePrincipal",
+    });
+    const operator = new ArmClients({
+      credential: emulatorCredential("0badc0de-0000-4000-8000-000000000001"),
+      httpClient: world.arm.httpClient,
+      retryOptions: { maxRetries: 0 },
+    });
     const theirs = `${ARC_RG_ID}/providers/Microsoft.Authorization/roleAssignments/5a1f0000-0000-4000-8000-000000000002`;
-    await operator.authorization(SUBSCRIPTION).roleAssignments.createById(theirs, { roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES["Azure Kubernetes Service RBAC Reader"]}`, principalId: stray.identity!.principalId!, principalType: "ServicePrincipal" });
+    await operator.authorization(SUBSCRIPTION).roleAssignments.createById(theirs, {
+      roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES["Azure Kubernetes Service RBAC Reader"]}`,
+      principalId: stray.identity!.principalId!,
+      principalType: "ServicePrincipal",
+    });
     const before = { machines: world.arm.inspect.machines().length, grants: world.arm.inspect.roleAssignments().length };
 
     const report = await world.app.host.invoke("sweeper", { json: JSON.stringify({ isPastDue: false }) });
@@ -108,13 +146,17 @@ describe("sweeper", () => {
 
     process.env.SWEEP_REMOVE_ORPHANS = "true";
     const removal = await world.app.host.invoke("sweeper", { json: JSON.stringify({ isPastDue: false }) });
-    expect(removal.logs.map((l) => l.message)).toContain("sweep: 0 token(s) expired, 0 stuck saga(s) failed, 2 orphan(s) found, 2 removed, 0 not removed, 1 claim(s) purged");
+    expect(removal.logs.map((l) => l.message)).toContain(
+      "sweep: 0 token(s) expired, 0 stuck saga(s) failed, 2 orphan(s) found, 2 removed, 0 not removed, 1 claim(s) purged",
+    );
     expect(world.arm.inspect.machines().map((m) => m.id.toLowerCase())).not.toContain(strayId.toLowerCase());
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).toContain(theirs);
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).not.toContain(grant);
     expect((await reg.nodes.get(nodeId))?.status).toBe("Ready");
     expect(world.arm.inspect.machines()).toHaveLength(1);
     const again = await world.app.host.invoke("sweeper", { json: JSON.stringify({ isPastDue: false }) });
-    expect(again.logs.map((l) => l.message)).toContain("sweep: 0 token(s) expired, 0 stuck saga(s) failed, 0 orphan(s) found, 0 removed, 0 not removed, 0 claim(s) purged");
+    expect(again.logs.map((l) => l.message)).toContain(
+      "sweep: 0 token(s) expired, 0 stuck saga(s) failed, 0 orphan(s) found, 0 removed, 0 not removed, 0 claim(s) purged",
+    );
   });
 });

@@ -83,9 +83,25 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
 
   const kube = new KubeEmulator();
   const kubeServer = await kube.start();
-  const arm = new ArmEmulator({ clock, replicationDelayMs: 0, resourceGroups: [{ subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: "eastus" }, { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: "eastus" }] });
+  const arm = new ArmEmulator({
+    clock,
+    replicationDelayMs: 0,
+    resourceGroups: [
+      { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: "eastus" },
+      { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: "eastus" },
+    ],
+  });
   const entra = options.entraOnlyCluster ? { disableLocalAccounts: true, aadProfile: { managed: true, enableAzureRBAC: true } } : {};
-  const cluster = arm.addCluster({ subscriptionId: SUBSCRIPTION, resourceGroup: CLUSTER_RG, name: "aks-1", location: "eastus", serverUrl: kubeServer.server, caPem: kubeServer.caPem, kubernetesVersion: "1.31.2", ...entra });
+  const cluster = arm.addCluster({
+    subscriptionId: SUBSCRIPTION,
+    resourceGroup: CLUSTER_RG,
+    name: "aks-1",
+    location: "eastus",
+    serverUrl: kubeServer.server,
+    caPem: kubeServer.caPem,
+    kubernetesVersion: "1.31.2",
+    ...entra,
+  });
   // Entra-only: the service reaches the API server with its own Entra token, as an AKS RBAC Cluster Admin.
   if (options.entraOnlyCluster) kube.trustEntra({ serverAppId: AKS_ENTRA_SERVER_APP_ID, admins: [SERVICE_PRINCIPAL] });
   else kube.addToken(cluster.adminToken);
@@ -103,13 +119,26 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   const credential = emulatorCredential(SERVICE_PRINCIPAL);
   app.useServices({ arm: armClients, mailbox, credential });
 
-  const spec = { roleGrants: [{ roleDefinitionId: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"], scope: "cluster" }, { roleDefinitionId: BUILT_IN_ROLES.Reader, scope: "arcResourceGroup" }], maxInFlight: 100, ...options.poolSpec };
-  const created = await app.call("POST", "/api/manage/pools", { headers: (await import("../function-app/index.js")).admin, body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec } });
+  const spec = {
+    roleGrants: [
+      { roleDefinitionId: BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"], scope: "cluster" },
+      { roleDefinitionId: BUILT_IN_ROLES.Reader, scope: "arcResourceGroup" },
+    ],
+    maxInFlight: 100,
+    ...options.poolSpec,
+  };
+  const created = await app.call("POST", "/api/manage/pools", {
+    headers: (await import("../function-app/index.js")).admin,
+    body: { name: "edge", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "test" } }, ...spec },
+  });
   if (created.status !== 201) throw new Error(`pool create failed: ${created.body}`);
   const triggers = startServiceBusTriggers(app.host);
   const agents = new Map<string, AgentResponder>();
 
-  const idle = () => [...agents.values()].every((a) => a.pending === 0) && sum([...agents.values()].map((a) => a.resultsSent)) <= triggers.invocations.length && sbEmulator.inspect.queues().every((q) => q.active === 0 || q.name === REJECTED_RESULTS_QUEUE);
+  const idle = () =>
+    [...agents.values()].every((a) => a.pending === 0) &&
+    sum([...agents.values()].map((a) => a.resultsSent)) <= triggers.invocations.length &&
+    sbEmulator.inspect.queues().every((q) => q.active === 0 || q.name === REJECTED_RESULTS_QUEUE);
 
   return {
     clock,
@@ -119,13 +148,23 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
     sb: sbEmulator,
     triggers,
     enrol: async ({ script, immutable, pool = "edge" } = {}) => {
-      const node = newNode(immutable === undefined ? {} : { immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } });
+      const node = newNode(
+        immutable === undefined ? {} : { immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } },
+      );
       const token = await app.createToken(pool);
       const res = await app.enrol(node, token);
       if (res.status !== 201) throw new Error(`enrol failed: ${res.status} ${res.body}`);
       const body = res.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
       const { importPublicKey } = await import("../../contract/keys.js");
-      const agent = new AgentResponder({ app, kube, nodeId: body.nodeId, privateKey: node.privateKey, servicePublicKey: importPublicKey(body.service.publicKey), mailbox: body.mailbox, script });
+      const agent = new AgentResponder({
+        app,
+        kube,
+        nodeId: body.nodeId,
+        privateKey: node.privateKey,
+        servicePublicKey: importPublicKey(body.service.publicKey),
+        mailbox: body.mailbox,
+        script,
+      });
       agent.start();
       agents.set(body.nodeId, agent);
       return { nodeId: body.nodeId, node, mailbox: body.mailbox, agent };

@@ -53,7 +53,9 @@ describe("registry on Azurite", () => {
     await registry.nodes.update(n4, () => ({ status: "Enrolling" }), "alice", "node.approve");
     expect((await registry.pools.get("edge"))?.inFlight).toBe(2);
     // A full pool refuses more onboarding, but never offboarding: that frees resources.
-    await expect(registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Enrolling" }), "x", "node.reenrol")).rejects.toMatchObject({ code: "PoolFull" });
+    await expect(registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Enrolling" }), "x", "node.reenrol")).rejects.toMatchObject({
+      code: "PoolFull",
+    });
     expect(RegistryError).toBeDefined();
     await registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Offboarding" }), "x", "node.offboarding");
     expect((await registry.pools.get("edge"))?.inFlight).toBe(3);
@@ -65,7 +67,9 @@ describe("registry on Azurite", () => {
     const ids = Array.from({ length: 12 }, (_, i) => `c${i}`);
     await Promise.all(ids.map((id) => registry.nodes.create(node("edge", id), "test")));
     expect((await registry.pools.get("edge"))?.inFlight).toBe(12);
-    await Promise.all(ids.slice(0, 7).map(async (id) => registry.nodes.update((await registry.nodes.get(id))!, () => ({ status: "Ready" }), "saga", "node.ready")));
+    await Promise.all(
+      ids.slice(0, 7).map(async (id) => registry.nodes.update((await registry.nodes.get(id))!, () => ({ status: "Ready" }), "saga", "node.ready")),
+    );
     expect((await registry.pools.get("edge"))?.inFlight).toBe(5);
   });
 

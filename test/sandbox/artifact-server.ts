@@ -67,9 +67,24 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
   const add = (name: string, bytes: Buffer) => artifacts.set(name, { name, bytes, sha256: createHash("sha256").update(bytes).digest("hex") });
   const v = options.kubernetesVersion;
   for (const arch of ARCHES) {
-    add(`containerd-${arch}.tar.gz`, await tarball({ "bin/containerd": stub(`containerd ${arch}`), "bin/containerd-shim-runc-v2": stub(`containerd-shim-runc-v2 ${arch}`), "bin/ctr": stub(`ctr ${arch}`) }));
+    add(
+      `containerd-${arch}.tar.gz`,
+      await tarball({
+        "bin/containerd": stub(`containerd ${arch}`),
+        "bin/containerd-shim-runc-v2": stub(`containerd-shim-runc-v2 ${arch}`),
+        "bin/ctr": stub(`ctr ${arch}`),
+      }),
+    );
     add(`kubelet-${v}-${arch}`, Buffer.from(stub(`kubelet v${v} ${arch}`)));
-    add(`cni-plugins-${arch}.tgz`, await tarball({ bridge: stub(`CNI bridge ${arch}`), "host-local": stub(`CNI host-local ${arch}`), loopback: stub(`CNI loopback ${arch}`), portmap: stub(`CNI portmap ${arch}`) }));
+    add(
+      `cni-plugins-${arch}.tgz`,
+      await tarball({
+        bridge: stub(`CNI bridge ${arch}`),
+        "host-local": stub(`CNI host-local ${arch}`),
+        loopback: stub(`CNI loopback ${arch}`),
+        portmap: stub(`CNI portmap ${arch}`),
+      }),
+    );
     add(`containerd-${arch}.raw`, sysextImage("containerd", arch, ["containerd.service"]));
     add(`kubernetes-${v}-${arch}.raw`, sysextImage(`kubernetes-${v}`, arch, []));
   }
@@ -118,7 +133,12 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
     const start = m ? Number(m[1]) : 0;
     const end = m && m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
     const slice = body.subarray(start, end + 1);
-    const headers = { "content-type": "application/octet-stream", "content-length": String(slice.length), "accept-ranges": "bytes", etag: `"${artifact.sha256}"` };
+    const headers = {
+      "content-type": "application/octet-stream",
+      "content-length": String(slice.length),
+      "accept-ranges": "bytes",
+      etag: `"${artifact.sha256}"`,
+    };
     const status = m ? 206 : 200;
     res.writeHead(status, m ? { ...headers, "content-range": `bytes ${start}-${end}/${body.length}` } : headers);
     log(status, req.method === "HEAD" ? 0 : slice.length);
@@ -175,7 +195,8 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
 }
 
 /** A labelled stand-in for a binary: placed with its mode by the agent, never run. */
-const stub = (what: string): string => `#!/bin/sh\n# ${what}: an emulated artifact of the flexnode local sandbox, not the real program.\necho "emulated ${what}"\n`;
+const stub = (what: string): string =>
+  `#!/bin/sh\n# ${what}: an emulated artifact of the flexnode local sandbox, not the real program.\necho "emulated ${what}"\n`;
 
 /**
  * A sysext image stand-in. Real images are squashfs/erofs file systems that systemd-sysext merges over /usr; in the
@@ -183,7 +204,9 @@ const stub = (what: string): string => `#!/bin/sh\n# ${what}: an emulated artifa
  * unit files the real image would ship in usr/lib/systemd/system.
  */
 function sysextImage(name: string, arch: string, units: string[]): Buffer {
-  return Buffer.from(`FLEXNODE-SANDBOX-SYSEXT\nname=${name}\narch=${arch}\nunits=${units.join(",")}\n# emulated systemd-sysext image: not a file system, never really merged.\n`);
+  return Buffer.from(
+    `FLEXNODE-SANDBOX-SYSEXT\nname=${name}\narch=${arch}\nunits=${units.join(",")}\n# emulated systemd-sysext image: not a file system, never really merged.\n`,
+  );
 }
 
 async function tarball(files: Record<string, string>): Promise<Buffer> {
@@ -195,7 +218,12 @@ async function tarball(files: Record<string, string>): Promise<Buffer> {
     }
     const chunks: Buffer[] = [];
     // portable: no uid/gid/owner names from this machine in the archive.
-    const stream = tar.create({ gzip: true, cwd: dir, portable: true }, Object.keys(files).map((p) => p.split("/")[0]!).filter((p, i, all) => all.indexOf(p) === i));
+    const stream = tar.create(
+      { gzip: true, cwd: dir, portable: true },
+      Object.keys(files)
+        .map((p) => p.split("/")[0]!)
+        .filter((p, i, all) => all.indexOf(p) === i),
+    );
     for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
     return Buffer.concat(chunks);
   } finally {

@@ -32,4 +32,3 @@ export function demoPoolBody(maxInFlight: number): Record<string, unknown> {
     maxInFlight,
   };
 }
-

@@ -58,13 +58,28 @@ export function failureFor(stepId: string, plan: PlanStep[], artifacts: Pick<Art
   const params = step.params as Record<string, unknown>;
   switch (step.kind) {
     case "preflight":
-      return { ...base, how: "swap is enabled on the node (/proc/swaps lists /swapfile): the swap-off check fails", seed: (root) => put(root, "/proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n") };
+      return {
+        ...base,
+        how: "swap is enabled on the node (/proc/swaps lists /swapfile): the swap-off check fails",
+        seed: (root) =>
+          put(root, "/proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n"),
+      };
     case "kernelModules": {
       const first = (params.modules as string[])[0]!;
       return {
         ...base,
         how: `modprobe ${first} exits 1 on the node (module not found)`,
-        hostFailures: [{ program: "modprobe", matches: (a) => !a.includes("-r") && a.includes(first), result: { code: 1, stdout: "", stderr: `modprobe: FATAL: Module ${first} not found in directory /lib/modules/6.6.54-flatcar (injected by the sandbox)\n` } }],
+        hostFailures: [
+          {
+            program: "modprobe",
+            matches: (a) => !a.includes("-r") && a.includes(first),
+            result: {
+              code: 1,
+              stdout: "",
+              stderr: `modprobe: FATAL: Module ${first} not found in directory /lib/modules/6.6.54-flatcar (injected by the sandbox)\n`,
+            },
+          },
+        ],
       };
     }
     case "sysctl": {
@@ -72,7 +87,13 @@ export function failureFor(stepId: string, plan: PlanStep[], artifacts: Pick<Art
       return {
         ...base,
         how: `sysctl -p ${dropIn} exits 255 on the node`,
-        hostFailures: [{ program: "sysctl", matches: (a) => (a.includes("-p") || a.includes("--load")) && a.includes(dropIn), result: { code: 255, stdout: "", stderr: "sysctl: setting key \"net.ipv4.ip_forward\": Read-only file system (injected by the sandbox)\n" } }],
+        hostFailures: [
+          {
+            program: "sysctl",
+            matches: (a) => (a.includes("-p") || a.includes("--load")) && a.includes(dropIn),
+            result: { code: 255, stdout: "", stderr: 'sysctl: setting key "net.ipv4.ip_forward": Read-only file system (injected by the sandbox)\n' },
+          },
+        ],
       };
     }
     case "fetchArtifact":
@@ -85,17 +106,36 @@ export function failureFor(stepId: string, plan: PlanStep[], artifacts: Pick<Art
     case "writeFiles": {
       const file = (params.files as { path: string }[])[0]!.path;
       const dir = path.posix.dirname(file);
-      return { ...base, how: `a regular file sits at ${dir}, where the step needs a directory`, seed: (root) => put(root, dir, "not a directory (placed by the sandbox to make writeFiles fail)\n") };
+      return {
+        ...base,
+        how: `a regular file sits at ${dir}, where the step needs a directory`,
+        seed: (root) => put(root, dir, "not a directory (placed by the sandbox to make writeFiles fail)\n"),
+      };
     }
     case "fetchSecret": {
       const dir = path.posix.dirname(String(params.path));
-      return { ...base, how: `a regular file sits at ${dir}, where the bootstrap kubeconfig's directory belongs`, seed: (root) => put(root, dir, "not a directory (placed by the sandbox to make fetchSecret fail)\n") };
+      return {
+        ...base,
+        how: `a regular file sits at ${dir}, where the bootstrap kubeconfig's directory belongs`,
+        seed: (root) => put(root, dir, "not a directory (placed by the sandbox to make fetchSecret fail)\n"),
+      };
     }
     case "systemdUnits":
       return {
         ...base,
         how: "systemctl start kubelet.service exits 1 on the node (the unit fails to start)",
-        hostFailures: [{ program: "systemctl", matches: (a) => (a.includes("start") || a.includes("--now") || a.includes("restart")) && a.includes("kubelet.service"), result: { code: 1, stdout: "", stderr: 'Job for kubelet.service failed because the control process exited with error code.\nSee "systemctl status kubelet.service" and "journalctl -xeu kubelet.service" for details. (injected by the sandbox)\n' } }],
+        hostFailures: [
+          {
+            program: "systemctl",
+            matches: (a) => (a.includes("start") || a.includes("--now") || a.includes("restart")) && a.includes("kubelet.service"),
+            result: {
+              code: 1,
+              stdout: "",
+              stderr:
+                'Job for kubelet.service failed because the control process exited with error code.\nSee "systemctl status kubelet.service" and "journalctl -xeu kubelet.service" for details. (injected by the sandbox)\n',
+            },
+          },
+        ],
       };
     case "waitFor":
       return { ...base, how: "the kubelet's client CSR is never approved, so its certificate never appears", kubeletCsrNeverApproved: true };

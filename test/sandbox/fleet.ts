@@ -120,7 +120,12 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
             saga = simulator.getStatus(id);
           }
           const output = saga?.output as { status?: string } | null | undefined;
-          const status = saga?.runtimeStatus === "Completed" && output?.status === "Ready" ? "Ready" : saga && ["Completed", "Failed", "Terminated"].includes(saga.runtimeStatus) ? "Failed" : "Unfinished";
+          const status =
+            saga?.runtimeStatus === "Completed" && output?.status === "Ready"
+              ? "Ready"
+              : saga && ["Completed", "Failed", "Terminated"].includes(saga.runtimeStatus)
+                ? "Failed"
+                : "Unfinished";
           return { node, status, saga, elapsedMs: (finishedAt.get(id) ?? Date.now()) - startedAt.get(node)! };
         }),
       );

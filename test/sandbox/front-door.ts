@@ -58,7 +58,12 @@ export async function startFrontDoor(options: { host: () => FunctionsHost | unde
           requests.push({ method: req.method ?? "GET", path, status: 503 });
           return;
         }
-        const result = await host.handleHttp({ method: req.method ?? "GET", url: `${origin}${req.url ?? "/"}`, headers, body: body.length > 0 ? new Uint8Array(body) : undefined });
+        const result = await host.handleHttp({
+          method: req.method ?? "GET",
+          url: `${origin}${req.url ?? "/"}`,
+          headers,
+          body: body.length > 0 ? new Uint8Array(body) : undefined,
+        });
         requests.push({ method: req.method ?? "GET", path, status: result.status });
         res.writeHead(result.status, result.headers).end(result.body);
       } catch (error) {

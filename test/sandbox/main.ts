@@ -31,7 +31,10 @@ const USAGE = `usage: npm start -- [options]
 const Args = z.strictObject({
   nodes: z.coerce.number().int().min(1).max(100).default(1),
   once: z.boolean().default(false),
-  "fail-at": z.string().regex(/^[a-z0-9-]+$/, "must be a step id such as sysctl").optional(),
+  "fail-at": z
+    .string()
+    .regex(/^[a-z0-9-]+$/, "must be a step id such as sysctl")
+    .optional(),
   os: z.enum(["flatcar", "ubuntu"]).default("flatcar"),
   json: z.boolean().default(false),
   port: z.coerce.number().int().min(0).max(65_535).default(7071),
@@ -115,12 +118,14 @@ async function main(argv: string[]): Promise<number> {
     }
     const s = stack;
     out(`  function app      ${s.url}  (every function of this repo on a Functions host stand-in; Durable Functions simulated, real time)`);
-    out(`  storage           Azurite, in memory  ${s.azurite ? s.azurite.connectionString.match(/TableEndpoint=([^;]+)/)?.[1] ?? "" : "(given)"}`);
+    out(`  storage           Azurite, in memory  ${s.azurite ? (s.azurite.connectionString.match(/TableEndpoint=([^;]+)/)?.[1] ?? "") : "(given)"}`);
     out(`  ARM               emulated  ${s.armEndpoint.endpoint}  (subscription, AKS cluster, Arc machines, role assignments, throttling)`);
     out(`  Service Bus       emulated  ${s.sbRunning.endpoint}  (node mailboxes, node-results)`);
     out(`  Kubernetes API    emulated  ${s.kubeServer.server}  (the AKS cluster's API server: bootstrap tokens, RBAC, Nodes)`);
     out(`  artifact mirror   emulated  ${s.artifacts.origin}  (small labelled artifacts, pinned by sha256)`);
-    out(`  nodes             ${opts.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`);
+    out(
+      `  nodes             ${opts.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`,
+    );
 
     await s.createDemoPool(Math.max(20, opts.nodes));
     const { enrolmentUrl } = await s.createToken({ maxUses: opts.nodes, expiresInHours: 1, description: "npm start" });
@@ -134,10 +139,20 @@ async function main(argv: string[]): Promise<number> {
       if (failure.artifact) s.artifacts.corrupt(failure.artifact);
       out(`Failure injected at step '${failure.stepId}' (${failure.kind}): ${failure.how}.`);
     }
-    const specs: NodeSpec[] = Array.from({ length: opts.nodes }, (_, i) => ({ name: `edge-${String(i + 1).padStart(2, "0")}`, immutable, arch: "amd64", index: i + 1, ...(failure ? { failure } : {}) }));
+    const specs: NodeSpec[] = Array.from({ length: opts.nodes }, (_, i) => ({
+      name: `edge-${String(i + 1).padStart(2, "0")}`,
+      immutable,
+      arch: "amd64",
+      index: i + 1,
+      ...(failure ? { failure } : {}),
+    }));
     out("");
     const startedAt = new Map<string, number>();
-    const printer = new ProgressPrinter((node) => startedAt.get(node.spec.name), out, specs.map((x) => x.name));
+    const printer = new ProgressPrinter(
+      (node) => startedAt.get(node.spec.name),
+      out,
+      specs.map((x) => x.name),
+    );
     for (const spec of specs) startedAt.set(spec.name, Date.now());
     fleet = await startFleet({ stack: s, specs, enrolmentUrl, hostSide: sandboxHostSide, onEvent: (e) => printer.handle(e) });
     const outcomes = await Promise.race([fleet.settle(opts.timeout * 1000), interrupted]);

@@ -56,7 +56,13 @@ export class SandboxNode {
     private readonly o: SandboxNodeOptions,
   ) {
     this.spec = o.spec;
-    this.host = new SimulatedHost({ root, hostname: o.spec.name, kube: o.kube, failures: o.spec.failure?.hostFailures ?? [], kubeletCsrNeverApproved: o.spec.failure?.kubeletCsrNeverApproved ?? false });
+    this.host = new SimulatedHost({
+      root,
+      hostname: o.spec.name,
+      kube: o.kube,
+      failures: o.spec.failure?.hostFailures ?? [],
+      kubeletCsrNeverApproved: o.spec.failure?.kubeletCsrNeverApproved ?? false,
+    });
   }
 
   static async create(o: SandboxNodeOptions): Promise<SandboxNode> {
@@ -117,7 +123,14 @@ export class SandboxNode {
   /** What this machine's kernel would report: the agent reads architecture, release and addresses from here. */
   private system(): SystemInfo {
     const { spec } = this;
-    const eth0: NetworkInterfaceInfo = { address: `192.0.2.${spec.index}`, netmask: "255.255.255.0", family: "IPv4", mac: `02:00:00:00:00:${spec.index.toString(16).padStart(2, "0")}`, internal: false, cidr: `192.0.2.${spec.index}/24` };
+    const eth0: NetworkInterfaceInfo = {
+      address: `192.0.2.${spec.index}`,
+      netmask: "255.255.255.0",
+      family: "IPv4",
+      mac: `02:00:00:00:00:${spec.index.toString(16).padStart(2, "0")}`,
+      internal: false,
+      cidr: `192.0.2.${spec.index}/24`,
+    };
     return {
       hostname: () => spec.name,
       arch: () => (spec.arch === "amd64" ? "x64" : "arm64"),

@@ -16,7 +16,8 @@ export interface HostProfile {
 }
 
 const OS_RELEASE = {
-  flatcar: 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION_ID=4081.2.0\nPRETTY_NAME="Flatcar Container Linux by Kinvolk 4081.2.0 (Oklo)"\n',
+  flatcar:
+    'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION_ID=4081.2.0\nPRETTY_NAME="Flatcar Container Linux by Kinvolk 4081.2.0 (Oklo)"\n',
   ubuntu: 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu 24.04.1 LTS"\n',
 };
 
@@ -43,7 +44,10 @@ export async function seedHostRoot(root: string, profile: HostProfile): Promise<
   for (const m of LOADED_MODULES) await mkdir(path.join(root, "sys/module", m), { recursive: true });
   // The module index of the kernel preflight runs on (this machine's: preflight asks os.release(), not the facts).
   const modulesDir = profile.immutable ? "/usr/lib/modules" : "/lib/modules";
-  await put(`${modulesDir}/${release()}/modules.dep`, "kernel/fs/overlayfs/overlay.ko:\nkernel/net/bridge/bridge.ko: kernel/net/802/stp.ko kernel/net/llc/llc.ko\nkernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko kernel/net/802/stp.ko kernel/net/llc/llc.ko\n");
+  await put(
+    `${modulesDir}/${release()}/modules.dep`,
+    "kernel/fs/overlayfs/overlay.ko:\nkernel/net/bridge/bridge.ko: kernel/net/802/stp.ko kernel/net/llc/llc.ko\nkernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko kernel/net/802/stp.ko kernel/net/llc/llc.ko\n",
+  );
   await put("/proc/modules", LOADED_MODULES.map((m) => `${m} 32768 1 - Live 0x0000000000000000\n`).join(""), 0o444);
   for (const dir of ["/etc/systemd/system", "/var/lib", "/opt", "/run"]) await mkdir(path.join(root, dir), { recursive: true });
   if (profile.immutable) {
@@ -77,7 +81,12 @@ export async function treeSnapshot(root: string, exclude: readonly string[] = [A
       else if (st.isDirectory()) {
         entries.push(`${child}/ dir ${meta}`);
         await walk(child);
-      } else if (st.isFile()) entries.push(`${child} file ${meta} ${createHash("sha256").update(await readFile(full)).digest("hex")}`);
+      } else if (st.isFile())
+        entries.push(
+          `${child} file ${meta} ${createHash("sha256")
+            .update(await readFile(full))
+            .digest("hex")}`,
+        );
       else entries.push(`${child} other ${meta}`);
     }
   };

@@ -17,7 +17,11 @@ afterEach(async () => {
 });
 
 const read = (p: string) => readFile(path.join(root, p), "utf8");
-const exists = (p: string) => stat(path.join(root, p)).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(path.join(root, p)).then(
+    () => true,
+    () => false,
+  );
 
 describe("SimulatedHost", () => {
   it("loads and unloads modules (and br_netfilter's sysctls), applies and restores sysctls, leaving the tree as it was", async () => {
@@ -29,7 +33,11 @@ describe("SimulatedHost", () => {
     expect(await read("/proc/modules")).toContain("br_netfilter ");
     await mkdir(path.join(root, "etc/sysctl.d"), { recursive: true });
     await writeFile(path.join(root, "etc/sysctl.d/99-x.conf"), "# comment\nnet.ipv4.ip_forward = 1\nvm.overcommit_memory=1\n");
-    expect(await host.run("sysctl", ["-p", "/etc/sysctl.d/99-x.conf"])).toEqual({ code: 0, stdout: "net.ipv4.ip_forward = 1\nvm.overcommit_memory = 1\n", stderr: "" });
+    expect(await host.run("sysctl", ["-p", "/etc/sysctl.d/99-x.conf"])).toEqual({
+      code: 0,
+      stdout: "net.ipv4.ip_forward = 1\nvm.overcommit_memory = 1\n",
+      stderr: "",
+    });
     expect(await read("/proc/sys/net/ipv4/ip_forward")).toBe("1\n");
     expect((await host.run("sysctl", ["-n", "vm.overcommit_memory"])).stdout).toBe("1\n");
     expect((await host.run("sysctl", ["-n", "no.such.key"])).code).toBe(255);
@@ -58,7 +66,12 @@ describe("SimulatedHost", () => {
   });
 
   it("answers injected failures instead of acting", async () => {
-    const host = new SimulatedHost({ root, hostname: "edge-7", kube: new KubeEmulator(), failures: [{ program: "modprobe", matches: (a) => a.includes("overlay"), result: { code: 1, stdout: "", stderr: "nope\n" } }] });
+    const host = new SimulatedHost({
+      root,
+      hostname: "edge-7",
+      kube: new KubeEmulator(),
+      failures: [{ program: "modprobe", matches: (a) => a.includes("overlay"), result: { code: 1, stdout: "", stderr: "nope\n" } }],
+    });
     expect((await host.run("modprobe", ["overlay"])).code).toBe(1);
     expect(await exists("/sys/module/overlay")).toBe(false);
     expect((await host.run("modprobe", ["br_netfilter"])).code).toBe(0);
@@ -66,7 +79,8 @@ describe("SimulatedHost", () => {
 
   it("starts a kubelet that joins only with a valid bootstrap token, under --hostname-override or the lowercased host name", async () => {
     const kube = new KubeEmulator();
-    const unit = (extra: string) => `[Service]\nExecStart=/usr/bin/kubelet --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --cert-dir=/var/lib/kubelet/pki --node-labels=a=b,c=d${extra}\n`;
+    const unit = (extra: string) =>
+      `[Service]\nExecStart=/usr/bin/kubelet --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --cert-dir=/var/lib/kubelet/pki --node-labels=a=b,c=d${extra}\n`;
     await writeFile(path.join(root, "etc/systemd/system/kubelet.service"), unit(""));
     await mkdir(path.join(root, "var/lib/kubelet"), { recursive: true });
     await writeFile(path.join(root, "var/lib/kubelet/bootstrap-kubeconfig"), "users:\n- name: x\n  user:\n    token: abcdef.0123456789abcdef\n");

@@ -204,10 +204,14 @@ export class SimulatedHost implements HostCommands {
       case "daemon-reload":
         return ok();
       case "is-active":
-        return units.every((u) => this.active.has(u)) ? ok(units.map(() => "active\n").join("")) : { code: 3, stdout: units.map((u) => (this.active.has(u) ? "active\n" : "inactive\n")).join(""), stderr: "" };
+        return units.every((u) => this.active.has(u))
+          ? ok(units.map(() => "active\n").join(""))
+          : { code: 3, stdout: units.map((u) => (this.active.has(u) ? "active\n" : "inactive\n")).join(""), stderr: "" };
       case "is-enabled": {
         const states = await Promise.all(units.map(async (u) => (this.enabled.has(u) ? "enabled" : (await this.unitExists(u)) ? "disabled" : "not-found")));
-        return states.every((s) => s === "enabled") ? ok(states.map((s) => `${s}\n`).join("")) : { code: 1, stdout: states.map((s) => `${s}\n`).join(""), stderr: "" };
+        return states.every((s) => s === "enabled")
+          ? ok(states.map((s) => `${s}\n`).join(""))
+          : { code: 1, stdout: states.map((s) => `${s}\n`).join(""), stderr: "" };
       }
       case "show": {
         const unit = units[0] ?? "";
@@ -217,13 +221,22 @@ export class SimulatedHost implements HostCommands {
           ActiveState: this.active.has(unit) ? "active" : "inactive",
           UnitFileState: this.enabled.has(unit) ? "enabled" : exists ? "disabled" : "",
         };
-        return ok(Object.entries(props).map(([k, v]) => `${k}=${v}\n`).join(""));
+        return ok(
+          Object.entries(props)
+            .map(([k, v]) => `${k}=${v}\n`)
+            .join(""),
+        );
       }
       case "enable":
       case "start":
       case "restart":
       case "reload-or-restart":
-        for (const u of units) if (!(await this.unitExists(u))) return fail(verb === "enable" ? 1 : 5, verb === "enable" ? `Failed to enable unit: Unit file ${u} does not exist.` : `Failed to ${verb} ${u}: Unit ${u} not found.`);
+        for (const u of units)
+          if (!(await this.unitExists(u)))
+            return fail(
+              verb === "enable" ? 1 : 5,
+              verb === "enable" ? `Failed to enable unit: Unit file ${u} does not exist.` : `Failed to ${verb} ${u}: Unit ${u} not found.`,
+            );
         for (const u of units) {
           if (verb === "enable") this.enabled.add(u);
           if (verb !== "enable" || now) this.startUnit(u, verb !== "start");
@@ -305,11 +318,22 @@ export class SimulatedHost implements HostCommands {
     const token = /^\s*token:\s*(\S+)\s*$/m.exec(await readFile(this.fs(bootstrapPath), "utf8").catch(() => ""))?.[1];
     if (!token) return event("no-bootstrap-credential", `no token in ${bootstrapPath}: the kubelet cannot bootstrap`);
     if (this.o.kubeletCsrNeverApproved) return event("join-refused", "failure injected: the kubelet's client CSR stays Pending");
-    const labels = Object.fromEntries((flags["node-labels"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=", 2) as [string, string]));
+    const labels = Object.fromEntries(
+      (flags["node-labels"] ?? "")
+        .split(",")
+        .filter(Boolean)
+        .map((kv) => kv.split("=", 2) as [string, string]),
+    );
     const joined = this.o.kube.joinNode(name, { bootstrapToken: token, labels });
     if (!joined.joined) return event("join-refused", joined.reason);
     const certDir = flags["cert-dir"] ?? "/var/lib/kubelet/pki";
-    const pems = await generate([{ name: "commonName", value: `system:node:${name}` }, { name: "organizationName", value: "system:nodes" }], { keyType: "ec", curve: "P-256", algorithm: "sha256" });
+    const pems = await generate(
+      [
+        { name: "commonName", value: `system:node:${name}` },
+        { name: "organizationName", value: "system:nodes" },
+      ],
+      { keyType: "ec", curve: "P-256", algorithm: "sha256" },
+    );
     await mkdir(this.fs(certDir), { recursive: true });
     // What the kubelet's certificate manager keeps: certificate and key in one PEM file (the emulator's CA did not sign
     // it; nothing in the sandbox verifies it).

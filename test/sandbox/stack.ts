@@ -113,7 +113,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       storage = azurite.connectionString;
     }
 
-    const mailboxRules = { listen: { name: "flexnode-node-listen", key: randomBytes(32).toString("base64") }, send: { name: "flexnode-node-send", key: randomBytes(32).toString("base64") } };
+    const mailboxRules = {
+      listen: { name: "flexnode-node-listen", key: randomBytes(32).toString("base64") },
+      send: { name: "flexnode-node-send", key: randomBytes(32).toString("base64") },
+    };
     const sb = new ServiceBusEmulator({
       rules: [DEFAULT_RULE, { ...mailboxRules.listen, rights: ["Listen"] }, { ...mailboxRules.send, rights: ["Send"] }],
       queues: [{ name: RESULTS_QUEUE }, { name: REJECTED_RESULTS_QUEUE }],
@@ -125,13 +128,29 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const kubeServer = await kube.start();
     closers.push(() => kube.stop());
 
-    const arm = new ArmEmulator({ resourceGroups: [{ subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: LOCATION }, { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: LOCATION }] });
-    const cluster = arm.addCluster({ subscriptionId: SUBSCRIPTION, resourceGroup: CLUSTER_RG, name: CLUSTER_NAME, location: LOCATION, serverUrl: kubeServer.server, caPem: kubeServer.caPem, kubernetesVersion: KUBERNETES_VERSION });
+    const arm = new ArmEmulator({
+      resourceGroups: [
+        { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: LOCATION },
+        { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: LOCATION },
+      ],
+    });
+    const cluster = arm.addCluster({
+      subscriptionId: SUBSCRIPTION,
+      resourceGroup: CLUSTER_RG,
+      name: CLUSTER_NAME,
+      location: LOCATION,
+      serverUrl: kubeServer.server,
+      caPem: kubeServer.caPem,
+      kubernetesVersion: KUBERNETES_VERSION,
+    });
     kube.addToken(cluster.adminToken);
     const armEndpoint = await arm.listen();
     closers.push(() => armEndpoint.close());
 
-    const artifacts = await startArtifactServer({ kubernetesVersion: KUBERNETES_VERSION, ...(options.artifacts?.replace ? { replace: options.artifacts.replace } : {}) });
+    const artifacts = await startArtifactServer({
+      kubernetesVersion: KUBERNETES_VERSION,
+      ...(options.artifacts?.replace ? { replace: options.artifacts.replace } : {}),
+    });
     closers.push(() => artifacts.close());
 
     // The listener comes first (its URL is the app's PUBLIC_BASE_URL); requests before the host exists get a 503.
@@ -165,11 +184,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       SAGA_TIMING: JSON.stringify(timing),
       SERVICE_PRINCIPAL_ID,
     });
-    for (const unset of ["REGISTRY_TABLE_ENDPOINT", "SERVICEBUS_CONNECTION__fullyQualifiedNamespace", "AZURE_CLIENT_ID", "WEBSITE_HOSTNAME"]) delete process.env[unset];
+    for (const unset of ["REGISTRY_TABLE_ENDPOINT", "SERVICEBUS_CONNECTION__fullyQualifiedNamespace", "AZURE_CLIENT_ID", "WEBSITE_HOSTNAME"])
+      delete process.env[unset];
 
     // The service's clients, pointed at the emulators: ARM over HTTPS as the service's identity (the emulator's
     // bearer tokens stand in for managed identity), Service Bus management with the emulator's CA.
-    const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL_ID), endpoint: armEndpoint.endpoint, tlsOptions: { ca: armEndpoint.ca! } });
+    const armClients = new ArmClients({
+      credential: emulatorCredential(SERVICE_PRINCIPAL_ID),
+      endpoint: armEndpoint.endpoint,
+      tlsOptions: { ca: armEndpoint.ca! },
+    });
     const sbClient = new ServiceBusClient(sbRunning.connectionString());
     closers.push(() => sbClient.close());
     const mailbox = new Mailbox({
@@ -182,7 +206,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     registerApp(createServiceProvider({ parts: { arm: armClients, mailbox } }));
 
-    const harness = await startDurableHarness({ mode: "realtime", activityConcurrency: 16, taskHubName: "FlexNodeSandbox", hostOptions: { baseUrl: front.url } });
+    const harness = await startDurableHarness({
+      mode: "realtime",
+      activityConcurrency: 16,
+      taskHubName: "FlexNodeSandbox",
+      hostOptions: { baseUrl: front.url },
+    });
     closers.push(() => harness.close());
     const host = harness.host;
     app.host = host;
@@ -195,7 +224,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // Event Grid: the ARM emulator publishes machine write/delete events; deliver them to the Event Grid trigger as
     // the platform would (the service ignores its own, and offboards a managed machine deleted by someone else).
     const unsubscribe = arm.events.subscribe((event) => {
-      host.invoke("machineEvents", { string: JSON.stringify(event) }).catch((error: unknown) => log(`machineEvents: ${error instanceof Error ? error.message : String(error)}`));
+      host
+        .invoke("machineEvents", { string: JSON.stringify(event) })
+        .catch((error: unknown) => log(`machineEvents: ${error instanceof Error ? error.message : String(error)}`));
     });
     closers.push(unsubscribe);
 

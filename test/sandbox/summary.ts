@@ -41,7 +41,9 @@ export function summarize(stack: Stack, outcomes: NodeOutcome[], wallMs: number)
       seconds: round(o.elapsedMs / 1000),
       steps: o.node.events.filter((e) => e.event.type === "step-finished").length,
       ...(o.status === "Failed" && output.error ? { error: output.error, removed: output.removed ?? [] } : {}),
-      ...(o.status === "Unfinished" ? { error: { code: "Unfinished", message: `saga still ${o.saga?.runtimeStatus ?? "absent"}: ${JSON.stringify(o.saga?.customStatus ?? null)}` } } : {}),
+      ...(o.status === "Unfinished"
+        ? { error: { code: "Unfinished", message: `saga still ${o.saga?.runtimeStatus ?? "absent"}: ${JSON.stringify(o.saga?.customStatus ?? null)}` } }
+        : {}),
     };
   });
   const byRoute: Record<string, number> = {};
@@ -67,8 +69,15 @@ export function summarize(stack: Stack, outcomes: NodeOutcome[], wallMs: number)
         .filter((n) => n !== RESULTS_QUEUE && n !== REJECTED_RESULTS_QUEUE)
         .sort(),
     },
-    kubernetes: { nodes: kube.nodes.map((n) => ({ name: n.name, ready: n.ready })), bootstrapTokens: kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token").length },
-    armCalls: { total: stack.arm.requests.entries.length, throttled, byRoute: Object.fromEntries(Object.entries(byRoute).sort(([a], [b]) => a.localeCompare(b))) },
+    kubernetes: {
+      nodes: kube.nodes.map((n) => ({ name: n.name, ready: n.ready })),
+      bootstrapTokens: kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token").length,
+    },
+    armCalls: {
+      total: stack.arm.requests.entries.length,
+      throttled,
+      byRoute: Object.fromEntries(Object.entries(byRoute).sort(([a], [b]) => a.localeCompare(b))),
+    },
     wallSeconds: round(wallMs / 1000),
   };
 }
@@ -87,15 +96,22 @@ export function formatSummary(s: SandboxSummary): string[] {
   lines.push("", `Summary: ${s.ready} Ready, ${s.failed} Failed of ${s.nodes.length} node(s) in ${s.wallSeconds} s (wall time, including start-up)`);
   const shown = s.nodes.length <= 12 ? s.nodes : [...s.nodes.filter((n) => n.status !== "Ready"), ...s.nodes.filter((n) => n.status === "Ready").slice(0, 5)];
   for (const n of shown) {
-    lines.push(`  ${n.status === "Ready" ? "✓" : "✗"} ${n.name.padEnd(14)} ${String(n.nodeId ?? "-").padEnd(24)} ${n.os.padEnd(13)} ${n.status.padEnd(10)} ${n.seconds} s, ${n.steps} step attempts`);
+    lines.push(
+      `  ${n.status === "Ready" ? "✓" : "✗"} ${n.name.padEnd(14)} ${String(n.nodeId ?? "-").padEnd(24)} ${n.os.padEnd(13)} ${n.status.padEnd(10)} ${n.seconds} s, ${n.steps} step attempts`,
+    );
     if (n.error) lines.push(`      ${n.error.code}: ${n.error.message}`);
   }
   if (shown.length < s.nodes.length) lines.push(`  … and ${s.nodes.length - shown.length} more Ready node(s)`);
   lines.push("", "Azure objects that exist now (emulated ARM and Service Bus):");
   lines.push(`  Arc machines (${s.azure.arcMachines.length}):`, ...few(s.azure.arcMachines).map((id) => `    ${id}`));
-  lines.push(`  Role assignments (${s.azure.roleAssignments.length}):`, ...few(s.azure.roleAssignments.map((r) => `${ROLE_NAMES[r.role] ?? r.role} at ${r.scope}`)).map((l) => `    ${l}`));
+  lines.push(
+    `  Role assignments (${s.azure.roleAssignments.length}):`,
+    ...few(s.azure.roleAssignments.map((r) => `${ROLE_NAMES[r.role] ?? r.role} at ${r.scope}`)).map((l) => `    ${l}`),
+  );
   lines.push(`  Mailbox queues (${s.azure.mailboxQueues.length}): ${few(s.azure.mailboxQueues).join(", ") || "-"}`);
-  lines.push(`Kubernetes (emulated API server): ${s.kubernetes.nodes.length} node(s) ${few(s.kubernetes.nodes.map((n) => `${n.name} (Ready=${n.ready ?? "?"})`)).join(", ")}; bootstrap tokens left: ${s.kubernetes.bootstrapTokens}`);
+  lines.push(
+    `Kubernetes (emulated API server): ${s.kubernetes.nodes.length} node(s) ${few(s.kubernetes.nodes.map((n) => `${n.name} (Ready=${n.ready ?? "?"})`)).join(", ")}; bootstrap tokens left: ${s.kubernetes.bootstrapTokens}`,
+  );
   lines.push(`ARM calls made by the service: ${s.armCalls.total} (${s.armCalls.throttled} throttled)`);
   for (const [route, count] of Object.entries(s.armCalls.byRoute)) lines.push(`  ${String(count).padStart(4)} × ${route}`);
   return lines;

@@ -38,7 +38,12 @@ export function parseNcrontab(expression: string): ((d: Date) => boolean) | unde
     sets.push(set);
   }
   return (d) =>
-    sets[0]!.has(d.getUTCSeconds()) && sets[1]!.has(d.getUTCMinutes()) && sets[2]!.has(d.getUTCHours()) && sets[3]!.has(d.getUTCDate()) && sets[4]!.has(d.getUTCMonth() + 1) && sets[5]!.has(d.getUTCDay());
+    sets[0]!.has(d.getUTCSeconds()) &&
+    sets[1]!.has(d.getUTCMinutes()) &&
+    sets[2]!.has(d.getUTCHours()) &&
+    sets[3]!.has(d.getUTCDate()) &&
+    sets[4]!.has(d.getUTCMonth() + 1) &&
+    sets[5]!.has(d.getUTCDay());
 }
 
 /** The next whole second after `from` the schedule matches (searched up to a year ahead). */
@@ -65,21 +70,32 @@ export function startTimerTriggers(host: FunctionsHost, options: { log?: (line: 
       const next = nextOccurrence(matches, Date.now());
       if (next === undefined) return;
       // setTimeout holds at most ~24.8 days; re-arm until the occurrence is reached.
-      const handle = setTimeout(() => {
-        handles.delete(handle);
-        if (Date.now() < next - 5) return arm();
-        const payload = { schedule: { adjustForDST: true }, scheduleStatus: { last: new Date(last).toISOString(), next: new Date(nextOccurrence(matches, next) ?? next).toISOString(), lastUpdated: new Date().toISOString() }, isPastDue: false };
-        last = next;
-        host.invoke(name, { json: JSON.stringify(payload) }).then(
-          () => invocations.push({ functionName: name, at: next }),
-          (error: unknown) => {
-            const message = error instanceof Error ? error.message : String(error);
-            invocations.push({ functionName: name, at: next, error: message });
-            options.log?.(`timer ${name}: ${message}`);
-          },
-        );
-        arm();
-      }, Math.min(next - Date.now(), 2_147_483_647));
+      const handle = setTimeout(
+        () => {
+          handles.delete(handle);
+          if (Date.now() < next - 5) return arm();
+          const payload = {
+            schedule: { adjustForDST: true },
+            scheduleStatus: {
+              last: new Date(last).toISOString(),
+              next: new Date(nextOccurrence(matches, next) ?? next).toISOString(),
+              lastUpdated: new Date().toISOString(),
+            },
+            isPastDue: false,
+          };
+          last = next;
+          host.invoke(name, { json: JSON.stringify(payload) }).then(
+            () => invocations.push({ functionName: name, at: next }),
+            (error: unknown) => {
+              const message = error instanceof Error ? error.message : String(error);
+              invocations.push({ functionName: name, at: next, error: message });
+              options.log?.(`timer ${name}: ${message}`);
+            },
+          );
+          arm();
+        },
+        Math.min(next - Date.now(), 2_147_483_647),
+      );
       handles.add(handle);
     };
     arm();

@@ -188,7 +188,11 @@ export class AdminApi {
       nextUrl = next.toString();
     }
     const entries = page.map((queue) => this.view(queue, new URL(`/${encodeURIComponent(queue.name)}?api-version=2021-05`, url)));
-    return { status: 200, body: feedDocument({ title: "Queues", selfUrl: url.toString(), nextUrl, entries, now: this.options.clock.now() }), contentType: FEED };
+    return {
+      status: 200,
+      body: feedDocument({ title: "Queues", selfUrl: url.toString(), nextUrl, entries, now: this.options.clock.now() }),
+      contentType: FEED,
+    };
   }
 
   private view(queue: Queue, url: URL): QueueView {

@@ -80,7 +80,10 @@ describe("ServiceBusAdministrationClient against the namespace", () => {
   it("a key without Manage rights is refused with 401", async (ctx) => {
     ctx.skip(TARGETS_EXTERNAL_NAMESPACE, EMULATOR_ONLY);
     const running = target.emulator!.address;
-    const listenOnly = new ServiceBusAdministrationClient(running.connectionString(RULES.listen.name), { ...running.adminClientOptions(), retryOptions: { maxRetries: 0 } });
+    const listenOnly = new ServiceBusAdministrationClient(running.connectionString(RULES.listen.name), {
+      ...running.adminClientOptions(),
+      retryOptions: { maxRetries: 0 },
+    });
     await expect(listenOnly.queueExists("anything")).resolves.toBe(false); // queueExists swallows every error
     await expect(listenOnly.createQueue(uniqueName("nope"))).rejects.toMatchObject({ statusCode: 401, code: "UnauthorizedRequestError" });
   });

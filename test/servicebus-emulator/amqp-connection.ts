@@ -82,7 +82,14 @@ export class AmqpConnection {
       const description = `Unauthorized access. The token for '${binding.claim.audienceUri}' expired at ${new Date(binding.claim.claim.expiresAtMs).toISOString()} and was not renewed.`;
       // Logged once the client has answered the detach, so a test waiting for it knows the SDK has seen it.
       binding.link.once(binding.link.is_sender() ? "sender_close" : "receiver_close", () => {
-        this.env.context.log.append({ kind: "linkDetached", connectionId: this.id, linkName: binding.linkName, address: binding.address, condition: "amqp:unauthorized-access", description });
+        this.env.context.log.append({
+          kind: "linkDetached",
+          connectionId: this.id,
+          linkName: binding.linkName,
+          address: binding.address,
+          condition: "amqp:unauthorized-access",
+          description,
+        });
       });
       binding.detach("amqp:unauthorized-access", description);
       this.bindings.delete(binding);
@@ -127,10 +134,23 @@ export class AmqpConnection {
     const mode = sender.snd_settle_mode === 1 ? "receiveAndDelete" : "peekLock";
     // The link handler and its binding refer to each other; the holder breaks the cycle.
     const holder: { binding?: Binding } = {};
-    const consumer = new ConsumerLink(sender, resolved.entity, mode, () => this.linkRef(holder.binding, sender.name, claim), () => {
-      if (holder.binding) this.bindings.delete(holder.binding);
-    });
-    holder.binding = this.bind(sender, segments, "Listen", claim, () => consumer.forget(), (c, d) => consumer.detach(c, d));
+    const consumer = new ConsumerLink(
+      sender,
+      resolved.entity,
+      mode,
+      () => this.linkRef(holder.binding, sender.name, claim),
+      () => {
+        if (holder.binding) this.bindings.delete(holder.binding);
+      },
+    );
+    holder.binding = this.bind(
+      sender,
+      segments,
+      "Listen",
+      claim,
+      () => consumer.forget(),
+      (c, d) => consumer.detach(c, d),
+    );
     this.env.context.log.append({ kind: "linkAttached", role: "receive", entityPath: resolved.entity.path, link: consumer.ref });
     consumer.start();
   }
@@ -187,8 +207,20 @@ export class AmqpConnection {
         if (holder.binding) this.bindings.delete(holder.binding);
       },
     );
-    holder.binding = this.bind(receiver, segments, "Send", claim, () => producer.forget(), (c, d) => producer.detach(c, d));
-    this.env.context.log.append({ kind: "linkAttached", role: "send", entityPath: resolved.queue.name, link: this.linkRef(holder.binding, receiver.name, claim) });
+    holder.binding = this.bind(
+      receiver,
+      segments,
+      "Send",
+      claim,
+      () => producer.forget(),
+      (c, d) => producer.detach(c, d),
+    );
+    this.env.context.log.append({
+      kind: "linkAttached",
+      role: "send",
+      entityPath: resolved.queue.name,
+      link: this.linkRef(holder.binding, receiver.name, claim),
+    });
     producer.start();
   }
 
@@ -238,7 +270,12 @@ export class AmqpConnection {
     const claim = this.claims.authorize(segments, right, this.env.context.clock.now());
     if (claim) return claim;
     const needed = right === undefined ? "A token for this resource is" : `'${right}' claim(s) are`;
-    this.refuse(l, segments.join("/"), "amqp:unauthorized-access", `Unauthorized access. ${needed} required to perform this operation. Resource: '${this.resourceUri(segments)}'.`);
+    this.refuse(
+      l,
+      segments.join("/"),
+      "amqp:unauthorized-access",
+      `Unauthorized access. ${needed} required to perform this operation. Resource: '${this.resourceUri(segments)}'.`,
+    );
     return undefined;
   }
 

@@ -208,7 +208,9 @@ describe("SAS token refresh", () => {
       }
       const renewed = await raw.openReceiver(renewedQueue);
       const neglected = await raw.openReceiver(neglectedQueue);
-      expect(await raw.putToken(`${target.endpoint}/${renewedQueue}`, target.token(RULES.listen, renewedQueue, 3600, clock.now()))).toMatchObject({ status: 202 });
+      expect(await raw.putToken(`${target.endpoint}/${renewedQueue}`, target.token(RULES.listen, renewedQueue, 3600, clock.now()))).toMatchObject({
+        status: 202,
+      });
 
       clock.advance(61_000);
       target.emulator!.sweep();

@@ -35,7 +35,15 @@ describe("cli.ts", () => {
 
   it("starts with queues from a config file, serves the SDK and the admin client, and stops on SIGTERM", async () => {
     const config = path.join(dir, "queues.json");
-    writeFileSync(config, JSON.stringify({ queues: [{ name: "node-results", lockDuration: "PT30S" }, { name: "node-1", maxDeliveryCount: 3 }] }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        queues: [
+          { name: "node-results", lockDuration: "PT30S" },
+          { name: "node-1", maxDeliveryCount: 3 },
+        ],
+      }),
+    );
     const cli = startCli(["--port", "0", "--config", config, "--ca-file", path.join(dir, "ca.pem")]);
     try {
       await expect.poll(() => cli.output(), { timeout: 15_000, interval: 50 }).toContain("SERVICEBUS_CA_FILE=");

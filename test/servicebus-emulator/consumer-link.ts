@@ -134,7 +134,9 @@ function answer(result: SettleResult, outcome: RemoteOutcome): unknown {
       .described();
   }
   if (result === "notAllowed") {
-    return outcomes.rejected({ error: { condition: "amqp:not-allowed", description: "A message in a dead-letter queue cannot be dead-lettered." } }).described();
+    return outcomes
+      .rejected({ error: { condition: "amqp:not-allowed", description: "A message in a dead-letter queue cannot be dead-lettered." } })
+      .described();
   }
   switch (outcome.constructor.composite_type) {
     case "rejected":

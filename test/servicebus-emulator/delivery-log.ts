@@ -31,14 +31,30 @@ export type Outcome = "completed" | "abandoned" | "deferred" | "deadLettered";
 
 export type LogEvent =
   /** `body` is the decoded body as it arrived, so tests can audit everything that ever reached a queue. */
-  | ({ kind: "enqueued"; state: "active" | "scheduled"; enqueuedAt: number; via: "link" | "management"; link: LinkRef; body: unknown; applicationProperties: Record<string, unknown> } & MessageRef)
+  | ({
+      kind: "enqueued";
+      state: "active" | "scheduled";
+      enqueuedAt: number;
+      via: "link" | "management";
+      link: LinkRef;
+      body: unknown;
+      applicationProperties: Record<string, unknown>;
+    } & MessageRef)
   | ({ kind: "delivered"; deliveryCount: number; lockToken: string | undefined; receiveMode: "peekLock" | "receiveAndDelete"; link: LinkRef } & MessageRef)
   | ({ kind: "settled"; outcome: Outcome; lockToken: string; via: "link" | "management"; result: "ok" | "lockLost"; link: LinkRef | undefined } & MessageRef)
   | ({ kind: "deadLettered"; reason: string | undefined; description: string | undefined } & MessageRef)
   | ({ kind: "lockExpired"; lockToken: string; deliveryCount: number } & MessageRef)
   | ({ kind: "lockRenewed"; lockToken: string; lockedUntil: number } & MessageRef)
   | ({ kind: "expired"; deadLettered: boolean } & MessageRef)
-  | { kind: "putToken"; connectionId: string; audience: string; status: number; description: string; ruleName: string | undefined; scopeUri: string | undefined }
+  | {
+      kind: "putToken";
+      connectionId: string;
+      audience: string;
+      status: number;
+      description: string;
+      ruleName: string | undefined;
+      scopeUri: string | undefined;
+    }
   /** A client receiver (`receive`) or sender (`send`) attached to an entity. */
   | { kind: "linkAttached"; role: "receive" | "send"; entityPath: string; link: LinkRef }
   | { kind: "linkRefused"; connectionId: string; linkName: string; address: string; condition: string; description: string }

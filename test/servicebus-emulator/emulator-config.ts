@@ -5,7 +5,10 @@ import { queueDefinitionSchema } from "./queue-settings.js";
 
 export const emulatorConfigSchema = z
   .object({
-    namespace: z.string().regex(/^[a-z0-9.-]+$/i).optional(),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/i)
+      .optional(),
     rules: z
       .array(
         z

@@ -104,7 +104,14 @@ export class ServiceBusEmulator {
       namespaceHost: this.namespace,
       maxMessageSizeBytes: options.maxMessageSizeBytes ?? 256 * 1024,
     });
-    this.admin = new AdminApi({ registry: this.registry, rules: this.rules, hosts, clock: this.clock, namespaceHost: this.namespace, defaults: DEFAULT_QUEUE_SETTINGS });
+    this.admin = new AdminApi({
+      registry: this.registry,
+      rules: this.rules,
+      hosts,
+      clock: this.clock,
+      namespaceHost: this.namespace,
+      defaults: DEFAULT_QUEUE_SETTINGS,
+    });
     this.initialQueues = options.queues ?? [];
     for (const definition of this.initialQueues) this.createQueue(definition);
   }

@@ -12,8 +12,7 @@ export function parseIsoDuration(text: string): number | undefined {
   const match = PATTERN.exec(text.trim());
   if (!match || text.trim() === "P" || text.trim().endsWith("T")) return undefined;
   const [, days, hours, minutes, seconds] = match;
-  const ms =
-    Number(days ?? 0) * 86_400_000 + Number(hours ?? 0) * 3_600_000 + Number(minutes ?? 0) * 60_000 + Number(seconds ?? 0) * 1000;
+  const ms = Number(days ?? 0) * 86_400_000 + Number(hours ?? 0) * 3_600_000 + Number(minutes ?? 0) * 60_000 + Number(seconds ?? 0) * 1000;
   return Math.min(Math.round(ms), NEVER_MS);
 }
 

@@ -65,7 +65,9 @@ export class ManagementEndpoint {
       case "com.microsoft:update-disposition":
         return updateDisposition(resolved.entity, body, link);
       case "com.microsoft:schedule-message":
-        return resolved.entity === resolved.queue.active ? schedule(resolved.queue, body, link) : badRequest("Cannot schedule messages on a dead-letter queue.");
+        return resolved.entity === resolved.queue.active
+          ? schedule(resolved.queue, body, link)
+          : badRequest("Cannot schedule messages on a dead-letter queue.");
       default:
         return cancel(resolved.queue, body);
     }

@@ -269,7 +269,12 @@ export class MessageEntity {
     return true;
   }
 
-  private deadLetter(message: StoredMessage, reason: string | undefined, description: string | undefined, properties: Record<string, unknown> | undefined): void {
+  private deadLetter(
+    message: StoredMessage,
+    reason: string | undefined,
+    description: string | undefined,
+    properties: Record<string, unknown> | undefined,
+  ): void {
     const target = this.deadLetterTarget;
     if (!target) return;
     this.messages.delete(message.sequenceNumber);

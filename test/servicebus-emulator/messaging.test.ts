@@ -143,7 +143,10 @@ describe("message TTL", () => {
       const queue = await target.queue("ttl", { defaultMessageTimeToLive: formatIsoDuration(60_000), deadLetteringOnMessageExpiration: true });
       const dropQueue = await target.queue("ttl-drop", { defaultMessageTimeToLive: formatIsoDuration(60_000) });
       const client = target.client();
-      await client.createSender(queue).sendMessages([{ body: "stale", messageId: "stale-1" }, { body: "short", timeToLive: 5_000 }]);
+      await client.createSender(queue).sendMessages([
+        { body: "stale", messageId: "stale-1" },
+        { body: "short", timeToLive: 5_000 },
+      ]);
       await client.createSender(dropQueue).sendMessages({ body: "dropped" });
       clock.advance(10_000);
       target.emulator!.sweep();
@@ -155,7 +158,9 @@ describe("message TTL", () => {
       expect(dead).toMatchObject({ body: "short", deadLetterReason: "TTLExpiredException" });
       expect(target.emulator!.inspect.queue(queue)).toMatchObject({ active: 0, deadLettered: 2 });
       expect(target.emulator!.inspect.queue(dropQueue)).toMatchObject({ active: 0, deadLettered: 0 });
-      expect(target.emulator!.log.of("expired").map((e) => [e.messageId === "stale-1" ? "stale" : e.queue === dropQueue ? "drop" : "short", e.deadLettered])).toEqual([
+      expect(
+        target.emulator!.log.of("expired").map((e) => [e.messageId === "stale-1" ? "stale" : e.queue === dropQueue ? "drop" : "short", e.deadLettered]),
+      ).toEqual([
         ["short", true],
         ["stale", true],
         ["drop", false],

@@ -50,8 +50,7 @@ export class ProducerLink {
       return;
     }
     // rhea hands format-0 messages over decoded and other formats as raw bytes.
-    const payloads =
-      delivery.format === BATCH_FORMAT ? splitBatch(context.message as unknown as Buffer) : [rhea.message.encode(context.message)];
+    const payloads = delivery.format === BATCH_FORMAT ? splitBatch(context.message as unknown as Buffer) : [rhea.message.encode(context.message)];
     const size = payloads.reduce((sum, p) => sum + p.length, 0);
     if (size > this.maxMessageSizeBytes) {
       delivery.reject({

@@ -44,16 +44,15 @@ export class RawAmqpClient {
 
   async putToken(audience: string, token: string): Promise<PutTokenResult> {
     const messageId = randomUUID();
-    const response = within(
-      new Promise<Message>((resolve) => this.responses.set(messageId, resolve)),
-      "put-token response",
-    );
-    this.connection.find_sender((s: { target?: { address?: string } }) => s.target?.address === "$cbs")?.send({
-      message_id: messageId,
-      reply_to: this.replyTo,
-      application_properties: { operation: "put-token", name: audience, type: "servicebus.windows.net:sastoken" },
-      body: token,
-    });
+    const response = within(new Promise<Message>((resolve) => this.responses.set(messageId, resolve)), "put-token response");
+    this.connection
+      .find_sender((s: { target?: { address?: string } }) => s.target?.address === "$cbs")
+      ?.send({
+        message_id: messageId,
+        reply_to: this.replyTo,
+        application_properties: { operation: "put-token", name: audience, type: "servicebus.windows.net:sastoken" },
+        body: token,
+      });
     const message = await response;
     const props = (message.application_properties ?? {}) as Record<string, unknown>;
     return { status: Number(props["status-code"]), description: String(props["status-description"]) };

@@ -64,7 +64,12 @@ export async function openTarget(options: OpenTargetOptions = {}): Promise<TestT
   let manageRule: { name: string; key: string };
   let admin: ServiceBusAdministrationClient;
   if (TARGETS_EXTERNAL_NAMESPACE) {
-    const fields = new Map(external.split(";").filter(Boolean).map((part) => [part.slice(0, part.indexOf("=")), part.slice(part.indexOf("=") + 1)]));
+    const fields = new Map(
+      external
+        .split(";")
+        .filter(Boolean)
+        .map((part) => [part.slice(0, part.indexOf("=")), part.slice(part.indexOf("=") + 1)]),
+    );
     const host = /^sb:\/\/([^/]+)/.exec(fields.get("Endpoint") ?? "")?.[1];
     if (!host) throw new Error("SERVICEBUS_TEST_CONNECTION_STRING has no sb:// Endpoint");
     credentialNamespace = host;

@@ -46,5 +46,8 @@ export function checkSasToken(token: string, audience: string, context: TokenChe
 }
 
 function formatExpiry(ms: number): string {
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return new Date(ms)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
 }

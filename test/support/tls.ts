@@ -52,7 +52,11 @@ export function caIssuedCertificate(extraHosts: readonly string[] = []): Promise
   if (!pending) {
     pending = (async () => {
       const ca = await testAuthority();
-      const pems = await generate([{ name: "commonName", value: hosts[0] ?? "localhost" }], { ...KEY, ca, extensions: [...SERVER_EXTENSIONS, loopbackNames(hosts)] });
+      const pems = await generate([{ name: "commonName", value: hosts[0] ?? "localhost" }], {
+        ...KEY,
+        ca,
+        extensions: [...SERVER_EXTENSIONS, loopbackNames(hosts)],
+      });
       return { ca: ca.cert, cert: pems.cert, key: pems.private };
     })();
     issued.set(key, pending);
@@ -61,10 +65,12 @@ export function caIssuedCertificate(extraHosts: readonly string[] = []): Promise
 }
 
 export function selfSignedCertificate(): Promise<TlsCertificate> {
-  selfSigned ??= generate([{ name: "commonName", value: "localhost" }], { ...KEY, extensions: [...SERVER_EXTENSIONS, loopbackNames(["localhost"])] }).then((pems) => ({
-    ca: pems.cert,
-    cert: pems.cert,
-    key: pems.private,
-  }));
+  selfSigned ??= generate([{ name: "commonName", value: "localhost" }], { ...KEY, extensions: [...SERVER_EXTENSIONS, loopbackNames(["localhost"])] }).then(
+    (pems) => ({
+      ca: pems.cert,
+      cert: pems.cert,
+      key: pems.private,
+    }),
+  );
   return selfSigned;
 }

@@ -24,7 +24,9 @@ const ContentsSchema = z
   .strictObject({
     inline: z.string().optional(),
     source: z.url().optional(),
-    verification: z.strictObject({ hash: z.string().regex(/^(sha512-[0-9a-f]{128}|sha256-[0-9a-f]{64})$/, "must be sha512-<128 hex> or sha256-<64 hex>") }).optional(),
+    verification: z
+      .strictObject({ hash: z.string().regex(/^(sha512-[0-9a-f]{128}|sha256-[0-9a-f]{64})$/, "must be sha512-<128 hex> or sha256-<64 hex>") })
+      .optional(),
   })
   .refine((c) => (c.inline === undefined) !== (c.source === undefined), "exactly one of inline and source")
   .refine((c) => c.verification === undefined || c.source !== undefined, "verification applies to a remote source");
@@ -74,7 +76,8 @@ export function parseButane(text: string): ButaneConfig {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.map(String).join(".") || "(document)";
-    if (issue.code === "unrecognized_keys") throw new ButaneError(field === "(document)" ? issue.keys.join(", ") : `${field}.${issue.keys.join(", ")}`, "not supported by this transpiler");
+    if (issue.code === "unrecognized_keys")
+      throw new ButaneError(field === "(document)" ? issue.keys.join(", ") : `${field}.${issue.keys.join(", ")}`, "not supported by this transpiler");
     throw new ButaneError(field, issue.message);
   }
   return parsed.data;
@@ -138,12 +141,33 @@ export function toIgnition(config: ButaneConfig): { [key: string]: Json } {
       ["mode", f.mode],
     ]),
   );
-  const directories = storage?.directories?.map((d) => ordered([["overwrite", d.overwrite], ["path", d.path], ["mode", d.mode]]));
-  const links = storage?.links?.map((l) => ordered([["overwrite", l.overwrite], ["path", l.path], ["hard", l.hard], ["target", l.target]]));
+  const directories = storage?.directories?.map((d) =>
+    ordered([
+      ["overwrite", d.overwrite],
+      ["path", d.path],
+      ["mode", d.mode],
+    ]),
+  );
+  const links = storage?.links?.map((l) =>
+    ordered([
+      ["overwrite", l.overwrite],
+      ["path", l.path],
+      ["hard", l.hard],
+      ["target", l.target],
+    ]),
+  );
   const units = config.systemd?.units?.map((u) =>
     ordered([
       ["contents", u.contents],
-      ["dropins", u.dropins?.map((d) => ordered([["contents", d.contents], ["name", d.name]]))],
+      [
+        "dropins",
+        u.dropins?.map((d) =>
+          ordered([
+            ["contents", d.contents],
+            ["name", d.name],
+          ]),
+        ),
+      ],
       ["enabled", u.enabled],
       ["mask", u.mask],
       ["name", u.name],

@@ -31,7 +31,8 @@ export function renderRelease(butaneText: string, options: { imageFile: string; 
   if (YAML.isSeq(links)) {
     links.items.forEach((_item, i) => {
       const target = doc.getIn(["storage", "links", i, "target"]);
-      if (typeof target === "string" && IMAGE_FILE_PATTERN.test(target)) doc.setIn(["storage", "links", i, "target"], target.replace(IMAGE_FILE_PATTERN, options.imageFile));
+      if (typeof target === "string" && IMAGE_FILE_PATTERN.test(target))
+        doc.setIn(["storage", "links", i, "target"], target.replace(IMAGE_FILE_PATTERN, options.imageFile));
     });
   }
   if (images !== 1) throw new Error(`expected one storage.files entry for the sysext image (flexnode-agent-*.raw), found ${images}`);

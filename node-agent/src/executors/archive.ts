@@ -65,12 +65,14 @@ export async function inspectArchive(file: string, options: InspectOptions = {})
     onReadEntry: (entry) => {
       try {
         if (problem) return;
-        if (entries.size >= maxEntries) throw new ArchiveTooLargeError(`archive has more than ${maxEntries} entries (the agent's cap, agent.json archive.maxEntries)`);
+        if (entries.size >= maxEntries)
+          throw new ArchiveTooLargeError(`archive has more than ${maxEntries} entries (the agent's cap, agent.json archive.maxEntries)`);
         const rel = normalise(entry.path, "entry");
         if (rel === "") return;
         const earlier = entries.get(rel);
         // A directory named after its contents (implied earlier) is the one entry allowed to repeat a path.
-        if (earlier && !(entry.type === "Directory" && earlier.kind === "dir" && earlier.mode === undefined)) throw new UnsafeArchiveError(`entry ${rel} appears twice`);
+        if (earlier && !(entry.type === "Directory" && earlier.kind === "dir" && earlier.mode === undefined))
+          throw new UnsafeArchiveError(`entry ${rel} appears twice`);
         const segments = rel.split("/");
         for (let i = 1; i < segments.length; i++) {
           const ancestor = segments.slice(0, i).join("/");
@@ -87,7 +89,9 @@ export async function inspectArchive(file: string, options: InspectOptions = {})
           case "ContiguousFile": {
             unpackedBytes += entry.size;
             if (unpackedBytes > maxUnpackedBytes) {
-              throw new ArchiveTooLargeError(`archive unpacks to more than ${maxUnpackedBytes} bytes (the agent's cap, agent.json archive.maxUnpackedMiB); refused at ${rel}`);
+              throw new ArchiveTooLargeError(
+                `archive unpacks to more than ${maxUnpackedBytes} bytes (the agent's cap, agent.json archive.maxUnpackedMiB); refused at ${rel}`,
+              );
             }
             const hash = createHash("sha256");
             const item: ArchiveEntry = { rel, kind: "file", mode: unpackedMode };
@@ -101,7 +105,8 @@ export async function inspectArchive(file: string, options: InspectOptions = {})
             break;
           case "SymbolicLink": {
             const target = entry.linkpath ?? "";
-            if (target === "" || target.startsWith("/")) throw new UnsafeArchiveError(`symlink ${rel} points to ${JSON.stringify(target)}, outside the destination`);
+            if (target === "" || target.startsWith("/"))
+              throw new UnsafeArchiveError(`symlink ${rel} points to ${JSON.stringify(target)}, outside the destination`);
             const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
             if (resolved === ".." || resolved.startsWith("../")) throw new UnsafeArchiveError(`symlink ${rel} points to ${target}, outside the destination`);
             entries.set(rel, { rel, kind: "symlink", linkTarget: target });
@@ -135,7 +140,8 @@ export async function inspectArchive(file: string, options: InspectOptions = {})
   await Promise.all(pending);
   for (const link of hardLinks) {
     const target = entries.get(link.target);
-    if (target?.kind !== "file" || target.sha256 === undefined) throw new UnsafeArchiveError(`hard link ${link.rel} points to ${link.target}, which is not a file earlier in the archive`);
+    if (target?.kind !== "file" || target.sha256 === undefined)
+      throw new UnsafeArchiveError(`hard link ${link.rel} points to ${link.target}, which is not a file earlier in the archive`);
     entries.get(link.rel)!.sha256 = target.sha256;
   }
   for (const entry of entries.values()) if (entry.kind === "symlink") await checkLinkStaysInside(entry.rel, entry.linkTarget!, entries, options.destination);
@@ -146,7 +152,12 @@ export async function inspectArchive(file: string, options: InspectOptions = {})
  * Follows `rel -> target` component by component, through every link on the way (the archive's, then those already
  * in the destination), at most MAX_LINK_HOPS of them; throws UnsafeArchiveError once the path leaves the destination.
  */
-async function checkLinkStaysInside(rel: string, target: string, entries: ReadonlyMap<string, ArchiveEntry>, destination: InspectOptions["destination"]): Promise<void> {
+async function checkLinkStaysInside(
+  rel: string,
+  target: string,
+  entries: ReadonlyMap<string, ArchiveEntry>,
+  destination: InspectOptions["destination"],
+): Promise<void> {
   const outside = (how: string) => new UnsafeArchiveError(`symlink ${rel} -> ${target} ${how}, outside the destination`);
   let resolved = rel.split("/").slice(0, -1);
   const pending = target.split("/");
@@ -175,7 +186,8 @@ async function checkLinkStaysInside(rel: string, target: string, entries: Readon
     if (++hops > MAX_LINK_HOPS) throw new UnsafeArchiveError(`symlink ${rel} -> ${target}: more than ${MAX_LINK_HOPS} links to follow`);
     if (link.startsWith("/")) {
       // Only a link already on the host can be absolute (the archive's own are refused); it is a host path.
-      if (!destination || link.split("/").includes("..") || !isUnder(path.posix.normalize(link), destination.hostDir)) throw outside(`leads through ${key} -> ${link}`);
+      if (!destination || link.split("/").includes("..") || !isUnder(path.posix.normalize(link), destination.hostDir))
+        throw outside(`leads through ${key} -> ${link}`);
       resolved = [];
       pending.unshift(...path.posix.relative(destination.hostDir, path.posix.normalize(link)).split("/"));
       continue;

@@ -61,7 +61,10 @@ async function fetchArchive(params: FetchArtifactParams, ctx: ExecutorContext) {
   const file = await download(ctx, params.artifact);
   let listed;
   try {
-    listed = await inspectArchive(file, { destination: { hostDir: destination, fsDir: fsPathOf(root, destination) }, ...(ctx.deps.archiveLimits ? { limits: ctx.deps.archiveLimits } : {}) });
+    listed = await inspectArchive(file, {
+      destination: { hostDir: destination, fsDir: fsPathOf(root, destination) },
+      ...(ctx.deps.archiveLimits ? { limits: ctx.deps.archiveLimits } : {}),
+    });
     for (const e of listed) {
       const wanted = path.posix.join(destination, e.rel);
       const resolved = await resolveHostPath(root, wanted, { write: true });
@@ -81,7 +84,14 @@ async function fetchArchive(params: FetchArtifactParams, ctx: ExecutorContext) {
     for (const e of listed) {
       const at = path.posix.join(destination, e.rel);
       const prior = await capturePrior(ctx.manifest, fsPathOf(root, at));
-      entries.push({ path: at, kind: e.kind, prior, ...(e.sha256 ? { sha256: e.sha256 } : {}), ...(e.mode !== undefined ? { mode: e.mode } : {}), ...(e.linkTarget ? { linkTarget: e.linkTarget } : {}) });
+      entries.push({
+        path: at,
+        kind: e.kind,
+        prior,
+        ...(e.sha256 ? { sha256: e.sha256 } : {}),
+        ...(e.mode !== undefined ? { mode: e.mode } : {}),
+        ...(e.linkTarget ? { linkTarget: e.linkTarget } : {}),
+      });
     }
     await ctx.manifest.record(ctx.stepId, ...refreshesFor(destination), { type: "extracted", destination, archiveSha256: params.artifact.sha256, entries });
   }
@@ -91,4 +101,5 @@ async function fetchArchive(params: FetchArtifactParams, ctx: ExecutorContext) {
   return { placed: true, destination: params.destination, entries: entries.length };
 }
 
-export const fetchArtifact: Executor<FetchArtifactParams> = (params, ctx) => (params.unpack === "tar.gz" ? fetchArchive(params, ctx) : fetchSingle(params, ctx));
+export const fetchArtifact: Executor<FetchArtifactParams> = (params, ctx) =>
+  params.unpack === "tar.gz" ? fetchArchive(params, ctx) : fetchSingle(params, ctx);

@@ -51,6 +51,7 @@ export const sysctl: Executor<SysctlParams> = async (params, ctx) => {
   await ctx.manifest.record(ctx.stepId, ...differing.map(({ name, prior }) => ({ type: "sysctl" as const, name, prior })));
   await placeFile(ctx, params.dropIn, { content }, { sha256: sha256Hex(content), mode: DROP_IN_MODE });
   const result = await host.run("sysctl", ["-p", target.hostPath]);
-  if (result.code !== 0) throw new HostCommandFailedError(`sysctl -p ${target.hostPath} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0)
+    throw new HostCommandFailedError(`sysctl -p ${target.hostPath} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
   return { changed: differing.map((d) => d.name) };
 };

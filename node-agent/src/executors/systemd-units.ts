@@ -45,7 +45,8 @@ export const systemdUnits: Executor<SystemdUnitsParams> = async (params, ctx) =>
   for (const u of params.units) {
     const state = await unitFileState(host, u.name);
     if (!state.found) throw new PreconditionFailedError("unit_not_found", `unit ${u.name} is not installed (systemctl is-enabled: ${state.state})`);
-    if (state.state === "masked" && (u.enable || u.start)) throw new PreconditionFailedError("unit_masked", `unit ${u.name} is masked; the agent does not unmask units`);
+    if (state.state === "masked" && (u.enable || u.start))
+      throw new PreconditionFailedError("unit_masked", `unit ${u.name} is masked; the agent does not unmask units`);
     states.set(u.name, state);
   }
   const changed: string[] = [];

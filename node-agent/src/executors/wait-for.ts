@@ -31,11 +31,15 @@ function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean
 function urlAnswers(url: string, ca: string | undefined, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const https = url.startsWith("https:");
-    const req = (https ? httpsRequest : httpRequest)(url, { method: "GET", timeout: timeoutMs, ...(https && ca ? { ca: [...rootCertificates, ca] } : {}) }, (res) => {
-      res.resume();
-      const status = res.statusCode ?? 0;
-      resolve(status >= 200 && status < 300);
-    });
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      { method: "GET", timeout: timeoutMs, ...(https && ca ? { ca: [...rootCertificates, ca] } : {}) },
+      (res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        resolve(status >= 200 && status < 300);
+      },
+    );
     req.on("timeout", () => req.destroy());
     req.on("error", () => resolve(false));
     req.end();

@@ -95,7 +95,10 @@ describe("fetchArtifact, one file", () => {
     const untrusted = await h.run("fetchArtifact", kubelet());
     expect(untrusted).toMatchObject({ outcome: "failed", error: { code: "download_failed", retryable: false } });
     expect(untrusted.outcome === "failed" && untrusted.error.message).toMatch(/SELF_SIGNED|UNABLE_TO/);
-    const http = await h.run("fetchArtifact", { ...kubelet(), artifact: { url: server.url("kubelet").replace("https:", "http:"), sha256: sha256(payloads.kubelet) } });
+    const http = await h.run("fetchArtifact", {
+      ...kubelet(),
+      artifact: { url: server.url("kubelet").replace("https:", "http:"), sha256: sha256(payloads.kubelet) },
+    });
     expect(http).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
     expect((await h.manifest()).changes).toEqual([]);
   });
@@ -111,7 +114,14 @@ describe("fetchArtifact, one file", () => {
 describe("downloadVerified", () => {
   it("refuses an artifact larger than its limit and keeps nothing of it", async () => {
     const h = await sandbox();
-    const download = downloadVerified({ root: h.root, url: server.url("kubelet"), sha256: sha256(payloads.kubelet), ca: server.ca, log: () => undefined, maxBytes: 64 * 1024 });
+    const download = downloadVerified({
+      root: h.root,
+      url: server.url("kubelet"),
+      sha256: sha256(payloads.kubelet),
+      ca: server.ca,
+      log: () => undefined,
+      maxBytes: 64 * 1024,
+    });
     await expect(download).rejects.toMatchObject({ code: "download_failed", retryable: false, message: expect.stringContaining("larger than 65536 bytes") });
     expect(await readdir(path.join(h.root, "var/lib/flexnode/downloads"))).toEqual([]);
   });
@@ -147,25 +157,80 @@ describe("fetchArtifact, tar.gz", () => {
 
   it("a file removed from an unpacked archive is put back by a rerun", async () => {
     const h = await sandbox();
-    await h.run("fetchArtifact", { artifact: { url: server.url("containerd.tgz"), sha256: sha256(payloads.containerd) }, destination: "/opt/flexnode/containerd", unpack: "tar.gz" });
+    await h.run("fetchArtifact", {
+      artifact: { url: server.url("containerd.tgz"), sha256: sha256(payloads.containerd) },
+      destination: "/opt/flexnode/containerd",
+      unpack: "tar.gz",
+    });
     const afterFirst = await h.tree();
     await rm(path.join(h.root, "opt/flexnode/containerd/bin/ctr"));
-    expect(await h.run("fetchArtifact", { artifact: { url: server.url("containerd.tgz"), sha256: sha256(payloads.containerd) }, destination: "/opt/flexnode/containerd", unpack: "tar.gz" })).toMatchObject({ outcome: "succeeded", output: { placed: true } });
+    expect(
+      await h.run("fetchArtifact", {
+        artifact: { url: server.url("containerd.tgz"), sha256: sha256(payloads.containerd) },
+        destination: "/opt/flexnode/containerd",
+        unpack: "tar.gz",
+      }),
+    ).toMatchObject({ outcome: "succeeded", output: { placed: true } });
     expect(await h.tree()).toEqual(afterFirst);
   });
 
   const evil: [string, CraftedEntry[]][] = [
-    ["an absolute path", [{ path: "ok", body: "x" }, { path: "/etc/cron.d/evil", body: "x" }]],
-    ["a .. path", [{ path: "ok", body: "x" }, { path: "../../../etc/evil", body: "x" }]],
-    ["a symlink out of the destination", [{ path: "ok", body: "x" }, { path: "esc", type: "SymbolicLink", linkpath: "../../../usr/bin" }]],
+    [
+      "an absolute path",
+      [
+        { path: "ok", body: "x" },
+        { path: "/etc/cron.d/evil", body: "x" },
+      ],
+    ],
+    [
+      "a .. path",
+      [
+        { path: "ok", body: "x" },
+        { path: "../../../etc/evil", body: "x" },
+      ],
+    ],
+    [
+      "a symlink out of the destination",
+      [
+        { path: "ok", body: "x" },
+        { path: "esc", type: "SymbolicLink", linkpath: "../../../usr/bin" },
+      ],
+    ],
     ["an absolute symlink", [{ path: "esc", type: "SymbolicLink", linkpath: "/usr/bin" }]],
-    ["a file written through an archive symlink", [{ path: "d", type: "SymbolicLink", linkpath: "sub" }, { path: "sub/", type: "Directory", mode: 0o755 }, { path: "d/x", body: "x" }]],
+    [
+      "a file written through an archive symlink",
+      [
+        { path: "d", type: "SymbolicLink", linkpath: "sub" },
+        { path: "sub/", type: "Directory", mode: 0o755 },
+        { path: "d/x", body: "x" },
+      ],
+    ],
     ["a hard link to something outside", [{ path: "h", type: "Link", linkpath: "../../etc/shadow" }]],
     // Each link alone stays inside; followed, d/up is the destination, so esc is <destination>/../../etc.
-    ["a two-link symlink chain out of the destination", [{ path: "d/", type: "Directory", mode: 0o755 }, { path: "d/up", type: "SymbolicLink", linkpath: ".." }, { path: "esc", type: "SymbolicLink", linkpath: "d/up/../../etc" }]],
+    [
+      "a two-link symlink chain out of the destination",
+      [
+        { path: "d/", type: "Directory", mode: 0o755 },
+        { path: "d/up", type: "SymbolicLink", linkpath: ".." },
+        { path: "esc", type: "SymbolicLink", linkpath: "d/up/../../etc" },
+      ],
+    ],
     // a -> b -> c/.. where c -> .. : the chain ends one level above the destination.
-    ["a three-link symlink chain out of the destination", [{ path: "s/a", type: "SymbolicLink", linkpath: "b" }, { path: "s/b", type: "SymbolicLink", linkpath: "c/.." }, { path: "s/c", type: "SymbolicLink", linkpath: ".." }]],
-    ["a symlink loop", [{ path: "l1", type: "SymbolicLink", linkpath: "l2/x" }, { path: "l2", type: "SymbolicLink", linkpath: "l1/y" }]],
+    [
+      "a three-link symlink chain out of the destination",
+      [
+        { path: "s/a", type: "SymbolicLink", linkpath: "b" },
+        { path: "s/b", type: "SymbolicLink", linkpath: "c/.." },
+        { path: "s/c", type: "SymbolicLink", linkpath: ".." },
+      ],
+    ],
+    [
+      "a symlink loop",
+      [
+        { path: "l1", type: "SymbolicLink", linkpath: "l2/x" },
+        { path: "l2", type: "SymbolicLink", linkpath: "l1/y" },
+      ],
+    ],
     ["a setuid binary", [{ path: "suid", body: "x", mode: 0o4755 }]],
     ["a device node", [{ path: "dev", type: "CharacterDevice" }]],
   ];
@@ -191,7 +256,11 @@ describe("fetchArtifact, tar.gz", () => {
     const body = craftTarGz([{ path: "loopback/x", body: "x" }]);
     server.put("through.tgz", body);
     const original = await h.tree();
-    const result = await h.run("fetchArtifact", { artifact: { url: server.url("through.tgz"), sha256: sha256(body) }, destination: "/opt/cni/bin", unpack: "tar.gz" });
+    const result = await h.run("fetchArtifact", {
+      artifact: { url: server.url("through.tgz"), sha256: sha256(body) },
+      destination: "/opt/cni/bin",
+      unpack: "tar.gz",
+    });
     expect(result).toMatchObject({ outcome: "failed", error: { code } });
     await h.reset();
     expect(treeDiff(original, await h.tree())).toEqual([]);
@@ -203,7 +272,11 @@ describe("fetchArtifact, tar.gz", () => {
     const body = craftTarGz([{ path: "passwd", type: "SymbolicLink", linkpath: "site-link/passwd" }]);
     server.put("through-site-link.tgz", body);
     const original = await h.tree();
-    const result = await h.run("fetchArtifact", { artifact: { url: server.url("through-site-link.tgz"), sha256: sha256(body) }, destination: "/opt/cni/bin", unpack: "tar.gz" });
+    const result = await h.run("fetchArtifact", {
+      artifact: { url: server.url("through-site-link.tgz"), sha256: sha256(body) },
+      destination: "/opt/cni/bin",
+      unpack: "tar.gz",
+    });
     expect(result).toMatchObject({ outcome: "failed", error: { code: "unsafe_archive", message: expect.stringContaining("site-link") } });
     expect((await h.manifest()).changes).toEqual([]);
     await h.reset();
@@ -220,7 +293,11 @@ describe("fetchArtifact, tar.gz", () => {
       { path: "lib/libfoo.so.1.2", body: "ELF" },
     ]);
     server.put("chain-inside.tgz", body);
-    const result = await h.run("fetchArtifact", { artifact: { url: server.url("chain-inside.tgz"), sha256: sha256(body) }, destination: "/opt/flexnode/foo", unpack: "tar.gz" });
+    const result = await h.run("fetchArtifact", {
+      artifact: { url: server.url("chain-inside.tgz"), sha256: sha256(body) },
+      destination: "/opt/flexnode/foo",
+      unpack: "tar.gz",
+    });
     expect(result).toMatchObject({ outcome: "succeeded", output: { placed: true } });
     expect(await readFile(path.join(h.root, "opt/flexnode/foo/current"), "utf8")).toBe("ELF");
     await h.reset();
@@ -232,7 +309,11 @@ describe("fetchArtifact, tar.gz", () => {
     ["entries", { maxEntries: 2 }, "more than 2 entries"],
   ])("refuses an archive past the agent's cap on unpacked %s, before unpacking anything", async (_what, archiveLimits, message) => {
     const h = await sandbox({ archiveLimits });
-    const body = craftTarGz([{ path: "a", body: "x".repeat(600) }, { path: "b", body: "y".repeat(600) }, { path: "c", body: "z" }]);
+    const body = craftTarGz([
+      { path: "a", body: "x".repeat(600) },
+      { path: "b", body: "y".repeat(600) },
+      { path: "c", body: "z" },
+    ]);
     server.put(`big-${sha256(body).slice(0, 8)}.tgz`, body);
     const params = { artifact: { url: server.url(`big-${sha256(body).slice(0, 8)}.tgz`), sha256: sha256(body) }, destination: "/opt/big", unpack: "tar.gz" };
     const result = await h.run("fetchArtifact", params);

@@ -22,7 +22,10 @@ async function sandbox(): Promise<HostUnderTest> {
 const proc = (h: HostUnderTest, name: string) => readFile(path.join(h.root, "proc/sys", ...name.split(".")), "utf8");
 
 const modules = { modules: ["overlay", "br_netfilter"], persistFile: "/etc/modules-load.d/flexnode.conf" };
-const sysctl = { dropIn: "/etc/sysctl.d/99-flexnode-kubernetes.conf", settings: { "net.ipv4.ip_forward": "1", "vm.overcommit_memory": "1", "vm.swappiness": "60" } };
+const sysctl = {
+  dropIn: "/etc/sysctl.d/99-flexnode-kubernetes.conf",
+  settings: { "net.ipv4.ip_forward": "1", "vm.overcommit_memory": "1", "vm.swappiness": "60" },
+};
 
 describe("kernelModules", () => {
   it("loads only what is not loaded or built in, persists the list, converges, and reset unloads only that", async () => {
@@ -125,7 +128,10 @@ describe("sysctl", () => {
     const h = await sandbox();
     await h.run("sysctl", sysctl);
     const other = new RecordingHostCommands(fakeHostScript(h.root));
-    await runStep(sign({ stepId: "x", kind: "sysctl", params: { dropIn: "/etc/sysctl.d/50-other.conf", settings: { "net.ipv4.ip_forward": "0" } } }), depsFor(h.root, other));
+    await runStep(
+      sign({ stepId: "x", kind: "sysctl", params: { dropIn: "/etc/sysctl.d/50-other.conf", settings: { "net.ipv4.ip_forward": "0" } } }),
+      depsFor(h.root, other),
+    );
     await resetAll(depsFor(h.root, other));
     expect(await proc(h, "net.ipv4.ip_forward")).toBe("0\n");
     expect(treeDiff(h.original, await h.tree())).toEqual([]);

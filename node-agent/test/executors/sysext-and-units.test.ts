@@ -25,13 +25,21 @@ async function sandbox(immutable = true): Promise<HostUnderTest> {
   roots.push(h.root);
   return h;
 }
-const sysext = () => ({ name: "containerd", artifact: { url: server.url("containerd.raw"), sha256: sha256(payloads.containerdSysext) }, directory: "/var/lib/extensions", refresh: true });
+const sysext = () => ({
+  name: "containerd",
+  artifact: { url: server.url("containerd.raw"), sha256: sha256(payloads.containerdSysext) },
+  directory: "/var/lib/extensions",
+  refresh: true,
+});
 
 describe("installSysext", () => {
   it("places the verified image, refreshes, converges without downloading, and reset removes it and refreshes", async () => {
     const h = await sandbox();
     const before = server.requests.length;
-    expect(await h.run("installSysext", sysext())).toMatchObject({ outcome: "succeeded", output: { placed: true, image: "/var/lib/extensions/containerd.raw" } });
+    expect(await h.run("installSysext", sysext())).toMatchObject({
+      outcome: "succeeded",
+      output: { placed: true, image: "/var/lib/extensions/containerd.raw" },
+    });
     expect(sha256(await readFile(path.join(h.root, "var/lib/extensions/containerd.raw")))).toBe(sha256(payloads.containerdSysext));
     expect(await readFile(path.join(h.root, "run/fakehost/sysext"), "utf8")).toBe("containerd\n");
     expect(h.host.lines()).toEqual(["systemd-sysext refresh"]);
@@ -55,7 +63,11 @@ describe("installSysext", () => {
 
   it("refuses an image directory under /usr and names that are paths", async () => {
     const h = await sandbox();
-    for (const params of [{ ...sysext(), directory: "/usr/lib/extensions" }, { ...sysext(), name: "../../etc/x" }, { ...sysext(), name: "a/b" }]) {
+    for (const params of [
+      { ...sysext(), directory: "/usr/lib/extensions" },
+      { ...sysext(), name: "../../etc/x" },
+      { ...sysext(), name: "a/b" },
+    ]) {
       expect(await h.run("installSysext", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
     }
     expect(treeDiff(h.original, await h.tree())).toEqual([]);
@@ -75,14 +87,25 @@ describe("systemdUnits", () => {
     await symlink("/etc/systemd/system/b.service", path.join(h.root, "etc/systemd/system/multi-user.target.wants/b.service"));
     await writeFile(path.join(h.root, "run/fakehost/active"), "b.service\n");
     const original = await h.tree();
-    const params = { daemonReload: true, units: [{ name: "a.service", enable: true, start: true }, { name: "b.service", enable: true, start: true }] };
+    const params = {
+      daemonReload: true,
+      units: [
+        { name: "a.service", enable: true, start: true },
+        { name: "b.service", enable: true, start: true },
+      ],
+    };
     expect(await h.run("systemdUnits", params)).toMatchObject({ outcome: "succeeded", output: { changed: ["enabled a.service", "started a.service"] } });
     expect(activeUnits(h.root)).toEqual(["b.service", "a.service"]);
     expect(await h.run("systemdUnits", params)).toMatchObject({ outcome: "succeeded", output: { changed: [] } });
 
     const calls = h.host.calls.length;
     await h.reset();
-    expect(h.host.lines().slice(calls).filter((l) => !/is-enabled/.test(l))).toEqual(["systemctl stop a.service", "systemctl disable a.service"]);
+    expect(
+      h.host
+        .lines()
+        .slice(calls)
+        .filter((l) => !/is-enabled/.test(l)),
+    ).toEqual(["systemctl stop a.service", "systemctl disable a.service"]);
     expect(activeUnits(h.root)).toEqual(["b.service"]);
     expect(treeDiff(original, await h.tree())).toEqual([]);
   });
@@ -93,7 +116,10 @@ describe("systemdUnits", () => {
     await symlink("/etc/systemd/system/docker.service", path.join(h.root, "etc/systemd/system/multi-user.target.wants/docker.service"));
     await writeFile(path.join(h.root, "run/fakehost/active"), "docker.service\n");
     const original = await h.tree();
-    expect(await h.run("systemdUnits", { units: [{ name: "docker.service", enable: false, start: false }] })).toMatchObject({ outcome: "succeeded", output: { changed: ["disabled docker.service", "stopped docker.service"] } });
+    expect(await h.run("systemdUnits", { units: [{ name: "docker.service", enable: false, start: false }] })).toMatchObject({
+      outcome: "succeeded",
+      output: { changed: ["disabled docker.service", "stopped docker.service"] },
+    });
     expect(activeUnits(h.root)).toEqual([]);
     await h.reset();
     expect(treeDiff(original, await h.tree())).toEqual([]);
@@ -103,7 +129,12 @@ describe("systemdUnits", () => {
     const h = await sandbox(false);
     await withUnits(h, ["a.service"]);
     const original = await h.tree();
-    const result = await h.run("systemdUnits", { units: [{ name: "a.service", enable: true, start: true }, { name: "missing.service", enable: true, start: true }] });
+    const result = await h.run("systemdUnits", {
+      units: [
+        { name: "a.service", enable: true, start: true },
+        { name: "missing.service", enable: true, start: true },
+      ],
+    });
     expect(result).toMatchObject({ outcome: "failed", error: { code: "unit_not_found", retryable: false } });
     expect(h.host.lines().filter((l) => !/is-enabled/.test(l))).toEqual([]);
     expect(treeDiff(original, await h.tree())).toEqual([]);
@@ -130,7 +161,12 @@ describe("systemdUnits", () => {
     // A directory that already exists is the host's, not the agent's: it stays.
     await mkdir(path.join(h.root, "var/log/kept"), { recursive: true });
     const original = await h.tree();
-    expect(await declaredDirectories(h.root, "runtime.service")).toEqual(["/var/lib/runtime", "/var/lib/runtime/sub", "/var/cache/runtime-cache", "/var/log/kept"]);
+    expect(await declaredDirectories(h.root, "runtime.service")).toEqual([
+      "/var/lib/runtime",
+      "/var/lib/runtime/sub",
+      "/var/cache/runtime-cache",
+      "/var/log/kept",
+    ]);
 
     expect((await h.run("systemdUnits", { units: [{ name: "runtime.service", start: true }] })).outcome).toBe("succeeded");
     // What systemd and the daemon then create and fill:
@@ -148,7 +184,10 @@ describe("systemdUnits", () => {
   it("reads no directories from a masked unit or one that declares none", async () => {
     const h = await sandbox(false);
     await symlink("/dev/null", path.join(h.root, "etc/systemd/system/masked.service"));
-    await writeFile(path.join(h.root, "etc/systemd/system/plain.service"), "[Unit]\nStateDirectory=not-in-service-section\n[Service]\nExecStart=/x\nStateDirectory=../escape /abs\n");
+    await writeFile(
+      path.join(h.root, "etc/systemd/system/plain.service"),
+      "[Unit]\nStateDirectory=not-in-service-section\n[Service]\nExecStart=/x\nStateDirectory=../escape /abs\n",
+    );
     expect(await declaredDirectories(h.root, "masked.service")).toEqual([]);
     expect(await declaredDirectories(h.root, "plain.service")).toEqual([]);
     expect(await declaredDirectories(h.root, "absent.service")).toEqual([]);

@@ -58,7 +58,12 @@ describe("waitFor", () => {
 
   it("needs exactly one thing to wait for", async () => {
     const h = await sandbox();
-    for (const params of [{ timeoutSeconds: 5 }, { file: "/var/x", url: server.url("readyz"), timeoutSeconds: 5 }, { file: "relative", timeoutSeconds: 5 }, { file: "/var/x", timeoutSeconds: 0 }] as JsonObject[]) {
+    for (const params of [
+      { timeoutSeconds: 5 },
+      { file: "/var/x", url: server.url("readyz"), timeoutSeconds: 5 },
+      { file: "relative", timeoutSeconds: 5 },
+      { file: "/var/x", timeoutSeconds: 0 },
+    ] as JsonObject[]) {
       expect(await h.run("waitFor", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
     }
   });
@@ -111,8 +116,14 @@ describe("fetchSecret", () => {
 
   it("refuses a world-readable mode and a path under /usr", async () => {
     const h = await sandbox();
-    expect(await h.run("fetchSecret", { secretRef: BOOTSTRAP_REF, path: "/var/lib/kubelet/bootstrap-kubeconfig", mode: "0644" })).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
-    expect(await h.run("fetchSecret", { secretRef: BOOTSTRAP_REF, path: "/usr/lib/kubeconfig" })).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
+    expect(await h.run("fetchSecret", { secretRef: BOOTSTRAP_REF, path: "/var/lib/kubelet/bootstrap-kubeconfig", mode: "0644" })).toMatchObject({
+      outcome: "failed",
+      error: { code: "invalid_params" },
+    });
+    expect(await h.run("fetchSecret", { secretRef: BOOTSTRAP_REF, path: "/usr/lib/kubeconfig" })).toMatchObject({
+      outcome: "failed",
+      error: { code: "invalid_params" },
+    });
     expect(treeDiff(h.original, await h.tree())).toEqual([]);
   });
 });

@@ -48,7 +48,12 @@ describe.each([
       expect(second.ok).toBe(true);
       expect(await treeListing(root)).toEqual(afterPlan);
       // Converged: the rerun only asks (is-enabled/is-active), reloads and refreshes; it changes nothing.
-      expect(host.lines().slice(callsBefore).filter((l) => !/^systemctl (is-enabled|is-active|daemon-reload)|^systemd-sysext refresh/.test(l))).toEqual([]);
+      expect(
+        host
+          .lines()
+          .slice(callsBefore)
+          .filter((l) => !/^systemctl (is-enabled|is-active|daemon-reload)|^systemd-sysext refresh/.test(l)),
+      ).toEqual([]);
       const finalDigest = first.results.at(-1)!.result.manifestDigest;
       expect(new Set(second.results.map((r) => r.result.manifestDigest))).toEqual(new Set([finalDigest]));
 

@@ -26,7 +26,10 @@ describe("writeFiles", () => {
   it("writes with mode and owner, converges on a rerun, and reset restores the prior content, mode and owner", async () => {
     const h = await sandbox();
     const first = await h.run("writeFiles", files);
-    expect(first).toMatchObject({ outcome: "succeeded", output: { written: ["/etc/flexnode/kubelet/config.yaml", "/etc/sysctl.d/99-flexnode-kubernetes.conf"], unchanged: 0 } });
+    expect(first).toMatchObject({
+      outcome: "succeeded",
+      output: { written: ["/etc/flexnode/kubelet/config.yaml", "/etc/sysctl.d/99-flexnode-kubernetes.conf"], unchanged: 0 },
+    });
     expect(await readFile(path.join(h.root, "etc/flexnode/kubelet/config.yaml"), "utf8")).toBe("kind: KubeletConfiguration\n");
     const replaced = await lstat(path.join(h.root, "etc/sysctl.d/99-flexnode-kubernetes.conf"));
     expect([replaced.mode & 0o7777, replaced.uid, replaced.gid]).toEqual([0o600, 0, 0]);
@@ -67,7 +70,12 @@ describe("writeFiles", () => {
     ["/etc//double", "normalised"],
   ])("refuses %s before any change", async (bad, why) => {
     const h = await sandbox();
-    const result = await h.run("writeFiles", { files: [{ path: "/etc/flexnode/ok.conf", mode: "0644", content: "x" }, { path: bad, mode: "0644", content: "x" }] });
+    const result = await h.run("writeFiles", {
+      files: [
+        { path: "/etc/flexnode/ok.conf", mode: "0644", content: "x" },
+        { path: bad, mode: "0644", content: "x" },
+      ],
+    });
     expect(result).toMatchObject({ outcome: "failed", error: { code: "invalid_params", retryable: false } });
     expect(result.outcome === "failed" && result.error.message).toContain(why);
     expect(treeDiff(h.original, await h.tree())).toEqual([]);
@@ -78,7 +86,12 @@ describe("writeFiles", () => {
     for (const params of [
       { files: [{ path: "/etc/a", mode: "0644", content: "x", owner: "root" }] },
       { files: [{ path: "/etc/a", mode: "4755", content: "x" }] },
-      { files: [{ path: "/etc/a", mode: "0644", content: "x" }, { path: "/etc/a", mode: "0644", content: "y" }] },
+      {
+        files: [
+          { path: "/etc/a", mode: "0644", content: "x" },
+          { path: "/etc/a", mode: "0644", content: "y" },
+        ],
+      },
       { files: [] },
     ]) {
       expect(await h.run("writeFiles", params)).toMatchObject({ outcome: "failed", error: { code: "invalid_params" } });
@@ -91,7 +104,12 @@ describe("writeFiles", () => {
     await symlink("/usr/lib", path.join(h.root, "etc/usrlink"));
     await symlink("../../../../../../../../tmp", path.join(h.root, "etc/outside"));
     const original = await h.tree();
-    const intoUsr = await h.run("writeFiles", { files: [{ path: "/etc/flexnode/ok.conf", mode: "0644", content: "x" }, { path: "/etc/usrlink/evil.conf", mode: "0644", content: "x" }] });
+    const intoUsr = await h.run("writeFiles", {
+      files: [
+        { path: "/etc/flexnode/ok.conf", mode: "0644", content: "x" },
+        { path: "/etc/usrlink/evil.conf", mode: "0644", content: "x" },
+      ],
+    });
     expect(intoUsr).toMatchObject({ outcome: "failed", error: { code: "usr_write_refused", retryable: false } });
     expect(intoUsr.outcome === "failed" && intoUsr.error.message).toContain("/etc/usrlink/evil.conf resolves to it through a symlink");
     const escape = await h.run("writeFiles", { files: [{ path: "/etc/outside/evil.conf", mode: "0644", content: "x" }] });

@@ -17,7 +17,16 @@ export function craftTarGz(entries: readonly CraftedEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
     const body = Buffer.from(e.body ?? "");
-    const header = new Header({ path: e.path, type: e.type ?? "File", mode: e.mode ?? 0o644, size: body.length, mtime: new Date("2025-01-01T00:00:00Z"), uid: 0, gid: 0, ...(e.linkpath ? { linkpath: e.linkpath } : {}) });
+    const header = new Header({
+      path: e.path,
+      type: e.type ?? "File",
+      mode: e.mode ?? 0o644,
+      size: body.length,
+      mtime: new Date("2025-01-01T00:00:00Z"),
+      uid: 0,
+      gid: 0,
+      ...(e.linkpath ? { linkpath: e.linkpath } : {}),
+    });
     const block = Buffer.alloc(512);
     header.encode(block);
     blocks.push(block);

@@ -47,7 +47,12 @@ export function fakeHostScript(root: string, options: FakeHostOptions = {}): Hos
 
   const knownModules = () => {
     const dep = at(`/lib/modules/${release()}/modules.dep`);
-    return existsSync(dep) ? readFileSync(dep, "utf8").split("\n").map((l) => path.basename(l.split(":")[0] ?? "", ".ko")).filter(Boolean) : [];
+    return existsSync(dep)
+      ? readFileSync(dep, "utf8")
+          .split("\n")
+          .map((l) => path.basename(l.split(":")[0] ?? "", ".ko"))
+          .filter(Boolean)
+      : [];
   };
   const unitFile = (unit: string): string | undefined => {
     for (const dir of ["/etc/systemd/system", "/usr/lib/systemd/system"]) if (existsSync(at(`${dir}/${unit}`))) return `${dir}/${unit}`;
@@ -82,16 +87,24 @@ export function fakeHostScript(root: string, options: FakeHostOptions = {}): Hos
       for (const s of moduleSysctls[name] ?? []) {
         rmSync(procSys(s), { force: true });
         // The module's /proc/sys directory goes with its last entry, as in the kernel.
-        for (let d = path.dirname(procSys(s)); d !== at("/proc/sys") && existsSync(d) && readdirSync(d).length === 0; d = path.dirname(d)) rmSync(d, { recursive: true });
+        for (let d = path.dirname(procSys(s)); d !== at("/proc/sys") && existsSync(d) && readdirSync(d).length === 0; d = path.dirname(d))
+          rmSync(d, { recursive: true });
       }
-      writeAtomic(modules, lines(modules).filter((l) => l.split(" ")[0] !== name).map((l) => `${l}\n`).join(""));
+      writeAtomic(
+        modules,
+        lines(modules)
+          .filter((l) => l.split(" ")[0] !== name)
+          .map((l) => `${l}\n`)
+          .join(""),
+      );
       rmSync(sysDir, { recursive: true, force: true });
       return ok();
     }
     if (existsSync(sysDir)) return ok();
     if (!knownModules().includes(name)) return fail(1, `modprobe: FATAL: Module ${name} not found in directory /lib/modules/${release()}`);
     for (const s of moduleSysctls[name] ?? []) if (!existsSync(procSys(s))) writeAtomic(procSys(s), "0\n");
-    if (!lines(modules).some((l) => l.split(" ")[0] === name)) writeAtomic(modules, [...lines(modules), `${name} 16384 0 - Live 0x0000000000000000`].map((l) => `${l}\n`).join(""));
+    if (!lines(modules).some((l) => l.split(" ")[0] === name))
+      writeAtomic(modules, [...lines(modules), `${name} 16384 0 - Live 0x0000000000000000`].map((l) => `${l}\n`).join(""));
     mkdirSync(sysDir, { recursive: true });
     return ok();
   };
@@ -138,7 +151,9 @@ export function fakeHostScript(root: string, options: FakeHostOptions = {}): Hos
         return wantsLinks(unit).length > 0 ? ok("enabled\n") : fail(1, "", "disabled\n");
       case "enable": {
         if (!file) return fail(1, `Failed to enable unit: Unit file ${unit} does not exist.`);
-        const wantedBy = existsSync(at(file)) ? (/^WantedBy=(.+)$/m.exec(readFileSync(at(file), "utf8"))?.[1]?.trim() ?? "multi-user.target") : "multi-user.target";
+        const wantedBy = existsSync(at(file))
+          ? (/^WantedBy=(.+)$/m.exec(readFileSync(at(file), "utf8"))?.[1]?.trim() ?? "multi-user.target")
+          : "multi-user.target";
         const link = at(`/etc/systemd/system/${wantedBy}.wants/${unit}`);
         if (!existsSync(path.dirname(link))) mkdirSync(path.dirname(link), { recursive: true });
         if (wantsLinks(unit).length === 0) symlinkSync(file, link);
@@ -154,7 +169,13 @@ export function fakeHostScript(root: string, options: FakeHostOptions = {}): Hos
         if (!active.includes(unit)) writeAtomic(activeFile, [...active, unit].map((u) => `${u}\n`).join(""));
         return ok();
       case "stop":
-        writeAtomic(activeFile, active.filter((u) => u !== unit).map((u) => `${u}\n`).join(""));
+        writeAtomic(
+          activeFile,
+          active
+            .filter((u) => u !== unit)
+            .map((u) => `${u}\n`)
+            .join(""),
+        );
         return ok();
       default:
         return fail(1, `fake systemctl: unsupported ${verb}`);
@@ -163,7 +184,15 @@ export function fakeHostScript(root: string, options: FakeHostOptions = {}): Hos
 
   const sysext = (args: readonly string[]): HostCommandResult => {
     if (args[0] !== "refresh") return fail(1, `fake systemd-sysext: unsupported ${args.join(" ")}`);
-    const images = ["/etc/extensions", "/var/lib/extensions"].flatMap((d) => (existsSync(at(d)) ? readdirSync(at(d)).filter((n) => n.endsWith(".raw")).map((n) => n.slice(0, -4)) : [])).sort();
+    const images = ["/etc/extensions", "/var/lib/extensions"]
+      .flatMap((d) =>
+        existsSync(at(d))
+          ? readdirSync(at(d))
+              .filter((n) => n.endsWith(".raw"))
+              .map((n) => n.slice(0, -4))
+          : [],
+      )
+      .sort();
     writeAtomic(sysextFile, images.map((i) => `${i}\n`).join(""));
     return ok();
   };

@@ -51,9 +51,15 @@ export interface Payloads {
 export async function buildPayloads(scale = 1): Promise<Payloads> {
   const kb = (n: number) => Math.round(n * 1024 * scale);
   return {
-    containerd: await tarGz({ "bin/containerd": bytes("containerd", kb(96)), "bin/containerd-shim-runc-v2": bytes("shim", kb(32)), "bin/ctr": bytes("ctr", kb(32)) }, "bin"),
+    containerd: await tarGz(
+      { "bin/containerd": bytes("containerd", kb(96)), "bin/containerd-shim-runc-v2": bytes("shim", kb(32)), "bin/ctr": bytes("ctr", kb(32)) },
+      "bin",
+    ),
     kubelet: bytes("kubelet", kb(128)),
-    cni: await tarGz({ bridge: bytes("bridge", kb(24)), "host-local": bytes("host-local", kb(24)), loopback: bytes("loopback", kb(16)), portmap: bytes("portmap", kb(24)) }, "."),
+    cni: await tarGz(
+      { bridge: bytes("bridge", kb(24)), "host-local": bytes("host-local", kb(24)), loopback: bytes("loopback", kb(16)), portmap: bytes("portmap", kb(24)) },
+      ".",
+    ),
     containerdSysext: bytes("containerd.raw", kb(64)),
     kubernetesSysext: bytes("kubernetes.raw", kb(128)),
   };

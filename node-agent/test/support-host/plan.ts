@@ -36,7 +36,16 @@ export function testPlan(o: { immutable: boolean; arch?: "amd64" | "arm64"; cata
 export function sign(step: Pick<PlanStep, "stepId" | "kind" | "params">, attempt = 1): StepEnvelope {
   const issuedAt = new Date();
   return buildStepEnvelope(
-    { nodeId: NODE_ID, sagaId: "saga-1", stepId: step.stepId, attempt, kind: step.kind, params: step.params, issuedAt, expiresAt: new Date(issuedAt.getTime() + 3_600_000) },
+    {
+      nodeId: NODE_ID,
+      sagaId: "saga-1",
+      stepId: step.stepId,
+      attempt,
+      kind: step.kind,
+      params: step.params,
+      issuedAt,
+      expiresAt: new Date(issuedAt.getTime() + 3_600_000),
+    },
     { privateKey: serviceKeys.privateKey },
   );
 }
@@ -59,7 +68,11 @@ export function secretsOf(values: Record<string, string>): SecretSource & { take
   };
 }
 
-export function depsFor(root: string, host: HostCommands, o: { ca?: string; secrets?: SecretSource; log?: string[]; archiveLimits?: ArchiveLimits } = {}): StepDeps {
+export function depsFor(
+  root: string,
+  host: HostCommands,
+  o: { ca?: string; secrets?: SecretSource; log?: string[]; archiveLimits?: ArchiveLimits } = {},
+): StepDeps {
   return {
     root,
     host,
@@ -76,7 +89,11 @@ export interface PlanRun {
   ok: boolean;
 }
 
-export async function runPlan(envelopes: readonly StepEnvelope[], deps: StepDeps, hooks: { begin?(i: number): void; end?(i: number, r: StepRunResult): void } = {}): Promise<PlanRun> {
+export async function runPlan(
+  envelopes: readonly StepEnvelope[],
+  deps: StepDeps,
+  hooks: { begin?(i: number): void; end?(i: number, r: StepRunResult): void } = {},
+): Promise<PlanRun> {
   const results: PlanRun["results"] = [];
   for (const [i, raw] of envelopes.entries()) {
     const envelope = verify(JSON.parse(JSON.stringify(raw)));

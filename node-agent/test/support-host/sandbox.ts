@@ -48,7 +48,10 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<strin
   await file("proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
   await dir("sys/module/overlay");
   await file("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
-  await file(`lib/modules/${release()}/modules.dep`, "kernel/fs/overlayfs/overlay.ko:\nkernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko\nkernel/net/bridge/bridge.ko:\n");
+  await file(
+    `lib/modules/${release()}/modules.dep`,
+    "kernel/fs/overlayfs/overlay.ko:\nkernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko\nkernel/net/bridge/bridge.ko:\n",
+  );
   await file("run/fakehost/active", "");
   await file("run/fakehost/sysext", "");
   return root;

@@ -22,11 +22,18 @@ export interface HostUnderTest {
   manifest(): Promise<Manifest>;
 }
 
-export async function hostUnderTest(o: SandboxOptions & { ca?: string; secrets?: SecretSource; latencyMs?: number; archiveLimits?: ArchiveLimits } = {}): Promise<HostUnderTest> {
+export async function hostUnderTest(
+  o: SandboxOptions & { ca?: string; secrets?: SecretSource; latencyMs?: number; archiveLimits?: ArchiveLimits } = {},
+): Promise<HostUnderTest> {
   const root = await createSandbox(o);
   const host = new RecordingHostCommands(fakeHostScript(root), { latencyMs: o.latencyMs ?? 0 });
   const log: string[] = [];
-  const deps = depsFor(root, host, { ...(o.ca ? { ca: o.ca } : {}), ...(o.secrets ? { secrets: o.secrets } : {}), ...(o.archiveLimits ? { archiveLimits: o.archiveLimits } : {}), log });
+  const deps = depsFor(root, host, {
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.secrets ? { secrets: o.secrets } : {}),
+    ...(o.archiveLimits ? { archiveLimits: o.archiveLimits } : {}),
+    log,
+  });
   return {
     root,
     host,

@@ -19,7 +19,12 @@ export async function treeListing(root: string): Promise<string[]> {
       else if (s.isDirectory()) {
         lines.push(`${rel} dir ${meta}`);
         await walk(full);
-      } else if (s.isFile()) lines.push(`${rel} file ${meta} ${createHash("sha256").update(await readFile(full)).digest("hex")}`);
+      } else if (s.isFile())
+        lines.push(
+          `${rel} file ${meta} ${createHash("sha256")
+            .update(await readFile(full))
+            .digest("hex")}`,
+        );
       else lines.push(`${rel} other ${meta}`);
     }
   };
@@ -28,7 +33,9 @@ export async function treeListing(root: string): Promise<string[]> {
 }
 
 export async function treeHash(root: string): Promise<string> {
-  return createHash("sha256").update((await treeListing(root)).join("\n")).digest("hex");
+  return createHash("sha256")
+    .update((await treeListing(root)).join("\n"))
+    .digest("hex");
 }
 
 /** Lines only in `before` (-) or only in `after` (+), for a readable assertion failure. */

@@ -26,9 +26,19 @@ export function kubeletHostSide(kube: KubeEmulator, nodeId: () => string): HostS
         bootstrapToken = /token:\s*(\S+)/.exec(value)?.[1];
       }
       if (envelope.stepId === "kubelet-client-certificate") {
-        if (!bootstrapToken) return { outcome: "failed", error: { code: "NoBootstrapToken", message: "the kubelet has no bootstrap token", retryable: false }, manifestDigest: await manifestDigestOf(deps.root) };
+        if (!bootstrapToken)
+          return {
+            outcome: "failed",
+            error: { code: "NoBootstrapToken", message: "the kubelet has no bootstrap token", retryable: false },
+            manifestDigest: await manifestDigestOf(deps.root),
+          };
         const joined = kube.joinNode(nodeId(), { bootstrapToken, labels: {} });
-        if (!joined.joined) return { outcome: "failed", error: { code: "JoinFailed", message: joined.reason, retryable: false }, manifestDigest: await manifestDigestOf(deps.root) };
+        if (!joined.joined)
+          return {
+            outcome: "failed",
+            error: { code: "JoinFailed", message: joined.reason, retryable: false },
+            manifestDigest: await manifestDigestOf(deps.root),
+          };
         side.joined = true;
       }
       return recordingRunStep(envelope, deps);

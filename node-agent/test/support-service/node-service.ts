@@ -49,7 +49,10 @@ export interface NodeService {
   down: boolean;
   issueToken(options?: { approval?: boolean }): string;
   /** Signs and sends one step envelope to the node's queue; returns it. */
-  sendStep(nodeId: string, step: { stepId: string; kind?: StepKind; params?: JsonObject; attempt?: number; sagaId?: string; validForMs?: number }): Promise<StepEnvelope>;
+  sendStep(
+    nodeId: string,
+    step: { stepId: string; kind?: StepKind; params?: JsonObject; attempt?: number; sagaId?: string; validForMs?: number },
+  ): Promise<StepEnvelope>;
   /** Sends any body as-is (for envelopes the agent must refuse). */
   sendRaw(nodeId: string, body: unknown): Promise<void>;
   options: Required<NodeServiceOptions>;
@@ -90,7 +93,8 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
     const now = Date.now();
     const expiresAt = new Date(now + options.sasLifetimeMs);
     const queue = `node-${nodeId}`;
-    const token = (entity: string, rule: { name: string; key: string }) => signSasToken({ resourceUri: `${sb.endpoint}/${entity}`, keyName: rule.name, key: rule.key, expiresAtSeconds: expiresAt.getTime() / 1000 });
+    const token = (entity: string, rule: { name: string; key: string }) =>
+      signSasToken({ resourceUri: `${sb.endpoint}/${entity}`, keyName: rule.name, key: rule.key, expiresAtSeconds: expiresAt.getTime() / 1000 });
     minted.push({ nodeId, expiresAt: expiresAt.toISOString() });
     return {
       namespace: sb.credentialNamespace,
@@ -104,7 +108,11 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
     };
   };
 
-  const json = (status: number, body: unknown) => ({ status, body: JSON.stringify(body), type: status >= 400 ? "application/problem+json" : "application/json" });
+  const json = (status: number, body: unknown) => ({
+    status,
+    body: JSON.stringify(body),
+    type: status >= 400 ? "application/problem+json" : "application/json",
+  });
   const problem = (status: number, slug: string, title: string) => json(status, { type: `https://flexnode.dev/problems/${slug}`, title, status });
 
   async function handle(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: Buffer) {
@@ -113,7 +121,10 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
       const req = JSON.parse(body.toString("utf8")) as { token: string; facts: { machineId: string }; publicKey: string };
       // Proof of possession, as the service asks: signed by the key the request registers.
       try {
-        await verifyNodeRequest({ method, url, headers, body }, { now: new Date(), nonceStore: nonces, lookupPublicKey: (keyId) => (keyId === keyIdOf(req.publicKey) ? importPublicKey(req.publicKey) : undefined) });
+        await verifyNodeRequest(
+          { method, url, headers, body },
+          { now: new Date(), nonceStore: nonces, lookupPublicKey: (keyId) => (keyId === keyIdOf(req.publicKey) ? importPublicKey(req.publicKey) : undefined) },
+        );
       } catch (error) {
         return problem(401, "signature-invalid", (error as Error).message);
       }
@@ -123,7 +134,8 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
       const existing = nodes.get(nodeId);
       const record = existing ?? { nodeId, publicKey: req.publicKey, keyId: keyIdOf(req.publicKey), status: token.approval ? "AwaitingApproval" : "Enrolling" };
       nodes.set(nodeId, record);
-      if (!(await admin.queueExists(`node-${nodeId}`))) await admin.createQueue(`node-${nodeId}`, { lockDuration: `PT${options.lockDurationMs / 1000}S`, maxDeliveryCount: 5 });
+      if (!(await admin.queueExists(`node-${nodeId}`)))
+        await admin.createQueue(`node-${nodeId}`, { lockDuration: `PT${options.lockDurationMs / 1000}S`, maxDeliveryCount: 5 });
       const waiting = record.status === "AwaitingApproval";
       return json(existing ? 200 : waiting ? 202 : 201, {
         nodeId,
@@ -157,9 +169,11 @@ export async function startNodeService(opts: NodeServiceOptions = {}): Promise<N
     }
     calls.push(`${method} ${path}`);
     const n = node!;
-    if (method === "GET" && path === "/api/node/status") return json(200, { nodeId: n.nodeId, pool: "edge", status: n.status, updatedAt: new Date().toISOString() });
+    if (method === "GET" && path === "/api/node/status")
+      return json(200, { nodeId: n.nodeId, pool: "edge", status: n.status, updatedAt: new Date().toISOString() });
     if (method === "POST" && path === "/api/node/mailbox-credentials") {
-      if (n.status === "AwaitingApproval" || n.status === "Failed" || n.status === "Offboarded") return problem(409, "no-mailbox", "This node has no mailbox in its current state");
+      if (n.status === "AwaitingApproval" || n.status === "Failed" || n.status === "Offboarded")
+        return problem(409, "no-mailbox", "This node has no mailbox in its current state");
       return json(200, mailboxFor(n.nodeId));
     }
     const secret = /^\/api\/node\/secrets\/([a-z0-9.-]+)$/.exec(path);

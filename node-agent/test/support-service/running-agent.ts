@@ -13,7 +13,11 @@ export const quietHost: HostCommands = { run: async () => ({ code: 0, stdout: ""
 export interface RunningAgent {
   events: AgentEvent[];
   /** Resolves with the first event (from now or already seen after `from`) that matches; rejects after `timeoutMs`. */
-  waitFor<T extends AgentEvent["type"]>(type: T, match?: (e: Extract<AgentEvent, { type: T }>) => boolean, timeoutMs?: number): Promise<Extract<AgentEvent, { type: T }>>;
+  waitFor<T extends AgentEvent["type"]>(
+    type: T,
+    match?: (e: Extract<AgentEvent, { type: T }>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Extract<AgentEvent, { type: T }>>;
   stop(): Promise<void>;
   done: Promise<void>;
 }

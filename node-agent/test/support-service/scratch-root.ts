@@ -49,7 +49,8 @@ const MOUNTINFO_HEAD = "22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda9 rw\
 /** Host files of a few real distributions, as they ship them (trimmed to what the agent reads). */
 export const HOSTS = {
   flatcar: {
-    "/etc/os-release": 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION=4081.2.0\nVERSION_ID=4081.2.0\nBUILD_ID=2024-12-02-2047\nPRETTY_NAME="Flatcar Container Linux by Kinvolk 4081.2.0 (Oklo)"\nANSI_COLOR="38;5;75"\nHOME_URL="https://flatcar.org/"\n',
+    "/etc/os-release":
+      'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION=4081.2.0\nVERSION_ID=4081.2.0\nBUILD_ID=2024-12-02-2047\nPRETTY_NAME="Flatcar Container Linux by Kinvolk 4081.2.0 (Oklo)"\nANSI_COLOR="38;5;75"\nHOME_URL="https://flatcar.org/"\n',
     "/etc/machine-id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
     "/sys/class/dmi/id/product_uuid": "4C4C4544-0051-3010-8052-B4C04F564433\n",
     "/proc/self/mountinfo": `${MOUNTINFO_HEAD}23 22 254:0 / /usr ro,relatime shared:2 - ext4 /dev/mapper/usr ro,seclabel\n`,
@@ -59,7 +60,8 @@ export const HOSTS = {
     "/sys/devices/system/cpu/online": "0-3\n",
   },
   ubuntu: {
-    "/usr/lib/os-release": 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.1 LTS (Noble Numbat)"\nID=ubuntu\nID_LIKE=debian\n',
+    "/usr/lib/os-release":
+      'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.1 LTS (Noble Numbat)"\nID=ubuntu\nID_LIKE=debian\n',
     "/etc/machine-id": "a1b2c3d4e5f60718293a4b5c6d7e8f90\n",
     "/sys/class/dmi/id/product_uuid": "03000200-0400-0500-0006-000700080009\n",
     "/proc/self/mountinfo": MOUNTINFO_HEAD,
@@ -67,7 +69,8 @@ export const HOSTS = {
     "/proc/sys/kernel/osrelease": "6.8.0-49-generic\n",
   },
   fedoraCoreos: {
-    "/etc/os-release": 'NAME="Fedora Linux"\nVERSION="41.20241109.3.0 (CoreOS)"\nID=fedora\nVERSION_ID=41\nVARIANT="CoreOS"\nVARIANT_ID=coreos\nPRETTY_NAME="Fedora CoreOS 41.20241109.3.0"\nOSTREE_VERSION=\'41.20241109.3.0\'\n',
+    "/etc/os-release":
+      'NAME="Fedora Linux"\nVERSION="41.20241109.3.0 (CoreOS)"\nID=fedora\nVERSION_ID=41\nVARIANT="CoreOS"\nVARIANT_ID=coreos\nPRETTY_NAME="Fedora CoreOS 41.20241109.3.0"\nOSTREE_VERSION=\'41.20241109.3.0\'\n',
     "/etc/machine-id": "1234567890abcdef1234567890abcdef\n",
     "/run/ostree-booted": "",
     "/proc/self/mountinfo": `${MOUNTINFO_HEAD}24 22 253:4 /ostree/deploy/fedora-coreos/deploy/abc.0/usr /usr ro,relatime shared:3 - xfs /dev/vda4 rw,seclabel\n`,

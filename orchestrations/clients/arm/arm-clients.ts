@@ -46,7 +46,11 @@ export class ArmClients {
   }
 
   containerService(subscriptionId: string): ContainerServiceClient {
-    return this.memo("containerService", subscriptionId, () => new ContainerServiceClient(this.options.credential, subscriptionId, { ...this.common(), apiVersion: API_VERSIONS.containerService }));
+    return this.memo(
+      "containerService",
+      subscriptionId,
+      () => new ContainerServiceClient(this.options.credential, subscriptionId, { ...this.common(), apiVersion: API_VERSIONS.containerService }),
+    );
   }
 
   private common() {

@@ -39,7 +39,11 @@ export function normaliseSubject(subject: SubjectLike): SubjectLike {
 }
 
 export function sameSubjects(desired: readonly SubjectLike[], live: readonly SubjectLike[] | null | undefined): boolean {
-  const key = (list: typeof desired) => list.map((s) => canonical(normaliseSubject(s))).sort().join("\n");
+  const key = (list: typeof desired) =>
+    list
+      .map((s) => canonical(normaliseSubject(s)))
+      .sort()
+      .join("\n");
   return key(desired) === key(live ?? []);
 }
 

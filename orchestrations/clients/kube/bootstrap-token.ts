@@ -39,7 +39,8 @@ export interface BootstrapTokenSecret {
  */
 export function bootstrapTokenSecret(options: { pool: string; nodeId: string; expiresAt: Date; token?: string }): BootstrapTokenSecret {
   const group = poolBootstrapGroup(options.pool);
-  if (!LABEL_VALUE_PATTERN.test(options.nodeId) || options.nodeId === "") throw new RangeError(`node id ${JSON.stringify(options.nodeId)} is not a label value`);
+  if (!LABEL_VALUE_PATTERN.test(options.nodeId) || options.nodeId === "")
+    throw new RangeError(`node id ${JSON.stringify(options.nodeId)} is not a label value`);
   const [tokenId, tokenSecret] = options.token === undefined ? newBootstrapToken() : splitToken(options.token);
   return {
     tokenId,

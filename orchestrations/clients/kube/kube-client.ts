@@ -76,7 +76,13 @@ export class KubeClient {
   async createSecret(namespace: string, secret: SecretSpec): Promise<"created" | "exists"> {
     const path = `/api/v1/namespaces/${seg(namespace)}/secrets`;
     const res = await this.call("POST", path, {
-      body: { apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace, labels: secret.labels }, type: secret.type, stringData: secret.stringData },
+      body: {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: secret.name, namespace, labels: secret.labels },
+        type: secret.type,
+        stringData: secret.stringData,
+      },
     });
     if (ok(res)) return "created";
     if (isAlreadyExists(res)) return "exists";

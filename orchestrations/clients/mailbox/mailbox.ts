@@ -48,7 +48,12 @@ export interface NodeQueueSettings {
   deadLetteringOnMessageExpiration: boolean;
 }
 
-const DEFAULT_QUEUE: NodeQueueSettings = { lockDuration: "PT1M", maxDeliveryCount: 5, defaultMessageTimeToLive: "PT2H", deadLetteringOnMessageExpiration: true };
+const DEFAULT_QUEUE: NodeQueueSettings = {
+  lockDuration: "PT1M",
+  maxDeliveryCount: 5,
+  defaultMessageTimeToLive: "PT2H",
+  deadLetteringOnMessageExpiration: true,
+};
 export const DEFAULT_SAS_LIFETIME_MS = 2 * 3600_000;
 
 export interface NodeMailboxCredentials {
@@ -156,7 +161,11 @@ export class Mailbox {
         body: message.body,
         contentType: "application/json",
         messageId: message.messageId,
-        applicationProperties: { DeadLetterReason: reason, DeadLetterErrorDescription: description.slice(0, 1024), originalMessageId: message.messageId ?? null },
+        applicationProperties: {
+          DeadLetterReason: reason,
+          DeadLetterErrorDescription: description.slice(0, 1024),
+          originalMessageId: message.messageId ?? null,
+        },
       });
     } finally {
       await sender.close();

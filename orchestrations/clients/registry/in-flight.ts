@@ -40,7 +40,8 @@ export class InFlightCounter {
       const inFlight = counter.inFlight as number;
       if (delta > 0 && inFlight + delta > limit) throw new RegistryError("PoolFull", `pool '${pool}' has ${inFlight} of ${limit} onboarding slots in use`);
       const batch = actions();
-      if (delta !== 0) batch.push(["update", { partitionKey: pool, rowKey: COUNTER, inFlight: Math.max(0, inFlight + delta) }, "Replace", { etag: counter.etag }]);
+      if (delta !== 0)
+        batch.push(["update", { partitionKey: pool, rowKey: COUNTER, inFlight: Math.max(0, inFlight + delta) }, "Replace", { etag: counter.etag }]);
       try {
         await this.table.submitTransaction(batch);
         return;

@@ -12,10 +12,18 @@ export const PoolName = z
   .describe("Pool name (DNS label)");
 
 const ArmId = (what: string, pattern: RegExp) => z.string().regex(pattern, `must be the resource id of ${what}`);
-export const ClusterResourceId = ArmId("an AKS managed cluster", /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[\w.()-]{1,90}\/providers\/Microsoft\.ContainerService\/managedClusters\/[\w-]{1,63}$/i);
+export const ClusterResourceId = ArmId(
+  "an AKS managed cluster",
+  /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[\w.()-]{1,90}\/providers\/Microsoft\.ContainerService\/managedClusters\/[\w-]{1,63}$/i,
+);
 export const ResourceGroupId = ArmId("a resource group", /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[\w.()-]{1,90}$/i);
 
-export const LabelKey = z.string().regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a Kubernetes label key");
+export const LabelKey = z
+  .string()
+  .regex(
+    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+    "must be a Kubernetes label key",
+  );
 export const LabelValue = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, "must be a Kubernetes label value");
 export const Labels = z.record(LabelKey, LabelValue).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
 export const Taint = z.strictObject({
@@ -32,7 +40,9 @@ export const RoleGrant = z.strictObject({
 });
 
 export const ClonePolicy = z.enum(["reject", "quarantine", "replace"]).describe("What to do when a known machine identity enrols with a new key");
-export const ApprovalPolicy = z.enum(["token", "always"]).describe("token: only tokens that require approval park nodes; always: every node waits for approval");
+export const ApprovalPolicy = z
+  .enum(["token", "always"])
+  .describe("token: only tokens that require approval park nodes; always: every node waits for approval");
 
 export const PoolSpec = z.strictObject({
   clusterResourceId: ClusterResourceId,
@@ -43,7 +53,9 @@ export const PoolSpec = z.strictObject({
     mode: z
       .enum(["create", "adopt"])
       .default("create")
-      .describe("create: the service creates each node's Arc machine. adopt: azcmagent on the node creates it (tagged flexnode-pool and flexnode-node), the service adopts it on its Event Grid write event and never deletes it"),
+      .describe(
+        "create: the service creates each node's Arc machine. adopt: azcmagent on the node creates it (tagged flexnode-pool and flexnode-node), the service adopts it on its Event Grid write event and never deletes it",
+      ),
   }),
   nodeLabels: Labels.default({}),
   nodeTaints: Taints.default([]),

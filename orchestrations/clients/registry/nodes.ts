@@ -15,8 +15,10 @@ import type { PoolTable } from "./pools.js";
 import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, toRow, type Clock, type Page } from "./table-rows.js";
 
 const nodeRow = (nodeId: string) => `node:${nodeId}`;
-export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] =>
-  [`fp:machine-id:${fp.machineId.toLowerCase()}`, ...(fp.smbiosUuid ? [`fp:smbios-uuid:${fp.smbiosUuid.toLowerCase()}`] : [])];
+export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] => [
+  `fp:machine-id:${fp.machineId.toLowerCase()}`,
+  ...(fp.smbiosUuid ? [`fp:smbios-uuid:${fp.smbiosUuid.toLowerCase()}`] : []),
+];
 
 export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "createdAt">>;
 
@@ -79,9 +81,19 @@ export class NodeTable {
     await this.counter.transact(node.pool, pool.maxInFlight, IN_FLIGHT.has(node.status) ? 1 : 0, () => [
       ["create", toRow(node.pool, nodeRow(node.nodeId), { ...node, createdAt: at, updatedAt: at })],
       // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
-      ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => ["upsert", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }, "Replace"]),
+      ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => [
+        "upsert",
+        { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId },
+        "Replace",
+      ]),
     ]);
-    await this.audit.write({ actor, action: "node.enrol", objectType: "node", objectId: node.nodeId, details: { pool: node.pool, status: node.status, tokenId: node.tokenId, keyId: node.keyId } });
+    await this.audit.write({
+      actor,
+      action: "node.enrol",
+      objectType: "node",
+      objectId: node.nodeId,
+      details: { pool: node.pool, status: node.status, tokenId: node.tokenId, keyId: node.keyId },
+    });
     return (await this.getInPool(node.pool, node.nodeId))!;
   }
 
@@ -89,11 +101,18 @@ export class NodeTable {
    * Changes a node under its ETag; moving into or out of an in-flight status takes or frees the pool slot in the same
    * transaction. `expect` lists the statuses the change is valid from (Conflict otherwise).
    */
-  async update(ref: { pool: string; nodeId: string }, change: (node: NodeRecord) => NodeChange | undefined, actor: string, action: string, options: { expect?: NodeStatus[] } = {}): Promise<NodeRecord> {
+  async update(
+    ref: { pool: string; nodeId: string },
+    change: (node: NodeRecord) => NodeChange | undefined,
+    actor: string,
+    action: string,
+    options: { expect?: NodeStatus[] } = {},
+  ): Promise<NodeRecord> {
     for (let i = 0; i < ETAG_ATTEMPTS; i++) {
       const node = await this.getInPool(ref.pool, ref.nodeId);
       if (!node) throw new RegistryError("NodeNotFound", `node '${ref.nodeId}' does not exist`);
-      if (options.expect && !options.expect.includes(node.status)) throw new RegistryError("Conflict", `node '${ref.nodeId}' is ${node.status}, not ${options.expect.join(" or ")}`);
+      if (options.expect && !options.expect.includes(node.status))
+        throw new RegistryError("Conflict", `node '${ref.nodeId}' is ${node.status}, not ${options.expect.join(" or ")}`);
       const patch = change(node);
       if (!patch) return node;
       const next = { ...node, ...patch, updatedAt: this.now().toISOString() };
@@ -106,7 +125,11 @@ export class NodeTable {
         await this.counter.transact(ref.pool, limit, delta, () => [
           ["update", toRow(ref.pool, nodeRow(ref.nodeId), { ...next, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
           ...(next.fingerprint !== node.fingerprint
-            ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => ["upsert", { partitionKey: ref.pool, rowKey: rk, nodeId: ref.nodeId }, "Replace"])
+            ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => [
+                "upsert",
+                { partitionKey: ref.pool, rowKey: rk, nodeId: ref.nodeId },
+                "Replace",
+              ])
             : []),
         ]);
       } catch (error) {

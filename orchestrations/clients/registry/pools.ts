@@ -48,7 +48,9 @@ export class PoolTable {
     const current = await read(this.table, "pool", name);
     if (!current) throw new RegistryError("PoolNotFound", `pool '${name}' does not exist`);
     try {
-      await this.table.updateEntity(toRow("pool", name, { ...spec, createdAt: current.createdAt, updatedAt: this.now().toISOString() }), "Replace", { etag: ifMatch ?? current.etag });
+      await this.table.updateEntity(toRow("pool", name, { ...spec, createdAt: current.createdAt, updatedAt: this.now().toISOString() }), "Replace", {
+        etag: ifMatch ?? current.etag,
+      });
     } catch (error) {
       if (status(error) === 412) throw new RegistryError("Conflict", `pool '${name}' was changed by someone else; read it again`);
       throw error;

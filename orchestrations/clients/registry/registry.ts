@@ -59,10 +59,16 @@ export class Registry {
     if (connection.connectionString) {
       const options = { allowInsecureConnection: /UseDevelopmentStorage=true|DefaultEndpointsProtocol=http;/i.test(connection.connectionString) };
       this.service = TableServiceClient.fromConnectionString(connection.connectionString, options);
-      this.tables = Object.fromEntries(TABLES.map((t) => [t, TableClient.fromConnectionString(connection.connectionString!, name(t), options)])) as Record<TableName, TableClient>;
+      this.tables = Object.fromEntries(TABLES.map((t) => [t, TableClient.fromConnectionString(connection.connectionString!, name(t), options)])) as Record<
+        TableName,
+        TableClient
+      >;
     } else if (connection.endpoint && connection.credential) {
       this.service = new TableServiceClient(connection.endpoint, connection.credential);
-      this.tables = Object.fromEntries(TABLES.map((t) => [t, new TableClient(connection.endpoint!, name(t), connection.credential!)])) as Record<TableName, TableClient>;
+      this.tables = Object.fromEntries(TABLES.map((t) => [t, new TableClient(connection.endpoint!, name(t), connection.credential!)])) as Record<
+        TableName,
+        TableClient
+      >;
     } else {
       throw new Error("the registry needs a connection string, or an endpoint and a credential");
     }

@@ -14,7 +14,12 @@ export interface SealedSecretRow {
   expiresAt: string;
 }
 
-const sealedOf = (e: Entity): SealedSecretRow => ({ iv: e.iv as string, ciphertext: e.ciphertext as string, tag: e.tag as string, expiresAt: e.expiresAt as string });
+const sealedOf = (e: Entity): SealedSecretRow => ({
+  iv: e.iv as string,
+  ciphertext: e.ciphertext as string,
+  tag: e.tag as string,
+  expiresAt: e.expiresAt as string,
+});
 
 export class SecretTable {
   constructor(private readonly table: TableClient) {}

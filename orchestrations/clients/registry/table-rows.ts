@@ -27,7 +27,20 @@ export type Row = Record<string, unknown> & { partitionKey: string; rowKey: stri
 export type Entity = TableEntityResult<Record<string, unknown>>;
 
 /** Values stored as JSON text: Tables has no nested types. */
-const JSON_FIELDS = new Set(["arc", "nodeLabels", "nodeTaints", "roleGrants", "labels", "taints", "facts", "fingerprint", "createdObjects", "lastError", "pendingClaim", "details"]);
+const JSON_FIELDS = new Set([
+  "arc",
+  "nodeLabels",
+  "nodeTaints",
+  "roleGrants",
+  "labels",
+  "taints",
+  "facts",
+  "fingerprint",
+  "createdObjects",
+  "lastError",
+  "pendingClaim",
+  "details",
+]);
 
 export function toRow(partitionKey: string, rowKey: string, value: Record<string, unknown>): Row {
   const row: Row = { partitionKey, rowKey };
@@ -63,7 +76,9 @@ export async function read(table: TableClient, partitionKey: string, rowKey: str
 }
 
 export async function page(table: TableClient, filter: string, options: { maxPageSize?: number; continuationToken?: string }): Promise<Page<Entity>> {
-  const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: options.maxPageSize ?? 100, continuationToken: options.continuationToken });
+  const pages = table
+    .listEntities<Record<string, unknown>>({ queryOptions: { filter } })
+    .byPage({ maxPageSize: options.maxPageSize ?? 100, continuationToken: options.continuationToken });
   const next = await pages.next();
   if (next.done) return { items: [] };
   return { items: [...next.value], continuationToken: next.value.continuationToken };

@@ -18,7 +18,13 @@ export class TokenTable {
   async create(record: Omit<TokenRecord, "etag" | "uses" | "createdAt">, actor: string): Promise<TokenRecord> {
     const createdAt = this.now().toISOString();
     await this.table.createEntity(toRow("token", record.tokenId, { ...record, uses: 0, createdAt }));
-    await this.audit.write({ actor, action: "token.create", objectType: "token", objectId: record.tokenId, details: { pool: record.pool, maxUses: record.maxUses, expiresAt: record.expiresAt } });
+    await this.audit.write({
+      actor,
+      action: "token.create",
+      objectType: "token",
+      objectId: record.tokenId,
+      details: { pool: record.pool, maxUses: record.maxUses, expiresAt: record.expiresAt },
+    });
     return (await this.get(record.tokenId))!;
   }
 

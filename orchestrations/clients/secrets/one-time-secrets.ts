@@ -31,7 +31,12 @@ export class OneTimeSecrets {
     const cipher = createCipheriv("aes-256-gcm", this.key, iv);
     cipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
     const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
-    const sealed: SealedSecret = { iv: iv.toString("base64"), ciphertext: ciphertext.toString("base64"), tag: cipher.getAuthTag().toString("base64"), expiresAt: expiresAt.toISOString() };
+    const sealed: SealedSecret = {
+      iv: iv.toString("base64"),
+      ciphertext: ciphertext.toString("base64"),
+      tag: cipher.getAuthTag().toString("base64"),
+      expiresAt: expiresAt.toISOString(),
+    };
     if (await this.registry.secrets.put(nodeId, ref, sealed)) return value;
     // Lost a race with a concurrent writer (a retried activity): theirs is the one stored.
     return (await this.peek(nodeId, ref))!;
