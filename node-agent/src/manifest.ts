@@ -44,6 +44,12 @@ const changeShapes = {
   file: { type: z.literal("file"), path: z.string().startsWith("/"), prior: PriorStateSchema },
   /** A directory the agent created; undo removes it once empty (content the agent did not record is left, and reported). */
   directory: { type: z.literal("directory"), path: z.string().startsWith("/") },
+  /**
+   * A directory a unit the agent started declares (StateDirectory=, CacheDirectory=, LogsDirectory=) that the plan owns:
+   * its content is the unit's, so undo removes it whole once the unit is stopped (never through a link, never across
+   * a mount).
+   */
+  unitDirectory: { type: z.literal("unit-directory"), unit: z.string().min(1), path: z.string().startsWith("/") },
   /** A kernel parameter the agent changed; `prior` null when it could not be read before (then undo leaves it). */
   sysctl: { type: z.literal("sysctl"), name: z.string().min(1), prior: z.string().nullable() },
   /** A kernel module the agent loaded (it was neither loaded nor built in before). */
@@ -60,6 +66,7 @@ const s = changeShapes;
 export const ChangeBodySchema = z.discriminatedUnion("type", [
   z.strictObject(s.file),
   z.strictObject(s.directory),
+  z.strictObject(s.unitDirectory),
   z.strictObject(s.sysctl),
   z.strictObject(s.module),
   z.strictObject(s.unit),
@@ -69,6 +76,7 @@ export const ChangeBodySchema = z.discriminatedUnion("type", [
 const ChangeSchema = z.discriminatedUnion("type", [
   z.strictObject({ ...recordShape, ...s.file }),
   z.strictObject({ ...recordShape, ...s.directory }),
+  z.strictObject({ ...recordShape, ...s.unitDirectory }),
   z.strictObject({ ...recordShape, ...s.sysctl }),
   z.strictObject({ ...recordShape, ...s.module }),
   z.strictObject({ ...recordShape, ...s.unit }),
@@ -88,6 +96,8 @@ export function keyOf(body: ChangeBody): string {
       return `file:${body.path}`;
     case "directory":
       return `directory:${body.path}`;
+    case "unit-directory":
+      return `unit-directory:${body.path}`;
     case "sysctl":
       return `sysctl:${body.name}`;
     case "module":
@@ -107,6 +117,8 @@ export function describeChange(c: ChangeBody): string {
       return `file ${c.path} (${c.prior.state === "absent" ? "created" : `replaced ${c.prior.state}`})`;
     case "directory":
       return `directory ${c.path} (created)`;
+    case "unit-directory":
+      return `directory ${c.path} (declared by ${c.unit}, removed whole)`;
     case "sysctl":
       return `sysctl ${c.name} (was ${c.prior ?? "unset"})`;
     case "module":

@@ -6,14 +6,18 @@
  * real directories (resolveRecordedPath; a parent swapped for a link fails the undo, which stays recorded), a file or
  * link is unlinked (a link, not its target), and a directory the agent created is removed only once it is empty. A
  * created directory still holding content the agent did not record is left in place and reported (`leave`), never
- * removed recursively.
+ * removed recursively. The one exception is a directory a started unit declares and the plan owns ("unit-directory":
+ * /var/lib/kubelet, /var/lib/containerd): what is in it is the unit's, so it goes whole, after the unit stopped, with
+ * the same parent check, never when it is now a link, and never while something is mounted in it (a pod volume the
+ * kubelet did not unmount: removing through it would delete the volume's data).
  */
-import { chmod, chown, lchown, mkdir, readdir, readlink, rmdir, rm, symlink, unlink } from "node:fs/promises";
+import { chmod, chown, lchown, mkdir, readdir, readFile, readlink, rmdir, rm, symlink, unlink } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import * as path from "node:path";
 import { fsyncDir, lstatIfExists, sha256File, tempPathFor, writeFileAtomic } from "./fs-atomic.js";
 import type { Change, Manifest, PriorState } from "./manifest.js";
-import { resolveRecordedPath } from "./paths.js";
+import { fsPathOf, resolveRecordedPath } from "./paths.js";
+import { parseMountinfo } from "./mountinfo.js";
 import type { HostCommands } from "./ports.js";
 import { HostCommandFailedError, PreconditionFailedError } from "./step-errors.js";
 import { readSysctl, normaliseSysctlValue } from "./executors/sysctl.js";
@@ -128,6 +132,29 @@ export async function restorePrior(ctx: UndoContext, hostPath: string, prior: Pr
   }
 }
 
+async function removeUnitDirectory(ctx: UndoContext, hostPath: string): Promise<void> {
+  const { fsPath, parentMissing } = await resolveRecordedPath(ctx.root, hostPath);
+  if (parentMissing) return;
+  const current = await lstatIfExists(fsPath);
+  if (!current) return;
+  if (!current.isDirectory()) return ctx.leave?.(hostPath, `the unit's directory is now ${kindOf(current)}; left as it is`);
+  const mounts = await mountPointsUnder(ctx.root, hostPath);
+  // Stays recorded (a failed undo), so the reset after the unmount takes it.
+  if (mounts.length > 0)
+    throw new PreconditionFailedError("still_mounted", `${hostPath} has mounts in it (${mounts.slice(0, 5).join(", ")}); unmount them first`);
+  // rm never follows a link inside the tree: a link is unlinked, not traversed.
+  await rm(fsPath, { recursive: true, force: true });
+  await fsyncDir(path.dirname(fsPath));
+}
+
+/** Mount points at or below `hostPath` in this root's /proc/self/mountinfo (none when it cannot be read). */
+async function mountPointsUnder(root: string, hostPath: string): Promise<string[]> {
+  const text = await readFile(fsPathOf(root, "/proc/self/mountinfo"), "utf8").catch(() => "");
+  return parseMountinfo(text)
+    .map((m) => m.mountPoint)
+    .filter((m) => m === hostPath || m.startsWith(`${hostPath}/`));
+}
+
 export async function undoChange(ctx: UndoContext, change: Change): Promise<void> {
   const { host } = ctx;
   switch (change.type) {
@@ -135,6 +162,8 @@ export async function undoChange(ctx: UndoContext, change: Change): Promise<void
       return restorePrior(ctx, change.path, change.prior);
     case "directory":
       return restorePrior(ctx, change.path, { state: "absent" }, "dir");
+    case "unit-directory":
+      return removeUnitDirectory(ctx, change.path);
     case "extracted":
       for (const entry of [...change.entries].reverse()) await restorePrior(ctx, entry.path, entry.prior, entry.kind === "dir" ? "dir" : "file");
       return;

@@ -6,14 +6,14 @@
  * certificate. FLEXNODE_KILL9_SEED=<n> replays a run.
  */
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordingHostCommands } from "../src/host-commands.js";
 import { resetAll } from "../src/reset.js";
 import { seededRandom } from "../../test/support/index.js";
 import { startArtifactServer, type ArtifactServer } from "./support-host/artifact-server.js";
 import { bundlePlanChild, startChild } from "./support-host/child.js";
-import { fakeHostScript, kubeletLeftByReset, startFakeKubelet } from "./support-host/fake-host.js";
+import { fakeHostScript, startFakeKubelet } from "./support-host/fake-host.js";
 import { buildPayloads, publish } from "./support-host/payloads.js";
 import { BOOTSTRAP_KUBECONFIG, BOOTSTRAP_REF, depsFor, NODE_ID, servicePublicKey, sign, testPlan } from "./support-host/plan.js";
 import type { ChildConfig } from "./support-host/plan-child.js";
@@ -48,13 +48,11 @@ async function runToEnd(what: string): Promise<void> {
   expect({ what, seed, code: exit.code, stderr: exit.stderr, tail: child.lines.slice(-2) }).toMatchObject({ code: 0, stderr: "" });
 }
 
-/** Resets, and checks the root is the original one but for the kubelet's own files, which reset leaves and reports. */
+/** Resets, and checks the root is the original one, the kubelet's own files included (its unit's state directory). */
 async function reset(original: readonly string[], step?: number): Promise<void> {
   const report = await resetAll(depsFor(root, new RecordingHostCommands(fakeHostScript(root))));
-  expect({ seed, step, failed: report.failed, left: report.left.map((l) => l.path) }).toEqual({ seed, step, failed: [], left: ["/var/lib/kubelet"] });
-  expect({ seed, step, diff: treeDiff(original, await treeListing(root)) }).toEqual({ seed, step, diff: kubeletLeftByReset() });
-  // The operator's part, once reset reported them: without it the next run would start from another host.
-  await rm(join(root, "var/lib/kubelet"), { recursive: true });
+  expect({ seed, step, failed: report.failed, left: report.left.map((l) => l.path) }).toEqual({ seed, step, failed: [], left: [] });
+  expect({ seed, step, diff: treeDiff(original, await treeListing(root)) }).toEqual({ seed, step, diff: [] });
 }
 
 describe("kill -9 inside every step", () => {

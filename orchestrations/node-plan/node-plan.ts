@@ -203,6 +203,8 @@ function kubeletUnit(kubelet: string, nodeName: string, labels: string, taints: 
     "Wants=network-online.target",
     "[Service]",
     `ExecStart=${kubelet} --config=/etc/flexnode/kubelet/config.yaml --bootstrap-kubeconfig=/var/lib/kubelet/bootstrap-kubeconfig --kubeconfig=/var/lib/kubelet/kubeconfig --cert-dir=${KUBELET_PKI} --container-runtime-endpoint=unix:///run/containerd/containerd.sock --hostname-override=${nodeName} --node-labels=${labels}${taints ? ` --register-with-taints=${taints}` : ""}`,
+    // Declared so the agent records /var/lib/kubelet as the unit's and a reset takes the kubelet's state with it.
+    "StateDirectory=kubelet",
     "Restart=always",
     "RestartSec=10",
     "[Install]",
@@ -221,6 +223,7 @@ function containerdUnit(): string {
     "[Service]",
     `Environment=PATH=${CONTAINERD_DIR}/bin:/opt/flexnode/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
     `ExecStart=${CONTAINERD_DIR}/bin/containerd`,
+    "StateDirectory=containerd",
     "Type=notify",
     "Delegate=yes",
     "KillMode=process",

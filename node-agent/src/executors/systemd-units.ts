@@ -9,7 +9,7 @@ import type { SystemdUnitsParams } from "../../../contract/step-params.js";
 import type { HostCommands } from "../ports.js";
 import { HostCommandFailedError, PreconditionFailedError } from "../step-errors.js";
 import type { Executor } from "./context.js";
-import { missingDeclaredDirectories } from "./unit-directories.js";
+import { ownedDeclaredDirectories } from "./unit-directories.js";
 
 /** `systemctl is-enabled` states in which `enable` has nothing to do. */
 const ENABLED_STATES = new Set(["enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"]);
@@ -65,8 +65,9 @@ export const systemdUnits: Executor<SystemdUnitsParams> = async (params, ctx) =>
     if (u.start === undefined) continue;
     const { active, state: activity } = await unitActive(host, u.name);
     if (u.start && !active) {
-      const created = await missingDeclaredDirectories(ctx.deps.root, u.name);
-      if (created.length > 0) await ctx.manifest.record(ctx.stepId, ...created.map((path) => ({ type: "directory" as const, path })));
+      const createdByAgent = (p: string): boolean => ctx.manifest.changes.some((c) => c.type === "directory" && c.path === p);
+      const owned = await ownedDeclaredDirectories(ctx.deps.root, u.name, createdByAgent);
+      if (owned.length > 0) await ctx.manifest.record(ctx.stepId, ...owned.map((path) => ({ type: "unit-directory" as const, unit: u.name, path })));
       await ctx.manifest.record(ctx.stepId, { type: "unit", unit: u.name, action: "started", prior: activity });
       await systemctl(host, ["start", u.name]);
       changed.push(`started ${u.name}`);

@@ -1,9 +1,9 @@
 /**
  * The directories systemd creates for a service when it starts: `StateDirectory=` (/var/lib), `CacheDirectory=`
  * (/var/cache) and `LogsDirectory=` (/var/log), systemd.exec(5). A unit the agent starts fills them (containerd its
- * images and snapshots, the kubelet its pods), so when the agent starts a unit whose directory does not exist yet, it
- * records that directory as created by the step, and reset removes it after stopping the unit. Found on the real-host
- * tier: a started containerd left /var/lib/containerd behind after reset, because nothing had recorded it.
+ * images and snapshots, the kubelet its pods), so when the agent starts a unit whose directory the plan owns (absent
+ * before, or created by the agent), it records it as the unit's ("unit-directory"), and reset removes it whole after
+ * stopping the unit. Found on the real-host tier: a started containerd left /var/lib/containerd behind after reset.
  *
  * Read from the unit's files, as systemd would load them (no extra host command): the fragment from the first unit
  * directory that has it (/etc, /run, /usr/local/lib, /usr/lib; a sysext image's units are under /usr/lib once merged),
@@ -80,19 +80,24 @@ export async function declaredDirectories(root: string, unit: string): Promise<s
   return [...new Set(paths)];
 }
 
-/** For each declared directory, its top-most component below the base that does not exist yet (what a start creates). */
-export async function missingDeclaredDirectories(root: string, unit: string): Promise<string[]> {
-  const missing: string[] = [];
+/**
+ * For each declared directory, its top-most component below the base that the plan owns: one that does not exist yet
+ * (the start creates it) or one the agent itself created earlier in the plan (`createdByAgent`; e.g. /var/lib/kubelet,
+ * made to hold the bootstrap kubeconfig before the kubelet starts). A component that was on the host before is the
+ * host's: the walk goes below it.
+ */
+export async function ownedDeclaredDirectories(root: string, unit: string, createdByAgent: (hostPath: string) => boolean): Promise<string[]> {
+  const owned: string[] = [];
   for (const dir of await declaredDirectories(root, unit)) {
     const base = Object.values(BASES).find((b) => dir.startsWith(`${b}/`))!;
     const parts = dir.slice(base.length + 1).split("/");
     for (let i = 1; i <= parts.length; i++) {
       const candidate = `${base}/${parts.slice(0, i).join("/")}`;
-      if (!(await lstatIfExists(fsPathOf(root, candidate)))) {
-        missing.push(candidate);
+      if (createdByAgent(candidate) || !(await lstatIfExists(fsPathOf(root, candidate)))) {
+        owned.push(candidate);
         break;
       }
     }
   }
-  return [...new Set(missing)];
+  return [...new Set(owned)];
 }

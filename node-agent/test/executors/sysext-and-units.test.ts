@@ -174,11 +174,40 @@ describe("systemdUnits", () => {
     await writeFile(path.join(h.root, "var/lib/runtime/sub/images/layer"), "data");
     await writeFile(path.join(h.root, "var/log/kept/runtime.log"), "log");
     const applied = (await h.manifest()).changes.map((c) => `${c.type} ${"path" in c ? c.path : "unit" in c ? `${c.action} ${c.unit}` : ""}`);
-    expect(applied).toEqual(["directory /var/lib/runtime", "directory /var/cache/runtime-cache", "unit started runtime.service"]);
+    expect(applied).toEqual(["unit-directory /var/lib/runtime", "unit-directory /var/cache/runtime-cache", "unit started runtime.service"]);
 
     await h.reset();
     expect(activeUnits(h.root)).toEqual([]);
+    // The unit's own directories go whole with what it filled them with; the host's directory keeps the unit's log.
     expect(treeDiff(original, await h.tree())).toEqual(["+ var/log/kept/runtime.log file 644 0:0 " + sha256(Buffer.from("log"))]);
+  });
+
+  it("a declared directory the agent made earlier in the plan is the unit's too; reset never removes it through a link or across a mount", async () => {
+    const h = await sandbox(false);
+    await writeFile(path.join(h.root, "etc/systemd/system/kubelet.service"), "[Service]\nExecStart=/opt/flexnode/bin/kubelet\nStateDirectory=kubelet\n");
+    const original = await h.tree();
+    // As the plan does: the bootstrap kubeconfig is written into /var/lib/kubelet before the kubelet starts.
+    expect((await h.run("writeFiles", { files: [{ path: "/var/lib/kubelet/bootstrap-kubeconfig", content: "k", mode: "0600" }] }, "bootstrap")).outcome).toBe(
+      "succeeded",
+    );
+    expect((await h.run("systemdUnits", { units: [{ name: "kubelet.service", start: true }] }, "kubelet")).outcome).toBe("succeeded");
+    expect((await h.manifest()).changes.filter((c) => c.type === "unit-directory").map((c) => ("path" in c ? c.path : ""))).toEqual(["/var/lib/kubelet"]);
+    // What the kubelet then writes: its client certificate, and a pod volume mounted below its directory.
+    await mkdir(path.join(h.root, "var/lib/kubelet/pki"), { recursive: true });
+    await writeFile(path.join(h.root, "var/lib/kubelet/pki/kubelet-client-current.pem"), "cert");
+    await mkdir(path.join(h.root, "proc/self"), { recursive: true });
+    await writeFile(
+      path.join(h.root, "proc/self/mountinfo"),
+      "25 1 8:1 / / rw - ext4 /dev/sda1 rw\n90 25 0:50 / /var/lib/kubelet/pods/p1/volumes/kubernetes.io~nfs/data rw - nfs4 srv:/data rw\n",
+    );
+    expect((await h.reset()).failed).toEqual([expect.objectContaining({ error: expect.stringContaining("has mounts in it") })]);
+    expect(await readFile(path.join(h.root, "var/lib/kubelet/pki/kubelet-client-current.pem"), "utf8")).toBe("cert");
+
+    // Unmounted, the next reset takes the whole directory: the failed undo stayed recorded.
+    await writeFile(path.join(h.root, "proc/self/mountinfo"), "25 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
+    await h.reset();
+    await rm(path.join(h.root, "proc/self"), { recursive: true });
+    expect(treeDiff(original, await h.tree())).toEqual([]);
   });
 
   it("reads no directories from a masked unit or one that declares none", async () => {

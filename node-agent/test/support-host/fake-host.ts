@@ -5,7 +5,6 @@
  * root covers the "kernel" too, and a kill -9 anywhere leaves state a restarted agent reads back. Each effect is
  * written in an order a crash cannot make look done when it is not (/sys/module/<m> last on load, first on unload).
  */
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import * as path from "node:path";
@@ -240,17 +239,3 @@ export function startFakeKubelet(root: string, delayMs = 150): () => void {
 
 const KUBELET_CERTIFICATE = "var/lib/kubelet/pki/kubelet-client-current.pem";
 const KUBELET_CERTIFICATE_CONTENT = "fake kubelet client certificate\n";
-
-/**
- * What reset leaves of the fake kubelet's work, as treeDiff lines against the original root: its certificate, and so
- * the directories holding it, including /var/lib/kubelet that the agent created. Reset removes only what the manifest
- * recorded and a created directory only once empty; the kubelet's own files are not recorded (reset reports them).
- */
-export function kubeletLeftByReset(): string[] {
-  const owner = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
-  return [
-    `+ var/lib/kubelet dir 755 ${owner}`,
-    `+ var/lib/kubelet/pki dir 755 ${owner}`,
-    `+ ${KUBELET_CERTIFICATE} file 600 ${owner} ${createHash("sha256").update(KUBELET_CERTIFICATE_CONTENT).digest("hex")}`,
-  ];
-}
