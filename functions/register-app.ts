@@ -15,6 +15,7 @@ import { registerNodeResults } from "./node-results.js";
 import { registerOpenApiRoute } from "./openapi.js";
 import { registerOrchestrations } from "./orchestrations.js";
 import { registerSweeper } from "./sweeper.js";
+import { registerPurgeHistory } from "./purge-history.js";
 
 export function registerApp(services: ServiceProvider): void {
   registerHealthRoute();
@@ -26,6 +27,7 @@ export function registerApp(services: ServiceProvider): void {
   registerNodeResults(services);
   registerMachineEvents(services);
   registerSweeper(services);
+  registerPurgeHistory(services);
   registerOpenApiRoute();
   registerActivities(services);
   registerOrchestrations();

@@ -65,6 +65,11 @@ export const SettingsSchema = z
     SWEEP_REMOVE_ORPHANS: z.enum(["true", "false"]).default("false"),
     /** Sweeper: result de-duplication claims older than this are purged. */
     SWEEP_CLAIM_RETENTION_HOURS: z.coerce.number().int().min(1).max(8_760).default(168),
+    /**
+     * Finished sagas' Durable history (Completed, Failed, Terminated) older than this is purged daily: the Azure Storage
+     * backend keeps it forever otherwise (the Durable Task Scheduler's own retention policy does the same job there).
+     */
+    DURABLE_HISTORY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3_650).default(30),
     /** The service's Ed25519 private key (PKCS#8 PEM) that signs step envelopes (Key Vault reference in Azure). */
     SERVICE_SIGNING_KEY: z.string().includes("BEGIN PRIVATE KEY", { message: "must be a PKCS#8 PEM private key" }).optional(),
   })

@@ -140,6 +140,7 @@ module functionApp 'function-app.bicep' = {
     durableTaskHub: durableTaskHub
     durableBackend: durableBackend
     durableTaskSchedulerEndpoint: useScheduler ? scheduler!.outputs.endpoint : ''
+    durableHistoryRetentionDays: durableHistoryRetentionDays
     nodeVersion: nodeVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount

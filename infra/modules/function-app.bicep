@@ -25,6 +25,10 @@ param durableTaskHub string
 @allowed(['AzureStorage', 'DurableTaskScheduler'])
 param durableBackend string
 param durableTaskSchedulerEndpoint string
+@description('Days a finished saga\'s Durable history is kept before the daily purge (the service\'s purgeHistory timer).')
+@minValue(1)
+@maxValue(3650)
+param durableHistoryRetentionDays int
 @allowed(['20', '22'])
 param nodeVersion string
 @allowed([512, 2048, 4096])
@@ -76,6 +80,7 @@ var appSettings = union(
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
     // The service's own settings (orchestrations/settings.ts).
     DURABLE_TASK_HUB: durableTaskHub
+    DURABLE_HISTORY_RETENTION_DAYS: string(durableHistoryRetentionDays)
     AZURE_CLIENT_ID: identity.properties.clientId
     SERVICE_PRINCIPAL_ID: identity.properties.principalId
     REGISTRY_TABLE_ENDPOINT: tableEndpoint

@@ -2,6 +2,7 @@
  * The slice of the Durable client the enrolment use case needs. Triggers adapt `df.getClient(context)` to it; the use
  * case and its tests never see URLs or axios.
  */
+import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 
 export type WorkflowStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Suspended" | "Canceled";
@@ -23,6 +24,26 @@ export const isRunning = (status: WorkflowStatus | undefined): boolean =>
  * for it): the one place that knows the shape.
  */
 export const isMissingInstance = (error: unknown): boolean => error instanceof Error && /HTTP 404/.test(error.message);
+
+/** Purges the history of finished instances; a slice of its own so the callers of WorkflowClient need not fake it. */
+export interface HistoryPurger {
+  /** Deletes Completed, Failed and Terminated instances created before `createdBefore`; the number deleted. */
+  purgeFinished(createdBefore: Date): Promise<number>;
+}
+
+export function historyPurgerFrom(client: DurableClient): HistoryPurger {
+  return {
+    purgeFinished: async (createdBefore) => {
+      // createdTimeFrom is required by the SDK's legacy (non-RPC) URL path; the epoch means "from the start".
+      const result = await client.purgeInstanceHistoryBy({
+        createdTimeFrom: new Date(0),
+        createdTimeTo: createdBefore,
+        runtimeStatus: [df.OrchestrationRuntimeStatus.Completed, df.OrchestrationRuntimeStatus.Failed, df.OrchestrationRuntimeStatus.Terminated],
+      });
+      return result.instancesDeleted;
+    },
+  };
+}
 
 export function workflowClientFrom(client: DurableClient): WorkflowClient {
   return {

@@ -9,16 +9,8 @@ import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../clients/regist
 import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
 import { newRunId } from "../onboard/saga-run.js";
+import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
-
-export const ONBOARD_ORCHESTRATION = "onboardNode";
-
-export interface OnboardInput {
-  nodeId: string;
-  pool: string;
-  /** The run's wire id (see newRunId): fresh for every start, so a restarted saga never takes an old run's results. */
-  run: string;
-}
 
 export interface EnrolDeps {
   registry: Registry;
@@ -262,8 +254,8 @@ export async function ensureSaga(deps: EnrolDeps, node: NodeRecord, options: { r
   if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
   const status = await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
-    const input: OnboardInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
-    await deps.workflows.start(ONBOARD_ORCHESTRATION, { instanceId: node.nodeId, input });
+    const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
+    await deps.workflows.start(ONBOARD_NODE, { instanceId: node.nodeId, input });
   }
 }
 

@@ -91,15 +91,15 @@ export async function startDurableClientServer(simulator: DurableSimulator): Pro
         throw error;
       }
     }
-    if (method === "GET" && path === "/durabletask/instances/") {
+    if ((method === "GET" || method === "DELETE") && path === "/durabletask/instances/") {
       const statuses = url.searchParams.get("runtimeStatus")?.split(",").filter(Boolean) as RuntimeStatus[] | undefined;
       const from = url.searchParams.get("createdTimeFrom");
       const to = url.searchParams.get("createdTimeTo");
-      return send(
-        res,
-        200,
-        sim.listStatus({ runtimeStatus: statuses, createdTimeFrom: from ? Date.parse(from) : undefined, createdTimeTo: to ? Date.parse(to) : undefined }),
-      );
+      const filter = { runtimeStatus: statuses, createdTimeFrom: from ? Date.parse(from) : undefined, createdTimeTo: to ? Date.parse(to) : undefined };
+      if (method === "GET") return send(res, 200, sim.listStatus(filter));
+      // The extension answers 404 when the filter matched nothing to purge.
+      const deleted = sim.purgeWhere(filter);
+      return deleted ? send(res, 200, { instancesDeleted: deleted }) : send(res, 404, { message: "No instances matched the purge filter." });
     }
     if ((m = /^\/durabletask\/instances\/([^/]+)$/.exec(path))) {
       const id = decodeURIComponent(m[1]!);

@@ -245,6 +245,16 @@ export class DurableSimulator {
     return 1;
   }
 
+  /**
+   * Purge by filter, as the extension's `DELETE /instances/?createdTimeFrom&createdTimeTo&runtimeStatus`: finished
+   * instances only (a running one is never purged, whatever the filter says). Returns instances deleted.
+   */
+  purgeWhere(filter: { runtimeStatus?: RuntimeStatus[]; createdTimeFrom?: number; createdTimeTo?: number }): number {
+    let deleted = 0;
+    for (const s of this.listStatus(filter)) deleted += this.purge(s.instanceId);
+    return deleted;
+  }
+
   getStatus(instanceId: string, options: { showHistory?: boolean; showHistoryOutput?: boolean; showInput?: boolean } = {}): InstanceStatus | undefined {
     const inst = this.instances.get(instanceId);
     if (!inst) return undefined;
