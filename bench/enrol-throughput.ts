@@ -11,8 +11,8 @@
  *   tsx bench/enrol-throughput.ts [--quick] [--enrolments 400] [--concurrency 1,8,32]
  */
 import * as z from "zod";
-import { startAzurite } from "../test/azurite/azurite.js";
-import type { TestNode } from "../test/function-app/app.js";
+import { startAzurite } from "../test/azurite/index.js";
+import type { TestNode } from "../test/function-app/index.js";
 import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { HttpCensus, hostPortOf } from "./support/http-census.js";
 import { serveOverHttp } from "./support/http-front.js";
@@ -40,7 +40,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
 
   const azurite = await startAzurite();
   const app = await startServiceApp({ azuriteConnectionString: azurite.connectionString });
-  const { newNode } = await import("../test/function-app/app.js");
+  const { newNode } = await import("../test/function-app/index.js");
   const front = await serveOverHttp(app.host);
   const stub = await startStubDurableEndpoint();
   const census = new HttpCensus();
@@ -112,7 +112,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
 
 /** Requests signed when prepared: a run starts at once and lasts well inside the service's 120 s signature window. */
 async function prepare(app: ServiceApp, pool: string, tokens: "per-node" | "shared", count: number, newNode: () => TestNode): Promise<LoadRequest[]> {
-  const { enrolRequest } = await import("../test/function-app/app.js");
+  const { enrolRequest } = await import("../test/function-app/index.js");
   const shared = tokens === "shared" ? await app.createToken(pool, { maxUses: count }) : undefined;
   const requests: LoadRequest[] = [];
   for (let i = 0; i < count; i++) {

@@ -14,7 +14,7 @@
  */
 import * as z from "zod";
 import { ARM_DEFAULT_LIMITS } from "../test/arm-emulator/index.js";
-import { startAzurite } from "../test/azurite/azurite.js";
+import { startAzurite } from "../test/azurite/index.js";
 import { runFleet } from "./support/fleet-run.js";
 import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { LATENCY_MODEL } from "./support/latency-model.js";

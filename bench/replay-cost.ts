@@ -5,13 +5,13 @@
  * Prints one JSON line: per step count, episodes, total ms, ms per episode, and history events at the end.
  */
 import { performance } from "node:perf_hooks";
-import { installFunctionsCore } from "../test/functions-host/core.js";
+import { installFunctionsCore } from "../test/functions-host/index.js";
 import { runBench } from "./support/main.js";
 
 async function replayCost(options: { quick: boolean }): Promise<Record<string, unknown>> {
   installFunctionsCore();
   const df = await import("durable-functions");
-  const { DurableSimulator } = await import("../test/durable/simulator.js");
+  const { DurableSimulator } = await import("../test/durable/index.js");
   df.app.activity("bench_step", { handler: (n: number) => n + 1 });
   df.app.orchestration("bench_chain", function* (context) {
     const steps = context.df.getInput<number>();

@@ -11,8 +11,8 @@
 import * as z from "zod";
 import { buildNodePlan } from "../orchestrations/node-plan/node-plan.js";
 import { poolBootstrapRbac } from "../orchestrations/clients/kube/pool-rbac.js";
-import { startAzurite, type RunningAzurite } from "../test/azurite/azurite.js";
-import { EventType } from "../test/durable/wire.js";
+import { startAzurite, type RunningAzurite } from "../test/azurite/index.js";
+import { EventType } from "../test/durable/index.js";
 import { criticalPath } from "./support/critical-path.js";
 import { parseFlags } from "./support/flags.js";
 import { LATENCY_MODEL, nodeStepMs } from "./support/latency-model.js";

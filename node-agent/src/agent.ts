@@ -177,7 +177,7 @@ export interface RunAgentOptions extends ServiceAccessOptions {
   lockMarginMs?: number;
   /** Longest wait for a settlement's confirmation (default 90 s). */
   settleTimeoutMs?: number;
-  /** Drain mode: `run` ends once the node is Ready and its queue is quiet (mailbox-loop.ts). */
+  /** Drain mode: `run` ends once the node is Ready and its queue is quiet (drain-mode.ts). */
   drain?: DrainOptions;
 }
 

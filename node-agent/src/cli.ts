@@ -15,6 +15,7 @@ import { FactsError } from "./facts.js";
 import { realHostCommands } from "./host-commands.js";
 import { IdentityError } from "./identity.js";
 import { NoMailboxError } from "./mailbox-loop.js";
+import { messageOf } from "./message-of.js";
 import { createOutput, type Output, type OutputMode } from "./output.js";
 import type { HostCommands } from "./ports.js";
 import { runPreflight } from "./preflight.js";
@@ -124,7 +125,7 @@ function exitCodeOf(error: unknown): ExitCode {
 }
 
 function describeError(error: unknown): { code: string; message: string; [extra: string]: unknown } {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   const code = (error as { code?: unknown }).code;
   const base = { code: typeof code === "string" ? code : "error", message };
   if (error instanceof ConfigError) return { ...base, source: error.source, field: error.field };

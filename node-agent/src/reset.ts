@@ -6,6 +6,7 @@
  * directory with it. With nothing left, the agent's manifest, prior blobs and download cache go too.
  */
 import { describeChange, Manifest } from "./manifest.js";
+import { messageOf } from "./message-of.js";
 import type { ResetAll, ResetReport } from "./ports.js";
 import { undoChange } from "./undo.js";
 
@@ -23,7 +24,7 @@ export const resetAll: ResetAll = async (deps) => {
       await manifest.remove(change);
       report.undone.push({ stepId: change.stepId, change: what });
     } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
+      const error = messageOf(e);
       report.failed.push({ stepId: change.stepId, change: what, error });
       deps.log(`reset: could not undo ${what} (step ${change.stepId}): ${error}`);
     }

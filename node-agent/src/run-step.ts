@@ -20,6 +20,7 @@ import { systemdUnits } from "./executors/systemd-units.js";
 import { waitFor } from "./executors/wait-for.js";
 import { writeFiles } from "./executors/write-files.js";
 import { digestOf, Manifest, manifestDigestAt } from "./manifest.js";
+import { messageOf } from "./message-of.js";
 import type { RunStep, StepRunResult } from "./ports.js";
 import { InvalidParamsError, StepFailure } from "./step-errors.js";
 
@@ -66,7 +67,7 @@ export function toStepError(e: unknown): StepError {
   if (e instanceof ContractError) return { code: e.code, message: clip(e.message), retryable: false };
   const errno =
     typeof e === "object" && e !== null && "code" in e && typeof (e as { code: unknown }).code === "string" ? (e as { code: string }).code : undefined;
-  const message = e instanceof Error ? e.message : String(e);
+  const message = messageOf(e);
   if (errno)
     return { code: errno === "EROFS" ? "read_only_filesystem" : "io_error", message: clip(`${errno}: ${message}`), retryable: !NOT_RETRYABLE_ERRNO.has(errno) };
   return { code: "internal", message: clip(message), retryable: false };

@@ -1,6 +1,7 @@
 /** How the service says no: RFC 9457 problem+json with a stable `type`, and for bad input the failing fields. */
 import * as z from "zod";
 import type { HttpResponse } from "./http-transport.js";
+import { messageOf } from "./message-of.js";
 
 const ProblemSchema = z.looseObject({
   type: z.string().optional(),
@@ -63,7 +64,7 @@ export class UnexpectedResponseError extends Error {
 export class RetriesExhaustedError extends Error {
   readonly code = "retries_exhausted";
   constructor(operation: string, attempts: number, options: { cause: unknown }) {
-    super(`${operation} failed ${attempts} times; last: ${options.cause instanceof Error ? options.cause.message : String(options.cause)}`, options);
+    super(`${operation} failed ${attempts} times; last: ${messageOf(options.cause)}`, options);
     this.name = "RetriesExhaustedError";
   }
 }

@@ -1,0 +1,179 @@
+/**
+ * One message from the node's queue, start to settlement.
+ *
+ * Per message: verify (service key, this node, contract version, expiry, per-kind params) → if this step attempt was
+ * already answered, send the remembered result again → else record the step as current, run it, remember the signed
+ * result (state.json, atomically) → send it to the results queue → and only then complete the message. A crash at
+ * any point therefore leads to a redelivery that either re-runs an idempotent step whose result was never recorded,
+ * or re-sends the recorded result; never a second run after a result went out.
+ *
+ * What is answered, and what is not (envelope-trust.ts): the node signs a result only for a message the service sent
+ * to it. Dead-lettered with the reason, logged, and never answered: a message that is not a JSON object or carries
+ * no signature block (reason: the contract's code, e.g. `unsupported_version`, `schema_invalid`), a signature that
+ * does not verify against the service key pinned at enrolment (forged, altered, another key: `bad_signature`),
+ * another node's envelope (`wrong_node`), an expired one (`envelope_expired`: the saga stopped waiting for it), and a
+ * verified attempt answered earlier whose result is no longer remembered, i.e. after a reset (`already_answered`: a
+ * replay; re-sending the old result would report as applied what the reset undid). Answered with a signed failed result: a verified envelope the agent
+ * will not run (a newer version, an unknown kind, bad params, or not yet valid by this node's clock).
+ */
+import type { KeyObject } from "node:crypto";
+import type { ServiceBusReceivedMessage } from "@azure/service-bus";
+import { ContractError } from "../../contract/errors.js";
+import { AttemptSchema, IdentifierSchema } from "../../contract/fields.js";
+import { verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
+import type { StepError } from "../../contract/step-result.js";
+import type { StepRef } from "./agent-events.js";
+import { rememberedResult, wasAnswered, withResult } from "./agent-state.js";
+import { whyUnanswerable } from "./envelope-trust.js";
+import { sendResult, settle, type Connection } from "./mailbox-connection.js";
+import type { MailboxLoopOptions } from "./mailbox-loop-options.js";
+import { messageOf } from "./message-of.js";
+import type { StepRunResult } from "./ports.js";
+import { signResult } from "./result-signing.js";
+
+/** Envelope clock skew the agent tolerates (the contract's maximum); a remembered result is kept that much longer. */
+const ENVELOPE_SKEW_SECONDS = 300;
+/** Skew envelopes are verified with. */
+const VERIFY_SKEW_SECONDS = 60;
+
+export type EnvelopeContext = Pick<
+  MailboxLoopOptions,
+  | "store"
+  | "identity"
+  | "api"
+  | "runStep"
+  | "manifestDigest"
+  | "root"
+  | "host"
+  | "ca"
+  | "paramsSchemas"
+  | "archiveLimits"
+  | "now"
+  | "onEvent"
+  | "settleTimeoutMs"
+> & {
+  nodeId: string;
+  servicePublicKey: KeyObject;
+};
+
+export async function handleEnvelope(ctx: EnvelopeContext, connection: Connection, message: ServiceBusReceivedMessage): Promise<void> {
+  const now = ctx.now();
+  let envelope: StepEnvelope;
+  try {
+    envelope = verifyStepEnvelope(message.body, {
+      servicePublicKey: ctx.servicePublicKey,
+      nodeId: ctx.nodeId,
+      now,
+      maxSkewSeconds: VERIFY_SKEW_SECONDS,
+      ...(ctx.paramsSchemas ? { paramsSchemas: ctx.paramsSchemas } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof ContractError)) throw error;
+    const unanswerable = whyUnanswerable(message.body, error, {
+      servicePublicKey: ctx.servicePublicKey,
+      nodeId: ctx.nodeId,
+      now,
+      skewSeconds: VERIFY_SKEW_SECONDS,
+    });
+    return unanswerable ? deadLetter(ctx, connection, message, unanswerable) : refuse(ctx, connection, message, error);
+  }
+  const ref: StepRef = { sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt };
+
+  const state = await ctx.store.require();
+  const seen = rememberedResult(state, ref, now);
+  if (seen) {
+    await sendResult(connection, seen.result);
+    await settle(ctx, () => connection.receiver.completeMessage(message), ref);
+    ctx.onEvent({ type: "result-resent", ...ref, outcome: seen.result.outcome });
+    return;
+  }
+  if (wasAnswered(state, ref, now)) {
+    const why = {
+      code: "already_answered",
+      message: `step ${ref.stepId} (attempt ${ref.attempt}) of ${ref.sagaId} was answered before a reset; it is not run again`,
+    };
+    return deadLetter(ctx, connection, message, why, ref);
+  }
+
+  const startedAt = ctx.now();
+  await ctx.store.update((s) => ({ ...s, current: { ...ref, kind: envelope.kind, startedAt: startedAt.toISOString() } }));
+  ctx.onEvent({ type: "step-started", ...ref, kind: envelope.kind });
+  let run: StepRunResult;
+  try {
+    run = await ctx.runStep(envelope, {
+      root: ctx.root,
+      host: ctx.host,
+      secrets: ctx.api,
+      ...(ctx.ca !== undefined ? { ca: ctx.ca } : {}),
+      ...(ctx.archiveLimits ? { archiveLimits: ctx.archiveLimits } : {}),
+      now: ctx.now,
+      log: (line) => ctx.onEvent({ type: "step-log", ...ref, line }),
+    });
+  } catch (error) {
+    // RunStep reports step failures as results; a throw is the agent's own bug or an unexpected host error.
+    run = { outcome: "failed", error: { code: "agent_error", message: messageOf(error), retryable: true }, manifestDigest: await ctx.manifestDigest() };
+  }
+  const result = signResult(
+    ctx,
+    ref,
+    startedAt,
+    run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error },
+    run.manifestDigest,
+  );
+  const keepUntil = new Date(Date.parse(envelope.expiresAt) + ENVELOPE_SKEW_SECONDS * 1000).toISOString();
+  await ctx.store.update((s) => {
+    // After a successful reset nothing earlier is applied any more; its remembered results are history (the attempts
+    // stay in `answered`, so a replay of one is still refused).
+    const base = envelope.kind === "reset" && result.outcome === "succeeded" ? { ...s, results: [] } : s;
+    const { current: _current, ...rest } = base;
+    return withResult(rest, { ...ref, keepUntil, result }, ctx.now());
+  });
+  await sendResult(connection, result);
+  await settle(ctx, () => connection.receiver.completeMessage(message), ref);
+  ctx.onEvent({
+    type: "step-finished",
+    ...ref,
+    kind: envelope.kind,
+    outcome: result.outcome,
+    ...(result.outcome === "failed" ? { errorCode: result.error.code } : {}),
+  });
+}
+
+/** Not answered: dead-lettered with the reason (the broker keeps it for inspection), and logged. Nothing is signed. */
+async function deadLetter(
+  ctx: EnvelopeContext,
+  connection: Connection,
+  message: ServiceBusReceivedMessage,
+  error: { code: string; message: string },
+  step?: StepRef,
+): Promise<void> {
+  await settle(
+    ctx,
+    () => connection.receiver.deadLetterMessage(message, { deadLetterReason: error.code, deadLetterErrorDescription: error.message.slice(0, 1024) }),
+    step,
+  );
+  ctx.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "dead-lettered", ...(step ? { step } : {}) });
+}
+
+/** A verified envelope the agent will not run changes nothing on disk: a signed failed result when it names its step. */
+async function refuse(ctx: EnvelopeContext, connection: Connection, message: ServiceBusReceivedMessage, error: ContractError): Promise<void> {
+  const ref = identify(message.body);
+  if (!ref) return deadLetter(ctx, connection, message, error);
+  const at = ctx.now();
+  const stepError: StepError = { code: error.code, message: error.message.slice(0, 4096) || error.code, retryable: error.code === "envelope_not_yet_valid" };
+  const result = signResult(ctx, ref, at, { outcome: "failed", error: stepError }, await ctx.manifestDigest());
+  await sendResult(connection, result);
+  await settle(ctx, () => connection.receiver.completeMessage(message), ref);
+  ctx.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "failed-result", step: ref });
+}
+
+/** The step a verified but refused envelope names, when it names one well enough to answer it. */
+function identify(body: unknown): StepRef | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const b = body as Record<string, unknown>;
+  const sagaId = IdentifierSchema.safeParse(b["sagaId"]);
+  const stepId = IdentifierSchema.safeParse(b["stepId"]);
+  const attempt = AttemptSchema.safeParse(b["attempt"]);
+  if (!sagaId.success || !stepId.success || !attempt.success) return undefined;
+  return { sagaId: sagaId.data, stepId: stepId.data, attempt: attempt.data };
+}
