@@ -5,7 +5,7 @@
  * the app's settings schema (orchestrations/settings.ts): every setting the service needs is provided, secrets only as
  * Key Vault references, and nothing is set that neither the service, host.json nor the Functions host reads.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { SettingsSchema } from "../../orchestrations/settings.js";
@@ -165,8 +165,11 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
     expect(rows.length).toBe(service.length - 1); // RBAC Administrator is one row for its two scopes
   });
 
-  it("roles.json GUIDs agree with the reference document's built-in role table where it lists them", () => {
-    const reference = readFileSync(join(ROOT, "../shared/docs/reference/azure-resource-manager.md"), "utf8");
+  it("roles.json GUIDs agree with the reference document's built-in role table where it lists them", (ctx) => {
+    // The team's reference notes live beside the repository, not in it: a clone on its own has no copy to compare.
+    const referencePath = join(ROOT, "../shared/docs/reference/azure-resource-manager.md");
+    if (!existsSync(referencePath)) return ctx.skip(`no ${referencePath} beside this clone`);
+    const reference = readFileSync(referencePath, "utf8");
     for (const [guid, d] of Object.entries(ROLES.definitions)) {
       const row = reference.split("\n").find((l) => l.startsWith(`| ${d.name} |`));
       if (row) expect(row, d.name).toContain(guid);
