@@ -72,6 +72,17 @@ const revoke = defineRoute({
   responses: { 200: { description: "Revoked", schema: TokenView }, 404: { description: "No such token" } },
 });
 
+const remove = defineRoute({
+  name: "manageTokenDelete",
+  method: "DELETE",
+  route: "manage/tokens/{tokenId}",
+  summary: "Revoke and remove an enrolment token; nodes already enrolled with it are not affected",
+  tag: "tokens",
+  access: "admin",
+  params: z.strictObject({ tokenId: TokenId }),
+  responses: { 204: { description: "Revoked and removed" }, 404: { description: "No such token" } },
+});
+
 export function registerTokenRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ params, body, principal, services: { registry, now, settings } }) => {
     if (!(await registry.pools.get(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
@@ -110,5 +121,9 @@ export function registerTokenRoutes(services: ServiceProvider): void {
   });
   httpRoute(revoke, services, async ({ params, principal, services: { registry } }) => {
     return json(200, tokenView(await registry.tokens.revoke(params.tokenId, principal.name)));
+  });
+  httpRoute(remove, services, async ({ params, principal, services: { registry } }) => {
+    await registry.tokens.remove(params.tokenId, principal.name);
+    return { status: 204, headers: { "cache-control": "no-store" } };
   });
 }

@@ -7,6 +7,8 @@ import { registerActivities } from "./activities.js";
 import { registerEnrolRoute } from "./enrol.js";
 import { registerHealthRoute } from "./health.js";
 import { registerMachineEvents } from "./machine-events.js";
+import { registerFleetRoutes } from "./manage-fleet.js";
+import { registerNodeActionRoutes } from "./manage-node-actions.js";
 import { registerNodeAdminRoutes } from "./manage-nodes.js";
 import { registerPoolRoutes } from "./manage-pools.js";
 import { registerTokenRoutes } from "./manage-tokens.js";
@@ -22,6 +24,8 @@ export function registerApp(services: ServiceProvider): void {
   registerPoolRoutes(services);
   registerTokenRoutes(services);
   registerNodeAdminRoutes(services);
+  registerNodeActionRoutes(services);
+  registerFleetRoutes(services);
   registerNodeApiRoutes(services);
   registerNodeResults(services);
   registerMachineEvents(services);
