@@ -41,9 +41,9 @@ export function parseFlags(args: string[], booleans: ReadonlySet<string>): { pos
 }
 
 /** Body fields and query parameters a flag may set, by kebab-case flag name. */
-export function operationFlags(op: Operation): Map<string, { name: string; type?: string; where: "query" | "body" }> {
-  const out = new Map<string, { name: string; type?: string; where: "query" | "body" }>();
-  for (const p of op.parameters) if (p.in === "query") out.set(kebab(p.name), { name: p.name, type: p.type, where: "query" });
+export function operationFlags(op: Operation): Map<string, { name: string; type?: string; where: "path" | "query" | "body" }> {
+  const out = new Map<string, { name: string; type?: string; where: "path" | "query" | "body" }>();
+  for (const p of op.parameters) out.set(kebab(p.name), { name: p.name, type: p.type, where: p.in });
   for (const f of op.body?.fields ?? []) out.set(kebab(f.name), { name: f.name, type: f.type, where: "body" });
   return out;
 }
@@ -81,15 +81,16 @@ export function buildRequest(command: CommandSpec, op: Operation, positionals: s
       throw new UsageError("--body is not valid JSON");
     }
   }
+  let path = op.path;
   for (const [flag, raw] of flags) {
     if (flag === "body") continue;
     const target = known.get(flag);
     if (!target) continue; // global flags (--url, --output, ...) are read by the caller
     const v = value(flag, raw, target.type);
-    if (target.where === "query") query.set(target.name, String(v));
+    if (target.where === "path") path = path.replace(`{${target.name}}`, encodeURIComponent(String(v)).replace(/%3A/g, ":"));
+    else if (target.where === "query") query.set(target.name, String(v));
     else body![target.name] = v;
   }
-  let path = op.path;
   const pathParams = op.parameters.filter((p) => p.in === "path");
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
   if (command.positional) {

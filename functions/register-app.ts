@@ -8,6 +8,7 @@ import { registerEnrolRoute } from "./enrol.js";
 import { registerHealthRoute } from "./health.js";
 import { registerMachineEvents } from "./machine-events.js";
 import { registerFleetRoutes } from "./manage-fleet.js";
+import { registerJoinConfigRoute } from "./manage-join-config.js";
 import { registerNodeActionRoutes } from "./manage-node-actions.js";
 import { registerNodeAdminRoutes } from "./manage-nodes.js";
 import { registerPoolRoutes } from "./manage-pools.js";
@@ -26,6 +27,7 @@ export function registerApp(services: ServiceProvider): void {
   registerNodeAdminRoutes(services);
   registerNodeActionRoutes(services);
   registerFleetRoutes(services);
+  registerJoinConfigRoute(services);
   registerNodeApiRoutes(services);
   registerNodeResults(services);
   registerMachineEvents(services);

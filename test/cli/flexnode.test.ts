@@ -95,6 +95,15 @@ describe("flexnode against the sandbox", () => {
     expect(summary.out[0]).toMatch(/^POOL\s+NODES\s+ENROLLING/);
   }, 240_000);
 
+  it("prints a pool's join configuration: raw for people, in JSON for scripts", async () => {
+    const ign = await flexnode("join-config", "--pool", DEMO_POOL, "--format", "ignition");
+    expect(ign.code).toBe(0);
+    expect((JSON.parse(ign.out.join("\n")) as { ignition: { version: string } }).ignition.version).toBe("3.3.0");
+    const cloud = await flexnode("join-config", "--pool", DEMO_POOL, "--format", "cloud-init", "--max-uses", "3", "--output", "json");
+    expect(cloud.json).toMatchObject({ pool: DEMO_POOL, format: "cloud-init", maxUses: 3, content: expect.stringMatching(/^#cloud-config\n/) });
+    expect((await flexnode("join-config", "--format", "shell")).code).toBe(2);
+  });
+
   it("answers with documented exit codes: 2 usage, 3 unauthorized, 4 not found, 6 invalid", async () => {
     expect((await flexnode("nodes", "explode")).code).toBe(2);
     expect((await flexnode("nodes", "get")).code).toBe(2);
