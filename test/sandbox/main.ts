@@ -3,12 +3,13 @@
  * demo pool and an enrolment token through the admin API, and onboards N real agents (each in its own sandbox root)
  * through the enrolment URL, printing progress live and a summary at the end; then keeps serving until Ctrl+C.
  *
- *   npm start -- [--nodes N] [--once] [--fail-at <step>] [--os flatcar|ubuntu] [--json] [--port P] [--timeout S]
+ *   npm start -- [--nodes N] [--once] [--fail-at <step or saga phase>] [--arm-throttle] [--os flatcar|ubuntu] [--json] [--port P] [--timeout S]
  */
 // Must come first: the function modules register through @azure/functions-core, which the stand-in provides.
 import "../functions-host/setup.js";
 import { parseArgs } from "node:util";
 import * as z from "zod";
+import { ARM_THROTTLE, injectAzureFault, isSagaPhase, SAGA_PHASES } from "./azure-faults.js";
 import { DEMO_POOL } from "./estate.js";
 import { failureFor, planFor } from "./failure-injection.js";
 import { startFleet, type Fleet } from "./fleet.js";
@@ -21,7 +22,9 @@ import { formatSummary, summarize } from "./summary.js";
 const USAGE = `usage: npm start -- [options]
   --nodes N          nodes to onboard, each a real agent in its own sandbox root (default 1, at most 100)
   --once             exit when every node is Ready or Failed (exit code 0 only if all are Ready)
-  --fail-at STEP     make that plan step fail on every node (e.g. sysctl, container-runtime, start-kubelet)
+  --fail-at WHERE    make that plan step fail on every node (e.g. sysctl, container-runtime, start-kubelet), or that saga
+                     phase fail on the Azure side (${SAGA_PHASES.join(", ")})
+  --arm-throttle     shrink ARM's throttling buckets so the service's calls meet 429 + Retry-After
   --os OS            flatcar (immutable: sysext images; default) or ubuntu (mutable: /opt/flexnode)
   --json             end with one JSON line summarising the run
   --port P           port of the function app on 127.0.0.1 (default 7071, as func start; 0 = any free port)
@@ -33,8 +36,9 @@ const Args = z.strictObject({
   once: z.boolean().default(false),
   "fail-at": z
     .string()
-    .regex(/^[a-z0-9-]+$/, "must be a step id such as sysctl")
+    .regex(/^[A-Za-z0-9-]+$/, "must be a step id such as sysctl or a saga phase such as grantAccess")
     .optional(),
+  "arm-throttle": z.boolean().default(false),
   os: z.enum(["flatcar", "ubuntu"]).default("flatcar"),
   json: z.boolean().default(false),
   port: z.coerce.number().int().min(0).max(65_535).default(7071),
@@ -55,6 +59,7 @@ function parse(argv: string[]): Args | undefined {
         nodes: { type: "string" },
         once: { type: "boolean" },
         "fail-at": { type: "string" },
+        "arm-throttle": { type: "boolean" },
         os: { type: "string" },
         json: { type: "boolean" },
         port: { type: "string" },
@@ -108,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
   async function run(): Promise<number> {
     out("flexnode local sandbox: the real service, the real agent, emulated Azure. Nothing leaves this machine.");
     try {
-      stack = await startStack({ port: opts.port, log: (line) => serviceLog.push(line) });
+      stack = await startStack({ port: opts.port, log: (line) => serviceLog.push(line), ...(opts["arm-throttle"] ? { armThrottling: ARM_THROTTLE } : {}) });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
         err(`port ${opts.port} on 127.0.0.1 is in use (is \`func start\` or another sandbox running?); choose another with --port, or --port 0`);
@@ -134,7 +139,14 @@ async function main(argv: string[]): Promise<number> {
 
     const immutable = opts.os === "flatcar";
     let failure: NodeSpec["failure"];
-    if (opts["fail-at"]) {
+    if (opts["arm-throttle"]) {
+      const w = ARM_THROTTLE.writes!;
+      out(`ARM throttling: ${w.burst} writes at once, refilled at ${w.refillPerSecond}/s (Azure: 200, 10/s); 429s carry Retry-After.`);
+    }
+    if (opts["fail-at"] && isSagaPhase(opts["fail-at"])) {
+      const fault = injectAzureFault(s, opts["fail-at"]);
+      out(`Failure injected in saga phase '${fault.phase}' on the Azure side: ${fault.how}.`);
+    } else if (opts["fail-at"]) {
       failure = failureFor(opts["fail-at"], planFor({ immutable, arch: "amd64", catalog: s.artifacts.catalog }), s.artifacts);
       if (failure.artifact) s.artifacts.corrupt(failure.artifact);
       out(`Failure injected at step '${failure.stepId}' (${failure.kind}): ${failure.how}.`);
