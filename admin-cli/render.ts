@@ -88,16 +88,29 @@ export function progressLine(p: Row | undefined): string {
 }
 
 function renderNode(b: Row): string[] {
-  const { timeline, progress, facts, ...rest } = b as Row & { timeline?: Row[]; progress?: Row; facts?: Row };
-  const lines = fields({ ...rest, host: facts?.hostname, os: facts && `${String(get(facts, "osRelease.id"))} ${String(get(facts, "osRelease.versionId"))}` });
-  lines.push(`progress   ${progressLine(progress)}`);
+  const timeline = b.timeline as Row[] | undefined;
+  const error = b.lastError as Row | undefined;
+  const lines = fields({
+    node: b.nodeId,
+    pool: b.pool,
+    status: b.status,
+    host: get(b, "facts.hostname"),
+    os: `${String(get(b, "facts.osRelease.id"))} ${String(get(b, "facts.osRelease.versionId"))} ${String(get(b, "facts.arch") ?? "")}`.trim(),
+    labels: b.labels,
+    token: b.tokenId,
+    objects: (b.createdObjects as unknown[] | undefined)?.length ?? 0,
+    created: ago(b.createdAt),
+    updated: ago(b.updatedAt),
+    ...(error ? { error: `${String(error.code)}: ${String(error.message)}` } : {}),
+    progress: progressLine(b.progress as Row | undefined),
+  });
   if (timeline?.length) {
     lines.push("", "timeline");
     lines.push(
       ...table(timeline, [
         ["AT", (r) => ago(r.at)],
         ["WHAT", (r) => (r.kind === "step" ? `step ${String(r.what)} #${String(r.attempt)}` : r.what)],
-        ["OUTCOME", (r) => r.outcome ?? r.actor],
+        ["BY / OUTCOME", (r) => r.outcome ?? r.actor],
         ["DURATION", (r) => (r.durationMs === undefined ? "" : `${(Number(r.durationMs) / 1000).toFixed(1)}s`)],
       ]).map((l) => `  ${l}`),
     );

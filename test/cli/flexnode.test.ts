@@ -78,6 +78,8 @@ describe("flexnode against the sandbox", () => {
     fault.clear();
     const retried = await flexnode("retry", nodeId, "--output", "json");
     expect([retried.code, retried.json]).toEqual([0, { nodeId, status: "Enrolling", operationId: nodeId }]);
+    // An agent that saw its node Failed has ended (exit 6); the operator restarts it on the machine.
+    await fleet.nodes[0]!.restart();
     const ready = await flexnode("watch", nodeId, "--interval", "0.3", "--timeout", "90");
     expect({ code: ready.code, last: ready.out.at(-1), err: ready.err }).toMatchObject({ code: 0, last: expect.stringMatching(/Ready .*phase done/) });
 

@@ -9,7 +9,7 @@
 import "../functions-host/setup.js";
 import { parseArgs } from "node:util";
 import * as z from "zod";
-import { ARM_THROTTLE, injectAzureFault, isSagaPhase, SAGA_PHASES } from "./azure-faults.js";
+import { ARM_THROTTLE, injectAzureFault, isSagaPhase, SAGA_PHASES, type AzureFault } from "./azure-faults.js";
 import { DEMO_POOL } from "./estate.js";
 import { failureFor, planFor } from "./failure-injection.js";
 import { startFleet, type Fleet } from "./fleet.js";
@@ -143,8 +143,9 @@ async function main(argv: string[]): Promise<number> {
       const w = ARM_THROTTLE.writes!;
       out(`ARM throttling: ${w.burst} writes at once, refilled at ${w.refillPerSecond}/s (Azure: 200, 10/s); 429s carry Retry-After.`);
     }
+    let azureFault: AzureFault | undefined;
     if (opts["fail-at"] && isSagaPhase(opts["fail-at"])) {
-      const fault = injectAzureFault(s, opts["fail-at"]);
+      const fault = (azureFault = injectAzureFault(s, opts["fail-at"]));
       out(`Failure injected in saga phase '${fault.phase}' on the Azure side: ${fault.how}.`);
     } else if (opts["fail-at"]) {
       failure = failureFor(opts["fail-at"], planFor({ immutable, arch: "amd64", catalog: s.artifacts.catalog }), s.artifacts);
@@ -173,6 +174,9 @@ async function main(argv: string[]): Promise<number> {
       return 130;
     }
     const summary = summarize(s, outcomes, Date.now() - t0);
+    // Azure recovers: the fault lasts for the first run only, so `flexnode retry <node>` afterwards can succeed.
+    azureFault?.clear();
+    const f = fleet;
     for (const line of formatSummary(summary)) out(line);
     if (serviceLog.length > 0) out(`(service log: ${serviceLog.length} line(s); last: ${serviceLog.at(-1)})`);
 
@@ -180,12 +184,30 @@ async function main(argv: string[]): Promise<number> {
       printCurlExamples(s, fleet);
       if (opts.json) out(JSON.stringify(summary));
       out("\nServing until Ctrl+C (the agents keep listening on their mailboxes).");
-      await interrupted;
+      if (f.nodes.some((n) => n.endedWithoutMailbox !== undefined)) {
+        out("The agents of failed nodes have ended (exit 6); after `flexnode retry <node>` the sandbox restarts them, as an operator");
+        out("would with `systemctl restart flexnode-agent` on the machine.");
+      }
+      await Promise.race([restartRetriedAgents(s, f, interrupted), interrupted]);
       out("\nShutting down.");
       return summary.ok ? 0 : 1;
     }
     if (opts.json) out(JSON.stringify(summary));
     return summary.ok ? 0 : 1;
+  }
+}
+
+/** Plays the operator on the machine: an agent that ended because its node failed is restarted once the node is retried. */
+async function restartRetriedAgents(s: Stack, fleet: Fleet, stop: Promise<unknown>): Promise<void> {
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  while (!stopped) {
+    for (const node of fleet.nodes.filter((n) => n.endedWithoutMailbox !== undefined && n.nodeId)) {
+      const view = await s.admin("GET", `/api/manage/nodes/${node.nodeId!}`);
+      const status = (view.json as { status?: string } | undefined)?.status;
+      if (status === "Enrolling" || status === "Onboarding") await node.restart();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
 }
 
@@ -196,7 +218,8 @@ The admin API trusts the principal header App Service authentication adds. The s
 with this bearer token gets the header of 'sandbox-admin' (app role FlexNode.Admin); any x-ms-client-principal a
 caller sends is stripped, as App Service does.
 
-  export FLEXNODE_ADMIN_TOKEN=${s.adminToken}
+  export FLEXNODE_URL=${s.url} FLEXNODE_ADMIN_TOKEN=${s.adminToken}
+  npm run -s flexnode -- fleet            # the admin CLI (README, "Operating a fleet")
   curl -s ${s.url}/api/healthz
   curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes
   curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes/${id}
