@@ -1,14 +1,18 @@
-/** Admin API: nodes — list, get, approve, reject. */
+/** Admin API: nodes — list, get (with live progress and a timeline), approve, reject, decommission. */
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "../contract/node-id.js";
 import { approveNode, rejectNode } from "../orchestrations/use-cases/approval.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { decommissionNode } from "../orchestrations/use-cases/decommission.js";
 import { NodeStatus, PoolName } from "../orchestrations/clients/registry/model.js";
+import { nodeInsight, Operation, TimelineEntry } from "../orchestrations/use-cases/node-insight.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
 import { nodeView, NodeView, pageOf, Paging } from "./http/views.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
+
+/** Where a 202's operation can be followed (GET /api/manage/operations/{operationId}). */
+export const operationLocation = (instanceId: string): string => `/api/manage/operations/${instanceId}`;
 
 export const NodeIdParams = z.strictObject({ nodeId: z.string().regex(NODE_ID_PATTERN, "must be a node id (fn- and 24 hex digits)") });
 
@@ -16,21 +20,39 @@ const list = defineRoute({
   name: "manageNodeList",
   method: "GET",
   route: "manage/nodes",
-  summary: "List nodes, optionally by pool and status, a page at a time",
+  summary: "List nodes, optionally by pool, status, failure code and creation time, a page at a time",
   tag: "nodes",
   access: "reader",
-  query: Paging.extend({ pool: PoolName.optional(), status: NodeStatus.optional() }),
+  query: Paging.extend({
+    pool: PoolName.optional(),
+    status: NodeStatus.optional(),
+    failureCode: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9.-]{0,63}$/, "must be an error code such as NodeStepFailed")
+      .optional()
+      .describe("The code of the node's last error"),
+    createdSince: z.iso.datetime().optional().describe("Nodes created at or after this time (ISO 8601, UTC)"),
+  }),
   responses: { 200: { description: "A page of nodes", schema: pageOf(NodeView) } },
 });
 const get = defineRoute({
   name: "manageNodeGet",
   method: "GET",
   route: "manage/nodes/{nodeId}",
-  summary: "Get a node",
+  summary: "Get a node, the live progress of the saga working on it, and its timeline",
   tag: "nodes",
   access: "reader",
   params: NodeIdParams,
-  responses: { 200: { description: "The node", schema: NodeView }, 404: { description: "No such node" } },
+  responses: {
+    200: {
+      description: "The node",
+      schema: NodeView.extend({
+        progress: Operation.optional().describe("The running saga on the node (else the last one): phase, step, attempt, last error"),
+        timeline: z.array(TimelineEntry).describe("Audit events and node step attempts, oldest first"),
+      }),
+    },
+    404: { description: "No such node" },
+  },
 });
 const approve = defineRoute({
   name: "manageNodeApprove",
@@ -66,20 +88,25 @@ const decommission = defineRoute({
   access: "admin",
   params: NodeIdParams,
   responses: {
-    202: { description: "Offboarding started (or already running)", schema: z.object({ nodeId: z.string(), instanceId: z.string() }) },
+    202: {
+      description: "Offboarding started (or already running); Location names the operation",
+      schema: z.object({ nodeId: z.string(), instanceId: z.string() }),
+      headers: { location: "/api/manage/operations/{operationId}" },
+    },
     404: { description: "No such node" },
   },
 });
 
 export function registerNodeAdminRoutes(services: ServiceProvider): void {
   httpRoute(list, services, async ({ query, services: { registry } }) => {
-    const page = await registry.nodes.list({ pool: query.pool, status: query.status, maxPageSize: query.pageSize, continuationToken: query.continuationToken });
+    const { pageSize, continuationToken, ...filter } = query;
+    const page = await registry.nodes.list({ ...filter, maxPageSize: pageSize, continuationToken });
     return json(200, { items: page.items.map(nodeView), continuationToken: page.continuationToken });
   });
-  httpRoute(get, services, async ({ params, services: { registry } }) => {
+  durableHttpRoute(get, services, async ({ params, client, services: { registry } }) => {
     const node = await registry.nodes.get(params.nodeId);
     if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
-    return json(200, nodeView(node));
+    return json(200, { ...nodeView(node), ...(await nodeInsight({ registry, workflows: workflowClientFrom(client) }, node)) });
   });
   durableHttpRoute(approve, services, async ({ params, principal, client, services: { registry, now } }) => {
     return json(200, nodeView(await approveNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
@@ -90,6 +117,6 @@ export function registerNodeAdminRoutes(services: ServiceProvider): void {
   durableHttpRoute(decommission, services, async ({ params, principal, client, services: { registry } }) => {
     const outcome = await decommissionNode({ registry, workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
     if (outcome.kind === "notFound") throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
-    return json(202, { nodeId: outcome.nodeId, instanceId: outcome.instanceId });
+    return json(202, { nodeId: outcome.nodeId, instanceId: outcome.instanceId }, { location: operationLocation(outcome.instanceId) });
   });
 }

@@ -55,6 +55,17 @@ const update = defineRoute({
   },
 });
 
+const remove = defineRoute({
+  name: "managePoolDelete",
+  method: "DELETE",
+  route: "manage/pools/{pool}",
+  summary: "Delete an empty pool (every node of it Offboarded, nothing in flight); its offboarded nodes' records stay",
+  tag: "pools",
+  access: "admin",
+  params: PoolParams,
+  responses: { 204: { description: "Deleted" }, 404: { description: "No such pool" }, 409: { description: "The pool still has nodes" } },
+});
+
 export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ body, principal, services: { registry } }) => {
     const { name, ...spec } = body;
@@ -72,5 +83,15 @@ export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(update, services, async ({ params, body, principal, request, services: { registry } }) => {
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
     return json(200, pool, { etag: pool.etag });
+  });
+  httpRoute(remove, services, async ({ params, principal, services: { registry } }) => {
+    if (!(await registry.pools.get(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
+    if (await registry.nodes.hasLiveNodes(params.pool)) {
+      throw new ProblemError(409, "pool-not-empty", "The pool still has nodes", {
+        detail: `decommission the nodes of pool '${params.pool}' first; only Offboarded nodes may remain`,
+      });
+    }
+    await registry.pools.remove(params.pool, principal.name);
+    return { status: 204, headers: { "cache-control": "no-store" } };
   });
 }

@@ -6,7 +6,8 @@ import { publicBaseUrl } from "../orchestrations/settings.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { pageOf, Paging, tokenView, TokenView } from "./http/views.js";
-import type { ServiceProvider } from "../orchestrations/services.js";
+import type { ServiceProvider, Services } from "../orchestrations/services.js";
+import type { TokenRecord } from "../orchestrations/clients/registry/model.js";
 
 const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)");
 
@@ -72,30 +73,51 @@ const revoke = defineRoute({
   responses: { 200: { description: "Revoked", schema: TokenView }, 404: { description: "No such token" } },
 });
 
+const remove = defineRoute({
+  name: "manageTokenDelete",
+  method: "DELETE",
+  route: "manage/tokens/{tokenId}",
+  summary: "Revoke and remove an enrolment token; nodes already enrolled with it are not affected",
+  tag: "tokens",
+  access: "admin",
+  params: z.strictObject({ tokenId: TokenId }),
+  responses: { 204: { description: "Revoked and removed" }, 404: { description: "No such token" } },
+});
+
+/** Mints a token for a pool (404 when the pool does not exist); the secret is returned, never stored. */
+export async function createEnrolmentToken(
+  { registry, now, settings }: Pick<Services, "registry" | "now" | "settings">,
+  pool: string,
+  body: z.output<typeof CreateToken>,
+  actor: string,
+): Promise<{ record: TokenRecord; token: string; enrolmentUrl: string }> {
+  if (!(await registry.pools.get(pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${pool}' does not exist` });
+  const minted = mintToken();
+  const record = await registry.tokens.create(
+    {
+      tokenId: minted.tokenId,
+      pool,
+      secretHash: minted.secretHash,
+      expiresAt: new Date(now().getTime() + body.expiresInHours * 3600_000).toISOString(),
+      maxUses: body.maxUses,
+      labels: body.labels,
+      taints: body.taints,
+      approvalRequired: body.approvalRequired,
+      description: body.description,
+      createdBy: actor,
+    },
+    actor,
+  );
+  // The token travels in the URL fragment: browsers and proxies never send fragments, so it stays out of access logs.
+  return { record, token: minted.token, enrolmentUrl: `${publicBaseUrl(settings)}/api/enrol#token=${minted.token}` };
+}
+
 export function registerTokenRoutes(services: ServiceProvider): void {
-  httpRoute(create, services, async ({ params, body, principal, services: { registry, now, settings } }) => {
-    if (!(await registry.pools.get(params.pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
-    const minted = mintToken();
-    const record = await registry.tokens.create(
-      {
-        tokenId: minted.tokenId,
-        pool: params.pool,
-        secretHash: minted.secretHash,
-        expiresAt: new Date(now().getTime() + body.expiresInHours * 3600_000).toISOString(),
-        maxUses: body.maxUses,
-        labels: body.labels,
-        taints: body.taints,
-        approvalRequired: body.approvalRequired,
-        description: body.description,
-        createdBy: principal.name,
-      },
-      principal.name,
-    );
-    // The token travels in the URL fragment: browsers and proxies never send fragments, so it stays out of access logs.
-    const enrolmentUrl = `${publicBaseUrl(settings)}/api/enrol#token=${minted.token}`;
+  httpRoute(create, services, async ({ params, body, principal, services }) => {
+    const { record, token, enrolmentUrl } = await createEnrolmentToken(services, params.pool, body, principal.name);
     return json(
       201,
-      { ...tokenView(record), token: minted.token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` },
+      { ...tokenView(record), token, enrolmentUrl, installCommand: `sudo flexnode-agent enrol --url '${enrolmentUrl}'` },
       { location: `/api/manage/tokens/${record.tokenId}` },
     );
   });
@@ -110,5 +132,9 @@ export function registerTokenRoutes(services: ServiceProvider): void {
   });
   httpRoute(revoke, services, async ({ params, principal, services: { registry } }) => {
     return json(200, tokenView(await registry.tokens.revoke(params.tokenId, principal.name)));
+  });
+  httpRoute(remove, services, async ({ params, principal, services: { registry } }) => {
+    await registry.tokens.remove(params.tokenId, principal.name);
+    return { status: 204, headers: { "cache-control": "no-store" } };
   });
 }

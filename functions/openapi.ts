@@ -26,12 +26,20 @@ export function openApiDocument(routes: readonly RouteSpec[] = ROUTES): ReturnTy
     description: "RFC 9421 HTTP Message Signature by the node's Ed25519 key",
   });
   for (const r of routes) {
-    const responses: Record<number, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {};
+    const responses: Record<
+      number,
+      { description: string; content?: Record<string, { schema: z.ZodType }>; headers?: Record<string, { description: string; schema: { type: "string" } }> }
+    > = {};
     for (const [status, spec] of Object.entries(r.responses)) {
       const code = Number(status);
-      responses[code] = spec.schema
-        ? { description: spec.description, content: { "application/json": { schema: spec.schema } } }
-        : { description: spec.description, content: { "application/problem+json": { schema: Problem } } };
+      const headers =
+        spec.headers && Object.fromEntries(Object.entries(spec.headers).map(([h, d]) => [h, { description: d, schema: { type: "string" as const } }]));
+      responses[code] =
+        code === 204
+          ? { description: spec.description }
+          : spec.schema
+            ? { description: spec.description, content: { "application/json": { schema: spec.schema } }, ...(headers ? { headers } : {}) }
+            : { description: spec.description, content: { "application/problem+json": { schema: Problem } } };
     }
     responses[400] ??= { description: "Malformed request", content: { "application/problem+json": { schema: Problem } } };
     if (r.body) {

@@ -1,5 +1,6 @@
 /** Maps the use cases' typed errors to problem responses: one table, so every route answers a failure the same way. */
 import { ApprovalError } from "../../orchestrations/use-cases/approval.js";
+import { OperatorError } from "../../orchestrations/use-cases/operator.js";
 import { EnrolError, type EnrolFailure } from "../../orchestrations/use-cases/enrol.js";
 import { RegistryError } from "../../orchestrations/clients/registry/registry.js";
 import { NotConfiguredError } from "../../orchestrations/settings.js";
@@ -46,6 +47,12 @@ export function toProblemError(error: unknown): ProblemError | undefined {
       error.code === "node-not-found" ? "No such node" : "The node is not awaiting approval",
       { detail: error.message },
     );
+  }
+  if (error instanceof OperatorError) {
+    if (error.code === "node-not-found") return new ProblemError(404, "not-found", "No such node", { detail: error.message });
+    if (error.code === "still-running")
+      return new ProblemError(409, "conflict", "The node's previous run is still finishing", { detail: error.message }, { "retry-after": "5" });
+    return new ProblemError(409, "conflict", "The node is in the wrong state for this operation", { detail: error.message });
   }
   return undefined;
 }

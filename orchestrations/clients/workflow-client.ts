@@ -12,8 +12,18 @@ export interface WorkflowClient {
   /** undefined when no instance has that id. */
   status(instanceId: string): Promise<WorkflowStatus | undefined>;
   terminate(instanceId: string, reason: string): Promise<void>;
-  /** Status and start time, for deciding whether a run is past its deadline; undefined when no such instance. */
-  describe(instanceId: string): Promise<{ status: WorkflowStatus; createdAt: Date } | undefined>;
+  /** Status and start time (and, where the client knows them, the last update and the saga's custom status); undefined when no such instance. */
+  describe(instanceId: string): Promise<WorkflowDescription | undefined>;
+}
+
+export interface WorkflowDescription {
+  status: WorkflowStatus;
+  createdAt: Date;
+  updatedAt?: Date;
+  /** The orchestration's name. */
+  name?: string;
+  /** What the saga last passed to setCustomStatus (its progress). */
+  customStatus?: unknown;
 }
 
 export const isRunning = (status: WorkflowStatus | undefined): boolean =>
@@ -62,7 +72,13 @@ export function workflowClientFrom(client: DurableClient): WorkflowClient {
     describe: async (instanceId) => {
       try {
         const s = await client.getStatus(instanceId);
-        return { status: s.runtimeStatus as WorkflowStatus, createdAt: new Date(s.createdTime) };
+        return {
+          status: s.runtimeStatus as WorkflowStatus,
+          createdAt: new Date(s.createdTime),
+          updatedAt: new Date(s.lastUpdatedTime),
+          name: s.name,
+          customStatus: s.customStatus ?? undefined,
+        };
       } catch (error) {
         if (isMissingInstance(error)) return undefined;
         throw error;

@@ -16,6 +16,9 @@ export const ArtifactCatalogSchema: z.ZodType<ArtifactCatalog> = z.strictObject(
   kubernetes: ByVersion,
   cniPlugins: ByArch,
   sysext: z.strictObject({ containerd: ByArch, kubernetes: ByVersion }),
+  agent: z
+    .strictObject({ version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, "must be a version such as 0.1.0"), executable: ByArch, sysext: ByArch })
+    .optional(),
 });
 
 export function catalogFromSettings(text: string | undefined): ArtifactCatalog {

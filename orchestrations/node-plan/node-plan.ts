@@ -28,6 +28,8 @@ export interface ArtifactCatalog {
   kubernetes: Record<string, Record<string, Artifact>>;
   cniPlugins: Record<string, Artifact>;
   sysext: { containerd: Record<string, Artifact>; kubernetes: Record<string, Record<string, Artifact>> };
+  /** Where nodes download the agent itself (join configs); optional: node plans never need it. */
+  agent?: { version: string; executable: Record<string, Artifact>; sysext: Record<string, Artifact> };
 }
 
 export interface PlanInput {

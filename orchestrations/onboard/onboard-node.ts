@@ -35,12 +35,28 @@ export interface OnboardNodeOutput {
   remaining?: string[];
 }
 
+/**
+ * The saga's progress as the admin API shows it (its custom status): the phase, the node step and attempt running, the
+ * last error, and every node step attempt so far. Times are the orchestration's, so replays set the same status.
+ */
 export interface OnboardStatus {
   phase: string;
   step?: string;
   attempt?: number;
   lastError?: string;
+  attempts?: StepAttemptRecord[];
 }
+
+export interface StepAttemptRecord {
+  step: string;
+  attempt: number;
+  outcome: "succeeded" | "failed" | "timedOut";
+  startedAt: string;
+  durationMs: number;
+}
+
+/** Custom status is capped at 16 KB by the Durable extension: the newest attempts are kept. */
+const MAX_ATTEMPTS_SHOWN = 40;
 
 /** A failure the saga understands: the code becomes the node's lastError code. */
 class SagaError extends Error {
@@ -112,6 +128,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
+        const startedAt = context.df.currentUtcDateTime;
         const result = yield* runStepAttempt(context, timing, {
           context: ctx,
           sagaId,
@@ -121,6 +138,14 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
           attempt,
           timeoutMs: step.timeoutMs * timing.stepTimeoutScale,
         });
+        const record: StepAttemptRecord = {
+          step: step.stepId,
+          attempt,
+          outcome: result ? (result.outcome === "succeeded" ? "succeeded" : "failed") : "timedOut",
+          startedAt: startedAt.toISOString(),
+          durationMs: context.df.currentUtcDateTime.getTime() - startedAt.getTime(),
+        };
+        show({ attempts: [...(status.attempts ?? []), record].slice(-MAX_ATTEMPTS_SHOWN) });
         if (result && result.outcome === "succeeded") break;
         const why = result
           ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}`

@@ -87,6 +87,9 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
     );
     add(`containerd-${arch}.raw`, sysextImage("containerd", arch, ["containerd.service"]));
     add(`kubernetes-${v}-${arch}.raw`, sysextImage(`kubernetes-${v}`, arch, []));
+    // The agent itself, as join configs download it (the sandbox's nodes run the agent from this repo instead).
+    add(`flexnode-agent-${arch}`, Buffer.from(stub(`flexnode-agent ${arch}`)));
+    add(`flexnode-agent-${arch}.raw`, sysextImage("flexnode-agent", arch, ["flexnode-agent.service"]));
   }
   for (const [name, bytes] of Object.entries(options.replace ?? {})) {
     if (!artifacts.has(name)) throw new Error(`no artifact ${name} to replace (known: ${[...artifacts.keys()].join(", ")})`);
@@ -159,6 +162,7 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
     kubernetes: { [v]: byArch((a) => `kubelet-${v}-${a}`) },
     cniPlugins: byArch((a) => `cni-plugins-${a}.tgz`),
     sysext: { containerd: byArch((a) => `containerd-${a}.raw`), kubernetes: { [v]: byArch((a) => `kubernetes-${v}-${a}.raw`) } },
+    agent: { version: "0.1.0", executable: byArch((a) => `flexnode-agent-${a}`), sysext: byArch((a) => `flexnode-agent-${a}.raw`) },
   };
   return {
     origin,

@@ -25,3 +25,4 @@ export {
 export { startArtifactServer, type ArtifactRequest, type ArtifactServer, type ServedArtifact } from "./artifact-server.js";
 export { SANDBOX_ADMIN, type FrontDoor } from "./front-door.js";
 export { formatSummary, summarize, type NodeSummary, type SandboxSummary } from "./summary.js";
+export { ARM_THROTTLE, injectAzureFault, isSagaPhase, SAGA_PHASES, type AzureFault, type SagaPhase } from "./azure-faults.js";

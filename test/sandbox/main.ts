@@ -3,12 +3,13 @@
  * demo pool and an enrolment token through the admin API, and onboards N real agents (each in its own sandbox root)
  * through the enrolment URL, printing progress live and a summary at the end; then keeps serving until Ctrl+C.
  *
- *   npm start -- [--nodes N] [--once] [--fail-at <step>] [--os flatcar|ubuntu] [--json] [--port P] [--timeout S]
+ *   npm start -- [--nodes N] [--once] [--fail-at <step or saga phase>] [--arm-throttle] [--os flatcar|ubuntu] [--json] [--port P] [--timeout S]
  */
 // Must come first: the function modules register through @azure/functions-core, which the stand-in provides.
 import "../functions-host/setup.js";
 import { parseArgs } from "node:util";
 import * as z from "zod";
+import { ARM_THROTTLE, injectAzureFault, isSagaPhase, SAGA_PHASES, type AzureFault } from "./azure-faults.js";
 import { DEMO_POOL } from "./estate.js";
 import { failureFor, planFor } from "./failure-injection.js";
 import { startFleet, type Fleet } from "./fleet.js";
@@ -21,7 +22,9 @@ import { formatSummary, summarize } from "./summary.js";
 const USAGE = `usage: npm start -- [options]
   --nodes N          nodes to onboard, each a real agent in its own sandbox root (default 1, at most 100)
   --once             exit when every node is Ready or Failed (exit code 0 only if all are Ready)
-  --fail-at STEP     make that plan step fail on every node (e.g. sysctl, container-runtime, start-kubelet)
+  --fail-at WHERE    make that plan step fail on every node (e.g. sysctl, container-runtime, start-kubelet), or that saga
+                     phase fail on the Azure side (${SAGA_PHASES.join(", ")})
+  --arm-throttle     shrink ARM's throttling buckets so the service's calls meet 429 + Retry-After
   --os OS            flatcar (immutable: sysext images; default) or ubuntu (mutable: /opt/flexnode)
   --json             end with one JSON line summarising the run
   --port P           port of the function app on 127.0.0.1 (default 7071, as func start; 0 = any free port)
@@ -33,8 +36,9 @@ const Args = z.strictObject({
   once: z.boolean().default(false),
   "fail-at": z
     .string()
-    .regex(/^[a-z0-9-]+$/, "must be a step id such as sysctl")
+    .regex(/^[A-Za-z0-9-]+$/, "must be a step id such as sysctl or a saga phase such as grantAccess")
     .optional(),
+  "arm-throttle": z.boolean().default(false),
   os: z.enum(["flatcar", "ubuntu"]).default("flatcar"),
   json: z.boolean().default(false),
   port: z.coerce.number().int().min(0).max(65_535).default(7071),
@@ -55,6 +59,7 @@ function parse(argv: string[]): Args | undefined {
         nodes: { type: "string" },
         once: { type: "boolean" },
         "fail-at": { type: "string" },
+        "arm-throttle": { type: "boolean" },
         os: { type: "string" },
         json: { type: "boolean" },
         port: { type: "string" },
@@ -108,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
   async function run(): Promise<number> {
     out("flexnode local sandbox: the real service, the real agent, emulated Azure. Nothing leaves this machine.");
     try {
-      stack = await startStack({ port: opts.port, log: (line) => serviceLog.push(line) });
+      stack = await startStack({ port: opts.port, log: (line) => serviceLog.push(line), ...(opts["arm-throttle"] ? { armThrottling: ARM_THROTTLE } : {}) });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
         err(`port ${opts.port} on 127.0.0.1 is in use (is \`func start\` or another sandbox running?); choose another with --port, or --port 0`);
@@ -134,7 +139,15 @@ async function main(argv: string[]): Promise<number> {
 
     const immutable = opts.os === "flatcar";
     let failure: NodeSpec["failure"];
-    if (opts["fail-at"]) {
+    if (opts["arm-throttle"]) {
+      const w = ARM_THROTTLE.writes!;
+      out(`ARM throttling: ${w.burst} writes at once, refilled at ${w.refillPerSecond}/s (Azure: 200, 10/s); 429s carry Retry-After.`);
+    }
+    let azureFault: AzureFault | undefined;
+    if (opts["fail-at"] && isSagaPhase(opts["fail-at"])) {
+      const fault = (azureFault = injectAzureFault(s, opts["fail-at"]));
+      out(`Failure injected in saga phase '${fault.phase}' on the Azure side: ${fault.how}.`);
+    } else if (opts["fail-at"]) {
       failure = failureFor(opts["fail-at"], planFor({ immutable, arch: "amd64", catalog: s.artifacts.catalog }), s.artifacts);
       if (failure.artifact) s.artifacts.corrupt(failure.artifact);
       out(`Failure injected at step '${failure.stepId}' (${failure.kind}): ${failure.how}.`);
@@ -161,6 +174,9 @@ async function main(argv: string[]): Promise<number> {
       return 130;
     }
     const summary = summarize(s, outcomes, Date.now() - t0);
+    // Azure recovers: the fault lasts for the first run only, so `flexnode retry <node>` afterwards can succeed.
+    azureFault?.clear();
+    const f = fleet;
     for (const line of formatSummary(summary)) out(line);
     if (serviceLog.length > 0) out(`(service log: ${serviceLog.length} line(s); last: ${serviceLog.at(-1)})`);
 
@@ -168,12 +184,30 @@ async function main(argv: string[]): Promise<number> {
       printCurlExamples(s, fleet);
       if (opts.json) out(JSON.stringify(summary));
       out("\nServing until Ctrl+C (the agents keep listening on their mailboxes).");
-      await interrupted;
+      if (f.nodes.some((n) => n.endedWithoutMailbox !== undefined)) {
+        out("The agents of failed nodes have ended (exit 6); after `flexnode retry <node>` the sandbox restarts them, as an operator");
+        out("would with `systemctl restart flexnode-agent` on the machine.");
+      }
+      await Promise.race([restartRetriedAgents(s, f, interrupted), interrupted]);
       out("\nShutting down.");
       return summary.ok ? 0 : 1;
     }
     if (opts.json) out(JSON.stringify(summary));
     return summary.ok ? 0 : 1;
+  }
+}
+
+/** Plays the operator on the machine: an agent that ended because its node failed is restarted once the node is retried. */
+async function restartRetriedAgents(s: Stack, fleet: Fleet, stop: Promise<unknown>): Promise<void> {
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  while (!stopped) {
+    for (const node of fleet.nodes.filter((n) => n.endedWithoutMailbox !== undefined && n.nodeId)) {
+      const view = await s.admin("GET", `/api/manage/nodes/${node.nodeId!}`);
+      const status = (view.json as { status?: string } | undefined)?.status;
+      if (status === "Enrolling" || status === "Onboarding") await node.restart();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
 }
 
@@ -184,7 +218,8 @@ The admin API trusts the principal header App Service authentication adds. The s
 with this bearer token gets the header of 'sandbox-admin' (app role FlexNode.Admin); any x-ms-client-principal a
 caller sends is stripped, as App Service does.
 
-  export FLEXNODE_ADMIN_TOKEN=${s.adminToken}
+  export FLEXNODE_URL=${s.url} FLEXNODE_ADMIN_TOKEN=${s.adminToken}
+  npm run -s flexnode -- fleet            # the admin CLI (README, "Operating a fleet")
   curl -s ${s.url}/api/healthz
   curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes
   curl -s -H "Authorization: Bearer $FLEXNODE_ADMIN_TOKEN" ${s.url}/api/manage/nodes/${id}

@@ -116,6 +116,17 @@ export class SandboxNode {
     await this.host.settle();
   }
 
+  /**
+   * `systemctl restart flexnode-agent`: what an operator does on the machine after `flexnode retry` when the agent
+   * ended because its node had failed (exit 6, which the unit does not restart by itself).
+   */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.controller = new AbortController();
+    this.endedWithoutMailbox = undefined;
+    this.start();
+  }
+
   async remove(): Promise<void> {
     await rm(this.root, { recursive: true, force: true });
   }

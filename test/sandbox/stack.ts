@@ -12,7 +12,7 @@ import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { ArmEmulator, emulatorCredential, type ListeningEmulator } from "../arm-emulator/index.js";
+import { ArmEmulator, emulatorCredential, type ListeningEmulator, type ThrottlingOptions } from "../arm-emulator/index.js";
 import { startAzurite, type RunningAzurite } from "../azurite/index.js";
 import { startDurableHarness, type DurableHarness } from "../durable/index.js";
 import { installFunctionsCore, startServiceBusTriggers, type FunctionsHost, type RunningTriggers } from "../functions-host/index.js";
@@ -43,6 +43,8 @@ export interface StackOptions {
   timing?: Partial<Timing>;
   /** Artifact bytes the mirror serves instead of its stand-ins (the real-host tier's squashfs sysext images). */
   artifacts?: { replace?: Readonly<Record<string, Buffer>> };
+  /** ARM's throttling buckets (default: ARM's documented limits); `npm start -- --arm-throttle` shrinks them. */
+  armThrottling?: ThrottlingOptions;
   /** Service-side log lines (function and activity failures); default: dropped. */
   log?: (line: string) => void;
 }
@@ -129,6 +131,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     closers.push(() => kube.stop());
 
     const arm = new ArmEmulator({
+      ...(options.armThrottling ? { throttling: options.armThrottling } : {}),
       resourceGroups: [
         { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: LOCATION },
         { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: LOCATION },

@@ -30,4 +30,16 @@ export class AuditLog {
     for await (const e of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) out.push(fromRow(e) as AuditEntry);
     return out;
   }
+
+  /** Every entry about one object from `since` (at most `maxDays` days back) until now, oldest first. */
+  async listForObject(objectId: string, since: Date, maxDays = 31): Promise<AuditEntry[]> {
+    const end = this.now();
+    const start = Math.max(since.getTime(), end.getTime() - maxDays * 86_400_000);
+    const out: AuditEntry[] = [];
+    // One partition per day: walk the days oldest first, each (newest first in the table) reversed.
+    for (let day = new Date(start); dayOf(day) <= dayOf(end); day = new Date(day.getTime() + 86_400_000)) {
+      out.push(...(await this.list({ day, objectId })).reverse());
+    }
+    return out;
+  }
 }

@@ -6,7 +6,7 @@
  */
 import type { TableClient, TransactionAction } from "@azure/data-tables";
 import { isRestError } from "@azure/core-rest-pipeline";
-import { RegistryError, backoff, ETAG_ATTEMPTS, read, status } from "./table-rows.js";
+import { RegistryError, backoff, deleteIfPresent, ETAG_ATTEMPTS, read, status } from "./table-rows.js";
 
 const COUNTER = "$counter";
 
@@ -21,6 +21,11 @@ export class InFlightCounter {
     } catch (error) {
       if (status(error) !== 409) throw error;
     }
+  }
+
+  /** Removes the pool's counter (the pool is being deleted). */
+  async remove(pool: string): Promise<void> {
+    await deleteIfPresent(this.table, pool, COUNTER);
   }
 
   async count(pool: string): Promise<number> {

@@ -20,6 +20,21 @@ export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }):
   ...(fp.smbiosUuid ? [`fp:smbios-uuid:${fp.smbiosUuid.toLowerCase()}`] : []),
 ];
 
+export interface NodeFilter {
+  pool?: string;
+  status?: NodeStatus;
+  /** The code of the node's last error (its `failureCode` column). */
+  failureCode?: string;
+  /** ISO-8601 UTC: nodes created at or after. */
+  createdSince?: string;
+}
+
+/**
+ * The row of a node: its fields, plus the code of its last error as a column of its own (lastError is JSON text), so
+ * lists can filter on it.
+ */
+const nodeEntity = (pool: string, nodeId: string, value: Partial<NodeRecord>) => toRow(pool, nodeRow(nodeId), { ...value, failureCode: value.lastError?.code });
+
 export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "createdAt">>;
 
 export class NodeTable {
@@ -56,15 +71,26 @@ export class NodeTable {
     return [...new Set(owners.filter((o) => o !== undefined).map((o) => o.nodeId as string))];
   }
 
-  async list(options: { pool?: string; status?: NodeStatus; maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<NodeRecord>> {
+  async list(options: NodeFilter & { maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<NodeRecord>> {
     const clauses = [`RowKey ge 'node:' and RowKey lt 'node;'`];
     if (options.pool) clauses.unshift(`PartitionKey eq '${escape(options.pool)}'`);
     if (options.status) clauses.push(`status eq '${escape(options.status)}'`);
+    if (options.failureCode) clauses.push(`failureCode eq '${escape(options.failureCode)}'`);
+    // ISO-8601 UTC strings sort as the times they name.
+    if (options.createdSince) clauses.push(`createdAt ge '${escape(options.createdSince)}'`);
     const found = await page(this.table, clauses.join(" and "), options);
     return {
       items: found.items.map((e) => NodeRecord.parse({ ...fromRow(e), pool: e.partitionKey, nodeId: (e.rowKey as string).slice("node:".length) })),
       continuationToken: found.continuationToken,
     };
+  }
+
+  /** Whether any node of the pool is anything but Offboarded (a pool with such a node cannot be deleted). */
+  async hasLiveNodes(pool: string): Promise<boolean> {
+    const filter = `PartitionKey eq '${escape(pool)}' and RowKey ge 'node:' and RowKey lt 'node;' and status ne 'Offboarded'`;
+    // Iterated, not one page: a filtered query may answer an empty page with a continuation.
+    for await (const _ of this.table.listEntities({ queryOptions: { filter, select: ["RowKey"] } })) return true;
+    return false;
   }
 
   /**
@@ -79,7 +105,7 @@ export class NodeTable {
     await this.writeIndex(node);
     const at = this.now().toISOString();
     await this.counter.transact(node.pool, pool.maxInFlight, IN_FLIGHT.has(node.status) ? 1 : 0, () => [
-      ["create", toRow(node.pool, nodeRow(node.nodeId), { ...node, createdAt: at, updatedAt: at })],
+      ["create", nodeEntity(node.pool, node.nodeId, { ...node, createdAt: at, updatedAt: at })],
       // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
       ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => [
         "upsert",
@@ -123,7 +149,7 @@ export class NodeTable {
       const limit = next.status === "Offboarding" ? Number.MAX_SAFE_INTEGER : (pool?.maxInFlight ?? Number.MAX_SAFE_INTEGER);
       try {
         await this.counter.transact(ref.pool, limit, delta, () => [
-          ["update", toRow(ref.pool, nodeRow(ref.nodeId), { ...next, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
+          ["update", nodeEntity(ref.pool, ref.nodeId, { ...next, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
           ...(next.fingerprint !== node.fingerprint
             ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => [
                 "upsert",

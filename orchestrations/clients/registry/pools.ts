@@ -13,7 +13,7 @@ import { RegistryError, fromRow, page, read, status, toRow, type Clock, type Pag
 export class PoolTable {
   constructor(
     private readonly table: TableClient,
-    private readonly counter: Pick<InFlightCounter, "ensure" | "count">,
+    private readonly counter: Pick<InFlightCounter, "ensure" | "count" | "remove">,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
   ) {}
@@ -41,6 +41,25 @@ export class PoolTable {
     const found = await page(this.table, "PartitionKey eq 'pool'", options);
     const items = await Promise.all(found.items.map((e) => this.get(e.rowKey as string)));
     return { items: items.filter((p): p is Pool => p !== undefined), continuationToken: found.continuationToken };
+  }
+
+  /**
+   * Deletes a pool the caller found empty, under the ETag it was read with (so a change in between refuses), with its
+   * in-flight counter; audited. PoolNotFound when it is gone already.
+   */
+  async remove(name: string, actor: string): Promise<void> {
+    const current = await read(this.table, "pool", name);
+    if (!current) throw new RegistryError("PoolNotFound", `pool '${name}' does not exist`);
+    if (await this.counter.count(name)) throw new RegistryError("Conflict", `pool '${name}' has onboarding or offboarding in flight`);
+    try {
+      await this.table.deleteEntity("pool", name, { etag: current.etag });
+    } catch (error) {
+      if (status(error) === 412) throw new RegistryError("Conflict", `pool '${name}' was changed by someone else; read it again`);
+      if (status(error) === 404) throw new RegistryError("PoolNotFound", `pool '${name}' does not exist`);
+      throw error;
+    }
+    await this.counter.remove(name);
+    await this.audit.write({ actor, action: "pool.delete", objectType: "pool", objectId: name });
   }
 
   /** Replaces a pool's spec; with `ifMatch`, only if nobody changed it since that ETag. */

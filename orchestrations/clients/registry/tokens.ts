@@ -6,7 +6,7 @@
 import type { TableClient } from "@azure/data-tables";
 import { TokenRecord } from "./model.js";
 import type { AuditLog } from "./audit.js";
-import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
+import { RegistryError, backoff, deleteIfPresent, escape, ETAG_ATTEMPTS, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
 
 export class TokenTable {
   constructor(
@@ -54,6 +54,13 @@ export class TokenTable {
     const token = await this.mutate(tokenId, (t) => (t.revokedAt ? undefined : { revokedAt: this.now().toISOString() }));
     await this.audit.write({ actor, action: "token.revoke", objectType: "token", objectId: tokenId });
     return token;
+  }
+
+  /** Revokes the token (so a redemption racing the delete is refused) and removes its row; audited. */
+  async remove(tokenId: string, actor: string): Promise<void> {
+    await this.revoke(tokenId, actor);
+    await deleteIfPresent(this.table, "token", tokenId);
+    await this.audit.write({ actor, action: "token.delete", objectType: "token", objectId: tokenId });
   }
 
   /**

@@ -1,0 +1,73 @@
+/**
+ * What an operator does to one node besides approving and decommissioning it: retry a Failed onboarding (a fresh run
+ * under the same node id) and cancel an onboarding in flight.
+ *
+ * Cancel terminates the onboarding saga and starts `compensateNode` (the path the sweeper takes for a stuck saga)
+ * rather than raising an event the saga would handle: a saga is waiting on a step result, a retry timer or an ARM
+ * call at any moment, and a cancellation event would have to be raced at every one of those waits to be prompt.
+ * Termination is immediate wherever the saga is, and compensation removes what the node's record says was created
+ * (activities record an object before creating it), so nothing the terminated run made is missed.
+ */
+import type { NodeRecord } from "../clients/registry/model.js";
+import { RegistryError } from "../clients/registry/registry.js";
+import { isRunning } from "../clients/workflow-client.js";
+import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
+import { newRunId } from "../onboard/saga-run.js";
+import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, type EnrolDeps } from "./enrol.js";
+
+export class OperatorError extends Error {
+  constructor(
+    readonly code: "node-not-found" | "wrong-state" | "still-running",
+    message: string,
+  ) {
+    super(message);
+    this.name = "OperatorError";
+  }
+}
+
+export type OperatorDeps = EnrolDeps;
+
+/** A Failed node onboards again from the start: status Enrolling (taking a pool slot) and a fresh saga run. */
+export async function retryNode(deps: OperatorDeps, nodeId: string, actor: string): Promise<{ node: NodeRecord; instanceId: string }> {
+  const node = await existing(deps, nodeId);
+  if (node.status !== "Failed") throw new OperatorError("wrong-state", `node '${nodeId}' is ${node.status}; only a Failed node can be retried`);
+  // The failed run marks the node Failed just before it ends: a retry must not race its last moments.
+  for (const id of [nodeId, compensateInstanceId(nodeId)]) {
+    if (isRunning(await deps.workflows.status(id)))
+      throw new OperatorError("still-running", `the failed run '${id}' is still finishing; retry in a few seconds`);
+  }
+  let retried: NodeRecord;
+  try {
+    retried = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", lastError: undefined, sagaInstanceId: nodeId }), actor, "node.retry", {
+      expect: ["Failed"],
+    });
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
+    throw error;
+  }
+  await ensureSaga(deps, retried, { restart: true });
+  return { node: retried, instanceId: nodeId };
+}
+
+/** Stops an onboarding in flight and undoes it through compensation; the node ends Failed with code Cancelled. */
+export async function cancelOnboarding(deps: OperatorDeps, nodeId: string, actor: string): Promise<{ node: NodeRecord; instanceId: string }> {
+  const node = await existing(deps, nodeId);
+  const instanceId = compensateInstanceId(nodeId);
+  if (node.status !== "Enrolling" && node.status !== "Onboarding") {
+    throw new OperatorError("wrong-state", `node '${nodeId}' is ${node.status}; only an onboarding in flight can be cancelled`);
+  }
+  // A second cancel finds the compensation running and starts nothing new.
+  if (isRunning(await deps.workflows.status(instanceId))) return { node, instanceId };
+  const message = `cancelled by ${actor}`;
+  if (isRunning(await deps.workflows.status(nodeId))) await deps.workflows.terminate(nodeId, message);
+  const input: CompensateNodeInput = { nodeId, code: "Cancelled", message, run: newRunId() };
+  await deps.workflows.start(COMPENSATE_NODE, { instanceId, input });
+  await deps.registry.audit.write({ actor, action: "node.cancel", objectType: "node", objectId: nodeId, details: { from: node.status } });
+  return { node, instanceId };
+}
+
+async function existing(deps: OperatorDeps, nodeId: string): Promise<NodeRecord> {
+  const node = await deps.registry.nodes.get(nodeId);
+  if (!node) throw new OperatorError("node-not-found", `node '${nodeId}' does not exist`);
+  return node;
+}
