@@ -14,6 +14,7 @@ const ENROL: Record<EnrolFailure, [number, string]> = {
   "pool-full": [429, "The pool is onboarding as many nodes as it allows"],
   "clone-rejected": [409, "This machine is already enrolled with another key"],
   "clone-replace-pending": [409, "The previous enrolment of this machine is being stopped"],
+  "clone-claim-pending": [409, "Another claim on this machine's identity is waiting for an admin"],
 };
 
 const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {
