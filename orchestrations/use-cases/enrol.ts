@@ -10,6 +10,7 @@ import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
 import { newRunId } from "../onboard/saga-run.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
+import { startOffboarding } from "./decommission.js";
 
 export const ONBOARD_ORCHESTRATION = "onboardNode";
 
@@ -219,15 +220,20 @@ async function clone(
     }
     case "replace": {
       if (!c.existing) {
+        // The machine now enrols under another id (its SMBIOS UUID changed): the node it replaces is offboarded for
+        // real — its onboarding stopped, its agent reset, its Arc machine, grants, queue and Node removed, its pool
+        // slot freed. Marked first, so a crash before the saga starts leaves a node the sweeper resumes.
         for (const owner of c.clonedFrom) {
           const node = await registry.nodes.getInPool(c.pool.name, owner);
-          if (node)
+          if (!node) continue;
+          if (node.status !== "Offboarding")
             await registry.nodes.update(
               node,
               () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }),
               actor,
               "node.replaced",
             );
+          await startOffboarding(deps, owner, { reason: `replaced by clone ${c.nodeId}`, actor });
         }
         return createNode(deps, c);
       }
