@@ -196,8 +196,7 @@ async function clone(
       if (!c.existing) return createNode(deps, { ...c, cloneOf: c.clonedFrom[0] });
       // One claim waits at a time: a second key never replaces the one an admin is looking at. It is refused, and
       // recorded, until the admin approves or rejects the first.
-      const refuseSecond = (held: { keyId: string }) => new ClaimPendingError(held.keyId);
-      if (c.existing.pendingClaim) return refuseClaim(deps, c, refuseSecond(c.existing.pendingClaim));
+      if (c.existing.pendingClaim) return refuseClaim(deps, c, new ClaimPendingError(c.existing.pendingClaim.keyId));
       await redeem(deps, c.token.tokenId);
       const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
       try {
@@ -205,7 +204,7 @@ async function clone(
           registry.nodes.update(
             c.existing!,
             (n) => {
-              if (n.pendingClaim && n.pendingClaim.keyId !== claim.keyId) throw refuseSecond(n.pendingClaim);
+              if (n.pendingClaim && n.pendingClaim.keyId !== claim.keyId) throw new ClaimPendingError(n.pendingClaim.keyId);
               return { pendingClaim: claim };
             },
             actor,
