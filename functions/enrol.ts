@@ -4,7 +4,7 @@ import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
 import { enrol } from "../orchestrations/use-cases/enrol.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
-import { NodeFacts, NodeStatus } from "../orchestrations/clients/registry/model.js";
+import { NodeFactsInput, NodeStatus } from "../orchestrations/clients/registry/model.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
@@ -12,7 +12,7 @@ import { proveKeyPossession } from "./http/node-auth.js";
 
 export const EnrolBody = z.strictObject({
   token: z.string().regex(TOKEN_PATTERN, "must be an enrolment token (fnt.<id>.<secret>)"),
-  facts: NodeFacts,
+  facts: NodeFactsInput,
   publicKey: PublicKeySchema,
 });
 

@@ -1,9 +1,11 @@
-/** Admin API: nodes — list, get (with live progress and a timeline), approve, reject, decommission. */
+/** Admin API: nodes — list, get (with live progress and a timeline), approve, reject, decommission, re-key. */
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "../contract/node-id.js";
 import { approveNode, rejectNode } from "../orchestrations/use-cases/approval.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { decommissionNode } from "../orchestrations/use-cases/decommission.js";
+import { rekeyNode } from "../orchestrations/use-cases/rekey.js";
+import { PublicKeySchema } from "../contract/keys.js";
 import { NodeStatus, PoolName } from "../orchestrations/clients/registry/model.js";
 import { nodeInsight, Operation, TimelineEntry } from "../orchestrations/use-cases/node-insight.js";
 import { ProblemError } from "./http/problem.js";
@@ -97,6 +99,22 @@ const decommission = defineRoute({
   },
 });
 
+const rekey = defineRoute({
+  name: "manageNodeRekey",
+  method: "POST",
+  route: "manage/nodes/{nodeId}/rekey",
+  summary: "Bind a new Ed25519 public key to a node (audited); its old key stops acting for it at once",
+  tag: "nodes",
+  access: "admin",
+  params: NodeIdParams,
+  body: z.strictObject({ publicKey: PublicKeySchema }),
+  responses: {
+    200: { description: "Re-keyed (or already on this key)", schema: NodeView },
+    404: { description: "No such node" },
+    409: { description: "The key acts for another live node (key-in-use)" },
+  },
+});
+
 export function registerNodeAdminRoutes(services: ServiceProvider): void {
   httpRoute(list, services, async ({ query, services: { registry } }) => {
     const { pageSize, continuationToken, ...filter } = query;
@@ -113,6 +131,9 @@ export function registerNodeAdminRoutes(services: ServiceProvider): void {
   });
   durableHttpRoute(reject, services, async ({ params, principal, client, services: { registry, now } }) => {
     return json(200, nodeView(await rejectNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  });
+  httpRoute(rekey, services, async ({ params, body, principal, services: { registry } }) => {
+    return json(200, nodeView(await rekeyNode({ registry }, params.nodeId, body.publicKey, principal.name)));
   });
   durableHttpRoute(decommission, services, async ({ params, principal, client, services: { registry } }) => {
     const outcome = await decommissionNode({ registry, workflows: workflowClientFrom(client) }, params.nodeId, principal.name);

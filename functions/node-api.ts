@@ -1,7 +1,7 @@
 /** The node API: requests signed by an enrolled node's key (see functions/http/node-auth.ts). */
 import { z } from "zod";
 import { machineIdentity } from "../contract/node-id.js";
-import { NodeFacts, NodeStatus, type NodeRecord } from "../orchestrations/clients/registry/model.js";
+import { NodeFactsInput, NodeStatus, type NodeRecord } from "../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./http/problem.js";
 import { defineRoute, httpRoute, json } from "./http/route.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
@@ -22,6 +22,8 @@ const status = defineRoute({
   summary: "The calling node's own status (it polls this while waiting for approval)",
   tag: "node",
   access: "node",
+  // The one call a retired node may still make: its agent learns from it that it is done.
+  openToRetiredNodes: true,
   responses: { 200: { description: "Status", schema: NodeStatusView }, 401: { description: "Unsigned, badly signed, stale or replayed request" } },
 });
 const statusView = (n: NodeRecord) => ({ nodeId: n.nodeId, pool: n.pool, status: n.status, lastError: n.lastError, updatedAt: n.updatedAt });
@@ -33,11 +35,11 @@ const facts = defineRoute({
   summary: "Report the calling node's current facts (addresses, kernel, OS version change); its identity may not change",
   tag: "node",
   access: "node",
-  body: NodeFacts,
+  body: NodeFactsInput,
   responses: {
     200: { description: "Recorded", schema: NodeStatusView },
     401: { description: "Unsigned, badly signed, stale or replayed request" },
-    409: { description: "The facts name a different machine" },
+    409: { description: "The facts name a different machine, or the node is retired (node-retired)" },
   },
 });
 const credentials = defineRoute({
@@ -64,7 +66,8 @@ const secret = defineRoute({
   responses: {
     200: { description: "The secret, once", schema: z.object({ ref: z.string(), value: z.string() }) },
     401: { description: "Unsigned, badly signed, stale or replayed request" },
-    404: { description: "No such secret for this node (never issued, already fetched, or expired)" },
+    404: { description: "No such secret for this node (never offered to it, already fetched, or expired)" },
+    409: { description: "The node is retired (node-retired)" },
   },
 });
 

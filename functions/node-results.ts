@@ -1,8 +1,8 @@
 /**
  * Service Bus trigger on `node-results`: a node's signed step result becomes an event on that node's saga (see
- * orchestrations/use-cases/node-results.ts). A permanently invalid message is audited and moved to
- * `node-results-rejected` with its reason, then completed; a transient failure throws so the broker redelivers (and,
- * past the queue's max delivery count, dead-letters it).
+ * orchestrations/use-cases/node-results.ts). A permanently invalid message is completed; within its sender's quota
+ * it is audited and its digest (not its body) goes to `node-results-rejected` with the reason. A transient failure
+ * throws so the broker redelivers (and, past the queue's max delivery count, dead-letters it).
  */
 import type { InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
@@ -28,8 +28,14 @@ export async function nodeResult(svc: Services, message: unknown, client: Durabl
     },
   });
   if (outcome.kind === "rejected") {
-    context.warn(`rejected result ${messageId ?? "(no id)"}: ${outcome.reason}: ${outcome.description}`);
-    await svc.mailbox().quarantineResult({ body: message, messageId }, outcome.reason, outcome.description);
+    const { digest } = outcome;
+    const subject = digest.nodeId ?? "unknown senders";
+    if (outcome.recorded) {
+      context.warn(`rejected result ${messageId ?? "(no id)"}: ${digest.reason}: ${digest.description} (sha256 ${digest.sha256}, ${digest.size} bytes)`);
+      await svc.mailbox().quarantineResult(digest, messageId);
+    } else if (outcome.firstOverQuota) {
+      context.warn(`rejected results from ${subject} are over their quota; further ones in this window are completed unrecorded`);
+    }
     return;
   }
   context.log(`result ${messageId ?? "(no id)"} for ${outcome.nodeId}: ${outcome.kind} ${outcome.event}`);

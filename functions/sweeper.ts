@@ -20,6 +20,8 @@ export function registerSweeper(services: ServiceProvider): void {
       );
       for (const o of report.orphans) context.log(`sweep: orphan ${o.ref} (${o.reason})`);
       for (const f of report.sagasFailed) context.log(`sweep: failed node ${f.nodeId}: ${f.reason}`);
+      for (const s of report.sagasStopped) context.warn(`sweep: stopped ${s.instanceId}: ${s.reason}`);
+      for (const o of report.offboardingsResumed) context.log(`sweep: resumed offboarding of ${o.nodeId}: ${o.reason}`);
       for (const n of report.orphansNotRemoved) context.warn(`sweep: could not remove ${n.ref}: ${n.error}`);
     },
   });

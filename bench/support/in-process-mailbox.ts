@@ -61,8 +61,8 @@ export class InProcessMailbox extends Mailbox {
     this.o.deliver(envelope);
   }
 
-  override quarantineResult(_message: { body: unknown; messageId?: string }, reason: string, description: string): Promise<void> {
-    this.quarantined.push({ reason, description });
+  override quarantineResult(digest: { reason: string; description: string }): Promise<void> {
+    this.quarantined.push({ reason: digest.reason, description: digest.description });
     return Promise.resolve();
   }
 }

@@ -15,6 +15,7 @@ const ENROL: Record<EnrolFailure, [number, string]> = {
   "pool-full": [429, "The pool is onboarding as many nodes as it allows"],
   "clone-rejected": [409, "This machine is already enrolled with another key"],
   "clone-replace-pending": [409, "The previous enrolment of this machine is being stopped"],
+  "clone-claim-pending": [409, "Another claim on this machine's identity is waiting for an admin"],
 };
 
 const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {
@@ -23,6 +24,7 @@ const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {
   TokenNotFound: [404, "not-found", "No such token"],
   NodeNotFound: [404, "not-found", "No such node"],
   NodeExists: [409, "conflict", "The node exists already"],
+  KeyInUse: [409, "key-in-use", "This public key is bound to another node"],
   Conflict: [409, "conflict", "The object changed or is in the wrong state for this operation"],
   PoolFull: [429, "pool-full", "The pool is onboarding as many nodes as it allows"],
   TooManyRetries: [503, "busy", "The object is too contended right now; retry"],

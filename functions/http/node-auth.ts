@@ -36,6 +36,20 @@ export async function authenticateNode({ registry, now }: Pick<Services, "regist
   return node;
 }
 
+/** Statuses whose key no longer acts for the node: it failed (or was rejected) or was offboarded. */
+const RETIRED: ReadonlySet<NodeRecord["status"]> = new Set(["Failed", "Offboarded"]);
+
+/**
+ * Refuses a retired node. 409 rather than 403: the key is the node's, its state is what forbids the call, and the
+ * agent answers a 409 by reading its status (which stays open to it) and stopping.
+ */
+export function refuseRetired(node: NodeRecord): void {
+  if (!RETIRED.has(node.status)) return;
+  throw new ProblemError(409, "node-retired", "This node is retired; its key no longer acts for it", {
+    detail: `node ${node.nodeId} is ${node.status}${node.lastError ? ` (${node.lastError.code})` : ""}; it must enrol again`,
+  });
+}
+
 /**
  * Proof of possession at enrolment: the request is signed (same profile) by the private half of the key it asks the
  * service to register, so a public key and public machine facts alone earn nothing. Nonces are kept as for node

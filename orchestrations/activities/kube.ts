@@ -42,13 +42,14 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
         .replace(/[^a-z0-9]/g, "")
         .slice(0, 6);
       const fresh = `${tokenId}.${randomBytes(12).toString("hex").slice(0, 16)}`;
-      const token = await secrets().putIfAbsent(nodeId, `${BOOTSTRAP_SECRET_REF}.token`, fresh, expiresAt);
+      // The raw token is the service's own (a retry reuses it); only the kubeconfig the plan fetches is offered.
+      const token = await secrets().putIfAbsent(nodeId, `${BOOTSTRAP_SECRET_REF}.token`, fresh, expiresAt, { offered: false });
       const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };
       const tokenObj: CreatedObject = { kind: "bootstrapToken", id: `bootstrap-token-${token.split(".")[0]}`, cluster: clusterResourceId };
       await record(registry, nodeId, secretObj, "add");
       await record(registry, nodeId, tokenObj, "add");
       const kubeconfig = bootstrapKubeconfig({ server, caPem, token, clusterName: parseClusterId(clusterResourceId).name });
-      await secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt);
+      await secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt, { offered: true });
       const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });
       await client.createSecret("kube-system", secret);
       return [secretObj, tokenObj];

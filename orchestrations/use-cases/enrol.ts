@@ -11,6 +11,7 @@ import { parseToken, secretMatches } from "./token-secret.js";
 import { newRunId } from "../onboard/saga-run.js";
 import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
+import { startOffboarding } from "./decommission.js";
 
 export interface EnrolDeps {
   registry: Registry;
@@ -35,7 +36,15 @@ export type EnrolOutcome =
   | { kind: "awaitingApproval"; node: NodeRecord; reason: "approval-required" | "clone-quarantined" };
 
 export type EnrolFailure =
-  "token-unknown" | "token-expired" | "token-revoked" | "token-exhausted" | "pool-missing" | "pool-full" | "clone-rejected" | "clone-replace-pending";
+  | "token-unknown"
+  | "token-expired"
+  | "token-revoked"
+  | "token-exhausted"
+  | "pool-missing"
+  | "pool-full"
+  | "clone-rejected"
+  | "clone-replace-pending"
+  | "clone-claim-pending";
 
 export class EnrolError extends Error {
   constructor(
@@ -177,24 +186,45 @@ async function clone(
       );
     case "quarantine": {
       if (!c.existing) return createNode(deps, { ...c, cloneOf: c.clonedFrom[0] });
+      // One claim waits at a time: a second key never replaces the one an admin is looking at. It is refused, and
+      // recorded, until the admin approves or rejects the first.
+      if (c.existing.pendingClaim) return refuseClaim(deps, c, new ClaimPendingError(c.existing.pendingClaim.keyId));
       await redeem(deps, c.token.tokenId);
       const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
-      const node = await withTokenRefund(deps, c.token.tokenId, () =>
-        registry.nodes.update(c.existing!, () => ({ pendingClaim: claim }), actor, "node.clone-quarantined"),
-      );
-      return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
+      try {
+        const node = await withTokenRefund(deps, c.token.tokenId, () =>
+          registry.nodes.update(
+            c.existing!,
+            (n) => {
+              if (n.pendingClaim && n.pendingClaim.keyId !== claim.keyId) throw new ClaimPendingError(n.pendingClaim.keyId);
+              return { pendingClaim: claim };
+            },
+            actor,
+            "node.clone-quarantined",
+          ),
+        );
+        return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
+      } catch (error) {
+        if (error instanceof ClaimPendingError) return refuseClaim(deps, c, error);
+        throw error;
+      }
     }
     case "replace": {
       if (!c.existing) {
+        // The machine now enrols under another id (its SMBIOS UUID changed): the node it replaces is offboarded for
+        // real — its onboarding stopped, its agent reset, its Arc machine, grants, queue and Node removed, its pool
+        // slot freed. Marked first, so a crash before the saga starts leaves a node the sweeper resumes.
         for (const owner of c.clonedFrom) {
           const node = await registry.nodes.getInPool(c.pool.name, owner);
-          if (node)
+          if (!node) continue;
+          if (node.status !== "Offboarding")
             await registry.nodes.update(
               node,
               () => ({ status: "Offboarding", lastError: { code: "ReplacedByClone", message: `replaced by ${c.nodeId}`, at: deps.now().toISOString() } }),
               actor,
               "node.replaced",
             );
+          await startOffboarding(deps, owner, { reason: `replaced by clone ${c.nodeId}`, actor });
         }
         return createNode(deps, c);
       }
@@ -207,6 +237,30 @@ async function clone(
       });
     }
   }
+}
+
+class ClaimPendingError extends Error {
+  constructor(readonly heldKeyId: string) {
+    super(`a claim by key ${heldKeyId} is waiting for an admin`);
+  }
+}
+
+async function refuseClaim(
+  deps: EnrolDeps,
+  c: { pool: Pool; nodeId: string; request: EnrolRequest; token: TokenRecord },
+  held: ClaimPendingError,
+): Promise<never> {
+  await deps.registry.audit.write({
+    actor: ACTOR(c.request.keyId),
+    action: "node.clone-claim-refused",
+    objectType: "node",
+    objectId: c.nodeId,
+    details: { keyId: c.request.keyId, heldKeyId: held.heldKeyId, tokenId: c.token.tokenId, facts: c.request.facts },
+  });
+  throw new EnrolError(
+    "clone-claim-pending",
+    `Another key's claim on this machine's identity is waiting for an admin in pool '${c.pool.name}'; it must be approved or rejected first.`,
+  );
 }
 
 /**

@@ -3,8 +3,11 @@
  * from an enrolled node and new, and if so hand it to that node's saga as an event. At-least-once delivery and
  * retried steps are normal, so a result is raised once per (node, step, attempt) and everything else is harmless.
  * Permanent rejections (schema, signature, unknown node) are returned as such so the caller can quarantine the message;
- * transient failures throw so the broker redelivers.
+ * transient failures throw so the broker redelivers. A rejection is recorded as a digest (sha256, size, reason), never
+ * the body, and at most REJECTIONS_PER_WINDOW times per node per window: the results queue is writable by every
+ * enrolled node, so garbage must not cost storage in proportion to what is sent.
  */
+import { createHash } from "node:crypto";
 import { ContractError } from "../../contract/errors.js";
 import { importPublicKey } from "../../contract/keys.js";
 import { parseUnverifiedStepResult, verifyStepResult, type StepResult } from "../../contract/step-result.js";
@@ -17,10 +20,30 @@ export interface NodeResultDeps {
   raiseEvent(instanceId: string, eventName: string, data: StepResultEvent): Promise<void>;
 }
 
+export const REJECTIONS_PER_WINDOW = 10;
+export const REJECTION_WINDOW_MS = 3_600_000;
+const DESCRIPTION_CHARS = 256;
+
+export type RejectionReason = "SchemaInvalid" | "UnknownNode" | "UnknownSaga" | "SignatureInvalid" | "NotJson";
+
+/** What is kept of a rejected message: enough to match it against a capture, nothing of its content. */
+export interface RejectedDigest {
+  reason: RejectionReason;
+  description: string;
+  /** The node it names, when that node is registered. */
+  nodeId?: string;
+  sha256: string;
+  size: number;
+}
+
 export type NodeResultOutcome =
   | { kind: "raised"; nodeId: string; event: string }
   | { kind: "duplicate"; nodeId: string; event: string }
-  | { kind: "rejected"; reason: "SchemaInvalid" | "UnknownNode" | "UnknownSaga" | "SignatureInvalid" | "NotJson"; description: string; nodeId?: string };
+  /**
+   * `recorded`: audited, and the caller should set the digest aside. Otherwise the subject's quota for the window is
+   * spent; `firstOverQuota` marks the one rejection that should say so.
+   */
+  | { kind: "rejected"; digest: RejectedDigest; recorded: boolean; firstOverQuota: boolean };
 
 export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Promise<NodeResultOutcome> {
   let raw: unknown = body;
@@ -28,27 +51,28 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
     try {
       raw = JSON.parse(typeof body === "string" ? body : new TextDecoder("utf-8", { fatal: true }).decode(body));
     } catch {
-      return reject(deps, { reason: "NotJson", description: "the message body is not UTF-8 JSON" });
+      return reject(deps, body, { reason: "NotJson", description: "the message body is not UTF-8 JSON" });
     }
   }
   let claimed: StepResult;
   try {
     claimed = parseUnverifiedStepResult(raw);
   } catch (error) {
-    return reject(deps, { reason: "SchemaInvalid", description: describe(error) });
+    return reject(deps, body, { reason: "SchemaInvalid", description: describe(error) });
   }
   const node = await deps.registry.nodes.get(claimed.nodeId);
-  if (!node) return reject(deps, { reason: "UnknownNode", description: `no node '${claimed.nodeId}' is registered`, nodeId: claimed.nodeId });
+  // The named id is the sender's choice, so it is no subject for the quota: every unknown id shares one.
+  if (!node) return reject(deps, body, { reason: "UnknownNode", description: `no node '${claimed.nodeId}' is registered` });
   let result: StepResult;
   try {
     result = verifyStepResult(raw, { nodeId: node.nodeId, nodePublicKey: importPublicKey(node.publicKey) });
   } catch (error) {
     if (!(error instanceof ContractError)) throw error;
-    return reject(deps, { reason: "SignatureInvalid", description: describe(error), nodeId: node.nodeId });
+    return reject(deps, body, { reason: "SignatureInvalid", description: describe(error), nodeId: node.nodeId });
   }
   const saga = parseSagaRunId(result.sagaId, node.nodeId);
   if (!saga)
-    return reject(deps, {
+    return reject(deps, body, {
       reason: "UnknownSaga",
       description: `saga id '${result.sagaId}' is not one of node ${node.nodeId}'s (<instance>@<run>)`,
       nodeId: node.nodeId,
@@ -76,15 +100,32 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
   return { kind: "raised", nodeId: node.nodeId, event };
 }
 
-async function reject(deps: NodeResultDeps, r: Omit<Extract<NodeResultOutcome, { kind: "rejected" }>, "kind">): Promise<NodeResultOutcome> {
-  await deps.registry.audit.write({
-    actor: "service:node-results",
-    action: "result.rejected",
-    objectType: "node",
-    objectId: r.nodeId ?? "unknown",
-    details: { reason: r.reason, description: r.description },
-  });
-  return { kind: "rejected", ...r };
+async function reject(deps: NodeResultDeps, body: unknown, r: { reason: RejectionReason; description: string; nodeId?: string }): Promise<NodeResultOutcome> {
+  const bytes = bytesOf(body);
+  const digest: RejectedDigest = {
+    reason: r.reason,
+    description: r.description.slice(0, DESCRIPTION_CHARS),
+    ...(r.nodeId ? { nodeId: r.nodeId } : {}),
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    size: bytes.byteLength,
+  };
+  const quota = await deps.registry.rejections.take(r.nodeId ?? "unknown", REJECTIONS_PER_WINDOW, REJECTION_WINDOW_MS);
+  if (quota.allowed) {
+    await deps.registry.audit.write({
+      actor: "service:node-results",
+      action: "result.rejected",
+      objectType: "node",
+      objectId: r.nodeId ?? "unknown",
+      details: { ...digest },
+    });
+  }
+  return { kind: "rejected", digest, recorded: quota.allowed, firstOverQuota: quota.firstRefused };
+}
+
+/** The message as the broker delivered it: bytes, text, or JSON the binding already parsed (digested re-serialised). */
+function bytesOf(body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  return new TextEncoder().encode(typeof body === "string" ? body : (JSON.stringify(body) ?? String(body)));
 }
 
 function describe(error: unknown): string {

@@ -2,8 +2,11 @@
  * The sweeper: the periodic pass that keeps the registry and Azure honest when a message, an event or a whole saga was
  * lost. It
  *  - marks enrolment tokens whose expiry has passed;
- *  - fails sagas stuck beyond their deadline through the normal compensation path (terminate, then `compensateNode`),
- *    and nodes that claim to be onboarding with no saga left to finish them;
+ *  - fails onboardings stuck beyond their deadline through the normal compensation path (terminate, then
+ *    `compensateNode`), and nodes that claim to be onboarding with no saga left to finish them;
+ *  - stops any other saga of a node (offboarding, compensation, an onboarding the node's status has left behind) that
+ *    runs past the deadline, and resumes the offboarding of a node left `Offboarding` with none running (a start that
+ *    was lost, a run stopped or failed, removal left incomplete);
  *  - reports the resources the service manages that no live node owns (Arc machines tagged managed-by, role
  *    assignments the service created at pool scopes, bootstrap-token Secrets labelled with a node) and, when
  *    SWEEP_REMOVE_ORPHANS is set, removes them the way compensation would;
@@ -16,6 +19,8 @@ import { removeCreatedObject, type RemovalDeps } from "../activities/removal.js"
 import { parseResourceGroupId, subscriptionOf } from "../clients/arm/resource-id.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
 import { newRunId } from "../onboard/saga-run.js";
+import { offboardInstanceId } from "../offboard/offboard-node.js";
+import { startOffboarding } from "./decommission.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
 import type { NodeRecord, NodeStatus, Pool } from "../clients/registry/model.js";
 import type { Services } from "../services.js";
@@ -44,6 +49,10 @@ export interface Orphan {
 export interface SweepReport {
   tokensExpired: string[];
   sagasFailed: { nodeId: string; reason: string }[];
+  /** Sagas other than a failed onboarding that ran past the deadline and were terminated. */
+  sagasStopped: { nodeId: string; instanceId: string; reason: string }[];
+  /** Nodes left Offboarding with no offboarding running, whose offboarding was started again. */
+  offboardingsResumed: { nodeId: string; reason: string }[];
   orphans: Orphan[];
   orphansRemoved: string[];
   orphansNotRemoved: { ref: string; error: string }[];
@@ -54,7 +63,16 @@ export interface SweepReport {
 export type SweepServices = RemovalDeps & Pick<Services, "registry" | "arm" | "kube" | "now" | "settings">;
 
 export async function sweep(svc: SweepServices, workflows: WorkflowClient, options: SweepOptions): Promise<SweepReport> {
-  const report: SweepReport = { tokensExpired: [], sagasFailed: [], orphans: [], orphansRemoved: [], orphansNotRemoved: [], claimsPurged: 0 };
+  const report: SweepReport = {
+    tokensExpired: [],
+    sagasFailed: [],
+    sagasStopped: [],
+    offboardingsResumed: [],
+    orphans: [],
+    orphansRemoved: [],
+    orphansNotRemoved: [],
+    claimsPurged: 0,
+  };
   const now = svc.now();
 
   for (const token of await all((c) => svc.registry.tokens.list({ continuationToken: c }))) {
@@ -69,9 +87,19 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
   }
 
   const nodes = await all((c) => svc.registry.nodes.list({ continuationToken: c }));
-  for (const node of nodes.filter((n) => ONBOARDING.has(n.status))) {
-    const reason = await failIfStuck(svc, workflows, node, now, options.sagaDeadlineMs);
-    if (reason) report.sagasFailed.push({ nodeId: node.nodeId, reason });
+  for (const node of nodes) {
+    const stopped = await stopOverdue(svc, workflows, node, now, options.sagaDeadlineMs);
+    report.sagasStopped.push(...stopped);
+    // A run stopped just now may still be winding down (termination is asynchronous): the next sweep takes it up.
+    if (stopped.length > 0) continue;
+    if (ONBOARDING.has(node.status)) {
+      const reason = await failIfStuck(svc, workflows, node, now, options.sagaDeadlineMs);
+      if (reason) report.sagasFailed.push({ nodeId: node.nodeId, reason });
+    }
+    if (node.status === "Offboarding") {
+      const reason = await resumeOffboarding(svc, workflows, node, now, options.sagaDeadlineMs);
+      if (reason) report.offboardingsResumed.push({ nodeId: node.nodeId, reason });
+    }
   }
 
   report.orphans = await findOrphans(svc);
@@ -123,6 +151,54 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
   const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason, run: newRunId() };
   await workflows.start(COMPENSATE_NODE, { instanceId: compensation, input });
   await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "node.saga-deadline", objectType: "node", objectId: node.nodeId, details: { reason } });
+  return reason;
+}
+
+/**
+ * Terminates the node's offboarding and compensation runs, and an onboarding its status has left behind, that run
+ * past the deadline (an onboarding of a node still onboarding is failIfStuck's: it also compensates).
+ */
+async function stopOverdue(
+  svc: SweepServices,
+  workflows: WorkflowClient,
+  node: NodeRecord,
+  now: Date,
+  deadlineMs: number,
+): Promise<SweepReport["sagasStopped"]> {
+  const instances = [offboardInstanceId(node.nodeId), compensateInstanceId(node.nodeId), ...(ONBOARDING.has(node.status) ? [] : [node.nodeId])];
+  const stopped: SweepReport["sagasStopped"] = [];
+  for (const instanceId of instances) {
+    const run = await workflows.describe(instanceId);
+    if (!run || !isRunning(run.status) || now.getTime() - run.createdAt.getTime() <= deadlineMs) continue;
+    const reason = `${instanceId} ran past its ${Math.round(deadlineMs / 60_000)}-minute deadline`;
+    await workflows.terminate(instanceId, `sweeper: ${reason}`);
+    await svc.registry.audit.write({
+      actor: SWEEP_ACTOR,
+      action: "node.saga-deadline",
+      objectType: "node",
+      objectId: node.nodeId,
+      details: { instanceId, reason },
+    });
+    stopped.push({ nodeId: node.nodeId, instanceId, reason });
+  }
+  return stopped;
+}
+
+/**
+ * Starts the offboarding of a node left Offboarding with none running. At once when the last run ended without
+ * finishing (failed, terminated); after the deadline when there was none (the start may be a moment behind the
+ * status) or it completed with objects left (so a retry of the removal waits a deadline, not a sweep).
+ */
+async function resumeOffboarding(svc: SweepServices, workflows: WorkflowClient, node: NodeRecord, now: Date, deadlineMs: number): Promise<string | undefined> {
+  const run = await workflows.describe(offboardInstanceId(node.nodeId));
+  if (run && isRunning(run.status)) return undefined;
+  const cutShort = run?.status === "Failed" || run?.status === "Terminated" || run?.status === "Canceled";
+  if (!cutShort && now.getTime() - Date.parse(node.updatedAt) <= deadlineMs) return undefined;
+  const reason = run
+    ? `the node was Offboarding and its offboarding had ended ${run.status}${node.lastError ? ` (${node.lastError.code})` : ""}`
+    : `the node was Offboarding for over ${Math.round(deadlineMs / 60_000)} minutes with no offboarding started`;
+  await startOffboarding({ workflows }, node.nodeId, { reason: `sweeper: ${reason}`, actor: SWEEP_ACTOR });
+  await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "node.offboarding-resumed", objectType: "node", objectId: node.nodeId, details: { reason } });
   return reason;
 }
 

@@ -70,6 +70,28 @@ describe("clone policy: the same machine identity enrols with a new key", () => 
     expect(await registry().nodes.getByKey(keyId)).toBeUndefined();
   });
 
+  it("quarantine: a second claim never overwrites the one waiting for an admin; it is refused and recorded", async () => {
+    const { token, original, nodeId, keyId } = await setup("quarantine");
+    const first = cloneOf(original);
+    const firstKey = ((await app.enrol(first, token)).json as { keyId: string }).keyId;
+    const usesBefore = (await registry().tokens.get(token.split(".")[1]!))!.uses;
+
+    const second = cloneOf(original);
+    const res = await app.enrol(second, token);
+    expect([res.status, problemType(res)]).toEqual([409, "clone-claim-pending"]);
+    expect(res.json).not.toHaveProperty("mailbox");
+    const node = (await registry().nodes.get(nodeId))!;
+    expect(node).toMatchObject({ keyId, pendingClaim: { keyId: firstKey } });
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(usesBefore);
+    const refused = (await registry().audit.list({ objectId: nodeId })).find((a) => a.action === "node.clone-claim-refused");
+    expect(refused?.details).toMatchObject({ heldKeyId: firstKey, keyId: expect.not.stringMatching(firstKey) });
+    // The first claim still answers as waiting; once an admin drops it, the next claim may wait in its place.
+    expect((await app.enrol(first, token)).status).toBe(202);
+    expect((await app.call("POST", `/api/manage/nodes/${nodeId}/reject`, { headers: admin })).status).toBe(200);
+    expect((await app.enrol(second, token)).status).toBe(202);
+    expect((await registry().nodes.get(nodeId))!.pendingClaim?.keyId).not.toBe(firstKey);
+  });
+
   it("quarantine: a clone with its own SMBIOS UUID becomes a separate node awaiting approval", async () => {
     const { token, original, nodeId } = await setup("quarantine");
     const sibling = newNode({ machineId: original.facts.machineId });

@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { AzureSASCredential } from "@azure/core-auth";
 import { ServiceBusClient } from "@azure/service-bus";
 import * as df from "durable-functions";
@@ -9,6 +9,7 @@ import { findSecrets } from "../../contract/secrets.js";
 import { buildStepResult, type StepResult } from "../../contract/step-result.js";
 import { REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import { stepResultEvent } from "../../orchestrations/onboard/saga-run.js";
+import { REJECTIONS_PER_WINDOW } from "../../orchestrations/use-cases/node-results.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/index.js";
 import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/index.js";
@@ -134,6 +135,43 @@ describe("node-results trigger", () => {
       ["no-run", "UnknownSaga"],
     ]);
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Running");
+  });
+
+  it("keeps a digest of garbage, never the body, and records at most its quota per node per window", async () => {
+    const forged = (i: number) => ({
+      ...result("step-1", { key: generateKeyPairSync("ed25519").privateKey }),
+      output: { junk: `MARKER-${i}-${"x".repeat(2000)}` },
+    });
+    const sent: { id: string; bytes: number; sha256: string }[] = [];
+    for (let i = 0; i < REJECTIONS_PER_WINDOW + 5; i++) {
+      const body = forged(i);
+      const text = JSON.stringify(body);
+      sent.push({ id: `junk-${i}`, bytes: Buffer.byteLength(text), sha256: createHash("sha256").update(text).digest("hex") });
+      await post(body, `junk-${i}`);
+    }
+    // Not JSON at all, naming no node: one shared quota for every sender that names nobody.
+    for (let i = 0; i < REJECTIONS_PER_WINDOW + 3; i++) await post(`MARKER-raw-${i}`, `raw-${i}`);
+    // Every message was completed, none retried.
+    expect(triggers.invocations.filter((i) => /^(junk|raw)-/.test(i.messageId ?? "")).every((i) => i.outcome === "completed")).toBe(true);
+
+    const aside = emulator.inspect.messages(REJECTED_RESULTS_QUEUE);
+    expect(aside.map((m) => m.messageId)).toEqual([
+      ...sent.slice(0, REJECTIONS_PER_WINDOW).map((s) => s.id),
+      ...Array.from({ length: REJECTIONS_PER_WINDOW }, (_, i) => `raw-${i}`),
+    ]);
+    expect(JSON.stringify(emulator.log.enqueued(REJECTED_RESULTS_QUEUE))).not.toContain("MARKER");
+    expect(aside[0]!.body).toEqual({
+      reason: "SignatureInvalid",
+      description: expect.stringMatching(/bad_signature/),
+      nodeId,
+      sha256: sent[0]!.sha256,
+      size: sent[0]!.bytes,
+    });
+    const audit = (await registry().audit.list()).filter((a) => a.action === "result.rejected");
+    expect(audit.filter((a) => a.objectId === nodeId)).toHaveLength(REJECTIONS_PER_WINDOW);
+    expect(audit.filter((a) => a.objectId === "unknown")).toHaveLength(REJECTIONS_PER_WINDOW);
+    expect(JSON.stringify(audit)).not.toContain("MARKER");
+    expect(audit.find((a) => a.objectId === nodeId)?.details).toMatchObject({ reason: "SignatureInvalid", sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
   });
 
   it("treats a late result for a finished or purged saga as harmless", async () => {

@@ -1,7 +1,7 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { admin } from "../function-app/index.js";
+import { admin, newNode } from "../function-app/index.js";
 import { startWorld, type World } from "./world.js";
 
 let world: World;
@@ -60,5 +60,38 @@ describe("decommission → offboardNode", () => {
     await world.settle(`${nodeId}:offboard`);
     expectNothingLeft(world);
     expect((await registry().nodes.get(nodeId))?.status).toBe("Offboarded");
+  });
+});
+
+describe("clone policy replace → offboardNode of the replaced node", () => {
+  it("offboards the node a clone with a new id replaces: agent reset, its objects removed, its slot freed", async () => {
+    world = await startWorld({ poolSpec: { clonePolicy: "replace" } });
+    const { nodeId, node, agent } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const owned = (await registry().nodes.get(nodeId))!.createdObjects;
+    expect(owned).toHaveLength(5);
+
+    // The same machine-id with another SMBIOS UUID and a fresh key: a new node id that replaces the old one.
+    const clone = newNode({ machineId: node.facts.machineId });
+    const res = await world.app.enrol(clone, await world.app.createToken("edge"));
+    expect(res.status).toBe(201);
+    const cloneId = (res.json as { nodeId: string }).nodeId;
+    expect(cloneId).not.toBe(nodeId);
+
+    const done = await world.settle(`${nodeId}:offboard`);
+    expect(done.output).toMatchObject({ remaining: [] });
+    expect(agent.seen.at(-1)?.stepId).toBe("reset");
+    const old = (await registry().nodes.get(nodeId))!;
+    expect(old).toMatchObject({ status: "Offboarded", createdObjects: [] });
+    const mentions = (xs: unknown[]) => xs.filter((x) => JSON.stringify(x).includes(nodeId));
+    expect(mentions(world.arm.inspect.machines())).toEqual([]);
+    expect(mentions(world.arm.inspect.roleAssignments())).toEqual([]);
+    expect(mentions(world.sb.inspect.queues())).toEqual([]);
+    expect(mentions(world.kube.inspect().nodes)).toEqual([]);
+    // Only the clone's onboarding may hold a slot now.
+    const cloneStatus = (await registry().nodes.get(cloneId))!.status;
+    expect((await registry().pools.get("edge"))?.inFlight).toBe(["Enrolling", "Onboarding"].includes(cloneStatus) ? 1 : 0);
+    const actions = (await registry().audit.list({ objectId: nodeId })).map((a) => a.action);
+    expect(actions).toEqual(expect.arrayContaining(["node.replaced", "node.offboarded"]));
   });
 });

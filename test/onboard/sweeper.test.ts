@@ -7,6 +7,7 @@ import { buildServices } from "../../functions/composition-root.js";
 import { settings } from "../../orchestrations/settings.js";
 import { sweep, type SweepOptions } from "../../orchestrations/use-cases/sweep.js";
 import { BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
+import { admin } from "../function-app/index.js";
 import { ARC_RG_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
 
 let world: World;
@@ -159,4 +160,59 @@ describe("sweeper", () => {
       "sweep: 0 token(s) expired, 0 stuck saga(s) failed, 0 orphan(s) found, 0 removed, 0 not removed, 0 claim(s) purged",
     );
   });
+
+  it("resumes the offboarding of a node left Offboarding with none running", async () => {
+    world = await startWorld();
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    // What a lost start leaves (a crash between marking the node and starting its saga).
+    const onWorldClock = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }, () => new Date(world.clock.now()));
+    await onWorldClock.nodes.update({ pool: "edge", nodeId }, () => ({ status: "Offboarding" }), "test", "test.offboarding");
+    const svc = servicesOf(world);
+    const at = () => new Date(world.clock.now());
+
+    expect((await sweep({ ...svc, now: at }, workflows(world), OPTIONS)).offboardingsResumed).toEqual([]);
+    await world.app.simulator.advance(31 * 60_000);
+    const report = await sweep({ ...svc, now: at }, workflows(world), OPTIONS);
+    expect(report.offboardingsResumed).toEqual([{ nodeId, reason: "the node was Offboarding for over 30 minutes with no offboarding started" }]);
+    expect((await sweep({ ...svc, now: at }, workflows(world), OPTIONS)).offboardingsResumed).toEqual([]);
+    expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
+    expect(await registry().nodes.get(nodeId)).toMatchObject({ status: "Offboarded", createdObjects: [] });
+    expect(world.arm.inspect.machines()).toEqual([]);
+    expect((await registry().pools.get("edge"))?.inFlight).toBe(0);
+  });
+
+  it("stops an offboarding run past its deadline, then resumes it", async () => {
+    // The agent never answers reset, and the offboarding waits two hours for it: far past the 30-minute deadline.
+    world = await startWorld({ timing: { resetWaitMs: 2 * 3_600_000 } });
+    const { nodeId } = await world.enrol({ script: (e) => (e.stepId === "reset" ? "silent" : "succeed") });
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const sim = world.app.simulator;
+    expect((await world.app.call("POST", `/api/manage/nodes/${nodeId}/decommission`, { headers: admin })).status).toBe(202);
+    await sim.runUntilIdle();
+    const svc = servicesOf(world);
+    const at = () => new Date(world.clock.now());
+
+    await sim.advance(10 * 60_000);
+    expect((await sweep({ ...svc, now: at }, workflows(world), OPTIONS)).sagasStopped).toEqual([]);
+    await sim.advance(25 * 60_000);
+    const report = await sweep({ ...svc, now: at }, workflows(world), OPTIONS);
+    expect(report.sagasStopped).toEqual([{ nodeId, instanceId: `${nodeId}:offboard`, reason: `${nodeId}:offboard ran past its 30-minute deadline` }]);
+    expect(report.offboardingsResumed).toEqual([]);
+    await sim.runUntilIdle();
+    expect(sim.getStatus(`${nodeId}:offboard`)?.runtimeStatus).toBe("Terminated");
+
+    const next = await sweep({ ...svc, now: at }, workflows(world), OPTIONS);
+    expect(next.offboardingsResumed).toEqual([{ nodeId, reason: expect.stringMatching(/^the node was Offboarding and its offboarding had ended Terminated/) }]);
+    expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
+    expect((await registry().nodes.get(nodeId))?.status).toBe("Offboarded");
+  });
 });
+
+/** The services the app's functions use, built the same way, on the world's emulators. */
+function servicesOf(w: World) {
+  return buildServices(settings(), {
+    arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: w.arm.httpClient, retryOptions: { maxRetries: 0 } }),
+    credential: emulatorCredential(SERVICE_PRINCIPAL),
+  });
+}

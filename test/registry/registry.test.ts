@@ -130,4 +130,21 @@ describe("registry on Azurite", () => {
     expect(await rows("nonces")).toEqual([]);
     expect(await rows("claims")).toEqual(["result:n1/n1@r1:new:1", "result:n1/n1@r1:old:1"]);
   });
+
+  it("counts rejected results against a per-subject quota per window, and stops writing once it is spent", async () => {
+    let clock = new Date("2026-12-05T10:00:00Z");
+    const { registry } = await freshRegistry(() => clock);
+    const takes = [];
+    for (let i = 0; i < 13; i++) takes.push(await registry.rejections.take("fn-a", 10, 3_600_000));
+    expect(takes.map((t) => t.allowed)).toEqual([...Array(10).fill(true), false, false, false]);
+    expect(takes.map((t) => t.firstRefused)).toEqual([...Array(10).fill(false), true, false, false]);
+    // Another subject has its own quota; the next window starts afresh.
+    expect((await registry.rejections.take("unknown", 10, 3_600_000)).allowed).toBe(true);
+    clock = new Date("2026-12-05T11:00:00Z");
+    expect((await registry.rejections.take("fn-a", 10, 3_600_000)).allowed).toBe(true);
+    // Under a concurrent flood, never more than the quota.
+    const flood = await Promise.all(Array.from({ length: 30 }, () => registry.rejections.take("fn-b", 10, 3_600_000)));
+    expect(flood.filter((t) => t.allowed).length).toBeLessThanOrEqual(10);
+    expect(flood.filter((t) => t.allowed).length).toBeGreaterThan(0);
+  });
 });

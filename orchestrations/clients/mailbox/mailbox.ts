@@ -150,21 +150,22 @@ export class Mailbox {
   }
 
   /**
-   * Moves a rejected result aside with its reason. The Node programming model cannot dead-letter a triggering message
-   * on GA bindings, so the results trigger completes it and keeps a copy here, with the same reason fields the
-   * dead-letter queue would carry.
+   * Sets a rejected result's digest aside with its reason. The Node programming model cannot dead-letter a triggering
+   * message on GA bindings, so the results trigger completes it and records here what the dead-letter queue would
+   * carry — the reason fields — with the digest (sha256, size) in place of the body: anyone can send garbage to
+   * `node-results`, and a copy of each would be storage an attacker controls.
    */
-  async quarantineResult(message: { body: unknown; messageId?: string }, reason: string, description: string): Promise<void> {
+  async quarantineResult(digest: { reason: string; description: string; sha256: string; size: number; nodeId?: string }, messageId?: string): Promise<void> {
     const sender = this.options.client.createSender(REJECTED_RESULTS_QUEUE);
     try {
       await sender.sendMessages({
-        body: message.body,
+        body: digest,
         contentType: "application/json",
-        messageId: message.messageId,
+        messageId,
         applicationProperties: {
-          DeadLetterReason: reason,
-          DeadLetterErrorDescription: description.slice(0, 1024),
-          originalMessageId: message.messageId ?? null,
+          DeadLetterReason: digest.reason,
+          DeadLetterErrorDescription: digest.description.slice(0, 1024),
+          originalMessageId: messageId ?? null,
         },
       });
     } finally {

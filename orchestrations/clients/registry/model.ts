@@ -105,6 +105,26 @@ export type TokenRecord = z.infer<typeof TokenRecord>;
 export const NodeFacts = NodeFactsSchema;
 export type NodeFacts = ContractNodeFacts;
 
+/**
+ * C0/C1 controls and the bidirectional overrides and isolates: in a value shown to an operator (admin API, logs, a
+ * terminal) they rewrite what is displayed around them.
+ */
+const CONTROL = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * Facts as they arrive from a node (enrolment, PUT /api/node/facts): refused if any string carries a control
+ * character, naming the field. Only at the boundary: records already stored still read with `NodeFacts`.
+ */
+export const NodeFactsInput = NodeFacts.superRefine((facts, ctx) => {
+  const walk = (value: unknown, path: (string | number)[]): void => {
+    if (typeof value === "string") {
+      if (CONTROL.test(value)) ctx.addIssue({ code: "custom", path, message: "must not contain control or bidirectional-override characters" });
+    } else if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i]));
+    else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+  };
+  walk(facts, []);
+});
+
 export const NodeError = z.object({ code: z.string(), message: z.string(), at: z.iso.datetime() });
 
 /** A second key that claimed this node's machine identity, held for an admin to approve (clone policy quarantine). */

@@ -5,6 +5,9 @@
  *   count be one entity-group transaction.
  * - Table `index`: PK "node" RK node id → pool; PK "key" RK key id → pool and node. Written before the node, so a
  *   reader may find an index row for a node that is not there yet (treated as absent) but never a node it cannot find.
+ *   A key belongs to one node: its row is inserted once and never re-pointed while the node it names still holds the
+ *   key (KeyInUse). It moves only when stale (that node was re-keyed away from it) or, for an admin's re-key, from a
+ *   retired node (Failed, Offboarded); every move is conditional on the row's ETag.
  * Every change is made under the node's ETag (re-read and retried on Conflict) and audited.
  */
 import type { TableClient, TransactionAction } from "@azure/data-tables";
@@ -12,7 +15,7 @@ import { IN_FLIGHT, NodeRecord, type NodeStatus } from "./model.js";
 import type { AuditLog } from "./audit.js";
 import type { InFlightCounter } from "./in-flight.js";
 import type { PoolTable } from "./pools.js";
-import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, toRow, type Clock, type Page } from "./table-rows.js";
+import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, insertOnce, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
 
 const nodeRow = (nodeId: string) => `node:${nodeId}`;
 export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] => [
@@ -36,6 +39,9 @@ export interface NodeFilter {
 const nodeEntity = (pool: string, nodeId: string, value: Partial<NodeRecord>) => toRow(pool, nodeRow(nodeId), { ...value, failureCode: value.lastError?.code });
 
 export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "createdAt">>;
+
+/** Statuses whose key no longer acts for the node (see functions/http/node-auth.ts). */
+const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
 
 export class NodeTable {
   constructor(
@@ -104,15 +110,17 @@ export class NodeTable {
     if (await read(this.table, node.pool, nodeRow(node.nodeId))) throw new RegistryError("NodeExists", `node '${node.nodeId}' exists already`);
     await this.writeIndex(node);
     const at = this.now().toISOString();
-    await this.counter.transact(node.pool, pool.maxInFlight, IN_FLIGHT.has(node.status) ? 1 : 0, () => [
-      ["create", nodeEntity(node.pool, node.nodeId, { ...node, createdAt: at, updatedAt: at })],
-      // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
-      ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => [
-        "upsert",
-        { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId },
-        "Replace",
+    await this.withKeyReleasedOnFailure(node, () =>
+      this.counter.transact(node.pool, pool.maxInFlight, IN_FLIGHT.has(node.status) ? 1 : 0, () => [
+        ["create", nodeEntity(node.pool, node.nodeId, { ...node, createdAt: at, updatedAt: at })],
+        // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
+        ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => [
+          "upsert",
+          { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId },
+          "Replace",
+        ]),
       ]),
-    ]);
+    );
     await this.audit.write({
       actor,
       action: "node.enrol",
@@ -132,7 +140,7 @@ export class NodeTable {
     change: (node: NodeRecord) => NodeChange | undefined,
     actor: string,
     action: string,
-    options: { expect?: NodeStatus[] } = {},
+    options: { expect?: NodeStatus[]; takeKeyFromRetired?: boolean } = {},
   ): Promise<NodeRecord> {
     for (let i = 0; i < ETAG_ATTEMPTS; i++) {
       const node = await this.getInPool(ref.pool, ref.nodeId);
@@ -142,7 +150,9 @@ export class NodeTable {
       const patch = change(node);
       if (!patch) return node;
       const next = { ...node, ...patch, updatedAt: this.now().toISOString() };
-      if (next.keyId !== node.keyId) await this.writeIndex(next);
+      // A new key, or a retired node coming back: the key must (still) be this node's alone.
+      const rebind = next.keyId !== node.keyId || (RETIRED.has(node.status) && !RETIRED.has(next.status));
+      if (rebind) await this.writeIndex(next, { takeFromRetired: options.takeKeyFromRetired });
       const delta = (IN_FLIGHT.has(next.status) ? 1 : 0) - (IN_FLIGHT.has(node.status) ? 1 : 0);
       const pool = await this.pools.get(ref.pool);
       // Offboarding frees resources: it takes a slot (it is saga work) but is never refused for a full pool.
@@ -165,17 +175,77 @@ export class NodeTable {
         }
         throw error;
       }
-      await this.audit.write({ actor, action, objectType: "node", objectId: ref.nodeId, details: { from: node.status, to: next.status } });
+      const keyMoved = next.keyId !== node.keyId;
+      if (keyMoved) await this.releaseKey(node.keyId, ref.nodeId);
+      await this.audit.write({
+        actor,
+        action,
+        objectType: "node",
+        objectId: ref.nodeId,
+        details: { from: node.status, to: next.status, ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}) },
+      });
       return (await this.getInPool(ref.pool, ref.nodeId))!;
     }
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
   }
 
   /** Points the node id and its key id at the node (before the node row is written; see the header). */
-  private async writeIndex(node: { nodeId: string; pool: string; keyId: string }): Promise<void> {
-    await Promise.all([
-      this.index.upsertEntity({ partitionKey: "node", rowKey: node.nodeId, pool: node.pool }, "Replace"),
-      this.index.upsertEntity({ partitionKey: "key", rowKey: node.keyId, pool: node.pool, nodeId: node.nodeId }, "Replace"),
-    ]);
+  private async writeIndex(node: { nodeId: string; pool: string; keyId: string }, options: { takeFromRetired?: boolean } = {}): Promise<void> {
+    await this.index.upsertEntity({ partitionKey: "node", rowKey: node.nodeId, pool: node.pool }, "Replace");
+    await this.bindKey(node, options);
+  }
+
+  /**
+   * Binds the key to the node: inserted once; an existing binding to another node is re-pointed (under its ETag) only
+   * when that node no longer holds the key, or when an admin re-keys and that node is retired. A binding whose node is
+   * not (yet) there counts as held: it is a create in flight, or one that failed and released nothing.
+   */
+  private async bindKey(node: { nodeId: string; pool: string; keyId: string }, options: { takeFromRetired?: boolean }): Promise<void> {
+    const row = { partitionKey: "key", rowKey: node.keyId, pool: node.pool, nodeId: node.nodeId };
+    for (let i = 0; i < ETAG_ATTEMPTS; i++) {
+      if (await insertOnce(this.index, row)) return;
+      const bound = await read(this.index, "key", node.keyId);
+      if (!bound) continue;
+      if (bound.nodeId === node.nodeId && bound.pool === node.pool) return;
+      const holder = await this.getInPool(bound.pool as string, bound.nodeId as string);
+      const free = holder !== undefined && (holder.keyId !== node.keyId || (options.takeFromRetired === true && RETIRED.has(holder.status)));
+      if (!free) {
+        throw new RegistryError(
+          "KeyInUse",
+          `key ${node.keyId} is bound to node '${bound.nodeId as string}'${holder ? ` (${holder.status})` : ""}; a node needs its own key, and moving one is an admin's re-key`,
+        );
+      }
+      try {
+        await this.index.updateEntity(row, "Replace", { etag: bound.etag });
+        return;
+      } catch (error) {
+        if (status(error) !== 412 && status(error) !== 404) throw error;
+        await backoff(i);
+      }
+    }
+    throw new RegistryError("TooManyRetries", `key ${node.keyId} is too contended; retry`);
+  }
+
+  /** Drops the key's binding to this node, if it is still there and the node does not hold the key. */
+  private async releaseKey(keyId: string, nodeId: string): Promise<void> {
+    const bound = await read(this.index, "key", keyId);
+    if (!bound || bound.nodeId !== nodeId) return;
+    const node = await this.getInPool(bound.pool as string, nodeId);
+    if (node?.keyId === keyId) return;
+    try {
+      await this.index.deleteEntity("key", keyId, { etag: bound.etag });
+    } catch (error) {
+      if (status(error) !== 412 && status(error) !== 404) throw error;
+    }
+  }
+
+  /** A create that fails after binding its key (pool full, a lost race) must not keep the key from the next try. */
+  private async withKeyReleasedOnFailure<T>(node: { nodeId: string; keyId: string }, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      await this.releaseKey(node.keyId, node.nodeId);
+      throw error;
+    }
   }
 }

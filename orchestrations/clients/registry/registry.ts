@@ -7,7 +7,8 @@
  *   `index`                                counter (in-flight.ts) and the node/key index it writes first
  * - `audit`   audit.ts      AuditLog       who did what, when, to which object; written by every mutation above
  * - `nonces`  nonces.ts     NonceTable     node-request nonces, insert-only
- * - `claims`  claims.ts     ResultClaims   step results already handed to a saga, insert-only
+ * - `claims`  claims.ts     ResultClaims   step results already handed to a saga, insert-only; and
+ *             rejection-quota.ts RejectionQuota  per-node counts of recorded rejected results, per window
  * - `secrets` secrets.ts    SecretTable    sealed one-time secrets for nodes
  * Shared row mapping, reads and retries: table-rows.ts. Every read-modify-write is guarded by the entity's ETag.
  * Tables depend on each other only through the objects passed to their constructors (nodes → pools → counter, and
@@ -21,6 +22,7 @@ import { InFlightCounter } from "./in-flight.js";
 import { NodeTable } from "./nodes.js";
 import { NonceTable } from "./nonces.js";
 import { PoolTable } from "./pools.js";
+import { RejectionQuota } from "./rejection-quota.js";
 import { SecretTable } from "./secrets.js";
 import type { Clock } from "./table-rows.js";
 import { TokenTable } from "./tokens.js";
@@ -28,7 +30,7 @@ import { TokenTable } from "./tokens.js";
 export { RegistryError, type Clock, type Page } from "./table-rows.js";
 export { fingerprintRows, type NodeChange } from "./nodes.js";
 export type { SealedSecretRow } from "./secrets.js";
-export type { AuditLog, NodeTable, NonceTable, PoolTable, ResultClaims, SecretTable, TokenTable };
+export type { AuditLog, NodeTable, NonceTable, PoolTable, RejectionQuota, ResultClaims, SecretTable, TokenTable };
 
 export interface RegistryConnection {
   /** A storage connection string (Azurite: its full string or `UseDevelopmentStorage=true`). */
@@ -50,6 +52,7 @@ export class Registry {
   readonly audit: AuditLog;
   readonly nonces: NonceTable;
   readonly claims: ResultClaims;
+  readonly rejections: RejectionQuota;
   readonly secrets: SecretTable;
   private readonly service: TableServiceClient;
   private readonly tables: Record<TableName, TableClient>;
@@ -79,6 +82,7 @@ export class Registry {
     this.nodes = new NodeTable(this.tables.nodes, this.tables.index, counter, this.pools, this.audit, now);
     this.nonces = new NonceTable(this.tables.nonces, now);
     this.claims = new ResultClaims(this.tables.claims, now);
+    this.rejections = new RejectionQuota(this.tables.claims, now);
     this.secrets = new SecretTable(this.tables.secrets);
   }
 

@@ -1,8 +1,9 @@
 /**
  * Sealed one-time secrets for nodes. Table `secrets`: PK node id, RK the secret's reference; the row holds only what
- * orchestrations/clients/secrets sealed (AES-256-GCM iv, ciphertext, tag) and the expiry. Insert-only (the first
- * writer's secret is the one stored); taking it is a read then a delete under the row's ETag, so of two concurrent
- * takers exactly one gets it.
+ * orchestrations/clients/secrets sealed (AES-256-GCM iv, ciphertext, tag), the expiry, and `offered`: whether the
+ * node's plan fetches it. Rows the service keeps for itself (the raw bootstrap token, kept so a retried activity
+ * reuses it) are not offered, and the node's take never sees them. Insert-only (the first writer's secret is the one
+ * stored); taking it is a read then a delete under the row's ETag, so of two concurrent takers exactly one gets it.
  */
 import type { TableClient } from "@azure/data-tables";
 import { deleteIfPresent, insertOnce, read, status, type Entity } from "./table-rows.js";
@@ -12,6 +13,8 @@ export interface SealedSecretRow {
   ciphertext: string;
   tag: string;
   expiresAt: string;
+  /** The node may take it (its plan fetches it); absent on older rows, which count as not offered. */
+  offered?: boolean;
 }
 
 const sealedOf = (e: Entity): SealedSecretRow => ({
@@ -19,6 +22,7 @@ const sealedOf = (e: Entity): SealedSecretRow => ({
   ciphertext: e.ciphertext as string,
   tag: e.tag as string,
   expiresAt: e.expiresAt as string,
+  offered: e.offered === true,
 });
 
 export class SecretTable {
@@ -34,10 +38,13 @@ export class SecretTable {
     return e ? sealedOf(e) : undefined;
   }
 
-  /** Reads and deletes under the row's ETag: of two concurrent takers, exactly one gets the secret. */
-  async take(nodeId: string, ref: string): Promise<SealedSecretRow | undefined> {
+  /**
+   * The node's read: an offered secret, read and deleted under the row's ETag (of two concurrent takers, exactly one
+   * gets it). A row not offered to the node is left alone and answers as absent.
+   */
+  async takeOffered(nodeId: string, ref: string): Promise<SealedSecretRow | undefined> {
     const e = await read(this.table, nodeId, ref);
-    if (!e) return undefined;
+    if (!e || e.offered !== true) return undefined;
     try {
       await this.table.deleteEntity(nodeId, ref, { etag: e.etag });
     } catch (error) {

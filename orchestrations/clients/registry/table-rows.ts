@@ -10,7 +10,7 @@ export type Clock = () => Date;
 
 export class RegistryError extends Error {
   constructor(
-    readonly code: "PoolExists" | "PoolNotFound" | "TokenNotFound" | "NodeNotFound" | "NodeExists" | "Conflict" | "PoolFull" | "TooManyRetries",
+    readonly code: "PoolExists" | "PoolNotFound" | "TokenNotFound" | "NodeNotFound" | "NodeExists" | "KeyInUse" | "Conflict" | "PoolFull" | "TooManyRetries",
     message: string,
   ) {
     super(message);

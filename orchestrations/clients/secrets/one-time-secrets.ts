@@ -12,6 +12,7 @@ export interface SealedSecret {
   ciphertext: string;
   tag: string;
   expiresAt: string;
+  offered: boolean;
 }
 
 export class OneTimeSecrets {
@@ -23,8 +24,11 @@ export class OneTimeSecrets {
     if (key.length !== 32) throw new RangeError("the secrets key must be 32 bytes");
   }
 
-  /** Stores `value` under (node, ref) unless something is stored there already; returns what is stored. */
-  async putIfAbsent(nodeId: string, ref: string, value: string, expiresAt: Date): Promise<string> {
+  /**
+   * Stores `value` under (node, ref) unless something is stored there already; returns what is stored. `offered`:
+   * the node's plan fetches this reference, so the node may take it; otherwise only the service reads it.
+   */
+  async putIfAbsent(nodeId: string, ref: string, value: string, expiresAt: Date, options: { offered: boolean }): Promise<string> {
     const existing = await this.peek(nodeId, ref);
     if (existing !== undefined) return existing;
     const iv = randomBytes(12);
@@ -36,6 +40,7 @@ export class OneTimeSecrets {
       ciphertext: ciphertext.toString("base64"),
       tag: cipher.getAuthTag().toString("base64"),
       expiresAt: expiresAt.toISOString(),
+      offered: options.offered,
     };
     if (await this.registry.secrets.put(nodeId, ref, sealed)) return value;
     // Lost a race with a concurrent writer (a retried activity): theirs is the one stored.
@@ -48,9 +53,12 @@ export class OneTimeSecrets {
     return sealed ? this.open(nodeId, ref, sealed) : undefined;
   }
 
-  /** The node's read: returns the value once and deletes it; an expired secret is deleted and not returned. */
+  /**
+   * The node's read: returns an offered value once and deletes it; an expired secret is deleted and not returned, one
+   * never offered to the node is not touched.
+   */
   async take(nodeId: string, ref: string, now: Date): Promise<string | undefined> {
-    const taken = await this.registry.secrets.take(nodeId, ref);
+    const taken = await this.registry.secrets.takeOffered(nodeId, ref);
     if (!taken || Date.parse(taken.expiresAt) <= now.getTime()) return undefined;
     return this.open(nodeId, ref, taken);
   }
@@ -59,7 +67,7 @@ export class OneTimeSecrets {
     return this.registry.secrets.delete(nodeId, ref);
   }
 
-  private open(nodeId: string, ref: string, sealed: SealedSecret): string {
+  private open(nodeId: string, ref: string, sealed: Omit<SealedSecret, "offered">): string {
     const decipher = createDecipheriv("aes-256-gcm", this.key, Buffer.from(sealed.iv, "base64"));
     decipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
     decipher.setAuthTag(Buffer.from(sealed.tag, "base64"));
