@@ -31,6 +31,7 @@ export const COMMANDS: CommandSpec[] = [
   { words: ["retry"], operationId: "manageNodeRetry", positional: "nodeId", view: "accepted" },
   { words: ["cancel"], operationId: "manageNodeCancel", positional: "nodeId", view: "accepted" },
   { words: ["decommission"], operationId: "manageNodeDecommission", positional: "nodeId", view: "accepted" },
+  { words: ["rekey"], operationId: "manageNodeRekey", positional: "nodeId", view: "node" },
   { words: ["join-config"], operationId: "managePoolJoinConfig", view: "join-config" },
   { words: ["fleet"], operationId: "manageFleet", view: "fleet" },
   { words: ["operations", "get"], operationId: "manageOperationGet", positional: "operationId", view: "operation" },
