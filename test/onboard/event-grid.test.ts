@@ -79,8 +79,9 @@ describe("Event Grid: Arc machine events", () => {
       },
     };
     expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(storage) })).logs.at(-1)?.message).toMatch(/ignored \(not an Arc machine\)/);
-    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify({ nonsense: true }) })).logs.at(-1)?.message).toMatch(
-      /ignored \(not a resource event/,
+    const other = { ...stranger, eventType: "Microsoft.Resources.ResourceActionSuccess" };
+    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(other) })).logs.at(-1)?.message).toMatch(
+      /ignored \(event type Microsoft.Resources.ResourceActionSuccess is not handled\)/,
     );
     expect(world.app.simulator.instanceIds()).toEqual([]);
   });
