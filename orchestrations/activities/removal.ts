@@ -4,7 +4,7 @@
  */
 import { isRestError } from "@azure/core-rest-pipeline";
 import { API_VERSIONS } from "../clients/arm/arm-clients.js";
-import { subscriptionOf } from "../clients/arm/resource-id.js";
+import { ARC_MACHINES, subscriptionOf } from "../clients/arm/resource-id.js";
 import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import { record } from "./records.js";
@@ -32,7 +32,7 @@ export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: 
       break;
     case "arcMachine":
       await absentIsDone(() =>
-        deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }),
+        deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS[ARC_MACHINES], { updateIntervalInMs: 1_000 }),
       );
       break;
   }

@@ -4,12 +4,14 @@
  * it. All emulated time (throttling, replication delay, timestamps, LRO deadlines) comes from the injected clock.
  *
  * Request pipeline, in ARM's order: injected fault (latency / status / drop) -> authentication (401) -> api-version
- * (400) -> throttling (429) -> route (404/405) -> resource provider.
+ * format (400) -> throttling (429) -> route (404/405) -> api-version published for the resource type (400) ->
+ * resource provider.
  */
 import { randomUUID } from "node:crypto";
 import type { HttpClient } from "@azure/core-rest-pipeline";
 import { defaultFaultCode, FaultInjector, WallClock, type Clock, type FaultSpec } from "../support/index.js";
 import { isWellFormedApiVersion } from "./api-version.js";
+import { checkPublishedApiVersion } from "./published-api-versions.js";
 import { ArmError, armErrors } from "./arm-error.js";
 import { callerFromAuthorization, DEFAULT_TENANT_ID, type Caller, type PrincipalType } from "./credential.js";
 import { Directory, type DirectoryPrincipal } from "./directory.js";
@@ -312,6 +314,7 @@ export class ArmEmulator {
       this.operations.tick();
       if (match.kind === "methodNotAllowed") throw armErrors.methodNotAllowed(method);
       if (match.kind === "none") throw unknownRoute(url.path, apiVersion);
+      checkPublishedApiVersion(match.route.name, apiVersion);
       const ctx: RequestContext = {
         method,
         path: url.path,

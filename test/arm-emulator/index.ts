@@ -17,3 +17,4 @@ export { ARM_DEFAULT_LIMITS, type OpClass, type ThrottlingOptions } from "./thro
 export type { BucketLimits } from "./token-bucket.js";
 export type { EmulatorRequest, EmulatorResponse } from "./wire.js";
 export { documentedResourceEvent, toCloudEvent, type CloudEvent } from "./published-events.js";
+export { publishedTypeOf, type PublishedType } from "./published-api-versions.js";

@@ -51,6 +51,7 @@ export function parseResourceId(id: string, type: string): ResourceRef {
 
 export const MANAGED_CLUSTERS = "Microsoft.ContainerService/managedClusters";
 export const ARC_MACHINES = "Microsoft.HybridCompute/machines";
+export const ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments";
 
 export const parseClusterId = (id: string): ResourceRef => parseResourceId(id, MANAGED_CLUSTERS);
 export const parseMachineId = (id: string): ResourceRef => parseResourceId(id, ARC_MACHINES);
