@@ -4,7 +4,7 @@
  */
 import { isRestError } from "@azure/core-rest-pipeline";
 import { API_VERSIONS } from "../clients/arm/arm-clients.js";
-import { ARC_MACHINES, subscriptionOf } from "../clients/arm/resource-id.js";
+import { ARC_MACHINES, subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import { record } from "./records.js";
@@ -28,11 +28,11 @@ export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: 
       await (await deps.kube(o.cluster)).client.deleteNode(o.id);
       break;
     case "roleAssignment":
-      await absentIsDone(() => deps.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));
+      await absentIsDone(() => deps.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(pathArg(o.id)));
       break;
     case "arcMachine":
       await absentIsDone(() =>
-        deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS[ARC_MACHINES], { updateIntervalInMs: 1_000 }),
+        deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(pathArg(o.id), API_VERSIONS[ARC_MACHINES], { updateIntervalInMs: 1_000 }),
       );
       break;
   }

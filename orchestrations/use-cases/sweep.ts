@@ -13,7 +13,7 @@
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { MANAGED_BY, objectRef, parseObjectRef, type CreatedObject } from "../activities/created-objects.js";
 import { removeCreatedObject, type RemovalDeps } from "../activities/removal.js";
-import { parseResourceGroupId, subscriptionOf } from "../clients/arm/resource-id.js";
+import { parseResourceGroupId, subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
 import { newRunId } from "../onboard/saga-run.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
@@ -141,7 +141,7 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
     clusters.add(pool.clusterResourceId);
     for (const m of await managedMachines(svc, pool)) candidates.push({ object: { kind: "arcMachine", id: m.id }, nodeId: m.nodeId, what: "Arc machine" });
     for (const scope of [pool.clusterResourceId, pool.arc.resourceGroupId]) {
-      for await (const ra of svc.arm().authorization(subscriptionOf(scope)).roleAssignments.listForScope(scope)) {
+      for await (const ra of svc.arm().authorization(subscriptionOf(scope)).roleAssignments.listForScope(pathArg(scope))) {
         if (ra.id && ra.scope?.toLowerCase() === scope.toLowerCase()) roleAssignments.push({ id: ra.id, createdBy: ra.createdBy?.toLowerCase() });
       }
     }

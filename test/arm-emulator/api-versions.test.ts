@@ -10,13 +10,14 @@ import { API_VERSIONS } from "../../orchestrations/clients/arm/arm-clients.js";
 import { publishedTypeOf } from "./published-api-versions.js";
 import { NO_RETRIES } from "./sdk-transport.js";
 import { machineBody, machineId, newEmulator, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 describe("api-versions per resource type", () => {
   it("refuses a well-formed api-version no one published, for a machine and for a resource group", async () => {
     const { emulator } = newEmulator();
     const resources = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, { ...emulator.clientOptions(), ...NO_RETRIES });
     for (const invented of ["2099-01-01", "2025-01-13-preview"]) {
-      await expect(resources.resources.beginCreateOrUpdateByIdAndWait(machineId("m1"), invented, machineBody())).rejects.toMatchObject({
+      await expect(resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("m1")), invented, machineBody())).rejects.toMatchObject({
         statusCode: 400,
         code: "NoRegisteredProviderFound",
         message: expect.stringMatching(new RegExp(`API version '${invented}' for type 'machines'. The supported api-versions are '.*2025-01-13.*'`)),

@@ -3,7 +3,8 @@
  * `handle(request) -> response`; `httpClient` (in-process) and `listen()` (HTTPS on loopback) are two transports over
  * it. All emulated time (throttling, replication delay, timestamps, LRO deadlines) comes from the injected clock.
  *
- * Request pipeline, in ARM's order: injected fault (latency / status / drop) -> authentication (401) -> api-version
+ * Request pipeline, in ARM's order: injected fault (latency / status / drop) -> empty path segment (400) ->
+ * authentication (401) -> api-version
  * format (400) -> throttling (429) -> route (404/405) -> api-version published for the resource type (400) ->
  * resource provider.
  */
@@ -301,6 +302,8 @@ export class ArmEmulator {
     if (fault) faulted = "latency";
 
     try {
+      // Before authentication: a malformed URI never reaches a provider, whoever sends it.
+      if (url.emptySegment) throw armErrors.invalidRequestUri(rawPathOf(request.url));
       if (authError !== undefined || caller === undefined) throw authError ?? armErrors.invalidToken();
       this.directory.noteCaller(caller.principalId, caller.principalType);
       if (apiVersion === undefined || apiVersion === "") throw armErrors.missingApiVersion();
@@ -362,6 +365,10 @@ export class ArmEmulator {
     if (result.body !== undefined) headers["content-type"] = "application/json; charset=utf-8";
     return headers;
   }
+}
+
+function rawPathOf(url: string): string {
+  return (url.replace(/^https?:\/\/[^/?#]+/i, "").split(/[?#]/, 1)[0] ?? "").slice(0, 300);
 }
 
 function faultResult(fault: Readonly<FaultSpec>): HandlerResult {

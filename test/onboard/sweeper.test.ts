@@ -8,6 +8,7 @@ import { settings } from "../../orchestrations/settings.js";
 import { sweep, type SweepOptions } from "../../orchestrations/use-cases/sweep.js";
 import { BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
 import { ARC_RG_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 let world: World;
 afterEach(async () => {
@@ -104,7 +105,7 @@ describe("sweeper", () => {
     const own = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     const strayId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/fn-0000000000000000000000aa`;
     const stray = await own.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(
-      strayId,
+      pathArg(strayId),
       "2025-01-13",
       {
         location: "eastus",
@@ -115,7 +116,7 @@ describe("sweeper", () => {
       { updateIntervalInMs: 1 },
     );
     const grant = `${ARC_RG_ID}/providers/Microsoft.Authorization/roleAssignments/5a1f0000-0000-4000-8000-000000000001`;
-    await own.authorization(SUBSCRIPTION).roleAssignments.createById(grant, {
+    await own.authorization(SUBSCRIPTION).roleAssignments.createById(pathArg(grant), {
       roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES.Reader}`,
       principalId: stray.identity!.principalId!,
       principalType: "ServicePrincipal",
@@ -126,7 +127,7 @@ describe("sweeper", () => {
       retryOptions: { maxRetries: 0 },
     });
     const theirs = `${ARC_RG_ID}/providers/Microsoft.Authorization/roleAssignments/5a1f0000-0000-4000-8000-000000000002`;
-    await operator.authorization(SUBSCRIPTION).roleAssignments.createById(theirs, {
+    await operator.authorization(SUBSCRIPTION).roleAssignments.createById(pathArg(theirs), {
       roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES["Azure Kubernetes Service RBAC Reader"]}`,
       principalId: stray.identity!.principalId!,
       principalType: "ServicePrincipal",

@@ -58,3 +58,11 @@ export const parseMachineId = (id: string): ResourceRef => parseResourceId(id, A
 
 /** The Arc machine named `name` in a resource group (given as its id). */
 export const machineIdIn = (resourceGroupId: string, name: string): string => `${resourceGroupId}/providers/${ARC_MACHINES}/${name}`;
+
+/**
+ * An id or scope as the SDK's `{scope}` / `{resourceId}` / `{roleAssignmentId}` path parameter: those templates put a
+ * literal `/` before the parameter and @azure/core-client does not collapse the result, so an id with its own leading
+ * `/` goes out as `https://management.azure.com//subscriptions/...`. Go's and Python's SDKs clean such paths; the JS
+ * ones do not, so the service sends the id without its leading slash and the URL has a single one.
+ */
+export const pathArg = (id: string): string => id.replace(/^\/+/, "");

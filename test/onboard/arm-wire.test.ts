@@ -1,6 +1,7 @@
 /**
- * Issue 13 item 1: the service reads and writes each resource type at one api-version, the one in its table
- * (orchestrations/clients/arm/arm-clients.ts API_VERSIONS), across onboarding, offboarding and the sweeper.
+ * Issue 13 items 1 and 6, on the wire: the service reads and writes each resource type at one api-version, the one in
+ * its table (orchestrations/clients/arm/arm-clients.ts API_VERSIONS), and sends every id and scope with a single
+ * leading slash (the emulator refuses `//`), across onboarding, offboarding and the sweeper.
  */
 import { describe, expect, it } from "vitest";
 import { API_VERSIONS } from "../../orchestrations/clients/arm/arm-clients.js";
@@ -12,8 +13,8 @@ import { emulatorCredential, publishedTypeOf } from "../arm-emulator/index.js";
 import { admin } from "../function-app/index.js";
 import { SERVICE_PRINCIPAL, startWorld } from "./world.js";
 
-describe("api-versions the service sends", () => {
-  it("one per resource type, from the table, for the saga, offboarding and the sweeper's machine listing", async () => {
+describe("what the service sends to ARM", () => {
+  it("one api-version per resource type, from the table, and no // path, for the saga, offboarding and the sweeper", async () => {
     const world = await startWorld();
     try {
       const { nodeId } = await world.enrol();
@@ -33,6 +34,7 @@ describe("api-versions the service sends", () => {
       expect(decommission.status).toBe(202);
       expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
 
+      expect(world.arm.requests.filter({ status: 400 }).map((e) => `${e.method} ${e.path}: ${e.errorCode}`)).toEqual([]);
       const sent = new Map<string, Set<string>>();
       for (const e of world.arm.requests.entries) {
         if (e.principalId !== SERVICE_PRINCIPAL || !e.route || !e.apiVersion) continue;
