@@ -78,13 +78,14 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
   if (options.removeOrphans) {
     for (const orphan of report.orphans) {
       try {
-        await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
+        // An Arc machine's deletion is only started here: ARM finishes it, and a later sweep finds it gone.
+        const progress = await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
         await svc.registry.audit.write({
           actor: SWEEP_ACTOR,
           action: "orphan.removed",
           objectType: "node",
           objectId: orphan.nodeId ?? "unknown",
-          details: { ref: orphan.ref, reason: orphan.reason },
+          details: { ref: orphan.ref, reason: orphan.reason, ...(progress.done ? {} : { deletionInProgress: true }) },
         });
         report.orphansRemoved.push(orphan.ref);
       } catch (error) {

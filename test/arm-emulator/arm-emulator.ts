@@ -47,7 +47,7 @@ export interface ArmEmulatorOptions {
    * `principalType`. Default 10 000 ms of emulated time.
    */
   replicationDelayMs?: number;
-  /** Async machine DELETE (api >= 2025-01-13) progress. Default: one InProgress poll, then done. */
+  /** Async machine DELETE (api >= 2025-01-13): Retry-After (default 200 s, as published) and how long it runs (default: one InProgress poll). */
   machineDelete?: Partial<MachineDeleteBehaviour>;
   /** Items per page in list responses before a nextLink is given. Default 100. */
   pageSize?: number;
@@ -112,7 +112,7 @@ export class ArmEmulator {
       newId: this.newId,
       tenantId: this.tenantId,
       pageSize,
-      deleteBehaviour: { inProgressPolls: 1, ...options.machineDelete },
+      deleteBehaviour: { inProgressPolls: 1, retryAfterSeconds: 200, ...options.machineDelete },
     });
     this.roleAssignments = new RoleAssignments({
       clock: this.clock,

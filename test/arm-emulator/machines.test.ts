@@ -153,7 +153,8 @@ describe("HybridCompute machine lifecycle", () => {
   });
 
   it("keeps a machine Deleting until its delete operation is polled to completion", async () => {
-    const slow = newEmulator({ machineDelete: { inProgressPolls: 3 } }).emulator;
+    // The SDK poller sleeps out Retry-After in wall time: 0 here (the realistic 200 s is in the next tests).
+    const slow = newEmulator({ machineDelete: { inProgressPolls: 3, retryAfterSeconds: 0 } }).emulator;
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, slow.clientOptions());
     const id = machineId("node-13");
     await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody(), LRO);
@@ -173,7 +174,9 @@ describe("HybridCompute machine lifecycle", () => {
     await emulator.handle({ method: "PUT", url: `${id}?api-version=2025-01-13`, headers, body: JSON.stringify(machineBody()) });
     const accepted = await emulator.handle({ method: "DELETE", url: `https://127.0.0.1:4443${id}?api-version=2025-01-13`, headers });
     expect(accepted.status).toBe(202);
-    expect(accepted.headers["retry-after"]).toBe("0");
+    // As published: azure-rest-api-specs hybridcompute stable/2025-01-13/examples/machine/Machines_Delete.json
+    // (commit 0fab7d2318277308e6ac552937b07dc68d30c30d) answers 202 with Retry-After 200.
+    expect(accepted.headers["retry-after"]).toBe("200");
     const location = accepted.headers["location"]!;
     expect(location).toMatch(/^https:\/\/127\.0\.0\.1:4443\/subscriptions\/.+\/providers\/Microsoft\.HybridCompute\/locations\/eastus\/operationResults\//);
     expect(accepted.headers["azure-asyncoperation"]).toContain("/operationStatus/");
@@ -182,6 +185,22 @@ describe("HybridCompute machine lifecycle", () => {
     const status = await emulator.handle({ method: "GET", url: accepted.headers["azure-asyncoperation"]!, headers });
     expect(status.body).toMatchObject({ status: "Succeeded", startTime: "2030-01-01T00:00:00.000Z", endTime: "2030-01-01T00:00:00.000Z" });
     expect((await emulator.handle({ method: "DELETE", url: `${id}?api-version=2025-01-13`, headers })).status).toBe(204);
+  });
+
+  it("runs a delete for runForMs of emulated time however often it is polled, with Retry-After on every running answer", async () => {
+    const { emulator: timed, clock } = newEmulator({ machineDelete: { runForMs: 500_000 } });
+    const headers = { authorization: `Bearer ${(await serviceCredential.getToken([]))!.token}` };
+    const id = machineId("node-16");
+    await timed.handle({ method: "PUT", url: `${id}?api-version=2025-01-13`, headers, body: JSON.stringify(machineBody()) });
+    const accepted = await timed.handle({ method: "DELETE", url: `${id}?api-version=2025-01-13`, headers });
+    expect(accepted).toMatchObject({ status: 202, headers: { "retry-after": "200" } });
+    const look = () => timed.handle({ method: "GET", url: accepted.headers["azure-asyncoperation"]!, headers });
+    for (let i = 0; i < 5; i++) expect(await look()).toMatchObject({ status: 200, headers: { "retry-after": "200" }, body: { status: "InProgress" } });
+    clock.advance(499_999);
+    expect((await look()).body).toMatchObject({ status: "InProgress" });
+    clock.advance(1);
+    expect((await look()).body).toMatchObject({ status: "Succeeded" });
+    expect(timed.inspect.machines()).toEqual([]);
   });
 
   it("publishes Event Grid write and delete events carrying the caller's claims", async () => {

@@ -52,8 +52,18 @@ export interface MachineRecord {
 export interface MachineDeleteBehaviour {
   /** Status polls answered InProgress before an async delete completes (default 1, as in recorded traffic). */
   inProgressPolls: number;
-  /** Also complete an async delete once this much emulated time has passed, polled or not. */
-  completeAfterMs?: number;
+  /**
+   * Run the async delete for this much emulated time instead, however often it is polled: the realistic mode, where
+   * only waiting (the clock) ends it.
+   */
+  runForMs?: number;
+  /**
+   * Retry-After (seconds) on the 202 and on every InProgress answer. Default 200, the value of the published example
+   * (azure-rest-api-specs hybridcompute stable/2025-01-13/examples/machine/Machines_Delete.json at
+   * 0fab7d2318277308e6ac552937b07dc68d30c30d); the SDK poller sleeps it out in wall time, so tests that poll with the
+   * SDK set 0.
+   */
+  retryAfterSeconds: number;
 }
 
 export interface MachinesDeps {
@@ -192,8 +202,9 @@ export class Machines {
         location: machine.location,
         resourceId: machine.id,
         action: "delete",
-        inProgressPolls: this.deps.deleteBehaviour.inProgressPolls,
-        ...(this.deps.deleteBehaviour.completeAfterMs === undefined ? {} : { completeAfterMs: this.deps.deleteBehaviour.completeAfterMs }),
+        inProgressPolls: this.deps.deleteBehaviour.runForMs === undefined ? this.deps.deleteBehaviour.inProgressPolls : Number.POSITIVE_INFINITY,
+        retryAfterSeconds: this.deps.deleteBehaviour.retryAfterSeconds,
+        ...(this.deps.deleteBehaviour.runForMs === undefined ? {} : { completeAfterMs: this.deps.deleteBehaviour.runForMs }),
         onComplete: () => this.remove(machine, ctx),
       });
     machine.provisioningState = "Deleting";

@@ -150,6 +150,9 @@ describe("sweeper", () => {
     expect(removal.logs.map((l) => l.message)).toContain(
       "sweep: 0 token(s) expired, 0 stuck saga(s) failed, 2 orphan(s) found, 2 removed, 0 not removed, 1 claim(s) purged",
     );
+    // The sweeper starts the machine's deletion; ARM runs it to the end on its own.
+    expect(world.arm.inspect.machines().find((m) => m.id.toLowerCase() === strayId.toLowerCase())?.provisioningState).toBe("Deleting");
+    world.arm.completePendingOperations();
     expect(world.arm.inspect.machines().map((m) => m.id.toLowerCase())).not.toContain(strayId.toLowerCase());
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).toContain(theirs);
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).not.toContain(grant);

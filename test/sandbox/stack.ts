@@ -129,6 +129,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     closers.push(() => kube.stop());
 
     const arm = new ArmEmulator({
+      // Real time: ARM's 200 s Retry-After on a machine delete would hold every offboarding for minutes.
+      machineDelete: { retryAfterSeconds: 1 },
       resourceGroups: [
         { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: LOCATION },
         { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: LOCATION },

@@ -40,6 +40,11 @@ export class ArmClients {
 
   constructor(private readonly options: ArmClientsOptions) {}
 
+  /** Where requests go (raw requests build their URLs on it); public Azure unless configured. */
+  get endpoint(): string {
+    return this.options.endpoint ?? "https://management.azure.com";
+  }
+
   authorization(subscriptionId: string): AuthorizationManagementClient {
     return this.memo("authorization", subscriptionId, () => new AuthorizationManagementClient(this.options.credential, subscriptionId, this.common()));
   }
