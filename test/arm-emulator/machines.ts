@@ -14,6 +14,7 @@ import type { Directory } from "./directory.js";
 import type { ResourceEvents } from "./event-grid.js";
 import type { Operations } from "./operations.js";
 import { pageOf } from "./paging.js";
+import { checkMachinePatch, checkMachinePut, MACHINE_STATUSES, type MachineStatus } from "./machine-schema.js";
 import { idKey, machineResourceId } from "./resource-id.js";
 import type { RequestContext, Route } from "./router.js";
 import type { Tenancy } from "./tenancy.js";
@@ -25,7 +26,7 @@ const NAMESPACE = "Microsoft.HybridCompute";
 export const MACHINE_ASYNC_DELETE_API_VERSION = "2025-01-13";
 const MACHINE_NAME = /^[a-zA-Z0-9-_.]{1,54}$/;
 
-export type MachineStatus = "Connected" | "Disconnected" | "Error" | "AwaitingConnection";
+export type { MachineStatus } from "./machine-schema.js";
 
 export interface MachineRecord {
   id: string;
@@ -40,7 +41,8 @@ export interface MachineRecord {
   principalId: string;
   tenantId: string;
   provisioningState: "Succeeded" | "Deleting";
-  status: MachineStatus;
+  /** Null until an agent connects, as ARM reports a machine created without one. */
+  status: MachineStatus | null;
   agentVersion: string | null;
   lastStatusChange: number | null;
   createdAt: number;
@@ -121,6 +123,7 @@ export class Machines {
 
   /** Simulates the agent side: e.g. the node's azcmagent connecting. */
   setStatus(id: string, status: MachineStatus, agentVersion: string | null = null): void {
+    if (!MACHINE_STATUSES.includes(status)) throw new Error(`${String(status)} is not a machine status (${MACHINE_STATUSES.join(", ")})`);
     const machine = this.find(id);
     if (!machine) throw new Error(`no machine ${id}`);
     machine.status = status;
@@ -162,6 +165,7 @@ export class Machines {
         `The resource '${existing.name}' already exists in location '${existing.location}' in resource group '${group.name}'. A resource with the same name cannot be created in location '${body.location}'. Please select a new resource name.`,
       );
     }
+    checkMachinePut(body, existing?.properties);
     const machine: MachineRecord = existing ?? this.create(group.subscriptionId, group.name, name, body.location, ctx.caller, now);
     // PUT replaces: tags and writable properties not sent are gone; identity and agent-reported state are kept.
     machine.tags = body.tags ?? null;
@@ -177,6 +181,7 @@ export class Machines {
     const machine = this.require(ctx);
     const parsed = patchBody.safeParse(ctx.body ?? {});
     if (!parsed.success) throw armErrors.invalidRequestContent(parsed.error.issues[0]?.message ?? "invalid body");
+    checkMachinePatch(parsed.data);
     if (parsed.data.tags !== undefined) machine.tags = parsed.data.tags;
     if (parsed.data.properties) machine.properties = { ...machine.properties, ...parsed.data.properties };
     machine.lastModifiedAt = this.deps.clock.now();
@@ -255,7 +260,7 @@ export class Machines {
       principalId,
       tenantId: this.deps.tenantId,
       provisioningState: "Succeeded",
-      status: "AwaitingConnection",
+      status: null,
       agentVersion: null,
       lastStatusChange: null,
       createdAt: now,
