@@ -54,7 +54,8 @@ export function createRemovalActivities(deps: RemovalDeps) {
       object: CreatedObject;
       monitor: { url: string; kind: "asyncOperation" | "location" };
     }): Promise<DeletionProgress> => {
-      const progress = await checkMachineDeletion(deps.arm().resources(subscriptionOf(input.object.id)), input.object.id, input.monitor);
+      const arm = deps.arm();
+      const progress = await checkMachineDeletion(arm.resources(subscriptionOf(input.object.id)), arm.endpoint, input.object.id, input.monitor);
       if (progress.done) await record(deps.registry, input.nodeId, input.object, "remove");
       return progress;
     },

@@ -41,13 +41,22 @@ export async function startMachineDeletion(client: ResourceManagementClient, end
   return pending(res, machineId);
 }
 
-/** Asks the monitor once. */
+/**
+ * Asks the monitor once. ARM keeps an operation's monitor only for a while: one that is gone (404) after a long wait
+ * is settled by the machine itself — absent is done, present is an error the saga's retries and report take.
+ */
 export async function checkMachineDeletion(
   client: ResourceManagementClient,
+  endpoint: string,
   machineId: string,
   monitor: { url: string; kind: "asyncOperation" | "location" },
 ): Promise<DeletionProgress> {
   const res = await send(client, "GET", monitor.url);
+  if (res.status === 404) {
+    const machine = await send(client, "GET", `${endpoint.replace(/\/+$/, "")}/${pathArg(machineId)}?api-version=${API_VERSIONS[ARC_MACHINES]}`);
+    if (machine.status === 404) return { done: true };
+    throw restError(res);
+  }
   if (monitor.kind === "location") {
     if (res.status === 202) return pending(res, machineId, monitor);
     if (res.status === 200 || res.status === 204) return { done: true };
