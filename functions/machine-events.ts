@@ -1,6 +1,11 @@
-/** Event Grid trigger for Arc machine write/delete events (see orchestrations/use-cases/machine-events.ts). */
+/**
+ * Event Grid trigger for Arc machine write/delete events, in the Event Grid schema or CloudEvents 1.0 (see
+ * orchestrations/use-cases/machine-events.ts). An event it cannot parse is logged as an error and rethrown: the failed
+ * invocation makes Event Grid retry and, past its retry policy, dead-letter the event, so none is lost silently.
+ */
 import * as df from "durable-functions";
 import { handleMachineEvent } from "../orchestrations/use-cases/machine-events.js";
+import { UnparseableEventError } from "../orchestrations/use-cases/resource-event.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { machineTags } from "../orchestrations/clients/arm/arc-machines.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
@@ -9,14 +14,19 @@ export function registerMachineEvents(services: ServiceProvider): void {
   df.app.client.eventGrid("machineEvents", {
     handler: async (event, client, context) => {
       const svc = await services();
-      const decision = await handleMachineEvent(event, {
-        registry: svc.registry,
-        workflows: workflowClientFrom(client),
-        serviceObjectId: svc.settings.SERVICE_PRINCIPAL_ID,
-        now: svc.now,
-        machineTags: (id) => machineTags(svc.arm(), id),
-      });
-      context.log(`machine event ${(event as { id?: string }).id ?? "?"}: ${decision.kind}${"reason" in decision ? ` (${decision.reason})` : ""}`);
+      try {
+        const decision = await handleMachineEvent(event, {
+          registry: svc.registry,
+          workflows: workflowClientFrom(client),
+          serviceObjectId: svc.settings.SERVICE_PRINCIPAL_ID,
+          now: svc.now,
+          machineTags: (id) => machineTags(svc.arm(), id),
+        });
+        context.log(`machine event ${(event as { id?: string }).id ?? "?"}: ${decision.kind}${"reason" in decision ? ` (${decision.reason})` : ""}`);
+      } catch (error) {
+        if (error instanceof UnparseableEventError) context.error(error.message);
+        throw error;
+      }
     },
   });
 }

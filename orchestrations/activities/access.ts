@@ -4,7 +4,7 @@
  */
 import { isRestError } from "@azure/core-rest-pipeline";
 import { v5 as uuidv5 } from "uuid";
-import { subscriptionOf } from "../clients/arm/resource-id.js";
+import { subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import { record } from "./records.js";
@@ -31,7 +31,7 @@ export function createAccessActivities({ arm, registry }: AccessDeps) {
       const obj: CreatedObject = { kind: "roleAssignment", id: `${input.scope}/providers/Microsoft.Authorization/roleAssignments/${name}` };
       await record(registry, input.nodeId, obj, "add");
       try {
-        await authz.roleAssignments.create(input.scope, name, {
+        await authz.roleAssignments.create(pathArg(input.scope), name, {
           roleDefinitionId,
           principalId: input.principalId,
           principalType: "ServicePrincipal",
@@ -41,7 +41,7 @@ export function createAccessActivities({ arm, registry }: AccessDeps) {
       } catch (error) {
         if (!(isRestError(error) && error.code === "RoleAssignmentExists")) throw error;
       }
-      for await (const existing of authz.roleAssignments.listForScope(input.scope, { filter: `principalId eq '${input.principalId}'` })) {
+      for await (const existing of authz.roleAssignments.listForScope(pathArg(input.scope), { filter: `principalId eq '${input.principalId}'` })) {
         if (
           existing.roleDefinitionId?.toLowerCase().endsWith(input.roleDefinitionGuid.toLowerCase()) &&
           existing.scope?.toLowerCase() === input.scope.toLowerCase()

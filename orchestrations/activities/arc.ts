@@ -4,7 +4,7 @@
  * principal, which ARM may fill in after the PUT returns.
  */
 import { API_VERSIONS } from "../clients/arm/arm-clients.js";
-import { subscriptionOf } from "../clients/arm/resource-id.js";
+import { ARC_MACHINES, subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import type { Services } from "../services.js";
 import { MANAGED_BY, type CreatedObject } from "./created-objects.js";
 import { machineIdFor, type NodeContext } from "./node-context.js";
@@ -28,13 +28,13 @@ export function createArcActivities({ arm, registry }: ArcDeps) {
       // Recorded before the PUT: a crash between the PUT and the record must still leave compensation knowing the machine.
       const machine: CreatedObject = { kind: "arcMachine", id };
       await record(registry, context.nodeId, machine, "add");
-      const result = await resources.beginCreateOrUpdateByIdAndWait(id, API_VERSIONS.hybridComputeMachines, body, { updateIntervalInMs: 1_000 });
+      const result = await resources.beginCreateOrUpdateByIdAndWait(pathArg(id), API_VERSIONS[ARC_MACHINES], body, { updateIntervalInMs: 1_000 });
       return { machine, principalId: result.identity?.principalId ?? null };
     },
 
     getArcPrincipal: async (input: { machineId: string }): Promise<string | null> => {
       const resources = arm().resources(subscriptionOf(input.machineId)).resources;
-      const m = await resources.getById(input.machineId, API_VERSIONS.hybridComputeMachines);
+      const m = await resources.getById(pathArg(input.machineId), API_VERSIONS[ARC_MACHINES]);
       return m.identity?.principalId ?? null;
     },
   };

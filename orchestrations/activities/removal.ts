@@ -1,18 +1,21 @@
 /**
  * The one way anything the service created for a node is removed — by compensation, offboarding, finalize (the
  * spent bootstrap token) and the sweeper's orphan removal. Absent counts as removed, so a repeat is harmless.
+ * Everything goes in one call except the Arc machine, whose DELETE ARM runs as a long-running operation: the first
+ * call starts it and answers how to follow it, `checkRemoval` asks once, and the saga waits in between on a durable
+ * timer (remove-object.ts). The removal is recorded on the node when it is done, not when it is asked for.
  */
 import { isRestError } from "@azure/core-rest-pipeline";
-import { API_VERSIONS } from "../clients/arm/arm-clients.js";
-import { subscriptionOf } from "../clients/arm/resource-id.js";
+import { checkMachineDeletion, startMachineDeletion, type DeletionProgress } from "../clients/arm/machine-deletion.js";
+import { subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import { record } from "./records.js";
 
 export type RemovalDeps = Pick<Services, "mailbox" | "secrets" | "kube" | "arm" | "registry">;
 
-/** Removes one created object and records the removal on the node (when the object was made for one). */
-export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: CreatedObject): Promise<void> {
+/** Removes one created object, or starts removing it (an Arc machine); records the removal on the node once done. */
+export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: CreatedObject): Promise<DeletionProgress> {
   switch (o.kind) {
     case "mailbox":
       await deps.mailbox().close(nodeId);
@@ -28,21 +31,34 @@ export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: 
       await (await deps.kube(o.cluster)).client.deleteNode(o.id);
       break;
     case "roleAssignment":
-      await absentIsDone(() => deps.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(o.id));
+      await absentIsDone(() => deps.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(pathArg(o.id)));
       break;
-    case "arcMachine":
-      await absentIsDone(() =>
-        deps.arm().resources(subscriptionOf(o.id)).resources.beginDeleteByIdAndWait(o.id, API_VERSIONS.hybridComputeMachines, { updateIntervalInMs: 1_000 }),
-      );
+    case "arcMachine": {
+      const arm = deps.arm();
+      const progress = await startMachineDeletion(arm.resources(subscriptionOf(o.id)), arm.endpoint, o.id);
+      if (!progress.done) return progress;
       break;
+    }
   }
   await record(deps.registry, nodeId, o, "remove");
+  return { done: true };
 }
 
 export function createRemovalActivities(deps: RemovalDeps) {
   return {
-    /** Removes one created object; absent is done. Records the removal on the node. */
-    removeObject: async (input: { nodeId: string; object: CreatedObject }): Promise<void> => removeCreatedObject(deps, input.nodeId, input.object),
+    /** Removes one created object (absent is done), or starts an Arc machine's deletion and says how to follow it. */
+    removeObject: async (input: { nodeId: string; object: CreatedObject }): Promise<DeletionProgress> => removeCreatedObject(deps, input.nodeId, input.object),
+    /** One look at a deletion in progress; records the removal when it is done. Never waits: the saga does. */
+    checkRemoval: async (input: {
+      nodeId: string;
+      object: CreatedObject;
+      monitor: { url: string; kind: "asyncOperation" | "location" };
+    }): Promise<DeletionProgress> => {
+      const arm = deps.arm();
+      const progress = await checkMachineDeletion(arm.resources(subscriptionOf(input.object.id)), arm.endpoint, input.object.id, input.monitor);
+      if (progress.done) await record(deps.registry, input.nodeId, input.object, "remove");
+      return progress;
+    },
   };
 }
 

@@ -14,6 +14,7 @@ import type { CreatedObject } from "../activities/created-objects.js";
 import { acts, call } from "../activities/handles.js";
 import { machineIdFor, type NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
+import { removeObject } from "./remove-object.js";
 import { compensate } from "./compensate.js";
 import { sagaRunId } from "./saga-run.js";
 import { runStepAttempt } from "./step-attempt.js";
@@ -168,7 +169,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "finalize" });
     // The kubelet has its client certificate: the bootstrap token and its sealed copy have done their job.
     for (const o of created.filter((c) => c.kind === "bootstrapToken" || c.kind === "oneTimeSecret")) {
-      yield* callAzure(context, timing, acts.removeObject, { nodeId: ctx.nodeId, object: o });
+      yield* removeObject(context, timing, ctx.nodeId, o);
     }
     yield* callAzure(context, timing, acts.markReady, { nodeId: ctx.nodeId });
     show({ phase: "done" });

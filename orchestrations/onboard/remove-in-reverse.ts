@@ -1,13 +1,12 @@
 /**
  * The removal loop shared by compensation and offboarding: the objects go in reverse creation order (the Node object
- * and bootstrap token first, role grants before the machine, the mailbox last), each through the removeObject
- * activity with the Azure retry policy. One that still cannot be removed is reported, not fatal: the rest go on.
+ * and bootstrap token first, role grants before the machine, the mailbox last), each through removeObject
+ * (remove-object.ts: the Azure retry policy, and durable waits while ARM deletes the machine). One that still cannot be removed is reported, not fatal: the rest go on.
  */
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import { objectRef, type CreatedObject } from "../activities/created-objects.js";
-import { acts } from "../activities/handles.js";
-import { callAzure } from "./azure-call.js";
+import { removeObject } from "./remove-object.js";
 import type { Timing } from "./timing.js";
 
 export interface Removal {
@@ -26,7 +25,7 @@ export function* removeInReverse(
   const remaining: string[] = [];
   for (const o of [...created].reverse()) {
     try {
-      yield* callAzure(context, timing, acts.removeObject, { nodeId, object: o });
+      yield* removeObject(context, timing, nodeId, o);
       removed.push(objectRef(o));
     } catch {
       remaining.push(objectRef(o));

@@ -15,6 +15,11 @@ export interface Timing {
   stepTimeoutScale: number;
   /** How long compensation waits for the agent to confirm its reset. */
   resetWaitMs: number;
+  /**
+   * Following a long-running ARM operation (the Arc machine DELETE): the wait between looks when ARM gives no
+   * Retry-After, the longest single wait honoured, and how long in all before the removal counts as failed.
+   */
+  lroWait: { defaultIntervalMs: number; maxIntervalMs: number; maxTotalMs: number };
 }
 
 export const PRODUCTION_TIMING: Timing = {
@@ -23,6 +28,7 @@ export const PRODUCTION_TIMING: Timing = {
   readyPoll: { intervalMs: 10_000, attempts: 30 },
   stepTimeoutScale: 1,
   resetWaitMs: 120_000,
+  lroWait: { defaultIntervalMs: 30_000, maxIntervalMs: 10 * 60_000, maxTotalMs: 2 * 3_600_000 },
 };
 
 export function timingFrom(overrides: Partial<Timing> | undefined): Timing {
@@ -31,7 +37,15 @@ export function timingFrom(overrides: Partial<Timing> | undefined): Timing {
 
 const Policy = z.strictObject({ firstRetryMs: z.int().min(1), backoff: z.number().min(1), maxRetryMs: z.int().min(1), maxAttempts: z.int().min(1).max(20) });
 const Poll = z.strictObject({ intervalMs: z.int().min(1), attempts: z.int().min(1) });
+const LroWait = z.strictObject({ defaultIntervalMs: z.int().min(1), maxIntervalMs: z.int().min(1), maxTotalMs: z.int().min(1) });
 /** `SAGA_TIMING` (JSON): overrides for tests and the local sandbox; production leaves it unset. */
 export const TimingOverrides = z
-  .strictObject({ azureRetry: Policy, principalPoll: Poll, readyPoll: Poll, stepTimeoutScale: z.number().positive(), resetWaitMs: z.int().min(1) })
+  .strictObject({
+    azureRetry: Policy,
+    principalPoll: Poll,
+    readyPoll: Poll,
+    stepTimeoutScale: z.number().positive(),
+    resetWaitMs: z.int().min(1),
+    lroWait: LroWait,
+  })
   .partial();

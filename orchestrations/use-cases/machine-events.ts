@@ -6,28 +6,13 @@
  * with the tags an adopt pool's enrolment handed out starts that node's saga in adopt mode. Since write events carry
  * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
  */
-import { z } from "zod";
 import type { WorkflowClient } from "../clients/workflow-client.js";
 import { parseMachineId, ResourceIdError, type ResourceRef } from "../clients/arm/resource-id.js";
 import { startOffboarding } from "./decommission.js";
 import { ensureSaga } from "./enrol.js";
 import { MANAGED_BY } from "../activities/created-objects.js";
 import type { Registry } from "../clients/registry/registry.js";
-
-const OID = "http://schemas.microsoft.com/identity/claims/objectidentifier";
-
-export const ResourceEventSchema = z.object({
-  id: z.string().min(1),
-  subject: z.string().min(1),
-  eventType: z.string(),
-  eventTime: z.string(),
-  data: z.object({
-    resourceUri: z.string().min(1),
-    operationName: z.string(),
-    claims: z.record(z.string(), z.string()).default({}),
-    authorization: z.object({ evidence: z.record(z.string(), z.string()).optional() }).optional(),
-  }),
-});
+import { parseResourceEvent, RESOURCE_DELETE_SUCCESS, RESOURCE_WRITE_SUCCESS } from "./resource-event.js";
 
 const asMachine = (resourceUri: string): ResourceRef | undefined => {
   try {
@@ -54,19 +39,19 @@ export interface MachineEventDeps {
   now(): Date;
 }
 
+/** Throws UnparseableEventError for an event neither Event Grid schema describes; the trigger surfaces it. */
 export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): Promise<MachineEventDecision> {
-  const parsed = ResourceEventSchema.safeParse(raw);
-  if (!parsed.success) return { kind: "ignored", reason: `not a resource event: ${parsed.error.issues[0]?.message ?? "invalid"}` };
-  const event = parsed.data;
-  const machine = asMachine(event.data.resourceUri);
+  const event = parseResourceEvent(raw);
+  if ("ignoredType" in event) return { kind: "ignored", reason: `event type ${event.ignoredType} is not handled` };
+  const machine = asMachine(event.resourceUri);
   if (!machine) return { kind: "ignored", reason: "not an Arc machine" };
-  const caller = event.data.claims[OID] ?? event.data.claims.oid ?? event.data.authorization?.evidence?.principalId;
+  const caller = event.caller;
   if (deps.serviceObjectId && caller?.toLowerCase() === deps.serviceObjectId.toLowerCase()) return { kind: "ignored", reason: "caused by the service itself" };
 
-  if (event.eventType === "Microsoft.Resources.ResourceDeleteSuccess") {
+  if (event.type === RESOURCE_DELETE_SUCCESS) {
     const nodeId = machine.name;
     const node = await deps.registry.nodes.get(nodeId);
-    const owned = node?.createdObjects.some((r) => r.toLowerCase() === `arcmachine:${event.data.resourceUri.toLowerCase()}`);
+    const owned = node?.createdObjects.some((r) => r.toLowerCase() === `arcmachine:${event.resourceUri.toLowerCase()}`);
     if (!node || !owned) return { kind: "ignored", reason: "not a machine the service manages" };
     if (node.status === "Offboarded") return { kind: "ignored", reason: "node already offboarded" };
     // Duplicates and retries land here too: one offboarding per node at a time.
@@ -76,8 +61,8 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
       await deps.registry.audit.write({ actor, action: "node.machine-deleted", objectType: "node", objectId: nodeId, details: { eventId: event.id } });
     return { kind: "offboarding", nodeId, instanceId: started.instanceId };
   }
-  if (event.eventType === "Microsoft.Resources.ResourceWriteSuccess") return adopt(deps, event.data.resourceUri, caller, event.id);
-  return { kind: "ignored", reason: `event type ${event.eventType} is not handled` };
+  if (event.type === RESOURCE_WRITE_SUCCESS) return adopt(deps, event.resourceUri, caller, event.id);
+  return { kind: "ignored", reason: `event type ${event.type} is not handled` };
 }
 
 /**

@@ -16,7 +16,7 @@
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { MANAGED_BY, objectRef, parseObjectRef, type CreatedObject } from "../activities/created-objects.js";
 import { removeCreatedObject, type RemovalDeps } from "../activities/removal.js";
-import { parseResourceGroupId, subscriptionOf } from "../clients/arm/resource-id.js";
+import { parseResourceGroupId, subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
 import { newRunId } from "../onboard/saga-run.js";
 import { offboardInstanceId } from "../offboard/offboard-node.js";
@@ -106,13 +106,14 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
   if (options.removeOrphans) {
     for (const orphan of report.orphans) {
       try {
-        await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
+        // An Arc machine's deletion is only started here: ARM finishes it, and a later sweep finds it gone.
+        const progress = await removeCreatedObject(svc, orphan.nodeId ?? "", parseObjectRef(orphan.ref));
         await svc.registry.audit.write({
           actor: SWEEP_ACTOR,
           action: "orphan.removed",
           objectType: "node",
           objectId: orphan.nodeId ?? "unknown",
-          details: { ref: orphan.ref, reason: orphan.reason },
+          details: { ref: orphan.ref, reason: orphan.reason, ...(progress.done ? {} : { deletionInProgress: true }) },
         });
         report.orphansRemoved.push(orphan.ref);
       } catch (error) {
@@ -217,7 +218,7 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
     clusters.add(pool.clusterResourceId);
     for (const m of await managedMachines(svc, pool)) candidates.push({ object: { kind: "arcMachine", id: m.id }, nodeId: m.nodeId, what: "Arc machine" });
     for (const scope of [pool.clusterResourceId, pool.arc.resourceGroupId]) {
-      for await (const ra of svc.arm().authorization(subscriptionOf(scope)).roleAssignments.listForScope(scope)) {
+      for await (const ra of svc.arm().authorization(subscriptionOf(scope)).roleAssignments.listForScope(pathArg(scope))) {
         if (ra.id && ra.scope?.toLowerCase() === scope.toLowerCase()) roleAssignments.push({ id: ra.id, createdBy: ra.createdBy?.toLowerCase() });
       }
     }

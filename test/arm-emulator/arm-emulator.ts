@@ -3,13 +3,16 @@
  * `handle(request) -> response`; `httpClient` (in-process) and `listen()` (HTTPS on loopback) are two transports over
  * it. All emulated time (throttling, replication delay, timestamps, LRO deadlines) comes from the injected clock.
  *
- * Request pipeline, in ARM's order: injected fault (latency / status / drop) -> authentication (401) -> api-version
- * (400) -> throttling (429) -> route (404/405) -> resource provider.
+ * Request pipeline, in ARM's order: injected fault (latency / status / drop) -> empty path segment (400) ->
+ * authentication (401) -> api-version
+ * format (400) -> throttling (429) -> route (404/405) -> api-version published for the resource type (400) ->
+ * resource provider.
  */
 import { randomUUID } from "node:crypto";
 import type { HttpClient } from "@azure/core-rest-pipeline";
 import { defaultFaultCode, FaultInjector, WallClock, type Clock, type FaultSpec } from "../support/index.js";
 import { isWellFormedApiVersion } from "./api-version.js";
+import { checkPublishedApiVersion } from "./published-api-versions.js";
 import { ArmError, armErrors } from "./arm-error.js";
 import { callerFromAuthorization, DEFAULT_TENANT_ID, type Caller, type PrincipalType } from "./credential.js";
 import { Directory, type DirectoryPrincipal } from "./directory.js";
@@ -44,7 +47,7 @@ export interface ArmEmulatorOptions {
    * `principalType`. Default 10 000 ms of emulated time.
    */
   replicationDelayMs?: number;
-  /** Async machine DELETE (api >= 2025-01-13) progress. Default: one InProgress poll, then done. */
+  /** Async machine DELETE (api >= 2025-01-13): Retry-After (default 200 s, as published) and how long it runs (default: one InProgress poll). */
   machineDelete?: Partial<MachineDeleteBehaviour>;
   /** Items per page in list responses before a nextLink is given. Default 100. */
   pageSize?: number;
@@ -109,7 +112,7 @@ export class ArmEmulator {
       newId: this.newId,
       tenantId: this.tenantId,
       pageSize,
-      deleteBehaviour: { inProgressPolls: 1, ...options.machineDelete },
+      deleteBehaviour: { inProgressPolls: 1, retryAfterSeconds: 200, ...options.machineDelete },
     });
     this.roleAssignments = new RoleAssignments({
       clock: this.clock,
@@ -299,6 +302,8 @@ export class ArmEmulator {
     if (fault) faulted = "latency";
 
     try {
+      // Before authentication: a malformed URI never reaches a provider, whoever sends it.
+      if (url.emptySegment) throw armErrors.invalidRequestUri(rawPathOf(request.url));
       if (authError !== undefined || caller === undefined) throw authError ?? armErrors.invalidToken();
       this.directory.noteCaller(caller.principalId, caller.principalType);
       if (apiVersion === undefined || apiVersion === "") throw armErrors.missingApiVersion();
@@ -312,6 +317,7 @@ export class ArmEmulator {
       this.operations.tick();
       if (match.kind === "methodNotAllowed") throw armErrors.methodNotAllowed(method);
       if (match.kind === "none") throw unknownRoute(url.path, apiVersion);
+      checkPublishedApiVersion(match.route.name, apiVersion);
       const ctx: RequestContext = {
         method,
         path: url.path,
@@ -359,6 +365,10 @@ export class ArmEmulator {
     if (result.body !== undefined) headers["content-type"] = "application/json; charset=utf-8";
     return headers;
   }
+}
+
+function rawPathOf(url: string): string {
+  return (url.replace(/^https?:\/\/[^/?#]+/i, "").split(/[?#]/, 1)[0] ?? "").slice(0, 300);
 }
 
 function faultResult(fault: Readonly<FaultSpec>): HandlerResult {

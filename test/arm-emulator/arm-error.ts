@@ -46,6 +46,8 @@ export const armErrors = {
     new ArmError(404, "ResourceNotFound", `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found. ${NOT_FOUND_FIX}`),
   invalidResourceType: (namespace: string, type: string, apiVersion: string) =>
     new ArmError(404, "InvalidResourceType", `The resource type '${type}' could not be found in the namespace '${namespace}' for api version '${apiVersion}'.`),
+  /** The code and wording are the emulator's: ARM's answer to an empty path segment is not published. */
+  invalidRequestUri: (path: string) => new ArmError(400, "InvalidRequestUri", `The request URI path '${path}' has an empty segment ('//').`),
   pathNotFound: (path: string) => new ArmError(404, "NotFound", `The requested path '${path}' was not found.`),
   methodNotAllowed: (method: string) => new ArmError(405, "MethodNotAllowed", `The requested resource does not support http method '${method}'.`),
   invalidRequestContent: (detail: string) =>

@@ -9,6 +9,7 @@ import type { ListeningEmulator } from "./https-server.js";
 import type { RouteInfo } from "./router.js";
 import { FAST_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";
 import { machineBody, machineId, newEmulator, RESOURCE_GROUP, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 const AUTH = { authorization: `Bearer ${emulatorToken(SERVICE_PRINCIPAL_ID)}` };
 const LRO = { updateIntervalInMs: 1 };
@@ -60,11 +61,14 @@ describe("request validation", () => {
     expect(emulator.requests.entries.map((e) => e.principalId)).toEqual([undefined, undefined]);
   });
 
-  it("collapses the // that scope-based SDK paths produce", async () => {
-    const put = await rawRequest(server, "GET", `//subscriptions/${SUBSCRIPTION_ID}/resourceGroups/${RESOURCE_GROUP}?api-version=2022-09-01`, AUTH);
-    expect(put.status).toBe(200);
-    expect(put.body).toMatchObject({ name: RESOURCE_GROUP, type: "Microsoft.Resources/resourceGroups" });
-    expect(emulator.requests.entries[0]?.path).toBe(`/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/${RESOURCE_GROUP}`);
+  it("refuses a path with an empty segment, the // an SDK sends for an id passed with its leading slash", async () => {
+    const doubled = await rawRequest(server, "GET", `//subscriptions/${SUBSCRIPTION_ID}/resourceGroups/${RESOURCE_GROUP}?api-version=2022-09-01`, AUTH);
+    expect(doubled.status).toBe(400);
+    expect(doubled.body).toMatchObject({ error: { code: "InvalidRequestUri" } });
+    const inner = await rawRequest(server, "GET", `/subscriptions/${SUBSCRIPTION_ID}//resourceGroups/${RESOURCE_GROUP}?api-version=2022-09-01`, AUTH);
+    expect(inner.status).toBe(400);
+    const single = await rawRequest(server, "GET", `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/${RESOURCE_GROUP}?api-version=2022-09-01`, AUTH);
+    expect(single.body).toMatchObject({ name: RESOURCE_GROUP, type: "Microsoft.Resources/resourceGroups" });
   });
 
   it("answers unknown routes with 404 and unsupported methods with 405, and refuses bad JSON", async () => {
@@ -109,7 +113,7 @@ describe("resource ids", () => {
     const { emulator } = newEmulator();
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, emulator.clientOptions());
     const shouting = `/SUBSCRIPTIONS/${SUBSCRIPTION_ID}/RESOURCEGROUPS/RG-FLEX/providers/microsoft.hybridcompute/MACHINES/Node-01`;
-    const created = await rm.resources.beginCreateOrUpdateByIdAndWait(shouting, "2025-01-13", machineBody(), LRO);
+    const created = await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(shouting), "2025-01-13", machineBody(), LRO);
     expect(created.id).toBe(machineId("Node-01"));
 
     const hybrid = new HybridComputeManagementClient(serviceCredential, SUBSCRIPTION_ID, emulator.clientOptions());
@@ -134,7 +138,7 @@ describe.each(TRANSPORTS)("faults over %s", (kind) => {
     const authz = new AuthorizationManagementClient(serviceCredential, SUBSCRIPTION_ID, { ...transport.options, ...FAST_RETRIES });
     const fault = emulator.faults.inject({ method: "GET", path: `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments`, status: 500, times: 2 });
     const listed = [];
-    for await (const ra of authz.roleAssignments.listForScope(RG_SCOPE)) listed.push(ra);
+    for await (const ra of authz.roleAssignments.listForScope(pathArg(RG_SCOPE))) listed.push(ra);
     expect(listed).toEqual([]);
     expect(fault.hits).toBe(2);
     expect(emulator.requests.entries.map((e) => [e.status, e.errorCode])).toEqual([
@@ -147,7 +151,7 @@ describe.each(TRANSPORTS)("faults over %s", (kind) => {
   it("drops the connection: retried once, surfaced as ECONNRESET when it persists", async () => {
     const hybrid = new HybridComputeManagementClient(serviceCredential, SUBSCRIPTION_ID, { ...transport.options, ...FAST_RETRIES });
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, transport.options);
-    await rm.resources.beginCreateOrUpdateByIdAndWait(machineId("node-d"), "2025-01-13", machineBody(), LRO);
+    await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("node-d")), "2025-01-13", machineBody(), LRO);
     emulator.requests.clear();
 
     emulator.faults.inject({ method: "GET", path: machineId("node-d"), drop: true });

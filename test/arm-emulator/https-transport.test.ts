@@ -10,6 +10,7 @@ import { emulatorToken } from "./credential.js";
 import type { ListeningEmulator } from "./https-server.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
 import { machineBody, machineId, newEmulator, RESOURCE_GROUP, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 describe("HTTPS transport", () => {
   let emulator: ArmEmulator;
@@ -28,11 +29,11 @@ describe("HTTPS transport", () => {
     const options = { endpoint: server.endpoint, tlsOptions: { ca: server.ca! } };
 
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, options);
-    const machine = await rm.resources.beginCreateOrUpdateByIdAndWait(machineId("n1"), "2025-01-13", machineBody(), { updateIntervalInMs: 1 });
+    const machine = await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("n1")), "2025-01-13", machineBody(), { updateIntervalInMs: 1 });
     const hc = new HybridComputeManagementClient(serviceCredential, SUBSCRIPTION_ID, options);
     expect((await hc.machines.get(RESOURCE_GROUP, "n1")).identity?.principalId).toBe(machine.identity?.principalId);
     const authz = new AuthorizationManagementClient(serviceCredential, SUBSCRIPTION_ID, options);
-    await authz.roleAssignments.create(RG_SCOPE, "0f000000-0000-4000-8000-000000000001", {
+    await authz.roleAssignments.create(pathArg(RG_SCOPE), "0f000000-0000-4000-8000-000000000001", {
       roleDefinitionId: roleDefinitionId(BUILT_IN_ROLES.Reader, SUBSCRIPTION_ID),
       principalId: machine.identity!.principalId!,
       principalType: "ServicePrincipal",
@@ -50,7 +51,7 @@ describe("HTTPS transport", () => {
 
   it("points LRO monitor URLs back at the server's origin", async () => {
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, server.clientOptions());
-    await rm.resources.beginCreateOrUpdateByIdAndWait(machineId("n2"), "2025-01-13", machineBody(), { updateIntervalInMs: 1 });
+    await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("n2")), "2025-01-13", machineBody(), { updateIntervalInMs: 1 });
     const accepted = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = https.request(
         `${server.endpoint}${machineId("n2")}?api-version=2025-01-13`,

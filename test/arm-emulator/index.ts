@@ -16,3 +16,5 @@ export type { RouteInfo } from "./router.js";
 export { ARM_DEFAULT_LIMITS, type OpClass, type ThrottlingOptions } from "./throttling.js";
 export type { BucketLimits } from "./token-bucket.js";
 export type { EmulatorRequest, EmulatorResponse } from "./wire.js";
+export { documentedResourceEvent, toCloudEvent, type CloudEvent } from "./published-events.js";
+export { publishedTypeOf, type PublishedType } from "./published-api-versions.js";

@@ -15,7 +15,7 @@ export interface MachineView {
   principalId: string;
   tags: Record<string, string>;
   provisioningState: string;
-  status: string;
+  status: string | null;
 }
 
 export interface RoleAssignmentView {

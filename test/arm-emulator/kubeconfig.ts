@@ -3,8 +3,13 @@
  * (no YAML library) and kept to plain scalars that need no quoting.
  */
 
+/**
+ * A static user as AKS issues it to clusters with local accounts: client certificate and key, and (admin and user
+ * credentials of most clusters) a bearer token as well; `token` undefined is the certificate-only shape.
+ */
 export type KubeconfigUser =
-  { kind: "token"; name: string; token: string } | { kind: "exec"; name: string; tenantId: string; serverId: string; clientId: string };
+  | { kind: "static"; name: string; token: string | undefined; clientCertificatePem: string; clientKeyPem: string }
+  | { kind: "exec"; name: string; tenantId: string; serverId: string; clientId: string };
 
 export interface KubeconfigSpec {
   clusterName: string;
@@ -45,7 +50,13 @@ export function renderKubeconfig(spec: KubeconfigSpec): string {
 }
 
 function userLines(user: KubeconfigUser): string[] {
-  if (user.kind === "token") return [`    token: ${user.token}`];
+  if (user.kind === "static") {
+    return [
+      `    client-certificate-data: ${Buffer.from(user.clientCertificatePem, "utf8").toString("base64")}`,
+      `    client-key-data: ${Buffer.from(user.clientKeyPem, "utf8").toString("base64")}`,
+      ...(user.token === undefined ? [] : [`    token: ${user.token}`]),
+    ];
+  }
   return [
     "    exec:",
     "      apiVersion: client.authentication.k8s.io/v1beta1",

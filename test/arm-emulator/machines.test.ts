@@ -7,6 +7,7 @@ import { emulatorCredential } from "./credential.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
 import { NO_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";
 import { machineBody, machineId, newEmulator, RESOURCE_GROUP, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 const LRO = { updateIntervalInMs: 1 };
 
@@ -26,14 +27,14 @@ describe.each(TRANSPORTS)("HybridCompute machines over %s", (kind) => {
 
   it("PUTs a machine synchronously with 200 and an identity, and keeps the principal across re-PUTs", async () => {
     const id = machineId("node-01");
-    const created = await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody({ pool: "a" }), LRO);
+    const created = await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody({ pool: "a" }), LRO);
     const principalId = created.identity?.principalId;
     expect(principalId).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.identity?.tenantId).toBe(emulator.tenantId);
-    expect(created.properties).toMatchObject({ provisioningState: "Succeeded", status: "AwaitingConnection", agentVersion: null, osType: "linux" });
+    expect(created.properties).toMatchObject({ provisioningState: "Succeeded", status: null, agentVersion: null, osType: "linux" });
     expect(created.tags).toEqual({ pool: "a" });
 
-    const updated = await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody({ pool: "b" }), LRO);
+    const updated = await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody({ pool: "b" }), LRO);
     expect(updated.identity?.principalId).toBe(principalId);
     expect(updated.tags).toEqual({ pool: "b" });
 
@@ -45,10 +46,10 @@ describe.each(TRANSPORTS)("HybridCompute machines over %s", (kind) => {
 
   it("polls an api 2025-01-13 DELETE to completion and then answers 404", async () => {
     const id = machineId("node-02");
-    await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody(), LRO);
+    await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody(), LRO);
     emulator.requests.clear();
 
-    await resources.resources.beginDeleteByIdAndWait(id, "2025-01-13", LRO);
+    await resources.resources.beginDeleteByIdAndWait(pathArg(id), "2025-01-13", LRO);
 
     const trace = emulator.requests.entries.map((e) => `${e.method} ${e.route ?? e.path} ${e.status}`);
     expect(trace).toEqual(["DELETE machines.delete 202", "GET machines.operationStatus 200", "GET machines.operationStatus 200"]);
@@ -63,16 +64,16 @@ describe.each(TRANSPORTS)("HybridCompute machines over %s", (kind) => {
 
   it("deletes synchronously with 200 on api 2024-07-10", async () => {
     const id = machineId("node-03");
-    await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2024-07-10", machineBody(), LRO);
+    await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2024-07-10", machineBody(), LRO);
     emulator.requests.clear();
-    await resources.resources.beginDeleteByIdAndWait(id, "2024-07-10", LRO);
+    await resources.resources.beginDeleteByIdAndWait(pathArg(id), "2024-07-10", LRO);
     expect(emulator.requests.entries.map((e) => [e.method, e.status])).toEqual([["DELETE", 200]]);
     expect(emulator.inspect.machines()).toEqual([]);
   });
 
   it("serves @azure/arm-hybridcompute 3.0.0 get, listByResourceGroup and delete (api 2021-05-20)", async () => {
     for (const name of ["node-a", "node-b"]) {
-      await resources.resources.beginCreateOrUpdateByIdAndWait(machineId(name), "2025-01-13", machineBody(), LRO);
+      await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId(name)), "2025-01-13", machineBody(), LRO);
     }
     const got = await hybrid.machines.get(RESOURCE_GROUP, "node-a");
     expect(got.id).toBe(machineId("node-a"));
@@ -101,38 +102,38 @@ describe("HybridCompute machine lifecycle", () => {
 
   it("gives a re-created machine a new principal and leaves the old role assignments behind as orphans", async () => {
     const id = machineId("node-10");
-    const first = await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody(), LRO);
+    const first = await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody(), LRO);
     const oldPrincipal = first.identity!.principalId!;
     const authz = new AuthorizationManagementClient(serviceCredential, SUBSCRIPTION_ID, emulator.clientOptions());
-    await authz.roleAssignments.create(RG_SCOPE, "6b1d2c3e-0000-4000-8000-000000000010", {
+    await authz.roleAssignments.create(pathArg(RG_SCOPE), "6b1d2c3e-0000-4000-8000-000000000010", {
       roleDefinitionId: roleDefinitionId(BUILT_IN_ROLES.Reader, SUBSCRIPTION_ID),
       principalId: oldPrincipal,
       principalType: "ServicePrincipal",
     });
 
-    await resources.resources.beginDeleteByIdAndWait(id, "2025-01-13", LRO);
-    const second = await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody(), LRO);
+    await resources.resources.beginDeleteByIdAndWait(pathArg(id), "2025-01-13", LRO);
+    const second = await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody(), LRO);
 
     expect(second.identity?.principalId).not.toBe(oldPrincipal);
     expect(emulator.inspect.deletedPrincipals()).toEqual([oldPrincipal]);
     const [orphan] = emulator.inspect.roleAssignmentsFor(oldPrincipal);
     expect(orphan).toMatchObject({ scope: RG_SCOPE, orphaned: true });
-    const stillListed = await authz.roleAssignments.get(RG_SCOPE, "6b1d2c3e-0000-4000-8000-000000000010");
+    const stillListed = await authz.roleAssignments.get(pathArg(RG_SCOPE), "6b1d2c3e-0000-4000-8000-000000000010");
     expect(stillListed.principalId).toBe(oldPrincipal);
   });
 
   it("validates the PUT: location required, name pattern, resource group must exist", async () => {
     const noLocation = { identity: { type: "SystemAssigned" as const } };
-    await expect(resources.resources.beginCreateOrUpdateByIdAndWait(machineId("node-11"), "2025-01-13", noLocation, LRO)).rejects.toMatchObject({
+    await expect(resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("node-11")), "2025-01-13", noLocation, LRO)).rejects.toMatchObject({
       statusCode: 400,
       code: "LocationRequired",
     });
-    await expect(resources.resources.beginCreateOrUpdateByIdAndWait(machineId("bad name!"), "2025-01-13", machineBody(), LRO)).rejects.toMatchObject({
+    await expect(resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("bad name!")), "2025-01-13", machineBody(), LRO)).rejects.toMatchObject({
       statusCode: 400,
       code: "InvalidResourceName",
     });
     const elsewhere = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/rg-missing/providers/Microsoft.HybridCompute/machines/node-12`;
-    await expect(resources.resources.beginCreateOrUpdateByIdAndWait(elsewhere, "2025-01-13", machineBody(), LRO)).rejects.toMatchObject({
+    await expect(resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(elsewhere), "2025-01-13", machineBody(), LRO)).rejects.toMatchObject({
       statusCode: 404,
       code: "ResourceGroupNotFound",
     });
@@ -142,7 +143,7 @@ describe("HybridCompute machine lifecycle", () => {
   it("pages list results with nextLink", async () => {
     const paged = newEmulator({ pageSize: 2 }).emulator;
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, paged.clientOptions());
-    for (let i = 0; i < 5; i++) await rm.resources.beginCreateOrUpdateByIdAndWait(machineId(`node-p${i}`), "2025-01-13", machineBody(), LRO);
+    for (let i = 0; i < 5; i++) await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId(`node-p${i}`)), "2025-01-13", machineBody(), LRO);
     const hybrid = new HybridComputeManagementClient(serviceCredential, SUBSCRIPTION_ID, paged.clientOptions());
     const names: string[] = [];
     for await (const m of hybrid.machines.listBySubscription()) names.push(m.name ?? "");
@@ -152,11 +153,12 @@ describe("HybridCompute machine lifecycle", () => {
   });
 
   it("keeps a machine Deleting until its delete operation is polled to completion", async () => {
-    const slow = newEmulator({ machineDelete: { inProgressPolls: 3 } }).emulator;
+    // The SDK poller sleeps out Retry-After in wall time: 0 here (the realistic 200 s is in the next tests).
+    const slow = newEmulator({ machineDelete: { inProgressPolls: 3, retryAfterSeconds: 0 } }).emulator;
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, slow.clientOptions());
     const id = machineId("node-13");
-    await rm.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody(), LRO);
-    const poller = await rm.resources.beginDeleteById(id, "2025-01-13", LRO);
+    await rm.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody(), LRO);
+    const poller = await rm.resources.beginDeleteById(pathArg(id), "2025-01-13", LRO);
     expect(slow.inspect.machines()[0]?.provisioningState).toBe("Deleting");
     expect(slow.inspect.pendingOperations()).toHaveLength(1);
     await poller.pollUntilDone();
@@ -172,7 +174,9 @@ describe("HybridCompute machine lifecycle", () => {
     await emulator.handle({ method: "PUT", url: `${id}?api-version=2025-01-13`, headers, body: JSON.stringify(machineBody()) });
     const accepted = await emulator.handle({ method: "DELETE", url: `https://127.0.0.1:4443${id}?api-version=2025-01-13`, headers });
     expect(accepted.status).toBe(202);
-    expect(accepted.headers["retry-after"]).toBe("0");
+    // As published: azure-rest-api-specs hybridcompute stable/2025-01-13/examples/machine/Machines_Delete.json
+    // (commit 0fab7d2318277308e6ac552937b07dc68d30c30d) answers 202 with Retry-After 200.
+    expect(accepted.headers["retry-after"]).toBe("200");
     const location = accepted.headers["location"]!;
     expect(location).toMatch(/^https:\/\/127\.0\.0\.1:4443\/subscriptions\/.+\/providers\/Microsoft\.HybridCompute\/locations\/eastus\/operationResults\//);
     expect(accepted.headers["azure-asyncoperation"]).toContain("/operationStatus/");
@@ -183,15 +187,31 @@ describe("HybridCompute machine lifecycle", () => {
     expect((await emulator.handle({ method: "DELETE", url: `${id}?api-version=2025-01-13`, headers })).status).toBe(204);
   });
 
+  it("runs a delete for runForMs of emulated time however often it is polled, with Retry-After on every running answer", async () => {
+    const { emulator: timed, clock } = newEmulator({ machineDelete: { runForMs: 500_000 } });
+    const headers = { authorization: `Bearer ${(await serviceCredential.getToken([]))!.token}` };
+    const id = machineId("node-16");
+    await timed.handle({ method: "PUT", url: `${id}?api-version=2025-01-13`, headers, body: JSON.stringify(machineBody()) });
+    const accepted = await timed.handle({ method: "DELETE", url: `${id}?api-version=2025-01-13`, headers });
+    expect(accepted).toMatchObject({ status: 202, headers: { "retry-after": "200" } });
+    const look = () => timed.handle({ method: "GET", url: accepted.headers["azure-asyncoperation"]!, headers });
+    for (let i = 0; i < 5; i++) expect(await look()).toMatchObject({ status: 200, headers: { "retry-after": "200" }, body: { status: "InProgress" } });
+    clock.advance(499_999);
+    expect((await look()).body).toMatchObject({ status: "InProgress" });
+    clock.advance(1);
+    expect((await look()).body).toMatchObject({ status: "Succeeded" });
+    expect(timed.inspect.machines()).toEqual([]);
+  });
+
   it("publishes Event Grid write and delete events carrying the caller's claims", async () => {
     const seen: string[] = [];
     emulator.events.subscribe((e) => {
       seen.push(e.eventType);
     });
     const id = machineId("node-15");
-    await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody({ pool: "p" }), LRO);
-    await resources.resources.beginCreateOrUpdateByIdAndWait(id, "2025-01-13", machineBody({ pool: "p" }), LRO);
-    await resources.resources.beginDeleteByIdAndWait(id, "2025-01-13", LRO);
+    await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody({ pool: "p" }), LRO);
+    await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(id), "2025-01-13", machineBody({ pool: "p" }), LRO);
+    await resources.resources.beginDeleteByIdAndWait(pathArg(id), "2025-01-13", LRO);
 
     const [created, updated, deleted] = emulator.events.published;
     expect(created).toMatchObject({
@@ -212,8 +232,8 @@ describe("HybridCompute machine lifecycle", () => {
   });
 
   it("lists the managed machines by tag in the inspector", async () => {
-    await resources.resources.beginCreateOrUpdateByIdAndWait(machineId("node-20"), "2025-01-13", machineBody({ "Managed-By": "flexnode" }), LRO);
-    await resources.resources.beginCreateOrUpdateByIdAndWait(machineId("node-21"), "2025-01-13", machineBody({ other: "x" }), LRO);
+    await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("node-20")), "2025-01-13", machineBody({ "Managed-By": "flexnode" }), LRO);
+    await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("node-21")), "2025-01-13", machineBody({ other: "x" }), LRO);
     expect(emulator.inspect.resourcesTagged("managed-by", "flexnode")).toEqual([machineId("node-20")]);
     expect(emulator.inspect.resourcesTagged("managed-by", "FlexNode")).toEqual([]);
     emulator.setMachineStatus(machineId("node-21"), "Connected", "1.50.0");

@@ -14,6 +14,7 @@ import type { Directory } from "./directory.js";
 import type { ResourceEvents } from "./event-grid.js";
 import type { Operations } from "./operations.js";
 import { pageOf } from "./paging.js";
+import { checkMachinePatch, checkMachinePut, MACHINE_STATUSES, type MachineStatus } from "./machine-schema.js";
 import { idKey, machineResourceId } from "./resource-id.js";
 import type { RequestContext, Route } from "./router.js";
 import type { Tenancy } from "./tenancy.js";
@@ -25,7 +26,7 @@ const NAMESPACE = "Microsoft.HybridCompute";
 export const MACHINE_ASYNC_DELETE_API_VERSION = "2025-01-13";
 const MACHINE_NAME = /^[a-zA-Z0-9-_.]{1,54}$/;
 
-export type MachineStatus = "Connected" | "Disconnected" | "Error" | "AwaitingConnection";
+export type { MachineStatus } from "./machine-schema.js";
 
 export interface MachineRecord {
   id: string;
@@ -40,7 +41,8 @@ export interface MachineRecord {
   principalId: string;
   tenantId: string;
   provisioningState: "Succeeded" | "Deleting";
-  status: MachineStatus;
+  /** Null until an agent connects, as ARM reports a machine created without one. */
+  status: MachineStatus | null;
   agentVersion: string | null;
   lastStatusChange: number | null;
   createdAt: number;
@@ -52,8 +54,18 @@ export interface MachineRecord {
 export interface MachineDeleteBehaviour {
   /** Status polls answered InProgress before an async delete completes (default 1, as in recorded traffic). */
   inProgressPolls: number;
-  /** Also complete an async delete once this much emulated time has passed, polled or not. */
-  completeAfterMs?: number;
+  /**
+   * Run the async delete for this much emulated time instead, however often it is polled: the realistic mode, where
+   * only waiting (the clock) ends it.
+   */
+  runForMs?: number;
+  /**
+   * Retry-After (seconds) on the 202 and on every InProgress answer. Default 200, the value of the published example
+   * (azure-rest-api-specs hybridcompute stable/2025-01-13/examples/machine/Machines_Delete.json at
+   * 0fab7d2318277308e6ac552937b07dc68d30c30d); the SDK poller sleeps it out in wall time, so tests that poll with the
+   * SDK set 0.
+   */
+  retryAfterSeconds: number;
 }
 
 export interface MachinesDeps {
@@ -111,6 +123,7 @@ export class Machines {
 
   /** Simulates the agent side: e.g. the node's azcmagent connecting. */
   setStatus(id: string, status: MachineStatus, agentVersion: string | null = null): void {
+    if (!MACHINE_STATUSES.includes(status)) throw new Error(`${String(status)} is not a machine status (${MACHINE_STATUSES.join(", ")})`);
     const machine = this.find(id);
     if (!machine) throw new Error(`no machine ${id}`);
     machine.status = status;
@@ -152,6 +165,7 @@ export class Machines {
         `The resource '${existing.name}' already exists in location '${existing.location}' in resource group '${group.name}'. A resource with the same name cannot be created in location '${body.location}'. Please select a new resource name.`,
       );
     }
+    checkMachinePut(body, existing?.properties);
     const machine: MachineRecord = existing ?? this.create(group.subscriptionId, group.name, name, body.location, ctx.caller, now);
     // PUT replaces: tags and writable properties not sent are gone; identity and agent-reported state are kept.
     machine.tags = body.tags ?? null;
@@ -167,6 +181,7 @@ export class Machines {
     const machine = this.require(ctx);
     const parsed = patchBody.safeParse(ctx.body ?? {});
     if (!parsed.success) throw armErrors.invalidRequestContent(parsed.error.issues[0]?.message ?? "invalid body");
+    checkMachinePatch(parsed.data);
     if (parsed.data.tags !== undefined) machine.tags = parsed.data.tags;
     if (parsed.data.properties) machine.properties = { ...machine.properties, ...parsed.data.properties };
     machine.lastModifiedAt = this.deps.clock.now();
@@ -192,8 +207,9 @@ export class Machines {
         location: machine.location,
         resourceId: machine.id,
         action: "delete",
-        inProgressPolls: this.deps.deleteBehaviour.inProgressPolls,
-        ...(this.deps.deleteBehaviour.completeAfterMs === undefined ? {} : { completeAfterMs: this.deps.deleteBehaviour.completeAfterMs }),
+        inProgressPolls: this.deps.deleteBehaviour.runForMs === undefined ? this.deps.deleteBehaviour.inProgressPolls : Number.POSITIVE_INFINITY,
+        retryAfterSeconds: this.deps.deleteBehaviour.retryAfterSeconds,
+        ...(this.deps.deleteBehaviour.runForMs === undefined ? {} : { completeAfterMs: this.deps.deleteBehaviour.runForMs }),
         onComplete: () => this.remove(machine, ctx),
       });
     machine.provisioningState = "Deleting";
@@ -244,7 +260,7 @@ export class Machines {
       principalId,
       tenantId: this.deps.tenantId,
       provisioningState: "Succeeded",
-      status: "AwaitingConnection",
+      status: null,
       agentVersion: null,
       lastStatusChange: null,
       createdAt: now,

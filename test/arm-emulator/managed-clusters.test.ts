@@ -63,7 +63,7 @@ describe.each(TRANSPORTS)("AKS managed clusters over %s", (kind) => {
     expect(yaml).toContain(`server: ${API_SERVER}`);
     const caData = /certificate-authority-data: (\S+)/.exec(yaml)?.[1];
     expect(Buffer.from(caData ?? "", "base64").toString("utf8")).toBe(CA_PEM);
-    expect(yaml).toMatch(/user:\n {4}token: [0-9a-f]{32}\n/);
+    expect(yaml).toMatch(/user:\n {4}client-certificate-data: \S+\n {4}client-key-data: \S+\n {4}token: [0-9a-f]{32}\n/);
 
     const admin = await aks.managedClusters.listClusterAdminCredentials(RESOURCE_GROUP, "aks-local");
     expect(admin.kubeconfigs?.[0]?.name).toBe("clusterAdmin");

@@ -34,6 +34,11 @@ export interface ClusterFixture {
   aadProfile?: AadProfile;
   kubernetesVersion?: string;
   dnsPrefix?: string;
+  /**
+   * The static (admin, user, monitoring) kubeconfig user: client certificate, key and token (default, the shape of
+   * clusters with local accounts), or certificate and key only.
+   */
+  staticCredential?: "token+certificate" | "certificate";
 }
 
 export interface ClusterRecord {
@@ -52,6 +57,7 @@ export interface ClusterRecord {
   userToken: string;
   adminToken: string;
   monitoringToken: string;
+  staticCredential: "token+certificate" | "certificate";
 }
 
 /** Not a parseable certificate: tests that need a real CA pass the Kubernetes emulator's `caPem`. */
@@ -59,6 +65,15 @@ const PLACEHOLDER_CA_PEM = [
   "-----BEGIN CERTIFICATE-----",
   Buffer.from("arm-emulator placeholder cluster CA").toString("base64"),
   "-----END CERTIFICATE-----",
+  "",
+].join("\n");
+
+/** Placeholders of the right shape: the Kubernetes emulator does not authenticate client certificates. */
+const PLACEHOLDER_CLIENT_CERT_PEM = PLACEHOLDER_CA_PEM.replace("cluster CA", "client certificate");
+const PLACEHOLDER_CLIENT_KEY_PEM = [
+  "-----BEGIN RSA PRIVATE KEY-----",
+  Buffer.from("arm-emulator placeholder key").toString("base64"),
+  "-----END RSA PRIVATE KEY-----",
   "",
 ].join("\n");
 
@@ -95,6 +110,7 @@ export class ManagedClusters {
       userToken: this.token(),
       adminToken: this.token(),
       monitoringToken: this.token(),
+      staticCredential: fixture.staticCredential ?? "token+certificate",
     };
     this.byId.set(idKey(record.id), record);
     return record;
@@ -142,7 +158,13 @@ export class ManagedClusters {
     const userName = `${prefix}_${c.resourceGroup}_${c.name}`;
     const user: KubeconfigUser = aadUser
       ? { kind: "exec", name: userName, tenantId: c.aadProfile?.tenantID ?? this.tenantId, serverId: AKS_AAD_SERVER_ID, clientId: AKS_AAD_CLIENT_ID }
-      : { kind: "token", name: userName, token: kind === "admin" ? c.adminToken : kind === "user" ? c.userToken : c.monitoringToken };
+      : {
+          kind: "static",
+          name: userName,
+          token: c.staticCredential === "certificate" ? undefined : kind === "admin" ? c.adminToken : kind === "user" ? c.userToken : c.monitoringToken,
+          clientCertificatePem: PLACEHOLDER_CLIENT_CERT_PEM,
+          clientKeyPem: PLACEHOLDER_CLIENT_KEY_PEM,
+        };
     const yaml = renderKubeconfig({
       clusterName: c.name,
       contextName: kind === "admin" ? `${c.name}-admin` : c.name,

@@ -27,6 +27,8 @@ export interface AsyncOperation {
   inProgressPolls: number;
   /** Emulated time at which the operation completes even without polls. */
   completeAt?: number;
+  /** Sent as Retry-After with the 202 and every InProgress answer. */
+  retryAfterSeconds: number;
 }
 
 export interface StartOperation {
@@ -37,6 +39,7 @@ export interface StartOperation {
   action: "delete";
   inProgressPolls: number;
   completeAfterMs?: number;
+  retryAfterSeconds: number;
   onComplete: () => void;
 }
 
@@ -61,6 +64,7 @@ export class Operations {
       startTime: now,
       polls: 0,
       inProgressPolls: spec.inProgressPolls,
+      retryAfterSeconds: spec.retryAfterSeconds,
     };
     if (spec.completeAfterMs !== undefined) op.completeAt = now + spec.completeAfterMs;
     this.ops.set(op.name.toLowerCase(), { op, onComplete: spec.onComplete });
@@ -74,7 +78,7 @@ export class Operations {
     return {
       "azure-asyncoperation": `${base}/operationStatus/${op.name}${q}`,
       location: `${base}/operationResults/${op.name}${q}`,
-      "retry-after": "0",
+      "retry-after": String(op.retryAfterSeconds),
     };
   }
 
@@ -125,7 +129,7 @@ export class Operations {
       startTime: new Date(op.startTime).toISOString(),
     };
     if (op.endTime !== undefined) body["endTime"] = new Date(op.endTime).toISOString();
-    return { status: 200, body };
+    return { status: 200, body, ...(op.status === "InProgress" ? { headers: { "retry-after": String(op.retryAfterSeconds) } } : {}) };
   }
 
   private result(ctx: RequestContext, namespace: string): HandlerResult {

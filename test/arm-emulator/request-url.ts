@@ -1,6 +1,6 @@
 /**
- * Splits a request URL without `new URL()`: scope-based SDK operations send `https://host//subscriptions/...`, and a
- * WHATWG parse of a path starting with `//` reads `subscriptions` as a host.
+ * Splits a request URL without `new URL()`: a WHATWG parse of a path starting with `//` reads `subscriptions` as a
+ * host, and such a path must reach the emulator intact to be refused (see `emptySegment`).
  */
 import { normalisePath } from "../support/index.js";
 
@@ -14,6 +14,8 @@ export interface ParsedRequestUrl {
   query: URLSearchParams;
   /** The query string as sent, without the leading `?`. */
   rawQuery: string;
+  /** True when the path as sent has an empty segment (`//subscriptions/...`, `.../machines//m1`). */
+  emptySegment: boolean;
 }
 
 export function parseRequestUrl(url: string): ParsedRequestUrl {
@@ -24,5 +26,5 @@ export function parseRequestUrl(url: string): ParsedRequestUrl {
   const queryAt = hashless.indexOf("?");
   const rawPath = queryAt < 0 ? hashless : hashless.slice(0, queryAt);
   const rawQuery = queryAt < 0 ? "" : hashless.slice(queryAt + 1);
-  return { origin, path: normalisePath(rawPath), query: new URLSearchParams(rawQuery), rawQuery };
+  return { origin, path: normalisePath(rawPath), query: new URLSearchParams(rawQuery), rawQuery, emptySegment: rawPath.includes("//") };
 }

@@ -8,6 +8,7 @@ import { emulatorCredential } from "./credential.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
 import { NO_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";
 import { machineBody, machineId, newEmulator, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 const SUB_SCOPE = `/subscriptions/${SUBSCRIPTION_ID}`;
 const CLUSTER_SCOPE = `${RG_SCOPE}/providers/Microsoft.ContainerService/managedClusters/aks-1`;
@@ -46,25 +47,29 @@ describe.each(TRANSPORTS)("role assignments over %s", (kind) => {
 
   it("refuses a just-created machine identity with PrincipalNotFound until principalType is set or it replicates", async () => {
     const resources = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, { ...transport.options, ...NO_RETRIES });
-    const machine = await resources.resources.beginCreateOrUpdateByIdAndWait(machineId("node-1"), "2025-01-13", machineBody(), {
+    const machine = await resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId("node-1")), "2025-01-13", machineBody(), {
       updateIntervalInMs: 1,
     });
     const principalId = machine.identity!.principalId!;
 
-    const error = await rejection(authz.roleAssignments.create(RG_SCOPE, NAME_1, { roleDefinitionId: READER, principalId }));
+    const error = await rejection(authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, { roleDefinitionId: READER, principalId }));
     expect(error.statusCode).toBe(400);
     expect(error.code).toBe("PrincipalNotFound");
     expect(error.message).toContain(`does not exist in the directory ${emulator.tenantId}`);
     expect(error.message).toContain("set the role assignment principalType property");
 
-    const withType = await authz.roleAssignments.create(RG_SCOPE, NAME_1, { roleDefinitionId: READER, principalId, principalType: "ServicePrincipal" });
+    const withType = await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, {
+      roleDefinitionId: READER,
+      principalId,
+      principalType: "ServicePrincipal",
+    });
     expect(withType.principalType).toBe("ServicePrincipal");
 
-    await rejection(authz.roleAssignments.create(CLUSTER_SCOPE, NAME_2, { roleDefinitionId: AKS_USER, principalId }));
+    await rejection(authz.roleAssignments.create(pathArg(CLUSTER_SCOPE), NAME_2, { roleDefinitionId: AKS_USER, principalId }));
     clock.advance(29_999);
-    await rejection(authz.roleAssignments.create(CLUSTER_SCOPE, NAME_2, { roleDefinitionId: AKS_USER, principalId }));
+    await rejection(authz.roleAssignments.create(pathArg(CLUSTER_SCOPE), NAME_2, { roleDefinitionId: AKS_USER, principalId }));
     clock.advance(1);
-    const replicated = await authz.roleAssignments.create(CLUSTER_SCOPE, NAME_2, { roleDefinitionId: AKS_USER, principalId });
+    const replicated = await authz.roleAssignments.create(pathArg(CLUSTER_SCOPE), NAME_2, { roleDefinitionId: AKS_USER, principalId });
     expect(replicated.principalType).toBe("ServicePrincipal");
     expect(emulator.requests.filter({ route: "roleAssignments.put" }).map((e) => e.errorCode ?? e.status)).toEqual([
       "PrincipalNotFound",
@@ -77,29 +82,29 @@ describe.each(TRANSPORTS)("role assignments over %s", (kind) => {
 
   it("is idempotent under one name, conflicts under two, and refuses to retarget a name", async () => {
     const params = { roleDefinitionId: READER, principalId: NODE_PRINCIPAL, principalType: "ServicePrincipal" as const, description: "node" };
-    const first = await authz.roleAssignments.create(RG_SCOPE, NAME_1, params);
+    const first = await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, params);
     clock.advance(5_000);
-    const again = await authz.roleAssignments.create(RG_SCOPE, NAME_1, params);
+    const again = await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, params);
     expect(again.id).toBe(first.id);
     expect(emulator.requests.filter({ route: "roleAssignments.put" }).map((e) => e.status)).toEqual([201, 200]);
     expect(again.createdOn).toEqual(new Date(clock.now() - 5_000));
     expect(again.updatedOn).toEqual(new Date(clock.now()));
 
-    const exists = await rejection(authz.roleAssignments.create(RG_SCOPE, NAME_2, params));
+    const exists = await rejection(authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_2, params));
     expect(exists.statusCode).toBe(409);
     expect(exists.code).toBe("RoleAssignmentExists");
 
-    const otherPrincipal = await rejection(authz.roleAssignments.create(RG_SCOPE, NAME_1, { ...params, principalId: OTHER_PRINCIPAL }));
+    const otherPrincipal = await rejection(authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, { ...params, principalId: OTHER_PRINCIPAL }));
     expect(otherPrincipal).toMatchObject({ statusCode: 400, code: "RoleAssignmentUpdateNotPermitted" });
-    const otherScope = await rejection(authz.roleAssignments.create(SUB_SCOPE, NAME_1, params));
+    const otherScope = await rejection(authz.roleAssignments.create(pathArg(SUB_SCOPE), NAME_1, params));
     expect(otherScope.code).toBe("RoleAssignmentUpdateNotPermitted");
-    const otherRole = await rejection(authz.roleAssignments.create(RG_SCOPE, NAME_1, { ...params, roleDefinitionId: AKS_USER }));
+    const otherRole = await rejection(authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, { ...params, roleDefinitionId: AKS_USER }));
     expect(otherRole.code).toBe("RoleAssignmentUpdateNotPermitted");
     expect(emulator.inspect.roleAssignments()).toHaveLength(1);
   });
 
   it("returns the 2022-04-01 shape with emulated timestamps and the caller as creator", async () => {
-    const created = await authz.roleAssignments.create(CLUSTER_SCOPE, NAME_1, {
+    const created = await authz.roleAssignments.create(pathArg(CLUSTER_SCOPE), NAME_1, {
       roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"]}`,
       principalId: NODE_PRINCIPAL,
     });
@@ -115,42 +120,42 @@ describe.each(TRANSPORTS)("role assignments over %s", (kind) => {
       updatedBy: SERVICE_PRINCIPAL_ID,
       createdOn: new Date("2030-01-01T00:00:00.000Z"),
     });
-    const fetched = await authz.roleAssignments.getById(created.id!);
+    const fetched = await authz.roleAssignments.getById(pathArg(created.id!));
     expect(fetched.principalId).toBe(NODE_PRINCIPAL);
   });
 
   it("rejects unknown role definitions and missing assignments", async () => {
     const unknownRole = await rejection(
-      authz.roleAssignments.create(RG_SCOPE, NAME_1, {
+      authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, {
         roleDefinitionId: roleDefinitionId("99999999-9999-4999-8999-999999999999", SUBSCRIPTION_ID),
         principalId: NODE_PRINCIPAL,
         principalType: "ServicePrincipal",
       }),
     );
     expect(unknownRole).toMatchObject({ statusCode: 400, code: "RoleDefinitionDoesNotExist" });
-    const missing = await rejection(authz.roleAssignments.get(RG_SCOPE, NAME_1));
+    const missing = await rejection(authz.roleAssignments.get(pathArg(RG_SCOPE), NAME_1));
     expect(missing).toMatchObject({ statusCode: 404, code: "RoleAssignmentNotFound" });
   });
 
   it("deletes with 200 and the assignment, then 204", async () => {
-    await authz.roleAssignments.create(RG_SCOPE, NAME_1, { roleDefinitionId: READER, principalId: NODE_PRINCIPAL });
-    const deleted = await authz.roleAssignments.delete(RG_SCOPE, NAME_1);
+    await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, { roleDefinitionId: READER, principalId: NODE_PRINCIPAL });
+    const deleted = await authz.roleAssignments.delete(pathArg(RG_SCOPE), NAME_1);
     expect(deleted.principalId).toBe(NODE_PRINCIPAL);
-    await authz.roleAssignments.delete(RG_SCOPE, NAME_1);
+    await authz.roleAssignments.delete(pathArg(RG_SCOPE), NAME_1);
     expect(emulator.requests.filter({ route: "roleAssignments.delete" }).map((e) => e.status)).toEqual([200, 204]);
     expect(emulator.inspect.roleAssignments()).toEqual([]);
   });
 
   it("lists with atScope(), assignedTo(), principalId eq and their combination", async () => {
     const create = (scope: string, name: string, principalId: string, role = READER) =>
-      authz.roleAssignments.create(scope, name, { roleDefinitionId: role, principalId });
+      authz.roleAssignments.create(pathArg(scope), name, { roleDefinitionId: role, principalId });
     await create(SUB_SCOPE, NAME_1, NODE_PRINCIPAL);
     await create(RG_SCOPE, NAME_2, OTHER_PRINCIPAL);
     await create(CLUSTER_SCOPE, NAME_3, NODE_PRINCIPAL, AKS_USER);
 
     const names = async (scope: string, filter?: string) => {
       const out: string[] = [];
-      for await (const ra of authz.roleAssignments.listForScope(scope, filter === undefined ? {} : { filter })) out.push(nameOf(ra));
+      for await (const ra of authz.roleAssignments.listForScope(pathArg(scope), filter === undefined ? {} : { filter })) out.push(nameOf(ra));
       return out.sort();
     };
     // Without a filter: at, above and below the scope.
@@ -177,7 +182,7 @@ describe("role assignments by principal", () => {
     const { emulator } = newEmulator();
     const me = "c0000000-0000-4000-8000-0000000000c3";
     const authz = new AuthorizationManagementClient(emulatorCredential(me), SUBSCRIPTION_ID, emulator.clientOptions());
-    const ra = await authz.roleAssignments.create(RG_SCOPE, NAME_1, { roleDefinitionId: READER, principalId: me });
+    const ra = await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, { roleDefinitionId: READER, principalId: me });
     expect(ra.createdBy).toBe(me);
   });
 });

@@ -7,6 +7,7 @@ import { emulatorToken } from "./credential.js";
 import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
 import { NO_RETRIES, openTransport, TRANSPORTS, type ArmTransport } from "./sdk-transport.js";
 import { newEmulator, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 const READER = roleDefinitionId(BUILT_IN_ROLES.Reader, SUBSCRIPTION_ID);
 
@@ -35,23 +36,23 @@ describe.each(TRANSPORTS)("throttling over %s", (kind) => {
     const onResponse = (raw: { headers: HttpHeaders }) => {
       remaining.push(raw.headers.get("x-ms-ratelimit-remaining-subscription-writes") ?? "missing");
     };
-    for (let i = 1; i <= 5; i++) await authz.roleAssignments.create(RG_SCOPE, guid(i), grant(i), { onResponse });
+    for (let i = 1; i <= 5; i++) await authz.roleAssignments.create(pathArg(RG_SCOPE), guid(i), grant(i), { onResponse });
     expect(remaining).toEqual(["4", "3", "2", "1", "0"]);
 
-    const throttled = (await authz.roleAssignments.create(RG_SCOPE, guid(6), grant(6)).catch((e: unknown) => e)) as RestError;
+    const throttled = (await authz.roleAssignments.create(pathArg(RG_SCOPE), guid(6), grant(6)).catch((e: unknown) => e)) as RestError;
     expect(throttled.statusCode).toBe(429);
     expect(throttled.code).toBe("SubscriptionRequestsThrottled");
     expect(throttled.message).toContain(`actor '${SERVICE_PRINCIPAL_ID}'`);
     expect(throttled.response?.headers.get("retry-after")).toBe("1");
 
     // Reads have their own bucket.
-    await authz.roleAssignments.get(RG_SCOPE, guid(1));
+    await authz.roleAssignments.get(pathArg(RG_SCOPE), guid(1));
 
     clock.advance(499);
-    await expect(authz.roleAssignments.create(RG_SCOPE, guid(6), grant(6))).rejects.toMatchObject({ statusCode: 429 });
+    await expect(authz.roleAssignments.create(pathArg(RG_SCOPE), guid(6), grant(6))).rejects.toMatchObject({ statusCode: 429 });
     clock.advance(1);
-    await authz.roleAssignments.create(RG_SCOPE, guid(6), grant(6));
-    await expect(authz.roleAssignments.create(RG_SCOPE, guid(7), grant(7))).rejects.toMatchObject({ statusCode: 429 });
+    await authz.roleAssignments.create(pathArg(RG_SCOPE), guid(6), grant(6));
+    await expect(authz.roleAssignments.create(pathArg(RG_SCOPE), guid(7), grant(7))).rejects.toMatchObject({ statusCode: 429 });
 
     const writes = emulator.requests.filter({ method: "PUT" });
     expect(writes.map((e) => (e.throttled ? "T" : "ok"))).toEqual(["ok", "ok", "ok", "ok", "ok", "T", "T", "ok", "T"]);
@@ -61,7 +62,7 @@ describe.each(TRANSPORTS)("throttling over %s", (kind) => {
   it("surfaces a 429 without Retry-After as a RestError at once", async () => {
     const authz = new AuthorizationManagementClient(serviceCredential, SUBSCRIPTION_ID, transport.options);
     emulator.faults.inject({ method: "PUT", path: "*", status: 429 });
-    await expect(authz.roleAssignments.create(RG_SCOPE, guid(1), grant(1))).rejects.toMatchObject({
+    await expect(authz.roleAssignments.create(pathArg(RG_SCOPE), guid(1), grant(1))).rejects.toMatchObject({
       name: "RestError",
       statusCode: 429,
       code: "TooManyRequests",
@@ -76,7 +77,7 @@ describe("throttling limits", () => {
     const { emulator } = newEmulator();
     const authz = new AuthorizationManagementClient(serviceCredential, SUBSCRIPTION_ID, emulator.clientOptions());
     emulator.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 429, retryAfterSeconds: 1 });
-    const created = await authz.roleAssignments.create(RG_SCOPE, guid(1), grant(1));
+    const created = await authz.roleAssignments.create(pathArg(RG_SCOPE), guid(1), grant(1));
     expect(created.name).toBe(guid(1));
 
     const puts = emulator.requests.filter({ method: "PUT" });

@@ -41,6 +41,7 @@ import {
   type Grant,
   type PoolScenario,
 } from "./templates.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 interface Operation {
   method: string;
@@ -173,7 +174,7 @@ async function operatorPut(w: World, name: string, tags: Record<string, string>)
   const operator = new ResourceManagementClient(emulatorCredential(OPERATOR), SUBSCRIPTION, { httpClient: w.arm.httpClient, retryOptions: { maxRetries: 0 } });
   const id = `${MACHINES}/${name}`;
   await operator.resources.beginCreateOrUpdateByIdAndWait(
-    id,
+    pathArg(id),
     "2025-01-13",
     { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } },
     { updateIntervalInMs: 1 },
@@ -218,7 +219,7 @@ describe("what-if: the service's calls against the roles pool.bicep grants", () 
     const strayId = `${MACHINES}/fn-0000000000000000000000aa`;
     const setupFrom = world.arm.requests.entries.length;
     await ownClients.resources.beginCreateOrUpdateByIdAndWait(
-      strayId,
+      pathArg(strayId),
       "2025-01-13",
       {
         location: "eastus",

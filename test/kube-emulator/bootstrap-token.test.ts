@@ -18,7 +18,6 @@ describe("bootstrapTokenSecret", () => {
         // Whole seconds, rounded down: never later than asked.
         expiration: "2030-01-01T01:00:00Z",
         "usage-bootstrap-authentication": "true",
-        "usage-bootstrap-signing": "true",
         "auth-extra-groups": "system:bootstrappers:flexnode:gpu",
       },
       labels: { "app.kubernetes.io/managed-by": "flexnode-onboarding", "flexnode.dev/node-id": "fn-0123", "flexnode.dev/pool": "gpu" },

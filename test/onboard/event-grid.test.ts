@@ -5,6 +5,7 @@ import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { emulatorCredential, type ResourceEvent } from "../arm-emulator/index.js";
 import { admin } from "../function-app/index.js";
 import { ARC_RG_ID, CLUSTER_ID, startWorld, SUBSCRIPTION, type World } from "./world.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 let world: World;
 afterEach(async () => {
@@ -31,7 +32,9 @@ describe("Event Grid: Arc machine events", () => {
     // An operator deletes the machine in the portal.
     const machineId = world.arm.inspect.machines()[0]!.id;
     const operator = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
-    await operator.resources("00000000-0000-4000-8000-000000000001").resources.beginDeleteByIdAndWait(machineId, "2025-01-13", { updateIntervalInMs: 1 });
+    await operator
+      .resources("00000000-0000-4000-8000-000000000001")
+      .resources.beginDeleteByIdAndWait(pathArg(machineId), "2025-01-13", { updateIntervalInMs: 1 });
     const deleted = world.arm.events.published.filter(
       (e) =>
         e.eventType === "Microsoft.Resources.ResourceDeleteSuccess" &&
@@ -79,8 +82,9 @@ describe("Event Grid: Arc machine events", () => {
       },
     };
     expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(storage) })).logs.at(-1)?.message).toMatch(/ignored \(not an Arc machine\)/);
-    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify({ nonsense: true }) })).logs.at(-1)?.message).toMatch(
-      /ignored \(not a resource event/,
+    const other = { ...stranger, eventType: "Microsoft.Resources.ResourceActionSuccess" };
+    expect((await world.app.host.invoke("machineEvents", { string: JSON.stringify(other) })).logs.at(-1)?.message).toMatch(
+      /ignored \(event type Microsoft.Resources.ResourceActionSuccess is not handled\)/,
     );
     expect(world.app.simulator.instanceIds()).toEqual([]);
   });
@@ -108,7 +112,7 @@ describe("Event Grid: Arc machine events", () => {
     const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     const machineId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/edge-host-17`;
     await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(
-      machineId,
+      pathArg(machineId),
       "2025-01-13",
       {
         location: "eastus",
@@ -154,7 +158,7 @@ describe("Event Grid: Arc machine events", () => {
       await agent
         .resources(SUBSCRIPTION)
         .resources.beginCreateOrUpdateByIdAndWait(
-          id,
+          pathArg(id),
           "2025-01-13",
           { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } },
           { updateIntervalInMs: 1 },

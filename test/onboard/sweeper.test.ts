@@ -9,6 +9,7 @@ import { sweep, type SweepOptions } from "../../orchestrations/use-cases/sweep.j
 import { BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
 import { admin } from "../function-app/index.js";
 import { ARC_RG_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 let world: World;
 afterEach(async () => {
@@ -105,7 +106,7 @@ describe("sweeper", () => {
     const own = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
     const strayId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/fn-0000000000000000000000aa`;
     const stray = await own.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(
-      strayId,
+      pathArg(strayId),
       "2025-01-13",
       {
         location: "eastus",
@@ -116,7 +117,7 @@ describe("sweeper", () => {
       { updateIntervalInMs: 1 },
     );
     const grant = `${ARC_RG_ID}/providers/Microsoft.Authorization/roleAssignments/5a1f0000-0000-4000-8000-000000000001`;
-    await own.authorization(SUBSCRIPTION).roleAssignments.createById(grant, {
+    await own.authorization(SUBSCRIPTION).roleAssignments.createById(pathArg(grant), {
       roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES.Reader}`,
       principalId: stray.identity!.principalId!,
       principalType: "ServicePrincipal",
@@ -127,7 +128,7 @@ describe("sweeper", () => {
       retryOptions: { maxRetries: 0 },
     });
     const theirs = `${ARC_RG_ID}/providers/Microsoft.Authorization/roleAssignments/5a1f0000-0000-4000-8000-000000000002`;
-    await operator.authorization(SUBSCRIPTION).roleAssignments.createById(theirs, {
+    await operator.authorization(SUBSCRIPTION).roleAssignments.createById(pathArg(theirs), {
       roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES["Azure Kubernetes Service RBAC Reader"]}`,
       principalId: stray.identity!.principalId!,
       principalType: "ServicePrincipal",
@@ -150,6 +151,9 @@ describe("sweeper", () => {
     expect(removal.logs.map((l) => l.message)).toContain(
       "sweep: 0 token(s) expired, 0 stuck saga(s) failed, 2 orphan(s) found, 2 removed, 0 not removed, 1 claim(s) purged",
     );
+    // The sweeper starts the machine's deletion; ARM runs it to the end on its own.
+    expect(world.arm.inspect.machines().find((m) => m.id.toLowerCase() === strayId.toLowerCase())?.provisioningState).toBe("Deleting");
+    world.arm.completePendingOperations();
     expect(world.arm.inspect.machines().map((m) => m.id.toLowerCase())).not.toContain(strayId.toLowerCase());
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).toContain(theirs);
     expect(world.arm.inspect.roleAssignments().map((r) => r.id)).not.toContain(grant);

@@ -10,7 +10,7 @@ import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/clients/kube/index.js";
 import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE, type NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
+import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ArmEmulatorOptions } from "../arm-emulator/index.js";
 import type { InstanceStatus } from "../durable/index.js";
 import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/index.js";
 import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/index.js";
@@ -68,7 +68,14 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(options: { poolSpec?: Record<string, unknown>; timing?: Partial<Timing>; entraOnlyCluster?: boolean } = {}): Promise<World> {
+export async function startWorld(
+  options: {
+    poolSpec?: Record<string, unknown>;
+    timing?: Partial<Timing>;
+    entraOnlyCluster?: boolean;
+    machineDelete?: ArmEmulatorOptions["machineDelete"];
+  } = {},
+): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
     rules: [DEFAULT_RULE, { ...mailboxRules.listen, rights: ["Listen"] }, { ...mailboxRules.send, rights: ["Send"] }],
     queues: [{ name: RESULTS_QUEUE }, { name: REJECTED_RESULTS_QUEUE }],
@@ -86,6 +93,7 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   const arm = new ArmEmulator({
     clock,
     replicationDelayMs: 0,
+    ...(options.machineDelete ? { machineDelete: options.machineDelete } : {}),
     resourceGroups: [
       { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: "eastus" },
       { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: "eastus" },

@@ -132,6 +132,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const arm = new ArmEmulator({
       ...(options.armThrottling ? { throttling: options.armThrottling } : {}),
+      // Real time: ARM's 200 s Retry-After on a machine delete would hold every offboarding for minutes.
+      machineDelete: { retryAfterSeconds: 1 },
       resourceGroups: [
         { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: LOCATION },
         { subscriptionId: SUBSCRIPTION, name: ARC_RG, location: LOCATION },

@@ -8,13 +8,20 @@ import { ContainerServiceClient } from "@azure/arm-containerservice";
 import { HybridComputeManagementClient } from "@azure/arm-hybridcompute";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import type { TokenCredential } from "@azure/core-auth";
-import type { HttpClient } from "@azure/core-rest-pipeline";
+import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
+import { ARC_MACHINES, MANAGED_CLUSTERS, ROLE_ASSIGNMENTS } from "./resource-id.js";
 
-/** Stable api-versions the service pins, newest where the npm SDK allows (see README "Azure API versions"). */
+/**
+ * The one api-version per resource type the service calls (README "Azure API versions"): every client and every
+ * `*ById` call takes its version from here, so a resource type is never read at one version and written at another.
+ * Each must be one Azure publishes for the type (the ARM emulator refuses any other, as ARM does).
+ */
 export const API_VERSIONS = {
-  /** Machine PUT/DELETE through the generic resources client: npm @azure/arm-hybridcompute 3.0.0 has no createOrUpdate. */
-  hybridComputeMachines: "2025-01-13",
-  containerService: "2025-10-01",
+  /** Machines through the generic resources client (npm @azure/arm-hybridcompute 3.0.0 has no createOrUpdate) and the sweeper's listing. */
+  [ARC_MACHINES]: "2025-01-13",
+  [MANAGED_CLUSTERS]: "2025-10-01",
+  /** Not configurable: @azure/arm-authorization 9 sends this for role assignments; listed so tests hold the SDK to it. */
+  [ROLE_ASSIGNMENTS]: "2022-04-01",
 } as const;
 
 export interface ArmClientsOptions {
@@ -33,6 +40,11 @@ export class ArmClients {
 
   constructor(private readonly options: ArmClientsOptions) {}
 
+  /** Where requests go (raw requests build their URLs on it); public Azure unless configured. */
+  get endpoint(): string {
+    return this.options.endpoint ?? "https://management.azure.com";
+  }
+
   authorization(subscriptionId: string): AuthorizationManagementClient {
     return this.memo("authorization", subscriptionId, () => new AuthorizationManagementClient(this.options.credential, subscriptionId, this.common()));
   }
@@ -42,14 +54,22 @@ export class ArmClients {
   }
 
   hybridCompute(subscriptionId: string): HybridComputeManagementClient {
-    return this.memo("hybridCompute", subscriptionId, () => new HybridComputeManagementClient(this.options.credential, subscriptionId, this.common()));
+    return this.memo(
+      "hybridCompute",
+      subscriptionId,
+      () =>
+        new HybridComputeManagementClient(this.options.credential, subscriptionId, {
+          ...this.common(),
+          additionalPolicies: [{ policy: pinApiVersion(API_VERSIONS[ARC_MACHINES]), position: "perCall" }],
+        }),
+    );
   }
 
   containerService(subscriptionId: string): ContainerServiceClient {
     return this.memo(
       "containerService",
       subscriptionId,
-      () => new ContainerServiceClient(this.options.credential, subscriptionId, { ...this.common(), apiVersion: API_VERSIONS.containerService }),
+      () => new ContainerServiceClient(this.options.credential, subscriptionId, { ...this.common(), apiVersion: API_VERSIONS[MANAGED_CLUSTERS] }),
     );
   }
 
@@ -67,4 +87,18 @@ export class ArmClients {
     }
     return client;
   }
+}
+
+/**
+ * @azure/arm-hybridcompute 3.0.0 declares its api-version (2021-05-20) a constant and ignores the `apiVersion` option,
+ * so the machine listing would be read at another version than the machines are written; this sets the table's.
+ */
+function pinApiVersion(version: string): PipelinePolicy {
+  return {
+    name: "pinApiVersion",
+    sendRequest: (request, next) => {
+      request.url = request.url.replace(/([?&]api-version=)[^&#]*/i, `$1${encodeURIComponent(version)}`);
+      return next(request);
+    },
+  };
 }

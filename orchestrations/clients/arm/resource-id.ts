@@ -51,9 +51,18 @@ export function parseResourceId(id: string, type: string): ResourceRef {
 
 export const MANAGED_CLUSTERS = "Microsoft.ContainerService/managedClusters";
 export const ARC_MACHINES = "Microsoft.HybridCompute/machines";
+export const ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments";
 
 export const parseClusterId = (id: string): ResourceRef => parseResourceId(id, MANAGED_CLUSTERS);
 export const parseMachineId = (id: string): ResourceRef => parseResourceId(id, ARC_MACHINES);
 
 /** The Arc machine named `name` in a resource group (given as its id). */
 export const machineIdIn = (resourceGroupId: string, name: string): string => `${resourceGroupId}/providers/${ARC_MACHINES}/${name}`;
+
+/**
+ * An id or scope as the SDK's `{scope}` / `{resourceId}` / `{roleAssignmentId}` path parameter: those templates put a
+ * literal `/` before the parameter and @azure/core-client does not collapse the result, so an id with its own leading
+ * `/` goes out as `https://management.azure.com//subscriptions/...`. Go's and Python's SDKs clean such paths; the JS
+ * ones do not, so the service sends the id without its leading slash and the URL has a single one.
+ */
+export const pathArg = (id: string): string => id.replace(/^\/+/, "");

@@ -53,8 +53,9 @@ export function bootstrapTokenSecret(options: { pool: string; nodeId: string; ex
         "token-id": tokenId,
         "token-secret": tokenSecret,
         expiration: rfc3339(options.expiresAt),
+        // Authentication only: signing is for kubeadm's cluster-info discovery (the bootstrapsigner signs the
+        // kube-public ConfigMap with the token), and the node gets the server and CA from the service instead.
         "usage-bootstrap-authentication": "true",
-        "usage-bootstrap-signing": "true",
         "auth-extra-groups": group,
       },
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [NODE_ID_LABEL]: options.nodeId, [POOL_LABEL]: options.pool },

@@ -22,6 +22,7 @@ export {
 } from "./kube-client.js";
 export {
   AKS_ENTRA_SERVER_APP_ID,
+  ClientCertificateOnlyError,
   EntraTokenRequiredError,
   KubeconfigError,
   kubeClusterFromKubeconfig,

@@ -1,8 +1,10 @@
 /**
  * Where and how to reach a cluster's API server, read from an AKS credential kubeconfig. Only what the service can use
- * without touching files, env or child processes is accepted: inline CA data and a static token. An exec (kubelogin)
- * user is a cluster with Entra ID auth: the service must get a token for the AKS server app itself, so it gets a typed
- * error carrying the cluster's server and CA and the scope to ask for.
+ * without touching files, env or child processes is accepted: inline CA data and a static token. AKS's static users
+ * carry a client certificate and key next to the token; the token is what the client sends (a bearer token is enough
+ * for the API server, and the key never has to leave the kubeconfig). A certificate-only user is refused with a
+ * ClientCertificateOnlyError. An exec (kubelogin) user is a cluster with Entra ID auth: the service must get a token
+ * for the AKS server app itself, so it gets a typed error carrying the cluster's server and CA and the scope to ask for.
  */
 import { parse } from "yaml";
 import { z } from "zod";
@@ -43,6 +45,14 @@ export class EntraTokenRequiredError extends KubeconfigError {
   }
 }
 
+/** The kubeconfig user has a client certificate and no token; the service's client authenticates with bearer tokens only. */
+export class ClientCertificateOnlyError extends KubeconfigError {
+  override readonly name = "ClientCertificateOnlyError";
+  constructor() {
+    super("the kubeconfig user has a client certificate and no token; the service authenticates to the API server with a bearer token only");
+  }
+}
+
 // Parsed with the YAML failsafe schema, so every scalar is a string: a token or CA that happens to look like a number
 // or a boolean stays intact, and `true`/`false` flags are compared as text.
 const Cluster = z.looseObject({
@@ -76,6 +86,7 @@ export function kubeTargetFromKubeconfig(yaml: string): KubeTarget {
   const server = clusterTarget(cluster);
   if (user.exec || user["auth-provider"]) throw new EntraTokenRequiredError(server, serverIdOf(user.exec?.args));
   if (user.token === undefined || user.token === "") {
+    if (user["client-certificate-data"] && !user.tokenFile) throw new ClientCertificateOnlyError();
     const kind = user.tokenFile ? "tokenFile" : user["client-certificate-data"] ? "client certificate" : "no credential";
     throw new KubeconfigError(`the kubeconfig user has ${kind}; only an inline token is supported`);
   }
