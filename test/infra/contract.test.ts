@@ -203,7 +203,14 @@ const NOT_IN_AZURE: Record<string, string> = {
   SERVICEBUS_CONNECTION: "the connection-string form (the emulator); in Azure SERVICEBUS_CONNECTION__fullyQualifiedNamespace with the identity",
 };
 /** Settings the service cannot work without (NotConfiguredError), and which settings satisfy each. */
-const NEEDED_AT_RUN_TIME = [...new Set(matchesIn(/new NotConfiguredError\("([^"]+)"\)/g).flatMap((s) => s.split(" and ")))];
+// "ARTIFACT_CATALOG.agent (where ...)" names a part of a setting: the setting is the name before the first other character.
+const NEEDED_AT_RUN_TIME = [
+  ...new Set(
+    matchesIn(/new NotConfiguredError\("([^"]+)"\)/g)
+      .flatMap((s) => s.split(" and "))
+      .map((s) => s.split(/[^A-Za-z0-9_]/)[0] ?? s),
+  ),
+];
 const SATISFIED_BY: Record<string, string[]> = { SERVICEBUS_CONNECTION: ["SERVICEBUS_CONNECTION", "SERVICEBUS_CONNECTION__fullyQualifiedNamespace"] };
 /** The secrets: only ever Key Vault references. */
 const SECRET_SETTINGS = ["SERVICE_SIGNING_KEY", "SECRETS_KEY", "MAILBOX_LISTEN_KEY", "MAILBOX_SEND_KEY"];
