@@ -65,7 +65,9 @@ describe("decommission → offboardNode", () => {
 
 describe("clone policy replace → offboardNode of the replaced node", () => {
   it("offboards the node a clone with a new id replaces: agent reset, its objects removed, its slot freed", async () => {
-    world = await startWorld({ poolSpec: { clonePolicy: "replace" } });
+    // A short Retry-After on the machine delete: the clone's own onboarding runs alongside, unanswered, and every
+    // minute of emulated time spent waiting out ARM's 200 s is work for it too (machine-delete-lro.test.ts keeps 200 s).
+    world = await startWorld({ poolSpec: { clonePolicy: "replace" }, machineDelete: { retryAfterSeconds: 5 } });
     const { nodeId, node, agent } = await world.enrol();
     expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
     const owned = (await registry().nodes.get(nodeId))!.createdObjects;
@@ -93,5 +95,5 @@ describe("clone policy replace → offboardNode of the replaced node", () => {
     expect((await registry().pools.get("edge"))?.inFlight).toBe(["Enrolling", "Onboarding"].includes(cloneStatus) ? 1 : 0);
     const actions = (await registry().audit.list({ objectId: nodeId })).map((a) => a.action);
     expect(actions).toEqual(expect.arrayContaining(["node.replaced", "node.offboarded"]));
-  });
+  }, 60_000);
 });
