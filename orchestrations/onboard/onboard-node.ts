@@ -44,6 +44,8 @@ export interface OnboardStatus {
   step?: string;
   attempt?: number;
   lastError?: string;
+  /** How many node steps the plan has (known once it is built): with the attempts, how far the node is. */
+  stepCount?: number;
   attempts?: StepAttemptRecord[];
 }
 
@@ -125,6 +127,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "runNodeSteps" });
     created.push(yield* callAzure(context, timing, acts.expectKubeNode, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId }));
     const steps = yield* callAzure(context, timing, acts.planSteps, { context: ctx, ...cluster });
+    show({ stepCount: steps.length });
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
