@@ -41,6 +41,7 @@ export const acts: ActivityHandles<OnboardActivities> = {
   expectKubeNode: { name: "onboard_expectKubeNode" },
   checkNodeReady: { name: "onboard_checkNodeReady" },
   removeObject: { name: "onboard_removeObject" },
+  publishLifecycleEvent: { name: "events_publishLifecycleEvent" },
 };
 
 /**

@@ -15,6 +15,7 @@ import { acts, call } from "../activities/handles.js";
 import { machineIdFor, type NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
 import { compensate } from "./compensate.js";
+import { announce } from "./announce.js";
 import { sagaRunId } from "./saga-run.js";
 import { runStepAttempt } from "./step-attempt.js";
 import { timingFrom } from "./timing.js";
@@ -174,6 +175,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
       yield* callAzure(context, timing, acts.removeObject, { nodeId: ctx.nodeId, object: o });
     }
     yield* callAzure(context, timing, acts.markReady, { nodeId: ctx.nodeId });
+    yield* announce(context, timing, { kind: "ready", nodeId: ctx.nodeId, run });
     show({ phase: "done" });
     return { status: "Ready" };
   } catch (error) {
@@ -187,6 +189,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
       code,
       message,
       known: created,
+      run,
       reset: ctx && hasMailbox ? { context: ctx, sagaId, run } : undefined,
     });
     show({ phase: "failed" });

@@ -4,6 +4,7 @@
  * throttling refills in the same emulated time as the saga's retries), the Kubernetes API emulator behind the AKS
  * admin credential, the Service Bus emulator with the results trigger, and a scripted agent per node.
  */
+import type { LifecycleEvents } from "../../orchestrations/clients/events/lifecycle-events.js";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
@@ -68,7 +69,15 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(options: { poolSpec?: Record<string, unknown>; timing?: Partial<Timing>; entraOnlyCluster?: boolean } = {}): Promise<World> {
+export async function startWorld(
+  options: {
+    poolSpec?: Record<string, unknown>;
+    timing?: Partial<Timing>;
+    entraOnlyCluster?: boolean;
+    /** Where lifecycle events go (default: dropped, as without a topic). */
+    events?: LifecycleEvents;
+  } = {},
+): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
     rules: [DEFAULT_RULE, { ...mailboxRules.listen, rights: ["Listen"] }, { ...mailboxRules.send, rights: ["Send"] }],
     queues: [{ name: RESULTS_QUEUE }, { name: REJECTED_RESULTS_QUEUE }],
@@ -117,7 +126,7 @@ export async function startWorld(options: { poolSpec?: Record<string, unknown>; 
   // Retries belong to the saga's durable policy (virtual time), not to SDK sleeps (wall time).
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: arm.httpClient, retryOptions: { maxRetries: 0 } });
   const credential = emulatorCredential(SERVICE_PRINCIPAL);
-  app.useServices({ arm: armClients, mailbox, credential });
+  app.useServices({ arm: armClients, mailbox, credential, ...(options.events ? { events: options.events } : {}) });
 
   const spec = {
     roleGrants: [
