@@ -279,7 +279,11 @@ export async function rekey(
  * Starts the node's saga unless one is running; `restart` also replaces a finished one. In an adopt pool the saga
  * starts only once azcmagent's Arc machine has been seen (the Event Grid handler records it and calls this).
  */
-export async function ensureSaga(deps: Pick<EnrolDeps, "registry" | "workflows" | "now">, node: NodeRecord, options: { restart?: boolean } = {}): Promise<void> {
+export async function ensureSaga(
+  deps: Pick<EnrolDeps, "registry" | "workflows" | "now">,
+  node: NodeRecord,
+  options: { restart?: boolean } = {},
+): Promise<void> {
   const pool = await deps.registry.pools.get(node.pool);
   if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
   const status = await deps.workflows.status(node.nodeId);
