@@ -201,7 +201,11 @@ const NOT_IN_AZURE: Record<string, string> = {
 };
 /** Settings the service cannot work without (NotConfiguredError), and which settings satisfy each. */
 const NEEDED_AT_RUN_TIME = [...new Set(matchesIn(/new NotConfiguredError\("([^"]+)"\)/g).flatMap((s) => s.split(" and ")))];
-const SATISFIED_BY: Record<string, string[]> = { SERVICEBUS_CONNECTION: ["SERVICEBUS_CONNECTION", "SERVICEBUS_CONNECTION__fullyQualifiedNamespace"] };
+// A NotConfiguredError may name a part of a setting ("ARTIFACT_CATALOG.agent (…)"): the setting satisfies it.
+const SATISFIED_BY: Record<string, string[]> = {
+  SERVICEBUS_CONNECTION: ["SERVICEBUS_CONNECTION", "SERVICEBUS_CONNECTION__fullyQualifiedNamespace"],
+  "ARTIFACT_CATALOG.agent (where nodes download the agent)": ["ARTIFACT_CATALOG"],
+};
 /** The secrets: only ever Key Vault references. */
 const SECRET_SETTINGS = ["SERVICE_SIGNING_KEY", "SECRETS_KEY", "MAILBOX_LISTEN_KEY", "MAILBOX_SEND_KEY"];
 
@@ -255,6 +259,8 @@ function resolvedForParse(settings: Record<string, string>): Record<string, stri
     SERVICE_PRINCIPAL_ID: "66666666-7777-4888-8999-aaaaaaaaaaaa",
     REGISTRY_TABLE_ENDPOINT: "https://sttest.table.core.windows.net/",
     SERVICEBUS_CONNECTION__fullyQualifiedNamespace: "sb-test.servicebus.windows.net",
+    // The form of an Event Grid topic endpoint (topic.properties.endpoint).
+    LIFECYCLE_EVENTS_ENDPOINT: "https://evgt-test.westeurope-1.eventgrid.azure.net/api/events",
   };
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(settings)) {
