@@ -60,12 +60,14 @@ export function adminOperations(doc: Doc = openApiDocument()): Map<string, Opera
       const op = raw as {
         operationId: string;
         summary?: string;
+        tags?: string[];
         security?: Record<string, unknown>[];
         responses: Record<string, { description: string }>;
         parameters?: { name: string; in: string; required?: boolean; description?: string; schema?: JsonSchema }[];
         requestBody?: { content: Record<string, { schema: JsonSchema }> };
       };
-      if (!op.security?.some((s) => "appServiceAuth" in s)) continue;
+      // The fleet page is for browsers; the CLI speaks JSON.
+      if (!op.security?.some((s) => "appServiceAuth" in s) || op.tags?.includes("ui")) continue;
       const bodySchema = op.requestBody?.content["application/json"]?.schema;
       out.set(op.operationId, {
         operationId: op.operationId,

@@ -10,6 +10,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import { DefaultAzureCredential } from "@azure/identity";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
+import { droppedLifecycleEvents, eventGridLifecycleEvents, type LifecycleEvents } from "../orchestrations/clients/events/lifecycle-events.js";
 import { AksAccess } from "../orchestrations/clients/kube/aks-access.js";
 import { Mailbox } from "../orchestrations/clients/mailbox/mailbox.js";
 import { Registry } from "../orchestrations/clients/registry/registry.js";
@@ -22,6 +23,7 @@ export interface ServiceParts {
   arm?: ArmClients;
   mailbox?: Mailbox;
   credential?: TokenCredential;
+  events?: LifecycleEvents;
   now?: () => Date;
 }
 
@@ -79,6 +81,11 @@ export function buildServices(s: Settings, parts: ServiceParts = {}): Services {
     arm,
     credential,
     kube: (clusterResourceId) => aks().get(clusterResourceId),
+    events: lazy(
+      () =>
+        parts.events ??
+        (s.LIFECYCLE_EVENTS_ENDPOINT ? eventGridLifecycleEvents({ endpoint: s.LIFECYCLE_EVENTS_ENDPOINT, credential: credential() }) : droppedLifecycleEvents),
+    ),
   };
 }
 

@@ -53,11 +53,11 @@ const route = defineRoute({
 
 export function registerEnrolRoute(services: ServiceProvider): void {
   durableHttpRoute(route, services, async ({ request, body, bytes, client, context, services: svc }) => {
-    const { registry, now } = svc;
+    const { registry, now, events } = svc;
     await proveKeyPossession(svc, request, bytes, body.publicKey);
     const servicePublicKey = exportPublicKey(svc.signingKey());
     const keyId = keyIdOf(body.publicKey);
-    const outcome = await enrol({ registry, now, workflows: workflowClientFrom(client) }, { ...body, keyId });
+    const outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client) }, { ...body, keyId });
     const { node } = outcome;
     context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
     const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;

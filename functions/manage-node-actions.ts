@@ -40,12 +40,16 @@ const cancel = defineRoute({
 });
 
 export function registerNodeActionRoutes(services: ServiceProvider): void {
-  durableHttpRoute(retry, services, async ({ params, principal, client, services: { registry, now } }) => {
-    const { node, instanceId } = await retryNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
+  durableHttpRoute(retry, services, async ({ params, principal, client, services: { registry, now, events } }) => {
+    const { node, instanceId } = await retryNode({ registry, now, events: events(), workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
     return json(202, { nodeId: node.nodeId, status: node.status, operationId: instanceId }, { location: operationLocation(instanceId) });
   });
-  durableHttpRoute(cancel, services, async ({ params, principal, client, services: { registry, now } }) => {
-    const { node, instanceId } = await cancelOnboarding({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
+  durableHttpRoute(cancel, services, async ({ params, principal, client, services: { registry, now, events } }) => {
+    const { node, instanceId } = await cancelOnboarding(
+      { registry, now, events: events(), workflows: workflowClientFrom(client) },
+      params.nodeId,
+      principal.name,
+    );
     return json(202, { nodeId: node.nodeId, status: node.status, operationId: instanceId }, { location: operationLocation(instanceId) });
   });
 }

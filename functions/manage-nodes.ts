@@ -126,11 +126,11 @@ export function registerNodeAdminRoutes(services: ServiceProvider): void {
     if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
     return json(200, { ...nodeView(node), ...(await nodeInsight({ registry, workflows: workflowClientFrom(client) }, node)) });
   });
-  durableHttpRoute(approve, services, async ({ params, principal, client, services: { registry, now } }) => {
-    return json(200, nodeView(await approveNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  durableHttpRoute(approve, services, async ({ params, principal, client, services: { registry, now, events } }) => {
+    return json(200, nodeView(await approveNode({ registry, now, events: events(), workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
   });
-  durableHttpRoute(reject, services, async ({ params, principal, client, services: { registry, now } }) => {
-    return json(200, nodeView(await rejectNode({ registry, now, workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  durableHttpRoute(reject, services, async ({ params, principal, client, services: { registry, now, events } }) => {
+    return json(200, nodeView(await rejectNode({ registry, now, events: events(), workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
   });
   httpRoute(rekey, services, async ({ params, body, principal, services: { registry } }) => {
     return json(200, nodeView(await rekeyNode({ registry }, params.nodeId, body.publicKey, principal.name)));

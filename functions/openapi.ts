@@ -37,9 +37,11 @@ export function openApiDocument(routes: readonly RouteSpec[] = ROUTES): ReturnTy
       responses[code] =
         code === 204
           ? { description: spec.description }
-          : spec.schema
-            ? { description: spec.description, content: { "application/json": { schema: spec.schema } }, ...(headers ? { headers } : {}) }
-            : { description: spec.description, content: { "application/problem+json": { schema: Problem } } };
+          : spec.contentTypes
+            ? { description: spec.description, content: Object.fromEntries(spec.contentTypes.map((t) => [t, { schema: z.string() }])) }
+            : spec.schema
+              ? { description: spec.description, content: { "application/json": { schema: spec.schema } }, ...(headers ? { headers } : {}) }
+              : { description: spec.description, content: { "application/problem+json": { schema: Problem } } };
     }
     responses[400] ??= { description: "Malformed request", content: { "application/problem+json": { schema: Problem } } };
     if (r.body) {

@@ -13,6 +13,7 @@ import { registerNodeActionRoutes } from "./manage-node-actions.js";
 import { registerNodeAdminRoutes } from "./manage-nodes.js";
 import { registerPoolRoutes } from "./manage-pools.js";
 import { registerTokenRoutes } from "./manage-tokens.js";
+import { registerUiRoutes } from "./manage-ui.js";
 import { registerNodeApiRoutes } from "./node-api.js";
 import { registerNodeResults } from "./node-results.js";
 import { registerOpenApiRoute } from "./openapi.js";
@@ -28,6 +29,7 @@ export function registerApp(services: ServiceProvider): void {
   registerNodeAdminRoutes(services);
   registerNodeActionRoutes(services);
   registerFleetRoutes(services);
+  registerUiRoutes(services);
   registerJoinConfigRoute(services);
   registerNodeApiRoutes(services);
   registerNodeResults(services);

@@ -7,6 +7,7 @@ import type { KeyObject } from "node:crypto";
 import type { TokenCredential } from "@azure/core-auth";
 import type { ArmClients } from "./clients/arm/arm-clients.js";
 import type { KubeAccess } from "./clients/kube/aks-access.js";
+import type { LifecycleEvents } from "./clients/events/lifecycle-events.js";
 import type { Mailbox } from "./clients/mailbox/mailbox.js";
 import type { Registry } from "./clients/registry/registry.js";
 import type { OneTimeSecrets } from "./clients/secrets/one-time-secrets.js";
@@ -26,6 +27,8 @@ export interface Services {
   credential(): TokenCredential;
   /** A Kubernetes API client for a cluster, with the service's access to it, and the server and CA nodes will use. */
   kube(clusterResourceId: string): Promise<KubeAccess>;
+  /** Where lifecycle CloudEvents go: the Event Grid topic, or nowhere when none is configured. */
+  events(): LifecycleEvents;
 }
 
 /** How triggers reach the services: resolved per invocation (the first call builds them and checks the tables). */

@@ -12,6 +12,8 @@ export const SettingsSchema = z
     ARM_ENDPOINT: z.url({ protocol: /^https$/ }).default("https://management.azure.com"),
     /** Object (principal) id of the service's managed identity: Event Grid events it caused itself are ignored. */
     SERVICE_PRINCIPAL_ID: z.uuid().optional(),
+    /** The Event Grid topic lifecycle CloudEvents are published to (identity: EventGrid Data Sender); absent = not published. */
+    LIFECYCLE_EVENTS_ENDPOINT: z.url({ protocol: /^https$/ }).optional(),
     /** Client id of the user-assigned managed identity DefaultAzureCredential should use; absent = system-assigned. */
     AZURE_CLIENT_ID: z.uuid().optional(),
     /** Registry tables: a storage connection string (local: `UseDevelopmentStorage=true`)... */

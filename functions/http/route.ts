@@ -22,6 +22,8 @@ export interface ResponseSpec {
   description: string;
   schema?: z.ZodType;
   headers?: Record<string, string>;
+  /** Media types other than JSON (the fleet page's HTML, script and style sheet); the body is text. */
+  contentTypes?: string[];
 }
 
 export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {

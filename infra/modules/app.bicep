@@ -31,6 +31,7 @@ var names = {
   keyVault: 'kv-${resourceToken}'
   applicationInsights: 'appi-${resourceToken}'
   scheduler: 'dts-${resourceToken}'
+  eventGridTopic: 'evgt-${resourceToken}'
   listenRule: 'flexnode-node-listen'
   sendRule: 'flexnode-node-send'
 }
@@ -90,6 +91,15 @@ module keyVault 'key-vault.bicep' = {
   }
 }
 
+module eventGrid 'event-grid.bicep' = {
+  name: 'event-grid'
+  params: {
+    location: location
+    tags: tags
+    name: names.eventGridTopic
+  }
+}
+
 module scheduler 'durable-task-scheduler.bicep' = if (useScheduler) {
   name: 'durable-task-scheduler'
   params: {
@@ -104,13 +114,14 @@ module scheduler 'durable-task-scheduler.bicep' = if (useScheduler) {
 
 module roles 'service-roles.bicep' = {
   name: 'service-roles'
-  dependsOn: [storage, serviceBus, keyVault, monitoring, scheduler]
+  dependsOn: [storage, serviceBus, keyVault, monitoring, scheduler, eventGrid]
   params: {
     identityName: identity.name
     storageName: names.storage
     serviceBusName: names.serviceBus
     keyVaultName: names.keyVault
     applicationInsightsName: names.applicationInsights
+    eventGridTopicName: names.eventGridTopic
     durableTaskSchedulerName: useScheduler ? names.scheduler : ''
     deployerPrincipalId: deployerPrincipalId
     deployerPrincipalType: deployerPrincipalType
@@ -137,6 +148,7 @@ module functionApp 'function-app.bicep' = {
     mailboxListenKeyUri: keyVault.outputs.mailboxListenKeyUri
     mailboxSendKeyUri: keyVault.outputs.mailboxSendKeyUri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
+    lifecycleEventsEndpoint: eventGrid.outputs.endpoint
     durableTaskHub: durableTaskHub
     durableBackend: durableBackend
     durableTaskSchedulerEndpoint: useScheduler ? scheduler!.outputs.endpoint : ''

@@ -21,6 +21,7 @@ param keyVaultUri string
 param mailboxListenKeyUri string
 param mailboxSendKeyUri string
 param applicationInsightsConnectionString string
+param lifecycleEventsEndpoint string
 param durableTaskHub string
 @allowed(['AzureStorage', 'DurableTaskScheduler'])
 param durableBackend string
@@ -98,6 +99,8 @@ var appSettings = union(
     SECRETS_KEY: kvRef('${keyVaultUri}secrets/secrets-key')
     // Empty until the operator publishes the pinned node artifacts (infra/README.md); empty counts as unset.
     ARTIFACT_CATALOG: artifactCatalog
+    // The Event Grid topic of the lifecycle CloudEvents (event-grid.bicep), reached with the identity.
+    LIFECYCLE_EVENTS_ENDPOINT: lifecycleEventsEndpoint
   },
   durableTaskSchedulerSettings
 )

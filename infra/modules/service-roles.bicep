@@ -10,6 +10,7 @@ param storageName string
 param serviceBusName string
 param keyVaultName string
 param applicationInsightsName string
+param eventGridTopicName string
 @description('Durable Task Scheduler name, or empty when the Azure Storage backend is used.')
 param durableTaskSchedulerName string
 @description('Object id of the deploying user or principal (azd: AZURE_PRINCIPAL_ID); empty = none.')
@@ -35,6 +36,10 @@ resource vault 'Microsoft.KeyVault/vaults@2026-05-15' existing = {
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource eventGridTopic 'Microsoft.EventGrid/topics@2025-02-15' existing = {
+  name: eventGridTopicName
 }
 
 resource scheduler 'Microsoft.DurableTask/schedulers@2026-02-01' existing = if (!empty(durableTaskSchedulerName)) {
@@ -88,6 +93,18 @@ resource serviceBusOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   scope: serviceBus
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.serviceBusDataOwner)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// orchestrations/clients/events: the lifecycle CloudEvents (LIFECYCLE_EVENTS_ENDPOINT), published with the identity;
+// Data Sender is the built-in role with the send data action only.
+resource eventGridSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventGridTopic.id, identity.id, builtInRoles.eventGridDataSender)
+  scope: eventGridTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.eventGridDataSender)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
   }

@@ -5,6 +5,7 @@
  */
 import { createAccessActivities, type AccessDeps } from "./access.js";
 import { createArcActivities, type ArcDeps } from "./arc.js";
+import { createEventActivities, type EventsDeps } from "./events.js";
 import { createKubeActivities, type KubeDeps } from "./kube.js";
 import { createMailboxActivities, type MailboxDeps } from "./mailbox.js";
 import { createNodePlanActivities, type NodePlanDeps } from "./node-plan.js";
@@ -12,7 +13,7 @@ import { createRecordsActivities, type RecordsDeps } from "./records.js";
 import { createRemovalActivities, type RemovalDeps } from "./removal.js";
 
 /** What the activities use of the services, all together. */
-export type ActivityDeps = RecordsDeps & MailboxDeps & NodePlanDeps & ArcDeps & AccessDeps & KubeDeps & RemovalDeps;
+export type ActivityDeps = RecordsDeps & MailboxDeps & NodePlanDeps & ArcDeps & AccessDeps & KubeDeps & RemovalDeps & EventsDeps;
 
 export function createAllActivities(deps: ActivityDeps) {
   return {
@@ -23,6 +24,7 @@ export function createAllActivities(deps: ActivityDeps) {
     ...createAccessActivities(deps),
     ...createKubeActivities(deps),
     ...createRemovalActivities(deps),
+    ...createEventActivities(deps),
   };
 }
 

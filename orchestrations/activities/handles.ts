@@ -42,6 +42,7 @@ export const acts: ActivityHandles<OnboardActivities> = {
   checkNodeReady: { name: "onboard_checkNodeReady" },
   removeObject: { name: "onboard_removeObject" },
   checkRemoval: { name: "onboard_checkRemoval" },
+  publishLifecycleEvent: { name: "events_publishLifecycleEvent" },
 };
 
 /**

@@ -8,6 +8,7 @@
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import { acts, call } from "../activities/handles.js";
+import { announce } from "../onboard/announce.js";
 import { callAzure } from "../onboard/azure-call.js";
 import { removeInReverse, type Removal } from "../onboard/remove-in-reverse.js";
 import { sagaRunId } from "../onboard/saga-run.js";
@@ -50,6 +51,7 @@ export function* offboardNode(context: OrchestrationContext): Generator<df.Task,
   const recorded = yield* callAzure(context, timing, acts.recordedObjects, { nodeId: input.nodeId });
   const { removed, remaining } = yield* removeInReverse(context, timing, input.nodeId, recorded);
   yield* callAzure(context, timing, acts.offboardFinish, { nodeId: input.nodeId, actor: input.actor, removed, remaining });
+  yield* announce(context, timing, { kind: "offboarded", nodeId: input.nodeId, run: input.run, remaining });
   context.df.setCustomStatus({ phase: remaining.length ? "incomplete" : "done" });
   return { removed, remaining };
 }

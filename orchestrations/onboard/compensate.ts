@@ -10,6 +10,7 @@ import type { OrchestrationContext } from "durable-functions";
 import { objectRef, type CreatedObject } from "../activities/created-objects.js";
 import { acts, call } from "../activities/handles.js";
 import type { NodeContext } from "../activities/node-context.js";
+import { announce } from "./announce.js";
 import { callAzure } from "./azure-call.js";
 import { removeInReverse, type Removal } from "./remove-in-reverse.js";
 import { sagaRunId } from "./saga-run.js";
@@ -25,6 +26,8 @@ export interface Compensation {
   message: string;
   /** What the failing run knows it created (the registry's record is the superset; both are used). */
   known: CreatedObject[];
+  /** The failing run (the lifecycle event's id is derived from it). */
+  run: string;
   /** Present when the node has a mailbox, so it can be asked to reset. */
   reset?: { context: NodeContext; sagaId: string; run: string };
 }
@@ -43,6 +46,7 @@ export function* compensate(context: OrchestrationContext, timing: Timing, c: Co
   }
   const { removed, remaining } = yield* removeInReverse(context, timing, c.nodeId, toRemove);
   yield* callAzure(context, timing, acts.markFailed, { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
+  yield* announce(context, timing, { kind: "failed", nodeId: c.nodeId, run: c.run, code: c.code, message: c.message });
   return { removed, remaining };
 }
 
@@ -65,6 +69,7 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
     code: input.code,
     message: input.message,
     known: [],
+    run: input.run,
     reset: begun.context ? { context: begun.context, sagaId: sagaRunId(context.df.instanceId, input.run), run: input.run } : undefined,
   });
   context.df.setCustomStatus({ phase: "failed", lastError: input.message });

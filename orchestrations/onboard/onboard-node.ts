@@ -16,6 +16,7 @@ import { machineIdFor, type NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
 import { removeObject } from "./remove-object.js";
 import { compensate } from "./compensate.js";
+import { announce } from "./announce.js";
 import { sagaRunId } from "./saga-run.js";
 import { runStepAttempt } from "./step-attempt.js";
 import { timingFrom } from "./timing.js";
@@ -45,6 +46,8 @@ export interface OnboardStatus {
   step?: string;
   attempt?: number;
   lastError?: string;
+  /** How many node steps the plan has (known once it is built): with the attempts, how far the node is. */
+  stepCount?: number;
   attempts?: StepAttemptRecord[];
 }
 
@@ -126,6 +129,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "runNodeSteps" });
     created.push(yield* callAzure(context, timing, acts.expectKubeNode, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId }));
     const steps = yield* callAzure(context, timing, acts.planSteps, { context: ctx, ...cluster });
+    show({ stepCount: steps.length });
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         show({ step: step.stepId, attempt });
@@ -172,6 +176,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
       yield* removeObject(context, timing, ctx.nodeId, o);
     }
     yield* callAzure(context, timing, acts.markReady, { nodeId: ctx.nodeId });
+    yield* announce(context, timing, { kind: "ready", nodeId: ctx.nodeId, run });
     show({ phase: "done" });
     return { status: "Ready" };
   } catch (error) {
@@ -185,6 +190,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
       code,
       message,
       known: created,
+      run,
       reset: ctx && hasMailbox ? { context: ctx, sagaId, run } : undefined,
     });
     show({ phase: "failed" });

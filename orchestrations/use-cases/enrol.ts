@@ -4,6 +4,8 @@
  * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
  * and never a second saga or a second token use.
  */
+import { lifecycleEvent } from "../../contract/lifecycle-events.js";
+import type { LifecycleEvents } from "../clients/events/lifecycle-events.js";
 import { RegistryError, type Registry } from "../clients/registry/registry.js";
 import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../clients/registry/model.js";
 import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
@@ -17,6 +19,8 @@ export interface EnrolDeps {
   registry: Registry;
   workflows: WorkflowClient;
   now: () => Date;
+  /** Where the enrolled and quarantined lifecycle events go. */
+  events: LifecycleEvents;
 }
 
 export interface EnrolRequest {
@@ -160,6 +164,17 @@ async function createNode(
     }
     throw error;
   }
+  // Only the request that created the node announces it (its "run" is the node's creation); a retried enrolment
+  // replays above and announces nothing.
+  await deps.events.publish([
+    c.cloneOf
+      ? lifecycleEvent("quarantined", {
+          run: node.createdAt,
+          time: node.createdAt,
+          data: { ...announced(node), claimKeyId: c.request.keyId, reason: `machine identity already enrolled as ${c.cloneOf}` },
+        })
+      : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: needsApproval } }),
+  ]);
   if (needsApproval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
   await ensureSaga(deps, node);
   return { kind: "created", node };
@@ -203,6 +218,13 @@ async function clone(
             "node.clone-quarantined",
           ),
         );
+        await deps.events.publish([
+          lifecycleEvent("quarantined", {
+            run: claim.keyId,
+            time: claim.at,
+            data: { ...announced(node), claimKeyId: claim.keyId, reason: "a second key claimed this node's machine identity" },
+          }),
+        ]);
         return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
       } catch (error) {
         if (error instanceof ClaimPendingError) return refuseClaim(deps, c, error);
@@ -303,7 +325,11 @@ export async function rekey(
  * Starts the node's saga unless one is running; `restart` also replaces a finished one. In an adopt pool the saga
  * starts only once azcmagent's Arc machine has been seen (the Event Grid handler records it and calls this).
  */
-export async function ensureSaga(deps: EnrolDeps, node: NodeRecord, options: { restart?: boolean } = {}): Promise<void> {
+export async function ensureSaga(
+  deps: Pick<EnrolDeps, "registry" | "workflows" | "now">,
+  node: NodeRecord,
+  options: { restart?: boolean } = {},
+): Promise<void> {
   const pool = await deps.registry.pools.get(node.pool);
   if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
   const status = await deps.workflows.status(node.nodeId);
@@ -358,3 +384,5 @@ async function liveOwners(registry: Registry, pool: string, facts: NodeFacts, no
   const live = await Promise.all(owners.map(async (id) => ((await registry.nodes.getInPool(pool, id))?.status === "Offboarded" ? undefined : id)));
   return live.filter((id): id is string => id !== undefined);
 }
+
+const announced = (node: NodeRecord) => ({ nodeId: node.nodeId, pool: node.pool, hostname: node.facts.hostname });

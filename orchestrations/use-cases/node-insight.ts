@@ -24,6 +24,8 @@ export const Operation = z.object({
   step: z.string().optional(),
   attempt: z.int().optional(),
   lastError: z.string().optional(),
+  stepCount: z.int().optional().describe("Node steps in the plan, once it is built"),
+  stepsDone: z.int().optional().describe("Node steps that succeeded so far"),
 });
 export type Operation = z.infer<typeof Operation>;
 
@@ -46,6 +48,7 @@ const Progress = z
     step: z.string().optional(),
     attempt: z.int().optional(),
     lastError: z.string().optional(),
+    stepCount: z.int().optional(),
     attempts: z
       .array(z.object({ step: z.string(), attempt: z.int(), outcome: z.enum(["succeeded", "failed", "timedOut"]), startedAt: z.string(), durationMs: z.int() }))
       .optional(),
@@ -64,6 +67,8 @@ export function operationOf(operationId: string, d: WorkflowDescription): Operat
     step: p.step,
     attempt: p.attempt,
     lastError: p.lastError,
+    stepCount: p.stepCount,
+    stepsDone: p.attempts && new Set(p.attempts.filter((a) => a.outcome === "succeeded").map((a) => a.step)).size,
   };
 }
 

@@ -59,6 +59,15 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
     expect(view.json).toMatchObject({ nodeId: node.nodeId, pool: DEMO_POOL, status: "Ready" });
   });
 
+  it("announced the node as enrolled, then ready, to the sandbox's Event Grid topic, once each", () => {
+    const mine = stack.events.events().filter((e) => e.subject === `nodes/${outcome.node.nodeId!}`);
+    expect(mine.map((e) => e.type)).toEqual(["dev.flexnode.node.enrolled", "dev.flexnode.node.ready"]);
+    expect(mine.map((e) => e.data)).toEqual([
+      { nodeId: outcome.node.nodeId, pool: DEMO_POOL, hostname: "edge-01", approvalRequired: false },
+      expect.objectContaining({ nodeId: outcome.node.nodeId, pool: DEMO_POOL }),
+    ]);
+  });
+
   it("serves the admin API only to the sandbox admin: a caller's own principal header is stripped", async () => {
     const forged = Buffer.from(JSON.stringify({ claims: [{ typ: "roles", val: "FlexNode.Admin" }] })).toString("base64");
     expect((await fetch(`${stack.url}/api/manage/nodes`, { headers: { "x-ms-client-principal": forged } })).status).toBe(401);

@@ -95,6 +95,7 @@ describe("POST /api/enrol", () => {
     const outcome = enrol(
       {
         registry: registry(),
+        events: { publish: () => Promise.resolve() },
         now: later,
         workflows: {
           start: () => Promise.resolve(),

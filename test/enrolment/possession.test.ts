@@ -80,6 +80,7 @@ describe("enrolment proves possession of the node key", () => {
     const outcome = enrol(
       {
         registry: registry(),
+        events: { publish: () => Promise.resolve() },
         now: later,
         workflows: {
           start: () => Promise.resolve(),

@@ -265,6 +265,8 @@ function resolvedForParse(settings: Record<string, string>): Record<string, stri
     SERVICE_PRINCIPAL_ID: "66666666-7777-4888-8999-aaaaaaaaaaaa",
     REGISTRY_TABLE_ENDPOINT: "https://sttest.table.core.windows.net/",
     SERVICEBUS_CONNECTION__fullyQualifiedNamespace: "sb-test.servicebus.windows.net",
+    // The form of an Event Grid topic endpoint (topic.properties.endpoint).
+    LIFECYCLE_EVENTS_ENDPOINT: "https://evgt-test.westeurope-1.eventgrid.azure.net/api/events",
   };
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(settings)) {

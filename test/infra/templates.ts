@@ -27,7 +27,8 @@ export interface RoleDefinition {
   source: string;
 }
 
-export type ScopeKind = "storageAccount" | "serviceBusNamespace" | "keyVault" | "applicationInsights" | "durableTaskScheduler" | "arcResourceGroup" | "cluster";
+export type ScopeKind =
+  "storageAccount" | "serviceBusNamespace" | "keyVault" | "applicationInsights" | "durableTaskScheduler" | "eventGridTopic" | "arcResourceGroup" | "cluster";
 
 export interface GrantRow {
   template: "main" | "pool";
@@ -164,6 +165,7 @@ export function scopeKind(scopeId: string): Grant["scope"] {
     [/\/providers\/Microsoft\.KeyVault\/vaults\/[^/]+$/i, "keyVault"],
     [/\/providers\/Microsoft\.Insights\/components\/[^/]+$/i, "applicationInsights"],
     [/\/providers\/Microsoft\.DurableTask\/schedulers\/[^/]+$/i, "durableTaskScheduler"],
+    [/\/providers\/Microsoft\.EventGrid\/topics\/[^/]+$/i, "eventGridTopic"],
   ];
   for (const [re, kind] of kinds) if (re.test(scopeId)) return kind;
   if (scopeId.toLowerCase() === ARC_RG_ID.toLowerCase()) return "arcResourceGroup";

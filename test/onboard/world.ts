@@ -4,6 +4,7 @@
  * throttling refills in the same emulated time as the saga's retries), the Kubernetes API emulator behind the AKS
  * admin credential, the Service Bus emulator with the results trigger, and a scripted agent per node.
  */
+import type { LifecycleEvents } from "../../orchestrations/clients/events/lifecycle-events.js";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
@@ -74,6 +75,8 @@ export async function startWorld(
     timing?: Partial<Timing>;
     entraOnlyCluster?: boolean;
     machineDelete?: ArmEmulatorOptions["machineDelete"];
+    /** Where lifecycle events go (default: dropped, as without a topic). */
+    events?: LifecycleEvents;
   } = {},
 ): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
@@ -125,7 +128,7 @@ export async function startWorld(
   // Retries belong to the saga's durable policy (virtual time), not to SDK sleeps (wall time).
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: arm.httpClient, retryOptions: { maxRetries: 0 } });
   const credential = emulatorCredential(SERVICE_PRINCIPAL);
-  app.useServices({ arm: armClients, mailbox, credential });
+  app.useServices({ arm: armClients, mailbox, credential, ...(options.events ? { events: options.events } : {}) });
 
   const spec = {
     roleGrants: [

@@ -128,6 +128,9 @@ async function main(argv: string[]): Promise<number> {
     out(`  Service Bus       emulated  ${s.sbRunning.endpoint}  (node mailboxes, node-results)`);
     out(`  Kubernetes API    emulated  ${s.kubeServer.server}  (the AKS cluster's API server: bootstrap tokens, RBAC, Nodes)`);
     out(`  artifact mirror   emulated  ${s.artifacts.origin}  (small labelled artifacts, pinned by sha256)`);
+    out(`  Event Grid topic  local receiver  ${s.events.endpoint}  (lifecycle CloudEvents, printed as they arrive)`);
+    out(`  fleet page        ${s.url}/api/manage/ui  (send Authorization: Bearer <admin token>)`);
+    s.events.onEvent = (e) => out(`  [event] ${e.type} ${String(e.subject)} id=${e.id} ${JSON.stringify(e.data)}`);
     out(
       `  nodes             ${opts.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`,
     );

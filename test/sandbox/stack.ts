@@ -18,6 +18,8 @@ import { startDurableHarness, type DurableHarness } from "../durable/index.js";
 import { installFunctionsCore, startServiceBusTriggers, type FunctionsHost, type RunningTriggers } from "../functions-host/index.js";
 import { KubeEmulator, type RunningKubeEmulator } from "../kube-emulator/index.js";
 import { DEFAULT_RULE, ServiceBusEmulator, type RunningEmulator } from "../servicebus-emulator/index.js";
+import { startEventGridReceiver, type EventGridReceiver } from "../eventgrid-receiver/index.js";
+import { eventGridLifecycleEvents } from "../../orchestrations/clients/events/lifecycle-events.js";
 import { startArtifactServer, type ArtifactServer } from "./artifact-server.js";
 import { ARC_RG, CLUSTER_NAME, CLUSTER_RG, DEMO_POOL, demoPoolBody, KUBERNETES_VERSION, LOCATION, SERVICE_PRINCIPAL_ID, SUBSCRIPTION } from "./estate.js";
 import { startFrontDoor, type FrontDoor } from "./front-door.js";
@@ -66,6 +68,8 @@ export interface Stack {
   sb: ServiceBusEmulator;
   sbRunning: RunningEmulator;
   artifacts: ArtifactServer;
+  /** The Event Grid topic lifecycle CloudEvents go to (a local receiver; `onEvent` to see them). */
+  events: EventGridReceiver;
   /** The Azurite this stack started (undefined when it was given one). */
   azurite: RunningAzurite | undefined;
   storageConnectionString: string;
@@ -209,7 +213,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       listenRule: mailboxRules.listen,
       sendRule: mailboxRules.send,
     });
-    registerApp(createServiceProvider({ parts: { arm: armClients, mailbox } }));
+    // Lifecycle CloudEvents go to a local Event Grid endpoint, through the real publisher client as the service's identity.
+    const events = await startEventGridReceiver();
+    closers.push(() => events.close());
+    const publisher = eventGridLifecycleEvents({
+      endpoint: events.endpoint,
+      credential: emulatorCredential(SERVICE_PRINCIPAL_ID),
+      tlsOptions: { ca: events.ca },
+    });
+    registerApp(createServiceProvider({ parts: { arm: armClients, mailbox, events: publisher } }));
 
     const harness = await startDurableHarness({
       mode: "realtime",
@@ -265,6 +277,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       sb,
       sbRunning,
       artifacts,
+      events,
       azurite,
       storageConnectionString: storage,
       tablePrefix,
