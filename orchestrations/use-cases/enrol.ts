@@ -3,6 +3,11 @@
  * pool + machine identity), whether it may join (token, clone policy, approval, pool capacity), records it, and starts
  * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
  * and never a second saga or a second token use.
+ *
+ * Longer than the ~300 lines we aim for, knowingly: first enrolment, replay, clone policy (reject, quarantine,
+ * replace) and re-key are branches of one decision over the same token, key index and node rows, and they share the
+ * token refund, capacity check and saga start. Split apart, each would import the others' internals; a next step is a
+ * clone-policy module once those shared helpers have a home of their own.
  */
 import { lifecycleEvent } from "../../contract/lifecycle-events.js";
 import type { LifecycleEvents } from "../clients/events/lifecycle-events.js";
