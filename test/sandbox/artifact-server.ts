@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tar from "tar";
 import type { ArtifactCatalog } from "../../orchestrations/node-plan/node-plan.js";
-import { caIssuedCertificate } from "../support/index.js";
+import { byteRange, caIssuedCertificate } from "../support/index.js";
 
 export interface ServedArtifact {
   name: string;
@@ -126,24 +126,14 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
       body = Buffer.from(body);
       body[body.length - 1] = body[body.length - 1]! ^ 0xff;
     }
-    // Range support: the agent resumes a cut download into its .part file.
-    const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
-    if (range && (!m || Number(m[1]) >= body.length)) {
+    const answer = byteRange(body, range);
+    if (answer.status === 416) {
       log(416, 0);
-      res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
+      res.writeHead(416, answer.headers).end();
       return;
     }
-    const start = m ? Number(m[1]) : 0;
-    const end = m && m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
-    const slice = body.subarray(start, end + 1);
-    const headers = {
-      "content-type": "application/octet-stream",
-      "content-length": String(slice.length),
-      "accept-ranges": "bytes",
-      etag: `"${artifact.sha256}"`,
-    };
-    const status = m ? 206 : 200;
-    res.writeHead(status, m ? { ...headers, "content-range": `bytes ${start}-${end}/${body.length}` } : headers);
+    const { status, slice } = answer;
+    res.writeHead(status, { ...answer.headers, etag: `"${artifact.sha256}"` });
     log(status, req.method === "HEAD" ? 0 : slice.length);
     res.end(req.method === "HEAD" ? undefined : slice);
   }

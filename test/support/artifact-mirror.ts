@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:https";
 import { closeServer, listenOnLoopback } from "./http.js";
 import { caIssuedCertificate } from "./tls.js";
+import { byteRange } from "./byte-range.js";
 
 export interface MirrorRequest {
   name: string;
@@ -79,19 +80,14 @@ export async function startArtifactMirror(options: ArtifactMirrorOptions = {}): 
       body = Uint8Array.from(body);
       body[body.length - 1] = body[body.length - 1]! ^ 0xff;
     }
-    // The agent resumes a cut download into its .part file with `bytes=<what it has>-`.
-    const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
-    if (range && (!m || Number(m[1]) >= body.length)) {
+    const answer = byteRange(body, range);
+    if (answer.status === 416) {
       log(416, 0);
-      res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
+      res.writeHead(416, answer.headers).end();
       return;
     }
-    const start = m ? Number(m[1]) : 0;
-    const end = m && m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
-    const slice = body.subarray(start, end + 1);
-    const status = m ? 206 : 200;
-    const headers = { "content-type": "application/octet-stream", "content-length": String(slice.length), "accept-ranges": "bytes", etag: `"${stored.etag}"` };
-    res.writeHead(status, m ? { ...headers, "content-range": `bytes ${start}-${end}/${body.length}` } : headers);
+    const { status, slice } = answer;
+    res.writeHead(status, { ...answer.headers, etag: `"${stored.etag}"` });
     log(status, req.method === "HEAD" ? 0 : slice.length);
     if (req.method === "HEAD") {
       res.end();

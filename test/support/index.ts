@@ -8,4 +8,5 @@ export { closeServer, flatHeaders, listenOnLoopback, readBody } from "./http.js"
 export { normalisePath } from "./request-path.js";
 export { seededRandom } from "./seeded-random.js";
 export { caIssuedCertificate, selfSignedCertificate, type TlsCertificate } from "./tls.js";
+export { byteRange, type ByteRangeAnswer } from "./byte-range.js";
 export { startArtifactMirror, type ArtifactMirror, type ArtifactMirrorOptions, type MirrorRequest } from "./artifact-mirror.js";
