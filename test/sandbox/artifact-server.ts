@@ -117,8 +117,9 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
     const range = req.headers.range;
     const log = (status: number, bytes: number) => requests.push({ name, range, status, bytes });
     if (!artifact || (req.method !== "GET" && req.method !== "HEAD")) {
-      log(404, 0);
-      res.writeHead(artifact ? 405 : 404).end();
+      const status = artifact ? 405 : 404;
+      log(status, 0);
+      res.writeHead(status).end();
       return;
     }
     let body = artifact.bytes;
