@@ -7,6 +7,7 @@
  */
 import { createPrivateKey } from "node:crypto";
 import type { TokenCredential } from "@azure/core-auth";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 import { DefaultAzureCredential } from "@azure/identity";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
@@ -25,6 +26,8 @@ export interface ServiceParts {
   credential?: TokenCredential;
   events?: LifecycleEvents;
   now?: () => Date;
+  /** The registry's transport; default HTTP (benchmarks pass Azurite's handler in process). */
+  tablesHttpClient?: HttpClient;
 }
 
 export interface ServiceProviderOptions {
@@ -60,7 +63,7 @@ export function buildServices(s: Settings, parts: ServiceParts = {}): Services {
   const credential = lazy<TokenCredential>(() => parts.credential ?? new DefaultAzureCredential({ managedIdentityClientId: s.AZURE_CLIENT_ID }));
   const registry = new Registry(
     s.REGISTRY_CONNECTION
-      ? { connectionString: s.REGISTRY_CONNECTION, prefix: s.REGISTRY_TABLE_PREFIX }
+      ? { connectionString: s.REGISTRY_CONNECTION, prefix: s.REGISTRY_TABLE_PREFIX, ...(parts.tablesHttpClient ? { httpClient: parts.tablesHttpClient } : {}) }
       : { endpoint: s.REGISTRY_TABLE_ENDPOINT, credential: credential(), prefix: s.REGISTRY_TABLE_PREFIX },
   );
   const arm = lazy(() => parts.arm ?? new ArmClients({ credential: credential(), endpoint: s.ARM_ENDPOINT }));

@@ -6,9 +6,9 @@
 import { performance } from "node:perf_hooks";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { ARM_DEFAULT_LIMITS } from "../../test/arm-emulator/index.js";
-import type { RunningAzurite } from "../../test/azurite/index.js";
 import { seededRandom } from "../../test/support/index.js";
 import { ArmTraffic } from "./arm-traffic.js";
+import type { BenchTables } from "./bench-tables.js";
 import { HttpCensus, hostPortOf } from "./http-census.js";
 import { LATENCY_MODEL, nodeStepMs } from "./latency-model.js";
 import { MinHeap } from "./min-heap.js";
@@ -40,7 +40,7 @@ interface Outcome {
 }
 
 export interface FleetRunOptions {
-  azurite: RunningAzurite;
+  tables: BenchTables;
   nodes: number;
   maxInFlight: number;
   seed: number;
@@ -49,9 +49,11 @@ export interface FleetRunOptions {
 export async function runFleet(o: FleetRunOptions): Promise<Record<string, unknown>> {
   const wallStart = performance.now();
   const census = new HttpCensus();
+  const registryRequestsBefore = o.tables.requests();
   const random = seededRandom(o.seed);
   const world = await startOnboardingWorld({
-    azuriteConnectionString: o.azurite.connectionString,
+    azuriteConnectionString: o.tables.connectionString,
+    ...(o.tables.httpClient ? { tablesHttpClient: o.tables.httpClient } : {}),
     maxInFlight: o.maxInFlight,
     stepDurationMs: (envelope) => nodeStepMs(LATENCY_MODEL, envelope.stepId),
     kubeletReadyAfterMs: LATENCY_MODEL.kubeletReadyAfterMs,
@@ -142,7 +144,10 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     const emulatedMs = clock.now() - start;
     if (world.agents.errors.length > 0) throw new Error(`agents failed: ${String(world.agents.errors[0])}`);
 
-    const ready = await readyNodeIds(new Registry({ connectionString: o.azurite.connectionString, prefix: app.prefix }), POOL);
+    const ready = await readyNodeIds(
+      new Registry({ connectionString: o.tables.connectionString, prefix: app.prefix, ...(o.tables.httpClient ? { httpClient: o.tables.httpClient } : {}) }),
+      POOL,
+    );
     const readyOutcomes = outcomes.filter((x) => x.status === "Ready");
     const writes = traffic.admitted.writes;
     const limit = ARM_DEFAULT_LIMITS.writes;
@@ -196,7 +201,8 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       waitForSlotEmulatedSecP50: round((percentile(waitMs, 50) ?? 0) / 1000, 1),
       waitForSlotEmulatedSecMax: round((percentile(waitMs, 100) ?? 0) / 1000, 1),
       activitiesPerSaga: perSaga(activities),
-      registryRequestsPerSaga: perSaga(census.count(`127.0.0.1:${o.azurite.ports.table}`)),
+      registryRequestsPerSaga: perSaga(o.tables.requests() - registryRequestsBefore),
+      registryTables: o.tables.kind,
       durableClientRequestsPerSaga: perSaga(census.count(hostPortOf(app.clientServer.origin))),
       kubeRequestsPerSaga: perSaga(census.count(hostPortOf(world.kubeUrl))),
       virtualTimePasses: passes,

@@ -10,6 +10,7 @@
  * a new machine's identity gets its principalId only after the model's delay.
  */
 import { randomBytes, type KeyObject } from "node:crypto";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 import { importPublicKey } from "../../contract/keys.js";
 import type { StepEnvelope } from "../../contract/step-envelope.js";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
@@ -48,6 +49,8 @@ export type EnrolAnswer =
 
 export interface OnboardingWorldOptions {
   azuriteConnectionString: string;
+  /** The registry's transport when its tables are in process (bench-tables.ts); default HTTP to the connection. */
+  tablesHttpClient?: HttpClient;
   maxInFlight: number;
   /** ARM throttling; default ARM's documented buckets. */
   throttling?: ThrottlingOptions | false;
@@ -141,7 +144,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   // Retries belong to the saga's durable policy (emulated time), not to SDK sleeps (wall time).
   const httpClient = latency ? withIdentityDelay(arm.httpClient, clock, latency.arm.machineIdentityDelayMs) : arm.httpClient;
   const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient, retryOptions: { maxRetries: 0 } });
-  app.useServices({ arm: armClients, mailbox });
+  app.useServices({ arm: armClients, mailbox, ...(options.tablesHttpClient ? { tablesHttpClient: options.tablesHttpClient } : {}) });
 
   await app.createPool(POOL, {
     clusterResourceId: CLUSTER_ID,

@@ -16,6 +16,7 @@
  */
 import { TableClient, TableServiceClient } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/core-auth";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 import { AuditLog } from "./audit.js";
 import { ResultClaims } from "./claims.js";
 import { InFlightCounter } from "./in-flight.js";
@@ -40,6 +41,8 @@ export interface RegistryConnection {
   credential?: TokenCredential;
   /** Prefix of every table name; lets environments or test files share an account. */
   prefix: string;
+  /** The transport under every table client; default: HTTP. Benchmarks pass Azurite's handler in process. */
+  httpClient?: HttpClient;
 }
 
 const TABLES = ["pools", "tokens", "nodes", "index", "audit", "nonces", "claims", "secrets"] as const;
@@ -60,7 +63,10 @@ export class Registry {
   constructor(connection: RegistryConnection, now: Clock = () => new Date()) {
     const name = (t: TableName) => `${connection.prefix}${t}`;
     if (connection.connectionString) {
-      const options = { allowInsecureConnection: /UseDevelopmentStorage=true|DefaultEndpointsProtocol=http;/i.test(connection.connectionString) };
+      const options = {
+        allowInsecureConnection: /UseDevelopmentStorage=true|DefaultEndpointsProtocol=http;/i.test(connection.connectionString),
+        ...(connection.httpClient ? { httpClient: connection.httpClient } : {}),
+      };
       this.service = TableServiceClient.fromConnectionString(connection.connectionString, options);
       this.tables = Object.fromEntries(TABLES.map((t) => [t, TableClient.fromConnectionString(connection.connectionString!, name(t), options)])) as Record<
         TableName,

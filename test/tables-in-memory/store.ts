@@ -1,0 +1,196 @@
+/**
+ * The tables and their rows, and the operations the Table service offers on them, with its preconditions: insert
+ * refuses an existing row (409 EntityAlreadyExists), an update or delete with If-Match refuses a missing row (404
+ * ResourceNotFound) or another ETag (412 UpdateConditionNotSatisfied), an update without If-Match is an upsert. Every
+ * write gives the row a new ETag and Timestamp. Everything here is synchronous, so an operation (and a batch, see
+ * batch.ts) is atomic with respect to every other request of the process.
+ */
+import { randomUUID } from "node:crypto";
+import { parseFilter, FilterError } from "./filter.js";
+import { BadEntity, entityJson, propertiesOf, type Properties, type Typed } from "./values.js";
+
+export class TableError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The service ends every error message with the request's id and time. */
+export const withRequestId = (message: string) => `${message}\nRequestId:${randomUUID()}\nTime:${new Date().toISOString()}`;
+
+export interface Row {
+  partitionKey: string;
+  rowKey: string;
+  timestamp: string;
+  etag: string;
+  properties: Properties;
+}
+
+type Partition = Map<string, Row>;
+interface Table {
+  partitions: Map<string, Partition>;
+}
+
+const TABLE_NAME = /^[A-Za-z][A-Za-z0-9]{2,62}$/;
+// Characters the service refuses in PartitionKey and RowKey (and control characters).
+const BAD_KEY = /[/\\#?\u0000-\u001f\u007f-\u009f]/;
+export const MAX_PAGE = 1000;
+
+export class TableStore {
+  private readonly tables = new Map<string, Table>();
+  private ticks = 0n;
+  private readonly epoch = BigInt(Date.now()) * 10_000n;
+
+  createTable(name: string): void {
+    if (!TABLE_NAME.test(name)) throw new TableError(400, "InvalidResourceName", "The specifed resource name contains invalid characters.");
+    if (this.tables.has(name.toLowerCase())) throw new TableError(409, "TableAlreadyExists", "The table specified already exists.");
+    this.tables.set(name.toLowerCase(), { partitions: new Map() });
+  }
+
+  deleteTable(name: string): void {
+    if (!this.tables.delete(name.toLowerCase())) throw notFound("TableNotFound", "The table specified does not exist.");
+  }
+
+  get(table: string, pk: string, rk: string): Row {
+    const row = this.table(table).partitions.get(pk)?.get(rk);
+    if (!row) throw notFound("ResourceNotFound", "The specified resource does not exist.");
+    return row;
+  }
+
+  insert(table: string, pk: string, rk: string, body: Record<string, unknown>): Row {
+    const partition = this.partition(table, pk, true)!;
+    checkKeys(pk, rk);
+    if (partition.has(rk)) throw new TableError(409, "EntityAlreadyExists", "The specified entity already exists.");
+    return this.write(partition, pk, rk, props(body));
+  }
+
+  /** PUT (merge false) or MERGE/PATCH (merge true); `ifMatch` undefined is an upsert. */
+  update(table: string, pk: string, rk: string, body: Record<string, unknown>, merge: boolean, ifMatch: string | undefined): Row {
+    const partition = this.partition(table, pk, true)!;
+    checkKeys(pk, rk);
+    const current = partition.get(rk);
+    if (ifMatch !== undefined) precondition(current, ifMatch);
+    const properties = props(body);
+    if (merge && current) for (const [k, v] of current.properties) if (!properties.has(k)) properties.set(k, v);
+    return this.write(partition, pk, rk, properties);
+  }
+
+  delete(table: string, pk: string, rk: string, ifMatch: string): void {
+    const partition = this.partition(table, pk, false);
+    precondition(partition?.get(rk), ifMatch);
+    partition!.delete(rk);
+    if (partition!.size === 0) this.table(table).partitions.delete(pk);
+  }
+
+  /** One page of a query, in PartitionKey then RowKey order, resuming at `from`. */
+  query(
+    table: string,
+    options: { filter?: string; select?: string[]; top?: number; from?: { pk: string; rk: string } },
+  ): {
+    rows: Record<string, unknown>[];
+    next?: { pk: string; rk: string };
+  } {
+    const t = this.table(table);
+    let predicate: ReturnType<typeof parseFilter> | undefined;
+    try {
+      predicate = options.filter ? parseFilter(options.filter) : undefined;
+    } catch (error) {
+      if (error instanceof FilterError) throw new TableError(400, "InvalidInput", `One of the request inputs is not valid. ${error.message}`);
+      throw error;
+    }
+    const top = Math.min(options.top ?? MAX_PAGE, MAX_PAGE);
+    const only = options.filter ? fixedPartition(options.filter) : undefined;
+    const pks = only !== undefined ? (t.partitions.has(only) ? [only] : []) : [...t.partitions.keys()].sort(ordinal);
+    const rows: Record<string, unknown>[] = [];
+    for (const pk of pks) {
+      if (options.from && pk < options.from.pk) continue;
+      const partition = t.partitions.get(pk)!;
+      for (const rk of [...partition.keys()].sort(ordinal)) {
+        if (options.from && pk === options.from.pk && rk < options.from.rk) continue;
+        const row = partition.get(rk)!;
+        if (predicate && !predicate((name) => property(row, name))) continue;
+        if (rows.length === top) return { rows, next: { pk, rk } };
+        rows.push(entityJson(row, options.select));
+      }
+    }
+    return { rows };
+  }
+
+  /** Runs `work` on the partition and puts it back as it was if `work` throws (entity-group transactions). */
+  atomically<T>(table: string, pk: string, work: () => T): T {
+    const t = this.table(table);
+    const before = t.partitions.get(pk);
+    const saved = before ? new Map(before) : undefined;
+    try {
+      return work();
+    } catch (error) {
+      if (saved) t.partitions.set(pk, saved);
+      else t.partitions.delete(pk);
+      throw error;
+    }
+  }
+
+  private write(partition: Partition, pk: string, rk: string, properties: Properties): Row {
+    // 100 ns ticks, as the service's Timestamp; strictly increasing so no two writes share an ETag.
+    const ticks = this.epoch + ++this.ticks;
+    const ms = Number(ticks / 10_000n);
+    const timestamp = `${new Date(ms).toISOString().slice(0, 19)}.${(ticks % 10_000_000n).toString().padStart(7, "0")}Z`;
+    const row: Row = { partitionKey: pk, rowKey: rk, timestamp, etag: `W/"datetime'${encodeURIComponent(timestamp)}'"`, properties };
+    partition.set(rk, row);
+    return row;
+  }
+
+  private table(name: string): Table {
+    const t = this.tables.get(name.toLowerCase());
+    if (!t) throw notFound("TableNotFound", "The table specified does not exist.");
+    return t;
+  }
+
+  private partition(table: string, pk: string, create: boolean): Partition | undefined {
+    const t = this.table(table);
+    let p = t.partitions.get(pk);
+    if (!p && create) t.partitions.set(pk, (p = new Map()));
+    return p;
+  }
+}
+
+function props(body: Record<string, unknown>): Properties {
+  try {
+    return propertiesOf(body);
+  } catch (error) {
+    if (error instanceof BadEntity) throw new TableError(400, "InvalidInput", `One of the request inputs is not valid. ${error.message}`);
+    throw error;
+  }
+}
+
+function precondition(row: Row | undefined, ifMatch: string): void {
+  if (!row) throw notFound("ResourceNotFound", "The specified resource does not exist.");
+  if (ifMatch !== "*" && ifMatch !== row.etag)
+    throw new TableError(412, "UpdateConditionNotSatisfied", "The update condition specified in the request was not satisfied.");
+}
+
+function checkKeys(pk: string, rk: string): void {
+  if (BAD_KEY.test(pk) || BAD_KEY.test(rk)) throw new TableError(400, "InvalidInput", "One of the request inputs is not valid.");
+  if (Buffer.byteLength(pk) > 1024 || Buffer.byteLength(rk) > 1024) throw new TableError(400, "KeyValueTooLarge", "The key value is too large.");
+}
+
+const notFound = (code: string, message: string) => new TableError(404, code, message);
+const ordinal = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function property(row: Row, name: string): Typed | undefined {
+  if (name === "PartitionKey") return { type: "Edm.String", value: row.partitionKey };
+  if (name === "RowKey") return { type: "Edm.String", value: row.rowKey };
+  if (name === "Timestamp") return { type: "Edm.DateTime", value: row.timestamp };
+  return row.properties.get(name);
+}
+
+/** The partition a filter is confined to (`PartitionKey eq '…'` in its top-level `and` chain), so a query scans one. */
+function fixedPartition(filter: string): string | undefined {
+  if (/\b(or|not)\b/i.test(filter.replace(/'(?:[^']|'')*'/g, "''"))) return undefined;
+  const m = /(?:^|\band\s+|^\s*\(?\s*)PartitionKey\s+eq\s+'((?:[^']|'')*)'/.exec(filter);
+  return m ? m[1]!.replace(/''/g, "'") : undefined;
+}
