@@ -2,11 +2,14 @@
  * `npm run bench [-- --quick] [-- name ...]`: runs the benchmarks (every `bench/<name>.ts`), each in its own process,
  * each printing one final JSON line. `--quick` shrinks every benchmark so CI keeps the scripts working without
  * spending time on figures. Names come first; the flags after them go to each benchmark (e.g. `-- fleet --nodes 2000`).
+ * At the end it prints the goals the benchmarks measured (`goals` in their JSON: figure, target, met) in one table,
+ * with the load average each was measured under.
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Goal } from "./support/goals.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const known = readdirSync(here)
@@ -25,11 +28,39 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 let failed = 0;
+const goals: string[] = [];
 for (const name of names.length > 0 ? names : known) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", join(here, `${name}.ts`), ...flags], { stdio: "inherit" });
+  const r = spawnSync(process.execPath, ["--import", "tsx", join(here, `${name}.ts`), ...flags], {
+    stdio: ["inherit", "pipe", "inherit"],
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  process.stdout.write(r.stdout ?? "");
   if (r.status !== 0) {
     console.error(`bench ${name} exited with ${r.status ?? r.signal}`);
     failed++;
+    continue;
   }
+  goals.push(...goalLines(name, lastJsonLine(r.stdout ?? "")));
+}
+if (goals.length > 0) {
+  console.log("\n| benchmark | goal | figure | target | met | load average (1 min, start–end) |\n|---|---|---|---|---|---|");
+  for (const line of goals) console.log(line);
 }
 process.exit(failed > 0 ? 1 : 0);
+
+function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
+  const line = stdout.trim().split("\n").at(-1);
+  try {
+    return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function goalLines(name: string, result: Record<string, unknown> | undefined): string[] {
+  const list = (result?.goals as Goal[] | undefined) ?? [];
+  const machine = result?.machine as { loadAvg1mAtStart?: number; loadAvg1mAtEnd?: number } | undefined;
+  const load = machine ? `${machine.loadAvg1mAtStart}–${machine.loadAvg1mAtEnd}` : "";
+  return list.map((g) => `| ${name} | ${g.goal} | ${g.figure} | ${g.target} | ${g.met ? "yes" : "**no**"} | ${load} |`);
+}
