@@ -38,13 +38,13 @@ export interface ServiceProviderOptions {
 
 export function createServiceProvider(options: ServiceProviderOptions = {}): ServiceProvider {
   const readSettings = options.settings ?? settingsOfProcess;
-  let cached: { key: string; services: Services; ready: Promise<void> } | undefined;
+  let cached: { settings: Settings; key: string; services: Services; ready: Promise<void> } | undefined;
   return async () => {
     const s = readSettings();
-    const key = JSON.stringify(s);
-    if (cached?.key !== key) {
+    // settings() hands back the same object while nothing changed; a provided reader may build a new equal one.
+    if (cached?.settings !== s && cached?.key !== JSON.stringify(s)) {
       const services = buildServices(s, options.parts ?? {});
-      cached = { key, services, ready: services.registry.ensureTables() };
+      cached = { settings: s, key: JSON.stringify(s), services, ready: services.registry.ensureTables() };
     }
     const current = cached;
     try {

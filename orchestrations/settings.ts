@@ -110,8 +110,17 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
 }
 
 /** The process's settings. Parsed on every call: it costs microseconds and a changed setting is seen at once. */
+const NAMES = Object.keys(SettingsSchema.shape);
+let parsed: { raw: string; settings: Settings } | undefined;
+
+/**
+ * The process's settings, parsed again only when one of them changed (tests and the sandbox change them; Azure
+ * restarts the app instead): every invocation asks, and a zod parse per invocation was a measurable share of it.
+ */
 export function settings(): Settings {
-  return parseSettings(process.env);
+  const raw = NAMES.map((n) => process.env[n] ?? "").join("\u0000");
+  if (parsed?.raw !== raw) parsed = { raw, settings: parseSettings(process.env) };
+  return parsed.settings;
 }
 
 /** A client was asked for whose settings are not set (e.g. Service Bus in an app that only serves the admin API). */
