@@ -30,8 +30,8 @@ export const SERVICE_PRINCIPAL = "5e1f0000-0000-4000-8000-0000000000aa";
 /** Saga timing for tests: same shape as production, milliseconds instead of minutes (virtual time anyway). */
 export const TEST_TIMING: Partial<Timing> = {
   azureRetry: { firstRetryMs: 1_000, backoff: 2, maxRetryMs: 8_000, maxAttempts: 5 },
-  principalPoll: { intervalMs: 1_000, attempts: 5 },
-  readyPoll: { intervalMs: 1_000, attempts: 5 },
+  principalPoll: { firstIntervalMs: 1_000, maxIntervalMs: 4_000, attempts: 5 },
+  readyPoll: { firstIntervalMs: 1_000, maxIntervalMs: 4_000, attempts: 5 },
   resetWaitMs: 30_000,
 };
 
