@@ -104,7 +104,11 @@ describe("the Node's readiness", () => {
     world = await startWorld();
     const { nodeId } = await world.enrol({ kubeletNode: "some-other-host" });
     const done = await world.settle(nodeId);
-    expect(done.output).toMatchObject({ status: "Failed", error: { code: "KubeletNameMismatch", message: expect.stringContaining("some-other-host") } });
+    expect(done.output).toMatchObject({
+      status: "Failed",
+      error: { code: "KubeletNameMismatch", message: expect.stringContaining("some-other-host") },
+      remaining: [],
+    });
     expect(nodeReads(world, nodeId)).toEqual([]);
     expect(pollWaits(world, nodeId)).toEqual([]);
   });
