@@ -18,8 +18,9 @@ const MACHINE = /\/providers\/microsoft\.hybridcompute\/machines\/[^/]+$/i;
 
 /**
  * ARM's machine answers while a new system-assigned identity has no principal yet: the first `answers` PUT or GET
- * bodies of a machine carry `identity` without `principalId` (AKSFlexNode polls for this case, reference
- * azure-resource-manager.md §1.3); later ones are the emulator's own, with it.
+ * bodies of a machine carry `identity` without `principalId`; later ones are the emulator's own, with it. ARM's PUT
+ * answer normally has it (azure-rest-api-specs stable/2025-01-13/examples/machine/Machines_CreateOrUpdate.json @
+ * 3c97ef61, 200 body), as the emulator's does; AKSFlexNode still polls for it (reference azure-resource-manager.md §1.3).
  */
 function principalLate(answers: number) {
   let left = answers;
