@@ -13,6 +13,8 @@
  * - verifyReady: wait for the kubelet to turn Ready, then read the Node once.
  * - finalize: delete the bootstrap-token Secret.
  * Registry (Azure Tables) calls are not in the model, so they cost nothing on either side.
+ * The saga's waits (growing polls since issue 16) are not in it either: how the saga learns of the principal or of
+ * Ready is overhead, whatever it is.
  */
 import type { LatencyModel } from "./latency-model.js";
 import { nodeStepMs } from "./latency-model.js";

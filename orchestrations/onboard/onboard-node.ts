@@ -18,6 +18,7 @@ import { removeObject } from "./remove-object.js";
 import { compensate } from "./compensate.js";
 import { announce } from "./announce.js";
 import { sagaRunId } from "./saga-run.js";
+import { pollUntil } from "./poll.js";
 import { runStepAttempt } from "./step-attempt.js";
 import { timingFrom } from "./timing.js";
 
@@ -97,21 +98,20 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     created.push(yield* callAzure(context, timing, acts.openMailbox, { nodeId: ctx.nodeId }));
 
     show({ phase: "ensureArcMachine" });
-    let principalId: string | null;
     const machineId = machineIdFor(ctx);
+    const getPrincipal = function* () {
+      return (yield* callAzure(context, timing, acts.getArcPrincipal, { machineId })) ?? undefined;
+    };
+    const noIdentity = () => new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} looks`);
+    let principalId: string;
     if (ctx.adoptedMachineId !== undefined) {
       // Created by azcmagent on the node: read, never written or deleted by the service.
-      principalId = yield* callAzure(context, timing, acts.getArcPrincipal, { machineId });
+      principalId = yield* pollUntil(context, timing.principalPoll, getPrincipal, noIdentity);
     } else {
       const put = yield* callAzure(context, timing, acts.putArcMachine, { context: ctx });
       created.push(put.machine);
-      principalId = put.principalId;
-    }
-    for (let i = 0; principalId === null; i++) {
-      if (i >= timing.principalPoll.attempts)
-        throw new SagaError("ArcIdentityMissing", `the Arc machine has no identity after ${timing.principalPoll.attempts} polls`);
-      yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.principalPoll.intervalMs));
-      principalId = yield* callAzure(context, timing, acts.getArcPrincipal, { machineId });
+      // ARM answers the PUT with the new identity's principal: read it again only if this answer had none.
+      principalId = yield* pollUntil(context, timing.principalPoll, getPrincipal, noIdentity, { answer: put.principalId ?? undefined });
     }
 
     show({ phase: "grantAccess" });
@@ -129,6 +129,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "runNodeSteps" });
     created.push(yield* callAzure(context, timing, acts.expectKubeNode, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId }));
     const steps = yield* callAzure(context, timing, acts.planSteps, { context: ctx, ...cluster });
+    let kubeletNode: string | undefined;
     show({ stepCount: steps.length });
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
@@ -151,7 +152,10 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
           durationMs: context.df.currentUtcDateTime.getTime() - startedAt.getTime(),
         };
         show({ attempts: [...(status.attempts ?? []), record].slice(-MAX_ATTEMPTS_SHOWN) });
-        if (result && result.outcome === "succeeded") break;
+        if (result && result.outcome === "succeeded") {
+          if (typeof result.output?.["kubeletNode"] === "string") kubeletNode = result.output["kubeletNode"];
+          break;
+        }
         const why = result
           ? `${result.error?.code ?? "StepFailed"}: ${result.error?.message ?? "failed"}`
           : `no result within ${step.timeoutMs * timing.stepTimeoutScale} ms`;
@@ -163,12 +167,21 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     }
 
     show({ phase: "verifyReady", step: undefined, attempt: undefined });
-    for (let i = 0; ; i++) {
-      const ready = yield* callAzure(context, timing, acts.checkNodeReady, { clusterResourceId: ctx.clusterResourceId, nodeName: ctx.nodeId });
-      if (ready) break;
-      if (i + 1 >= timing.readyPoll.attempts) throw new SagaError("NodeNotReady", `the Node object is not Ready after ${timing.readyPoll.attempts} checks`);
-      yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timing.readyPoll.intervalMs));
-    }
+    // The kubelet step reports whom the kubelet's client certificate names: that is the Node it registers, at once.
+    if (kubeletNode !== undefined && kubeletNode !== ctx.nodeId)
+      throw new SagaError(
+        "KubeletNameMismatch",
+        `the kubelet's client certificate is for node ${kubeletNode}, not ${ctx.nodeId}: its Node would never be this one`,
+      );
+    const checkReady = function* () {
+      return (yield* callAzure(context, timing, acts.checkNodeReady, { clusterResourceId: ctx!.clusterResourceId, nodeName: ctx!.nodeId })) || undefined;
+    };
+    yield* pollUntil(
+      context,
+      timing.readyPoll,
+      checkReady,
+      () => new SagaError("NodeNotReady", `the Node object is not Ready after ${timing.readyPoll.attempts} checks`),
+    );
 
     show({ phase: "finalize" });
     // The kubelet has its client certificate: the bootstrap token and its sealed copy have done their job.

@@ -4,13 +4,20 @@
  */
 import { z } from "zod";
 
+/** A poll whose waits start at `firstIntervalMs` and double up to `maxIntervalMs`; `attempts` bounds the questions. */
+export interface Poll {
+  firstIntervalMs: number;
+  maxIntervalMs: number;
+  attempts: number;
+}
+
 export interface Timing {
   /** Retries of activities that call Azure (ARM, Service Bus management, Kubernetes API): see azure-call.ts. */
   azureRetry: { firstRetryMs: number; backoff: number; maxRetryMs: number; maxAttempts: number };
-  /** Polls for the Arc machine's identity to appear. */
-  principalPoll: { intervalMs: number; attempts: number };
-  /** Polls for the Node object to be Ready after the kubelet started. */
-  readyPoll: { intervalMs: number; attempts: number };
+  /** Polls for the Arc machine's identity, when ARM's PUT answer has no principal yet (see poll.ts). */
+  principalPoll: Poll;
+  /** Polls for the Node object to be Ready, when it is not at the first question (see poll.ts). */
+  readyPoll: Poll;
   /** Multiplies every node step's own timeout (1 in production). */
   stepTimeoutScale: number;
   /** How long compensation waits for the agent to confirm its reset. */
@@ -24,8 +31,10 @@ export interface Timing {
 
 export const PRODUCTION_TIMING: Timing = {
   azureRetry: { firstRetryMs: 5_000, backoff: 2, maxRetryMs: 60_000, maxAttempts: 6 },
-  principalPoll: { intervalMs: 5_000, attempts: 24 },
-  readyPoll: { intervalMs: 10_000, attempts: 30 },
+  // Short first waits (an identity or a Ready condition is usually a second or two late, not minutes), growing to the
+  // fixed intervals these polls used to have, with at least the total wait they had (120 s and 290 s).
+  principalPoll: { firstIntervalMs: 1_000, maxIntervalMs: 5_000, attempts: 27 },
+  readyPoll: { firstIntervalMs: 1_000, maxIntervalMs: 10_000, attempts: 33 },
   stepTimeoutScale: 1,
   resetWaitMs: 120_000,
   lroWait: { defaultIntervalMs: 30_000, maxIntervalMs: 10 * 60_000, maxTotalMs: 2 * 3_600_000 },
@@ -36,14 +45,16 @@ export function timingFrom(overrides: Partial<Timing> | undefined): Timing {
 }
 
 const Policy = z.strictObject({ firstRetryMs: z.int().min(1), backoff: z.number().min(1), maxRetryMs: z.int().min(1), maxAttempts: z.int().min(1).max(20) });
-const Poll = z.strictObject({ intervalMs: z.int().min(1), attempts: z.int().min(1) });
+const PollSchema = z
+  .strictObject({ firstIntervalMs: z.int().min(1), maxIntervalMs: z.int().min(1), attempts: z.int().min(1) })
+  .refine((p) => p.maxIntervalMs >= p.firstIntervalMs, { message: "maxIntervalMs must not be below firstIntervalMs", path: ["maxIntervalMs"] });
 const LroWait = z.strictObject({ defaultIntervalMs: z.int().min(1), maxIntervalMs: z.int().min(1), maxTotalMs: z.int().min(1) });
 /** `SAGA_TIMING` (JSON): overrides for tests and the local sandbox; production leaves it unset. */
 export const TimingOverrides = z
   .strictObject({
     azureRetry: Policy,
-    principalPoll: Poll,
-    readyPoll: Poll,
+    principalPoll: PollSchema,
+    readyPoll: PollSchema,
     stepTimeoutScale: z.number().positive(),
     resetWaitMs: z.int().min(1),
     lroWait: LroWait,

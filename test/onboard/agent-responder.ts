@@ -40,6 +40,11 @@ export class AgentResponder {
       servicePublicKey: KeyObject | string;
       mailbox: NodeMailboxCredentials;
       script?: Script;
+      /**
+       * What the kubelet step reports as the node its client certificate names (`kubeletNode`, as the real agent's
+       * waitFor does): default the node itself; null reports nothing, as an agent from before the field.
+       */
+      kubeletNode?: string | null;
     },
   ) {}
 
@@ -96,7 +101,7 @@ export class AgentResponder {
               outcome: "failed" as const,
               error: { code: "ScriptedFailure", message: `scripted failure of ${envelope.stepId}`, retryable: behaviour === "failRetryable" },
             }
-          : { outcome: "succeeded" as const, output: {} }),
+          : { outcome: "succeeded" as const, output: this.outputOf(envelope) }),
       },
       { privateKey: this.o.privateKey },
     );
@@ -106,6 +111,12 @@ export class AgentResponder {
     for (let i = 0; i < copies; i++)
       await this.results.sendMessages({ body: result, messageId: `${envelope.stepId}/${envelope.attempt}/${i}`, contentType: "application/json" });
     this.resultsSent += copies;
+  }
+
+  private outputOf(envelope: StepEnvelope): Record<string, string> {
+    if (envelope.stepId !== "kubelet-client-certificate") return {};
+    const kubeletNode = this.o.kubeletNode === undefined ? this.o.nodeId : this.o.kubeletNode;
+    return kubeletNode === null ? {} : { kubeletNode };
   }
 
   /** What a real agent's executor would leave behind that the cluster can see. */

@@ -6,6 +6,7 @@
  */
 import type { LifecycleEvents } from "../../orchestrations/clients/events/lifecycle-events.js";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/clients/kube/index.js";
@@ -30,8 +31,8 @@ export const SERVICE_PRINCIPAL = "5e1f0000-0000-4000-8000-0000000000aa";
 /** Saga timing for tests: same shape as production, milliseconds instead of minutes (virtual time anyway). */
 export const TEST_TIMING: Partial<Timing> = {
   azureRetry: { firstRetryMs: 1_000, backoff: 2, maxRetryMs: 8_000, maxAttempts: 5 },
-  principalPoll: { intervalMs: 1_000, attempts: 5 },
-  readyPoll: { intervalMs: 1_000, attempts: 5 },
+  principalPoll: { firstIntervalMs: 1_000, maxIntervalMs: 4_000, attempts: 5 },
+  readyPoll: { firstIntervalMs: 1_000, maxIntervalMs: 4_000, attempts: 5 },
   resetWaitMs: 30_000,
 };
 
@@ -61,7 +62,7 @@ export interface World {
   sb: ServiceBusEmulator;
   triggers: RunningTriggers;
   /** Enrols a node (HTTP, as the agent would) and starts its scripted agent. */
-  enrol(options?: { script?: Script; immutable?: boolean; pool?: string }): Promise<EnrolledNode>;
+  enrol(options?: { script?: Script; immutable?: boolean; pool?: string; kubeletNode?: string | null }): Promise<EnrolledNode>;
   /** Stops a node's scripted agent (a long run keeps hundreds of idle receivers otherwise). */
   retire(nodeId: string): Promise<void>;
   /** Runs the node's saga to a terminal state, moving virtual time only when nothing else can happen. */
@@ -77,6 +78,8 @@ export async function startWorld(
     machineDelete?: ArmEmulatorOptions["machineDelete"];
     /** Where lifecycle events go (default: dropped, as without a topic). */
     events?: LifecycleEvents;
+    /** Wraps the service's ARM transport (e.g. answers as ARM gives them while a new identity is still being assigned). */
+    armTransport?: (inner: HttpClient) => HttpClient;
   } = {},
 ): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
@@ -126,7 +129,11 @@ export async function startWorld(
     sendRule: mailboxRules.send,
   });
   // Retries belong to the saga's durable policy (virtual time), not to SDK sleeps (wall time).
-  const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: arm.httpClient, retryOptions: { maxRetries: 0 } });
+  const armClients = new ArmClients({
+    credential: emulatorCredential(SERVICE_PRINCIPAL),
+    httpClient: options.armTransport ? options.armTransport(arm.httpClient) : arm.httpClient,
+    retryOptions: { maxRetries: 0 },
+  });
   const credential = emulatorCredential(SERVICE_PRINCIPAL);
   app.useServices({ arm: armClients, mailbox, credential, ...(options.events ? { events: options.events } : {}) });
 
@@ -158,7 +165,7 @@ export async function startWorld(
     kube,
     sb: sbEmulator,
     triggers,
-    enrol: async ({ script, immutable, pool = "edge" } = {}) => {
+    enrol: async ({ script, immutable, pool = "edge", kubeletNode } = {}) => {
       const node = newNode(
         immutable === undefined ? {} : { immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } },
       );
@@ -175,6 +182,7 @@ export async function startWorld(
         servicePublicKey: importPublicKey(body.service.publicKey),
         mailbox: body.mailbox,
         script,
+        kubeletNode,
       });
       agent.start();
       agents.set(body.nodeId, agent);

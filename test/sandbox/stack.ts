@@ -31,8 +31,8 @@ import { startTimerTriggers, type RunningTimers } from "./timer-triggers.js";
  */
 export const SANDBOX_TIMING: Partial<Timing> = {
   azureRetry: { firstRetryMs: 500, backoff: 2, maxRetryMs: 4_000, maxAttempts: 5 },
-  principalPoll: { intervalMs: 500, attempts: 20 },
-  readyPoll: { intervalMs: 500, attempts: 20 },
+  principalPoll: { firstIntervalMs: 500, maxIntervalMs: 500, attempts: 20 },
+  readyPoll: { firstIntervalMs: 500, maxIntervalMs: 500, attempts: 20 },
   stepTimeoutScale: 0.5,
   resetWaitMs: 20_000,
 };

@@ -1,6 +1,7 @@
 /**
  * waitFor: a file to appear, a TCP port to accept, or an HTTP(S) URL to answer 2xx — polled with backoff until
- * `timeoutSeconds`. It only reads, so it records nothing.
+ * `timeoutSeconds`. It only reads, so it records nothing. When the file is a kubelet client certificate, the output
+ * says which node it names (`kubeletNode`): the Node the kubelet is registering now (see kubelet-certificate.ts).
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -11,6 +12,7 @@ import { lstatIfExists } from "../fs-atomic.js";
 import { resolveHostPath } from "../paths.js";
 import { WaitTimeoutError } from "../step-errors.js";
 import type { Executor } from "./context.js";
+import { kubeletNodeOf } from "./kubelet-certificate.js";
 
 const FIRST_DELAY_MS = 100;
 const MAX_DELAY_MS = 5_000;
@@ -63,7 +65,10 @@ export const waitFor: Executor<WaitForParams> = async (params, ctx) => {
   let polls = 0;
   for (;;) {
     polls += 1;
-    if (await probe()) return { ready: what, polls };
+    if (await probe()) {
+      const kubeletNode = params.file === undefined ? undefined : await kubeletNodeOf(root, params.file);
+      return { ready: what, polls, ...(kubeletNode === undefined ? {} : { kubeletNode }) };
+    }
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new WaitTimeoutError(`${what} not ready after ${params.timeoutSeconds} s (${polls} polls)`);
     await new Promise((r) => setTimeout(r, Math.min(delay, remaining)));

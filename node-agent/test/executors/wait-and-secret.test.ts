@@ -1,7 +1,8 @@
-import { lstat, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import * as path from "node:path";
 import type { JsonObject } from "../../../contract/json.js";
+import { generate } from "selfsigned";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startArtifactServer, type ArtifactServer } from "../support-host/artifact-server.js";
 import { BOOTSTRAP_KUBECONFIG, BOOTSTRAP_REF, secretsOf } from "../support-host/plan.js";
@@ -33,7 +34,34 @@ describe("waitFor", () => {
     const result = await h.run("waitFor", { file: "/var/lib/kubelet/pki/kubelet-client-current.pem", timeoutSeconds: 10 });
     expect(result).toMatchObject({ outcome: "succeeded", output: { ready: "/var/lib/kubelet/pki/kubelet-client-current.pem" } });
     expect(result.outcome === "succeeded" && Number(result.output.polls)).toBeGreaterThan(1);
+    expect(result.outcome === "succeeded" && result.output).not.toHaveProperty("kubeletNode");
     expect((await h.manifest()).changes).toEqual([]);
+  });
+
+  it("says which node a kubelet client certificate names (the Node the kubelet registers), through the kubelet's symlink", async () => {
+    const h = await sandbox();
+    const pki = path.join(h.root, "var/lib/kubelet/pki");
+    await mkdir(pki, { recursive: true });
+    // As the kubelet leaves it: certificate and key in one dated file, named by an absolute symlink.
+    const issued = await generate(
+      [
+        { name: "organizationName", value: "system:nodes" },
+        { name: "commonName", value: "system:node:fn-0a1b2c" },
+      ],
+      { keyType: "ec", curve: "P-256", algorithm: "sha256" },
+    );
+    await writeFile(path.join(pki, "kubelet-client-2026-12-05-20-00-00.pem"), `${issued.cert}${issued.private}`, { mode: 0o600 });
+    await symlink("/var/lib/kubelet/pki/kubelet-client-2026-12-05-20-00-00.pem", path.join(pki, "kubelet-client-current.pem"));
+    const result = await h.run("waitFor", { file: "/var/lib/kubelet/pki/kubelet-client-current.pem", timeoutSeconds: 10 });
+    expect(result).toMatchObject({ outcome: "succeeded", output: { ready: "/var/lib/kubelet/pki/kubelet-client-current.pem", kubeletNode: "fn-0a1b2c" } });
+    // Nothing of the key leaves the node.
+    expect(JSON.stringify(result)).not.toContain("PRIVATE KEY");
+
+    // A certificate that is not a node's (here a kubelet serving certificate's subject) names no node.
+    const other = await generate([{ name: "commonName", value: "fn-0a1b2c" }], { keyType: "ec", curve: "P-256", algorithm: "sha256" });
+    await writeFile(path.join(pki, "kubelet.crt"), other.cert);
+    const served = await h.run("waitFor", { file: "/var/lib/kubelet/pki/kubelet.crt", timeoutSeconds: 10 });
+    expect(served.outcome === "succeeded" && served.output).not.toHaveProperty("kubeletNode");
   });
 
   it("times out with a retryable wait_timeout", async () => {
