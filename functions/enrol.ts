@@ -1,7 +1,7 @@
 /** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). */
 import { z } from "zod";
 import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
-import { enrol } from "../orchestrations/use-cases/enrol.js";
+import { adopts, enrol } from "../orchestrations/use-cases/enrol.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { NodeFactsInput, NodeStatus } from "../orchestrations/clients/registry/model.js";
@@ -71,7 +71,7 @@ export function registerEnrolRoute(services: ServiceProvider): void {
       poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
       service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
       mailbox: mailboxFor(svc, node),
-      adoption: (await registry.pools.get(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
+      adoption: !node.arcMachineId && (await adopts({ registry }, node)) ? adoptionOf(node.pool, node.nodeId) : undefined,
     });
   });
 }

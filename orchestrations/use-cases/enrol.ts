@@ -12,7 +12,7 @@
 import { lifecycleEvent } from "../../contract/lifecycle-events.js";
 import type { LifecycleEvents } from "../clients/events/lifecycle-events.js";
 import { RegistryError, type Registry } from "../clients/registry/registry.js";
-import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../clients/registry/model.js";
+import type { NodeFacts, NodeRecord, PoolRecord, TokenRecord } from "../clients/registry/model.js";
 import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
 import { newRunId } from "../onboard/saga-run.js";
@@ -76,20 +76,20 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
   const token = parsed ? await registry.tokens.get(parsed.tokenId) : undefined;
   // Unknown id and wrong secret look the same: the answer must not reveal which token ids exist.
   if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new EnrolError("token-unknown", "The enrolment token is not valid.");
-  const pool = await registry.pools.get(token.pool);
+  // The node first: a retry (the common repeat) needs nothing else, not even the pool.
+  const nodeId = deriveNodeId(token.pool, request.facts);
+  const existing = await registry.nodes.getInPool(token.pool, nodeId);
+  if (existing && existing.keyId === request.keyId && existing.status !== "Failed" && existing.status !== "Offboarded") {
+    // A retry answers only with a token that could still enrol it: revoked and expired tokens are refused here as
+    // everywhere; one used up by this very node's enrolment still serves its retries.
+    const refusal = tokenRefusal(token, deps.now(), existing.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
+    if (refusal) throw refusal;
+    return replay(deps, existing);
+  }
+  const pool = await registry.pools.spec(token.pool);
   if (!pool) throw new EnrolError("pool-missing", `The token's pool '${token.pool}' no longer exists.`);
 
-  const nodeId = deriveNodeId(pool.name, request.facts);
-  const existing = await registry.nodes.getInPool(pool.name, nodeId);
-
   if (existing && existing.keyId === request.keyId) {
-    if (existing.status !== "Failed" && existing.status !== "Offboarded") {
-      // A retry answers only with a token that could still enrol it: revoked and expired tokens are refused here as
-      // everywhere; one used up by this very node's enrolment still serves its retries.
-      const refusal = tokenRefusal(token, deps.now(), existing.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
-      if (refusal) throw refusal;
-      return replay(deps, existing);
-    }
     return startOver(deps, { pool, token, existing, request, parsedSecret: parsed.secret });
   }
   if (existing?.pendingClaim?.keyId === request.keyId) {
@@ -98,9 +98,15 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
     return { kind: "awaitingApproval", node: existing, reason: "clone-quarantined" };
   }
 
-  const clonedFrom = existing ? [existing.nodeId] : await liveOwners(registry, pool.name, request.facts, nodeId);
+  if (existing) return clone(deps, { pool, token, existing, clonedFrom: [existing.nodeId], nodeId, request });
+  try {
+    // A new machine: its fingerprint rows are inserted with the node, and refused if another node owns one.
+    return await createNode(deps, { pool, token, nodeId, request, fingerprints: "insert" });
+  } catch (error) {
+    if (!(error instanceof RegistryError && error.code === "FingerprintTaken")) throw error;
+  }
+  const clonedFrom = await liveOwners(registry, pool.name, request.facts, nodeId);
   if (clonedFrom.length > 0) return clone(deps, { pool, token, existing, clonedFrom, nodeId, request });
-
   return createNode(deps, { pool, token, nodeId, request });
 }
 
@@ -114,10 +120,9 @@ async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> 
 /** A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id. */
 async function startOver(
   deps: EnrolDeps,
-  c: { pool: Pool; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
+  c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
 ): Promise<EnrolOutcome> {
-  checkCapacity(c.pool);
-  await redeem(deps, c.token.tokenId);
+  await redeem(deps, c.token);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
     deps.registry.nodes.update(
       c.existing,
@@ -127,17 +132,16 @@ async function startOver(
       { expect: ["Failed", "Offboarded"] },
     ),
   );
-  await ensureSaga(deps, node, { restart: true });
+  await ensureSaga(deps, node, { restart: true, pool: c.pool });
   return { kind: "created", node };
 }
 
 async function createNode(
   deps: EnrolDeps,
-  c: { pool: Pool; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string },
+  c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert" },
 ): Promise<EnrolOutcome> {
   const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
-  if (!needsApproval) checkCapacity(c.pool);
-  await redeem(deps, c.token.tokenId);
+  await redeem(deps, c.token);
   let node: NodeRecord;
   try {
     node = await withTokenRefund(deps, c.token.tokenId, () =>
@@ -156,9 +160,10 @@ async function createNode(
           createdObjects: [],
           cloneOf: c.cloneOf,
           sagaInstanceId: needsApproval ? undefined : c.nodeId,
+          adopt: c.pool.arc.mode === "adopt",
         },
         ACTOR(c.request.keyId),
-        { claimFingerprint: c.cloneOf === undefined },
+        { claimFingerprint: c.cloneOf === undefined, fingerprints: c.fingerprints, pool: c.pool },
       ),
     );
   } catch (error) {
@@ -181,13 +186,13 @@ async function createNode(
       : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: needsApproval } }),
   ]);
   if (needsApproval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
-  await ensureSaga(deps, node);
+  await ensureSaga(deps, node, { pool: c.pool });
   return { kind: "created", node };
 }
 
 async function clone(
   deps: EnrolDeps,
-  c: { pool: Pool; token: TokenRecord; existing: NodeRecord | undefined; clonedFrom: string[]; nodeId: string; request: EnrolRequest },
+  c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord | undefined; clonedFrom: string[]; nodeId: string; request: EnrolRequest },
 ): Promise<EnrolOutcome> {
   const { registry } = deps;
   const actor = ACTOR(c.request.keyId);
@@ -209,7 +214,7 @@ async function clone(
       // One claim waits at a time: a second key never replaces the one an admin is looking at. It is refused, and
       // recorded, until the admin approves or rejects the first.
       if (c.existing.pendingClaim) return refuseClaim(deps, c, new ClaimPendingError(c.existing.pendingClaim.keyId));
-      await redeem(deps, c.token.tokenId);
+      await redeem(deps, c.token);
       const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
       try {
         const node = await withTokenRefund(deps, c.token.tokenId, () =>
@@ -274,7 +279,7 @@ class ClaimPendingError extends Error {
 
 async function refuseClaim(
   deps: EnrolDeps,
-  c: { pool: Pool; nodeId: string; request: EnrolRequest; token: TokenRecord },
+  c: { pool: PoolRecord; nodeId: string; request: EnrolRequest; token: TokenRecord },
   held: ClaimPendingError,
 ): Promise<never> {
   await deps.registry.audit.write({
@@ -296,14 +301,19 @@ async function refuseClaim(
  */
 export async function rekey(
   deps: EnrolDeps,
-  c: { pool: Pool; node: NodeRecord; claim: { publicKey: string; keyId: string; facts: NodeFacts; tokenId: string }; actor: string; redeemToken: boolean },
+  c: {
+    pool: PoolRecord;
+    node: NodeRecord;
+    claim: { publicKey: string; keyId: string; facts: NodeFacts; tokenId: string };
+    actor: string;
+    redeemToken: boolean;
+  },
 ): Promise<EnrolOutcome> {
   const saga = await deps.workflows.status(c.node.nodeId);
   if (isRunning(saga)) {
     await deps.workflows.terminate(c.node.nodeId, `replaced by key ${c.claim.keyId}`);
     throw new EnrolError("clone-replace-pending", "The previous onboarding of this machine is being stopped; retry shortly.", REPLACE_RETRY_AFTER_SECONDS);
   }
-  checkCapacity(c.pool);
   if (c.redeemToken) await redeem(deps, c.claim.tokenId);
   const node = await withTokenRefund(deps, c.redeemToken ? c.claim.tokenId : undefined, () =>
     deps.registry.nodes.update(
@@ -322,7 +332,7 @@ export async function rekey(
       "node.rekey",
     ),
   );
-  await ensureSaga(deps, node, { restart: true });
+  await ensureSaga(deps, node, { restart: true, pool: c.pool });
   return { kind: "created", node };
 }
 
@@ -333,10 +343,9 @@ export async function rekey(
 export async function ensureSaga(
   deps: Pick<EnrolDeps, "registry" | "workflows" | "now">,
   node: NodeRecord,
-  options: { restart?: boolean } = {},
+  options: { restart?: boolean; pool?: PoolRecord } = {},
 ): Promise<void> {
-  const pool = await deps.registry.pools.get(node.pool);
-  if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
+  if (!node.arcMachineId && (await adopts(deps, node, options.pool))) return;
   const status = await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
     const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
@@ -344,19 +353,27 @@ export async function ensureSaga(
   }
 }
 
-function checkCapacity(pool: Pool): void {
-  if (pool.inFlight >= pool.maxInFlight) {
-    throw new EnrolError("pool-full", `Pool '${pool.name}' is onboarding ${pool.inFlight} nodes, its limit; retry later.`, POOL_FULL_RETRY_AFTER_SECONDS);
-  }
+/** Whether the node's pool adopts Arc machines (its saga waits for one): recorded on the node, else the pool's. */
+export async function adopts(deps: Pick<EnrolDeps, "registry">, node: NodeRecord, pool?: PoolRecord): Promise<boolean> {
+  if (node.adopt !== undefined) return node.adopt;
+  return (pool ?? (await deps.registry.pools.spec(node.pool)))?.arc.mode === "adopt";
 }
 
-/** Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. */
-async function redeem(deps: EnrolDeps, tokenId: string): Promise<void> {
+/**
+ * Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. Given
+ * the token as read (with its ETag), the first try writes without reading it again.
+ */
+async function redeem(deps: EnrolDeps, token: string | TokenRecord): Promise<void> {
   let refusal: EnrolError | undefined;
-  await deps.registry.tokens.mutate(tokenId, (t) => {
-    refusal = tokenRefusal(t, deps.now(), "must-have-a-use");
-    return refusal ? undefined : { uses: t.uses + 1 };
-  });
+  const tokenId = typeof token === "string" ? token : token.tokenId;
+  await deps.registry.tokens.mutate(
+    tokenId,
+    (t) => {
+      refusal = tokenRefusal(t, deps.now(), "must-have-a-use");
+      return refusal ? undefined : { uses: t.uses + 1 };
+    },
+    { known: typeof token === "string" ? undefined : token },
+  );
   if (refusal) throw refusal;
 }
 

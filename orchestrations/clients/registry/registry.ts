@@ -4,21 +4,21 @@
  * - `pools`   pools.ts      PoolTable      pool specs (the in-flight count joined from `nodes`)
  * - `tokens`  tokens.ts     TokenTable     enrolment tokens (a hash of the secret only)
  * - `nodes`   nodes.ts      NodeTable      nodes and fingerprints per pool partition, with the pool's in-flight
- *   `index`                                counter (in-flight.ts) and the node/key index it writes first
+ *   `index`                                slots (in-flight.ts) and the node/key index it writes first
  * - `audit`   audit.ts      AuditLog       who did what, when, to which object; written by every mutation above
  * - `nonces`  nonces.ts     NonceTable     node-request nonces, insert-only
  * - `claims`  claims.ts     ResultClaims   step results already handed to a saga, insert-only; and
  *             rejection-quota.ts RejectionQuota  per-node counts of recorded rejected results, per window
  * - `secrets` secrets.ts    SecretTable    sealed one-time secrets for nodes
  * Shared row mapping, reads and retries: table-rows.ts. Every read-modify-write is guarded by the entity's ETag.
- * Tables depend on each other only through the objects passed to their constructors (nodes → pools → counter, and
+ * Tables depend on each other only through the objects passed to their constructors (nodes → pools → slots, and
  * the audit log), never through each other's rows.
  */
 import { TableClient, TableServiceClient } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/core-auth";
 import { AuditLog } from "./audit.js";
 import { ResultClaims } from "./claims.js";
-import { InFlightCounter } from "./in-flight.js";
+import { InFlightSlots } from "./in-flight.js";
 import { NodeTable } from "./nodes.js";
 import { NonceTable } from "./nonces.js";
 import { PoolTable } from "./pools.js";
@@ -75,7 +75,7 @@ export class Registry {
     } else {
       throw new Error("the registry needs a connection string, or an endpoint and a credential");
     }
-    const counter = new InFlightCounter(this.tables.nodes);
+    const counter = new InFlightSlots(this.tables.nodes);
     this.audit = new AuditLog(this.tables.audit, now);
     this.pools = new PoolTable(this.tables.pools, counter, this.audit, now);
     this.tokens = new TokenTable(this.tables.tokens, this.audit, now);

@@ -10,7 +10,17 @@ export type Clock = () => Date;
 
 export class RegistryError extends Error {
   constructor(
-    readonly code: "PoolExists" | "PoolNotFound" | "TokenNotFound" | "NodeNotFound" | "NodeExists" | "KeyInUse" | "Conflict" | "PoolFull" | "TooManyRetries",
+    readonly code:
+      | "PoolExists"
+      | "PoolNotFound"
+      | "TokenNotFound"
+      | "NodeNotFound"
+      | "NodeExists"
+      | "KeyInUse"
+      | "FingerprintTaken"
+      | "Conflict"
+      | "PoolFull"
+      | "TooManyRetries",
     message: string,
   ) {
     super(message);
