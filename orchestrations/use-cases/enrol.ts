@@ -19,6 +19,7 @@ import { newRunId } from "../onboard/saga-run.js";
 import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { startOffboarding } from "./decommission.js";
+import type { NonceClaim } from "../../contract/nonce-store.js";
 
 export interface EnrolDeps {
   registry: Registry;
@@ -26,6 +27,11 @@ export interface EnrolDeps {
   now: () => Date;
   /** Where the enrolled and quarantined lifecycle events go. */
   events: LifecycleEvents;
+  /**
+   * The request's signature nonce, verified but not yet recorded: enrolment records it before its first write (a
+   * first-time enrolment in the same transaction as its index rows), and refuses a request whose nonce was used.
+   */
+  nonce?: NonceClaim;
 }
 
 export interface EnrolRequest {
@@ -71,6 +77,41 @@ export const REPLACE_RETRY_AFTER_SECONDS = 5;
 const ACTOR = (keyId: string) => `node:${keyId}`;
 
 export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<EnrolOutcome> {
+  const nonce = new PendingNonce(deps.registry, deps.nonce);
+  try {
+    return await decide({ ...deps, nonce }, request);
+  } catch (error) {
+    // A refusal is recorded too: replayed later, a refused request (pool full, say) must not then succeed.
+    if (error instanceof EnrolError) await nonce.claim();
+    throw error;
+  }
+}
+
+/** The request's nonce, recorded once: on its own, or handed to the first-time enrolment's index transaction. */
+class PendingNonce {
+  constructor(
+    private readonly registry: Registry,
+    private entry: NonceClaim | undefined,
+  ) {}
+
+  async claim(): Promise<void> {
+    const entry = this.take();
+    if (entry) await this.registry.nodes.claimNonce(entry);
+  }
+
+  /** The nonce for a write that records it (or refuses NonceUsed); undefined once taken. */
+  take(): NonceClaim | undefined {
+    const entry = this.entry;
+    this.entry = undefined;
+    return entry;
+  }
+}
+
+/** What the branches use: the deps without the raw nonce. */
+type Base = Omit<EnrolDeps, "nonce">;
+type Deps = Base & { nonce: PendingNonce };
+
+async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> {
   const { registry } = deps;
   const parsed = parseToken(request.token);
   const token = parsed ? await registry.tokens.get(parsed.tokenId) : undefined;
@@ -84,10 +125,13 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
     // everywhere; one used up by this very node's enrolment still serves its retries.
     const refusal = tokenRefusal(token, deps.now(), existing.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
     if (refusal) throw refusal;
+    await deps.nonce.claim();
     return replay(deps, existing);
   }
   const pool = await registry.pools.spec(token.pool);
   if (!pool) throw new EnrolError("pool-missing", `The token's pool '${token.pool}' no longer exists.`);
+  // Only a new node's enrolment records its nonce with its first write; every other path records it now.
+  if (existing) await deps.nonce.claim();
 
   if (existing && existing.keyId === request.keyId) {
     return startOver(deps, { pool, token, existing, request, parsedSecret: parsed.secret });
@@ -111,7 +155,7 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
 }
 
 /** Same node, same key: answer as before, and make sure a saga exists if one should (a crash may have lost it). */
-async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> {
+async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
   if (node.status === "AwaitingApproval") return { kind: "awaitingApproval", node, reason: node.cloneOf ? "clone-quarantined" : "approval-required" };
   if (node.status === "Enrolling") await ensureSaga(deps, node);
   return { kind: "replayed", node };
@@ -119,7 +163,7 @@ async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> 
 
 /** A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id. */
 async function startOver(
-  deps: EnrolDeps,
+  deps: Deps,
   c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
 ): Promise<EnrolOutcome> {
   await redeem(deps, c.token);
@@ -137,7 +181,7 @@ async function startOver(
 }
 
 async function createNode(
-  deps: EnrolDeps,
+  deps: Deps,
   c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert" },
 ): Promise<EnrolOutcome> {
   const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
@@ -163,7 +207,7 @@ async function createNode(
           adopt: c.pool.arc.mode === "adopt",
         },
         ACTOR(c.request.keyId),
-        { claimFingerprint: c.cloneOf === undefined, fingerprints: c.fingerprints, pool: c.pool },
+        { claimFingerprint: c.cloneOf === undefined, fingerprints: c.fingerprints, pool: c.pool, nonce: deps.nonce.take() },
       ),
     );
   } catch (error) {
@@ -191,7 +235,7 @@ async function createNode(
 }
 
 async function clone(
-  deps: EnrolDeps,
+  deps: Deps,
   c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord | undefined; clonedFrom: string[]; nodeId: string; request: EnrolRequest },
 ): Promise<EnrolOutcome> {
   const { registry } = deps;
@@ -278,7 +322,7 @@ class ClaimPendingError extends Error {
 }
 
 async function refuseClaim(
-  deps: EnrolDeps,
+  deps: Base,
   c: { pool: PoolRecord; nodeId: string; request: EnrolRequest; token: TokenRecord },
   held: ClaimPendingError,
 ): Promise<never> {
@@ -300,7 +344,7 @@ async function refuseClaim(
  * quarantined claim). The old saga must be finished first: it is asked to stop and the caller retries shortly.
  */
 export async function rekey(
-  deps: EnrolDeps,
+  deps: Base,
   c: {
     pool: PoolRecord;
     node: NodeRecord;
@@ -363,7 +407,7 @@ export async function adopts(deps: Pick<EnrolDeps, "registry">, node: NodeRecord
  * Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. Given
  * the token as read (with its ETag), the first try writes without reading it again.
  */
-async function redeem(deps: EnrolDeps, token: string | TokenRecord): Promise<void> {
+async function redeem(deps: Base, token: string | TokenRecord): Promise<void> {
   let refusal: EnrolError | undefined;
   const tokenId = typeof token === "string" ? token : token.tokenId;
   await deps.registry.tokens.mutate(
@@ -391,7 +435,7 @@ function tokenRefusal(t: TokenRecord, now: Date, uses: "must-have-a-use" | "spen
 }
 
 /** If what follows a redemption fails, give the use back so the node can retry with the same token. */
-async function withTokenRefund<T>(deps: EnrolDeps, tokenId: string | undefined, work: () => Promise<T>): Promise<T> {
+async function withTokenRefund<T>(deps: Base, tokenId: string | undefined, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {

@@ -6,21 +6,40 @@
  * - Table `index`: PK "node": RK node id → pool, and RK `key:<key id>` → pool and node (older rows: PK "key" RK key id,
  *   still read). Both in one partition so a new node's two rows are one transaction. Written before the node, so a
  *   reader may find an index row for a node that is not there yet (treated as absent) but never a node it cannot find.
+ *   Enrolment request nonces live there too (RK `nonce:<key id>:<nonce>`, insert-only, purged once expired), so a
+ *   first-time enrolment records its nonce in the same transaction as its index rows.
  *   A key belongs to one node: its row is inserted once and never re-pointed while the node it names still holds the
  *   key (KeyInUse). It moves only when stale (that node was re-keyed away from it) or, for an admin's re-key, from a
  *   retired node (Failed, Offboarded); every move is conditional on the row's ETag.
  * Every change is made under the node's ETag (re-read and retried on Conflict) and audited.
  */
 import type { TableClient, TableTransactionResponse, TransactionAction } from "@azure/data-tables";
+import { isRestError } from "@azure/core-rest-pipeline";
+import type { NonceClaim } from "../../../contract/nonce-store.js";
 import { IN_FLIGHT, NodeRecord, type NodeStatus } from "./model.js";
 import type { AuditLog } from "./audit.js";
 import { ActionRefused, type InFlightSlots } from "./in-flight.js";
 import type { PoolTable } from "./pools.js";
-import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, insertOnce, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
+import {
+  RegistryError,
+  backoff,
+  escape,
+  ETAG_ATTEMPTS,
+  fromRow,
+  insertOnce,
+  page,
+  purgeWhere,
+  read,
+  status,
+  toRow,
+  type Clock,
+  type Page,
+} from "./table-rows.js";
 
 const nodeRow = (nodeId: string) => `node:${nodeId}`;
 const INDEX = "node";
 const keyRow = (keyId: string) => `key:${keyId}`;
+const nonceRow = (n: NonceClaim) => ({ partitionKey: INDEX, rowKey: `nonce:${n.keyId}:${n.nonce}`, expiresAt: n.expiresAt });
 export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] => [
   `fp:machine-id:${fp.machineId.toLowerCase()}`,
   ...(fp.smbiosUuid ? [`fp:smbios-uuid:${fp.smbiosUuid.toLowerCase()}`] : []),
@@ -111,11 +130,11 @@ export class NodeTable {
   async create(
     node: Omit<NodeRecord, "etag" | "createdAt" | "updatedAt" | "slot">,
     actor: string,
-    options: { claimFingerprint?: boolean; fingerprints?: "insert" | "upsert"; pool?: { maxInFlight: number } } = {},
+    options: { claimFingerprint?: boolean; fingerprints?: "insert" | "upsert"; pool?: { maxInFlight: number }; nonce?: NonceClaim } = {},
   ): Promise<NodeRecord> {
     const pool = options.pool ?? (await this.pools.spec(node.pool));
     if (!pool) throw new RegistryError("PoolNotFound", `pool '${node.pool}' does not exist`);
-    await this.writeIndex(node, { isNew: true });
+    await this.writeIndex(node, { isNew: true, nonce: options.nonce });
     const at = this.now().toISOString();
     const fingerprintAction = options.fingerprints === "insert" ? "create" : "upsert";
     const { slot, response } = await this.withKeyReleasedOnFailure(node, () =>
@@ -203,6 +222,16 @@ export class NodeTable {
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
   }
 
+  /** Records an enrolment request's nonce; NonceUsed when it was recorded before (a replayed request). */
+  async claimNonce(nonce: NonceClaim): Promise<void> {
+    if (!(await insertOnce(this.index, nonceRow(nonce)))) throw new RegistryError("NonceUsed", "the request was already received");
+  }
+
+  /** Deletes enrolment nonces past their expiry; returns how many went. */
+  purgeNonces(now: Date): Promise<number> {
+    return purgeWhere(this.index, `PartitionKey eq '${INDEX}' and RowKey ge 'nonce:' and RowKey lt 'nonce;' and expiresAt lt datetime'${now.toISOString()}'`);
+  }
+
   /** Frees slots of the pool no node holds (see in-flight.ts); returns the rows freed. */
   reclaimSlots(pool: string): Promise<string[]> {
     return this.slots.reclaim(pool, async (nodeId, slot) => {
@@ -232,19 +261,26 @@ export class NodeTable {
    * Points the node id and its key id at the node (before the node row is written; see the header). A new node's
    * two rows go in one transaction; a key bound already takes the slower path of bindKey.
    */
-  private async writeIndex(node: { nodeId: string; pool: string; keyId: string }, options: { takeFromRetired?: boolean; isNew?: boolean } = {}): Promise<void> {
+  private async writeIndex(
+    node: { nodeId: string; pool: string; keyId: string },
+    options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim } = {},
+  ): Promise<void> {
     const nodeEntry = { partitionKey: INDEX, rowKey: node.nodeId, pool: node.pool };
     if (options.isNew) {
       try {
         await this.index.submitTransaction([
           ["upsert", nodeEntry, "Replace"],
           ["create", { partitionKey: INDEX, rowKey: keyRow(node.keyId), pool: node.pool, nodeId: node.nodeId }],
+          ...(options.nonce ? [["create", nonceRow(options.nonce)] as TransactionAction] : []),
         ]);
         return;
       } catch (error) {
         if (status(error) !== 409) throw error;
+        const failed = isRestError(error) ? Number(/^(\d+):/.exec(error.message)?.[1]) : NaN;
+        if (failed === 2) throw new RegistryError("NonceUsed", "the request was already received");
       }
     }
+    if (options.nonce) await this.claimNonce(options.nonce);
     await this.index.upsertEntity(nodeEntry, "Replace");
     await this.bindKey(node, options);
   }

@@ -56,8 +56,10 @@ export class Registry {
   readonly secrets: SecretTable;
   private readonly service: TableServiceClient;
   private readonly tables: Record<TableName, TableClient>;
+  private readonly now: Clock;
 
   constructor(connection: RegistryConnection, now: Clock = () => new Date()) {
+    this.now = now;
     const name = (t: TableName) => `${connection.prefix}${t}`;
     if (connection.connectionString) {
       const options = { allowInsecureConnection: /UseDevelopmentStorage=true|DefaultEndpointsProtocol=http;/i.test(connection.connectionString) };
@@ -92,10 +94,10 @@ export class Registry {
   }
 
   /**
-   * The sweeper's housekeeping: deletes nonces past their expiry and result claims (and anything else in `nonces`)
+   * The sweeper's housekeeping: deletes nonces (node requests' and enrolments') past their expiry and result claims (and anything else in `nonces`)
    * recorded before `claimsBefore`. Returns how many rows went.
    */
   async purgeExpired(claimsBefore: Date): Promise<number> {
-    return (await this.nonces.purge(claimsBefore)) + (await this.claims.purge(claimsBefore));
+    return (await this.nonces.purge(claimsBefore)) + (await this.nodes.purgeNonces(this.now())) + (await this.claims.purge(claimsBefore));
   }
 }

@@ -18,6 +18,7 @@ export class RegistryError extends Error {
       | "NodeExists"
       | "KeyInUse"
       | "FingerprintTaken"
+      | "NonceUsed"
       | "Conflict"
       | "PoolFull"
       | "TooManyRetries",
