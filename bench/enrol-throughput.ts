@@ -58,12 +58,19 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       const pool = `bench${++pools}`;
       await app.createPool(pool, { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus" }, maxInFlight: 10_000 });
       const { requests, retries } = await prepare(app, pool, tokens, count, newNode);
-      const before = { registry: registryRequests(), durable: durableRequests(census, app, stub.binding.rpcBaseUrl) };
+      const before = {
+        registry: registryRequests(),
+        durable: durableRequests(census, app, stub.binding.rpcBaseUrl),
+        registryMs: census.waitedMs(`127.0.0.1:${azurite.ports.table}`),
+        durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)),
+      };
       const load = await runLoad(front.origin, requests, concurrency);
       const created = load.statuses["201"] ?? 0;
       if (created !== count)
         throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
       const firstTime = registryRequests() - before.registry;
+      const registryMs = census.waitedMs(`127.0.0.1:${azurite.ports.table}`) - before.registryMs;
+      const durableMs = census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)) - before.durableMs;
       const durable = durableRequests(census, app, stub.binding.rpcBaseUrl) - before.durable;
       const beforeRetries = registryRequests();
       const again = await runLoad(front.origin, await retries(), concurrency);
@@ -81,6 +88,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         registryRequestsPerRetry: round((registryRequests() - beforeRetries) / count, 2),
         retryPerSec: round((count / again.elapsedMs) * 1000, 1),
         durableRequestsPerEnrol: round(durable / count, 1),
+        // Summed over concurrent requests: time spent waiting on each, per enrolment (not wall time).
+        registryWaitMsPerEnrol: round(registryMs / count, 1),
+        durableWaitMsPerEnrol: round(durableMs / count, 1),
       };
     };
     const insertRates = new Map<number, InsertRate>();
