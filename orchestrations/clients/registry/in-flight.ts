@@ -14,7 +14,9 @@
  * enrolment (and a sum over shards to refuse); admission in the saga would answer 201 for nodes that then wait.
  *
  * - Offboarding holds a slot (it is saga work) but is never refused: when no slot is free it takes an overflow row
- *   (`slot:~<node>`), which counts as in flight until the node leaves.
+ *   (`slot:~<node>`), which counts as in flight. A node that frees a slot while an overflow row exists hands the slot
+ *   to that node instead (same transaction: the slot row re-pointed, the overflow row deleted, the holder's row told),
+ *   so a pool over its limit admits nobody until it is back under it. Freeing a slot therefore costs one range query.
  * - Lowering maxInFlight leaves slots above the new limit with their nodes until they leave in-flight; the listing
  *   counts them, so an enrolment that finds its first slot taken is refused while the pool is over its limit.
  * - The in-flight count is the number of slot rows (a range query; admin reads only, never enrolment).
@@ -28,7 +30,8 @@ import { RegistryError, deleteIfPresent, escape, read, status } from "./table-ro
 
 const SLOT_RANGE = (pool: string) => `PartitionKey eq '${escape(pool)}' and RowKey ge 'slot:' and RowKey lt 'slot;'`;
 const slotRow = (k: number) => `slot:${k}`;
-const overflowRow = (nodeId: string) => `slot:~${nodeId}`;
+const OVERFLOW = "slot:~";
+const overflowRow = (nodeId: string) => `${OVERFLOW}${nodeId}`;
 /** The legacy per-pool counter row; removed with the pool. */
 const LEGACY_COUNTER = "$counter";
 const ATTEMPTS = 16;
@@ -86,7 +89,14 @@ export class InFlightSlots {
       const batch = actions(slot);
       const own = batch.length;
       if (candidate) batch.push(["create", { partitionKey: pool, rowKey: candidate, nodeId: move.nodeId }]);
-      if (release) batch.push(["delete", { partitionKey: pool, rowKey: release }]);
+      const heir = release && !release.startsWith(OVERFLOW) ? await this.overflowHolder(pool, move.nodeId) : undefined;
+      if (release && heir) {
+        batch.push(
+          ["update", { partitionKey: pool, rowKey: release, nodeId: heir.nodeId }, "Replace"],
+          ["delete", { partitionKey: pool, rowKey: heir.row }],
+          ["update", { partitionKey: pool, rowKey: `node:${heir.nodeId}`, slot: release }, "Merge"],
+        );
+      } else if (release) batch.push(["delete", { partitionKey: pool, rowKey: release }]);
       try {
         return { slot, response: await this.table.submitTransaction(batch) };
       } catch (error) {
@@ -99,6 +109,8 @@ export class InFlightSlots {
           candidate = await this.freeSlot(pool, move);
           continue;
         }
+        // The heir was handed a slot by someone else, or left: look again.
+        if (heir && failed > own && code === 404) continue;
         // The slot being freed is gone already (reclaimed): free nothing.
         if (release && code === 404) {
           release = undefined;
@@ -131,6 +143,15 @@ export class InFlightSlots {
   /** The slot row's holder, if the row exists. */
   async holder(pool: string, slot: string): Promise<string | undefined> {
     return (await read(this.table, pool, slot))?.nodeId as string | undefined;
+  }
+
+  /** A node holding an overflow row of the pool, other than `self`. */
+  private async overflowHolder(pool: string, self: string): Promise<{ row: string; nodeId: string } | undefined> {
+    const filter = `PartitionKey eq '${escape(pool)}' and RowKey ge '${OVERFLOW}' and RowKey lt 'slot:~~'`;
+    for await (const e of this.table.listEntities<{ nodeId: string }>({ queryOptions: { filter } })) {
+      if (e.nodeId !== self) return { row: e.rowKey!, nodeId: e.nodeId };
+    }
+    return undefined;
   }
 
   private async taken(pool: string): Promise<string[]> {
