@@ -230,7 +230,7 @@ async function createNode(
       : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: needsApproval } }),
   ]);
   if (needsApproval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
-  await ensureSaga(deps, node, { pool: c.pool });
+  await ensureSaga(deps, node, { pool: c.pool, fresh: true });
   return { kind: "created", node };
 }
 
@@ -387,10 +387,12 @@ export async function rekey(
 export async function ensureSaga(
   deps: Pick<EnrolDeps, "registry" | "workflows" | "now">,
   node: NodeRecord,
-  options: { restart?: boolean; pool?: PoolRecord } = {},
+  options: { restart?: boolean; pool?: PoolRecord; fresh?: boolean } = {},
 ): Promise<void> {
   if (!node.arcMachineId && (await adopts(deps, node, options.pool))) return;
-  const status = await deps.workflows.status(node.nodeId);
+  // `fresh`: the node row was created by this request, so no saga runs under its id (node rows are never deleted, and
+  // a pool is deleted only with nothing in flight): start without asking first.
+  const status = options.fresh ? undefined : await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
     const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
     await deps.workflows.start(ONBOARD_NODE, { instanceId: node.nodeId, input });
