@@ -66,6 +66,14 @@ export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
 
 export class NodeTable {
+  /**
+   * Index rows this process has read. A node's pool never changes (its id is derived from it); a key's node may (a
+   * re-key moves it), so a remembered key is trusted only when the node read through it still holds the key. Either
+   * way the node row itself is read every time: only the index read is saved.
+   */
+  private readonly poolOf = new Map<string, string>();
+  private readonly holderOf = new Map<string, { pool: string; nodeId: string }>();
+
   constructor(
     private readonly table: TableClient,
     private readonly index: TableClient,
@@ -76,8 +84,14 @@ export class NodeTable {
   ) {}
 
   async get(nodeId: string): Promise<NodeRecord | undefined> {
+    const known = this.poolOf.get(nodeId);
+    if (known) {
+      const node = await this.getInPool(known, nodeId);
+      if (node) return node;
+    }
     const entry = await read(this.index, INDEX, nodeId);
     if (!entry) return undefined;
+    remember(this.poolOf, nodeId, entry.pool as string);
     return this.getInPool(entry.pool as string, nodeId);
   }
 
@@ -87,10 +101,18 @@ export class NodeTable {
   }
 
   async getByKey(keyId: string): Promise<NodeRecord | undefined> {
+    const known = this.holderOf.get(keyId);
+    if (known) {
+      const node = await this.getInPool(known.pool, known.nodeId);
+      if (node?.keyId === keyId) return node;
+      this.holderOf.delete(keyId);
+    }
     const entry = await this.keyBinding(keyId);
     if (!entry) return undefined;
     const node = await this.getInPool(entry.pool as string, entry.nodeId as string);
-    return node && node.keyId === keyId ? node : undefined;
+    if (!node || node.keyId !== keyId) return undefined;
+    remember(this.holderOf, keyId, { pool: node.pool, nodeId: node.nodeId });
+    return node;
   }
 
   /** Node ids that own a fingerprint of this machine in the pool. */
@@ -346,3 +368,10 @@ const etagOf = (response: TableTransactionResponse): string => {
   if (!etag) throw new Error("the transaction answered without the node's ETag");
   return etag;
 };
+
+const REMEMBERED = 50_000;
+/** Remembers an index entry, forgetting everything once the map is full (a cache, not a record). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= REMEMBERED) map.clear();
+  map.set(key, value);
+}
