@@ -1,45 +1,21 @@
 /**
- * Nodes, their machine fingerprints and the node/key index.
+ * Nodes and their machine fingerprints.
  * - Table `nodes`: PK the pool name; RK `node:<id>` (the node) and `fp:<kind>:<value>` (fingerprint → node id), beside
  *   the pool's slot rows (in-flight.ts). One partition per pool lets a node change, its fingerprints and the slot it
  *   takes or frees be one entity-group transaction.
- * - Table `index`: PK "node": RK node id → pool, and RK `key:<key id>` → pool and node (older rows: PK "key" RK key id,
- *   still read). Both in one partition so a new node's two rows are one transaction. Written before the node, so a
- *   reader may find an index row for a node that is not there yet (treated as absent) but never a node it cannot find.
- *   Enrolment request nonces live there too (RK `nonce:<key id>:<nonce>`, insert-only, purged once expired), so a
- *   first-time enrolment records its nonce in the same transaction as its index rows.
- *   A key belongs to one node: its row is inserted once and never re-pointed while the node it names still holds the
- *   key (KeyInUse). It moves only when stale (that node was re-keyed away from it) or, for an admin's re-key, from a
- *   retired node (Failed, Offboarded); every move is conditional on the row's ETag.
- * Every change is made under the node's ETag (re-read and retried on Conflict) and audited.
+ * - Table `index` (node-index.ts): node id → pool, key id → node, and enrolment nonces; written before the node.
+ * Every change is made under the node's ETag (the caller's copy first, re-read and retried on Conflict) and audited.
  */
 import type { TableClient, TableTransactionResponse, TransactionAction } from "@azure/data-tables";
-import { isRestError } from "@azure/core-rest-pipeline";
 import type { NonceClaim } from "../../../contract/nonce-store.js";
 import { IN_FLIGHT, NodeRecord, type NodeStatus } from "./model.js";
 import type { AuditLog } from "./audit.js";
 import { ActionRefused, type InFlightSlots } from "./in-flight.js";
+import { NodeIndex } from "./node-index.js";
 import type { PoolTable } from "./pools.js";
-import {
-  RegistryError,
-  backoff,
-  escape,
-  ETAG_ATTEMPTS,
-  fromRow,
-  insertOnce,
-  page,
-  purgeWhere,
-  read,
-  status,
-  toRow,
-  type Clock,
-  type Page,
-} from "./table-rows.js";
+import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, toRow, type Clock, type Page } from "./table-rows.js";
 
 const nodeRow = (nodeId: string) => `node:${nodeId}`;
-const INDEX = "node";
-const keyRow = (keyId: string) => `key:${keyId}`;
-const nonceRow = (n: NonceClaim) => ({ partitionKey: INDEX, rowKey: `nonce:${n.keyId}:${n.nonce}`, expiresAt: n.expiresAt });
 export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] => [
   `fp:machine-id:${fp.machineId.toLowerCase()}`,
   ...(fp.smbiosUuid ? [`fp:smbios-uuid:${fp.smbiosUuid.toLowerCase()}`] : []),
@@ -66,33 +42,37 @@ export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
 
 export class NodeTable {
-  /**
-   * Index rows this process has read. A node's pool never changes (its id is derived from it); a key's node may (a
-   * re-key moves it), so a remembered key is trusted only when the node read through it still holds the key. Either
-   * way the node row itself is read every time: only the index read is saved.
-   */
-  private readonly poolOf = new Map<string, string>();
-  private readonly holderOf = new Map<string, { pool: string; nodeId: string }>();
+  private readonly index: NodeIndex;
 
   constructor(
     private readonly table: TableClient,
-    private readonly index: TableClient,
+    indexTable: TableClient,
     private readonly slots: Pick<InFlightSlots, "transact" | "reclaim">,
     private readonly pools: Pick<PoolTable, "spec">,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
-  ) {}
+  ) {
+    this.index = new NodeIndex(indexTable, (pool, nodeId) => this.getInPool(pool, nodeId));
+  }
+
+  /** Records an enrolment request's nonce; NonceUsed when it was recorded before (a replayed request). */
+  claimNonce(nonce: NonceClaim): Promise<void> {
+    return this.index.claimNonce(nonce);
+  }
+
+  /** Deletes enrolment nonces past their expiry; returns how many went. */
+  purgeNonces(now: Date): Promise<number> {
+    return this.index.purgeNonces(now);
+  }
 
   async get(nodeId: string): Promise<NodeRecord | undefined> {
-    const known = this.poolOf.get(nodeId);
+    const known = this.index.rememberedPool(nodeId);
     if (known) {
       const node = await this.getInPool(known, nodeId);
       if (node) return node;
     }
-    const entry = await read(this.index, INDEX, nodeId);
-    if (!entry) return undefined;
-    remember(this.poolOf, nodeId, entry.pool as string);
-    return this.getInPool(entry.pool as string, nodeId);
+    const pool = await this.index.poolOf(nodeId);
+    return pool ? this.getInPool(pool, nodeId) : undefined;
   }
 
   async getInPool(pool: string, nodeId: string): Promise<NodeRecord | undefined> {
@@ -101,17 +81,16 @@ export class NodeTable {
   }
 
   async getByKey(keyId: string): Promise<NodeRecord | undefined> {
-    const known = this.holderOf.get(keyId);
+    const known = this.index.rememberedKey(keyId);
     if (known) {
       const node = await this.getInPool(known.pool, known.nodeId);
       if (node?.keyId === keyId) return node;
-      this.holderOf.delete(keyId);
     }
-    const entry = await this.keyBinding(keyId);
+    const entry = await this.index.keyBinding(keyId);
     if (!entry) return undefined;
     const node = await this.getInPool(entry.pool as string, entry.nodeId as string);
     if (!node || node.keyId !== keyId) return undefined;
-    remember(this.holderOf, keyId, { pool: node.pool, nodeId: node.nodeId });
+    this.index.rememberKey(keyId, { pool: node.pool, nodeId: node.nodeId });
     return node;
   }
 
@@ -156,7 +135,7 @@ export class NodeTable {
   ): Promise<NodeRecord> {
     const pool = options.pool ?? (await this.pools.spec(node.pool));
     if (!pool) throw new RegistryError("PoolNotFound", `pool '${node.pool}' does not exist`);
-    await this.writeIndex(node, { isNew: true, nonce: options.nonce });
+    await this.index.write(node, { isNew: true, nonce: options.nonce });
     const at = this.now().toISOString();
     const fingerprintAction = options.fingerprints === "insert" ? "create" : "upsert";
     const { slot, response } = await this.withKeyReleasedOnFailure(node, () =>
@@ -207,7 +186,7 @@ export class NodeTable {
       const next: NodeRecord = { ...node, ...patch, updatedAt: this.now().toISOString() };
       // A new key, or a retired node coming back: the key must (still) be this node's alone.
       const rebind = next.keyId !== node.keyId || (RETIRED.has(node.status) && !RETIRED.has(next.status));
-      if (rebind) await this.writeIndex(next, { takeFromRetired: options.takeKeyFromRetired });
+      if (rebind) await this.index.write(next, { takeFromRetired: options.takeKeyFromRetired });
       const inFlight = IN_FLIGHT.has(next.status);
       // Only taking a slot needs the limit. Offboarding frees resources: it takes a slot but is never refused.
       const limit = inFlight && !node.slot ? ((await this.pools.spec(ref.pool))?.maxInFlight ?? 1) : 0;
@@ -231,7 +210,7 @@ export class NodeTable {
         throw error;
       }
       const keyMoved = next.keyId !== node.keyId;
-      if (keyMoved) await this.releaseKey(node.keyId, ref.nodeId);
+      if (keyMoved) await this.index.releaseKey(node.keyId, ref.nodeId);
       await this.audit.write({
         actor,
         action,
@@ -242,16 +221,6 @@ export class NodeTable {
       return NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) });
     }
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
-  }
-
-  /** Records an enrolment request's nonce; NonceUsed when it was recorded before (a replayed request). */
-  async claimNonce(nonce: NonceClaim): Promise<void> {
-    if (!(await insertOnce(this.index, nonceRow(nonce)))) throw new RegistryError("NonceUsed", "the request was already received");
-  }
-
-  /** Deletes enrolment nonces past their expiry; returns how many went. */
-  purgeNonces(now: Date): Promise<number> {
-    return purgeWhere(this.index, `PartitionKey eq '${INDEX}' and RowKey ge 'nonce:' and RowKey lt 'nonce;' and expiresAt lt datetime'${now.toISOString()}'`);
   }
 
   /** Frees slots of the pool no node holds (see in-flight.ts); returns the rows freed. */
@@ -275,88 +244,12 @@ export class NodeTable {
     }
   }
 
-  private async keyBinding(keyId: string) {
-    return (await read(this.index, INDEX, keyRow(keyId))) ?? (await read(this.index, "key", keyId));
-  }
-
-  /**
-   * Points the node id and its key id at the node (before the node row is written; see the header). A new node's
-   * two rows go in one transaction; a key bound already takes the slower path of bindKey.
-   */
-  private async writeIndex(
-    node: { nodeId: string; pool: string; keyId: string },
-    options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim } = {},
-  ): Promise<void> {
-    const nodeEntry = { partitionKey: INDEX, rowKey: node.nodeId, pool: node.pool };
-    if (options.isNew) {
-      try {
-        await this.index.submitTransaction([
-          ["upsert", nodeEntry, "Replace"],
-          ["create", { partitionKey: INDEX, rowKey: keyRow(node.keyId), pool: node.pool, nodeId: node.nodeId }],
-          ...(options.nonce ? [["create", nonceRow(options.nonce)] as TransactionAction] : []),
-        ]);
-        return;
-      } catch (error) {
-        if (status(error) !== 409) throw error;
-        const failed = isRestError(error) ? Number(/^(\d+):/.exec(error.message)?.[1]) : NaN;
-        if (failed === 2) throw new RegistryError("NonceUsed", "the request was already received");
-      }
-    }
-    if (options.nonce) await this.claimNonce(options.nonce);
-    await this.index.upsertEntity(nodeEntry, "Replace");
-    await this.bindKey(node, options);
-  }
-
-  /**
-   * Binds the key to the node: inserted once; an existing binding to another node is re-pointed (under its ETag) only
-   * when that node no longer holds the key, or when an admin re-keys and that node is retired. A binding whose node is
-   * not (yet) there counts as held: it is a create in flight, or one that failed and released nothing.
-   */
-  private async bindKey(node: { nodeId: string; pool: string; keyId: string }, options: { takeFromRetired?: boolean }): Promise<void> {
-    const row = { partitionKey: INDEX, rowKey: keyRow(node.keyId), pool: node.pool, nodeId: node.nodeId };
-    for (let i = 0; i < ETAG_ATTEMPTS; i++) {
-      if (await insertOnce(this.index, row)) return;
-      const bound = await read(this.index, INDEX, keyRow(node.keyId));
-      if (!bound) continue;
-      if (bound.nodeId === node.nodeId && bound.pool === node.pool) return;
-      const holder = await this.getInPool(bound.pool as string, bound.nodeId as string);
-      const free = holder !== undefined && (holder.keyId !== node.keyId || (options.takeFromRetired === true && RETIRED.has(holder.status)));
-      if (!free) {
-        throw new RegistryError(
-          "KeyInUse",
-          `key ${node.keyId} is bound to node '${bound.nodeId as string}'${holder ? ` (${holder.status})` : ""}; a node needs its own key, and moving one is an admin's re-key`,
-        );
-      }
-      try {
-        await this.index.updateEntity(row, "Replace", { etag: bound.etag });
-        return;
-      } catch (error) {
-        if (status(error) !== 412 && status(error) !== 404) throw error;
-        await backoff(i);
-      }
-    }
-    throw new RegistryError("TooManyRetries", `key ${node.keyId} is too contended; retry`);
-  }
-
-  /** Drops the key's binding to this node, if it is still there and the node does not hold the key. */
-  private async releaseKey(keyId: string, nodeId: string): Promise<void> {
-    const bound = await read(this.index, INDEX, keyRow(keyId));
-    if (!bound || bound.nodeId !== nodeId) return;
-    const node = await this.getInPool(bound.pool as string, nodeId);
-    if (node?.keyId === keyId) return;
-    try {
-      await this.index.deleteEntity(INDEX, keyRow(keyId), { etag: bound.etag });
-    } catch (error) {
-      if (status(error) !== 412 && status(error) !== 404) throw error;
-    }
-  }
-
   /** A create that fails after binding its key (pool full, a lost race) must not keep the key from the next try. */
   private async withKeyReleasedOnFailure<T>(node: { nodeId: string; keyId: string }, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      await this.releaseKey(node.keyId, node.nodeId);
+      await this.index.releaseKey(node.keyId, node.nodeId);
       throw error;
     }
   }
@@ -368,10 +261,3 @@ const etagOf = (response: TableTransactionResponse): string => {
   if (!etag) throw new Error("the transaction answered without the node's ETag");
   return etag;
 };
-
-const REMEMBERED = 50_000;
-/** Remembers an index entry, forgetting everything once the map is full (a cache, not a record). */
-function remember<V>(map: Map<string, V>, key: string, value: V): void {
-  if (map.size >= REMEMBERED) map.clear();
-  map.set(key, value);
-}

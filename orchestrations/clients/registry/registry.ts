@@ -4,7 +4,7 @@
  * - `pools`   pools.ts      PoolTable      pool specs (the in-flight count joined from `nodes`)
  * - `tokens`  tokens.ts     TokenTable     enrolment tokens (a hash of the secret only)
  * - `nodes`   nodes.ts      NodeTable      nodes and fingerprints per pool partition, with the pool's in-flight
- *   `index`                                slots (in-flight.ts) and the node/key index it writes first
+ *   `index`                                slots (in-flight.ts) and the node/key index it writes first (node-index.ts)
  * - `audit`   audit.ts      AuditLog       who did what, when, to which object; written by every mutation above
  * - `nonces`  nonces.ts     NonceTable     node-request nonces, insert-only
  * - `claims`  claims.ts     ResultClaims   step results already handed to a saga, insert-only; and
