@@ -187,7 +187,9 @@ export class NodeTable {
       // A new key, or a retired node coming back: the key must (still) be this node's alone.
       const rebind = next.keyId !== node.keyId || (RETIRED.has(node.status) && !RETIRED.has(next.status));
       if (rebind) await this.index.write(next, { takeFromRetired: options.takeKeyFromRetired });
-      const inFlight = IN_FLIGHT.has(next.status);
+      // A node in flight since before slots existed holds none, and takes none until it leaves in-flight: a saga
+      // under way is never refused for capacity.
+      const inFlight = IN_FLIGHT.has(next.status) && !(IN_FLIGHT.has(node.status) && !node.slot);
       // Only taking a slot needs the limit. Offboarding frees resources: it takes a slot but is never refused.
       const limit = inFlight && !node.slot ? ((await this.pools.spec(ref.pool))?.maxInFlight ?? 1) : 0;
       let moved: { slot: string | undefined; response: TableTransactionResponse };
