@@ -11,7 +11,7 @@
  */
 import { lifecycleEvent } from "../../contract/lifecycle-events.js";
 import type { LifecycleEvents } from "../clients/events/lifecycle-events.js";
-import { RegistryError, type Registry } from "../clients/registry/registry.js";
+import { KeyAlreadyBound, RegistryError, type Registry } from "../clients/registry/registry.js";
 import type { NodeFacts, NodeRecord, PoolRecord, TokenRecord } from "../clients/registry/model.js";
 import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
@@ -105,6 +105,11 @@ class PendingNonce {
     this.entry = undefined;
     return entry;
   }
+
+  /** Gives back a nonce taken for a write that wrote nothing. */
+  restore(entry: NonceClaim | undefined): void {
+    this.entry ??= entry;
+  }
 }
 
 /** What the branches use: the deps without the raw nonce. */
@@ -117,8 +122,14 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
   const token = parsed ? await registry.tokens.get(parsed.tokenId) : undefined;
   // Unknown id and wrong secret look the same: the answer must not reveal which token ids exist.
   if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new EnrolError("token-unknown", "The enrolment token is not valid.");
-  // The node first: a retry (the common repeat) needs nothing else, not even the pool.
   const nodeId = deriveNodeId(token.pool, request.facts);
+  // A token with a use left most likely enrols a new node: bind its key first (with the nonce), and fall back to
+  // reading the node when the key is bound already. A spent token can only serve a retry: read the node first, which
+  // is all a retry needs.
+  if (!tokenRefusal(token, deps.now(), "must-have-a-use")) {
+    const outcome = await enrolNew(deps, { token, nodeId, request });
+    if (outcome) return outcome;
+  }
   const existing = await registry.nodes.getInPool(token.pool, nodeId);
   if (existing && existing.keyId === request.keyId && existing.status !== "Failed" && existing.status !== "Offboarded") {
     // A retry answers only with a token that could still enrol it: revoked and expired tokens are refused here as
@@ -154,6 +165,31 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
   return createNode(deps, { pool, token, nodeId, request });
 }
 
+/**
+ * A first-time enrolment in the fewest requests: the key bound with the request's nonce, the token's use, the node
+ * with its fingerprints and slot, its audit entry. Undefined, having changed nothing, when this is not a new node
+ * under a new key (the key is bound, the node or its fingerprint exists): the caller then looks at what is there.
+ */
+async function enrolNew(deps: Deps, c: { token: TokenRecord; nodeId: string; request: EnrolRequest }): Promise<EnrolOutcome | undefined> {
+  const pool = await deps.registry.pools.spec(c.token.pool);
+  if (!pool) return undefined;
+  const nonce = deps.nonce.take();
+  try {
+    await deps.registry.nodes.bindNew({ nodeId: c.nodeId, pool: pool.name, keyId: c.request.keyId }, nonce);
+  } catch (error) {
+    if (!(error instanceof KeyAlreadyBound)) throw error;
+    deps.nonce.restore(nonce);
+    return undefined;
+  }
+  try {
+    return await createNode(deps, { pool, token: c.token, nodeId: c.nodeId, request: c.request, fingerprints: "insert", indexed: true });
+  } catch (error) {
+    await deps.registry.nodes.releaseKey(c.request.keyId, c.nodeId);
+    if (error instanceof RegistryError && (error.code === "FingerprintTaken" || error.code === "NodeExists")) return undefined;
+    throw error;
+  }
+}
+
 /** Same node, same key: answer as before, and make sure a saga exists if one should (a crash may have lost it). */
 async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
   if (node.status === "AwaitingApproval") return { kind: "awaitingApproval", node, reason: node.cloneOf ? "clone-quarantined" : "approval-required" };
@@ -182,7 +218,7 @@ async function startOver(
 
 async function createNode(
   deps: Deps,
-  c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert" },
+  c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert"; indexed?: boolean },
 ): Promise<EnrolOutcome> {
   const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
   await redeem(deps, c.token);
@@ -207,7 +243,7 @@ async function createNode(
           adopt: c.pool.arc.mode === "adopt",
         },
         ACTOR(c.request.keyId),
-        { claimFingerprint: c.cloneOf === undefined, fingerprints: c.fingerprints, pool: c.pool, nonce: deps.nonce.take() },
+        { claimFingerprint: c.cloneOf === undefined, fingerprints: c.fingerprints, pool: c.pool, nonce: deps.nonce.take(), indexed: c.indexed },
       ),
     );
   } catch (error) {

@@ -76,7 +76,7 @@ describe("pool capacity", () => {
 });
 
 describe("registry requests per enrolment", () => {
-  it("costs at most 7 requests for a first-time enrolment and 3 for its retry", async () => {
+  it("costs at most 6 requests for a first-time enrolment and 3 for its retry", async () => {
     expect((await app.createPool("edge", { maxInFlight: 10 })).status).toBe(201);
     const token = await app.createToken("edge");
     const node = newNode();
@@ -89,7 +89,7 @@ describe("registry requests per enrolment", () => {
       expect((await app.enrol(node, token)).status).toBe(200);
       const retry = census.count(tableHost()) - again;
       expect({ firstTime, retry }).toEqual({ firstTime: expect.any(Number), retry: expect.any(Number) });
-      expect(firstTime).toBeLessThanOrEqual(7);
+      expect(firstTime).toBeLessThanOrEqual(6);
       expect(retry).toBeLessThanOrEqual(3);
     } finally {
       census.close();

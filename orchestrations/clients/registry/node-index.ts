@@ -25,6 +25,14 @@ const nonceRow = (n: NonceClaim) => ({ partitionKey: INDEX, rowKey: `nonce:${n.k
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
 const REMEMBERED = 50_000;
 
+/** The key is bound already (to this node or another): the caller asked to bind new keys only. Nothing was written. */
+export class KeyAlreadyBound extends Error {
+  constructor(keyId: string) {
+    super(`key ${keyId} is bound already`);
+    this.name = "KeyAlreadyBound";
+  }
+}
+
 export class NodeIndex {
   private readonly pools = new Map<string, string>();
   private readonly keys = new Map<string, { pool: string; nodeId: string }>();
@@ -74,7 +82,7 @@ export class NodeIndex {
    */
   async write(
     node: { nodeId: string; pool: string; keyId: string },
-    options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim } = {},
+    options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim; newKeyOnly?: boolean } = {},
   ): Promise<void> {
     const nodeEntry = { partitionKey: INDEX, rowKey: node.nodeId, pool: node.pool };
     if (options.isNew) {
@@ -89,6 +97,7 @@ export class NodeIndex {
         if (status(error) !== 409) throw error;
         const failed = isRestError(error) ? Number(/^(\d+):/.exec(error.message)?.[1]) : NaN;
         if (failed === 2) throw new RegistryError("NonceUsed", "the request was already received");
+        if (failed === 1 && options.newKeyOnly) throw new KeyAlreadyBound(node.keyId);
       }
     }
     if (options.nonce) await this.claimNonce(options.nonce);

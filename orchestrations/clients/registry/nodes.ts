@@ -55,6 +55,19 @@ export class NodeTable {
     this.index = new NodeIndex(indexTable, (pool, nodeId) => this.getInPool(pool, nodeId));
   }
 
+  /**
+   * Indexes a node about to be created under a key nobody holds, recording the request's nonce with it (one
+   * transaction; `create` with `indexed` follows). KeyAlreadyBound, writing nothing, when the key is bound already.
+   */
+  bindNew(node: { nodeId: string; pool: string; keyId: string }, nonce: NonceClaim | undefined): Promise<void> {
+    return this.index.write(node, { isNew: true, nonce, newKeyOnly: true });
+  }
+
+  /** Drops the key's binding to this node unless the node holds the key (a create that did not happen). */
+  releaseKey(keyId: string, nodeId: string): Promise<void> {
+    return this.index.releaseKey(keyId, nodeId);
+  }
+
   /** Records an enrolment request's nonce; NonceUsed when it was recorded before (a replayed request). */
   claimNonce(nonce: NonceClaim): Promise<void> {
     return this.index.claimNonce(nonce);
@@ -131,11 +144,11 @@ export class NodeTable {
   async create(
     node: Omit<NodeRecord, "etag" | "createdAt" | "updatedAt" | "slot">,
     actor: string,
-    options: { claimFingerprint?: boolean; fingerprints?: "insert" | "upsert"; pool?: { maxInFlight: number }; nonce?: NonceClaim } = {},
+    options: { claimFingerprint?: boolean; fingerprints?: "insert" | "upsert"; pool?: { maxInFlight: number }; nonce?: NonceClaim; indexed?: boolean } = {},
   ): Promise<NodeRecord> {
     const pool = options.pool ?? (await this.pools.spec(node.pool));
     if (!pool) throw new RegistryError("PoolNotFound", `pool '${node.pool}' does not exist`);
-    await this.index.write(node, { isNew: true, nonce: options.nonce });
+    if (!options.indexed) await this.index.write(node, { isNew: true, nonce: options.nonce });
     const at = this.now().toISOString();
     const fingerprintAction = options.fingerprints === "insert" ? "create" : "upsert";
     const { slot, response } = await this.withKeyReleasedOnFailure(node, () =>

@@ -29,6 +29,7 @@ import { TokenTable } from "./tokens.js";
 
 export { RegistryError, type Clock, type Page } from "./table-rows.js";
 export { fingerprintRows, type NodeChange } from "./nodes.js";
+export { KeyAlreadyBound } from "./node-index.js";
 export type { SealedSecretRow } from "./secrets.js";
 export type { AuditLog, NodeTable, NonceTable, PoolTable, RejectionQuota, ResultClaims, SecretTable, TokenTable };
 
