@@ -4,6 +4,12 @@
  * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
  * and never a second saga or a second token use.
  *
+ * Storage cost (issue 16; bench/enrol-throughput.ts prints it): a first-time enrolment is 6 registry requests (token,
+ * pool, key and node index with the request's nonce, token use, node with fingerprints and pool slot, audit) and a
+ * retry 3 (token, node, nonce). Which comes first is decided by the token: one with a use left most likely enrols a
+ * new node, so the key is bound before anything is read; a spent one can only serve a retry, so the node is read first.
+ * Nothing reads a row it just wrote, and writes carry the ETag of the read before them.
+ *
  * Longer than the ~300 lines we aim for, knowingly: first enrolment, replay, clone policy (reject, quarantine,
  * replace) and re-key are branches of one decision over the same token, key index and node rows, and they share the
  * token refund, capacity check and saga start. Split apart, each would import the others' internals; a next step is a
