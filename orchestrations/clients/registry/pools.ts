@@ -49,7 +49,7 @@ export class PoolTable {
 
   /**
    * Deletes a pool the caller found empty, under the ETag it was read with (so a change in between refuses), with its
-   * in-flight counter; audited. PoolNotFound when it is gone already.
+   * slot rows; audited. PoolNotFound when it is gone already.
    */
   async remove(name: string, actor: string): Promise<void> {
     const current = await read(this.table, "pool", name);
