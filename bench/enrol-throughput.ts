@@ -6,7 +6,13 @@
  * Sweep: Durable start through the Durable simulator's client endpoint (starts are recorded, orchestrations are not
  * run) or through a stub endpoint that only records them; one single-use token per node or one shared token (every
  * enrolment then redeems the same token entity); concurrency 1, 8, 32. Each cell enrols fresh nodes into its own pool
- * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201.
+ * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
+ * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
+ *
+ * Per cell: enrolments/s, p50/p99, registry (Azurite) requests per first-time enrolment and per retry. Per
+ * concurrency, right after its cells: Azurite's own rate for single-entity inserts at that concurrency (a raw
+ * TableClient.createEntity loop against the same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s to
+ * it, so runs on a busier or quieter machine compare. `goals` repeats the figures issue 16 sets targets for.
  *
  *   tsx bench/enrol-throughput.ts [--quick] [--enrolments 400] [--concurrency 1,8,32]
  */
@@ -17,11 +23,12 @@ import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { HttpCensus, hostPortOf } from "./support/http-census.js";
 import { serveOverHttp } from "./support/http-front.js";
 import { runLoad, type LoadRequest } from "./support/http-load.js";
-import { onMachine } from "./support/machine.js";
+import { onMachine, sampleMachine } from "./support/machine.js";
 import { runBench } from "./support/main.js";
 import { ARC_RG_ID, CLUSTER_ID } from "./support/onboarding-world.js";
 import { startServiceApp, type ServiceApp } from "./support/service-app.js";
 import { percentile, round } from "./support/stats.js";
+import { azuriteInsertRate, type InsertRate } from "./support/azurite-inserts.js";
 import { startStubDurableEndpoint } from "./support/stub-durable-endpoint.js";
 
 const Flags = z.object({
@@ -44,17 +51,31 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const front = await serveOverHttp(app.host);
   const stub = await startStubDurableEndpoint();
   const census = new HttpCensus();
+  const registryRequests = () => census.count(`127.0.0.1:${azurite.ports.table}`);
   try {
     let pools = 0;
     const cell = async (tokens: "per-node" | "shared", count: number, concurrency: number) => {
       const pool = `bench${++pools}`;
       await app.createPool(pool, { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus" }, maxInFlight: 10_000 });
-      const requests = await prepare(app, pool, tokens, count, newNode);
-      const before = { registry: census.count(`127.0.0.1:${azurite.ports.table}`), durable: durableRequests(census, app, stub.binding.rpcBaseUrl) };
+      const { requests, retries } = await prepare(app, pool, tokens, count, newNode);
+      const before = {
+        registry: registryRequests(),
+        durable: durableRequests(census, app, stub.binding.rpcBaseUrl),
+        registryMs: census.waitedMs(`127.0.0.1:${azurite.ports.table}`),
+        durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)),
+      };
       const load = await runLoad(front.origin, requests, concurrency);
       const created = load.statuses["201"] ?? 0;
       if (created !== count)
         throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
+      const firstTime = registryRequests() - before.registry;
+      const registryMs = census.waitedMs(`127.0.0.1:${azurite.ports.table}`) - before.registryMs;
+      const durableMs = census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)) - before.durableMs;
+      const durable = durableRequests(census, app, stub.binding.rpcBaseUrl) - before.durable;
+      const beforeRetries = registryRequests();
+      const again = await runLoad(front.origin, await retries(), concurrency);
+      if ((again.statuses["200"] ?? 0) !== count)
+        throw new Error(`retries did not all answer 200 (${JSON.stringify(again.statuses)}): ${again.failures.join(" | ")}`);
       return {
         tokens,
         concurrency,
@@ -63,10 +84,18 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         p50Ms: round(percentile(load.latenciesMs, 50)!, 1),
         p99Ms: round(percentile(load.latenciesMs, 99)!, 1),
         maxMs: round(Math.max(...load.latenciesMs), 1),
-        registryRequestsPerEnrol: round((census.count(`127.0.0.1:${azurite.ports.table}`) - before.registry) / count, 1),
-        durableRequestsPerEnrol: round((durableRequests(census, app, stub.binding.rpcBaseUrl) - before.durable) / count, 1),
+        registryRequestsPerEnrol: round(firstTime / count, 2),
+        registryRequestsPerRetry: round((registryRequests() - beforeRetries) / count, 2),
+        retryPerSec: round((count / again.elapsedMs) * 1000, 1),
+        durableRequestsPerEnrol: round(durable / count, 1),
+        // Summed over concurrent requests: time spent waiting on each, per enrolment (not wall time).
+        registryWaitMsPerEnrol: round(registryMs / count, 1),
+        durableWaitMsPerEnrol: round(durableMs / count, 1),
       };
     };
+    const insertRates = new Map<number, InsertRate>();
+    const measureInserts = async (concurrency: number) =>
+      insertRates.set(concurrency, await azuriteInsertRate(azurite.connectionString, { inserts: Math.max(perCell * 2, 200), concurrency }));
 
     const useDurable = (durable: "simulator" | "stub") =>
       app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : stub.binding));
@@ -75,17 +104,37 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       useDurable(durable);
       await cell("per-node", WARMUP, 4);
     }
-    const rows: Record<string, unknown>[] = [];
-    // The two durable endpoints run back to back for each cell, so a change in the machine's load hits both alike.
-    for (const tokens of tokenModes) {
-      for (const concurrency of concurrencies) {
+    const rows: (Record<string, unknown> & { enrolPerSec: number; concurrency: number })[] = [];
+    // The two durable endpoints run back to back for each cell, so a change in the machine's load hits both alike;
+    // Azurite's insert rate is measured right after the cells of its concurrency, for the same reason.
+    for (const concurrency of concurrencies) {
+      for (const tokens of tokenModes) {
         for (const durable of durables) {
           useDurable(durable);
-          rows.push({ durable, ...(await cell(tokens, perCell, concurrency)) });
+          rows.push({ durable, loadAvg1m: sampleMachine().loadAvg1m, ...(await cell(tokens, perCell, concurrency)) });
         }
       }
+      await measureInserts(concurrency);
     }
+    for (const row of rows) {
+      const inserts = insertRates.get(row.concurrency)!.insertsPerSec;
+      Object.assign(row, { azuriteInsertsPerSec: inserts, enrolToInsertRatio: round(row.enrolPerSec / inserts, 3) });
+    }
+    const headline = rows.find((r) => r.concurrency === Math.max(...concurrencies) && r.tokens === "per-node" && r.durable === "simulator");
     return {
+      goals: headline && {
+        concurrency: headline.concurrency,
+        enrolPerSec: headline.enrolPerSec,
+        p99Ms: headline["p99Ms"],
+        azuriteInsertsPerSec: headline["azuriteInsertsPerSec"],
+        enrolToInsertRatio: headline["enrolToInsertRatio"],
+        registryRequestsPerFirstTimeEnrol: headline["registryRequestsPerEnrol"],
+        registryRequestsPerRetry: headline["registryRequestsPerRetry"],
+        // One token redeemed by every enrolment is one row they all update (ETag retries show here).
+        sharedTokenRequestsPerEnrol: rows.find((r) => r.concurrency === headline.concurrency && r.tokens === "shared")?.["registryRequestsPerEnrol"],
+        loadAvg1m: headline["loadAvg1m"],
+        targets: "≥ 150 enrol/s and p99 < 300 ms at concurrency 32; ≤ 6 registry requests per first-time enrolment, ≤ 3 per retry",
+      },
       rows,
       sagasStartedInSimulator: app.simulator.instanceIds().length,
       sagasStartedInStub: stub.starts,
@@ -97,7 +146,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
           stub: "a loopback endpoint that only records starts",
         },
         tokens: { "per-node": "one single-use token per node", shared: "one token with maxUses = enrolments, redeemed by every node" },
-        pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes a slot on the pool's counter)",
+        pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes one of the pool's slot rows)",
+        azuriteInserts: "TableClient.createEntity of a 1 KiB row, one partition per worker, same Azurite, same concurrency",
         warmupEnrolments: WARMUP,
       },
     };
@@ -110,18 +160,29 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   }
 }
 
-/** Requests signed when prepared: a run starts at once and lasts well inside the service's 120 s signature window. */
-async function prepare(app: ServiceApp, pool: string, tokens: "per-node" | "shared", count: number, newNode: () => TestNode): Promise<LoadRequest[]> {
+/**
+ * Requests signed when prepared: a run starts at once and lasts well inside the service's 120 s signature window.
+ * `retries` signs each node's second enrolment (a fresh nonce) when called, after the first run.
+ */
+async function prepare(
+  app: ServiceApp,
+  pool: string,
+  tokens: "per-node" | "shared",
+  count: number,
+  newNode: () => TestNode,
+): Promise<{ requests: LoadRequest[]; retries: () => Promise<LoadRequest[]> }> {
   const { enrolRequest } = await import("../test/function-app/index.js");
   const shared = tokens === "shared" ? await app.createToken(pool, { maxUses: count }) : undefined;
-  const requests: LoadRequest[] = [];
-  for (let i = 0; i < count; i++) {
-    const node = newNode();
-    const token = shared ?? (await app.createToken(pool, { maxUses: 1 }));
-    const { headers, rawBody } = await enrolRequest(node, { token, facts: node.facts, publicKey: node.publicKey });
-    requests.push({ method: "POST", path: "/api/enrol", body: rawBody, headers });
-  }
-  return requests;
+  const nodes: { node: TestNode; token: string }[] = [];
+  for (let i = 0; i < count; i++) nodes.push({ node: newNode(), token: shared ?? (await app.createToken(pool, { maxUses: 1 })) });
+  const sign = () =>
+    Promise.all(
+      nodes.map(async ({ node, token }): Promise<LoadRequest> => {
+        const { headers, rawBody } = await enrolRequest(node, { token, facts: node.facts, publicKey: node.publicKey });
+        return { method: "POST", path: "/api/enrol", body: rawBody, headers };
+      }),
+    );
+  return { requests: await sign(), retries: sign };
 }
 
 const durableRequests = (census: HttpCensus, app: ServiceApp, stubRpcBaseUrl: string): number =>

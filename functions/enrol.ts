@@ -1,7 +1,7 @@
 /** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). */
 import { z } from "zod";
 import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
-import { enrol } from "../orchestrations/use-cases/enrol.js";
+import { adopts, enrol } from "../orchestrations/use-cases/enrol.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { NodeFactsInput, NodeStatus } from "../orchestrations/clients/registry/model.js";
@@ -9,6 +9,7 @@ import { defineRoute, durableHttpRoute, json } from "./http/route.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
 import { MailboxCredentialsView, mailboxFor } from "./mailbox-view.js";
 import { proveKeyPossession } from "./http/node-auth.js";
+import type { NonceClaim } from "../contract/nonce-store.js";
 
 export const EnrolBody = z.strictObject({
   token: z.string().regex(TOKEN_PATTERN, "must be an enrolment token (fnt.<id>.<secret>)"),
@@ -54,10 +55,12 @@ const route = defineRoute({
 export function registerEnrolRoute(services: ServiceProvider): void {
   durableHttpRoute(route, services, async ({ request, body, bytes, client, context, services: svc }) => {
     const { registry, now, events } = svc;
-    await proveKeyPossession(svc, request, bytes, body.publicKey);
+    // The nonce is verified here but recorded by enrolment, with its first write.
+    let nonce: NonceClaim | undefined;
+    await proveKeyPossession(svc, request, bytes, body.publicKey, { claim: (entry) => ((nonce = entry), true) });
     const servicePublicKey = exportPublicKey(svc.signingKey());
     const keyId = keyIdOf(body.publicKey);
-    const outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client) }, { ...body, keyId });
+    const outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client), nonce }, { ...body, keyId });
     const { node } = outcome;
     context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
     const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
@@ -71,7 +74,7 @@ export function registerEnrolRoute(services: ServiceProvider): void {
       poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
       service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
       mailbox: mailboxFor(svc, node),
-      adoption: (await registry.pools.get(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
+      adoption: !node.arcMachineId && (await adopts({ registry }, node)) ? adoptionOf(node.pool, node.nodeId) : undefined,
     });
   });
 }

@@ -4,19 +4,47 @@
  */
 import dc from "node:diagnostics_channel";
 import type { ClientRequest } from "node:http";
+import { performance } from "node:perf_hooks";
 
 const CHANNEL = "http.client.request.start";
+const FINISHED = "http.client.response.finish";
 
 export class HttpCensus {
   private readonly counts = new Map<string, number>();
+  private readonly waited = new Map<string, number>();
+  private readonly kinds = new Map<string, number>();
+  private readonly started = new WeakMap<ClientRequest, number>();
   private readonly listener = (message: unknown): void => {
     const request = (message as { request: ClientRequest }).request;
-    const host = String(request.getHeader("host") ?? request.host);
+    const host = hostOf(request);
     this.counts.set(host, (this.counts.get(host) ?? 0) + 1);
+    this.started.set(request, performance.now());
+    // Method and first path segment (an Azure Tables request names its table there, with the row key in parentheses).
+    const kind = `${host} ${request.method} ${request.path.split("?")[0]!.split("/").slice(0, 3).join("/").replace(/\(.*$/, "()")}`;
+    this.kinds.set(kind, (this.kinds.get(kind) ?? 0) + 1);
+  };
+  private readonly finished = (message: unknown): void => {
+    const request = (message as { request: ClientRequest }).request;
+    const started = this.started.get(request);
+    if (started === undefined) return;
+    const host = hostOf(request);
+    this.waited.set(host, (this.waited.get(host) ?? 0) + performance.now() - started);
   };
 
   constructor() {
     dc.subscribe(CHANNEL, this.listener);
+    dc.subscribe(FINISHED, this.finished);
+  }
+
+  /** Requests to `host:port` so far by method and path (table), most first: where a count comes from. */
+  breakdown(hostPort: string): Record<string, number> {
+    const rows = [...this.kinds].filter(([k]) => k.startsWith(`${hostPort} `)).sort((a, b) => b[1] - a[1]);
+    return Object.fromEntries(rows.map(([k, n]) => [k.slice(hostPort.length + 1), n]));
+  }
+
+  /** Milliseconds requests to `host:port` took so far, from sending to the response's headers, summed. */
+  waitedMs(hostPort: string): number {
+    return this.waited.get(hostPort) ?? 0;
   }
 
   /** Requests sent to `host:port` so far. */
@@ -26,8 +54,11 @@ export class HttpCensus {
 
   close(): void {
     dc.unsubscribe(CHANNEL, this.listener);
+    dc.unsubscribe(FINISHED, this.finished);
   }
 }
+
+const hostOf = (request: ClientRequest): string => String(request.getHeader("host") ?? request.host);
 
 /** `host:port` of a URL, as it appears in the Host header. */
 export const hostPortOf = (url: string): string => new URL(url).host;

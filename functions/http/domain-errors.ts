@@ -25,6 +25,8 @@ const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {
   NodeNotFound: [404, "not-found", "No such node"],
   NodeExists: [409, "conflict", "The node exists already"],
   KeyInUse: [409, "key-in-use", "This public key is bound to another node"],
+  FingerprintTaken: [409, "conflict", "Another node owns this machine's identity"],
+  NonceUsed: [401, "signature-replayed", "The request was already received"],
   Conflict: [409, "conflict", "The object changed or is in the wrong state for this operation"],
   PoolFull: [429, "pool-full", "The pool is onboarding as many nodes as it allows"],
   TooManyRetries: [503, "busy", "The object is too contended right now; retry"],

@@ -7,6 +7,7 @@ import type { HttpRequest } from "@azure/functions";
 import { ContractError } from "../../contract/errors.js";
 import { importPublicKey, keyIdOf } from "../../contract/keys.js";
 import { verifyNodeRequest, type VerifyNodeRequestOptions } from "../../contract/node-request.js";
+import type { NonceStore } from "../../contract/nonce-store.js";
 import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import { ProblemError } from "./problem.js";
 import type { Services } from "../../orchestrations/services.js";
@@ -60,13 +61,12 @@ export async function proveKeyPossession(
   request: HttpRequest,
   body: Uint8Array,
   publicKey: string,
+  /** Where the nonce goes instead of the registry's nonce table (enrolment records it itself, see use-cases/enrol.ts). */
+  nonceStore: NonceStore = { claim: (entry) => registry.nonces.claim(entry) },
 ): Promise<void> {
   const key = importPublicKey(publicKey);
   const keyId = keyIdOf(publicKey);
-  await verified(request, body, now(), {
-    lookupPublicKey: (id) => (id === keyId ? key : undefined),
-    nonceStore: { claim: (entry) => registry.nonces.claim(entry) },
-  });
+  await verified(request, body, now(), { lookupPublicKey: (id) => (id === keyId ? key : undefined), nonceStore });
 }
 
 async function verified(

@@ -3,7 +3,7 @@
  * activities that begin a saga (reserve, offboardBegin, compensationContext), so history carries it and nothing more.
  */
 import { machineIdIn } from "../clients/arm/resource-id.js";
-import type { NodeRecord, Pool } from "../clients/registry/model.js";
+import type { NodeRecord, PoolRecord } from "../clients/registry/model.js";
 import { TimingOverrides, type Timing } from "../onboard/timing.js";
 import type { Settings } from "../settings.js";
 
@@ -25,7 +25,7 @@ export interface NodeContext {
 export const machineIdFor = (ctx: Pick<NodeContext, "arc" | "nodeId" | "adoptedMachineId">): string =>
   ctx.adoptedMachineId ?? machineIdIn(ctx.arc.resourceGroupId, ctx.nodeId);
 
-export function nodeContextOf(node: NodeRecord, pool: Pool, settings: Settings): NodeContext {
+export function nodeContextOf(node: NodeRecord, pool: PoolRecord, settings: Settings): NodeContext {
   const i = node.facts.immutable;
   return {
     nodeId: node.nodeId,

@@ -40,7 +40,7 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     /** The node moves Enrolling → Onboarding (a repeat finds it Onboarding); returns what the saga knows of it. */
     reserve: async (input: { nodeId: string; pool: string }): Promise<NodeContext> => {
       const node = await registry.nodes.getInPool(input.pool, input.nodeId);
-      const pool = await registry.pools.get(input.pool);
+      const pool = await registry.pools.spec(input.pool);
       if (!node || !pool) throw new Error(`node ${input.nodeId} or pool ${input.pool} is not in the registry`);
       if (node.status === "Enrolling")
         await registry.nodes.update(node, () => ({ status: "Onboarding", lastError: undefined }), "service:onboard", "node.onboarding", {
@@ -80,7 +80,7 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     /** What the sweeper's compensation needs to reach the agent: the node context when the node has a mailbox. */
     compensationContext: async (input: { nodeId: string }): Promise<AgentReach> => {
       const node = await registry.nodes.get(input.nodeId);
-      const pool = node && (await registry.pools.get(node.pool));
+      const pool = node && (await registry.pools.spec(node.pool));
       if (!node || !pool || !node.createdObjects.some((r) => r.startsWith("mailbox:"))) return { timing: timingOverrides(settings) };
       const context = nodeContextOf(node, pool, settings);
       return { context, timing: context.timing };
@@ -98,7 +98,7 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
           "node.offboarding",
         );
       }
-      const pool = await registry.pools.get(node.pool);
+      const pool = await registry.pools.spec(node.pool);
       const hasMailbox = node.createdObjects.some((r) => r.startsWith("mailbox:"));
       if (!pool || !hasMailbox) return { hasMailbox: false, timing: timingOverrides(settings) };
       const context = nodeContextOf(node, pool, settings);

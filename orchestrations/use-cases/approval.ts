@@ -20,7 +20,7 @@ export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string
   const node = await deps.registry.nodes.get(nodeId);
   if (!node) throw new ApprovalError("node-not-found", `node '${nodeId}' does not exist`);
   if (node.pendingClaim) {
-    const pool = (await deps.registry.pools.get(node.pool))!;
+    const pool = (await deps.registry.pools.spec(node.pool))!;
     const outcome = await rekey(deps, { pool, node, claim: node.pendingClaim, actor, redeemToken: false });
     return outcome.node;
   }

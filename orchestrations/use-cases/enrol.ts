@@ -4,6 +4,12 @@
  * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
  * and never a second saga or a second token use.
  *
+ * Storage cost (issue 16; bench/enrol-throughput.ts prints it): a first-time enrolment is 6 registry requests (token,
+ * pool, key and node index with the request's nonce, token use, node with fingerprints and pool slot, audit) and a
+ * retry 3 (token, node, nonce). Which comes first is decided by the token: one with a use left most likely enrols a
+ * new node, so the key is bound before anything is read; a spent one can only serve a retry, so the node is read first.
+ * Nothing reads a row it just wrote, and writes carry the ETag of the read before them.
+ *
  * Longer than the ~300 lines we aim for, knowingly: first enrolment, replay, clone policy (reject, quarantine,
  * replace) and re-key are branches of one decision over the same token, key index and node rows, and they share the
  * token refund, capacity check and saga start. Split apart, each would import the others' internals; a next step is a
@@ -11,14 +17,15 @@
  */
 import { lifecycleEvent } from "../../contract/lifecycle-events.js";
 import type { LifecycleEvents } from "../clients/events/lifecycle-events.js";
-import { RegistryError, type Registry } from "../clients/registry/registry.js";
-import type { NodeFacts, NodeRecord, Pool, TokenRecord } from "../clients/registry/model.js";
+import { KeyAlreadyBound, RegistryError, type Registry } from "../clients/registry/registry.js";
+import type { NodeFacts, NodeRecord, PoolRecord, TokenRecord } from "../clients/registry/model.js";
 import { deriveNodeId, machineIdentity } from "../../contract/node-id.js";
 import { parseToken, secretMatches } from "./token-secret.js";
 import { newRunId } from "../onboard/saga-run.js";
 import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { startOffboarding } from "./decommission.js";
+import type { NonceClaim } from "../../contract/nonce-store.js";
 
 export interface EnrolDeps {
   registry: Registry;
@@ -26,6 +33,11 @@ export interface EnrolDeps {
   now: () => Date;
   /** Where the enrolled and quarantined lifecycle events go. */
   events: LifecycleEvents;
+  /**
+   * The request's signature nonce, verified but not yet recorded: enrolment records it before its first write (a
+   * first-time enrolment in the same transaction as its index rows), and refuses a request whose nonce was used.
+   */
+  nonce?: NonceClaim;
 }
 
 export interface EnrolRequest {
@@ -71,25 +83,74 @@ export const REPLACE_RETRY_AFTER_SECONDS = 5;
 const ACTOR = (keyId: string) => `node:${keyId}`;
 
 export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<EnrolOutcome> {
+  const nonce = new PendingNonce(deps.registry, deps.nonce);
+  try {
+    return await decide({ ...deps, nonce }, request);
+  } catch (error) {
+    // A refusal is recorded too: replayed later, a refused request (pool full, say) must not then succeed.
+    if (error instanceof EnrolError) await nonce.claim();
+    throw error;
+  }
+}
+
+/** The request's nonce, recorded once: on its own, or handed to the first-time enrolment's index transaction. */
+class PendingNonce {
+  constructor(
+    private readonly registry: Registry,
+    private entry: NonceClaim | undefined,
+  ) {}
+
+  async claim(): Promise<void> {
+    const entry = this.take();
+    if (entry) await this.registry.nodes.claimNonce(entry);
+  }
+
+  /** The nonce for a write that records it (or refuses NonceUsed); undefined once taken. */
+  take(): NonceClaim | undefined {
+    const entry = this.entry;
+    this.entry = undefined;
+    return entry;
+  }
+
+  /** Gives back a nonce taken for a write that wrote nothing. */
+  restore(entry: NonceClaim | undefined): void {
+    this.entry ??= entry;
+  }
+}
+
+/** What the branches use: the deps without the raw nonce. */
+type Base = Omit<EnrolDeps, "nonce">;
+type Deps = Base & { nonce: PendingNonce };
+
+async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> {
   const { registry } = deps;
   const parsed = parseToken(request.token);
   const token = parsed ? await registry.tokens.get(parsed.tokenId) : undefined;
   // Unknown id and wrong secret look the same: the answer must not reveal which token ids exist.
   if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new EnrolError("token-unknown", "The enrolment token is not valid.");
-  const pool = await registry.pools.get(token.pool);
+  const nodeId = deriveNodeId(token.pool, request.facts);
+  // A token with a use left most likely enrols a new node: bind its key first (with the nonce), and fall back to
+  // reading the node when the key is bound already. A spent token can only serve a retry: read the node first, which
+  // is all a retry needs.
+  if (!tokenRefusal(token, deps.now(), "must-have-a-use")) {
+    const outcome = await enrolNew(deps, { token, nodeId, request });
+    if (outcome) return outcome;
+  }
+  const existing = await registry.nodes.getInPool(token.pool, nodeId);
+  if (existing && existing.keyId === request.keyId && existing.status !== "Failed" && existing.status !== "Offboarded") {
+    // A retry answers only with a token that could still enrol it: revoked and expired tokens are refused here as
+    // everywhere; one used up by this very node's enrolment still serves its retries.
+    const refusal = tokenRefusal(token, deps.now(), existing.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
+    if (refusal) throw refusal;
+    await deps.nonce.claim();
+    return replay(deps, existing);
+  }
+  const pool = await registry.pools.spec(token.pool);
   if (!pool) throw new EnrolError("pool-missing", `The token's pool '${token.pool}' no longer exists.`);
-
-  const nodeId = deriveNodeId(pool.name, request.facts);
-  const existing = await registry.nodes.getInPool(pool.name, nodeId);
+  // Only a new node's enrolment records its nonce with its first write; every other path records it now.
+  if (existing) await deps.nonce.claim();
 
   if (existing && existing.keyId === request.keyId) {
-    if (existing.status !== "Failed" && existing.status !== "Offboarded") {
-      // A retry answers only with a token that could still enrol it: revoked and expired tokens are refused here as
-      // everywhere; one used up by this very node's enrolment still serves its retries.
-      const refusal = tokenRefusal(token, deps.now(), existing.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
-      if (refusal) throw refusal;
-      return replay(deps, existing);
-    }
     return startOver(deps, { pool, token, existing, request, parsedSecret: parsed.secret });
   }
   if (existing?.pendingClaim?.keyId === request.keyId) {
@@ -98,14 +159,45 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
     return { kind: "awaitingApproval", node: existing, reason: "clone-quarantined" };
   }
 
-  const clonedFrom = existing ? [existing.nodeId] : await liveOwners(registry, pool.name, request.facts, nodeId);
+  if (existing) return clone(deps, { pool, token, existing, clonedFrom: [existing.nodeId], nodeId, request });
+  try {
+    // A new machine: its fingerprint rows are inserted with the node, and refused if another node owns one.
+    return await createNode(deps, { pool, token, nodeId, request, fingerprints: "insert" });
+  } catch (error) {
+    if (!(error instanceof RegistryError && error.code === "FingerprintTaken")) throw error;
+  }
+  const clonedFrom = await liveOwners(registry, pool.name, request.facts, nodeId);
   if (clonedFrom.length > 0) return clone(deps, { pool, token, existing, clonedFrom, nodeId, request });
-
   return createNode(deps, { pool, token, nodeId, request });
 }
 
+/**
+ * A first-time enrolment in the fewest requests: the key bound with the request's nonce, the token's use, the node
+ * with its fingerprints and slot, its audit entry. Undefined, having changed nothing, when this is not a new node
+ * under a new key (the key is bound, the node or its fingerprint exists): the caller then looks at what is there.
+ */
+async function enrolNew(deps: Deps, c: { token: TokenRecord; nodeId: string; request: EnrolRequest }): Promise<EnrolOutcome | undefined> {
+  const pool = await deps.registry.pools.spec(c.token.pool);
+  if (!pool) return undefined;
+  const nonce = deps.nonce.take();
+  try {
+    await deps.registry.nodes.bindNew({ nodeId: c.nodeId, pool: pool.name, keyId: c.request.keyId }, nonce);
+  } catch (error) {
+    if (!(error instanceof KeyAlreadyBound)) throw error;
+    deps.nonce.restore(nonce);
+    return undefined;
+  }
+  try {
+    return await createNode(deps, { pool, token: c.token, nodeId: c.nodeId, request: c.request, fingerprints: "insert", indexed: true });
+  } catch (error) {
+    await deps.registry.nodes.releaseKey(c.request.keyId, c.nodeId);
+    if (error instanceof RegistryError && (error.code === "FingerprintTaken" || error.code === "NodeExists")) return undefined;
+    throw error;
+  }
+}
+
 /** Same node, same key: answer as before, and make sure a saga exists if one should (a crash may have lost it). */
-async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> {
+async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
   if (node.status === "AwaitingApproval") return { kind: "awaitingApproval", node, reason: node.cloneOf ? "clone-quarantined" : "approval-required" };
   if (node.status === "Enrolling") await ensureSaga(deps, node);
   return { kind: "replayed", node };
@@ -113,11 +205,10 @@ async function replay(deps: EnrolDeps, node: NodeRecord): Promise<EnrolOutcome> 
 
 /** A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id. */
 async function startOver(
-  deps: EnrolDeps,
-  c: { pool: Pool; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
+  deps: Deps,
+  c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
 ): Promise<EnrolOutcome> {
-  checkCapacity(c.pool);
-  await redeem(deps, c.token.tokenId);
+  await redeem(deps, c.token);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
     deps.registry.nodes.update(
       c.existing,
@@ -127,17 +218,16 @@ async function startOver(
       { expect: ["Failed", "Offboarded"] },
     ),
   );
-  await ensureSaga(deps, node, { restart: true });
+  await ensureSaga(deps, node, { restart: true, pool: c.pool });
   return { kind: "created", node };
 }
 
 async function createNode(
-  deps: EnrolDeps,
-  c: { pool: Pool; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string },
+  deps: Deps,
+  c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert"; indexed?: boolean },
 ): Promise<EnrolOutcome> {
   const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
-  if (!needsApproval) checkCapacity(c.pool);
-  await redeem(deps, c.token.tokenId);
+  await redeem(deps, c.token);
   let node: NodeRecord;
   try {
     node = await withTokenRefund(deps, c.token.tokenId, () =>
@@ -156,9 +246,10 @@ async function createNode(
           createdObjects: [],
           cloneOf: c.cloneOf,
           sagaInstanceId: needsApproval ? undefined : c.nodeId,
+          adopt: c.pool.arc.mode === "adopt",
         },
         ACTOR(c.request.keyId),
-        { claimFingerprint: c.cloneOf === undefined },
+        { claimFingerprint: c.cloneOf === undefined, fingerprints: c.fingerprints, pool: c.pool, nonce: deps.nonce.take(), indexed: c.indexed },
       ),
     );
   } catch (error) {
@@ -181,13 +272,13 @@ async function createNode(
       : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: needsApproval } }),
   ]);
   if (needsApproval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
-  await ensureSaga(deps, node);
+  await ensureSaga(deps, node, { pool: c.pool, fresh: true });
   return { kind: "created", node };
 }
 
 async function clone(
-  deps: EnrolDeps,
-  c: { pool: Pool; token: TokenRecord; existing: NodeRecord | undefined; clonedFrom: string[]; nodeId: string; request: EnrolRequest },
+  deps: Deps,
+  c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord | undefined; clonedFrom: string[]; nodeId: string; request: EnrolRequest },
 ): Promise<EnrolOutcome> {
   const { registry } = deps;
   const actor = ACTOR(c.request.keyId);
@@ -209,7 +300,7 @@ async function clone(
       // One claim waits at a time: a second key never replaces the one an admin is looking at. It is refused, and
       // recorded, until the admin approves or rejects the first.
       if (c.existing.pendingClaim) return refuseClaim(deps, c, new ClaimPendingError(c.existing.pendingClaim.keyId));
-      await redeem(deps, c.token.tokenId);
+      await redeem(deps, c.token);
       const claim = { publicKey: c.request.publicKey, keyId: c.request.keyId, facts: c.request.facts, tokenId: c.token.tokenId, at: deps.now().toISOString() };
       try {
         const node = await withTokenRefund(deps, c.token.tokenId, () =>
@@ -273,8 +364,8 @@ class ClaimPendingError extends Error {
 }
 
 async function refuseClaim(
-  deps: EnrolDeps,
-  c: { pool: Pool; nodeId: string; request: EnrolRequest; token: TokenRecord },
+  deps: Base,
+  c: { pool: PoolRecord; nodeId: string; request: EnrolRequest; token: TokenRecord },
   held: ClaimPendingError,
 ): Promise<never> {
   await deps.registry.audit.write({
@@ -295,15 +386,20 @@ async function refuseClaim(
  * quarantined claim). The old saga must be finished first: it is asked to stop and the caller retries shortly.
  */
 export async function rekey(
-  deps: EnrolDeps,
-  c: { pool: Pool; node: NodeRecord; claim: { publicKey: string; keyId: string; facts: NodeFacts; tokenId: string }; actor: string; redeemToken: boolean },
+  deps: Base,
+  c: {
+    pool: PoolRecord;
+    node: NodeRecord;
+    claim: { publicKey: string; keyId: string; facts: NodeFacts; tokenId: string };
+    actor: string;
+    redeemToken: boolean;
+  },
 ): Promise<EnrolOutcome> {
   const saga = await deps.workflows.status(c.node.nodeId);
   if (isRunning(saga)) {
     await deps.workflows.terminate(c.node.nodeId, `replaced by key ${c.claim.keyId}`);
     throw new EnrolError("clone-replace-pending", "The previous onboarding of this machine is being stopped; retry shortly.", REPLACE_RETRY_AFTER_SECONDS);
   }
-  checkCapacity(c.pool);
   if (c.redeemToken) await redeem(deps, c.claim.tokenId);
   const node = await withTokenRefund(deps, c.redeemToken ? c.claim.tokenId : undefined, () =>
     deps.registry.nodes.update(
@@ -322,7 +418,7 @@ export async function rekey(
       "node.rekey",
     ),
   );
-  await ensureSaga(deps, node, { restart: true });
+  await ensureSaga(deps, node, { restart: true, pool: c.pool });
   return { kind: "created", node };
 }
 
@@ -333,30 +429,39 @@ export async function rekey(
 export async function ensureSaga(
   deps: Pick<EnrolDeps, "registry" | "workflows" | "now">,
   node: NodeRecord,
-  options: { restart?: boolean } = {},
+  options: { restart?: boolean; pool?: PoolRecord; fresh?: boolean } = {},
 ): Promise<void> {
-  const pool = await deps.registry.pools.get(node.pool);
-  if (pool?.arc.mode === "adopt" && !node.arcMachineId) return;
-  const status = await deps.workflows.status(node.nodeId);
+  if (!node.arcMachineId && (await adopts(deps, node, options.pool))) return;
+  // `fresh`: the node row was created by this request, so no saga runs under its id (node rows are never deleted, and
+  // a pool is deleted only with nothing in flight): start without asking first.
+  const status = options.fresh ? undefined : await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
     const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
     await deps.workflows.start(ONBOARD_NODE, { instanceId: node.nodeId, input });
   }
 }
 
-function checkCapacity(pool: Pool): void {
-  if (pool.inFlight >= pool.maxInFlight) {
-    throw new EnrolError("pool-full", `Pool '${pool.name}' is onboarding ${pool.inFlight} nodes, its limit; retry later.`, POOL_FULL_RETRY_AFTER_SECONDS);
-  }
+/** Whether the node's pool adopts Arc machines (its saga waits for one): recorded on the node, else the pool's. */
+export async function adopts(deps: Pick<EnrolDeps, "registry">, node: NodeRecord, pool?: PoolRecord): Promise<boolean> {
+  if (node.adopt !== undefined) return node.adopt;
+  return (pool ?? (await deps.registry.pools.spec(node.pool)))?.arc.mode === "adopt";
 }
 
-/** Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. */
-async function redeem(deps: EnrolDeps, tokenId: string): Promise<void> {
+/**
+ * Takes one use of the token, atomically: under any concurrency a single-use token is redeemed exactly once. Given
+ * the token as read (with its ETag), the first try writes without reading it again.
+ */
+async function redeem(deps: Base, token: string | TokenRecord): Promise<void> {
   let refusal: EnrolError | undefined;
-  await deps.registry.tokens.mutate(tokenId, (t) => {
-    refusal = tokenRefusal(t, deps.now(), "must-have-a-use");
-    return refusal ? undefined : { uses: t.uses + 1 };
-  });
+  const tokenId = typeof token === "string" ? token : token.tokenId;
+  await deps.registry.tokens.mutate(
+    tokenId,
+    (t) => {
+      refusal = tokenRefusal(t, deps.now(), "must-have-a-use");
+      return refusal ? undefined : { uses: t.uses + 1 };
+    },
+    { known: typeof token === "string" ? undefined : token },
+  );
   if (refusal) throw refusal;
 }
 
@@ -374,7 +479,7 @@ function tokenRefusal(t: TokenRecord, now: Date, uses: "must-have-a-use" | "spen
 }
 
 /** If what follows a redemption fails, give the use back so the node can retry with the same token. */
-async function withTokenRefund<T>(deps: EnrolDeps, tokenId: string | undefined, work: () => Promise<T>): Promise<T> {
+async function withTokenRefund<T>(deps: Base, tokenId: string | undefined, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {

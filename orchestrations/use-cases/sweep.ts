@@ -10,6 +10,7 @@
  *  - reports the resources the service manages that no live node owns (Arc machines tagged managed-by, role
  *    assignments the service created at pool scopes, bootstrap-token Secrets labelled with a node) and, when
  *    SWEEP_REMOVE_ORPHANS is set, removes them the way compensation would;
+ *  - frees pool slots no node holds;
  *  - purges expired request nonces and old result claims.
  * Every action is idempotent: a sweep that crashes half-way is finished by the next one.
  */
@@ -57,6 +58,8 @@ export interface SweepReport {
   orphansRemoved: string[];
   orphansNotRemoved: { ref: string; error: string }[];
   claimsPurged: number;
+  /** Pool slots no node held, freed (`<pool>/<slot row>`). */
+  slotsReclaimed: string[];
 }
 
 /** What the sweep uses: the registry, ARM and the clusters to find orphans, and what removing one takes. */
@@ -72,6 +75,7 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
     orphansRemoved: [],
     orphansNotRemoved: [],
     claimsPurged: 0,
+    slotsReclaimed: [],
   };
   const now = svc.now();
 
@@ -132,6 +136,10 @@ export async function sweep(svc: SweepServices, workflows: WorkflowClient, optio
     }
   }
 
+  // Slots no node holds (none should exist: slots move in the nodes' own transactions) go back to their pools.
+  for (const pool of await all((c) => svc.registry.pools.list({ continuationToken: c }))) {
+    report.slotsReclaimed.push(...(await svc.registry.nodes.reclaimSlots(pool.name)).map((slot) => `${pool.name}/${slot}`));
+  }
   report.claimsPurged = await svc.registry.purgeExpired(new Date(now.getTime() - options.claimRetentionMs));
   return report;
 }

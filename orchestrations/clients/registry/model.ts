@@ -74,6 +74,8 @@ export const Pool = PoolSpec.extend({
   etag: z.string(),
 });
 export type Pool = z.infer<typeof Pool>;
+/** A pool as enrolment and the node table read it: the spec without the in-flight count (a query of its own). */
+export type PoolRecord = Omit<Pool, "inFlight">;
 
 export const NodeStatus = z.enum(["Enrolling", "AwaitingApproval", "Onboarding", "Ready", "Failed", "Offboarding", "Offboarded"]);
 export type NodeStatus = z.infer<typeof NodeStatus>;
@@ -142,9 +144,13 @@ export const NodeRecord = z.object({
   labels: Labels,
   taints: Taints,
   sagaInstanceId: z.string().optional(),
+  /** Enrolled into an adopt pool (its saga waits for the Arc machine); absent on rows older than the field. */
+  adopt: z.boolean().optional(),
   /** Adopt pools: the Arc machine azcmagent created for this node, set when its write event arrives. */
   arcMachineId: z.string().optional(),
   createdObjects: z.array(z.string()).default([]),
+  /** The pool slot (row key) the node holds while in flight (clients/registry/in-flight.ts). */
+  slot: z.string().optional(),
   lastError: NodeError.optional(),
   pendingClaim: PendingClaim.optional(),
   cloneOf: z.string().optional(),

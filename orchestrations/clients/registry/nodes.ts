@@ -1,21 +1,19 @@
 /**
- * Nodes, their machine fingerprints and the node/key index.
+ * Nodes and their machine fingerprints.
  * - Table `nodes`: PK the pool name; RK `node:<id>` (the node) and `fp:<kind>:<value>` (fingerprint → node id), beside
- *   the pool's `$counter` row (in-flight.ts). One partition per pool lets a node change and its move of the in-flight
- *   count be one entity-group transaction.
- * - Table `index`: PK "node" RK node id → pool; PK "key" RK key id → pool and node. Written before the node, so a
- *   reader may find an index row for a node that is not there yet (treated as absent) but never a node it cannot find.
- *   A key belongs to one node: its row is inserted once and never re-pointed while the node it names still holds the
- *   key (KeyInUse). It moves only when stale (that node was re-keyed away from it) or, for an admin's re-key, from a
- *   retired node (Failed, Offboarded); every move is conditional on the row's ETag.
- * Every change is made under the node's ETag (re-read and retried on Conflict) and audited.
+ *   the pool's slot rows (in-flight.ts). One partition per pool lets a node change, its fingerprints and the slot it
+ *   takes or frees be one entity-group transaction.
+ * - Table `index` (node-index.ts): node id → pool, key id → node, and enrolment nonces; written before the node.
+ * Every change is made under the node's ETag (the caller's copy first, re-read and retried on Conflict) and audited.
  */
-import type { TableClient, TransactionAction } from "@azure/data-tables";
+import type { TableClient, TableTransactionResponse, TransactionAction } from "@azure/data-tables";
+import type { NonceClaim } from "../../../contract/nonce-store.js";
 import { IN_FLIGHT, NodeRecord, type NodeStatus } from "./model.js";
 import type { AuditLog } from "./audit.js";
-import type { InFlightCounter } from "./in-flight.js";
+import { ActionRefused, type InFlightSlots } from "./in-flight.js";
+import { NodeIndex } from "./node-index.js";
 import type { PoolTable } from "./pools.js";
-import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, insertOnce, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
+import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, toRow, type Clock, type Page } from "./table-rows.js";
 
 const nodeRow = (nodeId: string) => `node:${nodeId}`;
 export const fingerprintRows = (fp: { machineId: string; smbiosUuid?: string }): string[] => [
@@ -44,19 +42,50 @@ export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
 
 export class NodeTable {
+  private readonly index: NodeIndex;
+
   constructor(
     private readonly table: TableClient,
-    private readonly index: TableClient,
-    private readonly counter: Pick<InFlightCounter, "transact">,
-    private readonly pools: Pick<PoolTable, "get">,
+    indexTable: TableClient,
+    private readonly slots: Pick<InFlightSlots, "transact" | "reclaim">,
+    private readonly pools: Pick<PoolTable, "spec">,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
-  ) {}
+  ) {
+    this.index = new NodeIndex(indexTable, (pool, nodeId) => this.getInPool(pool, nodeId));
+  }
+
+  /**
+   * Indexes a node about to be created under a key nobody holds, recording the request's nonce with it (one
+   * transaction; `create` with `indexed` follows). KeyAlreadyBound, writing nothing, when the key is bound already.
+   */
+  bindNew(node: { nodeId: string; pool: string; keyId: string }, nonce: NonceClaim | undefined): Promise<void> {
+    return this.index.write(node, { isNew: true, nonce, newKeyOnly: true });
+  }
+
+  /** Drops the key's binding to this node unless the node holds the key (a create that did not happen). */
+  releaseKey(keyId: string, nodeId: string): Promise<void> {
+    return this.index.releaseKey(keyId, nodeId);
+  }
+
+  /** Records an enrolment request's nonce; NonceUsed when it was recorded before (a replayed request). */
+  claimNonce(nonce: NonceClaim): Promise<void> {
+    return this.index.claimNonce(nonce);
+  }
+
+  /** Deletes enrolment nonces past their expiry; returns how many went. */
+  purgeNonces(now: Date): Promise<number> {
+    return this.index.purgeNonces(now);
+  }
 
   async get(nodeId: string): Promise<NodeRecord | undefined> {
-    const entry = await read(this.index, "node", nodeId);
-    if (!entry) return undefined;
-    return this.getInPool(entry.pool as string, nodeId);
+    const known = this.index.rememberedPool(nodeId);
+    if (known) {
+      const node = await this.getInPool(known, nodeId);
+      if (node) return node;
+    }
+    const pool = await this.index.poolOf(nodeId);
+    return pool ? this.getInPool(pool, nodeId) : undefined;
   }
 
   async getInPool(pool: string, nodeId: string): Promise<NodeRecord | undefined> {
@@ -65,10 +94,17 @@ export class NodeTable {
   }
 
   async getByKey(keyId: string): Promise<NodeRecord | undefined> {
-    const entry = await read(this.index, "key", keyId);
+    const known = this.index.rememberedKey(keyId);
+    if (known) {
+      const node = await this.getInPool(known.pool, known.nodeId);
+      if (node?.keyId === keyId) return node;
+    }
+    const entry = await this.index.keyBinding(keyId);
     if (!entry) return undefined;
     const node = await this.getInPool(entry.pool as string, entry.nodeId as string);
-    return node && node.keyId === keyId ? node : undefined;
+    if (!node || node.keyId !== keyId) return undefined;
+    this.index.rememberKey(keyId, { pool: node.pool, nodeId: node.nodeId });
+    return node;
   }
 
   /** Node ids that own a fingerprint of this machine in the pool. */
@@ -101,24 +137,29 @@ export class NodeTable {
 
   /**
    * Creates a node, its fingerprint rows and, if it starts in flight, takes one of the pool's slots: one transaction.
-   * Refused with PoolFull when the pool has no slot, NodeExists when the node is there already.
+   * Refused with PoolFull when the pool has no slot, NodeExists when the node is there already, and FingerprintTaken
+   * when `fingerprints` is "insert" and another node owns one of them (the caller looks for a clone).
+   * `pool` is the pool as the caller read it (its limit); read here when not given.
    */
-  async create(node: Omit<NodeRecord, "etag" | "createdAt" | "updatedAt">, actor: string, options: { claimFingerprint?: boolean } = {}): Promise<NodeRecord> {
-    const pool = await this.pools.get(node.pool);
+  async create(
+    node: Omit<NodeRecord, "etag" | "createdAt" | "updatedAt" | "slot">,
+    actor: string,
+    options: { claimFingerprint?: boolean; fingerprints?: "insert" | "upsert"; pool?: { maxInFlight: number }; nonce?: NonceClaim; indexed?: boolean } = {},
+  ): Promise<NodeRecord> {
+    const pool = options.pool ?? (await this.pools.spec(node.pool));
     if (!pool) throw new RegistryError("PoolNotFound", `pool '${node.pool}' does not exist`);
-    // Checked first so a duplicate is reported as such even in a full pool; the transaction's 409 covers races.
-    if (await read(this.table, node.pool, nodeRow(node.nodeId))) throw new RegistryError("NodeExists", `node '${node.nodeId}' exists already`);
-    await this.writeIndex(node);
+    if (!options.indexed) await this.index.write(node, { isNew: true, nonce: options.nonce });
     const at = this.now().toISOString();
-    await this.withKeyReleasedOnFailure(node, () =>
-      this.counter.transact(node.pool, pool.maxInFlight, IN_FLIGHT.has(node.status) ? 1 : 0, () => [
-        ["create", nodeEntity(node.pool, node.nodeId, { ...node, createdAt: at, updatedAt: at })],
+    const fingerprintAction = options.fingerprints === "insert" ? "create" : "upsert";
+    const { slot, response } = await this.withKeyReleasedOnFailure(node, () =>
+      this.transact(node.pool, { nodeId: node.nodeId, inFlight: IN_FLIGHT.has(node.status), limit: pool.maxInFlight }, (slot) => [
+        ["create", nodeEntity(node.pool, node.nodeId, { ...node, slot, createdAt: at, updatedAt: at })],
         // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
-        ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction => [
-          "upsert",
-          { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId },
-          "Replace",
-        ]),
+        ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction =>
+          fingerprintAction === "create"
+            ? ["create", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }]
+            : ["upsert", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }, "Replace"],
+        ),
       ]),
     );
     await this.audit.write({
@@ -128,38 +169,46 @@ export class NodeTable {
       objectId: node.nodeId,
       details: { pool: node.pool, status: node.status, tokenId: node.tokenId, keyId: node.keyId },
     });
-    return (await this.getInPool(node.pool, node.nodeId))!;
+    return NodeRecord.parse({ ...node, slot, createdAt: at, updatedAt: at, etag: etagOf(response) });
   }
 
   /**
-   * Changes a node under its ETag; moving into or out of an in-flight status takes or frees the pool slot in the same
-   * transaction. `expect` lists the statuses the change is valid from (Conflict otherwise).
+   * Changes a node under its ETag; moving into or out of an in-flight status takes or frees the node's pool slot in
+   * the same transaction. `expect` lists the statuses the change is valid from (Conflict otherwise). A `ref` that is
+   * the node as the caller read it (with its ETag) is tried as is first; it is re-read only on a conflict.
    */
   async update(
-    ref: { pool: string; nodeId: string },
+    ref: { pool: string; nodeId: string } | NodeRecord,
     change: (node: NodeRecord) => NodeChange | undefined,
     actor: string,
     action: string,
     options: { expect?: NodeStatus[]; takeKeyFromRetired?: boolean } = {},
   ): Promise<NodeRecord> {
+    let known: NodeRecord | undefined = "etag" in ref ? ref : undefined;
     for (let i = 0; i < ETAG_ATTEMPTS; i++) {
-      const node = await this.getInPool(ref.pool, ref.nodeId);
+      const given = known;
+      known = undefined;
+      const node = given ?? (await this.getInPool(ref.pool, ref.nodeId));
       if (!node) throw new RegistryError("NodeNotFound", `node '${ref.nodeId}' does not exist`);
-      if (options.expect && !options.expect.includes(node.status))
+      if (options.expect && !options.expect.includes(node.status)) {
+        if (given) continue; // the caller's copy may be old: decide on a fresh read
         throw new RegistryError("Conflict", `node '${ref.nodeId}' is ${node.status}, not ${options.expect.join(" or ")}`);
+      }
       const patch = change(node);
       if (!patch) return node;
-      const next = { ...node, ...patch, updatedAt: this.now().toISOString() };
+      const next: NodeRecord = { ...node, ...patch, updatedAt: this.now().toISOString() };
       // A new key, or a retired node coming back: the key must (still) be this node's alone.
       const rebind = next.keyId !== node.keyId || (RETIRED.has(node.status) && !RETIRED.has(next.status));
-      if (rebind) await this.writeIndex(next, { takeFromRetired: options.takeKeyFromRetired });
-      const delta = (IN_FLIGHT.has(next.status) ? 1 : 0) - (IN_FLIGHT.has(node.status) ? 1 : 0);
-      const pool = await this.pools.get(ref.pool);
-      // Offboarding frees resources: it takes a slot (it is saga work) but is never refused for a full pool.
-      const limit = next.status === "Offboarding" ? Number.MAX_SAFE_INTEGER : (pool?.maxInFlight ?? Number.MAX_SAFE_INTEGER);
+      if (rebind) await this.index.write(next, { takeFromRetired: options.takeKeyFromRetired });
+      // A node in flight since before slots existed holds none, and takes none until it leaves in-flight: a saga
+      // under way is never refused for capacity.
+      const inFlight = IN_FLIGHT.has(next.status) && !(IN_FLIGHT.has(node.status) && !node.slot);
+      // Only taking a slot needs the limit. Offboarding frees resources: it takes a slot but is never refused.
+      const limit = inFlight && !node.slot ? ((await this.pools.spec(ref.pool))?.maxInFlight ?? 1) : 0;
+      let moved: { slot: string | undefined; response: TableTransactionResponse };
       try {
-        await this.counter.transact(ref.pool, limit, delta, () => [
-          ["update", nodeEntity(ref.pool, ref.nodeId, { ...next, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
+        moved = await this.transact(ref.pool, { nodeId: ref.nodeId, held: node.slot, inFlight, limit, overflow: next.status === "Offboarding" }, (slot) => [
+          ["update", nodeEntity(ref.pool, ref.nodeId, { ...next, slot, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
           ...(next.fingerprint !== node.fingerprint
             ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => [
                 "upsert",
@@ -176,7 +225,7 @@ export class NodeTable {
         throw error;
       }
       const keyMoved = next.keyId !== node.keyId;
-      if (keyMoved) await this.releaseKey(node.keyId, ref.nodeId);
+      if (keyMoved) await this.index.releaseKey(node.keyId, ref.nodeId);
       await this.audit.write({
         actor,
         action,
@@ -184,58 +233,29 @@ export class NodeTable {
         objectId: ref.nodeId,
         details: { from: node.status, to: next.status, ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}) },
       });
-      return (await this.getInPool(ref.pool, ref.nodeId))!;
+      return NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) });
     }
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
   }
 
-  /** Points the node id and its key id at the node (before the node row is written; see the header). */
-  private async writeIndex(node: { nodeId: string; pool: string; keyId: string }, options: { takeFromRetired?: boolean } = {}): Promise<void> {
-    await this.index.upsertEntity({ partitionKey: "node", rowKey: node.nodeId, pool: node.pool }, "Replace");
-    await this.bindKey(node, options);
+  /** Frees slots of the pool no node holds (see in-flight.ts); returns the rows freed. */
+  reclaimSlots(pool: string): Promise<string[]> {
+    return this.slots.reclaim(pool, async (nodeId, slot) => {
+      const node = await this.getInPool(pool, nodeId);
+      return node !== undefined && IN_FLIGHT.has(node.status) && node.slot === slot;
+    });
   }
 
-  /**
-   * Binds the key to the node: inserted once; an existing binding to another node is re-pointed (under its ETag) only
-   * when that node no longer holds the key, or when an admin re-keys and that node is retired. A binding whose node is
-   * not (yet) there counts as held: it is a create in flight, or one that failed and released nothing.
-   */
-  private async bindKey(node: { nodeId: string; pool: string; keyId: string }, options: { takeFromRetired?: boolean }): Promise<void> {
-    const row = { partitionKey: "key", rowKey: node.keyId, pool: node.pool, nodeId: node.nodeId };
-    for (let i = 0; i < ETAG_ATTEMPTS; i++) {
-      if (await insertOnce(this.index, row)) return;
-      const bound = await read(this.index, "key", node.keyId);
-      if (!bound) continue;
-      if (bound.nodeId === node.nodeId && bound.pool === node.pool) return;
-      const holder = await this.getInPool(bound.pool as string, bound.nodeId as string);
-      const free = holder !== undefined && (holder.keyId !== node.keyId || (options.takeFromRetired === true && RETIRED.has(holder.status)));
-      if (!free) {
-        throw new RegistryError(
-          "KeyInUse",
-          `key ${node.keyId} is bound to node '${bound.nodeId as string}'${holder ? ` (${holder.status})` : ""}; a node needs its own key, and moving one is an admin's re-key`,
-        );
-      }
-      try {
-        await this.index.updateEntity(row, "Replace", { etag: bound.etag });
-        return;
-      } catch (error) {
-        if (status(error) !== 412 && status(error) !== 404) throw error;
-        await backoff(i);
-      }
-    }
-    throw new RegistryError("TooManyRetries", `key ${node.keyId} is too contended; retry`);
-  }
-
-  /** Drops the key's binding to this node, if it is still there and the node does not hold the key. */
-  private async releaseKey(keyId: string, nodeId: string): Promise<void> {
-    const bound = await read(this.index, "key", keyId);
-    if (!bound || bound.nodeId !== nodeId) return;
-    const node = await this.getInPool(bound.pool as string, nodeId);
-    if (node?.keyId === keyId) return;
+  /** The slot transaction, with the node's own refusals named: its row (action 0) and its fingerprints. */
+  private async transact(...args: Parameters<InFlightSlots["transact"]>): ReturnType<InFlightSlots["transact"]> {
     try {
-      await this.index.deleteEntity("key", keyId, { etag: bound.etag });
+      return await this.slots.transact(...args);
     } catch (error) {
-      if (status(error) !== 412 && status(error) !== 404) throw error;
+      if (!(error instanceof ActionRefused)) throw error;
+      if (error.index === 0 && error.status === 409) throw new RegistryError("NodeExists", "the node exists already");
+      if (error.index === 0 && (error.status === 412 || error.status === 404)) throw new RegistryError("Conflict", "the node changed concurrently");
+      if (error.status === 409) throw new RegistryError("FingerprintTaken", "another node owns this machine's fingerprint");
+      throw error;
     }
   }
 
@@ -244,8 +264,15 @@ export class NodeTable {
     try {
       return await work();
     } catch (error) {
-      await this.releaseKey(node.keyId, node.nodeId);
+      await this.index.releaseKey(node.keyId, node.nodeId);
       throw error;
     }
   }
 }
+
+/** The ETag of action 0 (the node's row) of a transaction. */
+const etagOf = (response: TableTransactionResponse): string => {
+  const etag = response.subResponses[0]?.etag;
+  if (!etag) throw new Error("the transaction answered without the node's ETag");
+  return etag;
+};

@@ -1,19 +1,19 @@
 /**
  * Pools. Table `pools`: PK "pool", RK the pool name; the spec's nested fields as JSON text. A pool's in-flight count
- * is not stored here but in its counter row in `nodes` (in-flight.ts), so it moves in the same transaction as the
- * nodes it counts; `get` joins the two. Creating a pool creates its counter; a spec is replaced under the row's ETag
+ * is not stored here but as slot rows in `nodes` (in-flight.ts), so it moves in the same transaction as the nodes it
+ * counts; `get` joins the two, `spec` reads the pool alone. A spec is replaced under the row's ETag
  * (or the caller's If-Match). Every change is audited.
  */
 import type { TableClient } from "@azure/data-tables";
-import { Pool, type PoolSpec } from "./model.js";
+import { Pool, type PoolRecord, type PoolSpec } from "./model.js";
 import type { AuditLog } from "./audit.js";
-import type { InFlightCounter } from "./in-flight.js";
+import type { InFlightSlots } from "./in-flight.js";
 import { RegistryError, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
 
 export class PoolTable {
   constructor(
     private readonly table: TableClient,
-    private readonly counter: Pick<InFlightCounter, "ensure" | "count" | "remove">,
+    private readonly counter: Pick<InFlightSlots, "count" | "remove">,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
   ) {}
@@ -26,15 +26,19 @@ export class PoolTable {
       if (status(error) === 409) throw new RegistryError("PoolExists", `pool '${name}' already exists`);
       throw error;
     }
-    await this.counter.ensure(name);
     await this.audit.write({ actor, action: "pool.create", objectType: "pool", objectId: name, details: { spec } });
     return (await this.get(name))!;
   }
 
   async get(name: string): Promise<Pool | undefined> {
+    const [spec, inFlight] = await Promise.all([this.spec(name), this.counter.count(name)]);
+    return spec && Pool.parse({ ...spec, inFlight });
+  }
+
+  /** The pool without its in-flight count: one point read (enrolment's view; capacity is enforced by the slots). */
+  async spec(name: string): Promise<PoolRecord | undefined> {
     const entity = await read(this.table, "pool", name);
-    if (!entity) return undefined;
-    return Pool.parse({ ...fromRow(entity), name, inFlight: await this.counter.count(name) });
+    return entity ? Pool.omit({ inFlight: true }).parse({ ...fromRow(entity), name }) : undefined;
   }
 
   async list(options: { maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<Pool>> {
@@ -45,7 +49,7 @@ export class PoolTable {
 
   /**
    * Deletes a pool the caller found empty, under the ETag it was read with (so a change in between refuses), with its
-   * in-flight counter; audited. PoolNotFound when it is gone already.
+   * slot rows; audited. PoolNotFound when it is gone already.
    */
   async remove(name: string, actor: string): Promise<void> {
     const current = await read(this.table, "pool", name);

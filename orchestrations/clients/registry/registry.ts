@@ -4,14 +4,14 @@
  * - `pools`   pools.ts      PoolTable      pool specs (the in-flight count joined from `nodes`)
  * - `tokens`  tokens.ts     TokenTable     enrolment tokens (a hash of the secret only)
  * - `nodes`   nodes.ts      NodeTable      nodes and fingerprints per pool partition, with the pool's in-flight
- *   `index`                                counter (in-flight.ts) and the node/key index it writes first
+ *   `index`                                slots (in-flight.ts) and the node/key index it writes first (node-index.ts)
  * - `audit`   audit.ts      AuditLog       who did what, when, to which object; written by every mutation above
  * - `nonces`  nonces.ts     NonceTable     node-request nonces, insert-only
  * - `claims`  claims.ts     ResultClaims   step results already handed to a saga, insert-only; and
  *             rejection-quota.ts RejectionQuota  per-node counts of recorded rejected results, per window
  * - `secrets` secrets.ts    SecretTable    sealed one-time secrets for nodes
  * Shared row mapping, reads and retries: table-rows.ts. Every read-modify-write is guarded by the entity's ETag.
- * Tables depend on each other only through the objects passed to their constructors (nodes → pools → counter, and
+ * Tables depend on each other only through the objects passed to their constructors (nodes → pools → slots, and
  * the audit log), never through each other's rows.
  */
 import { TableClient, TableServiceClient } from "@azure/data-tables";
@@ -19,7 +19,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient } from "@azure/core-rest-pipeline";
 import { AuditLog } from "./audit.js";
 import { ResultClaims } from "./claims.js";
-import { InFlightCounter } from "./in-flight.js";
+import { InFlightSlots } from "./in-flight.js";
 import { NodeTable } from "./nodes.js";
 import { NonceTable } from "./nonces.js";
 import { PoolTable } from "./pools.js";
@@ -30,6 +30,7 @@ import { TokenTable } from "./tokens.js";
 
 export { RegistryError, type Clock, type Page } from "./table-rows.js";
 export { fingerprintRows, type NodeChange } from "./nodes.js";
+export { KeyAlreadyBound } from "./node-index.js";
 export type { SealedSecretRow } from "./secrets.js";
 export type { AuditLog, NodeTable, NonceTable, PoolTable, RejectionQuota, ResultClaims, SecretTable, TokenTable };
 
@@ -59,8 +60,10 @@ export class Registry {
   readonly secrets: SecretTable;
   private readonly service: TableServiceClient;
   private readonly tables: Record<TableName, TableClient>;
+  private readonly now: Clock;
 
   constructor(connection: RegistryConnection, now: Clock = () => new Date()) {
+    this.now = now;
     const name = (t: TableName) => `${connection.prefix}${t}`;
     if (connection.connectionString) {
       const options = {
@@ -81,7 +84,7 @@ export class Registry {
     } else {
       throw new Error("the registry needs a connection string, or an endpoint and a credential");
     }
-    const counter = new InFlightCounter(this.tables.nodes);
+    const counter = new InFlightSlots(this.tables.nodes);
     this.audit = new AuditLog(this.tables.audit, now);
     this.pools = new PoolTable(this.tables.pools, counter, this.audit, now);
     this.tokens = new TokenTable(this.tables.tokens, this.audit, now);
@@ -98,10 +101,10 @@ export class Registry {
   }
 
   /**
-   * The sweeper's housekeeping: deletes nonces past their expiry and result claims (and anything else in `nonces`)
+   * The sweeper's housekeeping: deletes nonces (node requests' and enrolments') past their expiry and result claims (and anything else in `nonces`)
    * recorded before `claimsBefore`. Returns how many rows went.
    */
   async purgeExpired(claimsBefore: Date): Promise<number> {
-    return (await this.nonces.purge(claimsBefore)) + (await this.claims.purge(claimsBefore));
+    return (await this.nonces.purge(claimsBefore)) + (await this.nodes.purgeNonces(this.now())) + (await this.claims.purge(claimsBefore));
   }
 }

@@ -10,7 +10,18 @@ export type Clock = () => Date;
 
 export class RegistryError extends Error {
   constructor(
-    readonly code: "PoolExists" | "PoolNotFound" | "TokenNotFound" | "NodeNotFound" | "NodeExists" | "KeyInUse" | "Conflict" | "PoolFull" | "TooManyRetries",
+    readonly code:
+      | "PoolExists"
+      | "PoolNotFound"
+      | "TokenNotFound"
+      | "NodeNotFound"
+      | "NodeExists"
+      | "KeyInUse"
+      | "FingerprintTaken"
+      | "NonceUsed"
+      | "Conflict"
+      | "PoolFull"
+      | "TooManyRetries",
     message: string,
   ) {
     super(message);
@@ -120,6 +131,7 @@ export const ETAG_ATTEMPTS = 64;
 
 /** Small randomised back-off between optimistic-concurrency retries, so contenders spread out. */
 export function backoff(attempt: number): Promise<void> {
-  const ms = Math.min(50, 2 ** Math.min(attempt, 5)) * Math.random();
+  // Full jitter over a window that doubles up to 250 ms: 32 writers on one row (a token shared by a fleet) all get through.
+  const ms = Math.min(250, 2 ** Math.min(attempt, 8)) * Math.random();
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,7 +1,9 @@
 /**
  * Enrolment tokens. Table `tokens`: PK "token", RK the token id; only a SHA-256 of the token's secret is stored.
  * Every change is a read-validate-write under the row's ETag, retried on 412, so concurrent redemptions serialise
- * (with a single-use token exactly one caller sees `uses` go from 0 to 1). Creation, expiry and revocation are audited.
+ * (with a single-use token exactly one caller sees `uses` go from 0 to 1). A token shared by many nodes is therefore
+ * one row all its redemptions update; tokens are meant one per node (or a few nodes), and a pool's enrolments with
+ * their own tokens share no row (the pool's capacity is slot rows, in-flight.ts). Creation, expiry and revocation are audited.
  */
 import type { TableClient } from "@azure/data-tables";
 import { TokenRecord } from "./model.js";
@@ -67,16 +69,23 @@ export class TokenTable {
    * Read-validate-write under the token's ETag, retried on 412. `change` throws to refuse, returns the fields to
    * write, or undefined for "nothing to do".
    */
-  async mutate(tokenId: string, change: (t: TokenRecord) => Partial<TokenRecord> | undefined, options: { attempts?: number } = {}): Promise<TokenRecord> {
+  async mutate(
+    tokenId: string,
+    change: (t: TokenRecord) => Partial<TokenRecord> | undefined,
+    options: { attempts?: number; known?: TokenRecord } = {},
+  ): Promise<TokenRecord> {
     const attempts = options.attempts ?? ETAG_ATTEMPTS;
+    // The caller's copy (with its ETag) is tried first: uncontended, a change is one request.
+    let known = options.known;
     for (let i = 0; i < attempts; i++) {
-      const token = await this.get(tokenId);
+      const token = known ?? (await this.get(tokenId));
+      known = undefined;
       if (!token) throw new RegistryError("TokenNotFound", `token '${tokenId}' does not exist`);
       const patch = change(token);
       if (!patch) return token;
       try {
-        await this.table.updateEntity(toRow("token", tokenId, patch), "Merge", { etag: token.etag });
-        return (await this.get(tokenId))!;
+        const { etag } = await this.table.updateEntity(toRow("token", tokenId, patch), "Merge", { etag: token.etag });
+        return etag ? { ...token, ...patch, etag } : (await this.get(tokenId))!;
       } catch (error) {
         if (status(error) !== 412) throw error;
         await backoff(i);
