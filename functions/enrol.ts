@@ -1,7 +1,14 @@
-/** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). */
+/**
+ * `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). The
+ * enrolment is the root of the onboarding's trace (or a child of the host's request span): the saga it starts carries
+ * this span's context in its input.
+ */
 import { z } from "zod";
 import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
-import { enrol } from "../orchestrations/use-cases/enrol.js";
+import { enrol, EnrolError, type EnrolOutcome } from "../orchestrations/use-cases/enrol.js";
+import { recordEnrolment } from "../orchestrations/observability/metrics.js";
+import { tracedWorkflows } from "../orchestrations/observability/traced-workflows.js";
+import { inSpan } from "../orchestrations/observability/tracing.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { NodeFactsInput, NodeStatus } from "../orchestrations/clients/registry/model.js";
@@ -52,28 +59,41 @@ const route = defineRoute({
 });
 
 export function registerEnrolRoute(services: ServiceProvider): void {
-  durableHttpRoute(route, services, async ({ request, body, bytes, client, context, services: svc }) => {
-    const { registry, now, events } = svc;
-    await proveKeyPossession(svc, request, bytes, body.publicKey);
-    const servicePublicKey = exportPublicKey(svc.signingKey());
-    const keyId = keyIdOf(body.publicKey);
-    const outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client) }, { ...body, keyId });
-    const { node } = outcome;
-    context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
-    const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
-    return json(status, {
-      nodeId: node.nodeId,
-      pool: node.pool,
-      status: node.status,
-      keyId,
-      approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
-      nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
-      poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
-      service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
-      mailbox: mailboxFor(svc, node),
-      adoption: (await registry.pools.get(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
-    });
-  });
+  durableHttpRoute(route, services, ({ request, body, bytes, client, context, services: svc }) =>
+    inSpan("enrol", {}, async (span) => {
+      const { registry, now, events } = svc;
+      let outcome: EnrolOutcome;
+      try {
+        await proveKeyPossession(svc, request, bytes, body.publicKey);
+        outcome = await enrol(
+          { registry, now, events: events(), workflows: tracedWorkflows(workflowClientFrom(client)) },
+          { ...body, keyId: keyIdOf(body.publicKey) },
+        );
+      } catch (error) {
+        recordEnrolment(error instanceof EnrolError ? error.code : error instanceof Error ? error.name : "error");
+        throw error;
+      }
+      const servicePublicKey = exportPublicKey(svc.signingKey());
+      const keyId = keyIdOf(body.publicKey);
+      const { node } = outcome;
+      recordEnrolment(outcome.kind, node.pool);
+      span.setAttributes({ "flexnode.node": node.nodeId, "flexnode.pool": node.pool, "flexnode.enrol.outcome": outcome.kind });
+      context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
+      const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
+      return json(status, {
+        nodeId: node.nodeId,
+        pool: node.pool,
+        status: node.status,
+        keyId,
+        approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
+        nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
+        poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
+        service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
+        mailbox: mailboxFor(svc, node),
+        adoption: (await registry.pools.get(node.pool))?.arc.mode === "adopt" && !node.arcMachineId ? adoptionOf(node.pool, node.nodeId) : undefined,
+      });
+    }),
+  );
 }
 
 function adoptionOf(pool: string, nodeId: string): { tags: Record<string, string>; command: string } {
