@@ -5,7 +5,7 @@
  *                                          `telemetryMode: OpenTelemetry`; Entra ingestion when
  *                                          APPLICATIONINSIGHTS_AUTHENTICATION_STRING names a managed identity
  *   OTEL_EXPORTER_OTLP_ENDPOINT            OTLP over HTTP (any collector; the standard OTEL_* variables apply)
- *   FLEXNODE_TELEMETRY=console             spans and metrics printed to stdout (the sandbox)
+ *   FLEXNODE_TELEMETRY=console             spans and metric points printed to stdout, a line each (the sandbox)
  *   none of these                          nothing: the API stays a no-op
  *
  * Every mode registers the Azure SDK instrumentation (ARM, Service Bus, Tables and Event Grid calls become spans under
@@ -64,13 +64,14 @@ export async function startTelemetry(env: Record<string, string | undefined>, op
       };
     }
     case "console": {
-      const { ConsoleSpanExporter, SimpleSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
-      const { ConsoleMetricExporter, PeriodicExportingMetricReader } = await import("@opentelemetry/sdk-metrics");
+      const { SimpleSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+      const { PeriodicExportingMetricReader } = await import("@opentelemetry/sdk-metrics");
+      const { ConsoleMetricLines, ConsoleSpanLines } = await import("./console-lines.js");
       return {
         mode,
         ...(await installTelemetry({
-          spanProcessors: [new SimpleSpanProcessor(new ConsoleSpanExporter())],
-          metricReaders: [new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: 10_000 })],
+          spanProcessors: [new SimpleSpanProcessor(new ConsoleSpanLines())],
+          metricReaders: [new PeriodicExportingMetricReader({ exporter: new ConsoleMetricLines(), exportIntervalMillis: 10_000 })],
           functionsHost: options.functionsHost === true,
         })),
       };
