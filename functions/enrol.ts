@@ -7,7 +7,6 @@ import { z } from "zod";
 import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
 import { enrol, EnrolError, type EnrolOutcome } from "../orchestrations/use-cases/enrol.js";
 import { recordEnrolment } from "../orchestrations/observability/metrics.js";
-import { tracedWorkflows } from "../orchestrations/observability/traced-workflows.js";
 import { inSpan } from "../orchestrations/observability/tracing.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
@@ -65,10 +64,7 @@ export function registerEnrolRoute(services: ServiceProvider): void {
       let outcome: EnrolOutcome;
       try {
         await proveKeyPossession(svc, request, bytes, body.publicKey);
-        outcome = await enrol(
-          { registry, now, events: events(), workflows: tracedWorkflows(workflowClientFrom(client)) },
-          { ...body, keyId: keyIdOf(body.publicKey) },
-        );
+        outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client) }, { ...body, keyId: keyIdOf(body.publicKey) });
       } catch (error) {
         recordEnrolment(error instanceof EnrolError ? error.code : error instanceof Error ? error.name : "error");
         throw error;

@@ -15,6 +15,7 @@
 import { createRequire } from "node:module";
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
 import type { MetricReader } from "@opentelemetry/sdk-metrics";
+import * as z from "zod";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 export type TelemetryMode = "azure-monitor" | "otlp" | "console" | "off";
@@ -27,10 +28,32 @@ export interface Telemetry {
 
 const require = createRequire(import.meta.url);
 
+const unsetIfEmpty = (v: unknown) => (v === "" ? undefined : v);
+
+/** The settings telemetry reads (README "App settings"); empty counts as unset, as everywhere else. */
+const TelemetrySettings = z.object({
+  APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(/InstrumentationKey=/i, "must be an Application Insights connection string")
+      .optional(),
+  ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(unsetIfEmpty, z.url({ protocol: /^https?$/ }).optional()),
+  FLEXNODE_TELEMETRY: z.preprocess(unsetIfEmpty, z.enum(["console", "off"]).optional()),
+});
+
+/** The mode the settings ask for; a malformed setting is named on stderr and telemetry stays off (the app still runs). */
 export function telemetryModeOf(env: Record<string, string | undefined>): TelemetryMode {
-  if (env["APPLICATIONINSIGHTS_CONNECTION_STRING"]) return "azure-monitor";
-  if (env["OTEL_EXPORTER_OTLP_ENDPOINT"]) return "otlp";
-  if (env["FLEXNODE_TELEMETRY"] === "console") return "console";
+  const parsed = TelemetrySettings.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) process.stderr.write(`telemetry off: setting ${issue.path.join(".")} ${issue.message}\n`);
+    return "off";
+  }
+  const settings = parsed.data;
+  if (settings.APPLICATIONINSIGHTS_CONNECTION_STRING) return "azure-monitor";
+  if (settings.OTEL_EXPORTER_OTLP_ENDPOINT) return "otlp";
+  if (settings.FLEXNODE_TELEMETRY === "console") return "console";
   return "off";
 }
 

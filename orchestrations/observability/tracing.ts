@@ -38,6 +38,15 @@ export function sagaTraceparent(input: unknown): string | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
+/**
+ * A saga input with the active trace context added as `traceparent` (how a saga learns its trace without reading
+ * ambient state, which a replay could not reproduce); unchanged when nothing is recording or it is not an object.
+ */
+export function withTraceparent(input: unknown): unknown {
+  const traceparent = currentTraceparent();
+  return traceparent && typeof input === "object" && input !== null && !Array.isArray(input) ? { ...input, traceparent } : input;
+}
+
 export interface SpanOptions {
   /** The parent; default the active context. */
   parent?: Context;
