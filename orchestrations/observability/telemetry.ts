@@ -144,6 +144,10 @@ async function registerInstrumentations(functionsHost: boolean): Promise<void> {
   // The instrumentation sets @azure/core-tracing's tracer when the module is required; this ESM app imports it, which
   // the require hook never sees. Requiring it here sets the tracer in the state its ESM and CommonJS builds share.
   require("@azure/core-tracing");
+  // The distro's HTTP instrumentation (Azure Monitor mode) wraps node:http(s) when they are required; the imports share
+  // those module objects, so requiring them here makes the wrapping apply to this app's calls too.
+  require("node:http");
+  require("node:https");
   if (functionsHost) {
     const { AzureFunctionsInstrumentation } = await import("@azure/functions-opentelemetry-instrumentation");
     new AzureFunctionsInstrumentation();

@@ -134,6 +134,17 @@ describe("one trace per onboarding, enrolment to Ready", () => {
         .map((s) => s.name),
     ).toEqual([]);
     expect(finished().some((s) => traceOf(s) === failedTrace && s.name === "node step reset")).toBe(true);
+    process.stdout.write(`spans in the failed onboarding's trace: ${finished().filter((s) => traceOf(s) === failedTrace).length}\n`);
+  });
+
+  it("announced two lifecycle events per node: enrolled, then ready or failed (the closing note's figure)", () => {
+    const typesOf = (o: NodeOutcome) =>
+      stack.events
+        .events()
+        .filter((e) => e.subject === `nodes/${o.node.nodeId!}`)
+        .map((e) => e.type);
+    expect(typesOf(ready)).toEqual(["dev.flexnode.node.enrolled", "dev.flexnode.node.ready"]);
+    expect(typesOf(failed)).toEqual(["dev.flexnode.node.enrolled", "dev.flexnode.node.failed"]);
   });
 });
 
