@@ -14,6 +14,14 @@ export const UtcTimestampSchema = z.iso.datetime({ message: "must be an ISO 8601
 
 export const AttemptSchema = z.int().min(1).describe("1 for the first try of a step, incremented on each retry");
 
+/**
+ * A W3C Trace Context `traceparent` (version 00, sampled flag free): the onboarding's trace carried through a signed
+ * envelope and echoed in the result, so the node's step shows in the same trace. All-zero ids are invalid by the spec.
+ */
+export const TraceparentSchema = z
+  .string()
+  .regex(/^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/, "must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
+
 export function toSchemaIssues(error: z.ZodError, prefix = ""): SchemaIssue[] {
   return error.issues.map((issue) => ({
     path: issue.path.reduce<string>((at, key) => pointer(at, typeof key === "symbol" ? key.toString() : key), prefix),

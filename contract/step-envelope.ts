@@ -6,7 +6,7 @@ import type { KeyObject } from "node:crypto";
 import * as z from "zod";
 import { SIGNING_DOMAINS, SignatureBlockSchema, sealMessage, verifySealedMessage } from "./canonical-signing.js";
 import { EnvelopeExpiredError, EnvelopeNotYetValidError, InvalidArgumentError, SecretInMessageError, WrongNodeError } from "./errors.js";
-import { AttemptSchema, IdentifierSchema, isoOf, parseWith, UtcTimestampSchema } from "./fields.js";
+import { AttemptSchema, IdentifierSchema, isoOf, parseWith, TraceparentSchema, UtcTimestampSchema } from "./fields.js";
 import { assertJsonObject, JsonObjectSchema, type JsonObject } from "./json.js";
 import { assertEd25519 } from "./keys.js";
 import { findSecrets } from "./secrets.js";
@@ -48,6 +48,8 @@ const unsignedShape = {
   params: JsonObjectSchema,
   issuedAt: UtcTimestampSchema,
   expiresAt: UtcTimestampSchema,
+  /** The onboarding's trace context; the agent echoes it in its result. Covered by the signature like every field. */
+  traceparent: TraceparentSchema.optional(),
 };
 
 function validityWindow(e: { issuedAt: string; expiresAt: string }, ctx: z.RefinementCtx): void {
@@ -80,6 +82,7 @@ export interface StepEnvelopeInput {
   params: JsonObject;
   issuedAt: Date;
   expiresAt: Date;
+  traceparent?: string;
 }
 
 export interface ServiceSigner {
@@ -91,7 +94,7 @@ export interface ServiceSigner {
 export function buildStepEnvelope(input: StepEnvelopeInput, { privateKey }: ServiceSigner): StepEnvelope {
   assertEd25519(privateKey, "private", "service signing key");
   assertJsonObject(input.params);
-  const candidate = {
+  const candidate: Record<string, unknown> = {
     version: STEP_ENVELOPE_VERSION,
     nodeId: input.nodeId,
     sagaId: input.sagaId,
@@ -102,6 +105,8 @@ export function buildStepEnvelope(input: StepEnvelopeInput, { privateKey }: Serv
     issuedAt: isoOf(input.issuedAt, "issuedAt"),
     expiresAt: isoOf(input.expiresAt, "expiresAt"),
   };
+  // Absent, not undefined: undefined has no JSON form and would be refused by the signer.
+  if (input.traceparent !== undefined) candidate["traceparent"] = input.traceparent;
   // The whole message, not just params: an id is as capable of carrying a pasted token as a param is.
   const findings = findSecrets(candidate);
   if (findings.length > 0) throw new SecretInMessageError("StepEnvelope", findings);

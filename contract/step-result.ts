@@ -6,7 +6,7 @@ import type { KeyObject } from "node:crypto";
 import * as z from "zod";
 import { SIGNING_DOMAINS, SignatureBlockSchema, sealMessage, verifySealedMessage } from "./canonical-signing.js";
 import { SecretInMessageError, WrongNodeError } from "./errors.js";
-import { AttemptSchema, IdentifierSchema, isoOf, parseWith, UtcTimestampSchema } from "./fields.js";
+import { AttemptSchema, IdentifierSchema, isoOf, parseWith, TraceparentSchema, UtcTimestampSchema } from "./fields.js";
 import { assertJsonObject, JsonObjectSchema, type JsonObject } from "./json.js";
 import { assertEd25519 } from "./keys.js";
 import { findSecrets } from "./secrets.js";
@@ -42,6 +42,8 @@ const commonShape = {
   startedAt: UtcTimestampSchema,
   finishedAt: UtcTimestampSchema,
   manifestDigest: ManifestDigestSchema,
+  /** The envelope's traceparent, echoed so the service can put the node's step into the onboarding's trace. */
+  traceparent: TraceparentSchema.optional(),
 };
 
 function ordered(r: { startedAt: string; finishedAt: string }, ctx: z.RefinementCtx): void {
@@ -72,6 +74,7 @@ interface StepResultCommonInput {
   startedAt: Date;
   finishedAt: Date;
   manifestDigest: string;
+  traceparent?: string;
 }
 
 export type StepResultInput = StepResultCommonInput & ({ outcome: "succeeded"; error?: never } | { outcome: "failed"; error: StepError });
@@ -99,6 +102,7 @@ export function buildStepResult(input: StepResultInput, { privateKey }: NodeSign
   // Absent, not undefined: undefined has no JSON form and would be refused by the signer.
   if (input.output !== undefined) candidate["output"] = input.output;
   if (input.error !== undefined) candidate["error"] = input.error;
+  if (input.traceparent !== undefined) candidate["traceparent"] = input.traceparent;
   const findings = findSecrets(candidate);
   if (findings.length > 0) throw new SecretInMessageError("StepResult", findings);
   const unsigned = parseWith(UnsignedStepResultSchema, candidate, "StepResult");

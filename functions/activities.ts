@@ -2,11 +2,14 @@
  * Every activity of the sagas, registered in this one place under its wire name (orchestrations/activities/handles.ts)
  * and built from the services of the invocation: the clients the composition root made, or a test's. An Azure 429
  * leaves an activity as an ArmThrottledError, whose Retry-After the exception-properties provider registered here
- * puts into the failure's FailureDetails for the saga to read (orchestrations/onboard/retry-after.ts).
+ * puts into the failure's FailureDetails for the saga to read (orchestrations/onboard/retry-after.ts). Each run is a
+ * span in the saga's trace (the `traceparent` the saga's call put on the input, taken off here), so the SDK calls the
+ * activity makes become its children.
  */
 import * as df from "durable-functions";
 import { createAllActivities, type OnboardActivities } from "../orchestrations/activities/create-activities.js";
-import { acts } from "../orchestrations/activities/handles.js";
+import { acts, TRACE_FIELD } from "../orchestrations/activities/handles.js";
+import { contextOf, inSpan, SpanKind } from "../orchestrations/observability/tracing.js";
 import { ArmThrottledError, throttlingProperties } from "../orchestrations/onboard/retry-after.js";
 import type { ServiceProvider, Services } from "../orchestrations/services.js";
 
@@ -24,16 +27,37 @@ export function registerActivities(services: ServiceProvider): void {
     if (names.has(handle.name)) throw new Error(`two activities are named ${handle.name}`);
     names.add(handle.name);
     df.app.activity(handle.name, {
-      handler: async (input: unknown) => {
+      handler: async (wire: unknown) => {
+        const { input, traceparent } = untraced(wire);
         const activity = activityAt(activitiesOf(await services()), key);
-        try {
-          return await activity(input);
-        } catch (error) {
-          throw ArmThrottledError.from(error);
-        }
+        return inSpan(
+          `activity ${handle.name}`,
+          { parent: contextOf(traceparent), kind: SpanKind.INTERNAL, attributes: attributesOf(handle.name, input) },
+          async () => {
+            try {
+              return await activity(input);
+            } catch (error) {
+              throw ArmThrottledError.from(error);
+            }
+          },
+        );
       },
     });
   }
+}
+
+/** The activity's own input, and the trace context the saga added to it. */
+function untraced(wire: unknown): { input: unknown; traceparent: unknown } {
+  if (typeof wire !== "object" || wire === null || !(TRACE_FIELD in wire)) return { input: wire, traceparent: undefined };
+  const { [TRACE_FIELD]: traceparent, ...input } = wire as Record<string, unknown>;
+  return { input, traceparent };
+}
+
+/** Names only (the activity, its node): inputs can hold references to secrets, and attributes must never. */
+function attributesOf(name: string, input: unknown): Record<string, string> {
+  const i = input as { nodeId?: unknown; context?: { nodeId?: unknown } } | null;
+  const nodeId = typeof i?.nodeId === "string" ? i.nodeId : typeof i?.context?.nodeId === "string" ? i.context.nodeId : undefined;
+  return { "flexnode.activity": name, ...(nodeId ? { "flexnode.node": nodeId } : {}) };
 }
 
 /** The wire hands an activity untyped JSON: this is where it meets the typed function it is for, by the handle's key. */

@@ -1,7 +1,13 @@
-/** `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). */
+/**
+ * `POST /api/enrol`: a node joins with its token, facts and public key (see orchestrations/use-cases/enrol.ts). The
+ * enrolment is the root of the onboarding's trace (or a child of the host's request span): the saga it starts carries
+ * this span's context in its input.
+ */
 import { z } from "zod";
 import { exportPublicKey, keyIdOf, PublicKeySchema } from "../contract/keys.js";
-import { adopts, enrol } from "../orchestrations/use-cases/enrol.js";
+import { adopts, enrol, EnrolError, type EnrolOutcome } from "../orchestrations/use-cases/enrol.js";
+import { recordEnrolment } from "../orchestrations/observability/metrics.js";
+import { inSpan } from "../orchestrations/observability/tracing.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { NodeFactsInput, NodeStatus } from "../orchestrations/clients/registry/model.js";
@@ -53,30 +59,40 @@ const route = defineRoute({
 });
 
 export function registerEnrolRoute(services: ServiceProvider): void {
-  durableHttpRoute(route, services, async ({ request, body, bytes, client, context, services: svc }) => {
-    const { registry, now, events } = svc;
-    // The nonce is verified here but recorded by enrolment, with its first write.
-    let nonce: NonceClaim | undefined;
-    await proveKeyPossession(svc, request, bytes, body.publicKey, { claim: (entry) => ((nonce = entry), true) });
-    const servicePublicKey = exportPublicKey(svc.signingKey());
-    const keyId = keyIdOf(body.publicKey);
-    const outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client), nonce }, { ...body, keyId });
-    const { node } = outcome;
-    context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
-    const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
-    return json(status, {
-      nodeId: node.nodeId,
-      pool: node.pool,
-      status: node.status,
-      keyId,
-      approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
-      nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
-      poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
-      service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
-      mailbox: mailboxFor(svc, node),
-      adoption: !node.arcMachineId && (await adopts({ registry }, node)) ? adoptionOf(node.pool, node.nodeId) : undefined,
-    });
-  });
+  durableHttpRoute(route, services, ({ request, body, bytes, client, context, services: svc }) =>
+    inSpan("enrol", {}, async (span) => {
+      const { registry, now, events } = svc;
+      let outcome: EnrolOutcome;
+      try {
+        // The nonce is verified here but recorded by enrolment, with its first write.
+        let nonce: NonceClaim | undefined;
+        await proveKeyPossession(svc, request, bytes, body.publicKey, { claim: (entry) => ((nonce = entry), true) });
+        outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client), nonce }, { ...body, keyId: keyIdOf(body.publicKey) });
+      } catch (error) {
+        recordEnrolment(error instanceof EnrolError ? error.code : error instanceof Error ? error.name : "error");
+        throw error;
+      }
+      const servicePublicKey = exportPublicKey(svc.signingKey());
+      const keyId = keyIdOf(body.publicKey);
+      const { node } = outcome;
+      recordEnrolment(outcome.kind, node.pool);
+      span.setAttributes({ "flexnode.node": node.nodeId, "flexnode.pool": node.pool, "flexnode.enrol.outcome": outcome.kind });
+      context.log(`enrol ${outcome.kind}: node ${node.nodeId} pool ${node.pool} status ${node.status}`);
+      const status = outcome.kind === "created" ? 201 : outcome.kind === "replayed" ? 200 : 202;
+      return json(status, {
+        nodeId: node.nodeId,
+        pool: node.pool,
+        status: node.status,
+        keyId,
+        approval: outcome.kind === "awaitingApproval" ? outcome.reason : undefined,
+        nodeApi: { statusPath: "/api/node/status", mailboxCredentialsPath: "/api/node/mailbox-credentials" },
+        poll: { intervalSeconds: outcome.kind === "awaitingApproval" ? 30 : 5 },
+        service: { publicKey: servicePublicKey, keyId: keyIdOf(servicePublicKey) },
+        mailbox: mailboxFor(svc, node),
+        adoption: !node.arcMachineId && (await adopts({ registry }, node)) ? adoptionOf(node.pool, node.nodeId) : undefined,
+      });
+    }),
+  );
 }
 
 function adoptionOf(pool: string, nodeId: string): { tags: Record<string, string>; command: string } {

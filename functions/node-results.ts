@@ -2,7 +2,8 @@
  * Service Bus trigger on `node-results`: a node's signed step result becomes an event on that node's saga (see
  * orchestrations/use-cases/node-results.ts). A permanently invalid message is completed; within its sender's quota
  * it is audited and its digest (not its body) goes to `node-results-rejected` with the reason. A transient failure
- * throws so the broker redelivers (and, past the queue's max delivery count, dead-letters it).
+ * throws so the broker redelivers (and, past the queue's max delivery count, dead-letters it). A result raised on its
+ * saga joins the onboarding's trace, and its step's duration is recorded (orchestrations/observability/node-steps.ts).
  */
 import type { InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
@@ -11,9 +12,11 @@ import { RESULTS_QUEUE } from "../orchestrations/clients/mailbox/mailbox.js";
 import { handleNodeResult } from "../orchestrations/use-cases/node-results.js";
 import type { ServiceProvider, Services } from "../orchestrations/services.js";
 import { isMissingInstance } from "../orchestrations/clients/workflow-client.js";
+import { observeNodeStep } from "../orchestrations/observability/node-steps.js";
 
 export async function nodeResult(svc: Services, message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
   const messageId = typeof context.triggerMetadata?.messageId === "string" ? context.triggerMetadata.messageId : undefined;
+  const startedAt = new Date();
   const outcome = await handleNodeResult(message, {
     registry: svc.registry,
     raiseEvent: async (instanceId, eventName, data) => {
@@ -38,6 +41,7 @@ export async function nodeResult(svc: Services, message: unknown, client: Durabl
     }
     return;
   }
+  if (outcome.kind === "raised") observeNodeStep(outcome.result, startedAt);
   context.log(`result ${messageId ?? "(no id)"} for ${outcome.nodeId}: ${outcome.kind} ${outcome.event}`);
 }
 

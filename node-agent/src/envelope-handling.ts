@@ -19,7 +19,7 @@
 import type { KeyObject } from "node:crypto";
 import type { ServiceBusReceivedMessage } from "@azure/service-bus";
 import { ContractError } from "../../contract/errors.js";
-import { AttemptSchema, IdentifierSchema } from "../../contract/fields.js";
+import { AttemptSchema, IdentifierSchema, TraceparentSchema } from "../../contract/fields.js";
 import { verifyStepEnvelope, type StepEnvelope } from "../../contract/step-envelope.js";
 import type { StepError } from "../../contract/step-result.js";
 import type { StepRef } from "./agent-events.js";
@@ -119,6 +119,7 @@ export async function handleEnvelope(ctx: EnvelopeContext, connection: Connectio
     startedAt,
     run.outcome === "succeeded" ? { outcome: "succeeded", output: run.output } : { outcome: "failed", error: run.error },
     run.manifestDigest,
+    envelope.traceparent,
   );
   const keepUntil = new Date(Date.parse(envelope.expiresAt) + ENVELOPE_SKEW_SECONDS * 1000).toISOString();
   await ctx.store.update((s) => {
@@ -161,10 +162,16 @@ async function refuse(ctx: EnvelopeContext, connection: Connection, message: Ser
   if (!ref) return deadLetter(ctx, connection, message, error);
   const at = ctx.now();
   const stepError: StepError = { code: error.code, message: error.message.slice(0, 4096) || error.code, retryable: error.code === "envelope_not_yet_valid" };
-  const result = signResult(ctx, ref, at, { outcome: "failed", error: stepError }, await ctx.manifestDigest());
+  const result = signResult(ctx, ref, at, { outcome: "failed", error: stepError }, await ctx.manifestDigest(), traceparentOf(message.body));
   await sendResult(connection, result);
   await settle(ctx, () => connection.receiver.completeMessage(message), ref);
   ctx.onEvent({ type: "envelope-refused", code: error.code, message: error.message, disposition: "failed-result", step: ref });
+}
+
+/** The trace context a verified but refused envelope carries, when it is well formed. */
+function traceparentOf(body: unknown): string | undefined {
+  const parsed = TraceparentSchema.safeParse((body as Record<string, unknown>)["traceparent"]);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** The step a verified but refused envelope names, when it names one well enough to answer it. */

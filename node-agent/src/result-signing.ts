@@ -12,8 +12,17 @@ export function signResult(
   startedAt: Date,
   outcome: Outcome,
   manifestDigest: string,
+  /** The envelope's traceparent, echoed (signed with the rest) so the service can show the step in the onboarding's trace. */
+  traceparent?: string,
 ): StepResult {
-  const common = { nodeId: o.nodeId, ...ref, startedAt, finishedAt: laterOf(startedAt, o.now()), manifestDigest };
+  const common = {
+    nodeId: o.nodeId,
+    ...ref,
+    startedAt,
+    finishedAt: laterOf(startedAt, o.now()),
+    manifestDigest,
+    ...(traceparent !== undefined ? { traceparent } : {}),
+  };
   const privateKey = o.identity.privateKey;
   try {
     return outcome.outcome === "succeeded"

@@ -11,6 +11,7 @@
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import type { OnboardActivities } from "./create-activities.js";
+import { sagaTraceparent } from "../observability/tracing.js";
 
 export interface ActivityHandle<I, O> {
   readonly name: string;
@@ -45,10 +46,15 @@ export const acts: ActivityHandles<OnboardActivities> = {
   publishLifecycleEvent: { name: "events_publishLifecycleEvent" },
 };
 
+/** The field of an activity's wire input that carries the saga's trace context; functions/activities.ts takes it off. */
+export const TRACE_FIELD = "traceparent";
+
 /**
  * Calls an activity once and resolves to its typed output. The one cast of the sagas is here: the durable runtime
- * hands back the activity's JSON result untyped, and the handle's type says what the activity returned.
+ * hands back the activity's JSON result untyped, and the handle's type says what the activity returned. The saga's
+ * trace context (its input's `traceparent`, the same on every replay) rides along so the activity joins its trace.
  */
 export function* call<I, O>(context: OrchestrationContext, activity: ActivityHandle<I, O>, input: NoInfer<I>): Generator<df.Task, O, unknown> {
-  return (yield context.df.callActivity(activity.name, input)) as O;
+  const traceparent = sagaTraceparent(context.df.getInput());
+  return (yield context.df.callActivity(activity.name, traceparent ? { ...input, [TRACE_FIELD]: traceparent } : input)) as O;
 }

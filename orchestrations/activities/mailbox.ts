@@ -7,6 +7,7 @@ import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import type { NodeContext } from "./node-context.js";
 import { planFor } from "./node-plan.js";
+import { currentTraceparent } from "../observability/tracing.js";
 import { record } from "./records.js";
 
 export type MailboxDeps = Pick<Services, "mailbox" | "registry" | "kube" | "signingKey" | "settings" | "now">;
@@ -49,6 +50,8 @@ export function createMailboxActivities({ mailbox, registry, kube, signingKey, s
           ? { ...step.params, timeoutSeconds: Math.max(1, Math.floor((step.params.timeoutSeconds * input.timeoutMs) / step.timeoutMs)) }
           : step?.params;
       const issuedAt = now();
+      // This activity's span: the node's result re-enters the trace under it (none when telemetry is off).
+      const traceparent = currentTraceparent();
       const envelope = buildStepEnvelope(
         {
           nodeId: node.nodeId,
@@ -60,6 +63,7 @@ export function createMailboxActivities({ mailbox, registry, kube, signingKey, s
           issuedAt,
           // Valid while the saga still waits for it: a node that picks it up later must not act on it.
           expiresAt: new Date(issuedAt.getTime() + input.timeoutMs),
+          ...(traceparent ? { traceparent } : {}),
         },
         { privateKey: signingKey() },
       );

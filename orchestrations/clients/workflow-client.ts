@@ -4,6 +4,7 @@
  */
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
+import { withTraceparent } from "../observability/tracing.js";
 
 export type WorkflowStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Suspended" | "Canceled";
 
@@ -58,7 +59,8 @@ export function historyPurgerFrom(client: DurableClient): HistoryPurger {
 export function workflowClientFrom(client: DurableClient): WorkflowClient {
   return {
     start: async (orchestration, { instanceId, input }) => {
-      await client.startNew(orchestration, { instanceId, input });
+      // The caller's trace context rides in the input: a saga cannot read ambient context, and its input never changes.
+      await client.startNew(orchestration, { instanceId, input: withTraceparent(input) });
     },
     status: async (instanceId) => {
       try {

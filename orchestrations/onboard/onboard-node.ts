@@ -29,6 +29,8 @@ export interface OnboardNodeInput {
   pool: string;
   /** This run's id on the wire (see newRunId): fresh for every start, so a restarted saga never takes an old run's results. */
   run: string;
+  /** The trace context of the request that started the onboarding (W3C); activities join that trace. */
+  traceparent?: string;
 }
 
 export interface OnboardNodeOutput {

@@ -37,7 +37,8 @@ export interface RejectedDigest {
 }
 
 export type NodeResultOutcome =
-  | { kind: "raised"; nodeId: string; event: string }
+  /** `result`: the verified result, for the caller's telemetry (its trace context and timing). */
+  | { kind: "raised"; nodeId: string; event: string; result: StepResult }
   | { kind: "duplicate"; nodeId: string; event: string }
   /**
    * `recorded`: audited, and the caller should set the digest aside. Otherwise the subject's quota for the window is
@@ -97,7 +98,7 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
     await deps.registry.claims.release(`result:${node.nodeId}`, claimKey);
     throw error;
   }
-  return { kind: "raised", nodeId: node.nodeId, event };
+  return { kind: "raised", nodeId: node.nodeId, event, result };
 }
 
 async function reject(deps: NodeResultDeps, body: unknown, r: { reason: RejectionReason; description: string; nodeId?: string }): Promise<NodeResultOutcome> {

@@ -153,6 +153,19 @@ describe("StepEnvelope", () => {
     expect(thrown(() => verifyStepEnvelope("not an object", verifyOptions))).toBeInstanceOf(MessageSchemaError);
   });
 
+  it("carries the onboarding's traceparent under the signature, and refuses a malformed one", () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const envelope = build({ traceparent });
+    expect(verifyStepEnvelope(overTheWire(envelope), verifyOptions).traceparent).toBe(traceparent);
+    const moved = { ...envelope, traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01" };
+    expect(thrown(() => verifyStepEnvelope(overTheWire(moved), verifyOptions))).toBeInstanceOf(BadSignatureError);
+    const { traceparent: _dropped, ...stripped } = envelope;
+    expect(thrown(() => verifyStepEnvelope(overTheWire(stripped), verifyOptions))).toBeInstanceOf(BadSignatureError);
+    expect(build().traceparent).toBeUndefined();
+    for (const bad of ["01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", `00-${"0".repeat(32)}-00f067aa0ba902b7-01`, "00-abc-def-01"])
+      expect(thrown(() => build({ traceparent: bad }))).toBeInstanceOf(MessageSchemaError);
+  });
+
   it("refuses an unknown top-level field even though the rest is intact", () => {
     const error = thrown(() => verifyStepEnvelope({ ...(overTheWire(build()) as object), priority: "high" }, verifyOptions));
     expect(error).toBeInstanceOf(MessageSchemaError);

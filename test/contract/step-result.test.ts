@@ -106,6 +106,15 @@ describe("StepResult", () => {
     expect(thrown(() => verifyStepResult(overTheWire(tampered), verifyOptions))).toBeInstanceOf(BadSignatureError);
   });
 
+  it("echoes the envelope's traceparent under the node's signature", () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const result = buildStepResult({ ...succeededInput(), traceparent }, signer);
+    expect(verifyStepResult(overTheWire(result), verifyOptions).traceparent).toBe(traceparent);
+    const rerouted = { ...result, traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01" };
+    expect(thrown(() => verifyStepResult(overTheWire(rerouted), verifyOptions))).toBeInstanceOf(BadSignatureError);
+    expect(thrown(() => buildStepResult({ ...succeededInput(), traceparent: "not-a-traceparent" }, signer))).toBeInstanceOf(MessageSchemaError);
+  });
+
   it("rejects a result from a different node than expected", () => {
     const fromOther = buildStepResult({ ...succeededInput(), nodeId: "node-other" }, signer);
     const error = thrown(() => verifyStepResult(overTheWire(fromOther), verifyOptions));

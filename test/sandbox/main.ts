@@ -4,11 +4,15 @@
  * through the enrolment URL, printing progress live and a summary at the end; then keeps serving until Ctrl+C.
  *
  *   npm start -- [--nodes N] [--once] [--fail-at <step or saga phase>] [--arm-throttle] [--os flatcar|ubuntu] [--json] [--port P] [--timeout S]
+ *
+ * Telemetry as the function app's settings say (orchestrations/observability/telemetry.ts): `FLEXNODE_TELEMETRY=console`
+ * prints every span and, every 10 s, the metrics; `OTEL_EXPORTER_OTLP_ENDPOINT` sends them to a collector.
  */
 // Must come first: the function modules register through @azure/functions-core, which the stand-in provides.
 import "../functions-host/setup.js";
 import { parseArgs } from "node:util";
 import * as z from "zod";
+import { startTelemetry, type Telemetry } from "../../orchestrations/observability/telemetry.js";
 import { ARM_THROTTLE, injectAzureFault, isSagaPhase, SAGA_PHASES, type AzureFault } from "./azure-faults.js";
 import { DEMO_POOL } from "./estate.js";
 import { failureFor, planFor } from "./failure-injection.js";
@@ -102,16 +106,19 @@ async function main(argv: string[]): Promise<number> {
     process.once("unhandledRejection", (reason) => reject(reason instanceof Error ? reason : new Error(String(reason))));
   });
   const serviceLog: string[] = [];
+  let telemetry: Telemetry | undefined;
 
   try {
     return await Promise.race([run(), fatal]);
   } finally {
     await fleet?.stop({ removeRoots: true });
     await stack?.close();
+    await telemetry?.shutdown();
   }
 
   async function run(): Promise<number> {
     out("flexnode local sandbox: the real service, the real agent, emulated Azure. Nothing leaves this machine.");
+    telemetry = await startTelemetry(process.env);
     try {
       stack = await startStack({ port: opts.port, log: (line) => serviceLog.push(line), ...(opts["arm-throttle"] ? { armThrottling: ARM_THROTTLE } : {}) });
     } catch (error) {
@@ -130,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
     out(`  artifact mirror   emulated  ${s.artifacts.origin}  (small labelled artifacts, pinned by sha256)`);
     out(`  Event Grid topic  local receiver  ${s.events.endpoint}  (lifecycle CloudEvents, printed as they arrive)`);
     out(`  fleet page        ${s.url}/api/manage/ui  (send Authorization: Bearer <admin token>)`);
+    out(`  telemetry         ${telemetryLine(telemetry.mode)}`);
     s.events.onEvent = (e) => out(`  [event] ${e.type} ${String(e.subject)} id=${e.id} ${JSON.stringify(e.data)}`);
     out(
       `  nodes             ${opts.nodes} × the real flexnode-agent in a sandbox root each; systemctl/modprobe/sysctl/systemd-sysext and the kubelet simulated`,
@@ -198,6 +206,13 @@ async function main(argv: string[]): Promise<number> {
     if (opts.json) out(JSON.stringify(summary));
     return summary.ok ? 0 : 1;
   }
+}
+
+function telemetryLine(mode: Telemetry["mode"]): string {
+  if (mode === "console") return "spans and metrics printed below (FLEXNODE_TELEMETRY=console)";
+  if (mode === "otlp") return `OTLP to ${process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? ""}`;
+  if (mode === "azure-monitor") return "Azure Monitor (APPLICATIONINSIGHTS_CONNECTION_STRING)";
+  return "off (FLEXNODE_TELEMETRY=console prints spans and metrics)";
 }
 
 /** Plays the operator on the machine: an agent that ended because its node failed is restarted once the node is retried. */

@@ -8,8 +8,9 @@ import { ContainerServiceClient } from "@azure/arm-containerservice";
 import { HybridComputeManagementClient } from "@azure/arm-hybridcompute";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import type { TokenCredential } from "@azure/core-auth";
-import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
+import type { HttpClient, Pipeline, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { ARC_MACHINES, MANAGED_CLUSTERS, ROLE_ASSIGNMENTS } from "./resource-id.js";
+import { armThrottleCounter } from "../../observability/arm-throttles.js";
 
 /**
  * The one api-version per resource type the service calls (README "Azure API versions"): every client and every
@@ -83,6 +84,7 @@ export class ArmClients {
     let client = this.cache.get(key) as T | undefined;
     if (!client) {
       client = create();
+      (client as { pipeline: Pipeline }).pipeline.addPolicy(armThrottleCounter(), { afterPhase: "Retry" });
       this.cache.set(key, client);
     }
     return client;

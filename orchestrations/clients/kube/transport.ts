@@ -4,6 +4,7 @@
  * No retries: the saga's durable retry policy owns them, and a retry hidden here would double its backoff.
  */
 import https from "node:https";
+import { inSpan, SpanKind } from "../../observability/tracing.js";
 import { KubeTimeoutError } from "./kube-api-error.js";
 import type { KubeTarget } from "./kube-target.js";
 
@@ -43,7 +44,17 @@ export class KubeTransport {
     this.agent = new https.Agent({ keepAlive: true, maxSockets: 4, timeout: IDLE_SOCKET_MS, ca: target.caPem });
   }
 
+  /** A client span each (no SDK makes one for this client): the method and the path without its query, never a header. */
   request(method: string, path: string, options: RequestOptions = {}): Promise<KubeResponse> {
+    const attributes = { "http.request.method": method, "url.path": path, "server.address": new URL(this.origin).hostname };
+    return inSpan(`kube ${method}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      const response = await this.send(method, path, options);
+      span.setAttribute("http.response.status_code", response.status);
+      return response;
+    });
+  }
+
+  private send(method: string, path: string, options: RequestOptions): Promise<KubeResponse> {
     const url = new URL(`${this.origin}${this.basePath}${path}`);
     for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), "utf8");
