@@ -10,6 +10,7 @@ import { ResourceManagementClient } from "@azure/arm-resources";
 import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { ARC_MACHINES, MANAGED_CLUSTERS, ROLE_ASSIGNMENTS } from "./resource-id.js";
+import type { ArmPacer } from "./write-pacer.js";
 
 /**
  * The one api-version per resource type the service calls (README "Azure API versions"): every client and every
@@ -33,6 +34,8 @@ export interface ArmClientsOptions {
   /** Extra trust for a self-signed endpoint (the emulator over HTTPS). */
   tlsOptions?: { ca?: string };
   retryOptions?: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number };
+  /** Paces every request of every client against ARM's buckets (write-pacer.ts); one per process. None: unpaced. */
+  pacer?: ArmPacer;
 }
 
 export class ArmClients {
@@ -60,7 +63,7 @@ export class ArmClients {
       () =>
         new HybridComputeManagementClient(this.options.credential, subscriptionId, {
           ...this.common(),
-          additionalPolicies: [{ policy: pinApiVersion(API_VERSIONS[ARC_MACHINES]), position: "perCall" }],
+          additionalPolicies: [...this.common().additionalPolicies, { policy: pinApiVersion(API_VERSIONS[ARC_MACHINES]), position: "perCall" }],
         }),
     );
   }
@@ -74,8 +77,8 @@ export class ArmClients {
   }
 
   private common() {
-    const { endpoint, httpClient, tlsOptions, retryOptions } = this.options;
-    return { endpoint, httpClient, tlsOptions, retryOptions };
+    const { endpoint, httpClient, tlsOptions, retryOptions, pacer } = this.options;
+    return { endpoint, httpClient, tlsOptions, retryOptions, additionalPolicies: pacer?.policies() ?? [] };
   }
 
   private memo<T>(kind: string, subscriptionId: string, create: () => T): T {
