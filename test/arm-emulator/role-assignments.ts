@@ -66,6 +66,8 @@ const putBody = z.object({
 export class RoleAssignments {
   /** Keyed by lower-cased name: names are unique across scopes. */
   private readonly byName = new Map<string, RoleAssignmentRecord>();
+  /** Assignments per lower-cased subscription id, kept with `byName`: the cap is checked on every new assignment. */
+  private readonly perSubscription = new Map<string, number>();
 
   constructor(private readonly deps: RoleAssignmentsDeps) {}
 
@@ -86,6 +88,7 @@ export class RoleAssignments {
 
   reset(): void {
     this.byName.clear();
+    this.perSubscription.clear();
   }
 
   private get(ctx: RequestContext): HandlerResult {
@@ -97,6 +100,7 @@ export class RoleAssignments {
     const existing = this.byName.get(ctx.params["name"]!.toLowerCase());
     if (!existing || idKey(existing.scope) !== idKey(scope)) return { status: 204 };
     this.byName.delete(existing.name.toLowerCase());
+    this.countIn(existing.scope, -1);
     return { status: 200, body: this.render(existing) };
   }
 
@@ -177,15 +181,18 @@ export class RoleAssignments {
       updatedBy: ctx.caller.principalId,
     };
     this.byName.set(name.toLowerCase(), record);
+    this.countIn(scope, 1);
     return { status: 201, body: this.render(record) };
   }
 
   /** What counts toward a subscription's cap: assignments at the subscription or anything below it. */
   countInSubscription(subscriptionId: string): number {
-    const sub = subscriptionId.toLowerCase();
-    let n = 0;
-    for (const ra of this.byName.values()) if (scopeParts(ra.scope).subscriptionId?.toLowerCase() === sub) n++;
-    return n;
+    return this.perSubscription.get(subscriptionId.toLowerCase()) ?? 0;
+  }
+
+  private countIn(scope: string, delta: number): void {
+    const sub = scopeParts(scope).subscriptionId?.toLowerCase();
+    if (sub !== undefined) this.perSubscription.set(sub, (this.perSubscription.get(sub) ?? 0) + delta);
   }
 
   private listForScope(ctx: RequestContext): HandlerResult {
