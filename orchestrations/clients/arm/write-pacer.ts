@@ -25,6 +25,13 @@
  * and URL (the service's ARM names are deterministic, so a retried write is the same PUT to the same URL). So waits are
  * first come, first served across sagas and pools, and no caller is refused forever. A promise whose holder never
  * comes back is forgotten after `reservationGraceMs`.
+ *
+ * Why urgent requests (role-assignment PUTs by default) go ahead of the queue: a saga's grants are written for a machine
+ * it has already created, so serving them first finishes started sagas and frees their pool slots sooner; strict
+ * first-come order instead moves every saga of a full pool through its writes in lockstep, all of them holding slots
+ * while the bucket queues, and the next nodes wait for slots with the bucket idle (the fleet bench measured 0.50 of
+ * the bucket's bound that way at 500 nodes, 400 in flight). It cannot starve the other writes: grants exist only for
+ * machines already written, so their share of the bucket is bounded by what the machine writes got.
  */
 import { createHttpHeaders, RestError, type PipelinePolicy, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
 
@@ -57,7 +64,12 @@ export interface ArmPacerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** How long after its slot a promised token waits for its holder. Default 2 minutes. */
   reservationGraceMs?: number;
+  /** Requests served ahead of the others' promises. Default: role-assignment PUTs (see the module header). */
+  urgent?: (request: PipelineRequest) => boolean;
 }
+
+const ROLE_ASSIGNMENT = /\/providers\/Microsoft\.Authorization\/roleAssignments\//i;
+const roleAssignmentWrites = (request: PipelineRequest): boolean => request.method.toUpperCase() === "PUT" && ROLE_ASSIGNMENT.test(request.url);
 
 export interface ArmPacerStats {
   sent: number;
@@ -80,6 +92,7 @@ export class ArmPacer {
   private readonly absorbUpToMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly graceMs: number;
+  private readonly urgent: (request: PipelineRequest) => boolean;
   /** Which lane and send sequence a request in flight belongs to, for the header correction. */
   private readonly sent = new WeakMap<PipelineRequest, { lane: Lane; seq: number }>();
 
@@ -90,6 +103,7 @@ export class ArmPacer {
     this.absorbUpToMs = options.absorbUpToMs ?? 0;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.graceMs = options.reservationGraceMs ?? 120_000;
+    this.urgent = options.urgent ?? roleAssignmentWrites;
   }
 
   /**
@@ -105,8 +119,8 @@ export class ArmPacer {
   }
 
   /** Takes a token for `id` now, or says how long to wait for the one promised to it. Exposed for tests. */
-  decide(subscriptionId: string, opClass: ArmOpClass, id: string): Decision {
-    return this.lane(subscriptionId, opClass).decide(id, this.now());
+  decide(subscriptionId: string, opClass: ArmOpClass, id: string, urgent = false): Decision {
+    return this.lane(subscriptionId, opClass).decide(id, urgent, this.now());
   }
 
   private async gate(request: PipelineRequest, next: (request: PipelineRequest) => Promise<PipelineResponse>): Promise<PipelineResponse> {
@@ -114,8 +128,9 @@ export class ArmPacer {
     if (!target) return next(request);
     const lane = this.lane(target.subscriptionId, target.opClass);
     const id = `${request.method} ${request.url}`;
+    const urgent = this.urgent(request);
     for (let absorbed = 0; ; absorbed++) {
-      const decision = lane.decide(id, this.now());
+      const decision = lane.decide(id, urgent, this.now());
       if (decision.send) break;
       if (decision.waitMs > this.absorbUpToMs || absorbed >= 3) {
         this.stats.deferred++;
@@ -197,8 +212,8 @@ class Estimate {
 class Lane {
   private readonly own: Estimate;
   private readonly global: Estimate;
-  /** Request id → the instant its promised token is due, in promise order. */
-  private readonly promised = new Map<string, number>();
+  /** Request id → the instant its promised token is due, and whether it goes ahead of the others. */
+  private readonly promised = new Map<string, { due: number; urgent: boolean }>();
   private readonly inFlight = new Set<number>();
   private seq = 0;
   /** A Retry-After from ARM: nothing is sent before it. */
@@ -215,26 +230,35 @@ class Lane {
     this.global = new Estimate(global, now);
   }
 
-  decide(id: string, now: number): Decision {
-    for (const [held, due] of this.promised) if (due + this.graceMs < now) this.promised.delete(held);
+  decide(id: string, urgent: boolean, now: number): Decision {
+    for (const [held, p] of this.promised) if (p.due + this.graceMs < now) this.promised.delete(held);
     if (now < this.notBefore) return { send: false, waitMs: this.notBefore - now };
-    const due = this.promised.get(id);
-    if (due !== undefined) {
-      if (now < due) return { send: false, waitMs: due - now };
-      if (this.tokensBeyond(0, now) >= 1) {
+    const held = this.promised.get(id);
+    if (held !== undefined) {
+      if (now < held.due) return { send: false, waitMs: held.due - now };
+      // An urgent promise that is due goes first; an urgent holder yields to nobody.
+      const ahead = held.urgent ? 0 : this.urgentPromises(id, now);
+      if (this.tokensBeyond(ahead, now) >= 1) {
         this.promised.delete(id);
         return this.take(now);
       }
-      // The headers said the bucket holds less than modelled: the holder keeps its place at the front.
-      const again = now + this.msUntil(1, now);
-      this.promised.set(id, again);
-      return { send: false, waitMs: again - now };
+      // Less in the bucket than modelled (the headers said so), or urgent work came first: the holder keeps its place
+      // at the front of its class.
+      held.due = now + this.msUntil((held.urgent ? 0 : this.urgentPromises(id)) + 1, now);
+      return { send: false, waitMs: held.due - now };
     }
-    const outstanding = this.promised.size;
-    if (this.tokensBeyond(outstanding, now) >= 1) return this.take(now);
-    const slot = now + this.msUntil(outstanding + 1, now);
-    this.promised.set(id, slot);
-    return { send: false, waitMs: slot - now };
+    const ahead = urgent ? this.urgentPromises() : this.promised.size;
+    if (this.tokensBeyond(ahead, now) >= 1) return this.take(now);
+    const due = now + this.msUntil(ahead + 1, now);
+    this.promised.set(id, { due, urgent });
+    return { send: false, waitMs: due - now };
+  }
+
+  /** Urgent promises other than `except`'s (only those due by `dueBy` when given). */
+  private urgentPromises(except?: string, dueBy = Number.POSITIVE_INFINITY): number {
+    let n = 0;
+    for (const [id, p] of this.promised) if (p.urgent && p.due <= dueBy && id !== except) n++;
+    return n;
   }
 
   startSend(): number {
