@@ -30,8 +30,8 @@
  * it has already created, so serving them first finishes started sagas and frees their pool slots sooner; strict
  * first-come order instead moves every saga of a full pool through its writes in lockstep, all of them holding slots
  * while the bucket queues, and the next nodes wait for slots with the bucket idle (the fleet bench measured 0.50 of
- * the bucket's bound that way at 500 nodes, 400 in flight). It cannot starve the other writes: grants exist only for
- * machines already written, so their share of the bucket is bounded by what the machine writes got.
+ * the bucket's bound that way at 500 nodes, 400 in flight). It cannot starve the other writes: a request passed over once becomes urgent
+ * itself (ageing), and grants exist only for machines already written.
  */
 import { createHttpHeaders, RestError, type PipelinePolicy, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
 
@@ -242,9 +242,10 @@ class Lane {
         this.promised.delete(id);
         return this.take(now);
       }
-      // Less in the bucket than modelled (the headers said so), or urgent work came first: the holder keeps its place
-      // at the front of its class.
-      held.due = now + this.msUntil((held.urgent ? 0 : this.urgentPromises(id)) + 1, now);
+      // Less in the bucket than modelled (the headers said so), or urgent work came first: the holder becomes urgent
+      // itself (ageing: a request is passed over at most once) and keeps its place at the front.
+      held.urgent = true;
+      held.due = now + this.msUntil(this.urgentPromises(id) + 1, now);
       return { send: false, waitMs: held.due - now };
     }
     const ahead = urgent ? this.urgentPromises() : this.promised.size;
