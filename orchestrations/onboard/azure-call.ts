@@ -32,11 +32,7 @@ export function* callAzure<I, O>(
       if (failures >= p.maxAttempts || throttles >= 2 * p.maxAttempts) throw error;
       const backoff = Math.min(p.maxRetryMs, p.firstRetryMs * p.backoff ** (attempt - 1));
       // 50–150 % of the back-off, never less than Retry-After.
-      // A paced refusal's wait is a slot the service's ARM pacer promised this request alone: come back then, no later.
-      const delay =
-        throttled?.paced && throttled.retryAfterMs > 0
-          ? throttled.retryAfterMs
-          : Math.max(throttled?.retryAfterMs ?? 0, Math.round(backoff * (0.5 + jitter(context.df.instanceId, activity.name, input, attempt))));
+      const delay = Math.max(throttled?.retryAfterMs ?? 0, Math.round(backoff * (0.5 + jitter(context.df.instanceId, activity.name, input, attempt))));
       yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + delay));
     }
   }
