@@ -12,10 +12,14 @@
  * the emulators have no Graph; the per-node grant stays, bounded here.
  *
  * Counted now, not reserved: other pools' future nodes, and anyone else assigning roles in the subscription, still
- * draw from the same budget; ARM's own refusal stays the backstop.
+ * draw from the same budget; ARM's own refusal stays the backstop. Counted where the service may read (the roles
+ * pool.bicep grants it, checked by test/infra/what-if.test.ts): at the pool's grant scopes, which ARM lists with every
+ * assignment above (the resource groups, the subscription) and below them. That includes every grant the service's own
+ * nodes get in those scopes; assignments in other resource groups of the subscription are not visible to it and not
+ * counted — a subscription-wide count would need roleAssignments/read on the subscription.
  */
 import type { ArmClients } from "../clients/arm/arm-clients.js";
-import { subscriptionOf } from "../clients/arm/resource-id.js";
+import { pathArg, subscriptionOf } from "../clients/arm/resource-id.js";
 import type { PoolSpec } from "../clients/registry/model.js";
 
 export const ROLE_ASSIGNMENTS_PER_SUBSCRIPTION = 4_000;
@@ -43,7 +47,10 @@ export async function roleAssignmentShortfall(arm: ArmClients, spec: Spec): Prom
   }
   const nodes = spec.maxNodes ?? 1;
   for (const [subscriptionId, grantsPerNode] of perSubscription) {
-    const existing = await countRoleAssignments(arm, subscriptionId);
+    const scopes = spec.roleGrants
+      .map((g) => (g.scope === "cluster" ? spec.clusterResourceId : spec.arc.resourceGroupId))
+      .filter((scope) => subscriptionOf(scope).toLowerCase() === subscriptionId);
+    const existing = await countRoleAssignments(arm, subscriptionId, [...new Set(scopes.map((s) => s.toLowerCase()))]);
     if (existing + nodes * grantsPerNode > ROLE_ASSIGNMENTS_PER_SUBSCRIPTION) {
       return {
         subscriptionId,
@@ -58,13 +65,15 @@ export async function roleAssignmentShortfall(arm: ArmClients, spec: Spec): Prom
   return undefined;
 }
 
-/** Assignments that count toward the subscription's cap: the listing also returns inherited ones from above it. */
-async function countRoleAssignments(arm: ArmClients, subscriptionId: string): Promise<number> {
+/** Distinct assignments in the subscription seen from the given scopes (a listing also returns inherited ones). */
+async function countRoleAssignments(arm: ArmClients, subscriptionId: string, scopes: string[]): Promise<number> {
   const prefix = `/subscriptions/${subscriptionId}`.toLowerCase();
-  let n = 0;
-  for await (const ra of arm.authorization(subscriptionId).roleAssignments.listForSubscription()) {
-    const scope = (ra.scope ?? "").toLowerCase();
-    if (scope === prefix || scope.startsWith(`${prefix}/`)) n++;
+  const seen = new Set<string>();
+  for (const scope of scopes) {
+    for await (const ra of arm.authorization(subscriptionId).roleAssignments.listForScope(pathArg(scope))) {
+      const at = (ra.scope ?? "").toLowerCase();
+      if ((at === prefix || at.startsWith(`${prefix}/`)) && ra.id) seen.add(ra.id.toLowerCase());
+    }
   }
-  return n;
+  return seen.size;
 }
