@@ -11,6 +11,7 @@ import type { HttpClient } from "@azure/core-rest-pipeline";
 import { DefaultAzureCredential } from "@azure/identity";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
+import { ArmPacer } from "../orchestrations/clients/arm/write-pacer.js";
 import { droppedLifecycleEvents, eventGridLifecycleEvents, type LifecycleEvents } from "../orchestrations/clients/events/lifecycle-events.js";
 import { AksAccess } from "../orchestrations/clients/kube/aks-access.js";
 import { Mailbox } from "../orchestrations/clients/mailbox/mailbox.js";
@@ -18,6 +19,12 @@ import { Registry } from "../orchestrations/clients/registry/registry.js";
 import { OneTimeSecrets } from "../orchestrations/clients/secrets/one-time-secrets.js";
 import type { ServiceProvider, Services } from "../orchestrations/services.js";
 import { NotConfiguredError, settings as settingsOfProcess, type Settings } from "../orchestrations/settings.js";
+
+/**
+ * ARM waits the pacer sleeps in the activity rather than fail it: a durable timer costs an orchestration episode and
+ * the backend's timer latency (seconds), more than a worker slot held this long.
+ */
+const ABSORB_ARM_WAITS_UP_TO_MS = 1_000;
 
 /** Clients to use instead of the ones the settings describe (tests, the sandbox). */
 export interface ServiceParts {
@@ -38,12 +45,14 @@ export interface ServiceProviderOptions {
 
 export function createServiceProvider(options: ServiceProviderOptions = {}): ServiceProvider {
   const readSettings = options.settings ?? settingsOfProcess;
+  // ARM's buckets belong to the principal, not to a settings snapshot: one pacer for the life of the process.
+  const armPacer = new ArmPacer({ absorbUpToMs: ABSORB_ARM_WAITS_UP_TO_MS });
   let cached: { settings: Settings; key: string; services: Services; ready: Promise<void> } | undefined;
   return async () => {
     const s = readSettings();
     // settings() hands back the same object while nothing changed; a provided reader may build a new equal one.
     if (cached?.settings !== s && cached?.key !== JSON.stringify(s)) {
-      const services = buildServices(s, options.parts ?? {});
+      const services = buildServices(s, options.parts ?? {}, armPacer);
       cached = { settings: s, key: JSON.stringify(s), services, ready: services.registry.ensureTables() };
     }
     const current = cached;
@@ -59,14 +68,14 @@ export function createServiceProvider(options: ServiceProviderOptions = {}): Ser
 }
 
 /** Every client, built lazily: an app that never sends to a mailbox never needs Service Bus settings. */
-export function buildServices(s: Settings, parts: ServiceParts = {}): Services {
+export function buildServices(s: Settings, parts: ServiceParts = {}, armPacer: ArmPacer = new ArmPacer({ absorbUpToMs: ABSORB_ARM_WAITS_UP_TO_MS })): Services {
   const credential = lazy<TokenCredential>(() => parts.credential ?? new DefaultAzureCredential({ managedIdentityClientId: s.AZURE_CLIENT_ID }));
   const registry = new Registry(
     s.REGISTRY_CONNECTION
       ? { connectionString: s.REGISTRY_CONNECTION, prefix: s.REGISTRY_TABLE_PREFIX, ...(parts.tablesHttpClient ? { httpClient: parts.tablesHttpClient } : {}) }
       : { endpoint: s.REGISTRY_TABLE_ENDPOINT, credential: credential(), prefix: s.REGISTRY_TABLE_PREFIX },
   );
-  const arm = lazy(() => parts.arm ?? new ArmClients({ credential: credential(), endpoint: s.ARM_ENDPOINT }));
+  const arm = lazy(() => parts.arm ?? new ArmClients({ credential: credential(), endpoint: s.ARM_ENDPOINT, pacer: armPacer }));
   const aks = lazy(() => new AksAccess({ arm: arm(), credential: credential() }));
   return {
     settings: s,

@@ -5,6 +5,7 @@ import { defineRoute, httpRoute, json } from "./http/route.js";
 import { ProblemError } from "./http/problem.js";
 import { pageOf, Paging, PoolView } from "./http/views.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
+import { roleAssignmentShortfall } from "../orchestrations/use-cases/role-assignment-budget.js";
 
 const PoolParams = z.strictObject({ pool: PoolName });
 export const CreatePool = PoolSpec.extend({ name: PoolName });
@@ -17,7 +18,10 @@ const create = defineRoute({
   tag: "pools",
   access: "admin",
   body: CreatePool,
-  responses: { 201: { description: "Created", schema: PoolView }, 409: { description: "A pool with this name exists" } },
+  responses: {
+    201: { description: "Created", schema: PoolView },
+    409: { description: "A pool with this name exists, or its nodes' role grants would cross ARM's role-assignment cap" },
+  },
 });
 const list = defineRoute({
   name: "managePoolList",
@@ -67,8 +71,19 @@ const remove = defineRoute({
 });
 
 export function registerPoolRoutes(services: ServiceProvider): void {
-  httpRoute(create, services, async ({ body, principal, services: { registry } }) => {
+  httpRoute(create, services, async ({ body, principal, services: { registry, arm } }) => {
     const { name, ...spec } = body;
+    const shortfall = spec.roleGrants.length > 0 ? await roleAssignmentShortfall(arm(), spec) : undefined;
+    if (shortfall) {
+      const s = shortfall;
+      throw new ProblemError(409, "role-assignment-cap", "The pool's role grants would cross ARM's role-assignment cap", {
+        detail:
+          `subscription '${s.subscriptionId}' holds ${s.existingRoleAssignments} role assignments; ${s.nodes} node(s) × ${s.grantsPerNode} per-node grant(s) ` +
+          `would take it past ARM's ${s.limit} per subscription, and ARM would refuse the grants (RoleAssignmentLimitExceeded). ` +
+          `At most ${s.maxNodesThatFit} node(s) with these grants fit: lower maxNodes, grant fewer roles per node, or free role assignments in the subscription.`,
+        ...s,
+      });
+    }
     const pool = await registry.pools.create(name, spec, principal.name);
     return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
   });

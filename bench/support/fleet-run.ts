@@ -2,6 +2,9 @@
  * One fleet run: `nodes` machines enrol at the same emulated instant into a pool admitting `maxInFlight` sagas, and
  * the run goes on in virtual time until every saga has ended. Refused nodes retry after Retry-After (plus jitter).
  * Returns the run's figures; the ARM figures come from the ARM emulator's request log, orphans from the emulators.
+ * With `pacing` the service's ARM clients carry the ARM pacer of production (orchestrations/clients/arm/write-pacer.ts)
+ * on the run's virtual clock, sleeping no wait in-process (an in-process sleep here would be a timer the virtual-time
+ * loop cannot see; in emulated time a durable timer of the same length has the same effect on the buckets).
  */
 import { performance } from "node:perf_hooks";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
@@ -12,7 +15,7 @@ import type { BenchTables } from "./bench-tables.js";
 import { HttpCensus, hostPortOf } from "./http-census.js";
 import { LATENCY_MODEL, nodeStepMs } from "./latency-model.js";
 import { MinHeap } from "./min-heap.js";
-import { POOL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
+import { POOL, SERVICE_PRINCIPAL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
 import { countOrphans, readyNodeIds } from "./orphans.js";
 import { countBy, percentile, round } from "./stats.js";
 import { runInVirtualTime } from "./virtual-time.js";
@@ -44,6 +47,8 @@ export interface FleetRunOptions {
   nodes: number;
   maxInFlight: number;
   seed: number;
+  /** The service paces its ARM requests (production); false: the clients send everything and ARM throttles. */
+  pacing: boolean;
 }
 
 export async function runFleet(o: FleetRunOptions): Promise<Record<string, unknown>> {
@@ -57,9 +62,10 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     maxInFlight: o.maxInFlight,
     stepDurationMs: (envelope) => nodeStepMs(LATENCY_MODEL, envelope.stepId),
     kubeletReadyAfterMs: LATENCY_MODEL.kubeletReadyAfterMs,
+    pacing: o.pacing,
   });
   try {
-    const { app, clock, arm } = world;
+    const { app, clock, arm, pacer } = world;
     const traffic = new ArmTraffic(arm);
     const start = clock.now();
 
@@ -160,6 +166,9 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     const waitMs = outcomes.map((x) => x.waitedForSlotMs);
     const wallMs = performance.now() - wallStart;
     const perSaga = (n: number) => round(n / o.nodes, 1);
+    const writesSent = writes + traffic.throttled.writes;
+    const writesPerSaga = readyOutcomes.length > 0 ? writes / readyOutcomes.length : 0;
+    const sagaP50Ms = percentile(sagaMs, 50) ?? 0;
 
     return {
       nodes: o.nodes,
@@ -181,6 +190,11 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       armPeakWritesInOneSec: traffic.peakWritesInOneSecond(),
       armWrites: writes,
       armWritesThrottled: traffic.throttled.writes,
+      armWritesThrottledPercent: writesSent > 0 ? round((100 * traffic.throttled.writes) / writesSent, 2) : 0,
+      // What a full pool could ask of ARM at most (Little's law): below the refill rate, ARM is not the bottleneck.
+      armWriteDemandCeilingPerSec: sagaP50Ms > 0 ? round((o.maxInFlight * writesPerSaga) / (sagaP50Ms / 1000)) : null,
+      pacing: o.pacing,
+      pacer: pacer ? { ...pacer.stats } : null,
       armDeletes: traffic.admitted.deletes,
       armDeletesThrottled: traffic.throttled.deletes,
       armReads: traffic.admitted.reads,

@@ -14,6 +14,7 @@ import type { HttpClient } from "@azure/core-rest-pipeline";
 import { importPublicKey } from "../../contract/keys.js";
 import type { StepEnvelope } from "../../contract/step-envelope.js";
 import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import { ArmPacer } from "../../orchestrations/clients/arm/write-pacer.js";
 import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ThrottlingOptions } from "../../test/arm-emulator/index.js";
 import { KubeEmulator } from "../../test/kube-emulator/index.js";
@@ -60,6 +61,11 @@ export interface OnboardingWorldOptions {
   stepDurationMs(envelope: StepEnvelope): number;
   /** How long after joining a kubelet's Node turns Ready (emulated ms). */
   kubeletReadyAfterMs: number;
+  /**
+   * The ARM pacer of production on the emulated clock, sleeping no wait in-process (such a sleep would be a timer the
+   * virtual-time loop cannot see; a durable timer of the same length has the same effect on the buckets). Default off.
+   */
+  pacing?: boolean;
   /** Saga timing overrides (SAGA_TIMING); default none: production timing. */
   timing?: Record<string, unknown>;
 }
@@ -73,6 +79,8 @@ export interface OnboardingWorld {
   kubeUrl: string;
   mailbox: InProcessMailbox;
   agents: InProcessAgents;
+  /** The service's ARM pacer, when `pacing`. */
+  pacer: ArmPacer | undefined;
   /** A fresh machine (new key, new identity); immutable = Flatcar-like read-only /usr (the default), else mutable. */
   newNode(options?: { immutable?: boolean }): BenchNode;
   createToken(maxUses: number): Promise<string>;
@@ -143,7 +151,13 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   });
   // Retries belong to the saga's durable policy (emulated time), not to SDK sleeps (wall time).
   const httpClient = latency ? withIdentityDelay(arm.httpClient, clock, latency.arm.machineIdentityDelayMs) : arm.httpClient;
-  const armClients = new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient, retryOptions: { maxRetries: 0 } });
+  const pacer = options.pacing ? new ArmPacer({ now: () => clock.now() }) : undefined;
+  const armClients = new ArmClients({
+    credential: emulatorCredential(SERVICE_PRINCIPAL),
+    httpClient,
+    retryOptions: { maxRetries: 0 },
+    ...(pacer ? { pacer } : {}),
+  });
   app.useServices({ arm: armClients, mailbox, ...(options.tablesHttpClient ? { tablesHttpClient: options.tablesHttpClient } : {}) });
 
   await app.createPool(POOL, {
@@ -161,6 +175,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
     kubeUrl: kubeServer.server,
     mailbox,
     agents,
+    pacer,
     newNode: ({ immutable = true } = {}) => newNode({ immutable: { readOnlyUsr: immutable, ostree: false, flatcar: immutable, kairos: false, bootc: false } }),
     createToken: (maxUses) => app.createToken(POOL, { maxUses, expiresInHours: 24 * 30 }),
     enrol: async (node, token) => {

@@ -22,8 +22,11 @@ export class ArmThrottledError extends Error {
   /** An Azure SDK 429 as an ArmThrottledError; anything else unchanged. */
   static from(error: unknown): unknown {
     if (!(isRestError(error) && error.statusCode === 429)) return error;
+    // retry-after-ms: the service's own ARM pacer (clients/arm/write-pacer.ts) asks for sub-second waits.
+    const ms = Number(error.response?.headers.get("retry-after-ms") ?? Number.NaN);
     const seconds = Number(error.response?.headers.get("retry-after"));
-    return new ArmThrottledError(error.message, Number.isFinite(seconds) ? Math.round(seconds * 1000) : undefined, { cause: error });
+    const retryAfterMs = Number.isFinite(ms) ? Math.round(ms) : Number.isFinite(seconds) ? Math.round(seconds * 1000) : undefined;
+    return new ArmThrottledError(error.message, retryAfterMs, { cause: error });
   }
 }
 

@@ -49,6 +49,8 @@ export interface ArmEmulatorOptions {
   replicationDelayMs?: number;
   /** Async machine DELETE (api >= 2025-01-13): Retry-After (default 200 s, as published) and how long it runs (default: one InProgress poll). */
   machineDelete?: Partial<MachineDeleteBehaviour>;
+  /** Role assignments one subscription may hold before RoleAssignmentLimitExceeded. Default 4,000, as ARM. */
+  roleAssignmentsPerSubscription?: number;
   /** Items per page in list responses before a nextLink is given. Default 100. */
   pageSize?: number;
   /** Extra latency per request, applied through `sleep`. */
@@ -64,6 +66,8 @@ export interface ArmEmulatorOptions {
 
 const DEFAULT_REPLICATION_DELAY_MS = 10_000;
 const DEFAULT_PAGE_SIZE = 100;
+/** MicrosoftDocs/azure-docs articles/role-based-access-control/troubleshoot-limits.md: "fixed and cannot be increased". */
+export const ROLE_ASSIGNMENTS_PER_SUBSCRIPTION = 4_000;
 
 export class ArmEmulator {
   readonly clock: Clock;
@@ -121,6 +125,7 @@ export class ArmEmulator {
       roleDefinitions: this.roleDefinitions,
       tenantId: this.tenantId,
       pageSize,
+      perSubscriptionLimit: options.roleAssignmentsPerSubscription ?? ROLE_ASSIGNMENTS_PER_SUBSCRIPTION,
     });
     this.clusters = new ManagedClusters(this.tenancy, this.newId, this.tenantId);
     this.routes = [

@@ -1,5 +1,5 @@
 /** Public surface of the ARM emulator for tests, the local sandbox and benchmarks. */
-export { ArmEmulator, type ArmEmulatorOptions } from "./arm-emulator.js";
+export { ArmEmulator, ROLE_ASSIGNMENTS_PER_SUBSCRIPTION, type ArmEmulatorOptions } from "./arm-emulator.js";
 export { ArmError } from "./arm-error.js";
 export { emulatorCredential, emulatorToken, DEFAULT_TENANT_ID, type Caller, type EmulatorCredentialOptions, type PrincipalType } from "./credential.js";
 export type { ResourceEvent, ResourceEventData, ResourceEventListener, ResourceEventType } from "./event-grid.js";

@@ -2,7 +2,9 @@
  * Microsoft.Authorization/roleAssignments (api 2022-04-01 shape) at any scope. Names are GUIDs unique in the tenant,
  * so reusing a name for another principal, role or scope is refused, and the same grant under a second name is a
  * conflict. A principal RBAC cannot resolve yet (unknown, deleted or still replicating) is refused unless the body
- * carries principalType, exactly the trap a saga assigning roles to a fresh managed identity falls into.
+ * carries principalType, exactly the trap a saga assigning roles to a fresh managed identity falls into. A
+ * subscription holds at most `perSubscriptionLimit` assignments (at subscription, resource group and resource scopes;
+ * management-group and root scopes do not count), the next one is refused with ARM's RoleAssignmentLimitExceeded.
  */
 import { z } from "zod";
 import type { Clock } from "../support/index.js";
@@ -43,6 +45,8 @@ export interface RoleAssignmentsDeps {
   roleDefinitions: RoleDefinitions;
   tenantId: string;
   pageSize: number;
+  /** Role assignments a subscription may hold (ARM: 4,000; see README for the source). */
+  perSubscriptionLimit: number;
 }
 
 const PRINCIPAL_TYPES: readonly PrincipalType[] = ["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"];
@@ -62,6 +66,8 @@ const putBody = z.object({
 export class RoleAssignments {
   /** Keyed by lower-cased name: names are unique across scopes. */
   private readonly byName = new Map<string, RoleAssignmentRecord>();
+  /** Assignments per lower-cased subscription id, kept with `byName`: the cap is checked on every new assignment. */
+  private readonly perSubscription = new Map<string, number>();
 
   constructor(private readonly deps: RoleAssignmentsDeps) {}
 
@@ -82,6 +88,7 @@ export class RoleAssignments {
 
   reset(): void {
     this.byName.clear();
+    this.perSubscription.clear();
   }
 
   private get(ctx: RequestContext): HandlerResult {
@@ -93,6 +100,7 @@ export class RoleAssignments {
     const existing = this.byName.get(ctx.params["name"]!.toLowerCase());
     if (!existing || idKey(existing.scope) !== idKey(scope)) return { status: 204 };
     this.byName.delete(existing.name.toLowerCase());
+    this.countIn(existing.scope, -1);
     return { status: 200, body: this.render(existing) };
   }
 
@@ -152,6 +160,10 @@ export class RoleAssignments {
         `Principal ${props.principalId.replace(/-/g, "").toLowerCase()} does not exist in the directory ${this.deps.tenantId}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype`,
       );
     }
+    const subscriptionId = scopeParts(scope).subscriptionId;
+    if (subscriptionId !== undefined && this.countInSubscription(subscriptionId) >= this.deps.perSubscriptionLimit) {
+      throw new ArmError(400, "RoleAssignmentLimitExceeded", "No more role assignments can be created.");
+    }
     const record: RoleAssignmentRecord = {
       id: `${scope === "/" ? "" : scope}/providers/Microsoft.Authorization/roleAssignments/${name}`,
       name,
@@ -169,7 +181,18 @@ export class RoleAssignments {
       updatedBy: ctx.caller.principalId,
     };
     this.byName.set(name.toLowerCase(), record);
+    this.countIn(scope, 1);
     return { status: 201, body: this.render(record) };
+  }
+
+  /** What counts toward a subscription's cap: assignments at the subscription or anything below it. */
+  countInSubscription(subscriptionId: string): number {
+    return this.perSubscription.get(subscriptionId.toLowerCase()) ?? 0;
+  }
+
+  private countIn(scope: string, delta: number): void {
+    const sub = scopeParts(scope).subscriptionId?.toLowerCase();
+    if (sub !== undefined) this.perSubscription.set(sub, (this.perSubscription.get(sub) ?? 0) + delta);
   }
 
   private listForScope(ctx: RequestContext): HandlerResult {

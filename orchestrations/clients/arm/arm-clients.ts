@@ -11,6 +11,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient, Pipeline, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { ARC_MACHINES, MANAGED_CLUSTERS, ROLE_ASSIGNMENTS } from "./resource-id.js";
 import { armThrottleCounter } from "../../observability/arm-throttles.js";
+import type { ArmPacer } from "./write-pacer.js";
 
 /**
  * The one api-version per resource type the service calls (README "Azure API versions"): every client and every
@@ -34,6 +35,8 @@ export interface ArmClientsOptions {
   /** Extra trust for a self-signed endpoint (the emulator over HTTPS). */
   tlsOptions?: { ca?: string };
   retryOptions?: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number };
+  /** Paces every request of every client against ARM's buckets (write-pacer.ts); one per process. None: unpaced. */
+  pacer?: ArmPacer;
 }
 
 export class ArmClients {
@@ -61,7 +64,7 @@ export class ArmClients {
       () =>
         new HybridComputeManagementClient(this.options.credential, subscriptionId, {
           ...this.common(),
-          additionalPolicies: [{ policy: pinApiVersion(API_VERSIONS[ARC_MACHINES]), position: "perCall" }],
+          additionalPolicies: [...this.common().additionalPolicies, { policy: pinApiVersion(API_VERSIONS[ARC_MACHINES]), position: "perCall" }],
         }),
     );
   }
@@ -75,8 +78,8 @@ export class ArmClients {
   }
 
   private common() {
-    const { endpoint, httpClient, tlsOptions, retryOptions } = this.options;
-    return { endpoint, httpClient, tlsOptions, retryOptions };
+    const { endpoint, httpClient, tlsOptions, retryOptions, pacer } = this.options;
+    return { endpoint, httpClient, tlsOptions, retryOptions, additionalPolicies: pacer?.policies() ?? [] };
   }
 
   private memo<T>(kind: string, subscriptionId: string, create: () => T): T {

@@ -63,6 +63,12 @@ export const PoolSpec = z.strictObject({
   approvalPolicy: ApprovalPolicy.default("token"),
   clonePolicy: ClonePolicy.default("reject"),
   maxInFlight: z.int().min(1).max(10_000).default(20).describe("Onboarding sagas allowed to run at once in this pool"),
+  maxNodes: z
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .optional()
+    .describe("Nodes the pool is meant to hold; with per-node roleGrants, pool creation checks them against ARM's role-assignment cap"),
 });
 export type PoolSpec = z.infer<typeof PoolSpec>;
 

@@ -1,0 +1,350 @@
+/**
+ * Paces the service's own ARM requests so ARM's throttle is never what stops them: every 429 ARM answers is a request
+ * refused to every other workload of the subscription as well (the subscription-wide bucket is shared by all callers).
+ *
+ * Model (MicrosoftDocs "Understand how Azure Resource Manager throttles requests", 2024+ regional throttling): a token
+ * bucket per subscription, per principal, per operation class (writes 200 / 10 s⁻¹, deletes 200 / 10 s⁻¹, reads
+ * 250 / 25 s⁻¹), plus the subscription-wide bucket, 15× that, shared by every principal. ARM reports both on each
+ * response (`x-ms-ratelimit-remaining-subscription-{class}` and `…-global-{class}`), so the pacer keeps an estimate of
+ * each bucket that refills as documented between responses and is reset from every response's headers: the headers
+ * see what the estimate cannot (other instances of this app on the same principal, other workloads on the global
+ * bucket, a limit other than the documented one).
+ *
+ * Why one pacer per process, as core-rest-pipeline policies on the ARM clients (built once in the composition root):
+ * the bucket belongs to the principal, so every saga, sweeper and route of the process must draw from one estimate;
+ * a policy sees every request of every client without the activities knowing.
+ *
+ * Why fail fast instead of waiting: an activity that sleeps holds a worker slot and its time is wall time. When the
+ * estimate has no token the request is not sent; the policy throws the 429 RestError the saga already honours (see
+ * orchestrations/onboard/retry-after.ts), carrying the wait the bucket model computes in `retry-after-ms`, and the
+ * saga waits on a durable timer. Only waits up to `absorbUpToMs` are slept in-process (a durable timer costs more).
+ *
+ * Why reservations (fairness): a refused request is given a slot — the instant the bucket will have a token for it
+ * after every earlier refused request has had one — and that token is promised to it: a newcomer may send only when
+ * the estimate has a token beyond every outstanding promise. A request is recognised when it comes back by its method
+ * and URL (the service's ARM names are deterministic, so a retried write is the same PUT to the same URL). So waits are
+ * first come, first served across sagas and pools, and no caller is refused forever. A promise whose holder never
+ * comes back is forgotten after `reservationGraceMs`.
+ *
+ * Why urgent requests (role-assignment PUTs by default) go ahead of the queue: a saga's grants are written for a machine
+ * it has already created, so serving them first finishes started sagas and frees their pool slots sooner; strict
+ * first-come order instead moves every saga of a full pool through its writes in lockstep, all of them holding slots
+ * while the bucket queues, and the next nodes wait for slots with the bucket idle (the fleet bench measured 0.50 of
+ * the bucket's bound that way at 500 nodes, 400 in flight). It cannot starve the other writes: a request passed over once becomes urgent
+ * itself (ageing), and grants exist only for machines already written.
+ */
+import { createHttpHeaders, RestError, type PipelinePolicy, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
+
+export type ArmOpClass = "reads" | "writes" | "deletes";
+
+export interface ArmBucketLimits {
+  burst: number;
+  refillPerSecond: number;
+}
+
+/** The documented per-principal buckets (regional throttling, 2024+). */
+export const ARM_DOCUMENTED_LIMITS: Readonly<Record<ArmOpClass, ArmBucketLimits>> = {
+  reads: { burst: 250, refillPerSecond: 25 },
+  writes: { burst: 200, refillPerSecond: 10 },
+  deletes: { burst: 200, refillPerSecond: 10 },
+};
+/** The subscription-wide bucket, shared by all principals, is 15× a principal's. */
+export const ARM_DOCUMENTED_GLOBAL_MULTIPLIER = 15;
+
+/** The code of the 429 the pacer answers in ARM's place: a log reader can tell it from ARM's own. */
+export const PACED_CODE = "RequestPacedByClient";
+
+export interface ArmPacerOptions {
+  /** Milliseconds now; the fleet bench passes its virtual clock. Default Date.now. */
+  now?: () => number;
+  limits?: Partial<Record<ArmOpClass, ArmBucketLimits>>;
+  globalMultiplier?: number;
+  /** Waits up to this long are slept in the process instead of failing fast. Default 0. */
+  absorbUpToMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  /** How long after its slot a promised token waits for its holder. Default 2 minutes. */
+  reservationGraceMs?: number;
+  /** Requests served ahead of the others' promises. Default: role-assignment PUTs (see the module header). */
+  urgent?: (request: PipelineRequest) => boolean;
+}
+
+const ROLE_ASSIGNMENT = /\/providers\/Microsoft\.Authorization\/roleAssignments\//i;
+const roleAssignmentWrites = (request: PipelineRequest): boolean => request.method.toUpperCase() === "PUT" && ROLE_ASSIGNMENT.test(request.url);
+
+export interface ArmPacerStats {
+  sent: number;
+  /** Requests refused by the pacer (not sent), each with a wait. */
+  deferred: number;
+  /** Waits slept in the process. */
+  absorbed: number;
+  /** 429s ARM answered anyway: the estimate was wrong. */
+  throttledByArm: number;
+}
+
+type Decision = { send: true } | { send: false; waitMs: number };
+
+export class ArmPacer {
+  readonly stats: ArmPacerStats = { sent: 0, deferred: 0, absorbed: 0, throttledByArm: 0 };
+  private readonly lanes = new Map<string, Lane>();
+  private readonly now: () => number;
+  private readonly limits: Record<ArmOpClass, ArmBucketLimits>;
+  private readonly globalMultiplier: number;
+  private readonly absorbUpToMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly graceMs: number;
+  private readonly urgent: (request: PipelineRequest) => boolean;
+  /** Which lane and send sequence a request in flight belongs to, for the header correction. */
+  private readonly sent = new WeakMap<PipelineRequest, { lane: Lane; seq: number }>();
+
+  constructor(options: ArmPacerOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.limits = { ...ARM_DOCUMENTED_LIMITS, ...options.limits };
+    this.globalMultiplier = options.globalMultiplier ?? ARM_DOCUMENTED_GLOBAL_MULTIPLIER;
+    this.absorbUpToMs = options.absorbUpToMs ?? 0;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.graceMs = options.reservationGraceMs ?? 120_000;
+    this.urgent = options.urgent ?? roleAssignmentWrites;
+  }
+
+  /**
+   * The two policies to add to a client: the gate runs once per operation, outside the SDK's own retries (a refusal
+   * must reach the saga, not be slept on by the retry policy); the observer runs on every attempt, to read every
+   * response's headers.
+   */
+  policies(): Array<{ policy: PipelinePolicy; position: "perCall" | "perRetry" }> {
+    return [
+      { policy: { name: "armPacerGate", sendRequest: (request, next) => this.gate(request, next) }, position: "perCall" },
+      { policy: { name: "armPacerObserve", sendRequest: (request, next) => this.observe(request, next) }, position: "perRetry" },
+    ];
+  }
+
+  /** Takes a token for `id` now, or says how long to wait for the one promised to it. Exposed for tests. */
+  decide(subscriptionId: string, opClass: ArmOpClass, id: string, urgent = false): Decision {
+    return this.lane(subscriptionId, opClass).decide(id, urgent, this.now());
+  }
+
+  private async gate(request: PipelineRequest, next: (request: PipelineRequest) => Promise<PipelineResponse>): Promise<PipelineResponse> {
+    const target = laneOf(request);
+    if (!target) return next(request);
+    const lane = this.lane(target.subscriptionId, target.opClass);
+    const id = `${request.method} ${request.url}`;
+    const urgent = this.urgent(request);
+    for (let absorbed = 0; ; absorbed++) {
+      const decision = lane.decide(id, urgent, this.now());
+      if (decision.send) break;
+      if (decision.waitMs > this.absorbUpToMs || absorbed >= 3) {
+        this.stats.deferred++;
+        throw pacedError(request, decision.waitMs, target);
+      }
+      this.stats.absorbed++;
+      await this.sleep(decision.waitMs);
+    }
+    this.stats.sent++;
+    const seq = lane.startSend();
+    this.sent.set(request, { lane, seq });
+    try {
+      return await next(request);
+    } finally {
+      lane.endSend(seq);
+    }
+  }
+
+  private async observe(request: PipelineRequest, next: (request: PipelineRequest) => Promise<PipelineResponse>): Promise<PipelineResponse> {
+    const response = await next(request);
+    const sent = this.sent.get(request);
+    if (!sent) return response;
+    if (response.status === 429) this.stats.throttledByArm++;
+    sent.lane.observe(response, sent.seq, this.now());
+    return response;
+  }
+
+  private lane(subscriptionId: string, opClass: ArmOpClass): Lane {
+    const key = `${subscriptionId.toLowerCase()}|${opClass}`;
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      const own = this.limits[opClass];
+      const global = { burst: own.burst * this.globalMultiplier, refillPerSecond: own.refillPerSecond * this.globalMultiplier };
+      lane = new Lane(opClass, own, global, this.now(), this.graceMs);
+      this.lanes.set(key, lane);
+    }
+    return lane;
+  }
+}
+
+/** One bucket's estimate: refills as documented, set from ARM's header whenever one arrives. */
+class Estimate {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly limits: ArmBucketLimits,
+    now: number,
+  ) {
+    this.tokens = limits.burst;
+    this.at = now;
+  }
+
+  level(now: number): number {
+    if (now > this.at) {
+      if (this.tokens < this.limits.burst) this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.at) * this.limits.refillPerSecond) / 1000);
+      this.at = now;
+    }
+    return this.tokens;
+  }
+
+  take(now: number): void {
+    this.tokens = this.level(now) - 1;
+  }
+
+  set(tokens: number, now: number): void {
+    this.level(now);
+    this.tokens = tokens;
+  }
+
+  /** Milliseconds until the estimate holds `n` tokens (0 if it does). */
+  msUntil(n: number, now: number): number {
+    const missing = n - this.level(now);
+    return missing <= 0 ? 0 : Math.ceil((missing * 1000) / this.limits.refillPerSecond);
+  }
+}
+
+/** The estimates, promises and sends in flight of one subscription and operation class. */
+class Lane {
+  private readonly own: Estimate;
+  private readonly global: Estimate;
+  /** Request id → the instant its promised token is due, and whether it goes ahead of the others. */
+  private readonly promised = new Map<string, { due: number; urgent: boolean }>();
+  private readonly inFlight = new Set<number>();
+  private seq = 0;
+  /** A Retry-After from ARM: nothing is sent before it. */
+  private notBefore = 0;
+
+  constructor(
+    private readonly opClass: ArmOpClass,
+    own: ArmBucketLimits,
+    global: ArmBucketLimits,
+    now: number,
+    private readonly graceMs: number,
+  ) {
+    this.own = new Estimate(own, now);
+    this.global = new Estimate(global, now);
+  }
+
+  decide(id: string, urgent: boolean, now: number): Decision {
+    for (const [held, p] of this.promised) if (p.due + this.graceMs < now) this.promised.delete(held);
+    if (now < this.notBefore) return { send: false, waitMs: this.notBefore - now };
+    const held = this.promised.get(id);
+    if (held !== undefined) {
+      if (now < held.due) return { send: false, waitMs: held.due - now };
+      // An urgent promise that is due goes first; an urgent holder yields to nobody.
+      const ahead = held.urgent ? 0 : this.urgentPromises(id, now);
+      if (this.tokensBeyond(ahead, now) >= 1) {
+        this.promised.delete(id);
+        return this.take(now);
+      }
+      // Less in the bucket than modelled (the headers said so), or urgent work came first: the holder becomes urgent
+      // itself (ageing: a request is passed over at most once) and keeps its place at the front.
+      held.urgent = true;
+      held.due = now + this.msUntil(this.urgentPromises(id) + 1, now);
+      return { send: false, waitMs: held.due - now };
+    }
+    const ahead = urgent ? this.urgentPromises() : this.promised.size;
+    if (this.tokensBeyond(ahead, now) >= 1) return this.take(now);
+    const due = now + this.msUntil(ahead + 1, now);
+    this.promised.set(id, { due, urgent });
+    return { send: false, waitMs: due - now };
+  }
+
+  /** Urgent promises other than `except`'s (only those due by `dueBy` when given). */
+  private urgentPromises(except?: string, dueBy = Number.POSITIVE_INFINITY): number {
+    let n = 0;
+    for (const [id, p] of this.promised) if (p.urgent && p.due <= dueBy && id !== except) n++;
+    return n;
+  }
+
+  startSend(): number {
+    this.inFlight.add(++this.seq);
+    return this.seq;
+  }
+
+  endSend(seq: number): void {
+    this.inFlight.delete(seq);
+  }
+
+  /** Resets the estimates from ARM's answer to the request sent as `seq`, less what was sent after it. */
+  observe(response: PipelineResponse, seq: number, now: number): void {
+    let sentAfter = 0;
+    for (const s of this.inFlight) if (s > seq) sentAfter++;
+    const own = remainingHeader(response, `x-ms-ratelimit-remaining-subscription-${this.opClass}`);
+    const global = remainingHeader(response, `x-ms-ratelimit-remaining-subscription-global-${this.opClass}`);
+    if (own !== undefined) this.own.set(own - sentAfter, now);
+    if (global !== undefined) this.global.set(global - sentAfter, now);
+    if (response.status === 429) {
+      if (own === undefined && global === undefined) this.own.set(0, now);
+      const retryAfterMs = retryAfterMsOf(response);
+      if (retryAfterMs !== undefined) this.notBefore = Math.max(this.notBefore, now + retryAfterMs);
+    }
+  }
+
+  private tokensBeyond(promises: number, now: number): number {
+    return Math.min(this.own.level(now), this.global.level(now)) - promises;
+  }
+
+  private msUntil(n: number, now: number): number {
+    return Math.max(this.own.msUntil(n, now), this.global.msUntil(n, now));
+  }
+
+  private take(now: number): Decision {
+    this.own.take(now);
+    this.global.take(now);
+    return { send: true };
+  }
+}
+
+const SUBSCRIPTION_IN_PATH = /^\/+subscriptions\/([^/?#]+)/i;
+
+/** The bucket a request draws from: ARM's operation classes by method; requests outside a subscription are not paced. */
+function laneOf(request: PipelineRequest): { subscriptionId: string; opClass: ArmOpClass } | undefined {
+  const path = request.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]+/i, "");
+  const subscriptionId = SUBSCRIPTION_IN_PATH.exec(path)?.[1];
+  if (!subscriptionId) return undefined;
+  const method = request.method.toUpperCase();
+  const opClass: ArmOpClass = method === "DELETE" ? "deletes" : method === "GET" || method === "HEAD" ? "reads" : "writes";
+  return { subscriptionId, opClass };
+}
+
+/** ARM's remaining-requests header as a number; absent or malformed → undefined (the estimate stays). */
+export function remainingHeader(response: PipelineResponse, name: string): number | undefined {
+  const raw = response.headers.get(name);
+  if (raw === undefined || !/^\s*\d+\s*$/.test(raw)) return undefined;
+  return Number(raw);
+}
+
+function retryAfterMsOf(response: PipelineResponse): number | undefined {
+  for (const [name, unitMs] of [
+    ["retry-after-ms", 1],
+    ["x-ms-retry-after-ms", 1],
+    ["retry-after", 1000],
+  ] as const) {
+    const value = Number(response.headers.get(name) ?? Number.NaN);
+    if (Number.isFinite(value) && value >= 0) return value * unitMs;
+  }
+  return undefined;
+}
+
+/** The 429 the saga honours (retry-after.ts), answered in ARM's place; `retry-after-ms` carries the modelled wait. */
+function pacedError(request: PipelineRequest, waitMs: number, target: { subscriptionId: string; opClass: ArmOpClass }): RestError {
+  const wait = Math.max(1, Math.ceil(waitMs));
+  const message = `Not sent: the ${target.opClass} bucket of subscription '${target.subscriptionId}' has no token for this request for another ${wait} ms (paced by the service before ARM would throttle it).`;
+  const response: PipelineResponse = {
+    request,
+    status: 429,
+    headers: createHttpHeaders({
+      "retry-after-ms": String(wait),
+      "retry-after": String(Math.ceil(wait / 1000)),
+      "content-type": "application/json",
+    }),
+    bodyAsText: JSON.stringify({ error: { code: PACED_CODE, message } }),
+  };
+  return new RestError(message, { code: PACED_CODE, statusCode: 429, request, response });
+}

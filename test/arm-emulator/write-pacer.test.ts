@@ -1,0 +1,245 @@
+/**
+ * The service's ARM pacer (orchestrations/clients/arm/write-pacer.ts) on the service's own ArmClients, against the
+ * emulator's token buckets, everything on one virtual clock. Callers behave as sagas do: a paced (or throttled)
+ * write comes back after the wait it was given, plus whatever lateness the test adds.
+ */
+import type { RestError } from "@azure/core-rest-pipeline";
+import { createHttpHeaders, createPipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
+import { describe, expect, it } from "vitest";
+import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
+import { ArmPacer, PACED_CODE, remainingHeader } from "../../orchestrations/clients/arm/write-pacer.js";
+import { ArmThrottledError } from "../../orchestrations/onboard/retry-after.js";
+import { seededRandom, type ManualClock } from "../support/index.js";
+import type { ArmEmulator } from "./arm-emulator.js";
+import { emulatorCredential } from "./credential.js";
+import { BUILT_IN_ROLES, roleDefinitionId } from "./role-definitions.js";
+import { newEmulator, RG_SCOPE, SERVICE_PRINCIPAL_ID, serviceCredential, SUBSCRIPTION_ID } from "./test-fixtures.js";
+
+const READER = roleDefinitionId(BUILT_IN_ROLES.Reader, SUBSCRIPTION_ID);
+/** Well inside the saga's budget for throttled attempts (2 × 6, orchestrations/onboard/azure-call.ts). */
+const MAX_FIRST_WRITE_REFUSALS = 6;
+
+function guid(n: number): string {
+  return `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
+}
+
+function clients(emulator: ArmEmulator, pacer: ArmPacer | undefined, principal = SERVICE_PRINCIPAL_ID): ArmClients {
+  const credential = principal === SERVICE_PRINCIPAL_ID ? serviceCredential : emulatorCredential(principal);
+  return new ArmClients({ credential, httpClient: emulator.httpClient, retryOptions: { maxRetries: 0 }, ...(pacer ? { pacer } : {}) });
+}
+
+interface Write {
+  caller: number;
+  n: number;
+  /** Its place among its caller's writes, from 0. */
+  k: number;
+  /** Refusals (paced or throttled) before it went through. */
+  refusals: number;
+  firstTriedAt?: number;
+  doneAt?: number;
+}
+
+/**
+ * Runs every caller's writes in virtual time: at each instant, every write due is sent concurrently; a refused one is
+ * due again after its wait plus `lateness()`. A caller sends its next write when the previous one is done.
+ */
+async function runCallers(o: {
+  clock: ManualClock;
+  arm: ArmClients;
+  callers: Array<{ startAt: number; writes: number }>;
+  lateness?: () => number;
+  /** Where a caller's k-th write goes (default: the resource group). */
+  scopeOf?: (k: number) => string;
+}): Promise<Write[]> {
+  const all: Write[] = [];
+  const due: Array<{ at: number; write: Write; rest: number }> = [];
+  let n = 0;
+  o.callers.forEach((c, caller) => {
+    if (c.writes > 0) due.push({ at: c.startAt, write: { caller, n: ++n, k: 0, refusals: 0 }, rest: c.writes - 1 });
+  });
+  const authz = o.arm.authorization(SUBSCRIPTION_ID);
+  for (let pass = 0; due.length > 0; pass++) {
+    if (pass > 100_000) throw new Error("callers did not finish");
+    const at = Math.min(...due.map((d) => d.at));
+    o.clock.set(Math.max(o.clock.now(), at));
+    const now = due.filter((d) => d.at <= o.clock.now());
+    for (const d of now) due.splice(due.indexOf(d), 1);
+    await Promise.all(
+      now.map(async (d) => {
+        d.write.firstTriedAt ??= o.clock.now();
+        try {
+          await authz.roleAssignments.create(pathArg(o.scopeOf?.(d.write.k) ?? RG_SCOPE), guid(d.write.n), {
+            roleDefinitionId: READER,
+            principalId: guid(1_000_000 + d.write.n),
+            principalType: "ServicePrincipal",
+          });
+          d.write.doneAt = o.clock.now();
+          all.push(d.write);
+          if (d.rest > 0) due.push({ at: o.clock.now(), write: { caller: d.write.caller, n: ++n, k: d.write.k + 1, refusals: 0 }, rest: d.rest - 1 });
+        } catch (error) {
+          const throttled = ArmThrottledError.from(error);
+          if (!(throttled instanceof ArmThrottledError)) throw error;
+          d.write.refusals++;
+          due.push({ at: o.clock.now() + (throttled.retryAfterMs ?? 1_000) + (o.lateness?.() ?? 0), write: d.write, rest: d.rest });
+        }
+      }),
+    );
+  }
+  return all;
+}
+
+function throttledWrites(emulator: ArmEmulator): number {
+  return emulator.requests.filter({ method: "PUT" }).filter((e) => e.throttled).length;
+}
+
+/** Admitted writes over the most a 200/10 s⁻¹ bucket admits between the first and the last of them. */
+function ratioToBound(emulator: ArmEmulator): number {
+  const admitted = emulator.requests.filter({ method: "PUT" }).filter((e) => !e.throttled);
+  const windowS = Math.max(1, admitted.at(-1)!.at - admitted[0]!.at) / 1000;
+  return admitted.length / (200 + 10 * windowS);
+}
+
+describe("the ARM pacer against ARM's buckets", () => {
+  it("keeps ARM's 429s at or under 1 % of a burst of writes from many concurrent callers, at ≥ 0.95 of the bucket's bound", async () => {
+    const { emulator, clock } = newEmulator();
+    const pacer = new ArmPacer({ now: () => clock.now() });
+    const random = seededRandom(7);
+    const done = await runCallers({
+      clock,
+      arm: clients(emulator, pacer),
+      callers: Array.from({ length: 150 }, () => ({ startAt: clock.now(), writes: 6 })),
+      // Sagas come back late (timer latency, jitter): up to 5 s.
+      lateness: () => Math.floor(random() * 5_000),
+    });
+    expect(done).toHaveLength(900);
+    expect(emulator.inspect.roleAssignments()).toHaveLength(900);
+    expect(throttledWrites(emulator)).toBeLessThanOrEqual(9);
+    expect(ratioToBound(emulator)).toBeGreaterThanOrEqual(0.95);
+    expect(pacer.stats.deferred).toBeGreaterThan(0);
+  });
+
+  it("never starves a caller: a small pool arriving behind a large one waits only for the writes queued ahead of it, each write refused at most twice", async () => {
+    const { emulator, clock } = newEmulator();
+    const pacer = new ArmPacer({ now: () => clock.now() });
+    const start = clock.now();
+    const large = Array.from({ length: 300 }, () => ({ startAt: start, writes: 3 }));
+    const small = Array.from({ length: 5 }, () => ({ startAt: start + 20_000, writes: 3 }));
+    const done = await runCallers({ clock, arm: clients(emulator, pacer), callers: [...large, ...small] });
+    expect(done).toHaveLength(915);
+    expect(throttledWrites(emulator)).toBe(0);
+    expect(Math.max(...done.map((w) => w.refusals))).toBeLessThanOrEqual(2);
+    // Each small-pool write waits only for the writes queued before it, not for the large pool to finish.
+    const smallDone = done.filter((w) => w.caller >= 300);
+    const queuedBefore = (w: Write) => done.filter((x) => x.firstTriedAt! <= w.firstTriedAt! && x.doneAt! > w.firstTriedAt!).length;
+    for (const w of smallDone) expect(w.doneAt! - w.firstTriedAt!).toBeLessThanOrEqual((queuedBefore(w) / 10) * 1000 + 1_000);
+    // Nobody waits for more than the writes queued ahead of it.
+    for (const w of done) expect(w.doneAt! - w.firstTriedAt!).toBeLessThanOrEqual((queuedBefore(w) / 10) * 1000 + 1_000);
+  });
+
+  it("serves urgent writes first without starving the others: every caller's first write gets through, refused a bounded number of times", async () => {
+    const { emulator, clock } = newEmulator();
+    // As in a saga: a first write (the machine), then two urgent ones that exist only because the first went through.
+    const pacer = new ArmPacer({ now: () => clock.now(), urgent: (request) => request.url.includes("/resourceGroups/") });
+    const random = seededRandom(11);
+    const done = await runCallers({
+      clock,
+      arm: clients(emulator, pacer),
+      callers: Array.from({ length: 300 }, () => ({ startAt: clock.now(), writes: 3 })),
+      scopeOf: (k) => (k === 0 ? `/subscriptions/${SUBSCRIPTION_ID}` : RG_SCOPE),
+      lateness: () => Math.floor(random() * 5_000),
+    });
+    expect(done).toHaveLength(900);
+    expect(throttledWrites(emulator)).toBe(0);
+    const first = done.filter((w) => w.k === 0);
+    expect(first).toHaveLength(300);
+    expect(Math.max(...first.map((w) => w.refusals))).toBeLessThanOrEqual(MAX_FIRST_WRITE_REFUSALS);
+    expect(ratioToBound(emulator)).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it("fails fast with the 429 the saga honours, carrying the modelled wait in retry-after-ms", async () => {
+    const writes = { burst: 2, refillPerSecond: 4 };
+    const { emulator, clock } = newEmulator({ throttling: { writes } });
+    const pacer = new ArmPacer({ now: () => clock.now(), limits: { writes } });
+    const authz = clients(emulator, pacer).authorization(SUBSCRIPTION_ID);
+    const create = (n: number) =>
+      authz.roleAssignments.create(pathArg(RG_SCOPE), guid(n), { roleDefinitionId: READER, principalId: guid(50 + n), principalType: "ServicePrincipal" });
+    await create(1);
+    await create(2);
+    const paced = (await create(3).catch((e: unknown) => e)) as RestError;
+    expect(paced).toMatchObject({ statusCode: 429, code: PACED_CODE });
+    const asSaga = ArmThrottledError.from(paced) as ArmThrottledError;
+    expect(asSaga.retryAfterMs).toBe(250);
+    // The next newcomer queues behind the promise made to the first.
+    expect(((await create(4).catch((e: unknown) => e)) as RestError).response?.headers.get("retry-after-ms")).toBe("500");
+    expect(emulator.requests.filter({ method: "PUT" })).toHaveLength(2);
+    clock.advance(250);
+    await create(3);
+  });
+
+  it("corrects its estimate from ARM's remaining-writes header: another instance on the same principal spent most of the bucket", async () => {
+    const { emulator, clock } = newEmulator();
+    const ours = new ArmPacer({ now: () => clock.now() });
+    const theirs = clients(emulator, undefined).authorization(SUBSCRIPTION_ID);
+    for (let i = 1; i <= 190; i++) {
+      await theirs.roleAssignments.create(pathArg(RG_SCOPE), guid(i), {
+        roleDefinitionId: READER,
+        principalId: guid(5000 + i),
+        principalType: "ServicePrincipal",
+      });
+    }
+    const authz = clients(emulator, ours).authorization(SUBSCRIPTION_ID);
+    const results: string[] = [];
+    for (let i = 191; i <= 215; i++) {
+      const r = await authz.roleAssignments
+        .create(pathArg(RG_SCOPE), guid(i), { roleDefinitionId: READER, principalId: guid(5000 + i), principalType: "ServicePrincipal" })
+        .then(
+          () => "ok",
+          (e: RestError) => e.code ?? String(e.statusCode),
+        );
+      results.push(r);
+    }
+    // One write to learn the bucket's level from the header, nine more, then the pacer refuses instead of ARM.
+    expect(results.filter((r) => r === "ok")).toHaveLength(10);
+    expect(new Set(results.slice(10))).toEqual(new Set([PACED_CODE]));
+    expect(throttledWrites(emulator)).toBe(0);
+  });
+
+  it("reads the subscription-wide header too: other principals spent the global bucket", async () => {
+    const { emulator, clock } = newEmulator({ throttling: { globalMultiplier: 1 } });
+    const other = clients(emulator, undefined, "00000777-0000-4000-8000-000000000099").authorization(SUBSCRIPTION_ID);
+    for (let i = 1; i <= 195; i++) {
+      await other.roleAssignments.create(pathArg(RG_SCOPE), guid(i), {
+        roleDefinitionId: READER,
+        principalId: guid(7000 + i),
+        principalType: "ServicePrincipal",
+      });
+    }
+    const pacer = new ArmPacer({ now: () => clock.now(), globalMultiplier: 1 });
+    const authz = clients(emulator, pacer).authorization(SUBSCRIPTION_ID);
+    let ok = 0;
+    for (let i = 196; i <= 220; i++) {
+      await authz.roleAssignments
+        .create(pathArg(RG_SCOPE), guid(i), { roleDefinitionId: READER, principalId: guid(7000 + i), principalType: "ServicePrincipal" })
+        .then(() => ok++)
+        .catch(() => undefined);
+    }
+    expect(ok).toBe(5);
+    expect(throttledWrites(emulator)).toBe(0);
+  });
+
+  it("parses the remaining-requests header strictly", () => {
+    const response = (value: string | undefined): PipelineResponse => ({
+      request: createPipelineRequest({ url: "https://management.azure.com/" }),
+      status: 200,
+      headers: createHttpHeaders(value === undefined ? {} : { "x-ms-ratelimit-remaining-subscription-writes": value }),
+    });
+    const read = (value: string | undefined) => remainingHeader(response(value), "x-ms-ratelimit-remaining-subscription-writes");
+    expect(read("199")).toBe(199);
+    expect(read(" 0 ")).toBe(0);
+    expect(read(undefined)).toBeUndefined();
+    expect(read("-1")).toBeUndefined();
+    expect(read("1.5")).toBeUndefined();
+    expect(read("many")).toBeUndefined();
+  });
+});
