@@ -15,7 +15,7 @@ import type { BenchTables } from "./bench-tables.js";
 import { HttpCensus, hostPortOf } from "./http-census.js";
 import { LATENCY_MODEL, nodeStepMs } from "./latency-model.js";
 import { MinHeap } from "./min-heap.js";
-import { POOL, SERVICE_PRINCIPAL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
+import { POOL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
 import { countOrphans, readyNodeIds } from "./orphans.js";
 import { countBy, percentile, round } from "./stats.js";
 import { runInVirtualTime } from "./virtual-time.js";
