@@ -15,6 +15,7 @@
 import * as z from "zod";
 import { ARM_DEFAULT_LIMITS } from "../test/arm-emulator/index.js";
 import { startBenchTables } from "./support/bench-tables.js";
+import { atLeast, atMost } from "./support/goals.js";
 import { runFleet } from "./support/fleet-run.js";
 import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { LATENCY_MODEL } from "./support/latency-model.js";
@@ -72,6 +73,16 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
       armWriteLimitPerSec: ARM_DEFAULT_LIMITS.writes.refillPerSecond,
       armWriteBurst: ARM_DEFAULT_LIMITS.writes.burst,
       registryTables: flags.tables,
+      // Issue 16 goals 2 and 3: ≥ 0.95 of the bucket's bound with ≤ 1 % of writes throttled for maxInFlight ≥ 100;
+      // ≤ 60 registry requests per saga.
+      goals: rows.flatMap((r) => {
+        const at = `${nodes} nodes, ${r.maxInFlight as number} in flight`;
+        return [
+          atLeast(`ARM writes ÷ bucket bound (${at})`, r.armWritesToBoundRatio as number, 0.95),
+          atMost(`ARM writes throttled (${at})`, r.armWritesThrottledPercent as number, 1, " %"),
+          atMost(`registry requests per saga (${at})`, r.registryRequestsPerSaga as number, 60),
+        ];
+      }),
       rows,
       model: { ...MODEL, registryTables: TABLES_MODEL[flags.tables] },
       wallSec: round((performance.now() - started) / 1000, 1),
