@@ -46,8 +46,7 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
       const token = await secrets().putIfAbsent(nodeId, `${BOOTSTRAP_SECRET_REF}.token`, fresh, expiresAt, { offered: false });
       const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };
       const tokenObj: CreatedObject = { kind: "bootstrapToken", id: `bootstrap-token-${token.split(".")[0]}`, cluster: clusterResourceId };
-      await record(registry, nodeId, secretObj, "add");
-      await record(registry, nodeId, tokenObj, "add");
+      await record(registry, nodeId, [secretObj, tokenObj], "add");
       const kubeconfig = bootstrapKubeconfig({ server, caPem, token, clusterName: parseClusterId(clusterResourceId).name });
       await secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt, { offered: true });
       const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });

@@ -6,7 +6,7 @@ import { buildStepEnvelope } from "../../contract/step-envelope.js";
 import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import type { NodeContext } from "./node-context.js";
-import { planFor } from "./node-plan.js";
+import { planFor, planNode } from "./node-plan.js";
 import { currentTraceparent } from "../observability/tracing.js";
 import { record } from "./records.js";
 
@@ -34,7 +34,7 @@ export function createMailboxActivities({ mailbox, registry, kube, signingKey, s
 
     /** Builds the envelope for one step attempt from the plan and sends it; the plan is rebuilt here, not kept in history. */
     sendStep: async (input: SendStepInput): Promise<void> => {
-      const node = (await registry.nodes.get(input.context.nodeId))!;
+      const node = await planNode(registry, input.context);
       // `reset` is not a plan step: it undoes whatever the agent's manifest records, so it needs no cluster details.
       const reset = input.stepId === "reset";
       const caPem = reset ? "" : (await kube(input.context.clusterResourceId)).caPem;

@@ -17,6 +17,12 @@ export interface NodeContext {
   roleGrants: { roleDefinitionId: string; scope: "cluster" | "arcResourceGroup" }[];
   arch: "amd64" | "arm64";
   immutable: boolean;
+  /**
+   * The node's labels and taints as reserved, for its plan: the steps are built from them on every send, so carrying
+   * them here saves a node read per send. Absent in histories written before they were carried (read then).
+   */
+  labels?: NodeRecord["labels"];
+  taints?: NodeRecord["taints"];
   /** Timing overrides from settings (tests, sandbox); read here so the saga gets them through its history. */
   timing?: Partial<Timing>;
 }
@@ -36,6 +42,8 @@ export function nodeContextOf(node: NodeRecord, pool: PoolRecord, settings: Sett
     roleGrants: pool.roleGrants,
     arch: node.facts.arch,
     immutable: i.readOnlyUsr || i.ostree || i.flatcar || i.kairos || i.bootc,
+    labels: node.labels,
+    taints: node.taints,
     timing: timingOverrides(settings),
   };
 }

@@ -19,7 +19,18 @@ export interface ClusterFacts {
   caPem: string;
 }
 
-export function planFor(context: NodeContext, node: NodeRecord, cluster: ClusterFacts, catalog: string | undefined): PlanStep[] {
+/** The node's plan facts: carried by the context since it carries them, read from the registry for an older history. */
+export async function planNode(registry: Services["registry"], context: NodeContext): Promise<Pick<NodeRecord, "nodeId" | "labels" | "taints">> {
+  if (context.labels && context.taints) return { nodeId: context.nodeId, labels: context.labels, taints: context.taints };
+  return (await registry.nodes.get(context.nodeId))!;
+}
+
+export function planFor(
+  context: NodeContext,
+  node: Pick<NodeRecord, "nodeId" | "labels" | "taints">,
+  cluster: ClusterFacts,
+  catalog: string | undefined,
+): PlanStep[] {
   return buildNodePlan({
     nodeName: node.nodeId,
     arch: context.arch,
@@ -42,7 +53,7 @@ export function createNodePlanActivities({ registry, kube, settings }: NodePlanD
       kubernetesVersion: string;
       apiServer: string;
     }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
-      const node = (await registry.nodes.get(input.context.nodeId))!;
+      const node = await planNode(registry, input.context);
       const { caPem } = await kube(input.context.clusterResourceId);
       return planFor(input.context, node, { ...input, caPem }, settings.ARTIFACT_CATALOG).map(({ stepId, timeoutMs, maxAttempts }) => ({
         stepId,

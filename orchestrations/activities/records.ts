@@ -3,6 +3,8 @@
  * starts from, and the record of what was created for the node (`record`, used by every activity that creates or
  * removes something, *before* the call that creates it).
  */
+import type { NodeRecord } from "../clients/registry/model.js";
+import type { NodeChange } from "../clients/registry/nodes.js";
 import type { Registry } from "../clients/registry/registry.js";
 import type { Timing } from "../onboard/timing.js";
 import type { Services } from "../services.js";
@@ -17,22 +19,31 @@ export interface AgentReach {
   timing?: Partial<Timing>;
 }
 
-/** Adds or removes an object on the node's record; idempotent, and a no-op for an unknown node. */
-export async function record(registry: Registry, nodeId: string, obj: CreatedObject, change: "add" | "remove"): Promise<void> {
+/** Adds or removes objects on the node's record (one write); idempotent, and a no-op for an unknown node. */
+export async function record(registry: Registry, nodeId: string, objs: CreatedObject | CreatedObject[], change: "add" | "remove"): Promise<void> {
   if (!nodeId) return;
+  const refs = (Array.isArray(objs) ? objs : [objs]).map(objectRef);
+  const patch = (n: NodeRecord): NodeChange | undefined => {
+    const todo = refs.filter((ref) => n.createdObjects.includes(ref) !== (change === "add"));
+    if (todo.length === 0) return undefined;
+    return { createdObjects: change === "add" ? [...n.createdObjects, ...todo] : n.createdObjects.filter((r) => !todo.includes(r)) };
+  };
+  // Not audited: what was created shows in the node's record and the saga's steps; its status changes are audited.
+  const action = null;
+  // The saga's activities record one object after another: the copy this process wrote last is usually current, and
+  // saves a read. Only a change is made on it (under its ETag); "nothing to do" is decided on a fresh read.
+  const recent = registry.nodes.recent(nodeId);
+  if (recent && patch(recent)) {
+    try {
+      await registry.nodes.update(recent, patch, "service:onboard", action);
+      return;
+    } catch {
+      // e.g. the node is gone: decided below, on a fresh read, as before
+    }
+  }
   const node = await registry.nodes.get(nodeId);
   if (!node) return;
-  const ref = objectRef(obj);
-  await registry.nodes.update(
-    node,
-    (n) => {
-      const has = n.createdObjects.includes(ref);
-      if (change === "add" ? has : !has) return undefined;
-      return { createdObjects: change === "add" ? [...n.createdObjects, ref] : n.createdObjects.filter((r) => r !== ref) };
-    },
-    "service:onboard",
-    change === "add" ? "node.object-created" : "node.object-removed",
-  );
+  await registry.nodes.update(node, patch, "service:onboard", action);
 }
 
 export function createRecordsActivities({ registry, settings, now }: RecordsDeps) {
@@ -51,7 +62,9 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     },
 
     markReady: async (input: { nodeId: string }): Promise<void> => {
-      const node = (await registry.nodes.get(input.nodeId))!;
+      // The copy this process last wrote (usually reserve's or the last record's) saves a read; its ETag guards it.
+      const recent = registry.nodes.recent(input.nodeId);
+      const node = recent && recent.status !== "Ready" ? recent : (await registry.nodes.get(input.nodeId))!;
       await registry.nodes.update(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready");
     },
 

@@ -47,6 +47,11 @@ export class NodeIndex {
     return this.pools.get(nodeId);
   }
 
+  /** A node row was found in this pool (a node's pool never changes). */
+  rememberPool(nodeId: string, pool: string): void {
+    if (this.pools.get(nodeId) !== pool) remember(this.pools, nodeId, pool);
+  }
+
   async poolOf(nodeId: string): Promise<string | undefined> {
     const entry = await read(this.table, INDEX, nodeId);
     if (entry) remember(this.pools, nodeId, entry.pool as string);

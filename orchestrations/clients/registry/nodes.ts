@@ -41,8 +41,12 @@ export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "
 /** Statuses whose key no longer acts for the node (see functions/http/node-auth.ts). */
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
 
+/** How many nodes' last-seen copies a process keeps (`recent`). */
+const RECENT_NODES = 4096;
+
 export class NodeTable {
   private readonly index: NodeIndex;
+  private readonly seen = new Map<string, NodeRecord>();
 
   constructor(
     private readonly table: TableClient,
@@ -90,7 +94,23 @@ export class NodeTable {
 
   async getInPool(pool: string, nodeId: string): Promise<NodeRecord | undefined> {
     const entity = await read(this.table, pool, nodeRow(nodeId));
-    return entity ? NodeRecord.parse({ ...fromRow(entity), nodeId, pool }) : undefined;
+    return entity ? this.saw(NodeRecord.parse({ ...fromRow(entity), nodeId, pool })) : undefined;
+  }
+
+  /**
+   * The node as this process last read or wrote it, with its ETag: possibly stale, so only a ref for `update` (whose
+   * write is under that ETag: a stale copy costs a conflict and a re-read, never a lost change).
+   */
+  recent(nodeId: string): NodeRecord | undefined {
+    return this.seen.get(nodeId);
+  }
+
+  private saw(node: NodeRecord): NodeRecord {
+    this.index.rememberPool(node.nodeId, node.pool);
+    this.seen.delete(node.nodeId);
+    this.seen.set(node.nodeId, node);
+    if (this.seen.size > RECENT_NODES) this.seen.delete(this.seen.keys().next().value!);
+    return node;
   }
 
   async getByKey(keyId: string): Promise<NodeRecord | undefined> {
@@ -181,7 +201,8 @@ export class NodeTable {
     ref: { pool: string; nodeId: string } | NodeRecord,
     change: (node: NodeRecord) => NodeChange | undefined,
     actor: string,
-    action: string,
+    /** The audit action; null for the service's own bookkeeping (createdObjects), which the node's transitions frame. */
+    action: string | null,
     options: { expect?: NodeStatus[]; takeKeyFromRetired?: boolean } = {},
   ): Promise<NodeRecord> {
     let known: NodeRecord | undefined = "etag" in ref ? ref : undefined;
@@ -226,14 +247,15 @@ export class NodeTable {
       }
       const keyMoved = next.keyId !== node.keyId;
       if (keyMoved) await this.index.releaseKey(node.keyId, ref.nodeId);
-      await this.audit.write({
-        actor,
-        action,
-        objectType: "node",
-        objectId: ref.nodeId,
-        details: { from: node.status, to: next.status, ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}) },
-      });
-      return NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) });
+      if (action !== null)
+        await this.audit.write({
+          actor,
+          action,
+          objectType: "node",
+          objectId: ref.nodeId,
+          details: { from: node.status, to: next.status, ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}) },
+        });
+      return this.saw(NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) }));
     }
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
   }

@@ -29,8 +29,6 @@ export class OneTimeSecrets {
    * the node's plan fetches this reference, so the node may take it; otherwise only the service reads it.
    */
   async putIfAbsent(nodeId: string, ref: string, value: string, expiresAt: Date, options: { offered: boolean }): Promise<string> {
-    const existing = await this.peek(nodeId, ref);
-    if (existing !== undefined) return existing;
     const iv = randomBytes(12);
     const cipher = createCipheriv("aes-256-gcm", this.key, iv);
     cipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
@@ -43,7 +41,8 @@ export class OneTimeSecrets {
       offered: options.offered,
     };
     if (await this.registry.secrets.put(nodeId, ref, sealed)) return value;
-    // Lost a race with a concurrent writer (a retried activity): theirs is the one stored.
+    // Stored before (a retried activity) or by a concurrent writer: theirs is the one kept. Inserting first, not
+    // reading first, saves the first run a read.
     return (await this.peek(nodeId, ref))!;
   }
 

@@ -1,0 +1,43 @@
+/**
+ * The registry's cost of one saga, counted as requests to the node's registry tables (the Table service bills and
+ * throttles per request): enrolment, the onboard saga's activities, the agent's API calls and the node's results.
+ * Issue 16: ≤ 60 per saga (bench/fleet.ts measures the same over a fleet).
+ */
+import dc from "node:diagnostics_channel";
+import type { ClientRequest } from "node:http";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { startWorld, type World } from "./world.js";
+
+let world: World;
+beforeEach(async () => {
+  world = await startWorld();
+});
+afterEach(async () => {
+  await world.close();
+});
+
+/** Counts requests whose path names one of this world's tables (its prefix), whoever sends them. */
+function countRequests(prefix: string): { count(): number; stop(): void } {
+  let n = 0;
+  const listener = (message: unknown) => {
+    const path = (message as { request: ClientRequest }).request.path;
+    if (path.includes(`/${prefix}`) || path.includes("$batch")) n++;
+  };
+  dc.subscribe("http.client.request.start", listener);
+  return { count: () => n, stop: () => dc.unsubscribe("http.client.request.start", listener) };
+}
+
+describe("registry requests", () => {
+  it("an enrolment and its onboard saga to Ready take at most 60 registry requests", async () => {
+    const census = countRequests(world.app.prefix);
+    try {
+      const { nodeId, agent } = await world.enrol();
+      const done = await world.settle(nodeId);
+      expect(agent.errors).toEqual([]);
+      expect(done).toMatchObject({ output: { status: "Ready" } });
+      expect(census.count()).toBeLessThanOrEqual(60);
+    } finally {
+      census.stop();
+    }
+  });
+});
