@@ -28,7 +28,8 @@ export async function record(registry: Registry, nodeId: string, objs: CreatedOb
     if (todo.length === 0) return undefined;
     return { createdObjects: change === "add" ? [...n.createdObjects, ...todo] : n.createdObjects.filter((r) => !todo.includes(r)) };
   };
-  // Not audited: what was created shows in the node's record and the saga's steps; its status changes are audited.
+  // Not audited one by one: the node's record holds them, and the audit row of the status change that ends the run
+  // (Ready, Failed, Offboarded) lists them (nodes.ts).
   const action = null;
   // The saga's activities record one object after another: the copy this process wrote last is usually current, and
   // saves a read. Only a change is made on it (under its ETag); "nothing to do" is decided on a fresh read.

@@ -5,7 +5,8 @@
  */
 import dc from "node:diagnostics_channel";
 import type { ClientRequest } from "node:http";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { startWorld, type World } from "./world.js";
 
 let world: World;
@@ -39,5 +40,18 @@ describe("registry requests", () => {
     } finally {
       census.stop();
     }
+  });
+
+  it("audits the objects a run created in the row that ends it, not one row per object", async () => {
+    const { nodeId } = await world.enrol();
+    await world.settle(nodeId);
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+    const rows = await registry.audit.list({ objectId: nodeId });
+    expect(rows.map((r) => r.action)).not.toContain("node.object-created");
+    const ready = rows.find((r) => r.action === "node.ready");
+    const objects = ready?.details?.objects as string[] | undefined;
+    expect(objects).toEqual((await registry.nodes.get(nodeId))!.createdObjects);
+    expect(objects?.some((o) => o.startsWith("arcMachine:"))).toBe(true);
+    expect(objects?.filter((o) => o.startsWith("roleAssignment:")).length).toBeGreaterThan(0);
   });
 });

@@ -40,6 +40,7 @@ export type NodeChange = Partial<Omit<NodeRecord, "nodeId" | "pool" | "etag" | "
 
 /** Statuses whose key no longer acts for the node (see functions/http/node-auth.ts). */
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
+const ENDS_A_RUN: ReadonlySet<NodeStatus> = new Set(["Ready", "Failed", "Offboarded"]);
 
 /** How many nodes' last-seen copies a process keeps (`recent`). */
 const RECENT_NODES = 4096;
@@ -253,7 +254,14 @@ export class NodeTable {
           action,
           objectType: "node",
           objectId: ref.nodeId,
-          details: { from: node.status, to: next.status, ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}) },
+          details: {
+            from: node.status,
+            to: next.status,
+            ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}),
+            // Objects are recorded without an audit row each (bookkeeping inside the saga): the row that ends a run
+            // says which Azure and cluster objects the node holds at that point.
+            ...(next.status !== node.status && ENDS_A_RUN.has(next.status) ? { objects: next.createdObjects } : {}),
+          },
         });
       return this.saw(NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) }));
     }
