@@ -75,7 +75,7 @@ describe("Arc machine fields as published", () => {
     const { emulator } = newEmulator({ replicationDelayMs: 0 });
     const arm = new ArmClients({ credential: serviceCredential, ...emulator.clientOptions(), ...NO_RETRIES });
     // No node on record: record() leaves the registry alone, which is all this test needs of it.
-    const registry = { nodes: { get: async () => undefined } } as unknown as Parameters<typeof createArcActivities>[0]["registry"];
+    const registry = { nodes: { get: async () => undefined, recent: () => undefined } } as unknown as Parameters<typeof createArcActivities>[0]["registry"];
     const acts = createArcActivities({ arm: () => arm, registry });
     const { machine, principalId } = await acts.putArcMachine({
       context: {
