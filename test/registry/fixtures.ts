@@ -37,3 +37,21 @@ export function facts(overrides: Partial<NodeFacts> = {}): NodeFacts {
     ...overrides,
   };
 }
+
+/** A new node as enrolment creates it (NodeTable.create's input). */
+export function newNodeInput(pool: string, nodeId: string, status: "Enrolling" | "AwaitingApproval" = "Enrolling") {
+  const f = facts();
+  return {
+    nodeId,
+    pool,
+    status,
+    facts: f,
+    publicKey: "k".repeat(43),
+    keyId: `kid-${nodeId}`,
+    fingerprint: { machineId: f.machineId, smbiosUuid: f.smbiosUuid },
+    tokenId: "0123456789abcdef",
+    labels: {},
+    taints: [],
+    createdObjects: [],
+  };
+}

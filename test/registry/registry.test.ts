@@ -1,24 +1,7 @@
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
 import { RegistryError } from "../../orchestrations/clients/registry/registry.js";
-import { facts, freshRegistry, poolSpec } from "./fixtures.js";
-
-const node = (pool: string, nodeId: string, status: "Enrolling" | "AwaitingApproval" = "Enrolling") => {
-  const f = facts();
-  return {
-    nodeId,
-    pool,
-    status,
-    facts: f,
-    publicKey: "k".repeat(43),
-    keyId: `kid-${nodeId}`,
-    fingerprint: { machineId: f.machineId, smbiosUuid: f.smbiosUuid },
-    tokenId: "0123456789abcdef",
-    labels: {},
-    taints: [],
-    createdObjects: [],
-  };
-};
+import { freshRegistry, newNodeInput as node, poolSpec } from "./fixtures.js";
 
 describe("registry on Azurite", () => {
   it("creates, reads and updates a pool under its ETag", async () => {

@@ -5,24 +5,7 @@
  */
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
-import { facts, freshRegistry, poolSpec } from "./fixtures.js";
-
-const node = (pool: string, nodeId: string) => {
-  const f = facts();
-  return {
-    nodeId,
-    pool,
-    status: "Enrolling" as const,
-    facts: f,
-    publicKey: "k".repeat(43),
-    keyId: `kid-${nodeId}`,
-    fingerprint: { machineId: f.machineId, smbiosUuid: f.smbiosUuid },
-    tokenId: "0123456789abcdef",
-    labels: {},
-    taints: [],
-    createdObjects: [],
-  };
-};
+import { freshRegistry, newNodeInput as node, poolSpec } from "./fixtures.js";
 
 const nodesTable = (prefix: string) => TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}nodes`, { allowInsecureConnection: true });
 const slotRows = async (prefix: string, pool: string) => {

@@ -29,26 +29,17 @@ export function parseFilter(text: string): Predicate {
     return t !== undefined && t.kind === "word" && t.text.toLowerCase() === w;
   };
 
-  function or(): Predicate {
-    let left = and();
-    while (word("or")) {
+  /** `operand (keyword operand)*`, left to right. */
+  function chain(keyword: string, operand: () => Predicate, join: (l: Predicate, r: Predicate) => Predicate): Predicate {
+    let left = operand();
+    while (word(keyword)) {
       at++;
-      const l = left;
-      const r = and();
-      left = (p) => l(p) || r(p);
+      left = join(left, operand());
     }
     return left;
   }
-  function and(): Predicate {
-    let left = not();
-    while (word("and")) {
-      at++;
-      const l = left;
-      const r = not();
-      left = (p) => l(p) && r(p);
-    }
-    return left;
-  }
+  const or = (): Predicate => chain("or", and, (l, r) => (p) => l(p) || r(p));
+  const and = (): Predicate => chain("and", not, (l, r) => (p) => l(p) && r(p));
   function not(): Predicate {
     if (word("not")) {
       at++;
