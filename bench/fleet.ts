@@ -7,6 +7,7 @@
  * and what was replaced.
  *
  *   tsx bench/fleet.ts [--quick] [--nodes 500] [--max-in-flight 100,200,400] [--seed 1] [--pacing on|off] [--tables azurite|memory]
+ *     [--grants 2]
  *
  * Cost: 0.2-0.6 s of real time per saga on a 2-core machine, depending on its load (the registry's ~200 Azure Tables
  * requests per saga to Azurite dominate), so the default is 500 nodes per row, four rows (about 8 minutes when the
@@ -29,6 +30,7 @@ const Flags = z.object({
   seed: intFlag().default(1),
   pacing: z.enum(["on", "off"]).default("on"),
   tables: z.enum(["azurite", "memory"]).default("azurite"),
+  grants: z.coerce.number().int().min(0).max(2).default(2),
 });
 
 const MODEL = {
@@ -67,7 +69,8 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
   try {
     const rows: Record<string, unknown>[] = [];
     // Each row gets a fresh world (ARM buckets, registry tables, simulator) on the same tables service.
-    for (const maxInFlight of maxInFlights) rows.push(await runFleet({ tables, nodes, maxInFlight, seed: flags.seed, pacing: flags.pacing === "on" }));
+    for (const maxInFlight of maxInFlights)
+      rows.push(await runFleet({ tables, nodes, maxInFlight, seed: flags.seed, pacing: flags.pacing === "on", roleGrants: flags.grants }));
     return {
       nodes,
       armWriteLimitPerSec: ARM_DEFAULT_LIMITS.writes.refillPerSecond,

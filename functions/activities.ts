@@ -4,11 +4,12 @@
  * leaves an activity as an ArmThrottledError, whose Retry-After the exception-properties provider registered here
  * puts into the failure's FailureDetails for the saga to read (orchestrations/onboard/retry-after.ts). Each run is a
  * span in the saga's trace (the `traceparent` the saga's call put on the input, taken off here), so the SDK calls the
- * activity makes become its children.
+ * activity makes become its children; its ARM requests are paced with the saga's rank (`paceRank`, taken off too).
  */
 import * as df from "durable-functions";
 import { createAllActivities, type OnboardActivities } from "../orchestrations/activities/create-activities.js";
-import { acts, TRACE_FIELD } from "../orchestrations/activities/handles.js";
+import { acts, PACE_FIELD, TRACE_FIELD } from "../orchestrations/activities/handles.js";
+import { withPaceRank } from "../orchestrations/clients/arm/pace-rank.js";
 import { contextOf, inSpan, SpanKind } from "../orchestrations/observability/tracing.js";
 import { ArmThrottledError, throttlingProperties } from "../orchestrations/onboard/retry-after.js";
 import type { ServiceProvider, Services } from "../orchestrations/services.js";
@@ -28,29 +29,32 @@ export function registerActivities(services: ServiceProvider): void {
     names.add(handle.name);
     df.app.activity(handle.name, {
       handler: async (wire: unknown) => {
-        const { input, traceparent } = untraced(wire);
+        const { input, traceparent, rank } = untraced(wire);
         const activity = activityAt(activitiesOf(await services()), key);
-        return inSpan(
-          `activity ${handle.name}`,
-          { parent: contextOf(traceparent), kind: SpanKind.INTERNAL, attributes: attributesOf(handle.name, input) },
-          async () => {
-            try {
-              return await activity(input);
-            } catch (error) {
-              throw ArmThrottledError.from(error);
-            }
-          },
+        return withPaceRank(rank, () =>
+          inSpan(
+            `activity ${handle.name}`,
+            { parent: contextOf(traceparent), kind: SpanKind.INTERNAL, attributes: attributesOf(handle.name, input) },
+            async () => {
+              try {
+                return await activity(input);
+              } catch (error) {
+                throw ArmThrottledError.from(error);
+              }
+            },
+          ),
         );
       },
     });
   }
 }
 
-/** The activity's own input, and the trace context the saga added to it. */
-function untraced(wire: unknown): { input: unknown; traceparent: unknown } {
-  if (typeof wire !== "object" || wire === null || !(TRACE_FIELD in wire)) return { input: wire, traceparent: undefined };
-  const { [TRACE_FIELD]: traceparent, ...input } = wire as Record<string, unknown>;
-  return { input, traceparent };
+/** The activity's own input, and the trace context and pacing rank the saga added to it. */
+function untraced(wire: unknown): { input: unknown; traceparent: unknown; rank: string | undefined } {
+  if (typeof wire !== "object" || wire === null || !(TRACE_FIELD in wire || PACE_FIELD in wire))
+    return { input: wire, traceparent: undefined, rank: undefined };
+  const { [TRACE_FIELD]: traceparent, [PACE_FIELD]: rank, ...input } = wire as Record<string, unknown>;
+  return { input, traceparent, rank: typeof rank === "string" ? rank : undefined };
 }
 
 /** Names only (the activity, its node): inputs can hold references to secrets, and attributes must never. */

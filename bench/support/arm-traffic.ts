@@ -47,6 +47,18 @@ export class ArmTraffic {
     return peak;
   }
 
+  /**
+   * Admitted writes per `bucketSec` emulated seconds from the first write, e.g. "200 100 100 … 12": where the bucket
+   * idled (a low figure mid-run) shows at a glance.
+   */
+  timeline(bucketSec = 10): string {
+    if (this.firstWriteAt === undefined || this.lastWriteAt === undefined) return "";
+    const first = Math.floor(this.firstWriteAt / 1000);
+    const counts = new Array<number>(Math.floor((Math.floor(this.lastWriteAt / 1000) - first) / bucketSec) + 1).fill(0);
+    for (const [second, n] of this.writesPerSecond) counts[Math.floor((second - first) / bucketSec)]! += n;
+    return counts.join(" ");
+  }
+
   routes(): Record<string, { admitted: number; throttled: number; failed: number }> {
     return Object.fromEntries([...this.byRoute].sort(([a], [b]) => a.localeCompare(b)));
   }

@@ -49,6 +49,8 @@ export interface FleetRunOptions {
   seed: number;
   /** The service paces its ARM requests (production); false: the clients send everything and ARM throttles. */
   pacing: boolean;
+  /** Role grants per node (0–2). */
+  roleGrants: number;
 }
 
 export async function runFleet(o: FleetRunOptions): Promise<Record<string, unknown>> {
@@ -63,6 +65,7 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     stepDurationMs: (envelope) => nodeStepMs(LATENCY_MODEL, envelope.stepId),
     kubeletReadyAfterMs: LATENCY_MODEL.kubeletReadyAfterMs,
     pacing: o.pacing,
+    roleGrants: o.roleGrants,
   });
   try {
     const { app, clock, arm, pacer } = world;
@@ -188,12 +191,14 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       armWritesToBoundRatio: bound > 0 ? round(achieved / bound, 3) : 0,
       armWriteWindowSec: round(windowS, 1),
       armPeakWritesInOneSec: traffic.peakWritesInOneSecond(),
+      armWritesPer10s: traffic.timeline(10),
       armWrites: writes,
       armWritesThrottled: traffic.throttled.writes,
       armWritesThrottledPercent: writesSent > 0 ? round((100 * traffic.throttled.writes) / writesSent, 2) : 0,
       // What a full pool could ask of ARM at most (Little's law): below the refill rate, ARM is not the bottleneck.
       armWriteDemandCeilingPerSec: sagaP50Ms > 0 ? round((o.maxInFlight * writesPerSaga) / (sagaP50Ms / 1000)) : null,
       pacing: o.pacing,
+      roleGrantsPerNode: o.roleGrants,
       pacer: pacer ? { ...pacer.stats } : null,
       armDeletes: traffic.admitted.deletes,
       armDeletesThrottled: traffic.throttled.deletes,
@@ -214,6 +219,8 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       sagaEmulatedSecP99: round((percentile(sagaMs, 99) ?? 0) / 1000, 1),
       waitForSlotEmulatedSecP50: round((percentile(waitMs, 50) ?? 0) / 1000, 1),
       waitForSlotEmulatedSecMax: round((percentile(waitMs, 100) ?? 0) / 1000, 1),
+      admittedPer10s: per10s(outcomes.map((x) => x.waitedForSlotMs)),
+      endedPer10s: per10s(outcomes.map((x) => x.waitedForSlotMs + x.sagaMs)),
       activitiesPerSaga: perSaga(activities),
       registryRequestsPerSaga: perSaga(o.tables.requests() - registryRequestsBefore),
       registryTables: o.tables.kind,
@@ -227,4 +234,15 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     census.close();
     await world.close();
   }
+}
+
+/** How many of `msFromStart` fall in each 10 s of emulated time from the run's start ("400 0 0 … 37"). */
+function per10s(msFromStart: number[]): string {
+  const counts: number[] = [];
+  for (const ms of msFromStart) {
+    const k = Math.floor(ms / 10_000);
+    while (counts.length <= k) counts.push(0);
+    counts[k]!++;
+  }
+  return counts.join(" ");
 }

@@ -68,6 +68,8 @@ export interface OnboardingWorldOptions {
   pacing?: boolean;
   /** Saga timing overrides (SAGA_TIMING); default none: production timing. */
   timing?: Record<string, unknown>;
+  /** How many of ROLE_GRANTS the pool grants each node (default all: two). */
+  roleGrants?: number;
 }
 
 export interface OnboardingWorld {
@@ -163,7 +165,7 @@ export async function startOnboardingWorld(options: OnboardingWorldOptions): Pro
   await app.createPool(POOL, {
     clusterResourceId: CLUSTER_ID,
     arc: { resourceGroupId: ARC_RG_ID, location: "eastus", tags: { env: "bench" } },
-    roleGrants: ROLE_GRANTS,
+    roleGrants: ROLE_GRANTS.slice(0, options.roleGrants ?? ROLE_GRANTS.length),
     maxInFlight: options.maxInFlight,
   });
 

@@ -11,6 +11,7 @@
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import type { OnboardActivities } from "./create-activities.js";
+import { paceRank } from "../clients/arm/pace-rank.js";
 import { sagaTraceparent } from "../observability/tracing.js";
 
 export interface ActivityHandle<I, O> {
@@ -48,13 +49,20 @@ export const acts: ActivityHandles<OnboardActivities> = {
 
 /** The field of an activity's wire input that carries the saga's trace context; functions/activities.ts takes it off. */
 export const TRACE_FIELD = "traceparent";
+/** The field that carries the saga's rank for the ARM pacer (clients/arm/pace-rank.ts); taken off there too. */
+export const PACE_FIELD = "paceRank";
 
 /**
  * Calls an activity once and resolves to its typed output. The one cast of the sagas is here: the durable runtime
  * hands back the activity's JSON result untyped, and the handle's type says what the activity returned. The saga's
- * trace context (its input's `traceparent`, the same on every replay) rides along so the activity joins its trace.
+ * trace context (its input's `traceparent`, the same on every replay) rides along so the activity joins its trace, and
+ * so does the saga's rank for the ARM pacer (from its input's `startedAt` and its instance id, equally fixed).
  */
 export function* call<I, O>(context: OrchestrationContext, activity: ActivityHandle<I, O>, input: NoInfer<I>): Generator<df.Task, O, unknown> {
-  const traceparent = sagaTraceparent(context.df.getInput());
-  return (yield context.df.callActivity(activity.name, traceparent ? { ...input, [TRACE_FIELD]: traceparent } : input)) as O;
+  const sagaInput = context.df.getInput();
+  const traceparent = sagaTraceparent(sagaInput);
+  const startedAt = (sagaInput as { startedAt?: unknown } | null)?.startedAt;
+  const rank = typeof startedAt === "number" && Number.isFinite(startedAt) ? paceRank(startedAt, context.df.instanceId) : undefined;
+  const wire = traceparent || rank ? { ...input, ...(traceparent ? { [TRACE_FIELD]: traceparent } : {}), ...(rank ? { [PACE_FIELD]: rank } : {}) } : input;
+  return (yield context.df.callActivity(activity.name, wire)) as O;
 }

@@ -4,7 +4,9 @@
  * Retry-After asked (the throttled activity's FailureDetails carry it, see retry-after.ts), and it spreads retries
  * with jitter, so sagas throttled together do not come back together and spend the write budget again. The jitter is
  * deterministic — a hash of the instance, the call and the attempt — so replays take the same decisions. A throttled
- * attempt gets a longer budget than other failures: throttling is the expected state of a busy fleet.
+ * attempt gets a longer budget than other failures: throttling is the expected state of a busy fleet. A request the
+ * service's own pacer held back (nothing was sent) comes back exactly when its promised token is due, no earlier and
+ * no later: the pacer has already spread the waits, and a late holder leaves its token unused while others queue.
  */
 import { createHash } from "node:crypto";
 import type * as df from "durable-functions";
@@ -22,11 +24,18 @@ export function* callAzure<I, O>(
   const p = timing.azureRetry;
   let failures = 0;
   let throttles = 0;
+  let paced = 0;
   for (let attempt = 1; ; attempt++) {
     try {
       return yield* call(context, activity, input);
     } catch (error) {
       const throttled = throttlingOf(error);
+      if (throttled?.paced) {
+        // A bound for safety only: a request waits for the writes of older sagas, and there are finitely many.
+        if (++paced >= MAX_PACED_WAITS) throw error;
+        yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + Math.max(1, throttled.retryAfterMs)));
+        continue;
+      }
       if (throttled) throttles++;
       else failures++;
       if (failures >= p.maxAttempts || throttles >= 2 * p.maxAttempts) throw error;
@@ -37,6 +46,9 @@ export function* callAzure<I, O>(
     }
   }
 }
+
+/** Waits for the pacer's promised tokens one call may take (the fleet bench's busiest calls take a few dozen). */
+const MAX_PACED_WAITS = 200;
 
 /** A number in [0, 1) fixed by its arguments: the same on every replay. */
 function jitter(instanceId: string, name: string, input: unknown, attempt: number): number {

@@ -31,6 +31,8 @@ export interface OnboardNodeInput {
   run: string;
   /** The trace context of the request that started the onboarding (W3C); activities join that trace. */
   traceparent?: string;
+  /** When the saga was started (ms since the epoch): the ARM pacer serves older sagas' writes first (pace-rank.ts). */
+  startedAt?: number;
 }
 
 export interface OnboardNodeOutput {

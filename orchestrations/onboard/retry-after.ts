@@ -7,6 +7,7 @@
  */
 import { isRestError } from "@azure/core-rest-pipeline";
 import * as df from "durable-functions";
+import { PACED_CODE } from "../clients/arm/write-pacer.js";
 
 export class ArmThrottledError extends Error {
   constructor(
@@ -14,6 +15,8 @@ export class ArmThrottledError extends Error {
     /** What Retry-After asked for; undefined when the answer had none. */
     readonly retryAfterMs: number | undefined,
     options?: { cause?: unknown },
+    /** Refused by the service's own pacer, not by ARM: nothing was sent, and the wait is a promised token's. */
+    readonly paced = false,
   ) {
     super(message, options);
     this.name = "ArmThrottledError";
@@ -26,23 +29,25 @@ export class ArmThrottledError extends Error {
     const ms = Number(error.response?.headers.get("retry-after-ms") ?? Number.NaN);
     const seconds = Number(error.response?.headers.get("retry-after"));
     const retryAfterMs = Number.isFinite(ms) ? Math.round(ms) : Number.isFinite(seconds) ? Math.round(seconds * 1000) : undefined;
-    return new ArmThrottledError(error.message, retryAfterMs, { cause: error });
+    return new ArmThrottledError(error.message, retryAfterMs, { cause: error }, error.code === PACED_CODE);
   }
 }
 
 /** The FailureDetails properties of a throttled activity (registered with df.app.setExceptionPropertiesProvider). */
 export const throttlingProperties: df.ExceptionPropertiesProvider = {
   getExceptionProperties: (error) =>
-    error instanceof ArmThrottledError ? { throttled: true, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) } : undefined,
+    error instanceof ArmThrottledError
+      ? { throttled: true, ...(error.paced ? { paced: true } : {}), ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) }
+      : undefined,
 };
 
 /** Longest Retry-After honoured: a longer ask is taken as this, so one odd answer cannot park a saga for hours. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
-/** Whether an activity failure seen by the saga was throttling, and the wait it asked for (0: none). */
-export function throttlingOf(error: unknown): { retryAfterMs: number } | undefined {
+/** Whether an activity failure seen by the saga was throttling, the wait it asked for (0: none), and whether the pacer's. */
+export function throttlingOf(error: unknown): { retryAfterMs: number; paced: boolean } | undefined {
   const properties = error instanceof df.TaskFailedError ? error.failureDetails.properties : undefined;
   if (properties?.throttled !== true) return undefined;
   const ms = properties.retryAfterMs;
-  return { retryAfterMs: typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : 0 };
+  return { retryAfterMs: typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : 0, paced: properties.paced === true };
 }

@@ -436,7 +436,7 @@ export async function ensureSaga(
   // a pool is deleted only with nothing in flight): start without asking first.
   const status = options.fresh ? undefined : await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
-    const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId() };
+    const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId(), startedAt: deps.now().getTime() };
     await deps.workflows.start(ONBOARD_NODE, { instanceId: node.nodeId, input });
   }
 }

@@ -3,6 +3,9 @@ import { ServiceBusClient } from "@azure/service-bus";
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
 import { buildStepResult } from "../../contract/step-result.js";
+import type { HttpClient } from "@azure/core-rest-pipeline";
+import { currentPaceRank, paceRank } from "../../orchestrations/clients/arm/pace-rank.js";
+import { ArmPacer } from "../../orchestrations/clients/arm/write-pacer.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { EventType } from "../durable/index.js";
 import { startWorld, type World } from "./world.js";
@@ -38,6 +41,33 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     expect(puts.map((r) => r.status)).toEqual([429, 429, 429, 429, 429, 429, 429, 201, 201]);
     const gaps = puts.slice(1, 8).map((r, i) => r.at - puts[i]!.at);
     expect(gaps.every((g) => g >= 30_000)).toBe(true);
+  });
+
+  it("sends a write the service's pacer held back exactly when its promised token is due, oldest saga first", async () => {
+    // A bucket of 1 that refills every 200 ms: each grant waits for a token, far less than the saga's 0.5-1.5 s back-off.
+    const writes = { burst: 1, refillPerSecond: 5 };
+    let now = () => 0;
+    const pacer = new ArmPacer({ now: () => now(), limits: { writes } });
+    // What rank each ARM request was made with, as the pacer sees it (the transport runs in the activity's context).
+    const ranks: Array<string | undefined> = [];
+    const armTransport = (inner: HttpClient): HttpClient => ({
+      sendRequest: (request) => {
+        if (request.method === "PUT") ranks.push(currentPaceRank());
+        return inner.sendRequest(request);
+      },
+    });
+    world = await startWorld({ armPacer: pacer, armTransport, armThrottling: { writes, globalMultiplier: false } });
+    now = () => world.clock.now();
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const puts = world.arm.requests.filter({ method: "PUT" });
+    expect(puts.map((r) => r.status)).toEqual([200, 201, 201]);
+    expect(pacer.stats.deferred).toBeGreaterThanOrEqual(2);
+    // Each grant goes out at the instant its token is due (200 ms apart), not after the saga's jittered back-off.
+    expect(puts.slice(1).map((r, i) => r.at - puts[i]!.at)).toEqual([200, 200]);
+    // Every write was made with the saga's rank: its start (the enrolment) and its instance id.
+    const { startedAt } = world.app.simulator.getStatus(nodeId, { showInput: true })!.input as { startedAt: number };
+    expect(ranks).toEqual(Array(3).fill(paceRank(startedAt, nodeId)));
   });
 
   it("spreads retries with jitter that replays identically", async () => {

@@ -4,6 +4,7 @@
  * throttling refills in the same emulated time as the saga's retries), the Kubernetes API emulator behind the AKS
  * admin credential, the Service Bus emulator with the results trigger, and a scripted agent per node.
  */
+import type { ArmPacer } from "../../orchestrations/clients/arm/write-pacer.js";
 import type { LifecycleEvents } from "../../orchestrations/clients/events/lifecycle-events.js";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import type { HttpClient } from "@azure/core-rest-pipeline";
@@ -80,6 +81,10 @@ export async function startWorld(
     events?: LifecycleEvents;
     /** Wraps the service's ARM transport (e.g. answers as ARM gives them while a new identity is still being assigned). */
     armTransport?: (inner: HttpClient) => HttpClient;
+    /** The service's ARM pacer (production has one; the world's clients have none by default). */
+    armPacer?: ArmPacer;
+    /** The ARM emulator's buckets (default ARM's). */
+    armThrottling?: ArmEmulatorOptions["throttling"];
   } = {},
 ): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
@@ -99,6 +104,7 @@ export async function startWorld(
   const arm = new ArmEmulator({
     clock,
     replicationDelayMs: 0,
+    ...(options.armThrottling !== undefined ? { throttling: options.armThrottling } : {}),
     ...(options.machineDelete ? { machineDelete: options.machineDelete } : {}),
     resourceGroups: [
       { subscriptionId: SUBSCRIPTION, name: CLUSTER_RG, location: "eastus" },
@@ -133,6 +139,7 @@ export async function startWorld(
     credential: emulatorCredential(SERVICE_PRINCIPAL),
     httpClient: options.armTransport ? options.armTransport(arm.httpClient) : arm.httpClient,
     retryOptions: { maxRetries: 0 },
+    ...(options.armPacer ? { pacer: options.armPacer } : {}),
   });
   const credential = emulatorCredential(SERVICE_PRINCIPAL);
   app.useServices({ arm: armClients, mailbox, credential, ...(options.events ? { events: options.events } : {}) });

@@ -26,13 +26,24 @@
  * first come, first served across sagas and pools, and no caller is refused forever. A promise whose holder never
  * comes back is forgotten after `reservationGraceMs`.
  *
- * Why urgent requests (role-assignment PUTs by default) go ahead of the queue: a saga's grants are written for a machine
- * it has already created, so serving them first finishes started sagas and frees their pool slots sooner; strict
- * first-come order instead moves every saga of a full pool through its writes in lockstep, all of them holding slots
- * while the bucket queues, and the next nodes wait for slots with the bucket idle (the fleet bench measured 0.50 of
- * the bucket's bound that way at 500 nodes, 400 in flight). It cannot starve the other writes: a request passed over once becomes urgent
- * itself (ageing), and grants exist only for machines already written.
+ * Why oldest saga first: a request is ranked by the saga it is made for (its start instant, pace-rank.ts), and a
+ * token goes to the oldest ranked request waiting for one — a newcomer may send only when the estimate has a token
+ * beyond every promise of an older saga, and a holder whose promise falls due waits again if older sagas' requests
+ * arrived meanwhile. So a saga's next write (its grants, after its machine) goes ahead of younger sagas' first ones:
+ * sagas finish their ARM work one after another and free their pool slots early and spread out, and the nodes waiting
+ * for a slot get in while the bucket still has demand. First come, first served instead moves every saga of a full
+ * pool through its writes in lockstep: all of them hold their slots while the bucket queues, they end together, and
+ * the next nodes arrive with the bucket idle (the fleet bench: 0.50 of the bucket's bound at 500 nodes, 400 in flight,
+ * first come first served; 0.80 serving role assignments first; see bench/README.md for oldest-saga-first). Nothing
+ * starves: a request waits only for requests of sagas started before its own, and there are finitely many of those
+ * (a pool admits maxInFlight sagas; each makes a bounded number of writes). The price is refusals: a young saga's
+ * request, promised a token, is refused again when older sagas' next writes arrived in the meantime (the fleet bench
+ * counts them: about 12 per saga at 500 nodes, 400 in flight); each costs an activity run and a durable timer, never
+ * an ARM request, and the saga gives paced waits a budget of their own (onboard/azure-call.ts). Passing a request
+ * over once at most (then first come, first served) halves the refusals but brings the lockstep back (0.83 of the
+ * bound, saga p50 151 s against 117 s). Requests made outside a saga rank as started when they are made.
  */
+import { currentPaceRank, paceRank } from "./pace-rank.js";
 import { createHttpHeaders, RestError, type PipelinePolicy, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
 
 export type ArmOpClass = "reads" | "writes" | "deletes";
@@ -64,12 +75,7 @@ export interface ArmPacerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** How long after its slot a promised token waits for its holder. Default 2 minutes. */
   reservationGraceMs?: number;
-  /** Requests served ahead of the others' promises. Default: role-assignment PUTs (see the module header). */
-  urgent?: (request: PipelineRequest) => boolean;
 }
-
-const ROLE_ASSIGNMENT = /\/providers\/Microsoft\.Authorization\/roleAssignments\//i;
-const roleAssignmentWrites = (request: PipelineRequest): boolean => request.method.toUpperCase() === "PUT" && ROLE_ASSIGNMENT.test(request.url);
 
 export interface ArmPacerStats {
   sent: number;
@@ -92,7 +98,6 @@ export class ArmPacer {
   private readonly absorbUpToMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly graceMs: number;
-  private readonly urgent: (request: PipelineRequest) => boolean;
   /** Which lane and send sequence a request in flight belongs to, for the header correction. */
   private readonly sent = new WeakMap<PipelineRequest, { lane: Lane; seq: number }>();
 
@@ -103,7 +108,6 @@ export class ArmPacer {
     this.absorbUpToMs = options.absorbUpToMs ?? 0;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.graceMs = options.reservationGraceMs ?? 120_000;
-    this.urgent = options.urgent ?? roleAssignmentWrites;
   }
 
   /**
@@ -118,9 +122,10 @@ export class ArmPacer {
     ];
   }
 
-  /** Takes a token for `id` now, or says how long to wait for the one promised to it. Exposed for tests. */
-  decide(subscriptionId: string, opClass: ArmOpClass, id: string, urgent = false): Decision {
-    return this.lane(subscriptionId, opClass).decide(id, urgent, this.now());
+  /** Takes a token for `id` (ranked `rank`, default: made now) now, or says how long to wait for the one promised to it. */
+  decide(subscriptionId: string, opClass: ArmOpClass, id: string, rank?: string): Decision {
+    const now = this.now();
+    return this.lane(subscriptionId, opClass).decide(id, rank ?? paceRank(now, ""), now);
   }
 
   private async gate(request: PipelineRequest, next: (request: PipelineRequest) => Promise<PipelineResponse>): Promise<PipelineResponse> {
@@ -128,9 +133,9 @@ export class ArmPacer {
     if (!target) return next(request);
     const lane = this.lane(target.subscriptionId, target.opClass);
     const id = `${request.method} ${request.url}`;
-    const urgent = this.urgent(request);
+    const rank = currentPaceRank() ?? paceRank(this.now(), "");
     for (let absorbed = 0; ; absorbed++) {
-      const decision = lane.decide(id, urgent, this.now());
+      const decision = lane.decide(id, rank, this.now());
       if (decision.send) break;
       if (decision.waitMs > this.absorbUpToMs || absorbed >= 3) {
         this.stats.deferred++;
@@ -212,8 +217,8 @@ class Estimate {
 class Lane {
   private readonly own: Estimate;
   private readonly global: Estimate;
-  /** Request id → the instant its promised token is due, and whether it goes ahead of the others. */
-  private readonly promised = new Map<string, { due: number; urgent: boolean }>();
+  /** Request id → the instant its promised token is due, and the rank it waits with (pace-rank.ts). */
+  private readonly promised = new Map<string, { due: number; rank: string }>();
   private readonly inFlight = new Set<number>();
   private seq = 0;
   /** A Retry-After from ARM: nothing is sent before it. */
@@ -230,35 +235,29 @@ class Lane {
     this.global = new Estimate(global, now);
   }
 
-  decide(id: string, urgent: boolean, now: number): Decision {
+  decide(id: string, rank: string, now: number): Decision {
     for (const [held, p] of this.promised) if (p.due + this.graceMs < now) this.promised.delete(held);
     if (now < this.notBefore) return { send: false, waitMs: this.notBefore - now };
     const held = this.promised.get(id);
-    if (held !== undefined) {
-      if (now < held.due) return { send: false, waitMs: held.due - now };
-      // An urgent promise that is due goes first; an urgent holder yields to nobody.
-      const ahead = held.urgent ? 0 : this.urgentPromises(id, now);
-      if (this.tokensBeyond(ahead, now) >= 1) {
-        this.promised.delete(id);
-        return this.take(now);
-      }
-      // Less in the bucket than modelled (the headers said so), or urgent work came first: the holder becomes urgent
-      // itself (ageing: a request is passed over at most once) and keeps its place at the front.
-      held.urgent = true;
-      held.due = now + this.msUntil(this.urgentPromises(id) + 1, now);
-      return { send: false, waitMs: held.due - now };
+    if (held !== undefined && now < held.due) return { send: false, waitMs: held.due - now };
+    // A holder keeps the rank it first waited with: a retried request is the same saga's.
+    const mine = held?.rank ?? rank;
+    const ahead = this.olderPromises(id, mine);
+    if (this.tokensBeyond(ahead, now) >= 1) {
+      this.promised.delete(id);
+      return this.take(now);
     }
-    const ahead = urgent ? this.urgentPromises() : this.promised.size;
-    if (this.tokensBeyond(ahead, now) >= 1) return this.take(now);
+    // A newcomer, or a holder whose token went to older sagas' requests that arrived after its promise was made (or
+    // the headers said the bucket holds less than modelled): the token after every older one's.
     const due = now + this.msUntil(ahead + 1, now);
-    this.promised.set(id, { due, urgent });
+    this.promised.set(id, { due, rank: mine });
     return { send: false, waitMs: due - now };
   }
 
-  /** Urgent promises other than `except`'s (only those due by `dueBy` when given). */
-  private urgentPromises(except?: string, dueBy = Number.POSITIVE_INFINITY): number {
+  /** Promises of requests ranked before `rank` (same rank: the earlier id), other than `except`'s. */
+  private olderPromises(except: string, rank: string): number {
     let n = 0;
-    for (const [id, p] of this.promised) if (p.urgent && p.due <= dueBy && id !== except) n++;
+    for (const [id, p] of this.promised) if (id !== except && (p.rank < rank || (p.rank === rank && id < except))) n++;
     return n;
   }
 
