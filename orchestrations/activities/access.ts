@@ -29,6 +29,8 @@ export function createAccessActivities({ arm, registry }: AccessDeps) {
       );
       const roleDefinitionId = `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${input.roleDefinitionGuid}`;
       const obj: CreatedObject = { kind: "roleAssignment", id: `${input.scope}/providers/Microsoft.Authorization/roleAssignments/${name}` };
+      // The pacer first: an attempt it holds back records nothing (the record precedes the PUT, for compensation).
+      await arm().reserveWrite("PUT", obj.id);
       await record(registry, input.nodeId, obj, "add");
       try {
         await authz.roleAssignments.create(pathArg(input.scope), name, {

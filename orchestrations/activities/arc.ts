@@ -26,7 +26,9 @@ export function createArcActivities({ arm, registry }: ArcDeps) {
         properties: { osType: "linux" },
       };
       // Recorded before the PUT: a crash between the PUT and the record must still leave compensation knowing the machine.
+      // The pacer is asked first, so an attempt it holds back writes nothing down.
       const machine: CreatedObject = { kind: "arcMachine", id };
+      await arm().reserveWrite("PUT", id);
       await record(registry, context.nodeId, machine, "add");
       const result = await resources.beginCreateOrUpdateByIdAndWait(pathArg(id), API_VERSIONS[ARC_MACHINES], body, { updateIntervalInMs: 1_000 });
       return { machine, principalId: result.identity?.principalId ?? null };

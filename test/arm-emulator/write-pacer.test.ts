@@ -198,6 +198,30 @@ describe("the ARM pacer against ARM's buckets", () => {
     await create(3);
   });
 
+  it("reserves a write's token before the write is made: a held-back reservation throws the paced 429, a granted one lets the write through once", async () => {
+    const writes = { burst: 1, refillPerSecond: 4 };
+    const { emulator, clock } = newEmulator({ throttling: { writes } });
+    const pacer = new ArmPacer({ now: () => clock.now(), limits: { writes } });
+    const arm = clients(emulator, pacer);
+    const authz = arm.authorization(SUBSCRIPTION_ID);
+    const id = (n: number) => `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${guid(n)}`;
+    const create = (n: number) =>
+      authz.roleAssignments.create(pathArg(RG_SCOPE), guid(n), { roleDefinitionId: READER, principalId: guid(50 + n), principalType: "ServicePrincipal" });
+    await arm.reserveWrite("PUT", id(1));
+    // The token is the reserved write's: another write finds none, and the reservation is not taken twice.
+    expect(((await create(2).catch((e: unknown) => e)) as RestError).code).toBe(PACED_CODE);
+    await arm.reserveWrite("PUT", id(1));
+    await create(1);
+    expect(emulator.requests.filter({ method: "PUT" }).map((r) => r.status)).toEqual([201]);
+    // Spent with the write: the same write again must wait for a token of its own.
+    const again = (await arm.reserveWrite("PUT", id(1)).catch((e: unknown) => e)) as RestError;
+    expect(again).toMatchObject({ statusCode: 429, code: PACED_CODE });
+    expect((ArmThrottledError.from(again) as ArmThrottledError).paced).toBe(true);
+    clock.advance(Number(again.response!.headers.get("retry-after-ms")));
+    await arm.reserveWrite("PUT", id(1));
+    expect(emulator.requests.filter({ method: "PUT" })).toHaveLength(1);
+  });
+
   it("corrects its estimate from ARM's remaining-writes header: another instance on the same principal spent most of the bucket", async () => {
     const { emulator, clock } = newEmulator();
     const ours = new ArmPacer({ now: () => clock.now() });

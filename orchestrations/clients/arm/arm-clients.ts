@@ -44,6 +44,14 @@ export class ArmClients {
 
   constructor(private readonly options: ArmClientsOptions) {}
 
+  /**
+   * Takes the pacer's token for a write about to be made to `resourceId` (or throws its paced 429): for an activity
+   * that records what it is about to create first, so a paced attempt costs no registry write. No pacer: nothing.
+   */
+  async reserveWrite(method: "PUT" | "PATCH" | "POST", resourceId: string): Promise<void> {
+    await this.options.pacer?.reserve(method, resourceId);
+  }
+
   /** Where requests go (raw requests build their URLs on it); public Azure unless configured. */
   get endpoint(): string {
     return this.options.endpoint ?? "https://management.azure.com";

@@ -44,7 +44,14 @@
  * bound, saga p50 151 s against 117 s). Requests made outside a saga rank as started when they are made.
  */
 import { currentPaceRank, paceRank } from "./pace-rank.js";
-import { createHttpHeaders, RestError, type PipelinePolicy, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
+import {
+  createHttpHeaders,
+  createPipelineRequest,
+  RestError,
+  type PipelinePolicy,
+  type PipelineRequest,
+  type PipelineResponse,
+} from "@azure/core-rest-pipeline";
 
 export type ArmOpClass = "reads" | "writes" | "deletes";
 
@@ -100,6 +107,8 @@ export class ArmPacer {
   private readonly graceMs: number;
   /** Which lane and send sequence a request in flight belongs to, for the header correction. */
   private readonly sent = new WeakMap<PipelineRequest, { lane: Lane; seq: number }>();
+  /** Requests given their token by `reserve` ahead of sending (request id → until when the token is kept). */
+  private readonly reserved = new Map<string, number>();
 
   constructor(options: ArmPacerOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -128,22 +137,31 @@ export class ArmPacer {
     return this.lane(subscriptionId, opClass).decide(id, rank ?? paceRank(now, ""), now);
   }
 
+  /**
+   * Takes the token for a request about to be made (`method` on `url`, the resource's ARM URL or path), or throws the
+   * paced 429 the request itself would have. For an activity that must write something down before its request and
+   * would otherwise do so again on every paced attempt (a registry write per refusal): it asks first. The token is
+   * kept for the request for a minute; the request then passes the gate without taking another.
+   */
+  async reserve(method: string, url: string): Promise<void> {
+    const target = laneOf({ method, url });
+    if (!target) return;
+    const id = requestId(method, url);
+    for (const [held, until] of this.reserved) if (until < this.now()) this.reserved.delete(held);
+    if (this.reserved.has(id)) return;
+    const request = createPipelineRequest({ method: method.toUpperCase() as "PUT", url: absoluteUrl(url) });
+    await this.acquire(this.lane(target.subscriptionId, target.opClass), id, request, target);
+    this.reserved.set(id, this.now() + RESERVED_FOR_MS);
+  }
+
   private async gate(request: PipelineRequest, next: (request: PipelineRequest) => Promise<PipelineResponse>): Promise<PipelineResponse> {
     const target = laneOf(request);
     if (!target) return next(request);
     const lane = this.lane(target.subscriptionId, target.opClass);
-    const id = `${request.method} ${request.url}`;
-    const rank = currentPaceRank() ?? paceRank(this.now(), "");
-    for (let absorbed = 0; ; absorbed++) {
-      const decision = lane.decide(id, rank, this.now());
-      if (decision.send) break;
-      if (decision.waitMs > this.absorbUpToMs || absorbed >= 3) {
-        this.stats.deferred++;
-        throw pacedError(request, decision.waitMs, target);
-      }
-      this.stats.absorbed++;
-      await this.sleep(decision.waitMs);
-    }
+    const id = requestId(request.method, request.url);
+    const reservedUntil = this.reserved.get(id);
+    this.reserved.delete(id);
+    if (reservedUntil === undefined || reservedUntil < this.now()) await this.acquire(lane, id, request, target);
     this.stats.sent++;
     const seq = lane.startSend();
     this.sent.set(request, { lane, seq });
@@ -151,6 +169,21 @@ export class ArmPacer {
       return await next(request);
     } finally {
       lane.endSend(seq);
+    }
+  }
+
+  /** Takes a token for `id` in its saga's order, sleeping waits up to `absorbUpToMs`; throws the paced 429 otherwise. */
+  private async acquire(lane: Lane, id: string, request: PipelineRequest, target: { subscriptionId: string; opClass: ArmOpClass }): Promise<void> {
+    const rank = currentPaceRank() ?? paceRank(this.now(), "");
+    for (let absorbed = 0; ; absorbed++) {
+      const decision = lane.decide(id, rank, this.now());
+      if (decision.send) return;
+      if (decision.waitMs > this.absorbUpToMs || absorbed >= 3) {
+        this.stats.deferred++;
+        throw pacedError(request, decision.waitMs, target);
+      }
+      this.stats.absorbed++;
+      await this.sleep(decision.waitMs);
     }
   }
 
@@ -301,10 +334,22 @@ class Lane {
 }
 
 const SUBSCRIPTION_IN_PATH = /^\/+subscriptions\/([^/?#]+)/i;
+/** How long a token `reserve` took waits for its request: an activity sends it right after its registry write. */
+const RESERVED_FOR_MS = 60_000;
+
+const pathOf = (url: string): string => url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]+/i, "");
+
+/** A request as the pacer knows it across attempts: method and resource path (ARM paths are case-insensitive; no query). */
+function requestId(method: string, url: string): string {
+  return `${method.toUpperCase()} ${pathOf(url).split("?")[0]!.replace(/\/+/g, "/").toLowerCase()}`;
+}
+
+const absoluteUrl = (url: string): string =>
+  /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://management.azure.com${url.startsWith("/") ? "" : "/"}${url}`;
 
 /** The bucket a request draws from: ARM's operation classes by method; requests outside a subscription are not paced. */
-function laneOf(request: PipelineRequest): { subscriptionId: string; opClass: ArmOpClass } | undefined {
-  const path = request.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]+/i, "");
+function laneOf(request: { method: string; url: string }): { subscriptionId: string; opClass: ArmOpClass } | undefined {
+  const path = pathOf(request.url);
   const subscriptionId = SUBSCRIPTION_IN_PATH.exec(path)?.[1];
   if (!subscriptionId) return undefined;
   const method = request.method.toUpperCase();
