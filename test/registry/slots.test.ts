@@ -4,10 +4,8 @@
  * holds is reclaimed; enrolment nonces are insert-only and purged once expired.
  */
 import { TableClient } from "@azure/data-tables";
-import { createDefaultHttpClient, type HttpClient } from "@azure/core-rest-pipeline";
 import { describe, expect, inject, it } from "vitest";
-import { Registry } from "../../orchestrations/clients/registry/registry.js";
-import { freshRegistry, newNodeInput as node, poolSpec, uniquePrefix } from "./fixtures.js";
+import { freshRegistry, newNodeInput as node, poolSpec, recordingRegistry } from "./fixtures.js";
 
 const nodesTable = (prefix: string) => TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}nodes`, { allowInsecureConnection: true });
 const slotRows = async (prefix: string, pool: string) => {
@@ -31,14 +29,8 @@ describe("pool slots", () => {
   });
 
   it("takes no slot its own process is taking or took: 8 concurrent creates fill a pool of 8 with no conflict and no listing", async () => {
-    // The service's transport, recording what the registry sends: a slot conflict always ends in a slot listing.
-    const sent: string[] = [];
-    const transport = createDefaultHttpClient();
-    const httpClient: HttpClient = {
-      sendRequest: (request) => (sent.push(`${request.method} ${decodeURIComponent(request.url)}`), transport.sendRequest(request)),
-    };
-    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: uniquePrefix(), httpClient });
-    await registry.ensureTables();
+    // A slot conflict always ends in a slot listing.
+    const { registry, sent } = await recordingRegistry();
     await registry.pools.create("edge", poolSpec({ maxInFlight: 8 }), "alice");
     sent.length = 0;
     // Eight ids over eight slots: their hashes collide (n0…n7 do), so without the process's memory some would conflict.
