@@ -9,7 +9,7 @@
  * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
  * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
  *
- * Per cell: enrolments/s, p50/p99, registry (Azurite) requests per first-time enrolment and per retry. Per
+ * Per cell: enrolments/s, p50/p99, this process's CPU ms per enrolment (service and load generator), registry (Azurite) requests per first-time enrolment and per retry. Per
  * concurrency, right after its cells: Azurite's own rate for single-entity inserts at that concurrency (a raw
  * TableClient.createEntity loop against the same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s to
  * it, so runs on a busier or quieter machine compare. `goals` repeats the figures issue 16 sets targets for.
@@ -65,7 +65,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         registryMs: census.waitedMs(`127.0.0.1:${azurite.ports.table}`),
         durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)),
       };
+      const cpuBefore = process.cpuUsage();
       const load = await runLoad(front.origin, requests, concurrency);
+      const cpu = process.cpuUsage(cpuBefore);
       const created = load.statuses["201"] ?? 0;
       if (created !== count)
         throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
@@ -85,6 +87,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         p50Ms: round(percentile(load.latenciesMs, 50)!, 1),
         p99Ms: round(percentile(load.latenciesMs, 99)!, 1),
         maxMs: round(Math.max(...load.latenciesMs), 1),
+        // This process's CPU (service + load generator; Azurite is a child process) per enrolment: what the code
+        // costs, steadier than the wall figures when the machine's load moves.
+        cpuMsPerEnrol: round((cpu.user + cpu.system) / 1000 / count, 2),
         registryRequestsPerEnrol: round(firstTime / count, 2),
         registryRequestsPerRetry: round((registryRequests() - beforeRetries) / count, 2),
         retryPerSec: round((count / again.elapsedMs) * 1000, 1),

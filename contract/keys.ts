@@ -31,28 +31,48 @@ export function assertEd25519(key: KeyObject, type: "public" | "private" | "any"
   if (type !== "any" && key.type !== type) throw new InvalidKeyError(`${role} must be a ${type} key, got a ${key.type} key`);
 }
 
+/**
+ * Imported keys by their encoding, so a key seen again (a node's every request, an enrolment's key id) is not parsed
+ * again. KeyObjects are immutable; bounded, oldest out first.
+ */
+const imported = new Map<string, KeyObject>();
+const IMPORTED_MAX = 4096;
+
 export function importPublicKey(encoded: string): KeyObject {
-  if (!PublicKeySchema.safeParse(encoded).success)
+  const known = imported.get(encoded);
+  if (known) return known;
+  if (!isBase64UrlOfLength(encoded, ED25519_PUBLIC_KEY_BYTES))
     throw new InvalidKeyError("public key must be a raw 32-byte Ed25519 key as unpadded base64url (43 characters)");
+  let key: KeyObject;
   try {
-    return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: encoded }, format: "jwk" });
+    key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: encoded }, format: "jwk" });
   } catch (cause) {
     throw new InvalidKeyError("public key is not a usable Ed25519 key", { cause });
   }
+  if (imported.size >= IMPORTED_MAX) imported.delete(imported.keys().next().value!);
+  imported.set(encoded, key);
+  return key;
 }
+
+/** Exported public halves by key: the service exports its own signing key's on every enrolment answer. */
+const exported = new WeakMap<KeyObject, string>();
 
 /** Accepts a private key too, because a signer only holds its private key and needs its own public form. */
 export function exportPublicKey(key: KeyObject): string {
+  const known = exported.get(key);
+  if (known !== undefined) return known;
   assertEd25519(key, "any", "key");
   const pub = key.type === "private" ? createPublicKey(key) : key;
   const { x } = pub.export({ format: "jwk" });
   if (typeof x !== "string") throw new InvalidKeyError("key has no Ed25519 public component");
+  exported.set(key, x);
   return x;
 }
 
 /** RFC 7638: SHA-256 over the required OKP members in lexicographic order, no whitespace. */
 export function keyIdOf(key: KeyObject | string): string {
-  const x = typeof key === "string" ? exportPublicKey(importPublicKey(key)) : exportPublicKey(key);
+  // A string that imports is already the one spelling of its key (importPublicKey refuses any other): it is `x`.
+  const x = typeof key === "string" ? (importPublicKey(key), key) : exportPublicKey(key);
   const thumbprintInput = `{"crv":"Ed25519","kty":"OKP","x":"${x}"}`;
   return createHash("sha256").update(thumbprintInput, "utf8").digest("base64url");
 }

@@ -63,17 +63,18 @@ export function registerEnrolRoute(services: ServiceProvider): void {
     inSpan("enrol", {}, async (span) => {
       const { registry, now, events } = svc;
       let outcome: EnrolOutcome;
+      let keyId: string;
       try {
         // The nonce is verified here but recorded by enrolment, with its first write.
         let nonce: NonceClaim | undefined;
         await proveKeyPossession(svc, request, bytes, body.publicKey, { claim: (entry) => ((nonce = entry), true) });
-        outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client), nonce }, { ...body, keyId: keyIdOf(body.publicKey) });
+        keyId = keyIdOf(body.publicKey);
+        outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client), nonce }, { ...body, keyId });
       } catch (error) {
         recordEnrolment(error instanceof EnrolError ? error.code : error instanceof Error ? error.name : "error");
         throw error;
       }
       const servicePublicKey = exportPublicKey(svc.signingKey());
-      const keyId = keyIdOf(body.publicKey);
       const { node } = outcome;
       recordEnrolment(outcome.kind, node.pool);
       span.setAttributes({ "flexnode.node": node.nodeId, "flexnode.pool": node.pool, "flexnode.enrol.outcome": outcome.kind });

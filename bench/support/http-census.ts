@@ -12,16 +12,12 @@ const FINISHED = "http.client.response.finish";
 export class HttpCensus {
   private readonly counts = new Map<string, number>();
   private readonly waited = new Map<string, number>();
-  private readonly kinds = new Map<string, number>();
   private readonly started = new WeakMap<ClientRequest, number>();
   private readonly listener = (message: unknown): void => {
     const request = (message as { request: ClientRequest }).request;
     const host = hostOf(request);
     this.counts.set(host, (this.counts.get(host) ?? 0) + 1);
     this.started.set(request, performance.now());
-    // Method and first path segment (an Azure Tables request names its table there, with the row key in parentheses).
-    const kind = `${host} ${request.method} ${request.path.split("?")[0]!.split("/").slice(0, 3).join("/").replace(/\(.*$/, "()")}`;
-    this.kinds.set(kind, (this.kinds.get(kind) ?? 0) + 1);
   };
   private readonly finished = (message: unknown): void => {
     const request = (message as { request: ClientRequest }).request;
@@ -34,12 +30,6 @@ export class HttpCensus {
   constructor() {
     dc.subscribe(CHANNEL, this.listener);
     dc.subscribe(FINISHED, this.finished);
-  }
-
-  /** Requests to `host:port` so far by method and path (table), most first: where a count comes from. */
-  breakdown(hostPort: string): Record<string, number> {
-    const rows = [...this.kinds].filter(([k]) => k.startsWith(`${hostPort} `)).sort((a, b) => b[1] - a[1]);
-    return Object.fromEntries(rows.map(([k, n]) => [k.slice(hostPort.length + 1), n]));
   }
 
   /** Milliseconds requests to `host:port` took so far, from sending to the response's headers, summed. */

@@ -1,5 +1,6 @@
 /** Shared builders for registry and enrolment tests: a registry on fresh tables in Azurite, and sample inputs. */
 import { randomBytes, randomUUID } from "node:crypto";
+import { createDefaultHttpClient, type HttpClient } from "@azure/core-rest-pipeline";
 import { inject } from "vitest";
 import { PoolSpec, type NodeFacts } from "../../orchestrations/clients/registry/model.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
@@ -16,6 +17,19 @@ export async function freshRegistry(now: () => Date = () => new Date()): Promise
   const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix }, now);
   await registry.ensureTables();
   return { registry, prefix };
+}
+
+/** A registry on fresh tables whose every request is recorded in `sent` ("METHOD url", the url decoded). */
+export async function recordingRegistry(): Promise<{ registry: Registry; sent: string[]; prefix: string }> {
+  const sent: string[] = [];
+  const transport = createDefaultHttpClient();
+  const httpClient: HttpClient = {
+    sendRequest: (request) => (sent.push(`${request.method} ${decodeURIComponent(request.url)}`), transport.sendRequest(request)),
+  };
+  const prefix = uniquePrefix();
+  const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix, httpClient });
+  await registry.ensureTables();
+  return { registry, sent, prefix };
 }
 
 export function poolSpec(overrides: Partial<Record<keyof PoolSpec, unknown>> = {}): PoolSpec {

@@ -5,7 +5,7 @@
  */
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
-import { freshRegistry, newNodeInput as node, poolSpec } from "./fixtures.js";
+import { freshRegistry, newNodeInput as node, poolSpec, recordingRegistry } from "./fixtures.js";
 
 const nodesTable = (prefix: string) => TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}nodes`, { allowInsecureConnection: true });
 const slotRows = async (prefix: string, pool: string) => {
@@ -26,6 +26,20 @@ describe("pool slots", () => {
     const rows = await slotRows(prefix, "edge");
     expect(rows.map((r) => r.nodeId).sort()).toEqual(created.map((n) => n.nodeId).sort());
     expect(rows.map((r) => r.rowKey).sort()).toEqual(created.map((n) => n.slot).sort());
+  });
+
+  it("takes no slot its own process is taking or took: 8 concurrent creates fill a pool of 8 with no conflict and no listing", async () => {
+    // A slot conflict always ends in a slot listing.
+    const { registry, sent } = await recordingRegistry();
+    await registry.pools.create("edge", poolSpec({ maxInFlight: 8 }), "alice");
+    sent.length = 0;
+    // Eight ids over eight slots: their hashes collide (n0…n7 do), so without the process's memory some would conflict.
+    const created = await Promise.all(Array.from({ length: 8 }, (_, i) => registry.nodes.create(node("edge", `n${i}`), "test")));
+    expect(new Set(created.map((n) => n.slot)).size).toBe(8);
+    expect(sent.filter((r) => r.includes("RowKey ge 'slot:'"))).toEqual([]);
+    // Full: the ninth is refused by the service (a conflict, then a listing), not by the memory.
+    await expect(registry.nodes.create(node("edge", "n8"), "test")).rejects.toMatchObject({ code: "PoolFull" });
+    expect(sent.filter((r) => r.includes("RowKey ge 'slot:'"))).toHaveLength(1);
   });
 
   it("reclaims a slot row no node holds, and leaves held ones", async () => {

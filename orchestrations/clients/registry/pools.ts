@@ -10,6 +10,9 @@ import type { AuditLog } from "./audit.js";
 import type { InFlightSlots } from "./in-flight.js";
 import { RegistryError, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
 
+/** Built once: a zod schema derived per call is compiled again on its first parse, on every enrolment. */
+const PoolSpecRow = Pool.omit({ inFlight: true });
+
 export class PoolTable {
   constructor(
     private readonly table: TableClient,
@@ -38,7 +41,7 @@ export class PoolTable {
   /** The pool without its in-flight count: one point read (enrolment's view; capacity is enforced by the slots). */
   async spec(name: string): Promise<PoolRecord | undefined> {
     const entity = await read(this.table, "pool", name);
-    return entity ? Pool.omit({ inFlight: true }).parse({ ...fromRow(entity), name }) : undefined;
+    return entity ? PoolSpecRow.parse({ ...fromRow(entity), name }) : undefined;
   }
 
   async list(options: { maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<Pool>> {
