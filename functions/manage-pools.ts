@@ -5,7 +5,10 @@ import { defineRoute, httpRoute, json } from "./http/route.js";
 import { ProblemError } from "./http/problem.js";
 import { pageOf, Paging, PoolView } from "./http/views.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
+import type { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
 import { roleAssignmentShortfall } from "../orchestrations/use-cases/role-assignment-budget.js";
+
+type PoolSpecInput = Parameters<typeof roleAssignmentShortfall>[1];
 
 const PoolParams = z.strictObject({ pool: PoolName });
 export const CreatePool = PoolSpec.extend({ name: PoolName });
@@ -73,17 +76,7 @@ const remove = defineRoute({
 export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ body, principal, services: { registry, arm } }) => {
     const { name, ...spec } = body;
-    const shortfall = spec.roleGrants.length > 0 ? await roleAssignmentShortfall(arm(), spec) : undefined;
-    if (shortfall) {
-      const s = shortfall;
-      throw new ProblemError(409, "role-assignment-cap", "The pool's role grants would cross ARM's role-assignment cap", {
-        detail:
-          `subscription '${s.subscriptionId}' holds ${s.existingRoleAssignments} role assignments; ${s.nodes} node(s) × ${s.grantsPerNode} per-node grant(s) ` +
-          `would take it past ARM's ${s.limit} per subscription, and ARM would refuse the grants (RoleAssignmentLimitExceeded). ` +
-          `At most ${s.maxNodesThatFit} node(s) with these grants fit: lower maxNodes, grant fewer roles per node, or free role assignments in the subscription.`,
-        ...s,
-      });
-    }
+    await refuseOverCap(arm(), spec);
     const pool = await registry.pools.create(name, spec, principal.name);
     return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
   });
@@ -95,7 +88,10 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
     return json(200, pool, { etag: pool.etag });
   });
-  httpRoute(update, services, async ({ params, body, principal, request, services: { registry } }) => {
+  httpRoute(update, services, async ({ params, body, principal, request, services: { registry, arm } }) => {
+    // Raising maxNodes or adding grants later must not pass the cap that creation checks.
+    const current = await registry.pools.get(params.pool);
+    if (current) await refuseOverCap(arm(), body, current);
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
     return json(200, pool, { etag: pool.etag });
   });
@@ -108,5 +104,18 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     }
     await registry.pools.remove(params.pool, principal.name);
     return { status: 204, headers: { "cache-control": "no-store" } };
+  });
+}
+
+/** The pool's per-node grants would cross ARM's role-assignment cap (role-assignment-budget.ts): 409, saying how many fit. */
+async function refuseOverCap(arm: ArmClients, spec: PoolSpecInput, replacing?: PoolSpecInput): Promise<void> {
+  const s = spec.roleGrants.length > 0 ? await roleAssignmentShortfall(arm, spec, replacing) : undefined;
+  if (!s) return;
+  throw new ProblemError(409, "role-assignment-cap", "The pool's role grants would cross ARM's role-assignment cap", {
+    detail:
+      `subscription '${s.subscriptionId}' holds ${s.existingRoleAssignments} role assignments; ${s.nodes} node(s) × ${s.grantsPerNode} per-node grant(s) ` +
+      `would take it past ARM's ${s.limit} per subscription, and ARM would refuse the grants (RoleAssignmentLimitExceeded). ` +
+      `At most ${s.maxNodesThatFit} node(s) with these grants fit: lower maxNodes, grant fewer roles per node, or free role assignments in the subscription.`,
+    ...s,
   });
 }

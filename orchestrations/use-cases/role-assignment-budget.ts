@@ -37,16 +37,30 @@ export interface BudgetShortfall {
 
 type Spec = Pick<PoolSpec, "clusterResourceId" | "arc" | "roleGrants" | "maxNodes">;
 
-/** The first subscription whose cap the pool's nodes would cross, or undefined when they fit. */
-export async function roleAssignmentShortfall(arm: ArmClients, spec: Spec): Promise<BudgetShortfall | undefined> {
+/** Per-node grants of a pool per subscription (lower-case id). */
+function grantsBySubscription(spec: Spec): Map<string, number> {
   const perSubscription = new Map<string, number>();
   for (const grant of spec.roleGrants) {
     const scope = grant.scope === "cluster" ? spec.clusterResourceId : spec.arc.resourceGroupId;
     const sub = subscriptionOf(scope).toLowerCase();
     perSubscription.set(sub, (perSubscription.get(sub) ?? 0) + 1);
   }
+  return perSubscription;
+}
+
+/**
+ * The first subscription whose cap the pool's nodes would cross, or undefined when they fit. `replacing`: the pool's
+ * current settings, when these replace them: a subscription where the new settings ask no more than the current ones
+ * is not checked again (the pool was let in with them); where they ask more, the check is creation's, which counts the
+ * grants the pool's nodes already hold twice (in the subscription's count and in the pool's demand): on the safe side,
+ * and exact for a pool that has no nodes yet.
+ */
+export async function roleAssignmentShortfall(arm: ArmClients, spec: Spec, replacing?: Spec): Promise<BudgetShortfall | undefined> {
+  const perSubscription = grantsBySubscription(spec);
+  const before = replacing ? grantsBySubscription(replacing) : new Map<string, number>();
   const nodes = spec.maxNodes ?? 1;
   for (const [subscriptionId, grantsPerNode] of perSubscription) {
+    if (replacing && nodes * grantsPerNode <= (replacing.maxNodes ?? 1) * (before.get(subscriptionId) ?? 0)) continue;
     const scopes = spec.roleGrants
       .map((g) => (g.scope === "cluster" ? spec.clusterResourceId : spec.arc.resourceGroupId))
       .filter((scope) => subscriptionOf(scope).toLowerCase() === subscriptionId);

@@ -90,4 +90,21 @@ describe("pool creation and ARM's role-assignment cap", () => {
   it("creates a pool without per-node grants whatever its size", async () => {
     expect((await create("no-grants", { maxNodes: 100_000, roleGrants: [] })).status).toBe(201);
   });
+
+  it("refuses an update that raises maxNodes or adds grants past the cap, and keeps the pool as it was", async () => {
+    expect((await create("grows", { maxNodes: 7 })).status).toBe(201);
+    const read = await app.call("GET", "/api/manage/pools/grows", { headers: admin });
+    const { name: _name, etag: _etag, ...current } = read.json as Record<string, unknown>;
+    const put = (extra: Record<string, unknown>) =>
+      app.call("PUT", "/api/manage/pools/grows", {
+        headers: { ...admin, "if-match": read.headers["etag"]! },
+        body: { clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG, location: "eastus" }, roleGrants: grants, ...extra },
+      });
+    const res = await put({ maxNodes: 10 });
+    expect(res.status).toBe(409);
+    expect(res.json).toMatchObject({ type: "https://flexnode.dev/problems/role-assignment-cap", nodes: 10, grantsPerNode: 2, maxNodesThatFit: 7 });
+    expect((await app.call("GET", "/api/manage/pools/grows", { headers: admin })).json).toMatchObject({ maxNodes: current["maxNodes"] });
+    // Asking no more than it was let in with is not checked again; fewer grants per node fit more nodes.
+    expect((await put({ maxNodes: 7, maxInFlight: 3 })).status).toBe(200);
+  });
 });
