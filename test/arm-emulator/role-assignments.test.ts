@@ -103,6 +103,27 @@ describe.each(TRANSPORTS)("role assignments over %s", (kind) => {
     expect(emulator.inspect.roleAssignments()).toHaveLength(1);
   });
 
+  it("knows a grant whatever the case of its scope and principal, and forgets it once deleted", async () => {
+    const params = { roleDefinitionId: READER, principalId: NODE_PRINCIPAL, principalType: "ServicePrincipal" as const };
+    await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_1, params);
+    const shouted = await rejection(
+      authz.roleAssignments.create(pathArg(RG_SCOPE.toUpperCase()), NAME_2, { ...params, principalId: NODE_PRINCIPAL.toUpperCase() }),
+    );
+    expect(shouted.code).toBe("RoleAssignmentExists");
+    // Another condition is another grant.
+    const conditioned = await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_3, { ...params, condition: "@Resource[x] StringEquals 'y'" });
+    expect(conditioned.name).toBe(NAME_3);
+    await authz.roleAssignments.delete(pathArg(RG_SCOPE), NAME_1);
+    const recreated = await authz.roleAssignments.create(pathArg(RG_SCOPE), NAME_2, params);
+    expect(recreated.name).toBe(NAME_2);
+    expect(
+      emulator.inspect
+        .roleAssignments()
+        .map((ra) => ra.name)
+        .sort(),
+    ).toEqual([NAME_2, NAME_3]);
+  });
+
   it("returns the 2022-04-01 shape with emulated timestamps and the caller as creator", async () => {
     const created = await authz.roleAssignments.create(pathArg(CLUSTER_SCOPE), NAME_1, {
       roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${BUILT_IN_ROLES["Azure Kubernetes Service Cluster User Role"]}`,

@@ -68,6 +68,8 @@ export class RoleAssignments {
   private readonly byName = new Map<string, RoleAssignmentRecord>();
   /** Assignments per lower-cased subscription id, kept with `byName`: the cap is checked on every new assignment. */
   private readonly perSubscription = new Map<string, number>();
+  /** Assignments per grant (scope, role, principal, condition), kept with `byName`: a second name for a grant is a conflict. */
+  private readonly perGrant = new Map<string, number>();
 
   constructor(private readonly deps: RoleAssignmentsDeps) {}
 
@@ -89,6 +91,7 @@ export class RoleAssignments {
   reset(): void {
     this.byName.clear();
     this.perSubscription.clear();
+    this.perGrant.clear();
   }
 
   private get(ctx: RequestContext): HandlerResult {
@@ -101,6 +104,7 @@ export class RoleAssignments {
     if (!existing || idKey(existing.scope) !== idKey(scope)) return { status: 204 };
     this.byName.delete(existing.name.toLowerCase());
     this.countIn(existing.scope, -1);
+    this.countGrant(existing, -1);
     return { status: 200, body: this.render(existing) };
   }
 
@@ -135,7 +139,9 @@ export class RoleAssignments {
         throw new ArmError(400, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.");
       }
       existing.description = props.description ?? null;
+      this.countGrant(existing, -1);
       existing.condition = condition;
+      this.countGrant(existing, 1);
       existing.conditionVersion = conditionVersion;
       if (requestedType) existing.principalType = requestedType;
       existing.updatedOn = now;
@@ -143,13 +149,7 @@ export class RoleAssignments {
       return { status: 200, body: this.render(existing) };
     }
 
-    const duplicate = this.list().find(
-      (ra) =>
-        idKey(ra.scope) === idKey(scope) &&
-        ra.roleDefinitionGuid === role.guid &&
-        ra.principalId.toLowerCase() === props.principalId.toLowerCase() &&
-        (ra.condition ?? "") === (condition ?? ""),
-    );
+    const duplicate = (this.perGrant.get(grantKey({ scope, roleDefinitionGuid: role.guid, principalId: props.principalId, condition })) ?? 0) > 0;
     if (duplicate) throw new ArmError(409, "RoleAssignmentExists", "The role assignment already exists.");
 
     // Without principalType ARM looks the principal up in the directory, which may not have replicated it yet.
@@ -182,6 +182,7 @@ export class RoleAssignments {
     };
     this.byName.set(name.toLowerCase(), record);
     this.countIn(scope, 1);
+    this.countGrant(record, 1);
     return { status: 201, body: this.render(record) };
   }
 
@@ -193,6 +194,13 @@ export class RoleAssignments {
   private countIn(scope: string, delta: number): void {
     const sub = scopeParts(scope).subscriptionId?.toLowerCase();
     if (sub !== undefined) this.perSubscription.set(sub, (this.perSubscription.get(sub) ?? 0) + delta);
+  }
+
+  private countGrant(ra: RoleAssignmentRecord, delta: number): void {
+    const key = grantKey(ra);
+    const n = (this.perGrant.get(key) ?? 0) + delta;
+    if (n > 0) this.perGrant.set(key, n);
+    else this.perGrant.delete(key);
   }
 
   private listForScope(ctx: RequestContext): HandlerResult {
@@ -257,6 +265,10 @@ export class RoleAssignments {
     };
   }
 }
+
+/** What makes two assignments the same grant: scope (case-insensitive), role, principal (case-insensitive), condition. */
+const grantKey = (ra: Pick<RoleAssignmentRecord, "scope" | "roleDefinitionGuid" | "principalId" | "condition">): string =>
+  JSON.stringify([idKey(ra.scope), ra.roleDefinitionGuid, ra.principalId.toLowerCase(), ra.condition ?? ""]);
 
 function principalTypeOf(value: string | null | undefined): PrincipalType | undefined {
   if (value === null || value === undefined) return undefined;

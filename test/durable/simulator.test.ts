@@ -139,6 +139,16 @@ describe("Durable simulator driving the real durable-functions replay engine", (
     expect(status.output).toMatch(/Non-Deterministic workflow detected: .*CallActivity 'sim_pick' with sequence ID 0.*CallActivity 'sim_pick_other'/);
   });
 
+  it("fails an instance whose replay passes the same activity a different input (stricter than DTFx)", async () => {
+    const id = sim.startNew("sim_shapeShifter", { input: null });
+    await sim.runUntilIdle();
+    script.shiftInput = true;
+    await sim.advance(1000);
+    const status = sim.getStatus(id)!;
+    expect(status.runtimeStatus).toBe("Failed");
+    expect(status.output).toMatch(/Non-Deterministic workflow detected: .*CallActivity 'sim_pick' with sequence ID 0.*CallActivity 'sim_pick' in its place/);
+  });
+
   it("replays the same orchestrator deterministically: no failure when nothing changes", async () => {
     const id = sim.startNew("sim_shapeShifter", { input: null });
     await sim.advance(1000);

@@ -16,8 +16,8 @@ import {
   OUT_OF_PROC_MARKER,
   describeLeaf,
   flattenActions,
-  leafSignature,
   parseTimeSpan,
+  sameLeaf,
   type FailureDetailsWire,
   type HistoryEvent,
   type LeafAction,
@@ -114,6 +114,9 @@ interface Instance {
   createdTime: number;
   lastUpdatedTime: number;
   history: HistoryEvent[];
+  /** How many history events are played, and their JSON (joined by commas): an event never changes once played. */
+  played: number;
+  playedJson: string;
   leaves: LeafAction[];
   leafIds: (number | undefined)[];
   nextId: number;
@@ -430,6 +433,8 @@ export class DurableSimulator {
       createdTime: now,
       lastUpdatedTime: now,
       history: [],
+      played: 0,
+      playedJson: "",
       leaves: [],
       leafIds: [],
       nextId: 0,
@@ -490,7 +495,7 @@ export class DurableSimulator {
     const now = this.clock.now();
     const followUps: HistoryEvent[] = [];
     this.beforeDelivery(inst, message.event, now, followUps);
-    for (const e of inst.history) e.IsPlayed = true;
+    this.markPlayed(inst);
     inst.history.push(this.event(EventType.OrchestratorStarted), { ...message.event, IsPlayed: false });
     if (inst.status === "Pending") inst.status = "Running";
     await this.episode(inst, now, followUps);
@@ -549,11 +554,26 @@ export class DurableSimulator {
     }
   }
 
+  /** Everything in the history so far is played from now on; its JSON is kept, since it is resent every episode. */
+  private markPlayed(inst: Instance): void {
+    for (; inst.played < inst.history.length; inst.played++) {
+      const e = inst.history[inst.played]!;
+      e.IsPlayed = true;
+      inst.playedJson += (inst.played > 0 ? "," : "") + JSON.stringify(e);
+    }
+  }
+
+  /** `JSON.stringify(wire)` with `history` first, the played events' JSON reused. */
+  private wireJson(inst: Instance, wire: Record<string, unknown>): string {
+    let history = inst.playedJson;
+    for (let i = inst.played; i < inst.history.length; i++) history += (i > 0 ? "," : "") + JSON.stringify(inst.history[i]);
+    return `{"history":[${history}],${JSON.stringify(wire).slice(1)}`;
+  }
+
   private async episode(inst: Instance, now: number, followUps: HistoryEvent[]): Promise<void> {
     inst.episodes++;
     inst.lastUpdatedTime = now;
     const wire = {
-      history: inst.history,
       input: parseJson(inst.input) ?? undefined,
       instanceId: inst.id,
       isReplaying: false,
@@ -567,7 +587,7 @@ export class DurableSimulator {
     let state: OrchestratorStateWire | undefined;
     let thrown: string | undefined;
     try {
-      const result = await this.host.invoke(inst.name, { string: JSON.stringify(wire) });
+      const result = await this.host.invoke(inst.name, { string: this.wireJson(inst, wire) });
       state = result.returnValue as OrchestratorStateWire;
     } catch (error) {
       if (!(error instanceof InvocationError)) throw error;
@@ -619,7 +639,7 @@ export class DurableSimulator {
     for (let i = 0; i < inst.leaves.length; i++) {
       const before = inst.leaves[i]!;
       const now = leaves[i];
-      if (now && leafSignature(now) === leafSignature(before)) continue;
+      if (now && sameLeaf(now, before)) continue;
       const id = inst.leafIds[i];
       return (
         `Non-Deterministic workflow detected: A previous execution of this orchestration scheduled ${describeLeaf(before)}` +
@@ -707,6 +727,8 @@ export class DurableSimulator {
       input,
       status: "Running" as RuntimeStatus,
       history: [],
+      played: 0,
+      playedJson: "",
       leaves: [],
       leafIds: [],
       nextId: 0,

@@ -112,15 +112,72 @@ export function flattenActions(actions: unknown): LeafAction[] {
  * input is just as non-deterministic, and catching it here costs nothing. Cancellation is state, not identity.
  */
 export function leafSignature(a: LeafAction): string {
-  return JSON.stringify([
-    a.actionType,
-    a.functionName ?? null,
-    a.input ?? null,
-    a.externalEventName ?? null,
-    a.fireAt ?? null,
-    a.instanceId ?? null,
-    a.retryOptions ?? null,
-  ]);
+  return JSON.stringify(leafIdentity(a));
+}
+
+/** `leafSignature(a) === leafSignature(b)`, without serialising both leaves on every episode of every instance. */
+export function sameLeaf(a: LeafAction, b: LeafAction): boolean {
+  const x = leafIdentity(a);
+  const y = leafIdentity(b);
+  for (let i = 0; i < x.length; i++) if (!sameJson(x[i], y[i])) return false;
+  return true;
+}
+
+const leafIdentity = (a: LeafAction): unknown[] => [
+  a.actionType,
+  a.functionName ?? null,
+  a.input ?? null,
+  a.externalEventName ?? null,
+  a.fireAt ?? null,
+  a.instanceId ?? null,
+  a.retryOptions ?? null,
+];
+
+/** True when JSON.stringify would write the same text for both values (key order included). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  a = asJsonValue(a);
+  b = asJsonValue(b);
+  if (a === b) return true;
+  // Anything but plain JSON data (dates, boxed values, toJSON) is compared as the text it would be written as.
+  if (!isPlainJson(a) || !isPlainJson(b)) return JSON.stringify(a) === JSON.stringify(b);
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    if (a.length !== other.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], other[i])) return false;
+    return true;
+  }
+  const ka = writtenKeys(a as Record<string, unknown>);
+  const kb = writtenKeys(b as Record<string, unknown>);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    if (ka[i] !== kb[i] || !sameJson((a as Record<string, unknown>)[ka[i]!], (b as Record<string, unknown>)[kb[i]!])) return false;
+  }
+  return true;
+}
+
+/** What JSON.stringify writes for a value inside an array: no undefined, functions or symbols, no NaN/Infinity. */
+function asJsonValue(v: unknown): unknown {
+  if (v === undefined || typeof v === "function" || typeof v === "symbol") return null;
+  if (typeof v === "number" && !Number.isFinite(v)) return null;
+  return v;
+}
+
+function isPlainJson(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return true;
+  if (typeof (v as { toJSON?: unknown }).toJSON === "function") return false;
+  if (Array.isArray(v)) return true;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** The keys JSON.stringify writes, in its order: properties whose value it can write. */
+function writtenKeys(o: Record<string, unknown>): string[] {
+  return Object.keys(o).filter((k) => {
+    const v = o[k];
+    return v !== undefined && typeof v !== "function" && typeof v !== "symbol";
+  });
 }
 
 export function describeLeaf(a: LeafAction): string {

@@ -45,6 +45,13 @@ const filters = fc.constantFrom(
   "flag eq true",
   "big gt 0L",
   "RowKey eq 'z' or (PartitionKey eq 'p2' and status eq 'Enrolling')",
+  // RowKey bounds narrow the rows a query reads: across partitions, exclusive ends, eq, contradictions, not.
+  "RowKey gt 'b' and RowKey lt 'node;'",
+  "(RowKey ge 'node:2') and RowKey le 'z' and n ge 0",
+  "RowKey eq 'node:1'",
+  "RowKey eq 'a' and RowKey eq 'b'",
+  "RowKey ge 'z' and RowKey le 'a'",
+  "not (RowKey lt 'node:')",
   "missing eq 'x'",
   "missing ne 'x'",
 );

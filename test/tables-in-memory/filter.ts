@@ -93,6 +93,35 @@ export function parseFilter(text: string): Predicate {
   return predicate;
 }
 
+/**
+ * The RowKey range a filter confines its matches to: from the `RowKey ge|gt|eq 'x'` and `RowKey le|lt|eq 'y'`
+ * comparisons of a filter that joins its comparisons with `and` only (so each of them must hold). Inclusive at both
+ * ends, so a row at a `gt`/`lt` bound is still read and tested; a filter with `or` or `not` gives no range.
+ */
+export function rowKeyRange(text: string): { from?: string; to?: string } {
+  let tokens: Token[];
+  try {
+    tokens = tokenize(text);
+  } catch {
+    return {};
+  }
+  const range: { from?: string; to?: string } = {};
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind !== "word") continue;
+    const w = t.text.toLowerCase();
+    if (w === "or" || w === "not") return {};
+    const op = tokens[i + 1];
+    const literal = tokens[i + 2];
+    if (t.text !== "RowKey" || op?.kind !== "word" || literal?.kind !== "literal" || literal.value.type !== "Edm.String") continue;
+    const value = String(literal.value.value);
+    const cmp = op.text.toLowerCase();
+    if ((cmp === "ge" || cmp === "gt" || cmp === "eq") && (range.from === undefined || value > range.from)) range.from = value;
+    if ((cmp === "le" || cmp === "lt" || cmp === "eq") && (range.to === undefined || value < range.to)) range.to = value;
+  }
+  return range;
+}
+
 /** Ordinal order of two typed values, or undefined when they do not compare (different kinds). */
 function compare(a: Typed, b: Typed): number | undefined {
   const numeric = (t: Typed) => t.type === "Edm.Int32" || t.type === "Edm.Int64" || t.type === "Edm.Double";

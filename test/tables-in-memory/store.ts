@@ -6,7 +6,7 @@
  * batch.ts) is atomic with respect to every other request of the process.
  */
 import { randomUUID } from "node:crypto";
-import { parseFilter, FilterError } from "./filter.js";
+import { parseFilter, rowKeyRange, FilterError } from "./filter.js";
 import { BadEntity, entityJson, propertiesOf, type Properties, type Typed } from "./values.js";
 
 export class TableError extends Error {
@@ -30,9 +30,53 @@ export interface Row {
   properties: Properties;
 }
 
-type Partition = Map<string, Row>;
-interface Table {
-  partitions: Map<string, Partition>;
+/** A partition's rows, with their row keys kept in order so a query reads them in order without sorting. */
+class Partition {
+  readonly rows = new Map<string, Row>();
+  readonly keys: string[] = [];
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  get(rk: string): Row | undefined {
+    return this.rows.get(rk);
+  }
+
+  has(rk: string): boolean {
+    return this.rows.has(rk);
+  }
+
+  set(rk: string, row: Row): void {
+    if (!this.rows.has(rk)) this.keys.splice(lowerBound(this.keys, rk), 0, rk);
+    this.rows.set(rk, row);
+  }
+
+  delete(rk: string): void {
+    if (this.rows.delete(rk)) this.keys.splice(lowerBound(this.keys, rk), 1);
+  }
+}
+
+class Table {
+  readonly partitions = new Map<string, Partition>();
+  /** Partition keys in order. */
+  readonly keys: string[] = [];
+
+  add(pk: string, partition: Partition): void {
+    if (!this.partitions.has(pk)) this.keys.splice(lowerBound(this.keys, pk), 0, pk);
+    this.partitions.set(pk, partition);
+  }
+
+  remove(pk: string): void {
+    if (this.partitions.delete(pk)) this.keys.splice(lowerBound(this.keys, pk), 1);
+  }
+}
+
+/** A row as it was before a write of a transaction (undefined: absent), to put back if the transaction fails. */
+interface Undo {
+  partition: Partition;
+  rk: string;
+  row: Row | undefined;
 }
 
 const TABLE_NAME = /^[A-Za-z][A-Za-z0-9]{2,62}$/;
@@ -42,13 +86,15 @@ export const MAX_PAGE = 1000;
 
 export class TableStore {
   private readonly tables = new Map<string, Table>();
+  /** Set while a transaction runs: what to undo if it fails. */
+  private undo: Undo[] | undefined;
   private ticks = 0n;
   private readonly epoch = BigInt(Date.now()) * 10_000n;
 
   createTable(name: string): void {
     if (!TABLE_NAME.test(name)) throw new TableError(400, "InvalidResourceName", "The specifed resource name contains invalid characters.");
     if (this.tables.has(name.toLowerCase())) throw new TableError(409, "TableAlreadyExists", "The table specified already exists.");
-    this.tables.set(name.toLowerCase(), { partitions: new Map() });
+    this.tables.set(name.toLowerCase(), new Table());
   }
 
   deleteTable(name: string): void {
@@ -81,9 +127,11 @@ export class TableStore {
 
   delete(table: string, pk: string, rk: string, ifMatch: string): void {
     const partition = this.partition(table, pk, false);
-    precondition(partition?.get(rk), ifMatch);
+    const row = partition?.get(rk);
+    precondition(row, ifMatch);
+    this.undo?.push({ partition: partition!, rk, row });
     partition!.delete(rk);
-    if (partition!.size === 0) this.table(table).partitions.delete(pk);
+    if (partition!.size === 0) this.table(table).remove(pk);
   }
 
   /** One page of a query, in PartitionKey then RowKey order, resuming at `from`. */
@@ -104,13 +152,20 @@ export class TableStore {
     }
     const top = Math.min(options.top ?? MAX_PAGE, MAX_PAGE);
     const only = options.filter ? fixedPartition(options.filter) : undefined;
-    const pks = only !== undefined ? (t.partitions.has(only) ? [only] : []) : [...t.partitions.keys()].sort(ordinal);
+    const from = options.from;
+    // Where the filter's RowKey bounds put the matching rows of a partition (every row there is still tested).
+    const range = options.filter ? rowKeyRange(options.filter) : {};
+    const pks = only !== undefined ? (t.partitions.has(only) ? [only] : []) : t.keys.slice(from ? lowerBound(t.keys, from.pk) : 0);
     const rows: Record<string, unknown>[] = [];
     for (const pk of pks) {
-      if (options.from && pk < options.from.pk) continue;
+      if (from && pk < from.pk) continue;
       const partition = t.partitions.get(pk)!;
-      for (const rk of [...partition.keys()].sort(ordinal)) {
-        if (options.from && pk === options.from.pk && rk < options.from.rk) continue;
+      const keys = partition.keys;
+      let start = range.from !== undefined ? lowerBound(keys, range.from) : 0;
+      if (from && pk === from.pk) start = Math.max(start, lowerBound(keys, from.rk));
+      const end = range.to !== undefined ? upperBound(keys, range.to) : keys.length;
+      for (let i = start; i < end; i++) {
+        const rk = keys[i]!;
         const row = partition.get(rk)!;
         if (predicate && !predicate((name) => property(row, name))) continue;
         if (rows.length === top) return { rows, next: { pk, rk } };
@@ -124,13 +179,21 @@ export class TableStore {
   atomically<T>(table: string, pk: string, work: () => T): T {
     const t = this.table(table);
     const before = t.partitions.get(pk);
-    const saved = before ? new Map(before) : undefined;
+    const undo: Undo[] = [];
+    this.undo = undo;
     try {
       return work();
     } catch (error) {
-      if (saved) t.partitions.set(pk, saved);
-      else t.partitions.delete(pk);
+      for (let i = undo.length - 1; i >= 0; i--) {
+        const { partition, rk, row } = undo[i]!;
+        if (row) partition.set(rk, row);
+        else partition.delete(rk);
+      }
+      if (before) t.add(pk, before);
+      else t.remove(pk);
       throw error;
+    } finally {
+      this.undo = undefined;
     }
   }
 
@@ -140,6 +203,7 @@ export class TableStore {
     const ms = Number(ticks / 10_000n);
     const timestamp = `${new Date(ms).toISOString().slice(0, 19)}.${(ticks % 10_000_000n).toString().padStart(7, "0")}Z`;
     const row: Row = { partitionKey: pk, rowKey: rk, timestamp, etag: `W/"datetime'${encodeURIComponent(timestamp)}'"`, properties };
+    this.undo?.push({ partition, rk, row: partition.get(rk) });
     partition.set(rk, row);
     return row;
   }
@@ -153,7 +217,7 @@ export class TableStore {
   private partition(table: string, pk: string, create: boolean): Partition | undefined {
     const t = this.table(table);
     let p = t.partitions.get(pk);
-    if (!p && create) t.partitions.set(pk, (p = new Map()));
+    if (!p && create) t.add(pk, (p = new Partition()));
     return p;
   }
 }
@@ -179,7 +243,30 @@ function checkKeys(pk: string, rk: string): void {
 }
 
 const notFound = (code: string, message: string) => new TableError(404, code, message);
-const ordinal = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The first index of sorted `keys` whose key is not below `key` (ordinal order, as the filter compares strings). */
+function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The first index of sorted `keys` whose key is above `key`. */
+function upperBound(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 function property(row: Row, name: string): Typed | undefined {
   if (name === "PartitionKey") return { type: "Edm.String", value: row.partitionKey };
