@@ -30,46 +30,38 @@ export interface Row {
   properties: Properties;
 }
 
-/** A partition's rows, with their row keys kept in order so a query reads them in order without sorting. */
-class Partition {
-  readonly rows = new Map<string, Row>();
+/** A map whose keys are also kept in order, so a query reads rows (or partitions) in key order without sorting. */
+class OrderedMap<V> {
+  private readonly map = new Map<string, V>();
   readonly keys: string[] = [];
 
   get size(): number {
-    return this.rows.size;
+    return this.map.size;
   }
 
-  get(rk: string): Row | undefined {
-    return this.rows.get(rk);
+  get(key: string): V | undefined {
+    return this.map.get(key);
   }
 
-  has(rk: string): boolean {
-    return this.rows.has(rk);
+  has(key: string): boolean {
+    return this.map.has(key);
   }
 
-  set(rk: string, row: Row): void {
-    if (!this.rows.has(rk)) this.keys.splice(lowerBound(this.keys, rk), 0, rk);
-    this.rows.set(rk, row);
+  set(key: string, value: V): void {
+    if (!this.map.has(key)) this.keys.splice(lowerBound(this.keys, key), 0, key);
+    this.map.set(key, value);
   }
 
-  delete(rk: string): void {
-    if (this.rows.delete(rk)) this.keys.splice(lowerBound(this.keys, rk), 1);
+  delete(key: string): void {
+    if (this.map.delete(key)) this.keys.splice(lowerBound(this.keys, key), 1);
   }
 }
 
+/** A partition's rows by row key. */
+type Partition = OrderedMap<Row>;
+
 class Table {
-  readonly partitions = new Map<string, Partition>();
-  /** Partition keys in order. */
-  readonly keys: string[] = [];
-
-  add(pk: string, partition: Partition): void {
-    if (!this.partitions.has(pk)) this.keys.splice(lowerBound(this.keys, pk), 0, pk);
-    this.partitions.set(pk, partition);
-  }
-
-  remove(pk: string): void {
-    if (this.partitions.delete(pk)) this.keys.splice(lowerBound(this.keys, pk), 1);
-  }
+  readonly partitions = new OrderedMap<Partition>();
 }
 
 /** A row as it was before a write of a transaction (undefined: absent), to put back if the transaction fails. */
@@ -131,7 +123,7 @@ export class TableStore {
     precondition(row, ifMatch);
     this.undo?.push({ partition: partition!, rk, row });
     partition!.delete(rk);
-    if (partition!.size === 0) this.table(table).remove(pk);
+    if (partition!.size === 0) this.table(table).partitions.delete(pk);
   }
 
   /** One page of a query, in PartitionKey then RowKey order, resuming at `from`. */
@@ -155,7 +147,7 @@ export class TableStore {
     const from = options.from;
     // Where the filter's RowKey bounds put the matching rows of a partition (every row there is still tested).
     const range = options.filter ? rowKeyRange(options.filter) : {};
-    const pks = only !== undefined ? (t.partitions.has(only) ? [only] : []) : t.keys.slice(from ? lowerBound(t.keys, from.pk) : 0);
+    const pks = only !== undefined ? (t.partitions.has(only) ? [only] : []) : t.partitions.keys.slice(from ? lowerBound(t.partitions.keys, from.pk) : 0);
     const rows: Record<string, unknown>[] = [];
     for (const pk of pks) {
       if (from && pk < from.pk) continue;
@@ -189,8 +181,8 @@ export class TableStore {
         if (row) partition.set(rk, row);
         else partition.delete(rk);
       }
-      if (before) t.add(pk, before);
-      else t.remove(pk);
+      if (before) t.partitions.set(pk, before);
+      else t.partitions.delete(pk);
       throw error;
     } finally {
       this.undo = undefined;
@@ -217,7 +209,7 @@ export class TableStore {
   private partition(table: string, pk: string, create: boolean): Partition | undefined {
     const t = this.table(table);
     let p = t.partitions.get(pk);
-    if (!p && create) t.add(pk, (p = new Partition()));
+    if (!p && create) t.partitions.set(pk, (p = new OrderedMap<Row>()));
     return p;
   }
 }
