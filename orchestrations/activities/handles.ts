@@ -63,6 +63,6 @@ export function* call<I, O>(context: OrchestrationContext, activity: ActivityHan
   const traceparent = sagaTraceparent(sagaInput);
   const startedAt = (sagaInput as { startedAt?: unknown } | null)?.startedAt;
   const rank = typeof startedAt === "number" && Number.isFinite(startedAt) ? paceRank(startedAt, context.df.instanceId) : undefined;
-  const wire = traceparent || rank ? { ...input, ...(traceparent ? { [TRACE_FIELD]: traceparent } : {}), ...(rank ? { [PACE_FIELD]: rank } : {}) } : input;
-  return (yield context.df.callActivity(activity.name, wire)) as O;
+  const riders = { ...(traceparent ? { [TRACE_FIELD]: traceparent } : {}), ...(rank ? { [PACE_FIELD]: rank } : {}) };
+  return (yield context.df.callActivity(activity.name, Object.keys(riders).length > 0 ? { ...input, ...riders } : input)) as O;
 }

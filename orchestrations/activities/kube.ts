@@ -2,9 +2,8 @@
  * The node's way into the cluster: the cluster's server and version, the pool's bootstrap RBAC, a single-use
  * bootstrap token, the Node object the kubelet will register, and whether it is Ready.
  */
-import { createHash, randomBytes } from "node:crypto";
 import { parseClusterId } from "../clients/arm/resource-id.js";
-import { bootstrapKubeconfig, bootstrapTokenSecret, poolBootstrapRbac } from "../clients/kube/index.js";
+import { BOOTSTRAP_TOKEN_NAMESPACE, bootstrapKubeconfig, bootstrapTokenSecret, newBootstrapToken, poolBootstrapRbac } from "../clients/kube/index.js";
 import type { Services } from "../services.js";
 import { BOOTSTRAP_SECRET_REF, type CreatedObject } from "./created-objects.js";
 import type { NodeContext } from "./node-context.js";
@@ -12,7 +11,16 @@ import { record } from "./records.js";
 
 export type KubeDeps = Pick<Services, "arm" | "kube" | "secrets" | "registry" | "now">;
 
-export function createKubeActivities({ arm, kube, secrets, registry, now }: KubeDeps) {
+/** A run of this many taken ids means something other than chance (36^6 ids per cluster): fail, and say so. */
+const MAX_TOKEN_ID_DRAWS = 5;
+
+export interface KubeActivityOptions {
+  /** Draws a bootstrap token `<id>.<secret>`; crypto-random by default (tests force an id another token holds). */
+  mintToken?: () => string;
+}
+
+export function createKubeActivities({ arm, kube, secrets, registry, now }: KubeDeps, options: KubeActivityOptions = {}) {
+  const mintToken = options.mintToken ?? (() => newBootstrapToken().join("."));
   return {
     clusterInfo: async (input: { clusterResourceId: string }): Promise<{ apiServer: string; kubernetesVersion: string }> => {
       const { subscriptionId, resourceGroup, name } = parseClusterId(input.clusterResourceId);
@@ -28,30 +36,41 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
     },
 
     /**
-     * A single-use bootstrap token for this saga run: its id derives from the run (so a retry finds the same Secret),
-     * its secret is random and stored sealed as the node's one-time secret *before* the Secret exists, so a retried
-     * activity reuses it instead of minting a second token.
+     * A single-use bootstrap token for this saga run. Its id is random over [a-z0-9]{6}, as kubeadm's: ids are
+     * per cluster, and a fleet's thousands of live tokens would collide in a derived id's smaller space. The token is
+     * stored sealed *before* its Secret exists, so a retried activity reuses it instead of minting a second one. A
+     * Secret already under the id is this token's when it holds this token's secret (a retry); otherwise the id is
+     * taken, and the activity draws another. The node's kubeconfig is stored once the Secret is known to be its own.
      */
-    issueBootstrapToken: async (input: { context: NodeContext; runId: string; ttlMs: number }): Promise<CreatedObject[]> => {
+    issueBootstrapToken: async (input: { context: NodeContext; ttlMs: number }): Promise<CreatedObject[]> => {
       const { nodeId, pool, clusterResourceId } = input.context;
       const { client, server, caPem } = await kube(clusterResourceId);
       const expiresAt = new Date(now().getTime() + input.ttlMs);
-      const tokenId = createHash("sha256")
-        .update(`${nodeId}/${input.runId}`)
-        .digest("hex")
-        .replace(/[^a-z0-9]/g, "")
-        .slice(0, 6);
-      const fresh = `${tokenId}.${randomBytes(12).toString("hex").slice(0, 16)}`;
-      // The raw token is the service's own (a retry reuses it); only the kubeconfig the plan fetches is offered.
-      const token = await secrets().putIfAbsent(nodeId, `${BOOTSTRAP_SECRET_REF}.token`, fresh, expiresAt, { offered: false });
+      const tokenRef = `${BOOTSTRAP_SECRET_REF}.token`;
       const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };
-      const tokenObj: CreatedObject = { kind: "bootstrapToken", id: `bootstrap-token-${token.split(".")[0]}`, cluster: clusterResourceId };
-      await record(registry, nodeId, [secretObj, tokenObj], "add");
-      const kubeconfig = bootstrapKubeconfig({ server, caPem, token, clusterName: parseClusterId(clusterResourceId).name });
-      await secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt, { offered: true });
-      const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });
-      await client.createSecret("kube-system", secret);
-      return [secretObj, tokenObj];
+      // The raw token is the service's own (a retry reuses it); only the kubeconfig the plan fetches is offered.
+      let token = await secrets().putIfAbsent(nodeId, tokenRef, mintToken(), expiresAt, { offered: false });
+      for (let draw = 1; ; draw++) {
+        const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });
+        const tokenObj: CreatedObject = { kind: "bootstrapToken", id: secret.name, cluster: clusterResourceId };
+        await record(registry, nodeId, [secretObj, tokenObj], "add");
+        if ((await client.createSecret(BOOTSTRAP_TOKEN_NAMESPACE, secret)) === "exists") {
+          const live = await client.getSecret(BOOTSTRAP_TOKEN_NAMESPACE, secret.name);
+          if (live?.data["token-secret"] !== secret.stringData["token-secret"]) {
+            if (draw >= MAX_TOKEN_ID_DRAWS) throw new Error(`bootstrap token Secrets for node ${nodeId}: ${draw} tries, each id taken in the cluster`);
+            // Gone again since the create: the id is free, and the same token is tried once more. Otherwise it is
+            // another token's: forget the name (removal would leave that Secret alone anyway) and draw again.
+            if (live !== undefined) {
+              await record(registry, nodeId, tokenObj, "remove");
+              token = await secrets().replace(nodeId, tokenRef, token, mintToken(), expiresAt, { offered: false });
+            }
+            continue;
+          }
+        }
+        const kubeconfig = bootstrapKubeconfig({ server, caPem, token, clusterName: parseClusterId(clusterResourceId).name });
+        await secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt, { offered: true });
+        return [secretObj, tokenObj];
+      }
     },
 
     /** Records, before the kubelet can start, that a Node object may appear in the cluster under the node's name. */

@@ -8,6 +8,7 @@
 import { isRestError } from "@azure/core-rest-pipeline";
 import { checkMachineDeletion, startMachineDeletion, type DeletionProgress } from "../clients/arm/machine-deletion.js";
 import { subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
+import { NODE_ID_LABEL } from "../clients/kube/index.js";
 import type { Services } from "../services.js";
 import type { CreatedObject } from "./created-objects.js";
 import { record } from "./records.js";
@@ -25,7 +26,9 @@ export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: 
       await deps.secrets().remove(nodeId, `${o.id}.token`);
       break;
     case "bootstrapToken":
-      await (await deps.kube(o.cluster)).client.deleteSecret("kube-system", o.id);
+      // The name holds a 6-character id the cluster's other tokens share: only the Secret labelled with this node
+      // is its own (a name recorded before its create found another node's Secret there must not take that one).
+      await (await deps.kube(o.cluster)).client.deleteSecretLabelled("kube-system", o.id, { [NODE_ID_LABEL]: nodeId });
       break;
     case "kubeNode":
       await (await deps.kube(o.cluster)).client.deleteNode(o.id);

@@ -127,8 +127,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "issueKubeletCredential" });
     cluster = yield* callAzure(context, timing, acts.clusterInfo, { clusterResourceId: ctx.clusterResourceId });
     yield* callAzure(context, timing, acts.ensurePoolRbac, { clusterResourceId: ctx.clusterResourceId, pool: ctx.pool });
-    const runId = context.df.newGuid(context.df.instanceId);
-    created.push(...(yield* callAzure(context, timing, acts.issueBootstrapToken, { context: ctx, runId, ttlMs: 2 * 3600_000 })));
+    created.push(...(yield* callAzure(context, timing, acts.issueBootstrapToken, { context: ctx, ttlMs: 2 * 3600_000 })));
 
     show({ phase: "runNodeSteps" });
     created.push(yield* callAzure(context, timing, acts.expectKubeNode, { nodeId: ctx.nodeId, cluster: ctx.clusterResourceId }));

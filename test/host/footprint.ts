@@ -230,8 +230,10 @@ export async function resetLatency(world: HostWorld, nodeId: string): Promise<{ 
     const s = stack.harness.simulator.getStatus(`${nodeId}:offboard`);
     return s && s.createdTime >= since && ["Completed", "Failed", "Terminated"].includes(s.runtimeStatus) ? s : undefined;
   });
-  const journal = (await machine.exec(["journalctl", "--no-pager", "-o", "short-unix", "--since", `@${requested}`, "-u", AGENT_UNIT])).stdout.split("\n");
-  const reset = journal.find((l) => l.includes("▶ reset (reset"));
-  if (!reset) throw new Error("the agent never started the reset step");
+  // journald stores what the agent printed a moment after the agent printed it: read until the line is there.
+  const reset = await waitUntil("the agent's reset step in the machine's journal", 30_000, async () => {
+    const journal = (await machine.exec(["journalctl", "--no-pager", "-o", "short-unix", "--since", `@${requested}`, "-u", AGENT_UNIT])).stdout.split("\n");
+    return journal.find((l) => l.includes("▶ reset (reset"));
+  });
   return { resetLatencySeconds: Math.round((Number(reset.split(" ")[0]) - requested) * 10) / 10, offboard: offboard.runtimeStatus };
 }

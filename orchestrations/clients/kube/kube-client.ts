@@ -102,6 +102,19 @@ export class KubeClient {
     return this.delete(`/api/v1/namespaces/${seg(namespace)}/secrets/${seg(name)}`);
   }
 
+  /**
+   * Deletes the Secret only if it carries `labels`: for names an owner does not choose alone (a bootstrap token's id
+   * can be another node's). Read, then delete under the read's uid, so an object recreated in between is not taken.
+   */
+  async deleteSecretLabelled(namespace: string, name: string, labels: Record<string, string>): Promise<"deleted" | "absent" | "not-labelled"> {
+    const path = `/api/v1/namespaces/${seg(namespace)}/secrets/${seg(name)}`;
+    const res = await this.call("GET", path);
+    if (res.status === 404) return "absent";
+    const live = expect(Secret, this.success("GET", path, res), "GET", path);
+    if (!labelsSatisfied(labels, live.metadata.labels)) return "not-labelled";
+    return this.delete(path, { uid: live.metadata.uid, resourceVersion: undefined });
+  }
+
   async listSecrets(namespace: string, labelSelector: string): Promise<{ name: string; labels: Record<string, string> }[]> {
     const path = `/api/v1/namespaces/${seg(namespace)}/secrets`;
     const out: { name: string; labels: Record<string, string> }[] = [];

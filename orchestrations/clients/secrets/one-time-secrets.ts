@@ -29,21 +29,23 @@ export class OneTimeSecrets {
    * the node's plan fetches this reference, so the node may take it; otherwise only the service reads it.
    */
   async putIfAbsent(nodeId: string, ref: string, value: string, expiresAt: Date, options: { offered: boolean }): Promise<string> {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv("aes-256-gcm", this.key, iv);
-    cipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
-    const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
-    const sealed: SealedSecret = {
-      iv: iv.toString("base64"),
-      ciphertext: ciphertext.toString("base64"),
-      tag: cipher.getAuthTag().toString("base64"),
-      expiresAt: expiresAt.toISOString(),
-      offered: options.offered,
-    };
-    if (await this.registry.secrets.put(nodeId, ref, sealed)) return value;
+    if (await this.registry.secrets.put(nodeId, ref, this.seal(nodeId, ref, value, expiresAt, options))) return value;
     // Stored before (a retried activity) or by a concurrent writer: theirs is the one kept. Inserting first, not
     // reading first, saves the first run a read.
     return (await this.peek(nodeId, ref))!;
+  }
+
+  /**
+   * Replaces what is stored under (node, ref) with `value` if it is still `expected`; returns what is stored after.
+   * A concurrent writer that replaced it first wins, as with putIfAbsent, so every caller goes on with the same value.
+   */
+  async replace(nodeId: string, ref: string, expected: string, value: string, expiresAt: Date, options: { offered: boolean }): Promise<string> {
+    const stored = await this.registry.secrets.getVersioned(nodeId, ref);
+    if (!stored) return this.putIfAbsent(nodeId, ref, value, expiresAt, options);
+    const current = this.open(nodeId, ref, stored.sealed);
+    if (current !== expected) return current;
+    if (await this.registry.secrets.replaceIf(nodeId, ref, this.seal(nodeId, ref, value, expiresAt, options), stored.etag)) return value;
+    return (await this.peek(nodeId, ref)) ?? this.putIfAbsent(nodeId, ref, value, expiresAt, options);
   }
 
   /** Reads without consuming (the saga's own idempotent re-reads). */
@@ -64,6 +66,20 @@ export class OneTimeSecrets {
 
   async remove(nodeId: string, ref: string): Promise<boolean> {
     return this.registry.secrets.delete(nodeId, ref);
+  }
+
+  private seal(nodeId: string, ref: string, value: string, expiresAt: Date, options: { offered: boolean }): SealedSecret {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.key, iv);
+    cipher.setAAD(Buffer.from(`${nodeId}/${ref}`));
+    const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
+    return {
+      iv: iv.toString("base64"),
+      ciphertext: ciphertext.toString("base64"),
+      tag: cipher.getAuthTag().toString("base64"),
+      expiresAt: expiresAt.toISOString(),
+      offered: options.offered,
+    };
   }
 
   private open(nodeId: string, ref: string, sealed: Omit<SealedSecret, "offered">): string {
