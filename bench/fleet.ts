@@ -77,7 +77,7 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
       armWriteBurst: ARM_DEFAULT_LIMITS.writes.burst,
       registryTables: flags.tables,
       // Issue 16 goals 2 and 3: ≥ 0.95 of the bucket's bound with ≤ 1 % of writes throttled for maxInFlight ≥ 100;
-      // ≤ 60 registry requests per saga.
+      // ≤ 60 registry requests per saga (the saga's own: enrolment's are counted apart, registryRequestsPerEnrolCall).
       goals: rows.flatMap((r) => {
         const at = `${nodes} nodes, ${r.maxInFlight as number} in flight`;
         return [
