@@ -8,6 +8,8 @@
  * pool, key and node index with the request's nonce, token use, node with fingerprints and pool slot, audit) and a
  * retry 3 (token, node, nonce). Which comes first is decided by the token: one with a use left most likely enrols a
  * new node, so the key is bound before anything is read; a spent one can only serve a retry, so the node is read first.
+ * A pool this process saw full is the exception: the node is read, then the slots, and a refusal writes only its nonce
+ * (5 requests; ~12 when it bound the key and spent the token use first and then undid both).
  * Nothing reads a row it just wrote, and writes carry the ETag of the read before them.
  *
  * Longer than the ~300 lines we aim for, knowingly: first enrolment, replay, clone policy (reject, quarantine,
@@ -132,8 +134,12 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
   // A token with a use left most likely enrols a new node: bind its key first (with the nonce), and fall back to
   // reading the node when the key is bound already. A spent token can only serve a retry: read the node first, which
   // is all a retry needs.
+  // The pool is read once, when a path needs it: a retry needs only the node.
+  let poolRead: Promise<PoolRecord | undefined> | undefined;
+  const poolOf = () => (poolRead ??= registry.pools.spec(token.pool));
   if (!tokenRefusal(token, deps.now(), "must-have-a-use")) {
-    const outcome = await enrolNew(deps, { token, nodeId, request });
+    const pool = await poolOf();
+    const outcome = pool && (await enrolNew(deps, { token, pool, nodeId, request }));
     if (outcome) return outcome;
   }
   const existing = await registry.nodes.getInPool(token.pool, nodeId);
@@ -145,7 +151,7 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
     await deps.nonce.claim();
     return replay(deps, existing);
   }
-  const pool = await registry.pools.spec(token.pool);
+  const pool = await poolOf();
   if (!pool) throw new EnrolError("pool-missing", `The token's pool '${token.pool}' no longer exists.`);
   // Only a new node's enrolment records its nonce with its first write; every other path records it now.
   if (existing) await deps.nonce.claim();
@@ -160,6 +166,7 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
   }
 
   if (existing) return clone(deps, { pool, token, existing, clonedFrom: [existing.nodeId], nodeId, request });
+  if (!needsApproval(token, pool)) await refuseIfFull(deps, pool);
   try {
     // A new machine: its fingerprint rows are inserted with the node, and refused if another node owns one.
     return await createNode(deps, { pool, token, nodeId, request, fingerprints: "insert" });
@@ -176,9 +183,12 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
  * with its fingerprints and slot, its audit entry. Undefined, having changed nothing, when this is not a new node
  * under a new key (the key is bound, the node or its fingerprint exists): the caller then looks at what is there.
  */
-async function enrolNew(deps: Deps, c: { token: TokenRecord; nodeId: string; request: EnrolRequest }): Promise<EnrolOutcome | undefined> {
-  const pool = await deps.registry.pools.spec(c.token.pool);
-  if (!pool) return undefined;
+async function enrolNew(deps: Deps, c: { token: TokenRecord; pool: PoolRecord; nodeId: string; request: EnrolRequest }): Promise<EnrolOutcome | undefined> {
+  const { pool } = c;
+  // A pool this process saw full most likely refuses: binding the key and spending the token use first would then
+  // have to be undone (~12 requests a refusal). The caller reads the node (a retry is answered whatever the pool)
+  // and looks at the slots before writing anything.
+  if (!needsApproval(c.token, pool) && deps.registry.nodes.seenFull(pool)) return undefined;
   const nonce = deps.nonce.take();
   try {
     await deps.registry.nodes.bindNew({ nodeId: c.nodeId, pool: pool.name, keyId: c.request.keyId }, nonce);
@@ -226,7 +236,7 @@ async function createNode(
   deps: Deps,
   c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert"; indexed?: boolean },
 ): Promise<EnrolOutcome> {
-  const needsApproval = c.cloneOf !== undefined || c.token.approvalRequired || c.pool.approvalPolicy === "always";
+  const approval = c.cloneOf !== undefined || needsApproval(c.token, c.pool);
   await redeem(deps, c.token);
   let node: NodeRecord;
   try {
@@ -235,7 +245,7 @@ async function createNode(
         {
           nodeId: c.nodeId,
           pool: c.pool.name,
-          status: needsApproval ? "AwaitingApproval" : "Enrolling",
+          status: approval ? "AwaitingApproval" : "Enrolling",
           facts: c.request.facts,
           publicKey: c.request.publicKey,
           keyId: c.request.keyId,
@@ -245,7 +255,7 @@ async function createNode(
           taints: [...c.pool.nodeTaints, ...c.token.taints],
           createdObjects: [],
           cloneOf: c.cloneOf,
-          sagaInstanceId: needsApproval ? undefined : c.nodeId,
+          sagaInstanceId: approval ? undefined : c.nodeId,
           adopt: c.pool.arc.mode === "adopt",
         },
         ACTOR(c.request.keyId),
@@ -269,9 +279,9 @@ async function createNode(
           time: node.createdAt,
           data: { ...announced(node), claimKeyId: c.request.keyId, reason: `machine identity already enrolled as ${c.cloneOf}` },
         })
-      : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: needsApproval } }),
+      : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: approval } }),
   ]);
-  if (needsApproval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
+  if (approval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
   await ensureSaga(deps, node, { pool: c.pool, fresh: true });
   return { kind: "created", node };
 }
@@ -476,6 +486,21 @@ function tokenRefusal(t: TokenRecord, now: Date, uses: "must-have-a-use" | "spen
     );
   }
   return undefined;
+}
+
+/** A new node that waits for an admin takes no slot (it is not in flight until approved). */
+function needsApproval(token: TokenRecord, pool: PoolRecord): boolean {
+  return token.approvalRequired || pool.approvalPolicy === "always";
+}
+
+/** Refuses a node that would take a slot of a pool this process saw full, if a listing agrees; writes nothing. */
+async function refuseIfFull(deps: Base, pool: PoolRecord): Promise<void> {
+  try {
+    await deps.registry.nodes.refuseIfFull(pool);
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
+    throw error;
+  }
 }
 
 /** If what follows a redemption fails, give the use back so the node can retry with the same token. */

@@ -95,4 +95,33 @@ describe("registry requests per enrolment", () => {
       census.close();
     }
   });
+
+  it("refuses in a pool this process saw full for 5 requests, writing only the nonce; a node already in answers 200 with a token that has uses left", async () => {
+    expect((await app.createPool("edge", { maxInFlight: 1 })).status).toBe(201);
+    const shared = await app.createToken("edge", { maxUses: 10 });
+    const inside = newNode();
+    expect((await app.enrol(inside, shared)).status).toBe(201);
+    // The first refusal is the one that finds the pool full (and leaves this process knowing it).
+    expect((await app.enrol(newNode(), shared)).status).toBe(429);
+    const before = (await app.snapshot()).split("\n");
+    const census = new HttpCensus();
+    try {
+      const start = census.count(tableHost());
+      const refused = await app.enrol(newNode(), shared);
+      expect(refused.status).toBe(429);
+      expect(refused.headers["retry-after"]).toBe("30");
+      expect(census.count(tableHost()) - start).toBeLessThanOrEqual(5);
+    } finally {
+      census.close();
+    }
+    // Only the request's nonce was written: no key binding, no token use, no node.
+    const after = (await app.snapshot()).split("\n");
+    const changed = after.filter((row) => !before.includes(row));
+    expect(changed).toHaveLength(1);
+    expect(changed[0]).toMatch(/^index:.*"rowKey":"nonce:/);
+    expect(before.filter((row) => !after.includes(row))).toEqual([]);
+    expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(1);
+    // The node that is in retries with the same token, which has uses left: it is answered as before, not refused.
+    expect((await app.enrol(inside, shared)).status).toBe(200);
+  });
 });

@@ -80,6 +80,22 @@ export class InFlightSlots {
     return (await this.taken(pool)).length;
   }
 
+  /** Whether this process, as far as it knows, saw every slot of the pool taken: a hint, which costs no request. */
+  seenFull(pool: string, limit: number): boolean {
+    return this.known.takenCount(pool) >= limit;
+  }
+
+  /**
+   * PoolFull before the caller writes anything, when this process saw the pool full and a listing says it still is;
+   * otherwise nothing (and no request while the process knows of a free slot): the slot transaction decides then.
+   */
+  async refuseIfFull(pool: string, limit: number): Promise<void> {
+    if (!this.seenFull(pool, limit)) return;
+    const taken = await this.taken(pool);
+    this.known.listed(pool, taken);
+    if (taken.length >= limit) throw new RegistryError("PoolFull", `pool '${pool}' has ${taken.length} of ${limit} onboarding slots in use`);
+  }
+
   /**
    * Runs the caller's `actions` (rows of the pool's partition in `nodes`; action 0 the node's own) in one transaction
    * with the node's slot taken or freed as `move` says. `actions` receives the slot the node holds after the change.
@@ -235,6 +251,10 @@ class KnownSlots {
 
   forget(pool: string): void {
     this.taken.delete(pool);
+  }
+
+  takenCount(pool: string): number {
+    return this.taken.get(pool)?.size ?? 0;
   }
 
   private set(map: Map<string, Set<string>>, pool: string, initial?: Set<string>): Set<string> {

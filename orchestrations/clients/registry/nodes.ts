@@ -52,7 +52,7 @@ export class NodeTable {
   constructor(
     private readonly table: TableClient,
     indexTable: TableClient,
-    private readonly slots: Pick<InFlightSlots, "transact" | "reclaim">,
+    private readonly slots: Pick<InFlightSlots, "transact" | "reclaim" | "seenFull" | "refuseIfFull">,
     private readonly pools: Pick<PoolTable, "spec">,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
@@ -266,6 +266,16 @@ export class NodeTable {
       return this.saw(NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) }));
     }
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
+  }
+
+  /** Whether this process last saw the pool's slots all taken (no request; see in-flight.ts). */
+  seenFull(pool: { name: string; maxInFlight: number }): boolean {
+    return this.slots.seenFull(pool.name, pool.maxInFlight);
+  }
+
+  /** PoolFull, before anything is written, when this process saw the pool full and a listing agrees. */
+  refuseIfFull(pool: { name: string; maxInFlight: number }): Promise<void> {
+    return this.slots.refuseIfFull(pool.name, pool.maxInFlight);
   }
 
   /** Frees slots of the pool no node holds (see in-flight.ts); returns the rows freed. */
