@@ -28,6 +28,7 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const quick = flags.includes("--quick");
+const QUICK_TIMEOUT_MS = 10 * 60_000;
 /** What failed, for the end of the output: a log cut to its end still says what and why. */
 const failed: string[] = [];
 const flaked: string[] = [];
@@ -62,6 +63,9 @@ function run(name: string): { status: number | null; signal: NodeJS.Signals | nu
     stdio: ["inherit", "pipe", "pipe"],
     encoding: "utf8",
     maxBuffer: 256 * 1024 * 1024,
+    // A quick run takes seconds to a minute; one that hangs (a fleet process was once seen stuck at start-up, its main
+    // thread waiting on the module loader's thread) is stopped, and counts as a failure.
+    ...(quick ? { timeout: QUICK_TIMEOUT_MS, killSignal: "SIGKILL" as const } : {}),
   });
   process.stderr.write(r.stderr ?? "");
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
