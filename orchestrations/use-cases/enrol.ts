@@ -498,9 +498,14 @@ async function refuseIfFull(deps: Base, pool: PoolRecord): Promise<void> {
   try {
     await deps.registry.nodes.refuseIfFull(pool);
   } catch (error) {
-    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
-    throw error;
+    throw asRefusal(error);
   }
+}
+
+/** The registry's PoolFull as enrolment's refusal (429 with Retry-After); any other error as it is. */
+function asRefusal(error: unknown): Error {
+  if (error instanceof RegistryError && error.code === "PoolFull") return new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 /** If what follows a redemption fails, give the use back so the node can retry with the same token. */
@@ -509,8 +514,7 @@ async function withTokenRefund<T>(deps: Base, tokenId: string | undefined, work:
     return await work();
   } catch (error) {
     if (tokenId) await deps.registry.tokens.mutate(tokenId, (t) => (t.uses > 0 ? { uses: t.uses - 1 } : undefined));
-    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
-    throw error;
+    throw asRefusal(error);
   }
 }
 
