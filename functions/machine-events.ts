@@ -3,21 +3,23 @@
  * orchestrations/use-cases/machine-events.ts). An event it cannot parse is logged as an error and rethrown: the failed
  * invocation makes Event Grid retry and, past its retry policy, dead-letter the event, so none is lost silently.
  */
-import * as df from "durable-functions";
+import { app } from "@azure/functions";
 import { handleMachineEvent } from "../orchestrations/use-cases/machine-events.js";
 import { UnparseableEventError } from "../orchestrations/use-cases/resource-event.js";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { machineTags } from "../orchestrations/clients/arm/arc-machines.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
+import { durableClientInput, durableClientOf } from "./durable-client.js";
 
 export function registerMachineEvents(services: ServiceProvider): void {
-  df.app.client.eventGrid("machineEvents", {
-    handler: async (event, client, context) => {
+  app.eventGrid("machineEvents", {
+    extraInputs: [durableClientInput],
+    handler: async (event, context) => {
       const svc = await services();
       try {
         const decision = await handleMachineEvent(event, {
           registry: svc.registry,
-          workflows: workflowClientFrom(client),
+          workflows: workflowClientFrom(durableClientOf(context)),
           serviceObjectId: svc.settings.SERVICE_PRINCIPAL_ID,
           now: svc.now,
           machineTags: (id) => machineTags(svc.arm(), id),

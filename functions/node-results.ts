@@ -5,14 +5,14 @@
  * throws so the broker redelivers (and, past the queue's max delivery count, dead-letters it). A result raised on its
  * saga joins the onboarding's trace, and its step's duration is recorded (orchestrations/observability/node-steps.ts).
  */
-import type { InvocationContext } from "@azure/functions";
-import * as df from "durable-functions";
+import { app, type InvocationContext } from "@azure/functions";
 import type { DurableClient } from "durable-functions";
 import { RESULTS_QUEUE } from "../orchestrations/clients/mailbox/mailbox.js";
 import { handleNodeResult } from "../orchestrations/use-cases/node-results.js";
 import type { ServiceProvider, Services } from "../orchestrations/services.js";
 import { isMissingInstance } from "../orchestrations/clients/workflow-client.js";
 import { observeNodeStep } from "../orchestrations/observability/node-steps.js";
+import { durableClientInput, durableClientOf } from "./durable-client.js";
 
 export async function nodeResult(svc: Services, message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
   const messageId = typeof context.triggerMetadata?.messageId === "string" ? context.triggerMetadata.messageId : undefined;
@@ -55,9 +55,10 @@ async function sagaIsGone(client: DurableClient, instanceId: string): Promise<bo
 }
 
 export function registerNodeResults(services: ServiceProvider): void {
-  df.app.client.serviceBusQueue("nodeResults", {
+  app.serviceBusQueue("nodeResults", {
     connection: "SERVICEBUS_CONNECTION",
     queueName: RESULTS_QUEUE,
-    handler: async (message, client, context) => nodeResult(await services(), message, client, context),
+    extraInputs: [durableClientInput],
+    handler: async (message, context) => nodeResult(await services(), message, durableClientOf(context), context),
   });
 }

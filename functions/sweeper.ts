@@ -1,16 +1,18 @@
 /** Timer trigger: the periodic sweep (see orchestrations/use-cases/sweep.ts). Every 15 minutes; a missed run is harmless. */
-import * as df from "durable-functions";
+import { app } from "@azure/functions";
 import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
 import { sweep } from "../orchestrations/use-cases/sweep.js";
+import { durableClientInput, durableClientOf } from "./durable-client.js";
 
 export function registerSweeper(services: ServiceProvider): void {
-  df.app.client.timer("sweeper", {
+  app.timer("sweeper", {
     schedule: "0 */15 * * * *",
-    handler: async (_timer, client, context) => {
+    extraInputs: [durableClientInput],
+    handler: async (_timer, context) => {
       const svc = await services();
       const s = svc.settings;
-      const report = await sweep(svc, workflowClientFrom(client), {
+      const report = await sweep(svc, workflowClientFrom(durableClientOf(context)), {
         sagaDeadlineMs: s.SWEEP_SAGA_DEADLINE_MINUTES * 60_000,
         removeOrphans: s.SWEEP_REMOVE_ORPHANS === "true",
         claimRetentionMs: s.SWEEP_CLAIM_RETENTION_HOURS * 3_600_000,

@@ -4,11 +4,11 @@
  * nothing is written) and generates the OpenAPI document (so the document cannot drift from the code).
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
-import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { type z } from "zod";
 import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import type { ServiceProvider, Services } from "../../orchestrations/services.js";
+import { durableClientInput, durableClientOf } from "../durable-client.js";
 import { authenticateNode, refuseRetired } from "./node-auth.js";
 import { authorizeAdmin, type Principal } from "./principal.js";
 import { toProblemError } from "./domain-errors.js";
@@ -120,11 +120,12 @@ export function durableHttpRoute<P extends z.ZodType, Q extends z.ZodType, B ext
   services: ServiceProvider,
   handler: Handler<P, Q, B, { client: DurableClient }>,
 ): void {
-  df.app.client.http(spec.name, {
+  app.http(spec.name, {
     route: spec.route,
     methods: [spec.method],
     authLevel: "anonymous",
-    handler: (request, client, context) => run(spec, services, request, context, (input) => handler({ ...input, client })),
+    extraInputs: [durableClientInput],
+    handler: (request, context) => run(spec, services, request, context, (input) => handler({ ...input, client: durableClientOf(context) })),
   });
 }
 

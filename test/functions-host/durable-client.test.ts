@@ -1,0 +1,48 @@
+/**
+ * functions/durable-client.ts keeps one DurableClient per binding: the same binding (as the host sends it, a new
+ * object per invocation) reuses it; a changed binding (another endpoint, a rotated key) gets a client built from it,
+ * never the stale one. Checked by where the real client's requests land: two Durable simulators on their own
+ * loopback endpoints.
+ */
+import { InvocationContext } from "@azure/functions";
+import { afterAll, describe, expect, it } from "vitest";
+import { durableClientInput, durableClientOf } from "../../functions/durable-client.js";
+import { registerOrderSaga, startDurableHarness, type DurableHarness } from "../durable/index.js";
+
+registerOrderSaga();
+
+const harnesses: DurableHarness[] = [];
+afterAll(async () => {
+  for (const h of harnesses) await h.close();
+});
+
+function invocationWith(binding: unknown): InvocationContext {
+  const context = new InvocationContext({ functionName: "durableClientTest", options: { extraInputs: [durableClientInput] } });
+  // The host deserialises the binding for every invocation: an equal object, never the same one.
+  context.extraInputs.set(durableClientInput, structuredClone(binding));
+  return context;
+}
+
+describe("durableClientOf", () => {
+  it("builds one client per binding and a new one when the binding changes", async () => {
+    const a = await startDurableHarness();
+    const b = await startDurableHarness();
+    harnesses.push(a, b);
+
+    const first = durableClientOf(invocationWith(a.clientServer.binding));
+    expect(durableClientOf(invocationWith(a.clientServer.binding))).toBe(first);
+
+    const other = durableClientOf(invocationWith(b.clientServer.binding));
+    expect(other).not.toBe(first);
+    await other.startNew("sim_orderSaga", { instanceId: "order-b", input: { id: "b" } });
+    expect(b.simulator.instanceIds()).toContain("order-b");
+    expect(a.simulator.instanceIds()).not.toContain("order-b");
+
+    const rotated = { ...a.clientServer.binding, requiredQueryStringParameters: "code=rotated" };
+    const afterRotation = durableClientOf(invocationWith(rotated));
+    expect(afterRotation).not.toBe(first);
+    await afterRotation.startNew("sim_orderSaga", { instanceId: "order-a", input: { id: "a" } });
+    expect(a.simulator.instanceIds()).toContain("order-a");
+    expect(b.simulator.instanceIds()).not.toContain("order-a");
+  });
+});
