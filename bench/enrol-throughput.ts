@@ -9,12 +9,17 @@
  * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
  * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
  *
- * Per cell: enrolments/s, p50/p99, this process's CPU ms per enrolment (service and load generator), registry (Azurite) requests per first-time enrolment and per retry. Per
- * concurrency, right after its cells: Azurite's own rate for single-entity inserts at that concurrency (a raw
- * TableClient.createEntity loop against the same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s to
- * it, so runs on a busier or quieter machine compare. `goals` repeats the figures issue 16 sets targets for.
+ * Per cell: enrolments/s, p50/p99, this process's CPU ms per enrolment (service and load generator), registry
+ * (Azurite) requests per first-time enrolment and per retry. Right after each round of a concurrency's cells:
+ * Azurite's own rate for single-entity inserts at that concurrency (a raw TableClient.createEntity loop against the
+ * same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s to it, so runs on a busier or quieter
+ * machine compare. `goals` repeats the figures issue 16 sets targets for.
  *
- *   tsx bench/enrol-throughput.ts [--quick] [--enrolments 400] [--concurrency 1,8,32]
+ * Each cell is measured `--trials` times (3; 1 under --quick), round-robin with the other cells of its concurrency, and
+ * its row gives each figure's median with every trial's figures beside it. The process starts with the deployed
+ * worker's Node flags (infra/node-worker-arguments.txt; bench/support/main.ts).
+ *
+ *   tsx bench/enrol-throughput.ts [--quick] [--enrolments 400] [--concurrency 1,8,32] [--trials 3]
  */
 import * as z from "zod";
 import { startAzurite } from "../test/azurite/index.js";
@@ -29,13 +34,39 @@ import { runBench } from "./support/main.js";
 import { ARC_RG_ID, CLUSTER_ID } from "./support/onboarding-world.js";
 import { startServiceApp, type ServiceApp } from "./support/service-app.js";
 import { percentile, round } from "./support/stats.js";
-import { azuriteInsertRate, type InsertRate } from "./support/azurite-inserts.js";
+import { azuriteInsertRate } from "./support/azurite-inserts.js";
 import { startStubDurableEndpoint } from "./support/stub-durable-endpoint.js";
 
 const Flags = z.object({
   enrolments: intFlag().max(10_000).optional(),
   concurrency: intListFlag().optional(),
+  trials: intFlag().max(9).optional(),
 });
+
+/** One measurement of a cell; a row is the median of its trials. */
+type Trial = Record<string, unknown> & { enrolPerSec: number; concurrency: number };
+
+/** Each numeric figure's median over the trials (the others as the first trial has them), and every trial's headline figures. */
+function medianOf(runs: readonly Trial[]): Trial {
+  const row: Trial = { ...runs[0]! };
+  for (const [key, value] of Object.entries(row))
+    if (typeof value === "number")
+      row[key] = round(
+        percentile(
+          runs.map((r) => r[key] as number),
+          50,
+        )!,
+        key === "enrolToInsertRatio" ? 3 : 2,
+      );
+  row["trials"] = runs.map((r) => ({
+    enrolPerSec: r.enrolPerSec,
+    p99Ms: r["p99Ms"],
+    cpuMsPerEnrol: r["cpuMsPerEnrol"],
+    azuriteInsertsPerSec: r["azuriteInsertsPerSec"],
+    loadAvg1m: r["loadAvg1m"],
+  }));
+  return row;
+}
 
 /**
  * Enrolments run before the measured cells, per durable endpoint, at the sweep's highest concurrency: enough for V8
@@ -50,6 +81,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const concurrencies = flags.concurrency ?? (options.quick ? [1, 8] : [1, 8, 32]);
   const durables = options.quick ? (["simulator"] as const) : (["simulator", "stub"] as const);
   const tokenModes = options.quick ? (["per-node"] as const) : (["per-node", "shared"] as const);
+  const trials = flags.trials ?? (options.quick ? 1 : 3);
 
   const azurite = await startAzurite();
   const app = await startServiceApp({ azuriteConnectionString: azurite.connectionString });
@@ -104,10 +136,6 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         durableWaitMsPerEnrol: round(durableMs / count, 1),
       };
     };
-    const insertRates = new Map<number, InsertRate>();
-    const measureInserts = async (concurrency: number) =>
-      insertRates.set(concurrency, await azuriteInsertRate(azurite.connectionString, { inserts: Math.max(perCell * 2, 200), concurrency }));
-
     const useDurable = (durable: "simulator" | "stub") =>
       app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : stub.binding));
     // Warm-up (not measured): JIT, connection pools, both durable endpoints.
@@ -117,20 +145,25 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       await cell("per-node", warmup, Math.max(...concurrencies));
     }
     const rows: (Record<string, unknown> & { enrolPerSec: number; concurrency: number })[] = [];
-    // The two durable endpoints run back to back for each cell, so a change in the machine's load hits both alike;
-    // Azurite's insert rate is measured right after the cells of its concurrency, for the same reason.
+    // The cells of a concurrency run back to back, each trial once round all of them, so a change in the machine's
+    // load hits them alike; Azurite's insert rate is measured right after each round, for the same reason. A row is
+    // the median of its trials (the machine's speed moves by a fifth between runs: one trial is a poor estimate).
     for (const concurrency of concurrencies) {
-      for (const tokens of tokenModes) {
-        for (const durable of durables) {
-          useDurable(durable);
-          rows.push({ durable, loadAvg1m: sampleMachine().loadAvg1m, ...(await cell(tokens, perCell, concurrency)) });
+      const measured = new Map<string, Trial[]>();
+      for (let trial = 0; trial < trials; trial++) {
+        const pass: Trial[] = [];
+        for (const tokens of tokenModes) {
+          for (const durable of durables) {
+            useDurable(durable);
+            const row = { durable, loadAvg1m: sampleMachine().loadAvg1m, ...(await cell(tokens, perCell, concurrency)) };
+            pass.push(row);
+            measured.set(`${tokens}/${durable}`, [...(measured.get(`${tokens}/${durable}`) ?? []), row]);
+          }
         }
+        const inserts = (await azuriteInsertRate(azurite.connectionString, { inserts: Math.max(perCell * 2, 200), concurrency })).insertsPerSec;
+        for (const row of pass) Object.assign(row, { azuriteInsertsPerSec: inserts, enrolToInsertRatio: row.enrolPerSec / inserts });
       }
-      await measureInserts(concurrency);
-    }
-    for (const row of rows) {
-      const inserts = insertRates.get(row.concurrency)!.insertsPerSec;
-      Object.assign(row, { azuriteInsertsPerSec: inserts, enrolToInsertRatio: round(row.enrolPerSec / inserts, 3) });
+      for (const runs of measured.values()) rows.push(medianOf(runs));
     }
     const headline = rows.find((r) => r.concurrency === Math.max(...concurrencies) && r.tokens === "per-node" && r.durable === "simulator");
     return {
@@ -204,4 +237,4 @@ async function prepare(
 const durableRequests = (census: HttpCensus, app: ServiceApp, stubRpcBaseUrl: string): number =>
   census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(stubRpcBaseUrl));
 
-runBench("enrol-throughput", (options) => onMachine(() => enrolThroughput(options)));
+runBench("enrol-throughput", (options) => onMachine(() => enrolThroughput(options)), { worker: true });

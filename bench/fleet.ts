@@ -95,4 +95,4 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
   }
 }
 
-runBench("fleet", (options) => onMachine(() => fleet(options)));
+runBench("fleet", (options) => onMachine(() => fleet(options)), { worker: true });

@@ -38,4 +38,4 @@ async function replayCost(options: { quick: boolean }): Promise<Record<string, u
 
 const round = (n: number): number => Math.round(n * 100) / 100;
 
-runBench("replay-cost", replayCost);
+runBench("replay-cost", replayCost, { worker: true });

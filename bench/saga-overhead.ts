@@ -181,4 +181,4 @@ async function sagaOverhead(options: { quick: boolean; args: readonly string[] }
   }
 }
 
-runBench("saga-overhead", (options) => onMachine(() => sagaOverhead(options)));
+runBench("saga-overhead", (options) => onMachine(() => sagaOverhead(options)), { worker: true });

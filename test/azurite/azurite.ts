@@ -26,6 +26,10 @@ export async function startAzurite(options: { startupTimeoutMs?: number } = {}):
     ...["blob", "queue", "table"].flatMap((s) => [`--${s}Host`, "127.0.0.1", `--${s}Port`, "0"]),
   ];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // A process that exits without stopping it (process.exit after a failure; a benchmark whose parent went away) must
+  // not leave Azurite running.
+  const reap = () => child.kill("SIGKILL");
+  process.once("exit", reap);
   const ports = await waitForPorts(child, options.startupTimeoutMs ?? 30_000);
   const endpoint = (p: number) => `http://127.0.0.1:${p}/${DEV_ACCOUNT}`;
   return {
@@ -33,7 +37,10 @@ export async function startAzurite(options: { startupTimeoutMs?: number } = {}):
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
       `BlobEndpoint=${endpoint(ports.blob)};QueueEndpoint=${endpoint(ports.queue)};TableEndpoint=${endpoint(ports.table)};`,
-    stop: () => stopChild(child),
+    stop: () => {
+      process.off("exit", reap);
+      return stopChild(child);
+    },
   };
 }
 

@@ -10,7 +10,7 @@ import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { SettingsSchema } from "../../orchestrations/settings.js";
 import { SECRETS } from "../../infra/hooks/ensure-secrets.js";
-import { bicepAvailable, ROOT, type Snapshot } from "./bicep.js";
+import { bicepAvailable, INFRA, ROOT, type Snapshot } from "./bicep.js";
 import {
   appSettingsOf,
   expectedGrants,
@@ -233,6 +233,8 @@ const HOST_SETTINGS: Record<string, string> = {
   AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: "Functions host configuration (host.json override)",
   AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: "Functions host configuration (host.json override)",
   DURABLE_TASK_SCHEDULER_CONNECTION_STRING: "Durable extension (the azureManaged provider's connectionStringName)",
+  // The Node worker's command-line flags (infra/node-worker-arguments.txt).
+  languageWorkers__node__arguments: "Functions host (starts the Node worker with them)",
 };
 /** Flex Consumption rejects or ignores these (functions-app-settings.md "Flex Consumption plan deprecations"). */
 const FLEX_DEPRECATED = [
@@ -368,6 +370,23 @@ describe("resources", () => {
     for (const g of groups.filter((x) => x.startsWith("function:")))
       expect(serviceBusTriggers, `${g} is a Service Bus trigger the app registers`).toContain(g.slice("function:".length));
     expect(groups.filter((x) => x.startsWith("function:"))).toEqual(serviceBusTriggers.map((n) => `function:${n}`));
+  });
+
+  it("the Node worker gets infra/node-worker-arguments.txt's flags on 2 GiB instances, and none on 512 MB ones", (ctx) => {
+    needBicep(ctx);
+    const flags = readFileSync(join(INFRA, "node-worker-arguments.txt"), "utf8").trim();
+    expect(flags).toMatch(/^--[a-z-]+=\d+( --[a-z-]+=\d+)*$/);
+    for (const s of MAIN_SCENARIOS) {
+      const settings = appSettingsOf(mains.get(s)!);
+      if ((s.instanceMemoryMB ?? 2048) >= 2048) expect(settings.languageWorkers__node__arguments, s.name).toBe(flags);
+      else expect(settings, s.name).not.toHaveProperty("languageWorkers__node__arguments");
+    }
+    expect(MAIN_SCENARIOS.map((s) => s.instanceMemoryMB ?? 2048)).toContain(512);
+  });
+
+  it("local.settings.sample.json starts the Node worker with the same flags (func start)", () => {
+    const sample = JSON.parse(readFileSync(join(ROOT, "local.settings.sample.json"), "utf8")) as { Values: Record<string, string> };
+    expect(sample.Values.languageWorkers__node__arguments).toBe(readFileSync(join(INFRA, "node-worker-arguments.txt"), "utf8").trim());
   });
 
   it("storage without shared keys, Application Insights without local auth, Key Vault with RBAC, Service Bus local auth stated explicitly", (ctx) => {

@@ -56,6 +56,8 @@ export interface MainScenario {
   name: string;
   durableBackend: "AzureStorage" | "DurableTaskScheduler";
   deployer: boolean;
+  /** The Flex Consumption instance size; the template's default (2048) when absent. */
+  instanceMemoryMB?: 512 | 2048 | 4096;
 }
 
 export interface PoolScenario {
@@ -67,7 +69,7 @@ export interface PoolScenario {
 
 export const MAIN_SCENARIOS: MainScenario[] = [
   { name: "Azure Storage backend, deployer known", durableBackend: "AzureStorage", deployer: true },
-  { name: "Durable Task Scheduler backend, no deployer", durableBackend: "DurableTaskScheduler", deployer: false },
+  { name: "Durable Task Scheduler backend, no deployer, 512 MB instances", durableBackend: "DurableTaskScheduler", deployer: false, instanceMemoryMB: 512 },
 ];
 
 const AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f";
@@ -97,7 +99,13 @@ export const POOL_SCENARIOS: PoolScenario[] = [
 export function mainSnapshot(s: MainScenario): Promise<Snapshot> {
   return snapshot({
     template: "main",
-    params: { environmentName: "test", location: LOCATION, principalId: s.deployer ? DEPLOYER : "", durableBackend: s.durableBackend },
+    params: {
+      environmentName: "test",
+      location: LOCATION,
+      principalId: s.deployer ? DEPLOYER : "",
+      durableBackend: s.durableBackend,
+      ...(s.instanceMemoryMB ? { instanceMemoryMB: s.instanceMemoryMB } : {}),
+    },
     subscriptionId: SUBSCRIPTION,
     tenantId: TENANT,
     location: LOCATION,
