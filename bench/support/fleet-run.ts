@@ -15,7 +15,7 @@ import { registryScope, type BenchTables } from "./bench-tables.js";
 import { HttpCensus, hostPortOf } from "./http-census.js";
 import { LATENCY_MODEL, nodeStepMs } from "./latency-model.js";
 import { MinHeap } from "./min-heap.js";
-import { POOL, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
+import { POOL, SERVICE_PRINCIPAL, SUBSCRIPTION, startOnboardingWorld, type BenchNode } from "./onboarding-world.js";
 import { countOrphans, readyNodeIds } from "./orphans.js";
 import { countBy, percentile, round } from "./stats.js";
 import { runInVirtualTime } from "./virtual-time.js";
@@ -138,6 +138,10 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
 
     let activities = 0;
     let purged = 0;
+    // Where the bucket's bound went unused: ARM's write bucket loses refill only while it is full. Lost while writes
+    // waited in the pacer, it is capacity pacing wasted; lost while none waited, demand did not ask for it.
+    // Each pass's loss is the refill lost in the gap before it, kept with the pass's instant to count the write window's.
+    const lost = { passes: [] as { at: number; tokens: number; waiting: boolean }[], last: 0, waiting: false };
     const passes = await runInVirtualTime({
       simulator: app.simulator,
       clock,
@@ -145,6 +149,10 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       done: () => outcomes.length === o.nodes,
       afterPass: () => {
         traffic.fold();
+        const discarded = arm.throttleBucket(SERVICE_PRINCIPAL, SUBSCRIPTION, "writes")?.discarded(clock.now()) ?? 0;
+        if (discarded > lost.last) lost.passes.push({ at: clock.now(), tokens: discarded - lost.last, waiting: lost.waiting });
+        lost.last = discarded;
+        lost.waiting = (pacer?.waiting(SUBSCRIPTION, "writes") ?? 0) > 0;
         world.kube.requests.clear();
         activities += app.simulator.activityLog.length;
         app.simulator.activityLog.length = 0;
@@ -167,6 +175,11 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     const achieved = windowS > 0 ? writes / windowS : 0;
     // The most a token bucket admits on average over the window: the whole burst plus refill for the whole window.
     const bound = windowS > 0 ? (limit.burst + limit.refillPerSecond * windowS) / windowS : 0;
+    // Writes happen at pass instants, so a gap lies inside the window when its end does (after the first write).
+    const lostInWindow = (waiting: boolean) =>
+      lost.passes
+        .filter((p) => p.waiting === waiting && p.at > (traffic.firstWriteAt ?? Infinity) && p.at <= (traffic.lastWriteAt ?? -Infinity))
+        .reduce((sum, p) => sum + p.tokens, 0);
     const sagaMs = outcomes.map((x) => x.sagaMs);
     const waitMs = outcomes.map((x) => x.waitedForSlotMs);
     const wallMs = performance.now() - wallStart;
@@ -199,6 +212,9 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       armWrites: writes,
       armWritesThrottled: traffic.throttled.writes,
       armWritesThrottledPercent: writesSent > 0 ? round((100 * traffic.throttled.writes) / writesSent, 2) : 0,
+      // The bound's unused share, by why (see `lost`): what pacing wasted, and what demand left.
+      armWriteBoundLostWhileWaiting: bound > 0 ? round(lostInWindow(true) / (bound * windowS), 3) : 0,
+      armWriteBoundLostWhileIdle: bound > 0 ? round(lostInWindow(false) / (bound * windowS), 3) : 0,
       // What a full pool could ask of ARM at most (Little's law): below the refill rate, ARM is not the bottleneck.
       armWriteDemandCeilingPerSec: sagaP50Ms > 0 ? round((o.maxInFlight * writesPerSaga) / (sagaP50Ms / 1000)) : null,
       pacing: o.pacing,

@@ -32,7 +32,8 @@ import { RoleDefinitions } from "./role-definitions.js";
 import { matchRoute, type RequestContext, type Route, type RouteInfo } from "./router.js";
 import type { ResourceGroup } from "./tenancy.js";
 import { Tenancy } from "./tenancy.js";
-import { opClassOf, Throttler, type ThrottlingOptions } from "./throttling.js";
+import { opClassOf, Throttler, type OpClass, type ThrottlingOptions } from "./throttling.js";
+import type { TokenBucket } from "./token-bucket.js";
 import { lowerCaseHeaders, type EmulatorRequest, type EmulatorResponse, type HandlerResult } from "./wire.js";
 
 export interface ArmEmulatorOptions {
@@ -186,6 +187,11 @@ export class ArmEmulator {
   }
 
   /** Completes every pending long-running operation, as if polled to the end. */
+  /** A caller's throttling bucket (its own, per subscription and class), once it has made such a request. */
+  throttleBucket(principalId: string, subscriptionId: string, opClass: OpClass): TokenBucket | undefined {
+    return this.throttler.bucketOf(principalId, subscriptionId, opClass);
+  }
+
   completePendingOperations(): void {
     this.operations.completeAll();
   }

@@ -103,6 +103,11 @@ export class Throttler {
     );
   }
 
+  /** The caller's own bucket for a subscription and class, if it has made such a request. */
+  bucketOf(principalId: string, subscriptionId: string, opClass: OpClass): TokenBucket | undefined {
+    return this.buckets.get(`${principalId.toLowerCase()}|${subscriptionId.toLowerCase()}|${opClass}`);
+  }
+
   reset(): void {
     this.buckets.clear();
   }

@@ -25,6 +25,18 @@ describe("TokenBucket", () => {
     expect(bucket.available(61_000)).toBe(2);
   });
 
+  it("counts the refill it loses while full, and none while it has room", () => {
+    const bucket = new TokenBucket({ burst: 2, refillPerSecond: 1 }, 0);
+    expect(bucket.discarded(5_000)).toBe(5);
+    bucket.take(5_000);
+    bucket.take(5_000);
+    // 1.5 s of refill into an empty bucket of 2: nothing lost.
+    expect(bucket.discarded(6_500)).toBe(5);
+    // Full at 7 s; the next 3 s are lost.
+    expect(bucket.discarded(10_000)).toBe(8);
+    expect(bucket.available(10_000)).toBe(2);
+  });
+
   it("reports an endless wait when it never refills", () => {
     const bucket = new TokenBucket({ burst: 1, refillPerSecond: 0 }, 0);
     bucket.take(0);

@@ -15,6 +15,8 @@ const MILLI = 1000;
 export class TokenBucket {
   private milliTokens: number;
   private lastRefillAt: number;
+  /** Refill that found the bucket full and was lost: capacity nobody used. */
+  private discardedMilli = 0;
 
   constructor(
     readonly limits: BucketLimits,
@@ -48,10 +50,18 @@ export class TokenBucket {
     return Math.ceil((MILLI - this.milliTokens) / this.limits.refillPerSecond);
   }
 
+  /** Tokens the refill has lost so far because the bucket was full. */
+  discarded(now: number): number {
+    this.refill(now);
+    return this.discardedMilli / MILLI;
+  }
+
   private refill(now: number): void {
     if (now <= this.lastRefillAt) return;
-    const capacity = this.limits.burst * MILLI;
-    this.milliTokens = Math.min(capacity, this.milliTokens + (now - this.lastRefillAt) * this.limits.refillPerSecond);
+    const added = (now - this.lastRefillAt) * this.limits.refillPerSecond;
+    const kept = Math.min(added, this.limits.burst * MILLI - this.milliTokens);
+    this.discardedMilli += added - kept;
+    this.milliTokens += kept;
     this.lastRefillAt = now;
   }
 }

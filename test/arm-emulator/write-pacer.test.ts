@@ -125,6 +125,8 @@ describe("the ARM pacer against ARM's buckets", () => {
     expect(throttledWrites(emulator)).toBeLessThanOrEqual(9);
     expect(ratioToBound(emulator)).toBeGreaterThanOrEqual(0.95);
     expect(pacer.stats.deferred).toBeGreaterThan(0);
+    // Every promise was claimed by the write it was made to.
+    expect(pacer.waiting(SUBSCRIPTION_ID, "writes")).toBe(0);
   });
 
   it("never starves a caller: a small pool arriving behind a large one waits only for older sagas' writes, each write refused a bounded number of times", async () => {
@@ -220,6 +222,22 @@ describe("the ARM pacer against ARM's buckets", () => {
     clock.advance(Number(again.response!.headers.get("retry-after-ms")));
     await arm.reserveWrite("PUT", id(1));
     expect(emulator.requests.filter({ method: "PUT" })).toHaveLength(1);
+  });
+
+  it("counts the writes it deferred apart from reads and deletes (what the fleet bench's while-waiting figure reads)", async () => {
+    const tiny = { burst: 1, refillPerSecond: 0.001 };
+    const pacer = new ArmPacer({ now: () => 0, limits: { reads: tiny, writes: tiny, deletes: tiny } });
+    const machine = (n: number) => `${RG_SCOPE}/providers/Microsoft.HybridCompute/machines/m${n}`;
+    for (const method of ["GET", "DELETE", "PUT"]) {
+      await pacer.reserve(method, `${machine(1)}/${method}`);
+      await expect(pacer.reserve(method, `${machine(2)}/${method}`)).rejects.toMatchObject({ code: PACED_CODE });
+    }
+    // A POST is a write: the PUT spent the writes bucket.
+    await expect(pacer.reserve("POST", `${machine(3)}/start`)).rejects.toMatchObject({ code: PACED_CODE });
+    expect(pacer.stats).toMatchObject({ deferred: 4, deferredWrites: 2 });
+    // Each refused request holds a promise until it comes back for its token.
+    expect(pacer.waiting(SUBSCRIPTION_ID, "writes")).toBe(2);
+    expect(pacer.waiting(SUBSCRIPTION_ID, "reads")).toBe(1);
   });
 
   it("corrects its estimate from ARM's remaining-writes header: another instance on the same principal spent most of the bucket", async () => {

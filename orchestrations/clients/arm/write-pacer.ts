@@ -88,6 +88,8 @@ export interface ArmPacerStats {
   sent: number;
   /** Requests refused by the pacer (not sent), each with a wait. */
   deferred: number;
+  /** Of those, the writes (PUT, PATCH, POST). */
+  deferredWrites: number;
   /** Waits slept in the process. */
   absorbed: number;
   /** 429s ARM answered anyway: the estimate was wrong. */
@@ -97,7 +99,7 @@ export interface ArmPacerStats {
 type Decision = { send: true } | { send: false; waitMs: number };
 
 export class ArmPacer {
-  readonly stats: ArmPacerStats = { sent: 0, deferred: 0, absorbed: 0, throttledByArm: 0 };
+  readonly stats: ArmPacerStats = { sent: 0, deferred: 0, deferredWrites: 0, absorbed: 0, throttledByArm: 0 };
   private readonly lanes = new Map<string, Lane>();
   private readonly now: () => number;
   private readonly limits: Record<ArmOpClass, ArmBucketLimits>;
@@ -135,6 +137,11 @@ export class ArmPacer {
   decide(subscriptionId: string, opClass: ArmOpClass, id: string, rank?: string): Decision {
     const now = this.now();
     return this.lane(subscriptionId, opClass).decide(id, rank ?? paceRank(now, ""), now);
+  }
+
+  /** How many refused requests of the subscription's class wait for the token promised to them. */
+  waiting(subscriptionId: string, opClass: ArmOpClass): number {
+    return this.lanes.get(`${subscriptionId.toLowerCase()}|${opClass}`)?.waiting(this.now()) ?? 0;
   }
 
   /**
@@ -180,6 +187,7 @@ export class ArmPacer {
       if (decision.send) return;
       if (decision.waitMs > this.absorbUpToMs || absorbed >= 3) {
         this.stats.deferred++;
+        if (target.opClass === "writes") this.stats.deferredWrites++;
         throw pacedError(request, decision.waitMs, target);
       }
       this.stats.absorbed++;
@@ -268,8 +276,13 @@ class Lane {
     this.global = new Estimate(global, now);
   }
 
+  waiting(now: number): number {
+    this.forgetLapsed(now);
+    return this.promised.size;
+  }
+
   decide(id: string, rank: string, now: number): Decision {
-    for (const [held, p] of this.promised) if (p.due + this.graceMs < now) this.promised.delete(held);
+    this.forgetLapsed(now);
     if (now < this.notBefore) return { send: false, waitMs: this.notBefore - now };
     const held = this.promised.get(id);
     if (held !== undefined && now < held.due) return { send: false, waitMs: held.due - now };
@@ -285,6 +298,11 @@ class Lane {
     const due = now + this.msUntil(ahead + 1, now);
     this.promised.set(id, { due, rank: mine });
     return { send: false, waitMs: due - now };
+  }
+
+  /** Promises whose holder did not come back within the grace period. */
+  private forgetLapsed(now: number): void {
+    for (const [held, p] of this.promised) if (p.due + this.graceMs < now) this.promised.delete(held);
   }
 
   /** Promises of requests ranked before `rank` (same rank: the earlier id), other than `except`'s. */
