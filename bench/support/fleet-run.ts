@@ -212,9 +212,10 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       armWrites: writes,
       armWritesThrottled: traffic.throttled.writes,
       armWritesThrottledPercent: writesSent > 0 ? round((100 * traffic.throttled.writes) / writesSent, 2) : 0,
-      // The bound's unused share, by why (see `lost`): what pacing wasted, and what demand left.
-      armWriteBoundLostWhileWaiting: bound > 0 ? round(lostInWindow(true) / (bound * windowS), 3) : 0,
-      armWriteBoundLostWhileIdle: bound > 0 ? round(lostInWindow(false) / (bound * windowS), 3) : 0,
+      // The bound's unused share, by why (see `lost`): what pacing wasted, and what demand left. Without the pacer,
+      // nothing says which writes wait (throttled sagas sit on durable timers): not split.
+      armWriteBoundLostWhileWaiting: pacer && bound > 0 ? round(lostInWindow(true) / (bound * windowS), 3) : null,
+      armWriteBoundLostWhileIdle: pacer && bound > 0 ? round(lostInWindow(false) / (bound * windowS), 3) : null,
       // What a full pool could ask of ARM at most (Little's law): below the refill rate, ARM is not the bottleneck.
       armWriteDemandCeilingPerSec: sagaP50Ms > 0 ? round((o.maxInFlight * writesPerSaga) / (sagaP50Ms / 1000)) : null,
       pacing: o.pacing,
