@@ -21,7 +21,7 @@ const WORKER_ARGUMENTS = fileURLToPath(new URL("../../infra/node-worker-argument
 const PARENT_ENV = "FLEXNODE_BENCH_PARENT_PID";
 
 /** The flags the Functions host starts the service's Node worker with. */
-export function workerArguments(): string[] {
+function workerArguments(): string[] {
   return readFileSync(WORKER_ARGUMENTS, "utf8").trim().split(/\s+/).filter(Boolean);
 }
 
@@ -36,7 +36,15 @@ export function runBench(name: string, bench: Bench, options: RunBenchOptions = 
   const quick = args.includes("--quick");
   bench({ quick, args })
     .then((result) => {
-      console.log(JSON.stringify({ bench: name, ...result, quick, node: process.version, nodeFlags: process.execArgv.filter((a) => a.includes("-space-")) }));
+      console.log(
+        JSON.stringify({
+          bench: name,
+          ...result,
+          quick,
+          node: process.version,
+          workerFlags: workerArguments().filter((flag) => process.execArgv.includes(flag)),
+        }),
+      );
       // Emulators and SDK clients may hold sockets; a benchmark ends when it has printed its figures.
       process.exit(0);
     })
