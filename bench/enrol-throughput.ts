@@ -28,9 +28,11 @@ import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { atLeast, atMost } from "./support/goals.js";
 import { HttpCensus, hostPortOf } from "./support/http-census.js";
 import { serveOverHttp } from "./support/http-front.js";
-import { runLoad, type LoadRequest } from "./support/http-load.js";
+import type { LoadRequest } from "./support/http-load.js";
+import { startLoadGenerator } from "./support/load-generator.js";
 import { onMachine, sampleMachine } from "./support/machine.js";
 import { runBench } from "./support/main.js";
+import { watchPauses } from "./support/pauses.js";
 import { ARC_RG_ID, CLUSTER_ID } from "./support/onboarding-world.js";
 import { startServiceApp, type ServiceApp } from "./support/service-app.js";
 import { percentile, round } from "./support/stats.js";
@@ -88,6 +90,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const { newNode } = await import("../test/function-app/index.js");
   const front = await serveOverHttp(app.host);
   const stub = await startStubDurableEndpoint();
+  const generator = await startLoadGenerator();
   const census = new HttpCensus();
   const registryRequests = () => census.count(`127.0.0.1:${azurite.ports.table}`);
   try {
@@ -103,7 +106,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)),
       };
       const cpuBefore = process.cpuUsage();
-      const load = await runLoad(front.origin, requests, concurrency);
+      const pauses = watchPauses();
+      const load = await generator.run(front.origin, requests, concurrency);
+      const paused = pauses.stop();
       const cpu = process.cpuUsage(cpuBefore);
       const created = load.statuses["201"] ?? 0;
       if (created !== count)
@@ -113,7 +118,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       const durableMs = census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)) - before.durableMs;
       const durable = durableRequests(census, app, stub.binding.rpcBaseUrl) - before.durable;
       const beforeRetries = registryRequests();
-      const again = await runLoad(front.origin, await retries(), concurrency);
+      const again = await generator.run(front.origin, await retries(), concurrency);
       if ((again.statuses["200"] ?? 0) !== count)
         throw new Error(`retries did not all answer 200 (${JSON.stringify(again.statuses)}): ${again.failures.join(" | ")}`);
       return {
@@ -124,9 +129,15 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         p50Ms: round(percentile(load.latenciesMs, 50)!, 1),
         p99Ms: round(percentile(load.latenciesMs, 99)!, 1),
         maxMs: round(Math.max(...load.latenciesMs), 1),
-        // This process's CPU (service + load generator; Azurite is a child process) per enrolment: what the code
-        // costs, steadier than the wall figures when the machine's load moves.
+        // This process's CPU per enrolment (the service, the host stand-in and the durable endpoints; Azurite and the
+        // load generator are processes of their own): what the code costs, steadier than the wall figures when the
+        // machine's load moves.
         cpuMsPerEnrol: round((cpu.user + cpu.system) / 1000 / count, 2),
+        generatorCpuMsPerEnrol: round(load.generatorCpuMs / count, 2),
+        // The service process's own stalls during the run, to set against p99 (see bench/README.md).
+        eventLoopDelayP99Ms: round(paused.eventLoopDelayP99Ms, 1),
+        eventLoopDelayMaxMs: round(paused.eventLoopDelayMaxMs, 1),
+        gcPauseMaxMs: round(paused.gcPauseMaxMs, 1),
         registryRequestsPerEnrol: round(firstTime / count, 2),
         registryRequestsPerRetry: round((registryRequests() - beforeRetries) / count, 2),
         retryPerSec: round((count / again.elapsedMs) * 1000, 1),
@@ -188,7 +199,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       sagasStartedInSimulator: app.simulator.instanceIds().length,
       sagasStartedInStub: stub.starts,
       setup: {
-        transport: "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; client in the same process",
+        transport:
+          "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; the load generator in a process of its own, as nodes are",
         registry: "Azurite (in-memory) in a child process",
         durable: {
           simulator: "the Durable simulator's loopback client endpoint: starts recorded, orchestrations not run",
@@ -202,6 +214,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
     };
   } finally {
     census.close();
+    await generator.close();
     await stub.close();
     await front.close();
     await app.close();
