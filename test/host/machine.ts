@@ -138,9 +138,14 @@ export class HostMachine {
     this.leader = await this.findLeader(child.pid!, 30_000);
     const deadline = Date.now() + (options.timeoutMs ?? 90_000);
     let state: ExecResult;
-    // PID 1 opens its private bus socket a moment after it starts.
+    // PID 1 opens its private bus socket a moment after it starts, and until it has created /run/systemd/system
+    // (sd_booted) systemctl answers "offline": both are the first instants of a boot, not its outcome.
     do state = await this.exec(["systemctl", "is-system-running", "--wait"], { timeoutMs: Math.max(1, deadline - Date.now()), allowFailure: true });
-    while (/Failed to connect to bus/.test(state.stderr) && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 100, true))));
+    while (
+      (/Failed to connect to bus/.test(state.stderr) || state.stdout.trim() === "offline") &&
+      Date.now() < deadline &&
+      (await new Promise((r) => setTimeout(r, 100, true)))
+    );
     if (state.stdout.trim() !== "running") {
       const failed = await this.exec(["systemctl", "--failed", "--no-legend", "--plain"], { allowFailure: true });
       throw new Error(
