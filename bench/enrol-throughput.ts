@@ -1,7 +1,8 @@
 /**
  * Enrolment throughput: sustained enrolments per second and p50/p99 latency of `POST /api/enrol` on this machine,
  * over real HTTP on 127.0.0.1, with the registry in Azurite. The app is the real function app on the Functions host
- * stand-in (served by node:http, see support/http-front.ts); the load generator runs in the same process.
+ * stand-in (served by node:http, see support/http-front.ts); the load generator runs in a process of its own
+ * (support/load-generator.ts), as the enrolling nodes do.
  *
  * Sweep: Durable start through the Durable simulator's client endpoint (starts are recorded, orchestrations are not
  * run) or through a stub endpoint that only records them; one single-use token per node or one shared token (every
@@ -9,11 +10,11 @@
  * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
  * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
  *
- * Per cell: enrolments/s, p50/p99, this process's CPU ms per enrolment (service and load generator), registry
- * (Azurite) requests per first-time enrolment and per retry. Right after each round of a concurrency's cells:
- * Azurite's own rate for single-entity inserts at that concurrency (a raw TableClient.createEntity loop against the
- * same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s to it, so runs on a busier or quieter
- * machine compare. `goals` repeats the figures issue 16 sets targets for.
+ * Per cell: enrolments/s, p50/p99, this process's CPU ms per enrolment (the service; the generator's apart), its own
+ * event-loop delay and GC pauses, registry (Azurite) requests per first-time enrolment and per retry. Right after
+ * each round of a concurrency's cells: Azurite's own rate for single-entity inserts at that concurrency (a raw
+ * TableClient.createEntity loop against the same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s
+ * to it, so runs on a busier or quieter machine compare. `goals` repeats the figures issue 16 sets targets for.
  *
  * Each cell is measured `--trials` times (3; 1 under --quick), round-robin with the other cells of its concurrency, and
  * its row gives each figure's median with every trial's figures beside it. The process starts with the deployed
