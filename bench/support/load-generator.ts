@@ -42,10 +42,13 @@ export async function startLoadGenerator(): Promise<LoadGenerator> {
     if ("error" in reply) waiter.reject(new Error(`load generator: ${reply.error}`));
     else waiter.resolve({ ...reply.result, generatorCpuMs: reply.generatorCpuMs });
   });
-  child.on("exit", (code, signal) => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`load generator exited (code ${code}, signal ${signal})`));
+  const failAll = (error: Error) => {
+    for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
-  });
+  };
+  child.on("exit", (code, signal) => failAll(new Error(`load generator exited (code ${code}, signal ${signal})`)));
+  // A send to a child that has gone emits "error" on it; unhandled, that would end this process without its figures.
+  child.on("error", (error) => failAll(error));
   return {
     run: (origin, requests, concurrency) =>
       new Promise((resolve, reject) => {
