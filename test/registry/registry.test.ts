@@ -1,7 +1,8 @@
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
+import { GroupInsert } from "../../orchestrations/clients/registry/group-insert.js";
 import { Registry, RegistryError } from "../../orchestrations/clients/registry/registry.js";
-import { freshRegistry, newNodeInput as node, poolSpec, recordingRegistry } from "./fixtures.js";
+import { freshRegistry, newNodeInput as node, poolSpec, recordingRegistry, uniquePrefix } from "./fixtures.js";
 
 describe("registry on Azurite", () => {
   it("creates, reads and updates a pool under its ETag", async () => {
@@ -44,6 +45,38 @@ describe("registry on Azurite", () => {
     const other = new Registry({ connectionString: inject("azuriteConnectionString"), prefix });
     await Promise.all(Array.from({ length: 16 }, (_, i) => use(i % 2 ? registry : other)));
     expect((await registry.tokens.get(token.tokenId))!.uses).toBe(48);
+  });
+
+  it("group-commits concurrent audit writes: every row stored, the writes that waited in one transaction, a lone write one insert", async () => {
+    const { registry, sent } = await recordingRegistry();
+    const write = (i: number) => registry.audit.write({ actor: "test", action: "node.touch", objectType: "node", objectId: `n${i}` });
+    sent.length = 0;
+    await Promise.all(Array.from({ length: 40 }, (_, i) => write(i)));
+    // The first write went alone; the 39 that arrived while it was in flight went together.
+    expect(sent.map((r) => r.split("?")[0]!.replace(/^POST .*\/(t[0-9a-f]+audit|\$batch)$/, "POST $1"))).toEqual([
+      expect.stringMatching(/^POST t[0-9a-f]+audit$/),
+      "POST $batch",
+    ]);
+    const stored = (await registry.audit.list()).filter((a) => a.action === "node.touch").map((a) => a.objectId);
+    expect(stored.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `n${i}`).sort());
+    sent.length = 0;
+    await write(40);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatch(/^POST .*audit/);
+  });
+
+  it("fails every writer of a failed group insert, and the next insert to the partition starts afresh", async () => {
+    const table = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${uniquePrefix()}grouped`, { allowInsecureConnection: true });
+    const inserts = new GroupInsert(table);
+    const row = (i: number) => ({ partitionKey: "p", rowKey: `r${i}` });
+    // No table yet: the lone insert and the transaction behind it both fail, and each writer hears of it.
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => inserts.insert(row(i))));
+    expect(results.map((r) => r.status)).toEqual(Array(5).fill("rejected"));
+    await table.createTable();
+    await Promise.all([inserts.insert(row(10)), inserts.insert(row(11)), inserts.insert(row(12))]);
+    const keys: string[] = [];
+    for await (const e of table.listEntities()) keys.push(e.rowKey!);
+    expect(keys.sort()).toEqual(["r10", "r11", "r12"]);
   });
 
   it("counts in-flight nodes in the same transaction that creates or moves them", async () => {
