@@ -1,3 +1,4 @@
+import { createDefaultHttpClient } from "@azure/core-rest-pipeline";
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
 import { GroupInsert } from "../../orchestrations/clients/registry/group-insert.js";
@@ -77,6 +78,30 @@ describe("registry on Azurite", () => {
     const keys: string[] = [];
     for await (const e of table.listEntities()) keys.push(e.rowKey!);
     expect(keys.sort()).toEqual(["r10", "r11", "r12"]);
+  });
+
+  it("keeps a group insert's transactions within 4 MiB: large rows that waited go in as many transactions as they need", async () => {
+    const sent: string[] = [];
+    const transport = createDefaultHttpClient();
+    const table = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${uniquePrefix()}large`, {
+      allowInsecureConnection: true,
+      httpClient: { sendRequest: (request) => (sent.push(request.url), transport.sendRequest(request)) },
+    });
+    await table.createTable();
+    const inserts = new GroupInsert(table);
+    // Five 30,000-character properties: ~150 KB on the wire, ~450 KB by the bound's reckoning (3 bytes per unit).
+    const big = (i: number) => ({
+      partitionKey: "p",
+      rowKey: `r${i}`,
+      ...Object.fromEntries(Array.from({ length: 5 }, (_, k) => [`c${k}`, "x".repeat(30_000)])),
+    });
+    sent.length = 0;
+    await Promise.all(Array.from({ length: 10 }, (_, i) => inserts.insert(big(i))));
+    // One alone, then the nine that waited: four fit under the 2 MiB bound, then four, then the last one alone.
+    expect(sent.map((u) => (u.includes("$batch") ? "batch" : "insert"))).toEqual(["insert", "batch", "batch", "insert"]);
+    let stored = 0;
+    for await (const _ of table.listEntities()) stored++;
+    expect(stored).toBe(10);
   });
 
   it("counts in-flight nodes in the same transaction that creates or moves them", async () => {
