@@ -1,6 +1,6 @@
 /**
  * Entry point of the load generator's process (load-generator.ts forks it): runs each batch it is sent and answers
- * its result. Ends when its parent disconnects or goes away.
+ * its result. Ends when stopped (SIGTERM) or when its parent goes away (the IPC channel closes).
  */
 import { runLoad } from "./http-load.js";
 import type { LoadBatch, LoadReply } from "./load-generator.js";

@@ -4,8 +4,9 @@
  * event loop (a response waiting behind service work in a shared loop would count as service time). One process for
  * a whole benchmark, started once; `run` sends it a batch and answers its `LoadResult` and the CPU it spent.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { stopChild } from "../../test/support/child-process.js";
 import type { LoadRequest, LoadResult } from "./http-load.js";
 
 export interface LoadGenerator {
@@ -56,16 +57,9 @@ export async function startLoadGenerator(): Promise<LoadGenerator> {
         pending.set(id, { resolve, reject });
         child.send({ id, origin, requests, concurrency } satisfies LoadBatch);
       }),
-    close: () => stop(child, reap),
+    close: () => {
+      process.off("exit", reap);
+      return stopChild(child);
+    },
   };
-}
-
-async function stop(child: ChildProcess, reap: () => void): Promise<void> {
-  process.off("exit", reap);
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.disconnect();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
 }

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
+import { stopChild } from "../support/child-process.js";
 
 export const DEV_ACCOUNT = "devstoreaccount1";
 // The well-known Azurite development key: public, documented, and accepted by nothing but emulators.
@@ -75,13 +76,4 @@ function waitForPorts(child: ChildProcess, timeoutMs: number): Promise<RunningAz
     child.stderr?.on("data", onData);
     child.once("exit", (code, signal) => fail(new Error(`Azurite exited early (code ${code}, signal ${signal}):\n${output}`)));
   });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
 }

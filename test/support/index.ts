@@ -4,6 +4,7 @@
  */
 export { ManualClock, WallClock, type Clock } from "./clock.js";
 export { defaultFaultCode, FaultInjector, type FaultSpec, type InjectedFault } from "./faults.js";
+export { stopChild } from "./child-process.js";
 export { closeServer, flatHeaders, listenOnLoopback, readBody } from "./http.js";
 export { normalisePath } from "./request-path.js";
 export { seededRandom } from "./seeded-random.js";
