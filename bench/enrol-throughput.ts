@@ -5,7 +5,8 @@
  * (support/load-generator.ts), as the enrolling nodes do.
  *
  * Sweep: Durable start through the Durable simulator's client endpoint (starts are recorded, orchestrations are not
- * run) or through a stub endpoint that only records them; one single-use token per node or one shared token (every
+ * run) or through a stub endpoint that only records them, in a process of its own as the Durable extension is (it runs
+ * in the Functions host, not in the Node worker); one single-use token per node or one shared token (every
  * enrolment then redeems the same token entity); concurrency 1, 8, 32. Each cell enrols fresh nodes into its own pool
  * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
  * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
@@ -198,14 +199,14 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       sharedTokenRequestsPerEnrol: rows.find((r) => r.concurrency === headline?.concurrency && r.tokens === "shared")?.["registryRequestsPerEnrol"],
       rows,
       sagasStartedInSimulator: app.simulator.instanceIds().length,
-      sagasStartedInStub: stub.starts,
+      sagasStartedInStub: await stub.starts(),
       setup: {
         transport:
           "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; the load generator in a process of its own, as nodes are",
         registry: "Azurite (in-memory) in a child process",
         durable: {
           simulator: "the Durable simulator's loopback client endpoint: starts recorded, orchestrations not run",
-          stub: "a loopback endpoint that only records starts",
+          stub: "a loopback endpoint that only records starts, in a process of its own (the Durable extension runs in the Functions host, not in the worker)",
         },
         tokens: { "per-node": "one single-use token per node", shared: "one token with maxUses = enrolments, redeemed by every node" },
         pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes one of the pool's slot rows)",

@@ -1,22 +1,11 @@
-/**
- * Entry point of the load generator's process (load-generator.ts forks it): runs each batch it is sent and answers
- * its result. Ends when stopped (SIGTERM) or when its parent goes away (the IPC channel closes).
- */
+/** Entry point of the load generator's process (load-generator.ts forks it): runs each batch it is sent. */
+import { serveHelper } from "./child-rpc.js";
 import { runLoad } from "./http-load.js";
 import type { LoadBatch, LoadReply } from "./load-generator.js";
 
-if (!process.send) throw new Error("load-generator-process.ts runs as a forked child only");
-const reply = (message: LoadReply) => process.send!(message);
-
-process.on("message", (batch: LoadBatch) => {
+serveHelper<LoadBatch, LoadReply, true>("load-generator-process.ts", true, async (batch) => {
   const before = process.cpuUsage();
-  runLoad(batch.origin, batch.requests, batch.concurrency).then(
-    (result) => {
-      const cpu = process.cpuUsage(before);
-      reply({ id: batch.id, result, generatorCpuMs: (cpu.user + cpu.system) / 1000 });
-    },
-    (error: unknown) => reply({ id: batch.id, error: error instanceof Error ? error.message : String(error) }),
-  );
+  const result = await runLoad(batch.origin, batch.requests, batch.concurrency);
+  const cpu = process.cpuUsage(before);
+  return { ...result, generatorCpuMs: (cpu.user + cpu.system) / 1000 };
 });
-process.on("disconnect", () => process.exit(0));
-process.send({ ready: true });

@@ -2,21 +2,37 @@
  * A stand-in for the Durable extension's HTTP API that only records starts: the durable client's `startNew` gets 202
  * and `getStatus` gets the recorded instance (or 404). No orchestration runs. With it, an enrolment benchmark measures
  * the enrolment itself, the client's loopback HTTP calls included, without the Durable simulator behind them.
+ *
+ * It runs in a process of its own (stub-durable-process.ts), as the Durable extension runs in the Functions host and
+ * not in the Node worker: the worker pays for the client's side of a start, never for the server's.
  */
 import { createServer } from "node:http";
+import { fileURLToPath } from "node:url";
 import { durableClientBinding, type DurableClientBinding } from "../../test/durable/index.js";
 import { closeServer, listenOnLoopback } from "../../test/support/index.js";
+import { forkHelper } from "./child-rpc.js";
 
 export interface StubDurableEndpoint {
   binding: DurableClientBinding;
   /** Orchestrations started so far. */
-  readonly starts: number;
+  starts(): Promise<number>;
   close(): Promise<void>;
 }
 
 const TASK_HUB = "FlexNodeBench";
+const ENTRY = fileURLToPath(new URL("./stub-durable-process.ts", import.meta.url));
 
 export async function startStubDurableEndpoint(): Promise<StubDurableEndpoint> {
+  const helper = await forkHelper<"starts", number, { origin: string }>(ENTRY, "durable stub");
+  return {
+    binding: durableClientBinding(helper.ready.origin, TASK_HUB, "stub"),
+    starts: () => helper.call("starts"),
+    close: () => helper.close(),
+  };
+}
+
+/** The stand-in itself, in the process that calls this: its origin and how many starts it recorded. */
+export async function serveStubDurable(): Promise<{ origin: string; starts(): number; close(): Promise<void> }> {
   const instances = new Map<string, { name: string; createdTime: string }>();
   let origin = "";
   const server = createServer((req, res) => {
@@ -53,12 +69,5 @@ export async function startStubDurableEndpoint(): Promise<StubDurableEndpoint> {
     });
   });
   origin = `http://127.0.0.1:${await listenOnLoopback(server)}`;
-  const binding = durableClientBinding(origin, TASK_HUB, "stub");
-  return {
-    binding,
-    get starts() {
-      return instances.size;
-    },
-    close: () => closeServer(server),
-  };
+  return { origin, starts: () => instances.size, close: () => closeServer(server) };
 }
