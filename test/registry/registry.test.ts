@@ -1,4 +1,4 @@
-import { createDefaultHttpClient } from "@azure/core-rest-pipeline";
+import { createDefaultHttpClient, createHttpHeaders, type HttpClient } from "@azure/core-rest-pipeline";
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
 import { GroupInsert } from "../../orchestrations/clients/registry/group-insert.js";
@@ -20,32 +20,71 @@ describe("registry on Azurite", () => {
     expect((await registry.audit.list()).map((a) => a.action).sort()).toEqual(["pool.create", "pool.update"]);
   });
 
-  it("queues one process's changes to a shared token: 32 concurrent uses write once each; two processes still count exactly", async () => {
+  it("group-commits one process's changes to a shared token: 32 concurrent uses in two writes; two processes still count exactly", async () => {
     const { registry, sent, prefix } = await recordingRegistry();
-    const token = await registry.tokens.create(
-      {
-        tokenId: "0123456789abcdef",
-        pool: "edge",
-        secretHash: "x".repeat(64),
-        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-        maxUses: 100,
-        labels: {},
-        taints: [],
-        approvalRequired: false,
-        createdBy: "test",
-      },
-      "alice",
-    );
+    const token = await registry.tokens.create(tokenInput("0123456789abcdef", 100), "alice");
     const use = (r: Registry) => r.tokens.mutate(token.tokenId, (t) => ({ uses: t.uses + 1 }), { known: token });
     sent.length = 0;
     await Promise.all(Array.from({ length: 32 }, () => use(registry)));
-    // Each write started from the row the previous one left: no 412, no re-read.
-    expect(sent.filter((r) => r.includes("tokens("))).toHaveLength(32);
+    // The first use went alone; the 31 that arrived while it was in flight went as one write, started from the row
+    // the first left: no 412, no re-read.
+    expect(sent.filter((r) => r.includes("tokens("))).toEqual([expect.stringMatching(/^PATCH /), expect.stringMatching(/^PATCH /)]);
     expect((await registry.tokens.get(token.tokenId))!.uses).toBe(32);
     // A second process on the same tables: the ETag still serialises the two, and no use is lost or doubled.
     const other = new Registry({ connectionString: inject("azuriteConnectionString"), prefix });
     await Promise.all(Array.from({ length: 16 }, (_, i) => use(i % 2 ? registry : other)));
     expect((await registry.tokens.get(token.tokenId))!.uses).toBe(48);
+  });
+
+  it("a group of token changes never passes maxUses: each change is applied to the row as the ones before it left it, a refused one fails alone", async () => {
+    const { registry, sent } = await recordingRegistry();
+    const token = await registry.tokens.create(tokenInput("fedcba9876543210", 10), "alice");
+    const redeem = () =>
+      registry.tokens.mutate(
+        token.tokenId,
+        (t) => {
+          if (t.uses >= t.maxUses) throw new Error("exhausted");
+          return { uses: t.uses + 1 };
+        },
+        { known: token },
+      );
+    sent.length = 0;
+    const outcomes = await Promise.allSettled(Array.from({ length: 32 }, redeem));
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(10);
+    expect(outcomes.filter((o) => o.status === "rejected").map((o) => (o as PromiseRejectedResult).reason.message)).toEqual(Array(22).fill("exhausted"));
+    // The first use alone, then the 31 that waited: nine of them written, and the refusals stood on a row read from
+    // the service, not on this process's guess of it (one read before the group's write).
+    expect(sent.filter((r) => r.includes("tokens(")).map((r) => r.split(" ")[0])).toEqual(["PATCH", "GET", "PATCH"]);
+    expect((await registry.tokens.get(token.tokenId))!.uses).toBe(10);
+  });
+
+  it("a token write that fails fails every change of its group, and the next change starts from the row as read", async () => {
+    let patches = 0;
+    const transport = createDefaultHttpClient();
+    // The second write of the token (the group's) is refused by the service, as a 400 is: not retried by the SDK.
+    const httpClient: HttpClient = {
+      sendRequest: (request) =>
+        request.method === "PATCH" && request.url.includes("tokens(") && ++patches === 2
+          ? Promise.resolve({
+              request,
+              status: 400,
+              headers: createHttpHeaders({ "content-type": "application/json" }),
+              bodyAsText: JSON.stringify({ "odata.error": { code: "InvalidInput", message: { lang: "en-US", value: "refused by the test" } } }),
+            })
+          : transport.sendRequest(request),
+    };
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: uniquePrefix(), httpClient });
+    await registry.ensureTables();
+    const token = await registry.tokens.create(tokenInput("0011223344556677", 100), "alice");
+    const use = () => registry.tokens.mutate(token.tokenId, (t) => ({ uses: t.uses + 1 }), { known: token });
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, use));
+    // The first alone (stored); the five that waited were one write, refused, and none of them is stored.
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", ...Array(5).fill("rejected")]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ statusCode: 400 });
+    expect((await registry.tokens.get(token.tokenId))!.uses).toBe(1);
+    // The queue forgot its copy: the next change reads the row (its own copy is stale by one use) and counts right.
+    await use();
+    expect((await registry.tokens.get(token.tokenId))!.uses).toBe(2);
   });
 
   it("group-commits concurrent audit writes: every row stored, the writes that waited in one transaction, a lone write one insert", async () => {
@@ -217,3 +256,17 @@ describe("registry on Azurite", () => {
     expect(flood.filter((t) => t.allowed).length).toBeGreaterThan(0);
   });
 });
+
+function tokenInput(tokenId: string, maxUses: number) {
+  return {
+    tokenId,
+    pool: "edge",
+    secretHash: "x".repeat(64),
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    maxUses,
+    labels: {},
+    taints: [],
+    approvalRequired: false,
+    createdBy: "test",
+  };
+}

@@ -5,20 +5,31 @@
  * one row all its redemptions update; tokens are meant one per node (or a few nodes), and a pool's enrolments with
  * their own tokens share no row (the pool's capacity is slot rows, in-flight.ts). Creation, expiry and revocation are audited.
  *
- * Within one process, changes to one token queue behind each other, and each starts from the row as the previous one
- * left it: 32 enrolments at once with a shared token used to spend 11 requests each on 412s and back-off (and now and
- * then ran out of attempts: a 503), where queued they write once each. The ETag still decides: other processes, and
- * the admin API, change the row too, and a stale guess costs a 412 and a read, as before.
+ * Within one process, changes to one token are group-committed: while a write of the token is in flight, the changes
+ * that arrive wait, and then go together, applied in order to the row as that write left it and written as one
+ * change. 32 enrolments at once with a shared token used to spend 11 requests each on 412s and back-off (and now and
+ * then ran out of attempts: a 503); queued one by one they wrote once each, and a token's redemptions could go no
+ * faster than one write's round trip; grouped, they share writes. A change refused (it throws, or has nothing to do)
+ * leaves the others of its group unaffected; a write that fails fails every change of its group (none was stored).
+ * The ETag still decides: other processes, and the admin API, change the row too, and a stale guess costs a 412 and a
+ * read, after which the whole group is applied again to the row as read.
  */
 import type { TableClient } from "@azure/data-tables";
 import { TokenRecord } from "./model.js";
 import type { AuditLog } from "./audit.js";
 import { RegistryError, backoff, deleteIfPresent, escape, ETAG_ATTEMPTS, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
 
-/** Changes to one token waiting in this process, and the row as the last of them left it. */
+type Change = (t: TokenRecord) => Partial<TokenRecord> | undefined;
+
+interface Waiting {
+  change: Change;
+  resolve(token: TokenRecord): void;
+  reject(error: unknown): void;
+}
+
+/** Changes to one token waiting in this process while a write of it is in flight, and the row as the last write left it. */
 interface Queue {
-  tail: Promise<void>;
-  waiting: number;
+  waiting: Waiting[];
   latest?: TokenRecord;
 }
 
@@ -81,58 +92,84 @@ export class TokenTable {
 
   /**
    * Read-validate-write under the token's ETag, retried on 412. `change` throws to refuse, returns the fields to
-   * write, or undefined for "nothing to do".
+   * write, or undefined for "nothing to do". Resolves with the row as written (with every change of its group).
    */
-  async mutate(
-    tokenId: string,
-    change: (t: TokenRecord) => Partial<TokenRecord> | undefined,
-    options: { attempts?: number; known?: TokenRecord } = {},
-  ): Promise<TokenRecord> {
-    let queue = this.queues.get(tokenId);
-    if (!queue) this.queues.set(tokenId, (queue = { tail: Promise.resolve(), waiting: 0 }));
-    const before = queue.tail;
-    let done!: () => void;
-    queue.tail = new Promise((resolve) => (done = resolve));
-    queue.waiting++;
-    try {
-      await before;
-      // The row as this process last wrote it is newer than the caller's copy whenever a change ran in between.
-      const token = await this.mutateNow(tokenId, change, options.attempts ?? ETAG_ATTEMPTS, queue.latest ?? options.known);
-      queue.latest = token;
-      return token;
-    } catch (error) {
-      queue.latest = undefined;
-      throw error;
-    } finally {
-      done();
-      if (--queue.waiting === 0) this.queues.delete(tokenId);
-    }
+  mutate(tokenId: string, change: Change, options: { known?: TokenRecord } = {}): Promise<TokenRecord> {
+    return new Promise((resolve, reject) => {
+      const waiting = { change, resolve, reject };
+      const queue = this.queues.get(tokenId);
+      if (queue) return void queue.waiting.push(waiting);
+      const fresh: Queue = { waiting: [waiting] };
+      this.queues.set(tokenId, fresh);
+      void this.drain(tokenId, fresh, options.known);
+    });
   }
 
-  private async mutateNow(
-    tokenId: string,
-    change: (t: TokenRecord) => Partial<TokenRecord> | undefined,
-    attempts: number,
-    known: TokenRecord | undefined,
-  ): Promise<TokenRecord> {
-    // A known copy (with its ETag) is tried first: uncontended, a change is one request.
-    for (let i = 0; i < attempts; i++) {
-      const guessed = known !== undefined;
-      const token = known ?? (await this.get(tokenId));
+  /** Writes the queue's changes, a group at a time, until none waits; the queue is gone once it is empty. */
+  private async drain(tokenId: string, queue: Queue, known: TokenRecord | undefined): Promise<void> {
+    while (queue.waiting.length > 0) {
+      const group = queue.waiting.splice(0);
+      // The row as this process last wrote it is newer than the caller's copy whenever a group ran in between.
+      queue.latest = await this.writeGroup(tokenId, group, queue.latest ?? known);
       known = undefined;
-      if (!token) throw new RegistryError("TokenNotFound", `token '${tokenId}' does not exist`);
-      const patch = change(token);
-      // A refusal (or "nothing to do") stands on the row as read, never on a copy the service has not confirmed.
-      if (!patch && guessed) continue;
-      if (!patch) return token;
-      try {
-        const { etag } = await this.table.updateEntity(toRow("token", tokenId, patch), "Merge", { etag: token.etag });
-        return etag ? { ...token, ...patch, etag } : (await this.get(tokenId))!;
-      } catch (error) {
-        if (status(error) !== 412) throw error;
-        await backoff(i);
-      }
     }
-    throw new RegistryError("TooManyRetries", `token '${tokenId}' is too contended; retry`);
+    this.queues.delete(tokenId);
+  }
+
+  /**
+   * Applies the group's changes in order to one copy of the row and writes them as one change; settles each caller.
+   * Answers the row as written, or undefined when the write failed (the next group then reads the row afresh).
+   */
+  private async writeGroup(tokenId: string, group: Waiting[], known: TokenRecord | undefined): Promise<TokenRecord | undefined> {
+    const fail = (error: unknown) => {
+      for (const w of group) w.reject(error);
+      return undefined;
+    };
+    try {
+      // A known copy (with its ETag) is tried first: uncontended, a group is one request.
+      for (let i = 0; i < ETAG_ATTEMPTS; i++) {
+        const guessed = known !== undefined;
+        const token = known ?? (await this.get(tokenId));
+        known = undefined;
+        if (!token) return fail(new RegistryError("TokenNotFound", `token '${tokenId}' does not exist`));
+        let row = token;
+        let patch: Partial<TokenRecord> | undefined;
+        const refused = new Map<Waiting, unknown>();
+        let unconfirmed = false;
+        for (const w of group) {
+          try {
+            const fields = w.change(row);
+            if (fields) {
+              row = { ...row, ...fields };
+              patch = { ...patch, ...fields };
+            } else unconfirmed ||= guessed;
+          } catch (error) {
+            refused.set(w, error);
+            unconfirmed ||= guessed;
+          }
+        }
+        // A refusal (or "nothing to do") stands on the row as read, never on a copy the service has not confirmed.
+        if (unconfirmed) continue;
+        let written = token;
+        if (patch) {
+          try {
+            const { etag } = await this.table.updateEntity(toRow("token", tokenId, patch), "Merge", { etag: token.etag });
+            written = etag ? { ...row, etag } : (await this.get(tokenId))!;
+          } catch (error) {
+            if (status(error) !== 412) throw error;
+            await backoff(i);
+            continue;
+          }
+        }
+        for (const w of group) {
+          if (refused.has(w)) w.reject(refused.get(w));
+          else w.resolve(written);
+        }
+        return written;
+      }
+      return fail(new RegistryError("TooManyRetries", `token '${tokenId}' is too contended; retry`));
+    } catch (error) {
+      return fail(error);
+    }
   }
 }
