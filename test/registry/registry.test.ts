@@ -87,6 +87,43 @@ describe("registry on Azurite", () => {
     expect((await registry.tokens.get(token.tokenId))!.uses).toBe(2);
   });
 
+  it("overlapping reads of a pool's spec share one request; a write by this process forgets the read in flight", async () => {
+    const sent: string[] = [];
+    const transport = createDefaultHttpClient();
+    let hold: Promise<void> | undefined;
+    // Holds back the answer to the next pool read once `hold` is set: a read still in flight when the pool is written.
+    const httpClient: HttpClient = {
+      sendRequest: async (request) => {
+        sent.push(`${request.method} ${decodeURIComponent(request.url)}`);
+        const held = request.method === "GET" && request.url.includes("pools(") ? hold : undefined;
+        if (held) hold = undefined;
+        const response = await transport.sendRequest(request);
+        await held;
+        return response;
+      },
+    };
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: uniquePrefix(), httpClient });
+    await registry.ensureTables();
+    await registry.pools.create("edge", poolSpec({ maxInFlight: 2 }), "alice");
+    sent.length = 0;
+    const specs = await Promise.all(Array.from({ length: 10 }, () => registry.pools.spec("edge")));
+    expect(specs.map((p) => p?.maxInFlight)).toEqual(Array(10).fill(2));
+    expect(sent.filter((r) => r.includes("pools("))).toHaveLength(1);
+
+    let release!: () => void;
+    hold = new Promise((resolve) => (release = resolve));
+    // Were the read joined by what comes after the update, the update's own answer would wait for it: let it go in time.
+    const letGo = setTimeout(() => release(), 2_000);
+    const inFlight = registry.pools.spec("edge");
+    const updated = await registry.pools.update("edge", poolSpec({ maxInFlight: 7 }), "bob");
+    // Asked after the update's write: reads of their own, not the one still in flight from before it.
+    const after = await registry.pools.spec("edge");
+    expect(hold).toBeUndefined();
+    release();
+    clearTimeout(letGo);
+    expect([(await inFlight)?.maxInFlight, updated.maxInFlight, after?.maxInFlight]).toEqual([2, 7, 7]);
+  });
+
   it("group-commits concurrent audit writes: every row stored, the writes that waited in one transaction, a lone write one insert", async () => {
     const { registry, sent } = await recordingRegistry();
     const write = (i: number) => registry.audit.write({ actor: "test", action: "node.touch", objectType: "node", objectId: `n${i}` });

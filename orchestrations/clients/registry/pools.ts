@@ -2,18 +2,21 @@
  * Pools. Table `pools`: PK "pool", RK the pool name; the spec's nested fields as JSON text. A pool's in-flight count
  * is not stored here but as slot rows in `nodes` (in-flight.ts), so it moves in the same transaction as the nodes it
  * counts; `get` joins the two, `spec` reads the pool alone. A spec is replaced under the row's ETag
- * (or the caller's If-Match). Every change is audited.
+ * (or the caller's If-Match). Every change is audited. Overlapping spec reads share one request (shared-reads.ts).
  */
 import type { TableClient } from "@azure/data-tables";
 import { Pool, type PoolRecord, type PoolSpec } from "./model.js";
 import type { AuditLog } from "./audit.js";
 import type { InFlightSlots } from "./in-flight.js";
+import { SharedReads } from "./shared-reads.js";
 import { RegistryError, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
 
 /** Built once: a zod schema derived per call is compiled again on its first parse, on every enrolment. */
 const PoolSpecRow = Pool.omit({ inFlight: true });
 
 export class PoolTable {
+  private readonly specs = new SharedReads<PoolRecord | undefined>();
+
   constructor(
     private readonly table: TableClient,
     private readonly counter: Pick<InFlightSlots, "count" | "remove">,
@@ -28,6 +31,8 @@ export class PoolTable {
     } catch (error) {
       if (status(error) === 409) throw new RegistryError("PoolExists", `pool '${name}' already exists`);
       throw error;
+    } finally {
+      this.specs.forget(name);
     }
     await this.audit.write({ actor, action: "pool.create", objectType: "pool", objectId: name, details: { spec } });
     return (await this.get(name))!;
@@ -39,9 +44,12 @@ export class PoolTable {
   }
 
   /** The pool without its in-flight count: one point read (enrolment's view; capacity is enforced by the slots). */
-  async spec(name: string): Promise<PoolRecord | undefined> {
-    const entity = await read(this.table, "pool", name);
-    return entity ? PoolSpecRow.parse({ ...fromRow(entity), name }) : undefined;
+  spec(name: string): Promise<PoolRecord | undefined> {
+    // Overlapping reads (concurrent enrolments into one pool) share one request; see shared-reads.ts.
+    return this.specs.read(name, async () => {
+      const entity = await read(this.table, "pool", name);
+      return entity ? PoolSpecRow.parse({ ...fromRow(entity), name }) : undefined;
+    });
   }
 
   async list(options: { maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<Pool>> {
@@ -64,6 +72,8 @@ export class PoolTable {
       if (status(error) === 412) throw new RegistryError("Conflict", `pool '${name}' was changed by someone else; read it again`);
       if (status(error) === 404) throw new RegistryError("PoolNotFound", `pool '${name}' does not exist`);
       throw error;
+    } finally {
+      this.specs.forget(name);
     }
     await this.counter.remove(name);
     await this.audit.write({ actor, action: "pool.delete", objectType: "pool", objectId: name });
@@ -80,6 +90,8 @@ export class PoolTable {
     } catch (error) {
       if (status(error) === 412) throw new RegistryError("Conflict", `pool '${name}' was changed by someone else; read it again`);
       throw error;
+    } finally {
+      this.specs.forget(name);
     }
     await this.audit.write({ actor, action: "pool.update", objectType: "pool", objectId: name, details: { spec } });
     return (await this.get(name))!;
