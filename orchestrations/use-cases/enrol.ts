@@ -11,6 +11,8 @@
  * A pool this process saw full is the exception: the node is read, then the slots, and a refusal writes only its nonce
  * (5 requests; ~12 when it bound the key and spent the token use first and then undid both).
  * Nothing reads a row it just wrote, and writes carry the ETag of the read before them.
+ * Concurrent enrolments of one process share some of these: overlapping reads of the pool (pools.ts), writes of a
+ * shared token (tokens.ts) and audit inserts (group-insert.ts) go as one request each.
  *
  * Longer than the ~300 lines we aim for, knowingly: first enrolment, replay, clone policy (reject, quarantine,
  * replace) and re-key are branches of one decision over the same token, key index and node rows, and they share the
