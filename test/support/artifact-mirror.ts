@@ -108,8 +108,14 @@ export async function startArtifactMirror(options: ArtifactMirrorOptions = {}): 
         res.socket?.destroy();
         return;
       }
-      res.write(slice.subarray(at, at + n));
       at += n;
+      if (cut !== undefined && at >= cut) {
+        // The cut comes once the bytes before it have left: destroying a socket drops what it still buffers, and the
+        // client must see exactly `cut` bytes, as from a peer that went away after sending them.
+        res.write(slice.subarray(at - n, at), () => res.socket?.end());
+        return;
+      }
+      res.write(slice.subarray(at - n, at));
       const delay = options.bytesPerSecond ? (n / options.bytesPerSecond) * 1000 : 0;
       setTimeout(pump, delay).unref();
     };

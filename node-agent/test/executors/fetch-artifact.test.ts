@@ -58,16 +58,20 @@ describe("fetchArtifact, one file", () => {
     expect((await h.manifest()).changes).toEqual([]);
   });
 
-  it("a download cut mid-way resumes with Range and yields the exact artifact", async () => {
+  it("a download cut mid-way is taken up again from what the .part holds and yields the exact artifact", async () => {
     const h = await sandbox();
     const before = requestsFor("kubelet").length;
     server.cutNext("kubelet", 40_000);
     expect(await h.run("fetchArtifact", kubelet())).toMatchObject({ outcome: "succeeded" });
     const made = requestsFor("kubelet").slice(before);
-    expect(made).toEqual([
-      { path: "kubelet", status: 200 },
-      { path: "kubelet", range: "bytes=40000-", status: 206 },
-    ]);
+    // The retry asks for the rest of what the .part holds, never more than the 40 000 bytes sent. How much was stored
+    // is timing: Node's HTTP client drops what a response still buffers when its connection breaks, so on a busy
+    // machine the .part can hold less (the exact resume is pinned by the next test, from a .part of known size).
+    expect(made).toHaveLength(2);
+    expect(made[0]).toEqual({ path: "kubelet", status: 200 });
+    const resumedAt = made[1]!.range === undefined ? 0 : Number(/^bytes=(\d+)-$/.exec(made[1]!.range)?.[1]);
+    expect(made[1]).toEqual(resumedAt === 0 ? { path: "kubelet", status: 200 } : { path: "kubelet", range: `bytes=${resumedAt}-`, status: 206 });
+    expect(resumedAt).toBeLessThanOrEqual(40_000);
     expect(sha256(await readFile(path.join(h.root, "opt/flexnode/bin/kubelet")))).toBe(sha256(payloads.kubelet));
   });
 
