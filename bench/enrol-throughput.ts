@@ -4,9 +4,10 @@
  * stand-in (served by node:http, see support/http-front.ts); the load generator runs in a process of its own
  * (support/load-generator.ts), as the enrolling nodes do.
  *
- * Sweep: Durable start through the Durable simulator's client endpoint (starts are recorded, orchestrations are not
- * run) or through a stub endpoint that only records them, in a process of its own as the Durable extension is (it runs
- * in the Functions host, not in the Node worker); one single-use token per node or one shared token (every
+ * Sweep: Durable start through the Durable simulator's client endpoint (in the service's process; starts are recorded
+ * in memory, orchestrations are not run) or through a stand-in for the Durable extension (support/durable-extension.ts)
+ * in a process of its own, as the extension runs in the Functions host and not in the Node worker, that makes a start's
+ * three storage round trips as the extension's Azure Storage provider does; one single-use token per node or one shared token (every
  * enrolment then redeems the same token entity); concurrency 1, 8, 32. Each cell enrols fresh nodes into its own pool
  * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
  * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
@@ -39,7 +40,7 @@ import { ARC_RG_ID, CLUSTER_ID } from "./support/onboarding-world.js";
 import { startServiceApp, type ServiceApp } from "./support/service-app.js";
 import { percentile, round } from "./support/stats.js";
 import { azuriteInsertRate } from "./support/azurite-inserts.js";
-import { startStubDurableEndpoint } from "./support/stub-durable-endpoint.js";
+import { startDurableExtensionStandIn } from "./support/durable-extension.js";
 
 const Flags = z.object({
   enrolments: intFlag().max(10_000).optional(),
@@ -83,7 +84,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const flags = parseFlags(options.args, Flags);
   const perCell = flags.enrolments ?? (options.quick ? 25 : 400);
   const concurrencies = flags.concurrency ?? (options.quick ? [1, 8] : [1, 8, 32]);
-  const durables = options.quick ? (["simulator"] as const) : (["simulator", "stub"] as const);
+  const durables = options.quick ? (["simulator"] as const) : (["simulator", "extension"] as const);
   const tokenModes = options.quick ? (["per-node"] as const) : (["per-node", "shared"] as const);
   const trials = flags.trials ?? (options.quick ? 1 : 3);
 
@@ -91,7 +92,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const app = await startServiceApp({ azuriteConnectionString: azurite.connectionString });
   const { newNode } = await import("../test/function-app/index.js");
   const front = await serveOverHttp(app.host);
-  const stub = await startStubDurableEndpoint();
+  const extension = await startDurableExtensionStandIn({ storageConnectionString: azurite.connectionString });
   const generator = await startLoadGenerator();
   const census = new HttpCensus();
   const registryRequests = () => census.count(`127.0.0.1:${azurite.ports.table}`);
@@ -103,9 +104,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       const { requests, retries } = await prepare(app, pool, tokens, count, newNode);
       const before = {
         registry: registryRequests(),
-        durable: durableRequests(census, app, stub.binding.rpcBaseUrl),
+        durable: durableRequests(census, app, extension.binding.rpcBaseUrl),
         registryMs: census.waitedMs(`127.0.0.1:${azurite.ports.table}`),
-        durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)),
+        durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(extension.binding.rpcBaseUrl)),
       };
       const cpuBefore = process.cpuUsage();
       const pauses = watchPauses();
@@ -117,8 +118,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
       const firstTime = registryRequests() - before.registry;
       const registryMs = census.waitedMs(`127.0.0.1:${azurite.ports.table}`) - before.registryMs;
-      const durableMs = census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(stub.binding.rpcBaseUrl)) - before.durableMs;
-      const durable = durableRequests(census, app, stub.binding.rpcBaseUrl) - before.durable;
+      const durableMs = census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(extension.binding.rpcBaseUrl)) - before.durableMs;
+      const durable = durableRequests(census, app, extension.binding.rpcBaseUrl) - before.durable;
       const beforeRetries = registryRequests();
       const again = await generator.run(front.origin, await retries(), concurrency);
       if ((again.statuses["200"] ?? 0) !== count)
@@ -149,8 +150,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         durableWaitMsPerEnrol: round(durableMs / count, 1),
       };
     };
-    const useDurable = (durable: "simulator" | "stub") =>
-      app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : stub.binding));
+    const useDurable = (durable: "simulator" | "extension") =>
+      app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : extension.binding));
     // Warm-up (not measured): JIT, connection pools, both durable endpoints.
     const warmup = options.quick ? WARMUP.quick : WARMUP.full;
     for (const durable of durables) {
@@ -179,6 +180,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       for (const runs of measured.values()) rows.push(medianOf(runs));
     }
     const headline = rows.find((r) => r.concurrency === Math.max(...concurrencies) && r.tokens === "per-node" && r.durable === "simulator");
+    const withExtension = rows.find((r) => r.concurrency === headline?.concurrency && r.tokens === "per-node" && r.durable === "extension");
     return {
       // Issue 16 goal 1: at concurrency 32, ≥ 150 enrolments/s with p99 < 300 ms; ≤ 6 registry requests per
       // first-time enrolment and ≤ 3 per retry. The ratio to Azurite's insert rate is what compares across machines.
@@ -192,6 +194,18 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
               target: "reported",
               met: true,
             },
+            ...(withExtension
+              ? [
+                  {
+                    // The headline's Durable start is the simulator's, answered from memory; in Azure a start is three
+                    // storage round trips more, which this row makes (on this machine, on the registry's Azurite).
+                    goal: `with the Durable start's storage round trips (extension stand-in), at concurrency ${headline.concurrency}`,
+                    figure: `${withExtension.enrolPerSec}/s, p99 ${withExtension["p99Ms"] as number} ms`,
+                    target: "reported",
+                    met: true,
+                  },
+                ]
+              : []),
             atMost("registry requests per first-time enrolment", headline["registryRequestsPerEnrol"] as number, 6),
             atMost("registry requests per retry", headline["registryRequestsPerRetry"] as number, 3),
           ]
@@ -199,14 +213,15 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       sharedTokenRequestsPerEnrol: rows.find((r) => r.concurrency === headline?.concurrency && r.tokens === "shared")?.["registryRequestsPerEnrol"],
       rows,
       sagasStartedInSimulator: app.simulator.instanceIds().length,
-      sagasStartedInStub: await stub.starts(),
+      sagasStartedByExtension: await extension.starts(),
       setup: {
         transport:
           "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; the load generator in a process of its own, as nodes are",
         registry: "Azurite (in-memory) in a child process",
         durable: {
-          simulator: "the Durable simulator's loopback client endpoint: starts recorded, orchestrations not run",
-          stub: "a loopback endpoint that only records starts, in a process of its own (the Durable extension runs in the Functions host, not in the worker)",
+          simulator: "the Durable simulator's loopback client endpoint, in the service's process: starts recorded in memory, orchestrations not run",
+          extension:
+            "a stand-in for the Durable extension's HTTP API in a process of its own (the extension runs in the Functions host, not in the worker) that starts as its Azure Storage provider does: Instances row read, control-queue message, Instances row write, on the same Azurite; orchestrations not run",
         },
         tokens: { "per-node": "one single-use token per node", shared: "one token with maxUses = enrolments, redeemed by every node" },
         pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes one of the pool's slot rows)",
@@ -217,7 +232,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   } finally {
     census.close();
     await generator.close();
-    await stub.close();
+    await extension.close();
     await front.close();
     await app.close();
     await azurite.stop();
@@ -249,7 +264,7 @@ async function prepare(
   return { requests: await sign(), retries: sign };
 }
 
-const durableRequests = (census: HttpCensus, app: ServiceApp, stubRpcBaseUrl: string): number =>
-  census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(stubRpcBaseUrl));
+const durableRequests = (census: HttpCensus, app: ServiceApp, extensionRpcBaseUrl: string): number =>
+  census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(extensionRpcBaseUrl));
 
 runBench("enrol-throughput", (options) => onMachine(() => enrolThroughput(options)), { worker: true });

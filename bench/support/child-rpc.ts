@@ -18,9 +18,9 @@ export interface Helper<Call, Reply, Ready> {
 
 type Answer<Reply> = { id: number; reply: Reply } | { id: number; error: string };
 
-export async function forkHelper<Call, Reply, Ready>(entry: string, name: string): Promise<Helper<Call, Reply, Ready>> {
+export async function forkHelper<Call, Reply, Ready>(entry: string, name: string, args: readonly string[] = []): Promise<Helper<Call, Reply, Ready>> {
   // Inherits this process's execArgv: under tsx those load TypeScript; the worker's V8 flags come along, harmlessly.
-  const child = fork(entry, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(entry, [...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const reap = () => child.kill("SIGKILL");
   process.once("exit", reap);
   const ready = await new Promise<Ready>((resolve, reject) => {
