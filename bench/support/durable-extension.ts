@@ -4,8 +4,9 @@
  * round trips, one after the other: it reads the instance's row in the task hub's Instances table (a Pending or
  * Running instance refuses the start), puts the ExecutionStarted message on the control queue the instance id hashes
  * to, then writes the row as Pending (SetNewExecutionAsync). This does the same against the benchmark's Azurite, so a
- * start costs the enrolment what it costs in Azure: those three round trips on the storage the registry also uses.
- * `getStatus` reads the row. No orchestration runs.
+ * start costs the enrolment the round trips it costs in Azure, on the storage the registry also uses. What each round
+ * trip costs here is this machine's (Azurite shares its two cores), not Azure's. `getStatus` reads the row. No
+ * orchestration runs.
  *
  * It runs in a process of its own (durable-extension-process.ts), as the Durable extension runs in the Functions host and
  * not in the Node worker: the worker pays for the client's side of a start, never for the server's.
