@@ -164,6 +164,8 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
   if (existing?.pendingClaim?.keyId === request.keyId) {
     const refusal = tokenRefusal(token, deps.now(), existing.pendingClaim.tokenId === token.tokenId ? "spent-by-this-node" : "must-have-a-use");
     if (refusal) throw refusal;
+    // The claim's first answer may have failed on its announcement: repeat it (same id, same data).
+    await deps.events.publish([claimAnnouncement(existing, existing.pendingClaim)]);
     return { kind: "awaitingApproval", node: existing, reason: "clone-quarantined" };
   }
 
@@ -208,10 +210,25 @@ async function enrolNew(deps: Deps, c: { token: TokenRecord; pool: PoolRecord; n
   }
 }
 
-/** Same node, same key: answer as before, and make sure a saga exists if one should (a crash may have lost it). */
+/**
+ * Same node, same key: answer as before, and make sure a saga exists if one should (a crash may have lost it).
+ *
+ * The first answer may have failed on the node's announcement (Event Grid down past the client's retries: 500), and
+ * the node's retry lands here. Wherever that can be so, the announcement is repeated, with the same id and data, before
+ * anything else: a node waiting for an admin (no other request announces it), and an enrolling node with no saga (the
+ * announcement comes before the saga's start, so a node whose saga runs was announced). A repeat of an event that did go
+ * out is a duplicate a consumer drops by its id; one that fails again fails the retry again, with nothing half done.
+ */
 async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
-  if (node.status === "AwaitingApproval") return { kind: "awaitingApproval", node, reason: node.cloneOf ? "clone-quarantined" : "approval-required" };
-  if (node.status === "Enrolling") await ensureSaga(deps, node);
+  if (node.status === "AwaitingApproval") {
+    await deps.events.publish([enrolmentAnnouncement(node)]);
+    return { kind: "awaitingApproval", node, reason: node.cloneOf ? "clone-quarantined" : "approval-required" };
+  }
+  if (node.status === "Enrolling") {
+    const saga = await deps.workflows.status(node.nodeId);
+    if (saga === undefined) await deps.events.publish([enrolmentAnnouncement(node)]);
+    await ensureSaga(deps, node, { known: saga });
+  }
   return { kind: "replayed", node };
 }
 
@@ -257,6 +274,7 @@ async function createNode(
           taints: [...c.pool.nodeTaints, ...c.token.taints],
           createdObjects: [],
           cloneOf: c.cloneOf,
+          approvalRequired: approval,
           sagaInstanceId: approval ? undefined : c.nodeId,
           adopt: c.pool.arc.mode === "adopt",
         },
@@ -272,17 +290,9 @@ async function createNode(
     }
     throw error;
   }
-  // Only the request that created the node announces it (its "run" is the node's creation); a retried enrolment
-  // replays above and announces nothing.
-  await deps.events.publish([
-    c.cloneOf
-      ? lifecycleEvent("quarantined", {
-          run: node.createdAt,
-          time: node.createdAt,
-          data: { ...announced(node), claimKeyId: c.request.keyId, reason: `machine identity already enrolled as ${c.cloneOf}` },
-        })
-      : lifecycleEvent("enrolled", { run: node.createdAt, time: node.createdAt, data: { ...announced(node), approvalRequired: approval } }),
-  ]);
+  // The request that created the node announces it (its "run" is the node's creation), before the saga starts: a retry
+  // that finds no saga repeats the announcement (replay), so a failed publish is never a lost one.
+  await deps.events.publish([enrolmentAnnouncement(node)]);
   if (approval) return { kind: "awaitingApproval", node, reason: c.cloneOf ? "clone-quarantined" : "approval-required" };
   await ensureSaga(deps, node, { pool: c.pool, fresh: true });
   return { kind: "created", node };
@@ -326,13 +336,7 @@ async function clone(
             "node.clone-quarantined",
           ),
         );
-        await deps.events.publish([
-          lifecycleEvent("quarantined", {
-            run: claim.keyId,
-            time: claim.at,
-            data: { ...announced(node), claimKeyId: claim.keyId, reason: "a second key claimed this node's machine identity" },
-          }),
-        ]);
+        await deps.events.publish([claimAnnouncement(node, claim)]);
         return { kind: "awaitingApproval", node, reason: "clone-quarantined" };
       } catch (error) {
         if (error instanceof ClaimPendingError) return refuseClaim(deps, c, error);
@@ -441,12 +445,12 @@ export async function rekey(
 export async function ensureSaga(
   deps: Pick<EnrolDeps, "registry" | "workflows" | "now">,
   node: NodeRecord,
-  options: { restart?: boolean; pool?: PoolRecord; fresh?: boolean } = {},
+  options: { restart?: boolean; pool?: PoolRecord; fresh?: boolean; known?: Awaited<ReturnType<WorkflowClient["status"]>> } = {},
 ): Promise<void> {
   if (!node.arcMachineId && (await adopts(deps, node, options.pool))) return;
   // `fresh`: the node row was created by this request, so no saga runs under its id (node rows are never deleted, and
-  // a pool is deleted only with nothing in flight): start without asking first.
-  const status = options.fresh ? undefined : await deps.workflows.status(node.nodeId);
+  // a pool is deleted only with nothing in flight): start without asking first. `known`: the caller has just asked.
+  const status = options.fresh ? undefined : "known" in options ? options.known : await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
     const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId(), startedAt: deps.now().getTime() };
     await deps.workflows.start(ONBOARD_NODE, { instanceId: node.nodeId, input });
@@ -527,3 +531,27 @@ async function liveOwners(registry: Registry, pool: string, facts: NodeFacts, no
 }
 
 const announced = (node: NodeRecord) => ({ nodeId: node.nodeId, pool: node.pool, hostname: node.facts.hostname });
+
+/**
+ * The event that announced the node's enrolment, rebuilt from its row alone, so a retry repeats it exactly: enrolled
+ * (saying whether it waits for an admin), or quarantined when it enrolled as a clone. Rows older than
+ * `approvalRequired` were announced before any replay repeated announcements; their status stands in for it.
+ */
+export function enrolmentAnnouncement(node: NodeRecord) {
+  const at = { run: node.createdAt, time: node.createdAt };
+  if (node.cloneOf !== undefined)
+    return lifecycleEvent("quarantined", {
+      ...at,
+      data: { ...announced(node), claimKeyId: node.keyId, reason: `machine identity already enrolled as ${node.cloneOf}` },
+    });
+  return lifecycleEvent("enrolled", { ...at, data: { ...announced(node), approvalRequired: node.approvalRequired ?? node.status === "AwaitingApproval" } });
+}
+
+/** The event that announced a second key's claim on the node's machine identity (its run is the claiming key). */
+function claimAnnouncement(node: NodeRecord, claim: NonNullable<NodeRecord["pendingClaim"]>) {
+  return lifecycleEvent("quarantined", {
+    run: claim.keyId,
+    time: claim.at,
+    data: { ...announced(node), claimKeyId: claim.keyId, reason: "a second key claimed this node's machine identity" },
+  });
+}

@@ -43,6 +43,11 @@ export interface EventGridReceiver {
   events(): ReceivedCloudEvent[];
   /** Called for each accepted event (the sandbox prints them). */
   onEvent?: (event: ReceivedCloudEvent) => void;
+  /**
+   * Refuses the next `times` publish requests that would have been accepted with this error (recording nothing), as the
+   * topic does when the caller's role assignment has not reached it yet (403) or it is unavailable (503).
+   */
+  refuseNext(times: number, error: { status: number; code: string; message: string }): void;
   close(): Promise<void>;
 }
 
@@ -51,11 +56,15 @@ const REQUIRED = ["specversion", "id", "source", "type"] as const;
 export async function startEventGridReceiver(): Promise<EventGridReceiver> {
   const tls = await caIssuedCertificate();
   const deliveries: Delivery[] = [];
+  let refusals = { left: 0, error: { status: 503, code: "ServiceUnavailable", message: "" } };
   const receiver: EventGridReceiver = {
     endpoint: "",
     ca: tls.ca,
     deliveries,
     events: () => deliveries.flatMap((d) => d.events),
+    refuseNext: (times, error) => {
+      refusals = { left: times, error };
+    },
     close: () => closeServer(server),
   };
   const answer = (res: ServerResponse, status: number, code?: string, message?: string) =>
@@ -84,6 +93,10 @@ export async function startEventGridReceiver(): Promise<EventGridReceiver> {
         if (e.specversion !== "1.0") return answer(res, 400, "BadRequest", `specversion must be 1.0, got ${String(e.specversion)}`);
       }
       const events = parsed as ReceivedCloudEvent[];
+      if (refusals.left > 0) {
+        refusals.left--;
+        return answer(res, refusals.error.status, refusals.error.code, refusals.error.message);
+      }
       deliveries.push({ contentType, apiVersion: url.searchParams.get("api-version"), principalId, events });
       for (const e of events) receiver.onEvent?.(e);
       answer(res, 200);

@@ -160,6 +160,8 @@ export const NodeRecord = z.object({
   lastError: NodeError.optional(),
   pendingClaim: PendingClaim.optional(),
   cloneOf: z.string().optional(),
+  /** Whether the node waited for an admin when it enrolled, as its enrolled event said; absent on rows older than the field. */
+  approvalRequired: z.boolean().optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   etag: z.string(),
