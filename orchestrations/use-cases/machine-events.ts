@@ -1,7 +1,8 @@
 /**
  * Event Grid resource events for Arc machines. Resource-group and subscription topics deliver them at least once, in
  * any order, without the resource's body (so without its tags): every decision is made from the event and the
- * registry, and every action is idempotent. Implemented: a managed machine deleted by someone else offboards its node;
+ * registry, and every action is idempotent. Implemented: a managed machine deleted by someone else offboards its node,
+ * whether the service created it or adopted it;
  * the service's own writes and deletes (recognised by the caller's object id) are ignored; a machine azcmagent created
  * with the tags an adopt pool's enrolment handed out starts that node's saga in adopt mode. Since write events carry
  * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
@@ -49,10 +50,9 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
   if (deps.serviceObjectId && caller?.toLowerCase() === deps.serviceObjectId.toLowerCase()) return { kind: "ignored", reason: "caused by the service itself" };
 
   if (event.type === RESOURCE_DELETE_SUCCESS) {
-    const nodeId = machine.name;
-    const node = await deps.registry.nodes.get(nodeId);
-    const owned = node?.createdObjects.some((r) => r.toLowerCase() === `arcmachine:${event.resourceUri.toLowerCase()}`);
-    if (!node || !owned) return { kind: "ignored", reason: "not a machine the service manages" };
+    const node = await managingNode(deps.registry, machine.name, event.resourceUri);
+    if (!node) return { kind: "ignored", reason: "not a machine the service manages" };
+    const nodeId = node.nodeId;
     if (node.status === "Offboarded") return { kind: "ignored", reason: "node already offboarded" };
     // Duplicates and retries land here too: one offboarding per node at a time.
     const actor = `event-grid:${caller ?? "unknown"}`;
@@ -63,6 +63,16 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
   }
   if (event.type === RESOURCE_WRITE_SUCCESS) return adopt(deps, event.resourceUri, caller, event.id);
   return { kind: "ignored", reason: `event type ${event.type} is not handled` };
+}
+
+/**
+ * The node whose machine this is: one the service created is named by its node id and recorded among the node's
+ * objects; one it adopted is named by azcmagent and found through the registry's machine index.
+ */
+async function managingNode(registry: Registry, name: string, machineId: string) {
+  const named = await registry.nodes.get(name);
+  if (named?.createdObjects.some((r) => r.toLowerCase() === `arcmachine:${machineId.toLowerCase()}`)) return named;
+  return registry.nodes.getByAdoptedMachine(machineId);
 }
 
 /**

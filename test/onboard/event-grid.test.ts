@@ -14,6 +14,48 @@ afterEach(async () => {
 
 const OPERATOR = "0badc0de-0000-4000-8000-000000000001";
 const deliver = (w: World, e: ResourceEvent) => w.app.host.invoke("machineEvents", { string: JSON.stringify(e) });
+/** azcmagent on the node: it writes (and an operator deletes) the node's machine under an identity not the service's. */
+const azcmagent = () => new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
+
+/** A node of an adopt pool whose machine azcmagent created under a name of its own, adopted (event twice) and Ready. */
+async function adoptedReadyNode() {
+  world = await startWorld();
+  const pool = await world.app.call("POST", "/api/manage/pools", {
+    headers: admin,
+    body: {
+      name: "byo",
+      clusterResourceId: CLUSTER_ID,
+      arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" },
+      roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" }],
+    },
+  });
+  expect(pool.status).toBe(201);
+  const { nodeId } = await world.enrol({ pool: "byo" });
+  // Enrolled, but nothing starts until the node's own Arc agent has created its machine.
+  await world.app.simulator.runUntilIdle();
+  expect(world.app.simulator.instanceIds()).toEqual([]);
+  const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+  expect((await registry.nodes.get(nodeId))?.status).toBe("Enrolling");
+
+  // azcmagent connect --tags flexnode-pool=byo,flexnode-node=<id>, under the operator's identity and its own name.
+  const machineId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/edge-host-17`;
+  await azcmagent()
+    .resources(SUBSCRIPTION)
+    .resources.beginCreateOrUpdateByIdAndWait(
+      pathArg(machineId),
+      "2025-01-13",
+      { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "flexnode-pool": "byo", "flexnode-node": nodeId }, properties: { osType: "linux" } },
+      { updateIntervalInMs: 1 },
+    );
+  const written = world.arm.events.published.filter((e) => e.eventType === "Microsoft.Resources.ResourceWriteSuccess" && e.data.resourceUri === machineId);
+  expect(written).toHaveLength(1);
+  const first = await deliver(world, written[0]!);
+  expect(first.logs.at(-1)?.message).toBe(`machine event ${written[0]!.id}: adopting`);
+  await deliver(world, written[0]!);
+  expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
+  expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+  return { nodeId, machineId, written: written[0]!, registry };
+}
 
 describe("Event Grid: Arc machine events", () => {
   it("ignores the service's own writes and deletes, and offboards a managed machine someone else deleted, once", async () => {
@@ -90,47 +132,9 @@ describe("Event Grid: Arc machine events", () => {
   });
 
   it("adopts a machine azcmagent created for an enrolled node of an adopt pool: one saga, Ready, and the machine outlives offboarding", async () => {
-    world = await startWorld();
-    const pool = await world.app.call("POST", "/api/manage/pools", {
-      headers: admin,
-      body: {
-        name: "byo",
-        clusterResourceId: CLUSTER_ID,
-        arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" },
-        roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" }],
-      },
-    });
-    expect(pool.status).toBe(201);
-    const { nodeId } = await world.enrol({ pool: "byo" });
-    // Enrolled, but nothing starts until the node's own Arc agent has created its machine.
-    await world.app.simulator.runUntilIdle();
-    expect(world.app.simulator.instanceIds()).toEqual([]);
-    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
-    expect((await registry.nodes.get(nodeId))?.status).toBe("Enrolling");
-
-    // azcmagent connect --tags flexnode-pool=byo,flexnode-node=<id>, under the operator's identity and its own name.
-    const agent = new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } });
-    const machineId = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/edge-host-17`;
-    await agent.resources(SUBSCRIPTION).resources.beginCreateOrUpdateByIdAndWait(
-      pathArg(machineId),
-      "2025-01-13",
-      {
-        location: "eastus",
-        identity: { type: "SystemAssigned" },
-        tags: { "flexnode-pool": "byo", "flexnode-node": nodeId },
-        properties: { osType: "linux" },
-      },
-      { updateIntervalInMs: 1 },
-    );
-    const written = world.arm.events.published.filter((e) => e.eventType === "Microsoft.Resources.ResourceWriteSuccess" && e.data.resourceUri === machineId);
-    expect(written).toHaveLength(1);
-    const first = await deliver(world, written[0]!);
-    expect(first.logs.at(-1)?.message).toBe(`machine event ${written[0]!.id}: adopting`);
-    await deliver(world, written[0]!);
-    expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
-    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const { nodeId, machineId, written, registry } = await adoptedReadyNode();
     // A late duplicate after Ready changes nothing.
-    expect((await deliver(world, written[0]!)).logs.at(-1)?.message).toMatch(/ignored \(node fn-[0-9a-f]+ is Ready\)/);
+    expect((await deliver(world, written)).logs.at(-1)?.message).toMatch(/ignored \(node fn-[0-9a-f]+ is Ready\)/);
     expect(world.app.simulator.instanceIds()).toEqual([nodeId]);
 
     const machine = world.arm.inspect.machines().find((m) => m.id === machineId)!;
@@ -146,6 +150,26 @@ describe("Event Grid: Arc machine events", () => {
     expect(world.arm.inspect.roleAssignments()).toEqual([]);
     expect(world.arm.inspect.machines().map((m) => m.id)).toEqual([machineId]);
     expect((await registry.nodes.get(nodeId))?.status).toBe("Offboarded");
+  });
+
+  it("offboards a node whose adopted machine someone deleted, once, though azcmagent named the machine", async () => {
+    const { nodeId, machineId, registry } = await adoptedReadyNode();
+    await azcmagent().resources(SUBSCRIPTION).resources.beginDeleteByIdAndWait(pathArg(machineId), "2025-01-13", { updateIntervalInMs: 1 });
+    const deleted = world.arm.events.published.filter((e) => e.eventType === "Microsoft.Resources.ResourceDeleteSuccess" && e.data.resourceUri === machineId);
+    expect(deleted).toHaveLength(1);
+    expect((await deliver(world, deleted[0]!)).logs.at(-1)?.message).toBe(`machine event ${deleted[0]!.id}: offboarding`);
+    await deliver(world, deleted[0]!);
+    expect(world.app.simulator.instanceIds().filter((id) => id.endsWith(":offboard"))).toEqual([`${nodeId}:offboard`]);
+    expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
+    expect(world.arm.inspect.roleAssignments()).toEqual([]);
+    expect(world.kube.inspect().nodes).toEqual([]);
+    expect((await registry.nodes.get(nodeId))?.status).toBe("Offboarded");
+    expect((await deliver(world, deleted[0]!)).logs.at(-1)?.message).toMatch(/ignored \(node already offboarded\)/);
+
+    // A machine of the same name in another resource group is another machine: its delete is not this node's.
+    const elsewhere = machineId.replace(ARC_RG_ID, `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-other`);
+    expect(await registry.nodes.getByAdoptedMachine(elsewhere)).toBeUndefined();
+    expect(await registry.nodes.getByAdoptedMachine(machineId.toUpperCase())).toMatchObject({ nodeId });
   });
 
   it("does not adopt a machine for a create pool, for an unknown node, or one the service itself created", async () => {

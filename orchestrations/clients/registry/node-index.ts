@@ -1,6 +1,7 @@
 /**
- * The node/key index. Table `index`, PK "node": RK node id → pool, and RK `key:<key id>` → pool and node (older rows:
- * PK "key" RK key id, still read). Both in one partition so a new node's two rows are one transaction. Written before
+ * The node/key index. Table `index`, PK "node": RK node id → pool, RK `key:<key id>` → pool and node (older rows:
+ * PK "key" RK key id, still read), and RK `machine:<SHA-256 of the lower-cased resource id>` → pool and node for an Arc
+ * machine a node adopted (azcmagent named it, so its name says nothing; its delete event must still find the node). Both in one partition so a new node's two rows are one transaction. Written before
  * the node, so a reader may find an index row for a node that is not there yet (treated as absent) but never a node it
  * cannot find. A key belongs to one node: its row is inserted once and never re-pointed while the node it names still
  * holds the key (KeyInUse). It moves only when stale (that node was re-keyed away from it) or, for an admin's re-key,
@@ -12,6 +13,7 @@
  * Entries this process has read are remembered: a node's pool never changes (its id is derived from it); a key's node
  * may (a re-key moves it), so the node table trusts a remembered key only when the node read through it still holds it.
  */
+import { createHash } from "node:crypto";
 import type { TableClient, TransactionAction } from "@azure/data-tables";
 import { isRestError } from "@azure/core-rest-pipeline";
 import type { NonceClaim } from "../../../contract/nonce-store.js";
@@ -20,6 +22,8 @@ import { RegistryError, backoff, ETAG_ATTEMPTS, insertOnce, purgeWhere, read, st
 
 const INDEX = "node";
 const keyRow = (keyId: string) => `key:${keyId}`;
+/** Resource ids are case-insensitive and hold characters a row key may not ('/'): hashed. */
+const machineRow = (machineId: string) => `machine:${createHash("sha256").update(machineId.toLowerCase()).digest("hex")}`;
 const nonceRow = (n: NonceClaim) => ({ partitionKey: INDEX, rowKey: `nonce:${n.keyId}:${n.nonce}`, expiresAt: n.expiresAt });
 /** Statuses whose key no longer acts for the node (see functions/http/node-auth.ts). */
 const RETIRED: ReadonlySet<NodeStatus> = new Set(["Failed", "Offboarded"]);
@@ -139,6 +143,17 @@ export class NodeIndex {
       }
     }
     throw new RegistryError("TooManyRetries", `key ${node.keyId} is too contended; retry`);
+  }
+
+  /** Points an adopted Arc machine at its node (before the node records it; see the header). Idempotent. */
+  async bindMachine(machineId: string, node: { pool: string; nodeId: string }): Promise<void> {
+    await this.table.upsertEntity({ partitionKey: INDEX, rowKey: machineRow(machineId), pool: node.pool, nodeId: node.nodeId, machineId }, "Replace");
+  }
+
+  /** The node an adopted Arc machine was bound to, if any (the node may not have recorded it yet). */
+  async machineBinding(machineId: string): Promise<{ pool: string; nodeId: string } | undefined> {
+    const entry = await read(this.table, INDEX, machineRow(machineId));
+    return entry ? { pool: entry.pool as string, nodeId: entry.nodeId as string } : undefined;
   }
 
   /** Drops the key's binding to this node, if it is still there and the node does not hold the key. */

@@ -114,6 +114,13 @@ export class NodeTable {
     return node;
   }
 
+  /** The node that adopted this Arc machine (node-index.ts), if it still names it. */
+  async getByAdoptedMachine(machineId: string): Promise<NodeRecord | undefined> {
+    const bound = await this.index.machineBinding(machineId);
+    const node = bound && (await this.getInPool(bound.pool, bound.nodeId));
+    return node?.arcMachineId?.toLowerCase() === machineId.toLowerCase() ? node : undefined;
+  }
+
   async getByKey(keyId: string): Promise<NodeRecord | undefined> {
     const known = this.index.rememberedKey(keyId);
     if (known) {
@@ -222,6 +229,7 @@ export class NodeTable {
       // A new key, or a retired node coming back: the key must (still) be this node's alone.
       const rebind = next.keyId !== node.keyId || (RETIRED.has(node.status) && !RETIRED.has(next.status));
       if (rebind) await this.index.write(next, { takeFromRetired: options.takeKeyFromRetired });
+      if (next.arcMachineId && next.arcMachineId !== node.arcMachineId) await this.index.bindMachine(next.arcMachineId, next);
       // A node in flight since before slots existed holds none, and takes none until it leaves in-flight: a saga
       // under way is never refused for capacity.
       const inFlight = IN_FLIGHT.has(next.status) && !(IN_FLIGHT.has(node.status) && !node.slot);
