@@ -9,6 +9,7 @@ import type { NodeContext } from "./node-context.js";
 import { planFor, planNode } from "./node-plan.js";
 import { currentTraceparent } from "../observability/tracing.js";
 import { record } from "./records.js";
+import { queueFor } from "../clients/mailbox/mailbox.js";
 
 export type MailboxDeps = Pick<Services, "mailbox" | "registry" | "kube" | "signingKey" | "settings" | "now">;
 
@@ -26,9 +27,11 @@ export interface SendStepInput {
 export function createMailboxActivities({ mailbox, registry, kube, signingKey, settings, now }: MailboxDeps) {
   return {
     openMailbox: async (input: { nodeId: string }): Promise<CreatedObject> => {
-      const { queue } = await mailbox().open(input.nodeId);
-      const obj: CreatedObject = { kind: "mailbox", id: queue };
+      // Recorded before it is created, as every object is: compensation and the sweeper must never meet a queue of a
+      // live onboarding that its node does not list.
+      const obj: CreatedObject = { kind: "mailbox", id: queueFor(input.nodeId) };
       await record(registry, input.nodeId, obj, "add");
+      await mailbox().open(input.nodeId);
       return obj;
     },
 

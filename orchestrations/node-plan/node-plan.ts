@@ -5,6 +5,7 @@
  * as systemd-sysext images in /var/lib/extensions; mutable distros get them under /opt/flexnode.
  */
 import type { JsonObject } from "../../contract/json.js";
+import { KUBELET_NODE_LABEL } from "../clients/kube/labels.js";
 import type { StepKind } from "../../contract/step-envelope.js";
 
 export interface PlanStep {
@@ -66,7 +67,7 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
   };
   const bin = p.immutable ? "/var/lib/extensions" : "/opt/flexnode";
   const kubeletPath = p.immutable ? "/usr/bin/kubelet" : "/opt/flexnode/bin/kubelet";
-  const labels = Object.entries({ ...p.labels, "kubernetes.azure.com/managed": "false", "flexnode.dev/node": p.nodeName })
+  const labels = Object.entries({ ...p.labels, "kubernetes.azure.com/managed": "false", [KUBELET_NODE_LABEL]: p.nodeName })
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
   const taints = p.taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`).join(",");

@@ -8,8 +8,9 @@
  *    runs past the deadline, and resumes the offboarding of a node left `Offboarding` with none running (a start that
  *    was lost, a run stopped or failed, removal left incomplete);
  *  - reports the resources the service manages that no live node owns (Arc machines tagged managed-by, role
- *    assignments the service created at pool scopes, bootstrap-token Secrets labelled with a node) and, when
- *    SWEEP_REMOVE_ORPHANS is set, removes them the way compensation would;
+ *    assignments the service created at pool scopes, bootstrap-token Secrets labelled with a node, Node objects the
+ *    kubelets registered with a node's label, nodes' mailbox queues) and, when SWEEP_REMOVE_ORPHANS is set, removes
+ *    them the way compensation would;
  *  - frees pool slots no node holds;
  *  - purges expired request nonces and old result claims.
  * Every action is idempotent: a sweep that crashes half-way is finished by the next one.
@@ -22,7 +23,8 @@ import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from 
 import { newRunId } from "../onboard/saga-run.js";
 import { offboardInstanceId } from "../offboard/offboard-node.js";
 import { startOffboarding } from "./decommission.js";
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
+import { KUBELET_NODE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
+import { queueFor } from "../clients/mailbox/mailbox.js";
 import type { NodeRecord, NodeStatus, Pool } from "../clients/registry/model.js";
 import type { Services } from "../services.js";
 
@@ -237,7 +239,15 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
       if (secret.name.startsWith("bootstrap-token-"))
         candidates.push({ object: { kind: "bootstrapToken", id: secret.name, cluster }, nodeId: secret.labels[NODE_ID_LABEL], what: "bootstrap token" });
     }
+    // A Node object only the label ties to a node of ours: its name must be that node's too (the saga records the
+    // Node under the node's id), so a Node that merely copied the label is never taken for one of ours.
+    for (const kubeNode of await client.listNodes(KUBELET_NODE_LABEL)) {
+      if (kubeNode.labels[KUBELET_NODE_LABEL] === kubeNode.name)
+        candidates.push({ object: { kind: "kubeNode", id: kubeNode.name, cluster }, nodeId: kubeNode.name, what: "Node object" });
+    }
   }
+  for (const nodeId of await svc.mailbox().nodesWithQueues())
+    candidates.push({ object: { kind: "mailbox", id: queueFor(nodeId) }, nodeId, what: "mailbox queue" });
 
   const nodes = await all((c) => svc.registry.nodes.list({ continuationToken: c }));
   const owned = new Set(nodes.filter((n) => OWNING.has(n.status)).flatMap((n) => n.createdObjects.map((r) => r.toLowerCase())));

@@ -30,6 +30,7 @@ export class AgentResponder {
   private results: ServiceBusSender | undefined;
   private resultsClient: ServiceBusClient | undefined;
   private bootstrapToken: string | undefined;
+  private kubeletLabels: Record<string, string> = {};
 
   constructor(
     private readonly o: {
@@ -121,6 +122,9 @@ export class AgentResponder {
 
   /** What a real agent's executor would leave behind that the cluster can see. */
   private async act(envelope: StepEnvelope): Promise<void> {
+    // The kubelet unit the plan writes carries the labels the kubelet registers its Node with.
+    const nodeLabels = /--node-labels=([^\s"\\]+)/.exec(JSON.stringify(envelope.params))?.[1];
+    if (nodeLabels) this.kubeletLabels = Object.fromEntries(nodeLabels.split(",").map((kv) => kv.split("=", 2) as [string, string]));
     if (envelope.kind === "fetchSecret") {
       const path = `/api/node/secrets/${String(envelope.params.secretRef)}`;
       const headers = await signNodeRequest({ method: "POST", url: path, body: "" }, { privateKey: this.o.privateKey, now: new Date() });
@@ -130,7 +134,7 @@ export class AgentResponder {
     }
     if (envelope.stepId === "kubelet-client-certificate") {
       if (!this.bootstrapToken) throw new Error("the kubelet has no bootstrap token");
-      this.o.kube.joinNode(this.o.nodeId, { bootstrapToken: this.bootstrapToken, labels: {} });
+      this.o.kube.joinNode(this.o.nodeId, { bootstrapToken: this.bootstrapToken, labels: this.kubeletLabels });
     }
   }
 }

@@ -22,6 +22,7 @@ describe("what the service sends to ARM", () => {
       const svc = buildServices(settings(), {
         arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } }),
         credential: emulatorCredential(SERVICE_PRINCIPAL),
+        mailbox: world.mailbox,
       });
       const noWorkflows = { start: async () => undefined, status: async () => undefined, terminate: async () => undefined, describe: async () => undefined };
       await sweep({ ...svc, now: () => new Date(world.clock.now()) }, noWorkflows, {

@@ -8,7 +8,7 @@ import { settings } from "../../orchestrations/settings.js";
 import { sweep, type SweepOptions } from "../../orchestrations/use-cases/sweep.js";
 import { BUILT_IN_ROLES, emulatorCredential } from "../arm-emulator/index.js";
 import { admin } from "../function-app/index.js";
-import { ARC_RG_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
+import { ARC_RG_ID, CLUSTER_ID, SERVICE_PRINCIPAL, SUBSCRIPTION, startWorld, type World } from "./world.js";
 import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
 
 let world: World;
@@ -44,11 +44,7 @@ describe("sweeper", () => {
     for (let i = 0; i < 200 && !agent.seen.some((s) => s.stepId === "preflight"); i++) await new Promise((r) => setTimeout(r, 10));
     expect(agent.seen.map((s) => s.stepId)).toEqual(["preflight"]);
     expect(world.arm.inspect.machines()).toHaveLength(1);
-    // The services the app's functions use, built the same way, on the world's emulators.
-    const svc = buildServices(settings(), {
-      arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } }),
-      credential: emulatorCredential(SERVICE_PRINCIPAL),
-    });
+    const svc = servicesOf(world);
     const at = () => new Date(world.clock.now());
 
     // Within the deadline: nothing happens.
@@ -165,6 +161,32 @@ describe("sweeper", () => {
     );
   });
 
+  it("finds, then removes, the Node object and the mailbox queue a failed node left behind, with its Azure objects", async () => {
+    world = await startWorld();
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const reg = registry();
+    // A compensation that never ran to the end: the node is Failed, everything it made is still there.
+    await reg.nodes.update((await reg.nodes.get(nodeId))!, () => ({ status: "Failed" }), "test", null);
+    expect(world.kube.inspect().nodes.map((n) => [n.name, n.labels["flexnode.dev/node"]])).toEqual([[nodeId, nodeId]]);
+    expect(world.sb.inspect.queue(`node-${nodeId}`)).toBeDefined();
+    const grants = world.arm.inspect.roleAssignments().length;
+
+    const report = await world.app.host.invoke("sweeper", { json: JSON.stringify({ isPastDue: false }) });
+    const lines = report.logs.map((l) => l.message);
+    expect(lines).toContain(`sweep: orphan kubeNode:${CLUSTER_ID}#${nodeId} (Node object of node ${nodeId}, which is Failed)`);
+    expect(lines).toContain(`sweep: orphan mailbox:node-${nodeId} (mailbox queue of node ${nodeId}, which is Failed)`);
+    expect(lines.filter((l) => l.startsWith("sweep: orphan "))).toHaveLength(2 + 1 + grants);
+
+    process.env.SWEEP_REMOVE_ORPHANS = "true";
+    const removal = await world.app.host.invoke("sweeper", { json: JSON.stringify({ isPastDue: false }) });
+    expect(removal.logs.map((l) => l.message).find((l) => l.startsWith("sweep: 0 token"))).toMatch(/, 0 not removed,/);
+    expect(world.kube.inspect().nodes).toEqual([]);
+    expect(world.sb.inspect.queue(`node-${nodeId}`)).toBeUndefined();
+    expect(world.sb.inspect.queues().map((q) => q.name)).toContain("node-results");
+    expect(world.arm.inspect.roleAssignments()).toEqual([]);
+  });
+
   it("resumes the offboarding of a node left Offboarding with none running", async () => {
     world = await startWorld();
     const { nodeId } = await world.enrol();
@@ -218,5 +240,6 @@ function servicesOf(w: World) {
   return buildServices(settings(), {
     arm: new ArmClients({ credential: emulatorCredential(SERVICE_PRINCIPAL), httpClient: w.arm.httpClient, retryOptions: { maxRetries: 0 } }),
     credential: emulatorCredential(SERVICE_PRINCIPAL),
+    mailbox: w.mailbox,
   });
 }

@@ -61,6 +61,8 @@ export interface World {
   arm: ArmEmulator;
   kube: KubeEmulator;
   sb: ServiceBusEmulator;
+  /** The service's mailbox client on the Service Bus emulator (what the app's functions are given). */
+  mailbox: Mailbox;
   triggers: RunningTriggers;
   /** Enrols a node (HTTP, as the agent would) and starts its scripted agent. */
   enrol(options?: { script?: Script; immutable?: boolean; pool?: string; kubeletNode?: string | null }): Promise<EnrolledNode>;
@@ -171,6 +173,7 @@ export async function startWorld(
     arm,
     kube,
     sb: sbEmulator,
+    mailbox,
     triggers,
     enrol: async ({ script, immutable, pool = "edge", kubeletNode } = {}) => {
       const node = newNode(

@@ -9,7 +9,7 @@ import { labelsSatisfied, normaliseSubject, RBAC_GROUP, sameRoleRef, sameRules, 
 import { KubeApiError, KubeResponseError, statusReason } from "./kube-api-error.js";
 import type { KubeTarget } from "./kube-target.js";
 import { KubeTransport, type KubeResponse, type RequestOptions } from "./transport.js";
-import { ClusterRole, ClusterRoleBinding, Node, Secret, SecretList } from "./wire-objects.js";
+import { ClusterRole, ClusterRoleBinding, Node, NodeList, Secret, SecretList } from "./wire-objects.js";
 import type { z } from "zod";
 
 export interface KubeClientOptions {
@@ -115,17 +115,8 @@ export class KubeClient {
     return this.delete(path, { uid: live.metadata.uid, resourceVersion: undefined });
   }
 
-  async listSecrets(namespace: string, labelSelector: string): Promise<{ name: string; labels: Record<string, string> }[]> {
-    const path = `/api/v1/namespaces/${seg(namespace)}/secrets`;
-    const out: { name: string; labels: Record<string, string> }[] = [];
-    let continueToken: string | undefined;
-    do {
-      const res = await this.call("GET", path, { query: { labelSelector, limit: String(this.pageSize), continue: continueToken } });
-      const page = expect(SecretList, this.success("GET", path, res), "GET", path);
-      for (const item of page.items ?? []) out.push({ name: item.metadata.name, labels: item.metadata.labels ?? {} });
-      continueToken = page.metadata?.continue || undefined;
-    } while (continueToken !== undefined);
-    return out;
+  listSecrets(namespace: string, labelSelector: string): Promise<{ name: string; labels: Record<string, string> }[]> {
+    return this.list(SecretList, `/api/v1/namespaces/${seg(namespace)}/secrets`, labelSelector);
   }
 
   // ---- RBAC ---------------------------------------------------------------------------------------------------------
@@ -183,6 +174,10 @@ export class KubeClient {
     return { name: node.metadata.name, labels: node.metadata.labels ?? {}, ready };
   }
 
+  listNodes(labelSelector: string): Promise<{ name: string; labels: Record<string, string> }[]> {
+    return this.list(NodeList, "/api/v1/nodes", labelSelector);
+  }
+
   deleteNode(name: string): Promise<"deleted" | "absent"> {
     return this.delete(`/api/v1/nodes/${seg(name)}`);
   }
@@ -193,6 +188,23 @@ export class KubeClient {
   }
 
   // ---- plumbing ---------------------------------------------------------------------------------------------------
+
+  /** Every object of a collection the selector matches, page by page (limit/continue). */
+  private async list(
+    schema: typeof SecretList | typeof NodeList,
+    path: string,
+    labelSelector: string,
+  ): Promise<{ name: string; labels: Record<string, string> }[]> {
+    const out: { name: string; labels: Record<string, string> }[] = [];
+    let continueToken: string | undefined;
+    do {
+      const res = await this.call("GET", path, { query: { labelSelector, limit: String(this.pageSize), continue: continueToken } });
+      const page = expect(schema, this.success("GET", path, res), "GET", path);
+      for (const item of page.items ?? []) out.push({ name: item.metadata.name, labels: item.metadata.labels ?? {} });
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken !== undefined);
+    return out;
+  }
 
   private call(method: string, path: string, options?: RequestOptions): Promise<KubeResponse> {
     return this.transport.request(method, path, options);

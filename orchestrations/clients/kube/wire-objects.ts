@@ -25,6 +25,11 @@ export const SecretList = z.looseObject({
   items: z.array(Secret).nullable(),
 });
 
+export const NodeList = z.looseObject({
+  metadata: z.looseObject({ continue: z.string().optional() }).optional(),
+  items: z.array(z.looseObject({ metadata: ObjectMeta })).nullable(),
+});
+
 export const PolicyRule = z.looseObject({});
 
 export const ClusterRole = z.looseObject({

@@ -13,6 +13,8 @@ import { mintSas } from "./sas.js";
 export const RESULTS_QUEUE = "node-results";
 export const REJECTED_RESULTS_QUEUE = "node-results-rejected";
 export const queueFor = (nodeId: string): string => `node-${nodeId}`;
+/** The node a queue is the mailbox of, if it is one (the results queues are not). */
+export const nodeOfQueue = (queue: string): string | undefined => /^node-(fn-[0-9a-f]{24})$/i.exec(queue)?.[1]?.toLowerCase();
 
 export interface SasRule {
   name: string;
@@ -97,6 +99,16 @@ export class Mailbox {
       if (isRestError(error) && (error.statusCode === 409 || error.code === "MessageEntityAlreadyExistsError")) return { queue, created: false };
       throw error;
     }
+  }
+
+  /** The nodes that have a mailbox queue in the namespace (the sweeper compares them with the registry). */
+  async nodesWithQueues(): Promise<string[]> {
+    const nodes: string[] = [];
+    for await (const queue of this.options.admin.listQueues()) {
+      const nodeId = nodeOfQueue(queue.name);
+      if (nodeId) nodes.push(nodeId);
+    }
+    return nodes;
   }
 
   /** Deletes the node's queue and whatever it still holds; an absent queue is success. */
