@@ -537,7 +537,7 @@ const announced = (node: NodeRecord) => ({ nodeId: node.nodeId, pool: node.pool,
  * (saying whether it waits for an admin), or quarantined when it enrolled as a clone. Rows older than
  * `approvalRequired` were announced before any replay repeated announcements; their status stands in for it.
  */
-export function enrolmentAnnouncement(node: NodeRecord) {
+function enrolmentAnnouncement(node: NodeRecord) {
   const at = { run: node.createdAt, time: node.createdAt };
   if (node.cloneOf !== undefined)
     return lifecycleEvent("quarantined", {

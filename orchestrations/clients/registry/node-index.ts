@@ -1,11 +1,12 @@
 /**
  * The node/key index. Table `index`, PK "node": RK node id → pool, RK `key:<key id>` → pool and node (older rows:
  * PK "key" RK key id, still read), and RK `machine:<SHA-256 of the lower-cased resource id>` → pool and node for an Arc
- * machine a node adopted (azcmagent named it, so its name says nothing; its delete event must still find the node). Both in one partition so a new node's two rows are one transaction. Written before
- * the node, so a reader may find an index row for a node that is not there yet (treated as absent) but never a node it
- * cannot find. A key belongs to one node: its row is inserted once and never re-pointed while the node it names still
- * holds the key (KeyInUse). It moves only when stale (that node was re-keyed away from it) or, for an admin's re-key,
- * from a retired node (Failed, Offboarded); every move is conditional on the row's ETag.
+ * machine a node adopted (azcmagent named it, so its name says nothing; its delete event must still find the node).
+ * All in one partition, so a new node's two rows are one transaction. Written before the node, so a reader may find an
+ * index row for a node that is not there yet (treated as absent) but never a node it cannot find. A key belongs to one
+ * node: its row is inserted once and never re-pointed while the node it names still holds the key (KeyInUse). It moves
+ * only when stale (that node was re-keyed away from it) or, for an admin's re-key, from a retired node (Failed,
+ * Offboarded); every move is conditional on the row's ETag.
  *
  * Enrolment request nonces live in the same partition (RK `nonce:<key id>:<nonce>`, insert-only, purged once expired),
  * so a first-time enrolment records its nonce in the same transaction as its index rows.
