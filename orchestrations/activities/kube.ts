@@ -11,6 +11,36 @@ import { record } from "./records.js";
 
 export type KubeDeps = Pick<Services, "arm" | "kube" | "secrets" | "registry" | "now">;
 
+const TOKEN_REF = `${BOOTSTRAP_SECRET_REF}.token`;
+
+/** Offers the node its bootstrap kubeconfig for this token, unless an offer is waiting already. */
+async function offerBootstrapKubeconfig(
+  { kube, secrets }: Pick<KubeDeps, "kube" | "secrets">,
+  c: { nodeId: string; clusterResourceId: string; token: string; expiresAt: Date },
+): Promise<void> {
+  const { server, caPem } = await kube(c.clusterResourceId);
+  const kubeconfig = bootstrapKubeconfig({ server, caPem, token: c.token, clusterName: parseClusterId(c.clusterResourceId).name });
+  await secrets().putIfAbsent(c.nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, c.expiresAt, { offered: true });
+}
+
+/**
+ * Offers the bootstrap kubeconfig again to a node that asks for it in a later attempt of its fetch step. The node's
+ * take deletes the offer, so a take whose answer never reached the node (a cut connection, an agent killed before it
+ * wrote the file) would otherwise leave every retry without it, and the onboarding would fail on a lost response. The
+ * token is the same one, kept by the service until the saga ends; each offer is still taken at most once, and only by
+ * the node's signed request. Nothing is offered once the saga has removed the token (finalize, compensation).
+ */
+export async function reofferBootstrapKubeconfig(deps: Pick<KubeDeps, "kube" | "secrets">, context: NodeContext): Promise<void> {
+  const token = await deps.secrets().peekEntry(context.nodeId, TOKEN_REF);
+  if (!token) return;
+  await offerBootstrapKubeconfig(deps, {
+    nodeId: context.nodeId,
+    clusterResourceId: context.clusterResourceId,
+    token: token.value,
+    expiresAt: token.expiresAt,
+  });
+}
+
 /** A run of this many taken ids means something other than chance (36^6 ids per cluster): fail, and say so. */
 const MAX_TOKEN_ID_DRAWS = 5;
 
@@ -44,9 +74,9 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
      */
     issueBootstrapToken: async (input: { context: NodeContext; ttlMs: number }): Promise<CreatedObject[]> => {
       const { nodeId, pool, clusterResourceId } = input.context;
-      const { client, server, caPem } = await kube(clusterResourceId);
+      const { client } = await kube(clusterResourceId);
       const expiresAt = new Date(now().getTime() + input.ttlMs);
-      const tokenRef = `${BOOTSTRAP_SECRET_REF}.token`;
+      const tokenRef = TOKEN_REF;
       const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };
       // The raw token is the service's own (a retry reuses it); only the kubeconfig the plan fetches is offered.
       let token = await secrets().putIfAbsent(nodeId, tokenRef, mintToken(), expiresAt, { offered: false });
@@ -67,8 +97,7 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
             continue;
           }
         }
-        const kubeconfig = bootstrapKubeconfig({ server, caPem, token, clusterName: parseClusterId(clusterResourceId).name });
-        await secrets().putIfAbsent(nodeId, BOOTSTRAP_SECRET_REF, kubeconfig, expiresAt, { offered: true });
+        await offerBootstrapKubeconfig({ kube, secrets }, { nodeId, clusterResourceId, token, expiresAt });
         return [secretObj, tokenObj];
       }
     },

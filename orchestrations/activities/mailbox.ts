@@ -4,14 +4,15 @@
  */
 import { buildStepEnvelope } from "../../contract/step-envelope.js";
 import type { Services } from "../services.js";
-import type { CreatedObject } from "./created-objects.js";
+import { BOOTSTRAP_SECRET_REF, type CreatedObject } from "./created-objects.js";
+import { reofferBootstrapKubeconfig } from "./kube.js";
 import type { NodeContext } from "./node-context.js";
 import { planFor, planNode } from "./node-plan.js";
 import { currentTraceparent } from "../observability/tracing.js";
 import { record } from "./records.js";
 import { queueFor } from "../clients/mailbox/mailbox.js";
 
-export type MailboxDeps = Pick<Services, "mailbox" | "registry" | "kube" | "signingKey" | "settings" | "now">;
+export type MailboxDeps = Pick<Services, "mailbox" | "registry" | "kube" | "secrets" | "signingKey" | "settings" | "now">;
 
 export interface SendStepInput {
   context: NodeContext;
@@ -24,7 +25,7 @@ export interface SendStepInput {
   apiServer?: string;
 }
 
-export function createMailboxActivities({ mailbox, registry, kube, signingKey, settings, now }: MailboxDeps) {
+export function createMailboxActivities({ mailbox, registry, kube, secrets, signingKey, settings, now }: MailboxDeps) {
   return {
     openMailbox: async (input: { nodeId: string }): Promise<CreatedObject> => {
       // Recorded before it is created, as every object is: compensation and the sweeper must never meet a queue of a
@@ -47,6 +48,8 @@ export function createMailboxActivities({ mailbox, registry, kube, signingKey, s
             (s) => s.stepId === input.stepId,
           );
       if (!step && !reset) throw new Error(`no step ${input.stepId} in the plan`);
+      if (step?.kind === "fetchSecret" && step.params.secretRef === BOOTSTRAP_SECRET_REF && input.attempt > 1)
+        await reofferBootstrapKubeconfig({ kube, secrets }, input.context);
       // A wait on the node must end before the saga stops waiting for its result (scaled timing: tests, the sandbox).
       const params =
         step?.kind === "waitFor" && typeof step.params.timeoutSeconds === "number"

@@ -16,7 +16,8 @@ import type { TestApp } from "../function-app/index.js";
 import type { KubeEmulator } from "../kube-emulator/index.js";
 
 /** succeedWithoutEffect: reports success but changes nothing the cluster can see (a kubelet that never comes up). */
-export type StepBehaviour = "succeed" | "succeedWithoutEffect" | "fail" | "failRetryable" | "silent" | "duplicate";
+/** `crashAfterEffect`: the step's effect happens (a secret is taken), then the agent dies before it answers. */
+export type StepBehaviour = "succeed" | "succeedWithoutEffect" | "fail" | "failRetryable" | "silent" | "crashAfterEffect" | "duplicate";
 export type Script = (envelope: StepEnvelope) => StepBehaviour;
 
 export class AgentResponder {
@@ -84,6 +85,7 @@ export class AgentResponder {
     const behaviour = (this.o.script ?? (() => "succeed"))(envelope);
     this.seen.push({ sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt, behaviour });
     if (behaviour === "silent") return;
+    if (behaviour === "crashAfterEffect") return this.act(envelope);
     const startedAt = new Date();
     if (behaviour === "succeed" || behaviour === "duplicate") await this.act(envelope);
     else if (behaviour === "succeedWithoutEffect" && envelope.kind === "fetchSecret") await this.act(envelope);

@@ -74,4 +74,21 @@ describe("onboardNode", () => {
     ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
     expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
   });
+
+  it("offers the bootstrap kubeconfig again to a fetch step retried after a take whose answer the node never kept", async () => {
+    // The agent takes the kubeconfig (the service deletes the offer) and dies before writing it or answering.
+    const { nodeId, agent } = await world.enrol({
+      script: (e) => (e.stepId === "bootstrap-kubeconfig" && e.attempt === 1 ? "crashAfterEffect" : "succeed"),
+    });
+    const done = await world.settle(nodeId);
+    expect(agent.errors).toEqual([]);
+    expect(done.output).toEqual({ status: "Ready" });
+    expect(agent.seen.filter((s) => s.stepId === "bootstrap-kubeconfig").map((s) => [s.attempt, s.behaviour])).toEqual([
+      [1, "crashAfterEffect"],
+      [2, "succeed"],
+    ]);
+    expect(world.kube.inspect().joins).toHaveLength(1);
+    // Nothing is left on offer once the saga is done.
+    expect(await registry().secrets.get(nodeId, "bootstrap-kubeconfig")).toBeUndefined();
+  });
 });

@@ -50,8 +50,13 @@ export class OneTimeSecrets {
 
   /** Reads without consuming (the saga's own idempotent re-reads). */
   async peek(nodeId: string, ref: string): Promise<string | undefined> {
+    return (await this.peekEntry(nodeId, ref))?.value;
+  }
+
+  /** The value and its expiry, without consuming it. */
+  async peekEntry(nodeId: string, ref: string): Promise<{ value: string; expiresAt: Date } | undefined> {
     const sealed = await this.registry.secrets.get(nodeId, ref);
-    return sealed ? this.open(nodeId, ref, sealed) : undefined;
+    return sealed ? { value: this.open(nodeId, ref, sealed), expiresAt: new Date(sealed.expiresAt) } : undefined;
   }
 
   /**
