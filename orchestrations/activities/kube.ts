@@ -76,10 +76,9 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
       const { nodeId, pool, clusterResourceId } = input.context;
       const { client } = await kube(clusterResourceId);
       const expiresAt = new Date(now().getTime() + input.ttlMs);
-      const tokenRef = TOKEN_REF;
       const secretObj: CreatedObject = { kind: "oneTimeSecret", id: BOOTSTRAP_SECRET_REF };
       // The raw token is the service's own (a retry reuses it); only the kubeconfig the plan fetches is offered.
-      let token = await secrets().putIfAbsent(nodeId, tokenRef, mintToken(), expiresAt, { offered: false });
+      let token = await secrets().putIfAbsent(nodeId, TOKEN_REF, mintToken(), expiresAt, { offered: false });
       for (let draw = 1; ; draw++) {
         const { secret } = bootstrapTokenSecret({ pool, nodeId, expiresAt, token });
         const tokenObj: CreatedObject = { kind: "bootstrapToken", id: secret.name, cluster: clusterResourceId };
@@ -92,7 +91,7 @@ export function createKubeActivities({ arm, kube, secrets, registry, now }: Kube
             // another token's: forget the name (removal would leave that Secret alone anyway) and draw again.
             if (live !== undefined) {
               await record(registry, nodeId, tokenObj, "remove");
-              token = await secrets().replace(nodeId, tokenRef, token, mintToken(), expiresAt, { offered: false });
+              token = await secrets().replace(nodeId, TOKEN_REF, token, mintToken(), expiresAt, { offered: false });
             }
             continue;
           }

@@ -2,9 +2,9 @@
  * Event Grid resource events for Arc machines. Resource-group and subscription topics deliver them at least once, in
  * any order, without the resource's body (so without its tags): every decision is made from the event and the
  * registry, and every action is idempotent. Implemented: a managed machine deleted by someone else offboards its node,
- * whether the service created it or adopted it;
- * the service's own writes and deletes (recognised by the caller's object id) are ignored; a machine azcmagent created
- * with the tags an adopt pool's enrolment handed out starts that node's saga in adopt mode. Since write events carry
+ * whether the service created it or adopted it; the service's own writes and deletes (recognised by the caller's
+ * object id) are ignored; a machine azcmagent created with the tags an adopt pool's enrolment handed out starts that
+ * node's saga in adopt mode. Since write events carry
  * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
  */
 import type { WorkflowClient } from "../clients/workflow-client.js";
