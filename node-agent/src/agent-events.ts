@@ -11,6 +11,8 @@ export type AgentEvent =
   | { type: "waiting-for-approval"; status: string; nextCheckInSeconds: number }
   | { type: "mailbox-connected"; namespace: string; queue: string; credentialsExpireAt: string }
   | { type: "credentials-refreshed"; expiresAt: string; refreshAfter: string }
+  /** The machine's facts changed since the service last recorded them, and the service has the new ones now. */
+  | { type: "facts-reported"; hostname: string; os: string; kernel: string }
   | ({ type: "step-started"; kind: string } & StepRef)
   | ({ type: "step-log"; line: string } & StepRef)
   | ({ type: "step-finished"; kind: string; outcome: StepOutcome; errorCode?: string } & StepRef)

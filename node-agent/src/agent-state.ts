@@ -45,6 +45,8 @@ export const AgentStateSchema = z.strictObject({
   status: z.string(),
   approval: z.string().optional(),
   enrolledAt: z.iso.datetime(),
+  /** Digest of the facts the service last recorded (facts-report.ts); absent, the next start reports them. */
+  factsDigest: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** Where the mailbox is and until when its tokens last; the tokens themselves are never written. */
   mailbox: z
     .strictObject({ namespace: z.string(), queue: z.string(), resultsQueue: z.string(), expiresAt: z.iso.datetime(), refreshAfter: z.iso.datetime() })

@@ -11,6 +11,7 @@ import type { BackoffPolicy, Sleep } from "./backoff.js";
 import { requestEnrolment } from "./enrol-client.js";
 import { EnrolmentTokenSchema, parseEnrolmentUrl, ServiceUrlError } from "./enrolment-url.js";
 import { gatherFacts, type SystemInfo } from "./facts.js";
+import { factsDigest, reportChangedFacts } from "./facts-report.js";
 import { nodeHttpTransport, type HttpTransport } from "./http-transport.js";
 import { loadIdentity, loadOrCreateIdentity } from "./identity.js";
 import { describeChange, Manifest } from "./manifest.js";
@@ -120,6 +121,8 @@ export async function enrolAgent(o: EnrolAgentOptions): Promise<EnrolAgentResult
     status: response.status,
     ...(response.approval !== undefined ? { approval: response.approval } : {}),
     enrolledAt: keep?.enrolledAt ?? now.toISOString(),
+    // A new enrolment records the facts it carried; a replayed one (200) leaves the record as it was.
+    ...(httpStatus !== 200 ? { factsDigest: factsDigest(facts) } : keep?.factsDigest ? { factsDigest: keep.factsDigest } : {}),
     ...(response.mailbox
       ? {
           mailbox: {
@@ -179,6 +182,8 @@ export interface RunAgentOptions extends ServiceAccessOptions {
   settleTimeoutMs?: number;
   /** Drain mode: `run` ends once the node is Ready and its queue is quiet (drain-mode.ts). */
   drain?: DrainOptions;
+  /** Where architecture and addresses come from for the facts report (default: this machine). */
+  system?: SystemInfo;
 }
 
 /** `flexnode-agent run`: the mailbox loop until `signal` aborts. Needs a prior enrolment. */
@@ -197,6 +202,8 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
     privateKey: identity.privateKey,
     paths: state.nodeApi,
   });
+  // Alongside the loop, not before it: a report that retries through a service outage must not hold steps back.
+  const facts = reportChangedFacts({ root: o.root, store, api, onEvent, ...(o.system ? { system: o.system } : {}) });
   const loop = runMailboxLoop({
     store,
     identity,
@@ -235,6 +242,8 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
       });
     }
     throw error;
+  } finally {
+    await facts;
   }
 }
 

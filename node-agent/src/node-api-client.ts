@@ -1,11 +1,13 @@
 /**
  * The node API: every request signed with the node key (RFC 9421 profile in contract/node-request.ts), re-signed on
  * each retry because a signature carries a one-time nonce. Used for the node's status while it waits for approval,
- * fresh mailbox credentials, and one-time secrets (the `SecretSource` the fetchSecret executor reads).
+ * fresh mailbox credentials, one-time secrets (the `SecretSource` the fetchSecret executor reads), and facts that
+ * changed since enrolment (facts-report.ts).
  */
 import type { KeyObject } from "node:crypto";
 import * as z from "zod";
 import { MailboxCredentialsSchema, type MailboxCredentials } from "../../contract/mailbox-credentials.js";
+import type { NodeFacts } from "../../contract/node-facts.js";
 import { signNodeRequest } from "../../contract/node-request.js";
 import type { SecretSource } from "./ports.js";
 import { assertSecureUrl } from "./enrolment-url.js";
@@ -49,6 +51,11 @@ export class NodeApiClient implements SecretSource {
     );
   }
 
+  /** Records the machine's current facts; the service refuses (409) facts that name another machine. */
+  async reportFacts(facts: NodeFacts): Promise<NodeStatusView> {
+    return this.parse("node facts", await this.call("node facts", "PUT", "/api/node/facts", JSON.stringify(facts)), 200, NodeStatusSchema);
+  }
+
   /** SecretSource: a one-time secret, deleted by the service as it is read. The value is never logged. */
   async take(ref: string): Promise<string> {
     if (!SECRET_REF.test(ref))
@@ -57,14 +64,14 @@ export class NodeApiClient implements SecretSource {
     return this.parse(`secret ${ref}`, response, 200, SecretSchema).value;
   }
 
-  private call(operation: string, method: string, path: string): Promise<HttpResponse> {
+  private call(operation: string, method: string, path: string, body = ""): Promise<HttpResponse> {
     const url = `${this.o.serviceUrl}${path}`;
+    const type: Record<string, string> = body ? { "content-type": "application/json" } : {};
     return callWithRetries(
       operation,
       async () => {
-        const body = "";
         const signature = await signNodeRequest({ method, url, body }, { privateKey: this.o.privateKey, now: this.o.now() });
-        return { method, url, headers: { ...signature, accept: "application/json" }, body };
+        return { method, url, headers: { ...type, ...signature, accept: "application/json" }, body };
       },
       this.o,
     );

@@ -50,6 +50,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `listening on mailbox ${e.queue} (tokens valid until ${e.credentialsExpireAt})`;
     case "credentials-refreshed":
       return `mailbox tokens refreshed (valid until ${e.expiresAt})`;
+    case "facts-reported":
+      return `reported this machine's changed facts (${e.hostname}, ${e.os}, kernel ${e.kernel})`;
     case "step-started":
       return `▶ ${e.stepId} (${e.kind}, attempt ${e.attempt})`;
     case "step-log":

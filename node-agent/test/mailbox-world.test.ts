@@ -5,9 +5,12 @@
  * node API. The host side records steps on disk and joins the Kubernetes emulator (the executors have their own tests).
  */
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { enrolAgent } from "../src/agent.js";
 import { AgentStateStore } from "../src/agent-state.js";
+import { admin } from "../../test/function-app/index.js";
 import { startWorld, type World } from "../../test/onboard/world.js";
 import { startHttpFront, type HttpFront } from "./support-service/http-front.js";
 import { kubeletHostSide } from "./support-service/kubelet-host-side.js";
@@ -65,5 +68,48 @@ describe("the real agent in the service's world", () => {
     const state = await new AgentStateStore(root.dir).require();
     expect(state.results.map((r) => r.stepId)).toEqual(steps);
     expect(state.results.every((r) => r.result.outcome === "succeeded")).toBe(true);
+  });
+
+  it("reports the machine's facts when they change after enrolment, and only then", async () => {
+    const token = await world.app.createToken("edge");
+    const { nodeId } = await enrolAgent({ root: root.dir, url: `${front.url}/api/enrol#${token}` });
+    const factsPuts = () => front.seen.filter((r) => r.method === "PUT" && r.url === "/api/node/facts");
+    const recorded = async () => {
+      const res = await world.app.call("GET", `/api/manage/nodes/${nodeId}`, { headers: admin });
+      expect(res.status).toBe(200);
+      return (res.json as { facts: { osRelease: { versionId?: string }; kernel: string; machineId: string } }).facts;
+    };
+
+    // The facts enrolment carried are the service's already: a start sends nothing.
+    agent = startAgent({ root: root.dir });
+    await agent.waitFor("mailbox-connected");
+    await agent.stop();
+    expect(factsPuts()).toEqual([]);
+
+    // Flatcar updated itself (a new /usr image, a new kernel) and rebooted.
+    await writeFile(join(root.dir, "etc/os-release"), 'ID=flatcar\nVERSION_ID=4152.2.0\nPRETTY_NAME="Flatcar Container Linux by Kinvolk 4152.2.0"\n');
+    await writeFile(join(root.dir, "proc/sys/kernel/osrelease"), "6.6.74-flatcar\n");
+    agent = startAgent({ root: root.dir });
+    expect(await agent.waitFor("facts-reported")).toMatchObject({ os: "Flatcar Container Linux by Kinvolk 4152.2.0", kernel: "6.6.74-flatcar" });
+    await agent.stop();
+    expect(factsPuts()).toHaveLength(1);
+    expect(await recorded()).toMatchObject({ osRelease: { versionId: "4152.2.0" }, kernel: "6.6.74-flatcar" });
+
+    // Reported once: the next start has nothing new to say.
+    agent = startAgent({ root: root.dir });
+    await agent.waitFor("mailbox-connected");
+    await agent.stop();
+    expect(factsPuts()).toHaveLength(1);
+
+    // A disk moved to another machine keeps this state but not this identity: refused, recorded facts unchanged,
+    // and tried again on every start (the operator sees why each time).
+    const before = await recorded();
+    await writeFile(join(root.dir, "etc/machine-id"), `${randomBytes(16).toString("hex")}\n`);
+    agent = startAgent({ root: root.dir });
+    expect(await agent.waitFor("error", (e) => e.where === "facts")).toMatchObject({ message: expect.stringMatching(/409|different machine/) });
+    await agent.stop();
+    expect(await recorded()).toEqual(before);
+    expect((await new AgentStateStore(root.dir).require()).factsDigest).toBeDefined();
+    expect(factsPuts()).toHaveLength(2);
   });
 });

@@ -98,6 +98,7 @@ export class SandboxNode {
       ca: this.o.ca,
       signal: this.controller.signal,
       hostSide: this.o.hostSide,
+      system: this.system(),
       onEvent: (event) => {
         this.events.push({ at: Date.now(), event });
         this.o.onEvent?.(this, event);
