@@ -35,7 +35,8 @@ export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string
     if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
     throw error;
   }
-  await ensureSaga(deps, approved);
+  // A node that enrolled again after failing has a finished saga under its id: approval starts a fresh run.
+  await ensureSaga(deps, approved, { restart: true });
   return approved;
 }
 
@@ -47,7 +48,8 @@ export async function rejectNode(deps: EnrolDeps, nodeId: string, actor: string)
     throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be rejected`);
   return deps.registry.nodes.update(
     node,
-    () => ({ status: "Failed", lastError: { code: "Rejected", message: `rejected by ${actor}`, at: deps.now().toISOString() } }),
+    // Who rejected it is the audit's to say (node.reject): lastError is read by the node itself.
+    () => ({ status: "Failed", lastError: { code: "Rejected", message: "rejected by an administrator", at: deps.now().toISOString() } }),
     actor,
     "node.reject",
     {

@@ -232,21 +232,36 @@ async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
   return { kind: "replayed", node };
 }
 
-/** A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id. */
+/**
+ * A Failed or Offboarded node with its own key enrols again: a new token use and a fresh saga under the same id.
+ *
+ * A node cannot undo an admin's say by enrolling again: one an admin rejected, a quarantined clone, and any node whose
+ * token or pool asks for approval waits for an admin again (no slot, no saga), as its first enrolment did. A rejected
+ * node keeps its rejection as lastError, so the admin sees it was turned away before.
+ */
 async function startOver(
   deps: Deps,
   c: { pool: PoolRecord; token: TokenRecord; existing: NodeRecord; request: EnrolRequest; parsedSecret: string },
 ): Promise<EnrolOutcome> {
+  const rejected = c.existing.status === "Failed" && c.existing.lastError?.code === "Rejected";
+  const approval = rejected || c.existing.cloneOf !== undefined || needsApproval(c.token, c.pool);
   await redeem(deps, c.token);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
     deps.registry.nodes.update(
       c.existing,
-      () => ({ status: "Enrolling", facts: c.request.facts, tokenId: c.token.tokenId, lastError: undefined }),
+      () => ({
+        status: approval ? "AwaitingApproval" : "Enrolling",
+        facts: c.request.facts,
+        tokenId: c.token.tokenId,
+        lastError: rejected ? c.existing.lastError : undefined,
+        approvalRequired: approval,
+      }),
       ACTOR(c.request.keyId),
       "node.reenrol",
       { expect: ["Failed", "Offboarded"] },
     ),
   );
+  if (approval) return { kind: "awaitingApproval", node, reason: node.cloneOf !== undefined ? "clone-quarantined" : "approval-required" };
   await ensureSaga(deps, node, { restart: true, pool: c.pool });
   return { kind: "created", node };
 }

@@ -103,6 +103,20 @@ describe("clone policy: the same machine identity enrols with a new key", () => 
     expect(await registry().nodes.fingerprintOwners("edge", { machineId: original.facts.machineId })).toEqual([nodeId]);
   });
 
+  it("quarantine: a clone the admin rejected, enrolling again, is quarantined again: no saga, no slot", async () => {
+    const { token, original, nodeId } = await setup("quarantine");
+    const sibling = newNode({ machineId: original.facts.machineId });
+    const sibId = ((await app.enrol(sibling, token)).json as { nodeId: string }).nodeId;
+    expect((await app.call("POST", `/api/manage/nodes/${sibId}/reject`, { headers: admin })).status).toBe(200);
+
+    const again = await app.enrol(sibling, token);
+    expect(again.status).toBe(202);
+    expect(again.json).toMatchObject({ nodeId: sibId, status: "AwaitingApproval", approval: "clone-quarantined" });
+    expect(await registry().nodes.get(sibId)).toMatchObject({ status: "AwaitingApproval", cloneOf: nodeId, lastError: { code: "Rejected" } });
+    expect(app.simulator.getStatus(sibId)).toBeUndefined();
+    expect((await registry().pools.get("edge"))!.inFlight).toBe(1);
+  });
+
   it("replace: the newcomer takes over the identity once the old saga has stopped", async () => {
     const { token, original, nodeId, keyId } = await setup("replace");
     const clone = cloneOf(original);

@@ -195,4 +195,55 @@ describe("POST /api/enrol", () => {
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
     expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(2);
   });
+
+  it("sends a node an admin rejected back to the admin when it enrols again, however its token was made", async () => {
+    const parkedBy = await app.createToken("edge", { maxUses: 2, approvalRequired: true });
+    const node = newNode();
+    const { nodeId } = (await app.enrol(node, parkedBy)).json as { nodeId: string };
+    expect((await app.call("POST", `/api/manage/nodes/${nodeId}/reject`, { headers: admin })).status).toBe(200);
+
+    // Same token, and a token that asks for no approval (a join config's, say): the rejection stands either way.
+    for (const token of [parkedBy, await app.createToken("edge")]) {
+      const again = await app.enrol(node, token);
+      expect(again.status).toBe(202);
+      expect(again.json).toMatchObject({ nodeId, status: "AwaitingApproval", approval: "approval-required" });
+      expect((again.json as { mailbox?: unknown }).mailbox).toBeUndefined();
+      expect(app.simulator.instanceIds()).toEqual([]);
+      expect((await registry().pools.get("edge"))!.inFlight).toBe(0);
+      expect(await registry().nodes.get(nodeId)).toMatchObject({ status: "AwaitingApproval", lastError: { code: "Rejected" } });
+      if (token === parkedBy) expect((await app.call("POST", `/api/manage/nodes/${nodeId}/reject`, { headers: admin })).status).toBe(200);
+    }
+
+    // Only an admin lets it in.
+    const approved = await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
+    expect(approved.json).toMatchObject({ status: "Enrolling" });
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
+  });
+
+  it("parks a node of an approval-required token again when it enrols after failing; approval starts a fresh saga run", async () => {
+    const token = await app.createToken("edge", { maxUses: 2, approvalRequired: true });
+    const node = newNode();
+    const { nodeId } = (await app.enrol(node, token)).json as { nodeId: string };
+    await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
+    await app.simulator.runUntilIdle();
+    app.simulator.raiseEvent(nodeId, "test-finish", "failed");
+    await app.simulator.runUntilIdle();
+    await registry().nodes.update(
+      (await registry().nodes.get(nodeId))!,
+      () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }),
+      "saga",
+      "node.fail",
+    );
+    const firstRun = app.simulator.getStatus(nodeId)!;
+    expect(firstRun.runtimeStatus).not.toBe("Pending");
+
+    const again = await app.enrol(node, token);
+    expect(again.status).toBe(202);
+    expect(again.json).toMatchObject({ nodeId, status: "AwaitingApproval" });
+    expect(app.simulator.getStatus(nodeId)!.createdTime).toBe(firstRun.createdTime);
+
+    expect((await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin })).json).toMatchObject({ status: "Enrolling" });
+    expect(app.simulator.getStatus(nodeId)).toMatchObject({ runtimeStatus: "Pending" });
+    expect(app.simulator.getStatus(nodeId)!.input).not.toEqual(firstRun.input);
+  });
 });
