@@ -39,7 +39,7 @@ const facts = defineRoute({
   responses: {
     200: { description: "Recorded", schema: NodeStatusView },
     401: { description: "Unsigned, badly signed, stale or replayed request" },
-    409: { description: "The facts name a different machine, or the node is retired (node-retired)" },
+    409: { description: "The facts name a different machine, the node awaits approval (awaiting-approval), or it is retired (node-retired)" },
   },
 });
 const credentials = defineRoute({
@@ -75,6 +75,12 @@ export function registerNodeApiRoutes(services: ServiceProvider): void {
   httpRoute(status, services, async ({ node }) => json(200, statusView(node!)));
   httpRoute(facts, services, async ({ node, body, principal, services: { registry } }) => {
     const n = node!;
+    // An admin decides on the facts they were shown: they stay as enrolled until that decision.
+    if (n.status === "AwaitingApproval") {
+      throw new ProblemError(409, "awaiting-approval", "The node is waiting for an administrator's decision", {
+        detail: "Facts can be reported again once the node is approved.",
+      });
+    }
     const claimed = machineIdentity(body);
     if (claimed.machineId !== n.fingerprint.machineId || claimed.smbiosUuid !== n.fingerprint.smbiosUuid) {
       throw new ProblemError(409, "identity-mismatch", "These facts describe a different machine", {

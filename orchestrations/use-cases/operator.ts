@@ -58,7 +58,8 @@ export async function cancelOnboarding(deps: OperatorDeps, nodeId: string, actor
   }
   // A second cancel finds the compensation running and starts nothing new.
   if (isRunning(await deps.workflows.status(instanceId))) return { node, instanceId };
-  const message = `cancelled by ${actor}`;
+  // Who cancelled is the audit's to say: this message reaches the node (GET /api/node/status) and the saga's history.
+  const message = "cancelled by an administrator";
   if (isRunning(await deps.workflows.status(nodeId))) await deps.workflows.terminate(nodeId, message);
   const input: CompensateNodeInput = { nodeId, code: "Cancelled", message, run: newRunId() };
   await deps.workflows.start(COMPENSATE_NODE, { instanceId, input });

@@ -79,6 +79,20 @@ describe("a retired node's key acts for nothing", () => {
     expect((await app.enrol(node, token)).status).toBe(201);
     expect((await signedCall(node, "PUT", "/api/node/facts", { ...node.facts, kernel: "6.8.0" })).status).toBe(200);
   });
+
+  it("keeps the facts an admin decides on: none are taken while the node awaits approval; the node's status names no admin", async () => {
+    const node = newNode();
+    const { nodeId } = (await app.enrol(node, await app.createToken("edge", { maxUses: 1, approvalRequired: true }))).json as { nodeId: string };
+    const renamed = { ...node.facts, hostname: "payroll-db-01" };
+    const refused = await signedCall(node, "PUT", "/api/node/facts", renamed);
+    expect([refused.status, problemType(refused)]).toEqual([409, "awaiting-approval"]);
+    expect((await registry().nodes.get(nodeId))!.facts.hostname).toBe(node.facts.hostname);
+
+    expect((await app.call("POST", `/api/manage/nodes/${nodeId}/reject`, { headers: admin })).status).toBe(200);
+    const status = await signedCall(node, "GET", "/api/node/status");
+    expect(status.json).toMatchObject({ status: "Failed", lastError: { code: "Rejected", message: "rejected by an administrator" } });
+    expect(status.body).not.toContain("alice@contoso.example");
+  });
 });
 
 describe("one-time secrets: a node takes only what its plan offers it", () => {

@@ -85,7 +85,9 @@ describe("cancel and retry", () => {
     const op = await app.call("GET", cancelled.headers.location!, { headers: reader });
     expect(op.json).toMatchObject({ operationId: `${nodeId}:compensate`, orchestration: "compensateNode", runtimeStatus: "Completed", phase: "failed" });
     const failed = (await registry.nodes.get(nodeId))!;
-    expect([failed.status, failed.lastError?.code, failed.lastError?.message]).toEqual(["Failed", "Cancelled", "cancelled by alice@contoso.example"]);
+    // The node reads lastError: it names no administrator; the audit does.
+    expect([failed.status, failed.lastError?.code, failed.lastError?.message]).toEqual(["Failed", "Cancelled", "cancelled by an administrator"]);
+    expect(await registry.audit.list({ objectId: nodeId })).toContainEqual(expect.objectContaining({ action: "node.cancel", actor: "alice@contoso.example" }));
     expect((await registry.pools.get("cancel"))!.inFlight).toBe(0);
 
     // Only an onboarding in flight can be cancelled; nothing changes on a refusal.
