@@ -193,7 +193,10 @@ function kubeletConfig(p: PlanInput): string {
     "protectKernelDefaults: true",
     "readOnlyPort: 0",
     "rotateCertificates: true",
-    "serverTLSBootstrap: true",
+    // The kubelet serves :10250 (logs, exec, metrics) with a certificate it signs itself, as AKSFlexNode's do: a
+    // kubelet-serving CSR is never auto-approved, and nothing here approves one, so with serverTLSBootstrap the
+    // kubelet would have no serving certificate at all and every `kubectl logs` on the node would fail.
+    "serverTLSBootstrap: false",
     "",
   ].join("\n");
 }

@@ -158,6 +158,7 @@ describe("one node, HTTP enrolment to Ready through the real agent", () => {
         .sort(),
     ).toEqual([
       `flexnode:${DEMO_POOL}:auto-approve-node-client-csr -> system:certificates.k8s.io:certificatesigningrequests:nodeclient`,
+      `flexnode:${DEMO_POOL}:auto-approve-node-client-renewal -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient`,
       `flexnode:${DEMO_POOL}:node-bootstrapper -> system:node-bootstrapper`,
     ]);
 

@@ -36,6 +36,10 @@ export const BUILT_IN_CLUSTER_ROLES: readonly BuiltInRole[] = [
     rules: [{ apiGroups: ["certificates.k8s.io"], resources: ["certificatesigningrequests/nodeclient"], verbs: ["create"] }],
   },
   {
+    name: "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+    rules: [{ apiGroups: ["certificates.k8s.io"], resources: ["certificatesigningrequests/selfnodeclient"], verbs: ["create"] }],
+  },
+  {
     name: "system:node",
     rules: [
       { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },

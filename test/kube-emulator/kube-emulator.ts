@@ -161,6 +161,20 @@ export class KubeEmulator {
     return { joined: true, node: nodeView(node) };
   }
 
+  /**
+   * What a kubelet with `rotateCertificates` does before its client certificate expires: a CSR as `system:node:<name>`
+   * (groups `system:nodes`), which kube-controller-manager's approver signs only when some binding grants the
+   * requester `certificatesigningrequests/selfnodeclient` (upstream ships the ClusterRole but no binding for it).
+   * Without one the CSR stays Pending and the node goes NotReady when its certificate runs out.
+   */
+  renewNodeClientCertificate(name: string): { renewed: true } | { renewed: false; reason: string } {
+    if (!this.nodeStore.get(undefined, name)) return { renewed: false, reason: `no Node ${name}: only a joined kubelet holds a certificate to renew` };
+    const subject = { username: `system:node:${name}`, groups: ["system:nodes", AUTHENTICATED] };
+    const csr = { verb: "create", apiGroup: "certificates.k8s.io", resource: "certificatesigningrequests/selfnodeclient" };
+    if (authorize(subject, csr, this.rbac)) return { renewed: true };
+    return { renewed: false, reason: `the renewal CSR of system:node:${name} stays Pending: no ClusterRoleBinding grants certificatesigningrequests/selfnodeclient` };
+  }
+
   /** The kubelet reporting Ready (true), NotReady (false), or the node controller marking it Unknown. */
   setNodeReady(name: string, ready: boolean | "Unknown"): void {
     this.nodes.setReady(name, ready === "Unknown" ? "Unknown" : ready ? "True" : "False");

@@ -42,6 +42,18 @@ describe("node join and Node objects", () => {
     ]);
   });
 
+  it("lets a joined kubelet renew its client certificate only once some binding grants selfnodeclient", async () => {
+    const bootstrapOnly = poolBootstrapRbac("gpu").bindings.filter((b) => !b.subjects.some((s) => s.name === "system:nodes"));
+    for (const b of bootstrapOnly) await cluster.client.applyClusterRoleBinding(b);
+    const { token } = await issueToken();
+    expect(cluster.emulator.joinNode("node-a", { bootstrapToken: token })).toMatchObject({ joined: true });
+    expect(cluster.emulator.renewNodeClientCertificate("node-a")).toEqual({ renewed: false, reason: expect.stringMatching(/stays Pending.*selfnodeclient/) });
+
+    await applyPoolRbac();
+    expect(cluster.emulator.renewNodeClientCertificate("node-a")).toEqual({ renewed: true });
+    expect(cluster.emulator.renewNodeClientCertificate("node-b")).toMatchObject({ renewed: false });
+  });
+
   it("follows the Ready condition: NotReady and Unknown are not ready", async () => {
     await applyPoolRbac();
     const { token } = await issueToken();
@@ -113,7 +125,7 @@ describe("node join and Node objects", () => {
     const state = cluster.emulator.inspect();
     expect(state).toMatchObject({ secrets: [], nodes: [], joins: [] });
     expect(state.clusterRoleBindings.map((b) => b.name)).toEqual(["cluster-admin"]);
-    expect(state.clusterRoles).toHaveLength(4);
+    expect(state.clusterRoles).toHaveLength(5);
     expect(cluster.emulator.requests.entries).toEqual([]);
     expect(await cluster.client.getNode("node-a")).toBeUndefined();
   });

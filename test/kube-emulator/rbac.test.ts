@@ -3,20 +3,28 @@ import { bootstrapTokenSecret, KubeApiError, poolBootstrapRbac } from "../../orc
 import { ADMIN_TOKEN, rawRequest, startCluster, type Cluster } from "./test-fixtures.js";
 
 const CRB_PATH = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
-const BUILT_IN_ROLES = ["cluster-admin", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", "system:node", "system:node-bootstrapper"];
+const BUILT_IN_ROLES = [
+  "cluster-admin",
+  "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+  "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+  "system:node",
+  "system:node-bootstrapper",
+];
 /** Roles that would hand a bootstrap token holder more than "create a CSR and get it approved". */
 const FORBIDDEN_ROLES = ["system:node", "cluster-admin", "admin", "edit", "system:masters"];
 
 describe("poolBootstrapRbac", () => {
-  it.each(["gpu", "edge-eu-1", "a"])("binds pool %s's bootstrap group to exactly node-bootstrapper and node-client approval", (pool) => {
+  it.each(["gpu", "edge-eu-1", "a"])("binds pool %s's bootstrap group to exactly node-bootstrapper and node-client approval, and nodes to renewal", (pool) => {
     const { bindings } = poolBootstrapRbac(pool);
-    expect(bindings.map((b) => b.roleRef.name).sort()).toEqual([
-      "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-      "system:node-bootstrapper",
-    ]);
+    const byRole = Object.fromEntries(bindings.map((b) => [b.roleRef.name, b.subjects]));
+    expect(byRole).toEqual({
+      "system:node-bootstrapper": [{ kind: "Group", name: `system:bootstrappers:flexnode:${pool}` }],
+      "system:certificates.k8s.io:certificatesigningrequests:nodeclient": [{ kind: "Group", name: `system:bootstrappers:flexnode:${pool}` }],
+      // Renewal of a node's own certificate, as kubeadm binds it: the approver checks the CSR names the requester.
+      "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [{ kind: "Group", name: "system:nodes" }],
+    });
     for (const b of bindings) {
       expect(FORBIDDEN_ROLES).not.toContain(b.roleRef.name);
-      expect(b.subjects).toEqual([{ kind: "Group", name: `system:bootstrappers:flexnode:${pool}` }]);
       expect(b.name).toMatch(new RegExp(`^flexnode:${pool}:`));
     }
     expect(poolBootstrapRbac(pool)).toEqual({ bindings });
@@ -57,6 +65,11 @@ describe("cluster RBAC through the real client", () => {
         name: "flexnode:gpu:auto-approve-node-client-csr",
         role: "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
         subjects: [{ kind: "Group", apiGroup: "rbac.authorization.k8s.io", name: "system:bootstrappers:flexnode:gpu" }],
+      },
+      {
+        name: "flexnode:gpu:auto-approve-node-client-renewal",
+        role: "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+        subjects: [{ kind: "Group", apiGroup: "rbac.authorization.k8s.io", name: "system:nodes" }],
       },
       {
         name: "flexnode:gpu:node-bootstrapper",

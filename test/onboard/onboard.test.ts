@@ -40,7 +40,9 @@ describe("onboardNode", () => {
         .map((b) => b.name)
         .filter((n) => n.startsWith("flexnode:"))
         .sort(),
-    ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
+    ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:auto-approve-node-client-renewal", "flexnode:edge:node-bootstrapper"]);
+    // Long after its bootstrap token is gone, the kubelet can still renew its own certificate.
+    expect(world.kube.renewNodeClientCertificate(nodeId)).toEqual({ renewed: true });
     expect(agent.seen.map((s) => s.stepId)).toEqual([
       "preflight",
       "kernel-modules",
@@ -71,7 +73,7 @@ describe("onboardNode", () => {
         .map((b) => b.name)
         .filter((n) => n.startsWith("flexnode:"))
         .sort(),
-    ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:node-bootstrapper"]);
+    ).toEqual(["flexnode:edge:auto-approve-node-client-csr", "flexnode:edge:auto-approve-node-client-renewal", "flexnode:edge:node-bootstrapper"]);
     expect(kube.secrets.filter((s) => s.type === "bootstrap.kubernetes.io/token")).toEqual([]);
   });
 

@@ -30,5 +30,5 @@ export {
   type KubeTarget,
 } from "./kube-target.js";
 export { MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL, nodeSecretsSelector, POOL_LABEL } from "./labels.js";
-export { NODE_BOOTSTRAPPER_ROLE, NODE_CLIENT_APPROVER_ROLE, poolBootstrapRbac } from "./pool-rbac.js";
+export { NODE_BOOTSTRAPPER_ROLE, NODE_CLIENT_APPROVER_ROLE, NODE_CLIENT_RENEWAL_ROLE, poolBootstrapRbac } from "./pool-rbac.js";
 export { AksAccess, AksAccessError, type AksAccessOptions, type KubeAccess } from "./aks-access.js";
