@@ -172,7 +172,10 @@ export class KubeEmulator {
     const subject = { username: `system:node:${name}`, groups: ["system:nodes", AUTHENTICATED] };
     const csr = { verb: "create", apiGroup: "certificates.k8s.io", resource: "certificatesigningrequests/selfnodeclient" };
     if (authorize(subject, csr, this.rbac)) return { renewed: true };
-    return { renewed: false, reason: `the renewal CSR of system:node:${name} stays Pending: no ClusterRoleBinding grants certificatesigningrequests/selfnodeclient` };
+    return {
+      renewed: false,
+      reason: `the renewal CSR of system:node:${name} stays Pending: no ClusterRoleBinding grants certificatesigningrequests/selfnodeclient`,
+    };
   }
 
   /** The kubelet reporting Ready (true), NotReady (false), or the node controller marking it Unknown. */

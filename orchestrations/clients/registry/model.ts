@@ -18,14 +18,70 @@ export const ClusterResourceId = ArmId(
 );
 export const ResourceGroupId = ArmId("a resource group", /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[\w.()-]{1,90}$/i);
 
+/** A Kubernetes qualified name: an optional DNS-subdomain prefix (at most 253 characters) and '/', then a name of at most 63. */
 export const LabelKey = z
   .string()
   .regex(
     /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
     "must be a Kubernetes label key",
-  );
+  )
+  .refine((k) => k.indexOf("/") <= 253, "must be a Kubernetes label key: its prefix is at most 253 characters");
 export const LabelValue = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, "must be a Kubernetes label value");
-export const Labels = z.record(LabelKey, LabelValue).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+
+/**
+ * Keys in the kubernetes.io and k8s.io namespaces the kubelet may set on its own Node, after
+ * k8s.io/kubelet/pkg/apis/well_known_labels.go (kubeletLabels, kubeletLabelNamespaces, IsKubeletLabel).
+ */
+const KUBELET_LABELS = new Set([
+  "kubernetes.io/hostname",
+  "kubernetes.io/arch",
+  "kubernetes.io/os",
+  "beta.kubernetes.io/arch",
+  "beta.kubernetes.io/os",
+  "beta.kubernetes.io/instance-type",
+  "node.kubernetes.io/instance-type",
+  "topology.kubernetes.io/region",
+  "topology.kubernetes.io/zone",
+  "failure-domain.beta.kubernetes.io/region",
+  "failure-domain.beta.kubernetes.io/zone",
+]);
+const inNamespace = (prefix: string, domain: string): boolean => prefix === domain || prefix.endsWith(`.${domain}`);
+
+/**
+ * Whether a kubelet started with this key in --node-labels registers its Node. Pool and token labels go there
+ * (node-plan.ts), and since Kubernetes 1.16 the kubelet exits at start (cmd/kubelet/app/options/options.go,
+ * ValidateKubeletFlags) on a kubernetes.io or k8s.io key (or any subdomain of them) other than its own: the list above
+ * or the [*.]kubelet.kubernetes.io and [*.]node.kubernetes.io namespaces. The NodeRestriction admission plugin also
+ * refuses [*.]node-restriction.kubernetes.io keys from a node (that namespace falls under the same rule).
+ */
+export function kubeletMaySetLabel(key: string): boolean {
+  const slash = key.indexOf("/");
+  if (slash < 0) return true;
+  const prefix = key.slice(0, slash);
+  if (inNamespace(prefix, "node-restriction.kubernetes.io")) return false;
+  if (!inNamespace(prefix, "kubernetes.io") && !inNamespace(prefix, "k8s.io")) return true;
+  return KUBELET_LABELS.has(key) || inNamespace(prefix, "kubelet.kubernetes.io") || inNamespace(prefix, "node.kubernetes.io");
+}
+
+/** A key for a node label: a label key the kubelet accepts in --node-labels. */
+export const NodeLabelKey = LabelKey.refine(
+  kubeletMaySetLabel,
+  "the kubelet refuses --node-labels in the kubernetes.io and k8s.io namespaces it does not own (only kubelet.kubernetes.io/*, node.kubernetes.io/*, " +
+    "kubernetes.io/hostname|arch|os, topology.kubernetes.io/region|zone and their beta forms), and never node-restriction.kubernetes.io/*: " +
+    "use your own prefix such as example.com/role, or apply node-role.kubernetes.io labels from the cluster (kubectl label node)",
+);
+/**
+ * Node labels as they arrive (pool and token requests), passed to the kubelet as --node-labels. A refused key's message
+ * is the key schema's, not zod's "Invalid key in record".
+ */
+export const Labels = z
+  .record(NodeLabelKey, LabelValue, { error: (issue) => (issue.code === "invalid_key" ? issue.issues.map((i) => i.message).join("; ") : undefined) })
+  .refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+/**
+ * Labels as stored, read back with the rules they were written under: a row written before the kubelet rule above
+ * still loads, so an admin can see and fix the pool instead of every list of pools failing on it.
+ */
+export const StoredLabels = z.record(LabelKey, LabelValue);
 export const Taint = z.strictObject({
   key: LabelKey,
   value: LabelValue.optional(),
@@ -74,6 +130,7 @@ export type PoolSpec = z.infer<typeof PoolSpec>;
 
 export const Pool = PoolSpec.extend({
   name: PoolName,
+  nodeLabels: StoredLabels.default({}),
   inFlight: z.int().min(0),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
@@ -95,7 +152,7 @@ export const TokenRecord = z.object({
   expiresAt: z.iso.datetime(),
   maxUses: z.int().min(1),
   uses: z.int().min(0),
-  labels: Labels,
+  labels: StoredLabels,
   taints: Taints,
   approvalRequired: z.boolean(),
   description: z.string().optional(),
@@ -147,7 +204,7 @@ export const NodeRecord = z.object({
   keyId: z.string(),
   fingerprint: z.object({ machineId: z.string(), smbiosUuid: z.string().optional() }),
   tokenId: z.string(),
-  labels: Labels,
+  labels: StoredLabels,
   taints: Taints,
   sagaInstanceId: z.string().optional(),
   /** Enrolled into an adopt pool (its saga waits for the Arc machine); absent on rows older than the field. */
