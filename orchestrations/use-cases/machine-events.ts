@@ -101,6 +101,11 @@ async function adopt(deps: MachineEventDeps, machineId: string, caller: string |
   const [pool, node] = await Promise.all([deps.registry.pools.get(poolName), deps.registry.nodes.getInPool(poolName, nodeId)]);
   if (!pool || !node) return candidate(`no node ${nodeId} is enrolled in pool ${poolName}`);
   if (pool.arc.mode !== "adopt") return candidate(`pool ${poolName} creates its nodes' machines; it adopts none`);
+  // Tags are anyone's to write: whoever may onboard Arc machines into some other resource group this service hears
+  // from could tag one for a pending node and have the pool's role grants given to that machine's identity. Only a
+  // machine in the pool's own resource group, where the pool's owner decides who onboards, is the node's.
+  if (!machineId.toLowerCase().startsWith(`${pool.arc.resourceGroupId.toLowerCase()}/providers/microsoft.hybridcompute/machines/`))
+    return candidate(`the machine is not in pool ${poolName}'s resource group ${pool.arc.resourceGroupId}`);
   if (node.arcMachineId && node.arcMachineId.toLowerCase() !== machineId.toLowerCase())
     return candidate(`node ${nodeId} has adopted ${node.arcMachineId} already`);
   if (node.status !== "Enrolling") return { kind: "ignored", reason: `node ${nodeId} is ${node.status}` };

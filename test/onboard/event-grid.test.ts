@@ -172,6 +172,36 @@ describe("Event Grid: Arc machine events", () => {
     expect(await registry.nodes.getByAdoptedMachine(machineId.toUpperCase())).toMatchObject({ nodeId });
   });
 
+  it("does not adopt a machine tagged for a pending node from outside the pool's resource group", async () => {
+    world = await startWorld();
+    expect(
+      (
+        await world.app.call("POST", "/api/manage/pools", {
+          headers: admin,
+          body: { name: "byo", clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "eastus", mode: "adopt" } },
+        })
+      ).status,
+    ).toBe(201);
+    const { nodeId } = await world.enrol({ pool: "byo" });
+    // Someone who may onboard machines into another resource group of the subscription tags one for this node.
+    world.arm.addResourceGroup(SUBSCRIPTION, "rg-elsewhere", "eastus");
+    const machineId = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-elsewhere/providers/Microsoft.HybridCompute/machines/intruder`;
+    await azcmagent()
+      .resources(SUBSCRIPTION)
+      .resources.beginCreateOrUpdateByIdAndWait(
+        pathArg(machineId),
+        "2025-01-13",
+        { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "flexnode-pool": "byo", "flexnode-node": nodeId }, properties: { osType: "linux" } },
+        { updateIntervalInMs: 1 },
+      );
+    const written = world.arm.events.published.find((e) => e.data.resourceUri === machineId)!;
+    expect((await deliver(world, written)).logs.at(-1)?.message).toMatch(/adoptionCandidate \(the machine is not in pool byo's resource group/);
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+    expect((await registry.nodes.get(nodeId))?.arcMachineId).toBeUndefined();
+    expect(world.app.simulator.instanceIds()).toEqual([]);
+    expect((await registry.audit.list()).filter((a) => a.action === "machine.adoption-refused").map((a) => a.details?.machineId)).toEqual([machineId]);
+  });
+
   it("does not adopt a machine for a create pool, for an unknown node, or one the service itself created", async () => {
     world = await startWorld();
     const { nodeId } = await world.enrol();
