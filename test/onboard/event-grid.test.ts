@@ -191,7 +191,12 @@ describe("Event Grid: Arc machine events", () => {
       .resources.beginCreateOrUpdateByIdAndWait(
         pathArg(machineId),
         "2025-01-13",
-        { location: "eastus", identity: { type: "SystemAssigned" }, tags: { "flexnode-pool": "byo", "flexnode-node": nodeId }, properties: { osType: "linux" } },
+        {
+          location: "eastus",
+          identity: { type: "SystemAssigned" },
+          tags: { "flexnode-pool": "byo", "flexnode-node": nodeId },
+          properties: { osType: "linux" },
+        },
         { updateIntervalInMs: 1 },
       );
     const written = world.arm.events.published.find((e) => e.data.resourceUri === machineId)!;
