@@ -140,6 +140,29 @@ describe("HybridCompute machine lifecycle", () => {
     expect(emulator.inspect.machines()).toEqual([]);
   });
 
+  it("holds tags to ARM's limits on PUT and PATCH: 50 per resource, names up to 512 without < > % & \\ ? /, values up to 256", async () => {
+    const put = (name: string, tags: Record<string, string>) =>
+      resources.resources.beginCreateOrUpdateByIdAndWait(pathArg(machineId(name)), "2025-01-13", { ...machineBody(), tags }, LRO);
+    const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`t${i}`, "v"]));
+    await expect(put("node-t1", fifty)).resolves.toMatchObject({ tags: fifty });
+    await expect(put("node-t2", { ...fifty, t50: "v" })).rejects.toMatchObject({ statusCode: 400, code: expect.stringMatching(/^InvalidTag/) });
+    for (const name of ["team/owner", "a<b", "50%", "r&d", "back\\slash", "why?"])
+      await expect(put("node-t3", { [name]: "v" })).rejects.toMatchObject({ statusCode: 400, code: "InvalidTagNameCharacters" });
+    await expect(put("node-t4", { ["n".repeat(513)]: "v" })).rejects.toMatchObject({ statusCode: 400, code: expect.stringMatching(/^InvalidTag/) });
+    await expect(put("node-t5", { n: "v".repeat(257) })).rejects.toMatchObject({ statusCode: 400, code: expect.stringMatching(/^InvalidTag/) });
+    await expect(put("node-t6", { ["n".repeat(512)]: "v".repeat(256) })).resolves.toBeDefined();
+    await expect(resources.resources.beginUpdateByIdAndWait(pathArg(machineId("node-t1")), "2025-01-13", { tags: { "x/y": "v" } }, LRO)).rejects.toMatchObject({
+      statusCode: 400,
+      code: "InvalidTagNameCharacters",
+    });
+    expect(
+      emulator.inspect
+        .machines()
+        .map((m) => m.name)
+        .sort(),
+    ).toEqual(["node-t1", "node-t6"]);
+  });
+
   it("pages list results with nextLink", async () => {
     const paged = newEmulator({ pageSize: 2 }).emulator;
     const rm = new ResourceManagementClient(serviceCredential, SUBSCRIPTION_ID, paged.clientOptions());

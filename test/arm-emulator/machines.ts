@@ -81,6 +81,30 @@ export interface MachinesDeps {
 }
 
 const tagsSchema = z.record(z.string(), z.string());
+
+/**
+ * ARM's tag limits (tag-resources.md, "Limitations"): 50 per resource, names up to 512 characters without < > % & \ ?
+ * /, values up to 256. The limits are documented; the error codes are not, except InvalidTagNameCharacters, so tests
+ * should hold to the status and the code's prefix, not the exact code.
+ */
+function checkTags(tags: Record<string, string> | null | undefined): void {
+  if (!tags) return;
+  const names = Object.keys(tags);
+  if (names.length > 50) throw new ArmError(400, "InvalidTagCount", `The resource has ${names.length} tags; at most 50 tag name/value pairs are allowed.`);
+  const reserved = names.filter((n) => /[<>%&\\?/]/.test(n));
+  if (reserved.length > 0)
+    throw new ArmError(
+      400,
+      "InvalidTagNameCharacters",
+      `The tag names '${reserved.join(",")}' have reserved characters '<,>,%,&,\\,?,/' or control characters.`,
+    );
+  const longName = names.find((n) => n.length > 512);
+  if (longName !== undefined)
+    throw new ArmError(400, "InvalidTagNameLength", `The tag name '${longName.slice(0, 40)}…' exceeds the maximum length of 512 characters.`);
+  const longValue = names.find((n) => tags[n]!.length > 256);
+  if (longValue !== undefined)
+    throw new ArmError(400, "InvalidTagValueLength", `The value of tag '${longValue}' exceeds the maximum length of 256 characters.`);
+}
 const putBody = z.looseObject({
   location: z.string().optional(),
   tags: tagsSchema.nullish(),
@@ -166,6 +190,7 @@ export class Machines {
       );
     }
     checkMachinePut(body, existing?.properties);
+    checkTags(body.tags);
     const machine: MachineRecord = existing ?? this.create(group.subscriptionId, group.name, name, body.location, ctx.caller, now);
     // PUT replaces: tags and writable properties not sent are gone; identity and agent-reported state are kept.
     machine.tags = body.tags ?? null;
@@ -181,7 +206,10 @@ export class Machines {
     const machine = this.require(ctx);
     const parsed = patchBody.safeParse(ctx.body ?? {});
     if (!parsed.success) throw armErrors.invalidRequestContent(parsed.error.issues[0]?.message ?? "invalid body");
+    // PATCH follows PUT's rule for a resource being deleted (ARM RPC, "Updating using PATCH").
+    if (machine.provisioningState === "Deleting") throw armErrors.conflict(`The resource '${machine.id}' is being deleted and cannot be updated.`);
     checkMachinePatch(parsed.data);
+    checkTags(parsed.data.tags);
     if (parsed.data.tags !== undefined) machine.tags = parsed.data.tags;
     if (parsed.data.properties) machine.properties = { ...machine.properties, ...parsed.data.properties };
     machine.lastModifiedAt = this.deps.clock.now();

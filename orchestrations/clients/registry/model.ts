@@ -70,13 +70,16 @@ export const NodeLabelKey = LabelKey.refine(
     "kubernetes.io/hostname|arch|os, topology.kubernetes.io/region|zone and their beta forms), and never node-restriction.kubernetes.io/*: " +
     "use your own prefix such as example.com/role, or apply node-role.kubernetes.io labels from the cluster (kubectl label node)",
 );
+/** A refused record key reports its own schema's message, not zod's "Invalid key in record". */
+function keyIssueMessage(issue: { code?: string; issues?: readonly { message: string }[] }): string | undefined {
+  return issue.code === "invalid_key" ? issue.issues?.map((i) => i.message).join("; ") : undefined;
+}
+
 /**
  * Node labels as they arrive (pool and token requests), passed to the kubelet as --node-labels. A refused key's message
  * is the key schema's, not zod's "Invalid key in record".
  */
-export const Labels = z
-  .record(NodeLabelKey, LabelValue, { error: (issue) => (issue.code === "invalid_key" ? issue.issues.map((i) => i.message).join("; ") : undefined) })
-  .refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+export const Labels = z.record(NodeLabelKey, LabelValue, { error: keyIssueMessage }).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
 /**
  * Labels as stored, read back with the rules they were written under: a row written before the kubelet rule above
  * still loads, so an admin can see and fix the pool instead of every list of pools failing on it.
@@ -100,19 +103,65 @@ export const ApprovalPolicy = z
   .enum(["token", "always"])
   .describe("token: only tokens that require approval park nodes; always: every node waits for approval");
 
-export const PoolSpec = z.strictObject({
-  clusterResourceId: ClusterResourceId,
-  arc: z.strictObject({
+/** The tags the service puts on every machine it creates, beside the pool's (activities/arc.ts). */
+export const SERVICE_MACHINE_TAGS = ["managed-by", "flexnode-node", "flexnode-pool"] as const;
+/** ARM's limit per resource (tag-resources.md, "Limitations"); the service's own tags take three of them. */
+const MAX_TAGS_PER_RESOURCE = 50;
+
+/**
+ * Tags for the pool's Arc machines, held to ARM's rules here, where an admin can fix them: a name ARM refuses, or one
+ * tag too many, would otherwise fail every node's machine PUT. Names are case-insensitive to ARM, so none may be one
+ * of the service's own in any case (the sweeper and the event handler read those to tell whose a machine is).
+ */
+export const ArcTags = z
+  .record(
+    z
+      .string()
+      .min(1)
+      .max(512)
+      .max(512, "ARM allows tag names of at most 512 characters")
+      .regex(/^[^<>%&\\?/]*$/, "ARM refuses tag names containing < > % & \\ ? /"),
+    z.string().max(256, "ARM allows tag values of at most 256 characters"),
+    { error: keyIssueMessage },
+  )
+  .superRefine((tags, ctx) => {
+    const names = Object.keys(tags);
+    if (names.length > MAX_TAGS_PER_RESOURCE - SERVICE_MACHINE_TAGS.length)
+      ctx.addIssue({
+        code: "custom",
+        message: `at most ${MAX_TAGS_PER_RESOURCE - SERVICE_MACHINE_TAGS.length} tags: ARM allows ${MAX_TAGS_PER_RESOURCE} per resource and the service adds ${SERVICE_MACHINE_TAGS.length}`,
+      });
+    const seen = new Map<string, string>();
+    for (const name of names) {
+      const lower = name.toLowerCase();
+      if ((SERVICE_MACHINE_TAGS as readonly string[]).includes(lower))
+        ctx.addIssue({ code: "custom", path: [name], message: `'${name}' is a tag the service sets on its machines (tag names are case-insensitive)` });
+      else if (seen.has(lower))
+        ctx.addIssue({ code: "custom", path: [name], message: `'${name}' and '${seen.get(lower)}' are the same tag to ARM (tag names are case-insensitive)` });
+      seen.set(lower, name);
+    }
+  });
+
+/** Tags as stored: read back as written, so a pool from before the rules above still loads and can be fixed. */
+const StoredArcTags = z.record(z.string(), z.string());
+
+function arcSpec(tags: typeof ArcTags | typeof StoredArcTags) {
+  return z.strictObject({
     resourceGroupId: ResourceGroupId,
     location: z.string().regex(/^[a-z0-9]{2,40}$/, "must be an Azure region name such as eastus"),
-    tags: z.record(z.string().min(1).max(512), z.string().max(256)).default({}),
+    tags: tags.default({}),
     mode: z
       .enum(["create", "adopt"])
       .default("create")
       .describe(
         "create: the service creates each node's Arc machine. adopt: azcmagent on the node creates it (tagged flexnode-pool and flexnode-node), the service adopts it on its Event Grid write event and never deletes it",
       ),
-  }),
+  });
+}
+
+export const PoolSpec = z.strictObject({
+  clusterResourceId: ClusterResourceId,
+  arc: arcSpec(ArcTags),
   nodeLabels: Labels.default({}),
   nodeTaints: Taints.default([]),
   roleGrants: z.array(RoleGrant).max(16).default([]),
@@ -130,6 +179,7 @@ export type PoolSpec = z.infer<typeof PoolSpec>;
 
 export const Pool = PoolSpec.extend({
   name: PoolName,
+  arc: arcSpec(StoredArcTags),
   nodeLabels: StoredLabels.default({}),
   inFlight: z.int().min(0),
   createdAt: z.iso.datetime(),
