@@ -137,6 +137,7 @@ async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
   handler: (input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>) => Promise<HttpResponseInit>,
 ): Promise<HttpResponseInit> {
   try {
+    if (spec.access === "admin") refuseCrossSite(request);
     let principal = spec.access === "reader" || spec.access === "admin" ? authorizeAdmin(request, spec.access) : ANONYMOUS;
     // The bytes are read once: a node's signature covers their digest, and the JSON is parsed from the same bytes.
     const bytes = spec.body || spec.access === "node" ? await readBody(request) : new Uint8Array();
@@ -158,6 +159,20 @@ async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
     context.error(`unhandled error in ${spec.name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     return problem(500, "internal", "The service failed to handle the request", { detail: `Quote invocation id ${context.invocationId} when reporting this.` });
   }
+}
+
+/**
+ * In Azure the fleet page signs in with App Service authentication's session cookie, which a browser also attaches
+ * to a form another site posts here: approve, reject, decommission and the token routes take no body, so no content
+ * type stops such a post either. Browsers say where a request comes from (Sec-Fetch-Site); writes from another site
+ * are refused. Clients that are not browsers (curl, the CLI) send no such header and are unaffected.
+ */
+function refuseCrossSite(request: HttpRequest): void {
+  const site = request.headers.get("sec-fetch-site");
+  if (site === null || site === "same-origin" || site === "none") return;
+  throw new ProblemError(403, "cross-site-request", "Admin changes are not accepted from another site", {
+    detail: `The browser marked this request Sec-Fetch-Site: ${site}; use the fleet page or an API client.`,
+  });
 }
 
 function parsePart<S extends z.ZodType>(schema: S | undefined, value: unknown, what: string, prefix: string): z.output<S> {

@@ -52,6 +52,23 @@ describe("writes need FlexNode.Admin, reads FlexNode.Reader", () => {
   );
 });
 
+describe("admin writes from another site", () => {
+  it("are refused when the browser says the request comes from another site, whatever the session; nothing changes", async () => {
+    await app.createPool("csrf", { maxInFlight: 2 });
+    const nodeId = await enrolled("csrf");
+    const path = `/api/manage/nodes/${nodeId}/decommission`;
+    for (const site of ["cross-site", "same-site"]) {
+      const before = await app.snapshot();
+      const res = await app.call("POST", path, { headers: { ...admin, "sec-fetch-site": site } });
+      expect([res.status, problemType(res)]).toEqual([403, "cross-site-request"]);
+      expect(await app.snapshot()).toBe(before);
+    }
+    // The fleet page (same origin), and clients that are not browsers, are unaffected.
+    expect((await app.call("GET", "/api/manage/fleet", { headers: { ...reader, "sec-fetch-site": "same-origin" } })).status).toBe(200);
+    expect((await app.call("POST", path, { headers: { ...admin, "sec-fetch-site": "same-origin" } })).status).toBe(202);
+  });
+});
+
 describe("a node's progress and timeline", () => {
   it("shows the running saga's custom status and the node's audit events, oldest first", async () => {
     await app.createPool("watch");
