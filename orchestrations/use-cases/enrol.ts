@@ -91,8 +91,10 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
   try {
     return await decide({ ...deps, nonce }, request);
   } catch (error) {
-    // A refusal is recorded too: replayed later, a refused request (pool full, say) must not then succeed.
-    if (error instanceof EnrolError) await nonce.claim();
+    // A refusal is recorded too: replayed later, a refused request (pool full, say) must not then succeed. Except an
+    // unknown token's: token ids are random, so its replay is refused the same way, and recording it would let anyone
+    // with a fresh key make the service write a row per request.
+    if (error instanceof EnrolError && error.code !== "token-unknown") await nonce.claim();
     throw error;
   }
 }

@@ -70,8 +70,11 @@ describe("POST /api/enrol", () => {
 
   it("distinguishes unknown, expired, revoked and used-up tokens", async () => {
     const node = newNode();
+    const before = await app.snapshot();
     const bogus = await app.enrol(node, `fnt.${"0".repeat(16)}.${"A".repeat(43)}`);
     expect([bogus.status, problemType(bogus)]).toEqual([403, "token-unknown"]);
+    // Not even its nonce: anyone with a fresh key could otherwise make the service write a row per request.
+    expect(await app.snapshot()).toBe(before);
 
     const good = await app.createToken("edge");
     const wrongSecret = good.replace(/\.[^.]+$/, `.${"B".repeat(43)}`);
