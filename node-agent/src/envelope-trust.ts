@@ -32,6 +32,7 @@ export function whyUnanswerable(raw: unknown, refusal: ContractError, o: TrustOp
   // The contract got as far as the signature: its verdict stands.
   if (refusal instanceof BadSignatureError || refusal instanceof WrongNodeError || refusal instanceof EnvelopeExpiredError) return refusal;
   // Signature and node verified; the node's clock is behind. Answered (retryable), so the saga names the cause.
+  // envelope-handling.ts answers this case (clock_skew) before asking here; kept so this verdict holds on its own.
   if (refusal instanceof EnvelopeNotYetValidError) return undefined;
 
   const message = plainJsonCopy(raw);

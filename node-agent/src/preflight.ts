@@ -1,6 +1,10 @@
 /**
  * `preflight` (CLI command and step kind): read-only checks that the host can become a node. Under a sandbox root the
  * host files (/proc, /sys, /usr…) are read below that root; the port and TLS checks are real network operations.
+ *
+ * The clock check needs a time the service vouches for: as a step, the verified envelope's `issuedAt` (run-step.ts
+ * passes it in `clockReference`). Run from the CLI there is none, and the check says it was not measured: a node's
+ * clock compared with itself proves nothing.
  */
 import { access, constants, readFile, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -9,9 +13,9 @@ import { connect as tlsConnect, rootCertificates } from "node:tls";
 import { PREFLIGHT_CHECKS } from "../../contract/step-params.js";
 import { lstatIfExists } from "./fs-atomic.js";
 import { fsPathOf } from "./paths.js";
-import type { PreflightCheckResult, PreflightOptions, RunPreflight } from "./ports.js";
+import type { PreflightCheckResult, PreflightOptions, PreflightReport, RunPreflight } from "./ports.js";
 
-type Check = (o: PreflightOptions) => Promise<Omit<PreflightCheckResult, "name">>;
+type Check = (o: PreflightRunOptions) => Promise<Omit<PreflightCheckResult, "name">>;
 
 export const KUBELET_PORT = 10250;
 export const REQUIRED_MODULES = ["overlay", "br_netfilter"] as const;
@@ -20,9 +24,36 @@ export const MIN_VAR_FREE_BYTES = 2 * GiB;
 export const WARN_VAR_FREE_BYTES = 8 * GiB;
 /** No genuine clock reads earlier than this agent's release; such a clock breaks every TLS handshake. */
 const EARLIEST_PLAUSIBLE = Date.parse("2025-01-01T00:00:00Z");
-const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+/**
+ * How far this node's clock may be from the service's. The agent verifies envelopes with 60 s of skew
+ * (envelope-handling.ts) and most steps are valid for 60 s after they are issued, so a node outside this range has its
+ * envelopes refused or dead-lettered as expired; half the verification skew leaves room for drift during onboarding.
+ */
+export const MAX_CLOCK_SKEW_MS = 30_000;
+/**
+ * The measure is one-sided. The node's clock is read when the step starts, against the service's clock when it signed
+ * the envelope, so the measured offset is the node's skew plus the envelope's delivery time (never negative, small
+ * while the agent is connected, but up to the step's 120 s of validity when the agent started after the saga sent it).
+ * A node measured N s behind is at least N s behind: the check fails. One measured N s ahead may be on time and merely
+ * late to read its queue, so that side only warns past this allowance; a clock that is truly ahead shows later, when a
+ * step's envelope has expired by the node's clock and the agent answers it clock_skew.
+ */
+export const CLOCK_DELIVERY_ALLOWANCE_MS = 30_000;
 
-const hostFile = (o: PreflightOptions, p: string) => fsPathOf(o.root, p);
+/** A time the service vouches for, and what this node's clock read when it arrived. */
+export interface ClockReference {
+  /** By the service's clock: the verified step envelope's issuedAt. */
+  serviceTime: Date;
+  /** By this node's clock, when the step started. */
+  nodeTime: Date;
+  /** What `serviceTime` is, for the check's detail. */
+  source: string;
+}
+
+/** PreflightOptions (ports.ts) plus the clock reference, which only a preflight run from a verified envelope has. */
+export type PreflightRunOptions = PreflightOptions & { clockReference?: ClockReference };
+
+const hostFile = (o: PreflightRunOptions, p: string) => fsPathOf(o.root, p);
 
 async function readIfExists(file: string): Promise<string | undefined> {
   try {
@@ -114,9 +145,29 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
     const now = o.now().getTime();
     if (!Number.isFinite(now) || now < EARLIEST_PLAUSIBLE)
       return { status: "fail", detail: `clock reads ${new Date(now).toISOString()}, before this agent was released; fix time sync first` };
-    const skew = Math.abs(now - Date.now());
-    if (skew > MAX_CLOCK_SKEW_MS) return { status: "warn", detail: `clock differs from the reference time by ${Math.round(skew / 1000)} s` };
-    return { status: "pass", detail: `clock ${new Date(now).toISOString()}` };
+    const ref = o.clockReference;
+    if (!ref)
+      return {
+        status: "skipped",
+        detail: `not measured: no time the service vouches for here (clock reads ${new Date(now).toISOString()}); the preflight step measures it against its envelope`,
+      };
+    const offset = ref.nodeTime.getTime() - ref.serviceTime.getTime();
+    const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    const measured = `${ref.source} is ${ref.serviceTime.toISOString()}, this node's clock read ${ref.nodeTime.toISOString()}`;
+    if (offset < -MAX_CLOCK_SKEW_MS)
+      return {
+        status: "fail",
+        detail: `clock is at least ${seconds(-offset)} behind the service's (more than ${seconds(MAX_CLOCK_SKEW_MS)}): ${measured}; fix time sync on this node`,
+      };
+    if (offset > MAX_CLOCK_SKEW_MS + CLOCK_DELIVERY_ALLOWANCE_MS)
+      return {
+        status: "warn",
+        detail: `clock is up to ${seconds(offset)} ahead of the service's, or this step waited that long in the queue (allowed ${seconds(MAX_CLOCK_SKEW_MS)} plus ${seconds(CLOCK_DELIVERY_ALLOWANCE_MS)} for delivery): ${measured}; check time sync on this node`,
+      };
+    return {
+      status: "pass",
+      detail: `clock within ${seconds(MAX_CLOCK_SKEW_MS)} of the service's: offset ${offset >= 0 ? "+" : "-"}${seconds(Math.abs(offset))} against ${ref.source}`,
+    };
   },
 
   async "api-server-reachable"(o) {
@@ -168,7 +219,8 @@ const checks: Record<(typeof PREFLIGHT_CHECKS)[number], Check> = {
   },
 };
 
-export const runPreflight: RunPreflight = async (options) => {
+/** The shared port (ports.ts: the CLI passes plain PreflightOptions), plus the clock reference a step has. */
+export const runPreflight = (async (options: PreflightRunOptions): Promise<PreflightReport> => {
   const names = options.checks ?? PREFLIGHT_CHECKS;
   const results: PreflightCheckResult[] = [];
   for (const name of names) {
@@ -186,4 +238,4 @@ export const runPreflight: RunPreflight = async (options) => {
     results.push({ name, ...result });
   }
   return { ok: results.every((r) => r.status !== "fail"), checks: results };
-};
+}) satisfies RunPreflight;

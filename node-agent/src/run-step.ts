@@ -75,9 +75,12 @@ export function toStepError(e: unknown): StepError {
 
 export const runStep: RunStep = async (envelope, deps) => {
   let result: { outcome: "succeeded"; output: JsonObject } | { outcome: "failed"; error: StepError };
+  // The service's clock as the verified envelope carries it, next to this node's: the preflight step measures the skew
+  // from these (the node comparing its clock with itself would prove nothing).
+  const clockReference = { serviceTime: new Date(envelope.issuedAt), nodeTime: deps.now(), source: `step envelope ${envelope.stepId}'s issuedAt` };
   try {
     const manifest = await Manifest.open(deps.root);
-    const output = await dispatch(envelope.kind, envelope.params, { stepId: envelope.stepId, deps, manifest });
+    const output = await dispatch(envelope.kind, envelope.params, { stepId: envelope.stepId, deps, manifest, clockReference });
     result = { outcome: "succeeded", output };
   } catch (e) {
     result = { outcome: "failed", error: toStepError(e) };

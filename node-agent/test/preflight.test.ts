@@ -38,7 +38,8 @@ describe("preflight", () => {
   it("passes a healthy host, runs no host program and writes nothing", async () => {
     const opts = await options({ apiServer: server.origin, ca: server.ca, expectImmutable: false });
     const report = await runPreflight(opts);
-    expect(report.checks.filter((c) => c.status !== "pass")).toEqual([]);
+    // Without a time the service vouches for (the CLI), the clock's skew is not measured, and says so.
+    expect(report.checks.filter((c) => c.status !== "pass")).toEqual([{ name: "clock", status: "skipped", detail: expect.stringMatching(/^not measured: /) }]);
     expect(report.checks.map((c) => c.name)).toEqual([
       "root",
       "cgroup-v2",
@@ -84,9 +85,45 @@ describe("preflight", () => {
     }
   });
 
-  it("fails on a clock before the agent existed, warns on a skewed one", async () => {
+  it("fails on a clock before the agent existed; without a reference time it does not claim to have measured the skew", async () => {
     expect(await only("clock", { now: () => new Date("2001-01-01T00:00:00Z") })).toMatchObject({ status: "fail" });
-    expect(await only("clock", { now: () => new Date(Date.now() + 3_600_000) })).toMatchObject({ status: "warn" });
+    // An hour off, but nothing to compare it with: not a pass.
+    expect(await only("clock", { now: () => new Date(Date.now() + 3_600_000) })).toMatchObject({
+      status: "skipped",
+      ok: true,
+      detail: expect.stringMatching(/^not measured: no time the service vouches for/),
+    });
+  });
+
+  describe("as a step, the clock is measured against the envelope's issuedAt (the service's clock)", () => {
+    /** Runs a preflight step of the clock check on a node whose clock is `offsetMs` off the service's. */
+    const clockStep = async (offsetMs: number) => {
+      const opts = await options();
+      const deps = { ...depsFor(opts.root, new RecordingHostCommands()), now: () => new Date(Date.now() + offsetMs) };
+      return runStep(sign({ stepId: "preflight", kind: "preflight", params: { checks: ["clock"] } }), deps);
+    };
+
+    it("warns of a node 3 minutes ahead, naming the offset: it may as well be a step that waited in the queue", async () => {
+      const run = await clockStep(180_000);
+      expect(run).toMatchObject({ outcome: "succeeded", output: { checks: [{ name: "clock", status: "warn" }] } });
+      expect(run.outcome === "succeeded" && JSON.stringify(run.output)).toMatch(/clock is up to 18\d\.\d s ahead of the service's, or this step waited/);
+    });
+
+    it("fails a node 3 minutes behind, naming the offset", async () => {
+      const run = await clockStep(-180_000);
+      expect(run).toMatchObject({ outcome: "failed", error: { code: "preflight_failed" } });
+      expect(run.outcome === "failed" && run.error.message).toMatch(/clock: clock is at least 1[78]\d\.\d s behind the service's/);
+    });
+
+    it("passes a node within the tolerance either way", async () => {
+      for (const offset of [-10_000, 0, 10_000]) {
+        const run = await clockStep(offset);
+        expect(run).toMatchObject({ outcome: "succeeded", output: { checks: [{ name: "clock", status: "pass" }] } });
+        expect(run.outcome === "succeeded" && JSON.stringify(run.output)).toMatch(
+          /clock within 30\.0 s of the service's: offset [+-]\d+\.\d s against step envelope preflight's issuedAt/,
+        );
+      }
+    });
   });
 
   it("reaches the API server over TLS, fails on a closed port, skips without one", async () => {
