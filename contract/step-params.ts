@@ -1,8 +1,10 @@
 /**
  * Params of each step kind, checked by the agent after the envelope's signature (`verifyStepEnvelope(raw,
  * { paramsSchemas: StepParamsSchemas })`) and again by its executors. A signed envelope is trusted to come from the
- * service, not to be sane: every path the agent may write is absolute, normalised and under /etc, /var or /opt, so a
- * bad plan can never reach /usr (read-only on immutable hosts), a home directory or the agent's own binary.
+ * service, not to be sane: every path the agent may write is absolute, normalised, under /etc, /var or /opt and
+ * outside the agent's own files (AGENT_PATHS: its state, identity and manifest, its settings, its executable, the
+ * image that carries it, its units), so a bad plan can never reach /usr (read-only on immutable hosts), a home
+ * directory or the agent itself. The agent checks the same again where it resolves paths (node-agent/src/paths.ts).
  */
 import * as z from "zod";
 import type { StepParamsSchemas as StepParamsSchemaMap } from "./step-envelope.js";
@@ -20,13 +22,89 @@ export function absolutePathProblem(p: string): string | undefined {
   return undefined;
 }
 
+/** systemd-sysext's search paths outside /usr. */
+export const SYSEXT_DIRECTORIES = ["/var/lib/extensions", "/etc/extensions"] as const;
+/** Where installSysext puts an image when the step names no directory. */
+export const DEFAULT_SYSEXT_DIRECTORY = SYSEXT_DIRECTORIES[0];
+
+/**
+ * The agent's own files on a node (node-agent/packaging, orchestrations/join-config). No step writes them: a plan
+ * that could would replace the agent's binary, its identity, or the manifest that decides what a reset undoes.
+ * node-agent/src/agent-files.ts derives the agent's file locations from here.
+ */
+export const AGENT_PATHS = {
+  /** state.json, identity/, manifest.json, prior/ (the undo records' blobs) and downloads/; 0700. */
+  stateDir: "/var/lib/flexnode",
+  /** Operator settings (never written by the agent either). /etc/flexnode/ also holds files the plan writes. */
+  configFile: "/etc/flexnode/agent.json",
+  /** Mutable install: the executable, or a link to the bundle in libDir. */
+  executable: "/opt/flexnode/bin/flexnode-agent",
+  libDir: "/opt/flexnode/lib",
+  /** Flatcar: where Ignition puts the versioned images that /etc/extensions/flexnode-agent.raw links to. */
+  imageDir: "/opt/extensions/flexnode-agent",
+} as const;
+
+const AGENT_PATH_NAMES: Record<keyof typeof AGENT_PATHS, string> = {
+  stateDir: "state directory",
+  configFile: "settings file",
+  executable: "executable",
+  libDir: "library directory",
+  imageDir: "image directory",
+};
+
+/** The agent's system extension: `<name>.raw` (or a `<name>` directory) in a sysext directory shadows its image. */
+export const AGENT_EXTENSION_NAME = "flexnode-agent";
+
+/** The agent's systemd units (flexnode-agent.service/.timer, flexnode-enrol.service, flexnode-sysext-reload.service). */
+export const AGENT_UNIT_STEMS = ["flexnode-agent", "flexnode-enrol", "flexnode-sysext-reload"] as const;
+
+/**
+ * `p` with "", "." and ".." segments resolved, lower-cased: what it could name on the host, for comparing with the
+ * agent's paths (which are lower case; a case-insensitive file system must not make a difference).
+ */
+function comparable(p: string): string[] {
+  const out: string[] = [];
+  for (const segment of p.toLowerCase().split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") out.pop();
+    else out.push(segment);
+  }
+  return out;
+}
+
+const startsWithSegments = (p: readonly string[], prefix: readonly string[]) => prefix.length <= p.length && prefix.every((s, i) => p[i] === s);
+
+/** A unit or extension file named after `stem`: the stem itself, `stem.<suffix>` (.service, .service.d, .raw) or `stem@...`. */
+const namedAfter = (segment: string, stem: string) => segment === stem || segment.startsWith(`${stem}.`) || segment.startsWith(`${stem}@`);
+
+/**
+ * Why `hostPath` is one of the agent's own files (AGENT_PATHS, its extension image in a sysext directory, its units
+ * and their drop-ins and links under /etc/systemd), or undefined when it is not. Also applied to a path that is not
+ * normalised (its ".." resolved), so it never depends on the caller having refused those first.
+ */
+export function agentPathProblem(hostPath: string): string | undefined {
+  const p = comparable(hostPath);
+  const refuse = (what: string) => `must not be the agent's own ${what}; no step writes it`;
+  for (const [key, own] of Object.entries(AGENT_PATHS) as [keyof typeof AGENT_PATHS, string][])
+    if (startsWithSegments(p, comparable(own))) return refuse(`${AGENT_PATH_NAMES[key]} (${own})`);
+  for (const dir of SYSEXT_DIRECTORIES) {
+    const d = comparable(dir);
+    if (startsWithSegments(p, d) && p.length > d.length && namedAfter(p[d.length]!, AGENT_EXTENSION_NAME))
+      return refuse(`system extension (${dir}/${AGENT_EXTENSION_NAME}.raw)`);
+  }
+  const systemd = comparable("/etc/systemd");
+  if (startsWithSegments(p, systemd) && p.slice(systemd.length).some((s) => AGENT_UNIT_STEMS.some((stem) => namedAfter(s, stem))))
+    return refuse(`systemd units (${AGENT_UNIT_STEMS.map((s) => `${s}.*`).join(", ")} under /etc/systemd)`);
+  return undefined;
+}
+
 /** Why `hostPath` is not a path the agent may write, or undefined when it is. */
 export function hostPathProblem(hostPath: string): string | undefined {
   const problem = absolutePathProblem(hostPath);
   if (problem) return problem;
   if (hostPath === "/usr" || hostPath.startsWith("/usr/")) return "must not be under /usr (read-only on immutable hosts; the agent never writes it)";
   if (!WRITABLE_ROOTS.some((r) => hostPath.startsWith(`${r}/`))) return `must be under ${WRITABLE_ROOTS.join(", ")}`;
-  return undefined;
+  return agentPathProblem(hostPath);
 }
 
 const pathSchema = (problemOf: (p: string) => string | undefined) =>
@@ -135,15 +213,18 @@ export const FetchArtifactParamsSchema = z
   })
   .refine((p) => !(p.unpack && p.mode), { message: "mode applies to a single file; an unpacked archive keeps its entries' modes", path: ["mode"] });
 
-/** systemd-sysext's search paths outside /usr. */
-export const SYSEXT_DIRECTORIES = ["/var/lib/extensions", "/etc/extensions"] as const;
-
-export const InstallSysextParamsSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "must be an extension image name"),
-  artifact: ArtifactRefSchema,
-  directory: z.enum(SYSEXT_DIRECTORIES).optional(),
-  refresh: z.boolean().optional(),
-});
+export const InstallSysextParamsSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "must be an extension image name"),
+    artifact: ArtifactRefSchema,
+    directory: z.enum(SYSEXT_DIRECTORIES).optional(),
+    refresh: z.boolean().optional(),
+  })
+  .superRefine((p, ctx) => {
+    // The image lands at <directory>/<name>.raw (install-sysext.ts): the agent's own image is not replaced or shadowed.
+    const problem = agentPathProblem(`${p.directory ?? DEFAULT_SYSEXT_DIRECTORY}/${p.name}.raw`);
+    if (problem) ctx.addIssue({ code: "custom", message: problem, path: ["name"] });
+  });
 
 // A leading "-" would reach systemctl as an option.
 export const UnitNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,199}\.(service|socket|timer|target|path|mount)$/, "must be a systemd unit name");

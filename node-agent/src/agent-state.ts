@@ -5,13 +5,13 @@
  * replayed envelope never runs twice (also after a reset, which forgets the results). Mailbox SAS tokens are deliberately absent: they are short-lived, fetched fresh on
  * every start, and kept in memory only. The file is 0600 and replaced atomically.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import * as z from "zod";
 import { KeyIdSchema, PublicKeySchema } from "../../contract/keys.js";
 import { StepResultSchema, type StepResult } from "../../contract/step-result.js";
 import { agentFiles } from "./agent-files.js";
-import { assertPrivate, writePrivateFileAtomic } from "./private-files.js";
+import { assertPrivate, ensureOwnerOnlyDir, writePrivateFileAtomic } from "./private-files.js";
 
 /** Results kept for redelivery; older ones are pruned first (and any whose envelope has expired). */
 export const MAX_REMEMBERED_RESULTS = 128;
@@ -46,7 +46,10 @@ export const AgentStateSchema = z.strictObject({
   approval: z.string().optional(),
   enrolledAt: z.iso.datetime(),
   /** Digest of the facts the service last recorded (facts-report.ts); absent, the next start reports them. */
-  factsDigest: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  factsDigest: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   /** Where the mailbox is and until when its tokens last; the tokens themselves are never written. */
   mailbox: z
     .strictObject({ namespace: z.string(), queue: z.string(), resultsQueue: z.string(), expiresAt: z.iso.datetime(), refreshAfter: z.iso.datetime() })
@@ -128,8 +131,8 @@ export class AgentStateStore {
 
   private async write(state: AgentStateInput): Promise<void> {
     const valid = AgentStateSchema.parse(state);
-    // The file is 0600; its directory is shared with the manifest and the identity directory, so it is not forced to 0700.
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
+    // The file is 0600 in the agent's state directory, which is 0700 (shared with the manifest and the identity directory).
+    await ensureOwnerOnlyDir(dirname(this.path));
     await writePrivateFileAtomic(this.path, `${JSON.stringify(valid, null, 2)}\n`);
   }
 

@@ -9,11 +9,13 @@ import canonicalize from "canonicalize";
 import { mkdir, readFile, readdir, rm, chmod } from "node:fs/promises";
 import * as path from "node:path";
 import * as z from "zod";
+import { STATE_DIR } from "./agent-files.js";
 import { fsPathOf } from "./paths.js";
 import { lstatIfExists, sha256Hex, writeFileAtomic } from "./fs-atomic.js";
+import { ensureOwnerOnlyDir } from "./private-files.js";
 import { ManifestCorruptError } from "./step-errors.js";
 
-export const STATE_DIR = "/var/lib/flexnode";
+export { STATE_DIR };
 export const MANIFEST_VERSION = 1;
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -201,11 +203,8 @@ export class Manifest {
   }
 
   private async ensureDirs(): Promise<void> {
-    const dir = Manifest.stateDir(this.root);
-    if (!(await lstatIfExists(dir))) {
-      await mkdir(dir, { recursive: true });
-      await chmod(dir, 0o700);
-    }
+    // 0700 also when enrolment (or an older agent) created it wider: the prior blobs may be secrets.
+    await ensureOwnerOnlyDir(Manifest.stateDir(this.root));
     if (!(await lstatIfExists(this.priorDir))) {
       await mkdir(this.priorDir);
       await chmod(this.priorDir, 0o700);

@@ -2,12 +2,14 @@
  * Host paths (as the service names them, e.g. /etc/sysctl.d/x.conf) resolved under the agent's root ("/" on a node,
  * a sandbox directory in tests). Symlinks in the parent chain are followed the way a chroot would see them, so an
  * absolute link target stays under the root and a relative one cannot climb out of it; the last component is not
- * followed, since writes replace it with rename. Writes are refused under /usr (read-only on immutable hosts) and
- * outside /etc, /var and /opt, also when a symlink would carry them there.
+ * followed, since writes replace it with rename. Writes are refused under /usr (read-only on immutable hosts),
+ * outside /etc, /var and /opt, and on the agent's own files (its state directory, settings, executable, image and
+ * units: AGENT_PATHS in contract/step-params.ts), also when a symlink would carry them there. The step params schemas
+ * refuse the same paths; this is the check that holds whatever reaches an executor.
  */
 import { lstat, readlink } from "node:fs/promises";
 import * as path from "node:path";
-import { absolutePathProblem, WRITABLE_ROOTS } from "../../contract/step-params.js";
+import { absolutePathProblem, agentPathProblem, WRITABLE_ROOTS } from "../../contract/step-params.js";
 import { PathNotAllowedError, PreconditionFailedError, SymlinkInPathError, UsrWriteRefusedError } from "./step-errors.js";
 
 export { UsrWriteRefusedError } from "./step-errors.js";
@@ -34,6 +36,8 @@ function checkWritable(hostPath: string, requested: string): void {
   if (isUnder(hostPath, "/usr")) throw new UsrWriteRefusedError(`refusing to write ${hostPath}${via}: /usr is never written (read-only on immutable hosts)`);
   if (!WRITABLE_ROOTS.some((r) => hostPath.startsWith(`${r}/`)))
     throw new PathNotAllowedError(`refusing to write ${hostPath}${via}: only ${WRITABLE_ROOTS.join(", ")} are written`);
+  const own = agentPathProblem(hostPath);
+  if (own) throw new PathNotAllowedError(`refusing to write ${hostPath}${via}: it ${own}`);
 }
 
 function errnoOf(e: unknown): string | undefined {
@@ -87,11 +91,12 @@ export async function resolveHostPath(root: string, requested: string, options: 
 
 /**
  * A path the manifest recorded, for undoing it: no symlink is ever followed. It is checked like a write (absolute,
- * normalised, under /etc, /var or /opt, never /usr), then each parent component is lstat'ed from the root down: a
- * symlink there (a parent swapped since the record, which always names the resolved path) is refused with
- * SymlinkInPathError. `parentMissing`: a parent is absent or not a directory, so nothing recorded can be below it.
- * The check and the undo are separate calls (Node has no openat); what is left is a race with someone who can
- * already replace directories under /etc, /var or /opt, i.e. root.
+ * normalised, under /etc, /var or /opt, never /usr nor the agent's own files, so a manifest naming those never makes
+ * a reset change them), then each parent component is lstat'ed from the root down: a symlink there (a parent swapped
+ * since the record, which always names the resolved path) is refused with SymlinkInPathError. `parentMissing`: a
+ * parent is absent or not a directory, so nothing recorded can be below it. The check and the undo are separate calls
+ * (Node has no openat); what is left is a race with someone who can already replace directories under /etc, /var or
+ * /opt, i.e. root.
  */
 export async function resolveRecordedPath(root: string, hostPath: string): Promise<{ fsPath: string; parentMissing: boolean }> {
   const problem = absolutePathProblem(hostPath);

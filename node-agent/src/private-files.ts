@@ -4,7 +4,7 @@
  * the old or the new file, never half of one, and refused when their permissions have been loosened, because a key
  * others could read is no longer an identity.
  */
-import { chmod, link, lstat, mkdir, rm } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fsyncDir, uniqueTempPathFor, writeFileAtomic, writeTempFile } from "./fs-atomic.js";
 
@@ -39,9 +39,30 @@ export async function assertPrivate(path: string, kind: "file" | "directory"): P
   if (me !== undefined && st.uid !== me) throw new InsecurePermissionsError(path, mode, expected, `owned by uid ${st.uid}, not ${me}`);
 }
 
-/** Creates `dir` (and missing parents) and makes `dir` itself 0700; an existing one must already be private. */
-export async function ensurePrivateDir(dir: string): Promise<void> {
+/**
+ * Creates `dir` 0700 (missing parents 0755) and narrows an existing one to 0700: for the agent's state directory
+ * (`agentFiles(root).stateDir`), which holds the identity directory, state.json, the manifest with its prior blobs
+ * (which may be secrets) and the download cache. Enrolment used to create it 0755 on mutable installs, so an existing
+ * one is narrowed rather than refused. A directory reached through a symlink is narrowed where it really is.
+ */
+export async function ensureOwnerOnlyDir(dir: string): Promise<void> {
   await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  const st = await stat(dir);
+  if (!st.isDirectory()) throw Object.assign(new Error(`${dir} exists and is not a directory`), { code: "ENOTDIR", path: dir });
+  if ((st.mode & 0o7777) !== 0o700) await chmod(dir, 0o700);
+}
+
+/**
+ * Creates `dir` and makes it 0700; an existing one must already be private. Its parent (the agent's state directory)
+ * is created, or narrowed, to 0700 as well (ensureOwnerOnlyDir); missing parents above that are 0755.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await ensureOwnerOnlyDir(dirname(dir));
   try {
     await mkdir(dir, { mode: 0o700 });
     // The umask may have narrowed mkdir's mode; never widened it, but say exactly what we mean.
