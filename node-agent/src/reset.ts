@@ -8,11 +8,13 @@
 import { describeChange, Manifest } from "./manifest.js";
 import { messageOf } from "./message-of.js";
 import type { ResetAll, ResetReport } from "./ports.js";
+import { releaseWorkloads } from "./release-workloads.js";
 import { undoChange } from "./undo.js";
 
 export const resetAll: ResetAll = async (deps) => {
   const manifest = await Manifest.open(deps.root);
   const report: ResetReport = { undone: [], failed: [], left: [], manifestDigest: "" };
+  await releaseWorkloads({ root: deps.root, host: deps.host, manifest, log: deps.log });
   for (const change of [...manifest.changes].reverse()) {
     const what = describeChange(change);
     const leave = (path: string, why: string) => {

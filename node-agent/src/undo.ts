@@ -148,7 +148,7 @@ async function removeUnitDirectory(ctx: UndoContext, hostPath: string): Promise<
 }
 
 /** Mount points at or below `hostPath` in this root's /proc/self/mountinfo (none when it cannot be read). */
-async function mountPointsUnder(root: string, hostPath: string): Promise<string[]> {
+export async function mountPointsUnder(root: string, hostPath: string): Promise<string[]> {
   const text = await readFile(fsPathOf(root, "/proc/self/mountinfo"), "utf8").catch(() => "");
   return parseMountinfo(text)
     .map((m) => m.mountPoint)

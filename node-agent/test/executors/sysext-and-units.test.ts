@@ -210,6 +210,69 @@ describe("systemdUnits", () => {
     expect(treeDiff(original, await h.tree())).toEqual([]);
   });
 
+  it("a reset stops the kubelet and its pods first, then unmounts their volumes deepest first, and the kubelet's directory goes", async () => {
+    const h = await sandbox(false);
+    await writeFile(path.join(h.root, "etc/systemd/system/kubelet.service"), "[Service]\nExecStart=/opt/flexnode/bin/kubelet\nStateDirectory=kubelet\n");
+    const original = await h.tree();
+    expect((await h.run("systemdUnits", { units: [{ name: "kubelet.service", start: true }] }, "kubelet")).outcome).toBe("succeeded");
+    // A pod ran: its service-account token (a projected tmpfs) and a memory emptyDir with a mount inside it.
+    const pod = "/var/lib/kubelet/pods/0d5c-41/volumes";
+    const token = `${pod}/kubernetes.io~projected/kube-api-access-x`;
+    const cache = `${pod}/kubernetes.io~empty-dir/cache`;
+    const nested = `${cache}/sub`;
+    for (const m of [token, nested]) await mkdir(path.join(h.root, m), { recursive: true });
+    await mkdir(path.join(h.root, "proc/self"), { recursive: true });
+    await writeFile(
+      path.join(h.root, "proc/self/mountinfo"),
+      [
+        "25 1 8:1 / / rw - ext4 /dev/sda1 rw",
+        `90 25 0:50 / ${token} rw - tmpfs tmpfs rw`,
+        `91 25 0:51 / ${cache} rw - tmpfs tmpfs rw`,
+        `92 91 0:52 / ${nested} rw - tmpfs tmpfs rw`,
+      ]
+        .map((l) => `${l}\n`)
+        .join(""),
+    );
+    // Named as `systemd-escape --path --suffix=mount` names them.
+    const units = {
+      token: "var-lib-kubelet-pods-0d5c\\x2d41-volumes-kubernetes.io\\x7eprojected-kube\\x2dapi\\x2daccess\\x2dx.mount",
+      cache: "var-lib-kubelet-pods-0d5c\\x2d41-volumes-kubernetes.io\\x7eempty\\x2ddir-cache.mount",
+      nested: "var-lib-kubelet-pods-0d5c\\x2d41-volumes-kubernetes.io\\x7eempty\\x2ddir-cache-sub.mount",
+    };
+    await writeFile(path.join(h.root, "run/fakehost/mount-units"), `${units.token} ${token}\n${units.cache} ${cache}\n${units.nested} ${nested}\n`);
+    const before = h.host.calls.length;
+
+    expect((await h.reset()).failed).toEqual([]);
+    const released = h.host.lines().slice(before, before + 5);
+    expect(released.slice(0, 2)).toEqual(["systemctl stop kubelet.service", "systemctl stop kubepods.slice"]);
+    // The mount inside the emptyDir goes before the emptyDir itself.
+    expect(released.slice(2)).toEqual(
+      expect.arrayContaining([`systemctl stop ${units.token}`, `systemctl stop ${units.cache}`, `systemctl stop ${units.nested}`]),
+    );
+    expect(released.indexOf(`systemctl stop ${units.nested}`)).toBeLessThan(released.indexOf(`systemctl stop ${units.cache}`));
+    await expect(lstat(path.join(h.root, "var/lib/kubelet"))).rejects.toMatchObject({ code: "ENOENT" });
+    await rm(path.join(h.root, "proc/self"), { recursive: true });
+    await rm(path.join(h.root, "run/fakehost/mount-units"));
+    expect(treeDiff(original, await h.tree())).toEqual([]);
+  });
+
+  it("names mount units as systemd-escape does", async () => {
+    const { mountUnitName } = await import("../../src/release-workloads.js");
+    const { execFileSync } = await import("node:child_process");
+    const paths = ["/", "/var/lib/kubelet/pods/0d5c-41/volumes/kubernetes.io~projected/kube-api-access-x", "/var/lib/a b/.hidden/ü", "/var//lib/x/"];
+    const expected = ["-.mount", "var-lib-kubelet-pods-0d5c\\x2d41-volumes-kubernetes.io\\x7eprojected-kube\\x2dapi\\x2daccess\\x2dx.mount"];
+    expect(paths.slice(0, 2).map(mountUnitName)).toEqual(expected);
+    // The real systemd-escape, where this machine has systemd (CI does).
+    let escape: ((p: string) => string) | undefined;
+    try {
+      execFileSync("systemd-escape", ["--version"], { stdio: "ignore" });
+      escape = (p) => execFileSync("systemd-escape", ["--path", "--suffix=mount", p], { encoding: "utf8" }).trim();
+    } catch {
+      escape = undefined;
+    }
+    if (escape) for (const p of paths) expect(mountUnitName(p)).toBe(escape(p));
+  });
+
   it("reads no directories from a masked unit or one that declares none", async () => {
     const h = await sandbox(false);
     await symlink("/dev/null", path.join(h.root, "etc/systemd/system/masked.service"));

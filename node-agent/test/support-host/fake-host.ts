@@ -138,10 +138,30 @@ export function fakeHostScript(root: string, options: FakeHostOptions = {}): Hos
     return fail(1, `fake sysctl: unsupported ${args.join(" ")}`);
   };
 
+  /**
+   * systemd keeps a mount unit for every mount; the test says which exist (/run/fakehost/mount-units: "<unit> <mount
+   * point>" lines, the unit named by hand as systemd-escape would), and stopping one unmounts its mount point.
+   */
+  const stopMount = (unit: string): HostCommandResult => {
+    const known = lines(at("/run/fakehost/mount-units")).map((l) => l.split(" ") as [string, string]);
+    const mountPoint = known.find(([name]) => name === unit)?.[1];
+    if (!mountPoint) return fail(5, `Failed to stop ${unit}: Unit ${unit} not loaded.`);
+    const mountinfo = at("/proc/self/mountinfo");
+    writeAtomic(
+      mountinfo,
+      lines(mountinfo)
+        .filter((l) => l.split(" ")[4] !== mountPoint)
+        .map((l) => `${l}\n`)
+        .join(""),
+    );
+    return ok();
+  };
+
   const systemctl = (args: readonly string[]): HostCommandResult => {
     const [verb, unit] = args;
     if (verb === "daemon-reload") return ok();
     if (!unit) return fail(1, `fake systemctl: unsupported ${args.join(" ")}`);
+    if (verb === "stop" && unit.endsWith(".mount")) return stopMount(unit);
     const file = unitFile(unit);
     const active = lines(activeFile);
     switch (verb) {
