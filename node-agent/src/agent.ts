@@ -6,6 +6,7 @@ import type { ServiceBusClientOptions } from "@azure/service-bus";
 import type { NodeFacts } from "../../contract/node-facts.js";
 import type { StepParamsSchemas } from "../../contract/step-envelope.js";
 import type { EventSink } from "./agent-events.js";
+import { acquireAgentLock } from "./agent-lock.js";
 import { AgentStateStore, type AgentState } from "./agent-state.js";
 import type { BackoffPolicy, Sleep } from "./backoff.js";
 import { requestEnrolment } from "./enrol-client.js";
@@ -194,6 +195,16 @@ export async function runAgent(o: RunAgentOptions): Promise<void> {
   if (!identity || identity.keyId !== state.keyId) {
     throw new Error(`the node key under ${o.root} is not the key this node enrolled with (${state.keyId}); enrol again`);
   }
+  const lock = await acquireAgentLock(o.root, "run");
+  try {
+    await runLocked(o, store, identity);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(o: RunAgentOptions, store: AgentStateStore, identity: NonNullable<Awaited<ReturnType<typeof loadIdentity>>>): Promise<void> {
+  const state = await store.require();
   const now = o.now ?? (() => new Date());
   const onEvent = o.onEvent ?? (() => undefined);
   const api = new NodeApiClient({

@@ -7,7 +7,8 @@ import * as z from "zod";
 import { ContractError } from "../../contract/errors.js";
 import { PreflightCheckNameSchema } from "../../contract/step-params.js";
 import { agentStatus, DRAIN_DEFAULTS, enrolAgent, MissingTokenError, runAgent, type HostSide } from "./agent.js";
-import { NotEnrolledError, StateError } from "./agent-state.js";
+import { AgentBusyError, acquireAgentLock } from "./agent-lock.js";
+import { AgentStateStore, NotEnrolledError, StateError } from "./agent-state.js";
 import { ConfigError, parseEnv, resolveConfig } from "./config.js";
 import { EnrolmentTokenSchema, ServiceUrlError } from "./enrolment-url.js";
 import { EXIT, type ExitCode } from "./exit-codes.js";
@@ -121,6 +122,7 @@ function exitCodeOf(error: unknown): ExitCode {
   if (error instanceof NotEnrolledError) return EXIT.notEnrolled;
   if (error instanceof ServiceRefusedError) return EXIT.refused;
   if (error instanceof NoMailboxError) return EXIT.noMailbox;
+  if (error instanceof AgentBusyError) return EXIT.busy;
   return EXIT.failed;
 }
 
@@ -230,7 +232,16 @@ async function run(args: CliArgs, root: string, env: ReturnType<typeof parseEnv>
     }
     case "reset": {
       await resolveConfig(root, env, {}, warn);
-      const report = await resetAll({ root, host: io.host ?? realHostCommands(), log: (line) => out.progress(line), now: () => new Date() });
+      const lock = await acquireAgentLock(root, "reset");
+      let report: Awaited<ReturnType<typeof resetAll>>;
+      try {
+        report = await resetAll({ root, host: io.host ?? realHostCommands(), log: (line) => out.progress(line), now: () => new Date() });
+        // As after a reset step: results remembered for redelivery would report as applied what was just undone.
+        const store = new AgentStateStore(root);
+        if (report.failed.length === 0 && (await store.load())) await store.update((s) => ({ ...s, results: [] }));
+      } finally {
+        await lock.release();
+      }
       out.result({ reset: report }, () => [
         ...report.undone.map((u) => `undone (${u.stepId}): ${u.change}`),
         ...report.failed.map((f) => `NOT undone (${f.stepId}): ${f.change}: ${f.error}`),

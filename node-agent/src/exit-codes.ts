@@ -13,6 +13,8 @@ export const EXIT = {
   refused: 5,
   /** The node has no mailbox (failed or offboarded): `run` has nothing to do until the node enrols again. */
   noMailbox: 6,
+  /** Another agent (`run`, `reset`) is working on this machine; try again once it stopped (sysexits EX_TEMPFAIL). */
+  busy: 75,
   /** The identity key or state file has unsafe permissions or cannot be used (sysexits EX_NOPERM). */
   insecure: 77,
   /** agent.json or a FLEXNODE_* variable is invalid (sysexits EX_CONFIG). */
