@@ -17,6 +17,19 @@ afterEach(async () => {
 });
 
 const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix });
+/** The stand-in saga ends failed and the node is marked Failed, as the real saga's failure path leaves it. */
+async function failOnboarding(nodeId: string): Promise<void> {
+  await app.simulator.runUntilIdle();
+  app.simulator.raiseEvent(nodeId, "test-finish", "failed");
+  await app.simulator.runUntilIdle();
+  await registry().nodes.update(
+    (await registry().nodes.get(nodeId))!,
+    () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }),
+    "saga",
+    "node.fail",
+  );
+}
+
 const problemType = (res: { json: unknown }) => (res.json as { type: string }).type.replace("https://flexnode.dev/problems/", "");
 
 describe("POST /api/enrol", () => {
@@ -181,15 +194,7 @@ describe("POST /api/enrol", () => {
     const token = await app.createToken("edge", { maxUses: 2 });
     const node = newNode();
     const { nodeId } = (await app.enrol(node, token)).json as { nodeId: string };
-    await app.simulator.runUntilIdle();
-    app.simulator.raiseEvent(nodeId, "test-finish", "failed");
-    await app.simulator.runUntilIdle();
-    await registry().nodes.update(
-      (await registry().nodes.get(nodeId))!,
-      () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }),
-      "saga",
-      "node.fail",
-    );
+    await failOnboarding(nodeId);
     expect((await registry().pools.get("edge"))!.inFlight).toBe(0);
 
     const again = await app.enrol(node, token);
@@ -228,15 +233,7 @@ describe("POST /api/enrol", () => {
     const node = newNode();
     const { nodeId } = (await app.enrol(node, token)).json as { nodeId: string };
     await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
-    await app.simulator.runUntilIdle();
-    app.simulator.raiseEvent(nodeId, "test-finish", "failed");
-    await app.simulator.runUntilIdle();
-    await registry().nodes.update(
-      (await registry().nodes.get(nodeId))!,
-      () => ({ status: "Failed", lastError: { code: "X", message: "boom", at: new Date().toISOString() } }),
-      "saga",
-      "node.fail",
-    );
+    await failOnboarding(nodeId);
     const firstRun = app.simulator.getStatus(nodeId)!;
     expect(firstRun.runtimeStatus).not.toBe("Pending");
 
