@@ -5,6 +5,7 @@
 import { RegistryError } from "../clients/registry/registry.js";
 import type { NodeRecord } from "../clients/registry/model.js";
 import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, rekey, type EnrolDeps } from "./enrol.js";
+import { refuseWhileFinishing } from "./operator.js";
 
 export class ApprovalError extends Error {
   constructor(
@@ -26,11 +27,19 @@ export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string
   }
   if (node.status !== "AwaitingApproval")
     throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be approved`);
+  await refuseWhileFinishing(deps, nodeId);
   let approved: NodeRecord;
   try {
-    approved = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", sagaInstanceId: node.nodeId }), actor, "node.approve", {
-      expect: ["AwaitingApproval"],
-    });
+    // A node that enrolled again after a rejection kept it as lastError for the admin to see; approved, it is history.
+    approved = await deps.registry.nodes.update(
+      node,
+      () => ({ status: "Enrolling", sagaInstanceId: node.nodeId, lastError: undefined }),
+      actor,
+      "node.approve",
+      {
+        expect: ["AwaitingApproval"],
+      },
+    );
   } catch (error) {
     if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
     throw error;

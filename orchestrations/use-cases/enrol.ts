@@ -247,6 +247,7 @@ async function startOver(
 ): Promise<EnrolOutcome> {
   const rejected = c.existing.status === "Failed" && c.existing.lastError?.code === "Rejected";
   const approval = rejected || c.existing.cloneOf !== undefined || needsApproval(c.token, c.pool);
+  const at = deps.now().toISOString();
   await redeem(deps, c.token);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
     deps.registry.nodes.update(
@@ -257,13 +258,18 @@ async function startOver(
         tokenId: c.token.tokenId,
         lastError: rejected ? c.existing.lastError : undefined,
         approvalRequired: approval,
+        reenrolledAt: approval ? at : undefined,
       }),
       ACTOR(c.request.keyId),
       "node.reenrol",
       { expect: ["Failed", "Offboarded"] },
     ),
   );
-  if (approval) return { kind: "awaitingApproval", node, reason: node.cloneOf !== undefined ? "clone-quarantined" : "approval-required" };
+  if (approval) {
+    // An admin must hear of it as of a first enrolment; a retry whose first answer failed here repeats it (replay).
+    await deps.events.publish([enrolmentAnnouncement(node)]);
+    return { kind: "awaitingApproval", node, reason: node.cloneOf !== undefined ? "clone-quarantined" : "approval-required" };
+  }
   await ensureSaga(deps, node, { restart: true, pool: c.pool });
   return { kind: "created", node };
 }
@@ -555,7 +561,8 @@ const announced = (node: NodeRecord) => ({ nodeId: node.nodeId, pool: node.pool,
  * `approvalRequired` were announced before any replay repeated announcements; their status stands in for it.
  */
 function enrolmentAnnouncement(node: NodeRecord) {
-  const at = { run: node.createdAt, time: node.createdAt };
+  const since = node.reenrolledAt ?? node.createdAt;
+  const at = { run: since, time: since };
   if (node.cloneOf !== undefined)
     return lifecycleEvent("quarantined", {
       ...at,

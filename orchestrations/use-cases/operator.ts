@@ -31,11 +31,7 @@ export type OperatorDeps = EnrolDeps;
 export async function retryNode(deps: OperatorDeps, nodeId: string, actor: string): Promise<{ node: NodeRecord; instanceId: string }> {
   const node = await existing(deps, nodeId);
   if (node.status !== "Failed") throw new OperatorError("wrong-state", `node '${nodeId}' is ${node.status}; only a Failed node can be retried`);
-  // The failed run marks the node Failed just before it ends: a retry must not race its last moments.
-  for (const id of [nodeId, compensateInstanceId(nodeId)]) {
-    if (isRunning(await deps.workflows.status(id)))
-      throw new OperatorError("still-running", `the failed run '${id}' is still finishing; retry in a few seconds`);
-  }
+  await refuseWhileFinishing(deps, nodeId);
   let retried: NodeRecord;
   try {
     retried = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", lastError: undefined, sagaInstanceId: nodeId }), actor, "node.retry", {
@@ -65,6 +61,17 @@ export async function cancelOnboarding(deps: OperatorDeps, nodeId: string, actor
   await deps.workflows.start(COMPENSATE_NODE, { instanceId, input });
   await deps.registry.audit.write({ actor, action: "node.cancel", objectType: "node", objectId: nodeId, details: { from: node.status } });
   return { node, instanceId };
+}
+
+/**
+ * A failed run marks the node Failed just before it ends: a restart (retry, or approval of a node that enrolled again)
+ * must not race its last moments, or it would find the old run still running and start nothing.
+ */
+export async function refuseWhileFinishing(deps: Pick<OperatorDeps, "workflows">, nodeId: string): Promise<void> {
+  for (const id of [nodeId, compensateInstanceId(nodeId)]) {
+    if (isRunning(await deps.workflows.status(id)))
+      throw new OperatorError("still-running", `the failed run '${id}' is still finishing; retry in a few seconds`);
+  }
 }
 
 async function existing(deps: OperatorDeps, nodeId: string): Promise<NodeRecord> {

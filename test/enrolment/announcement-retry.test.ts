@@ -11,7 +11,7 @@ import { eventGridLifecycleEvents } from "../../orchestrations/clients/events/li
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { emulatorCredential } from "../arm-emulator/index.js";
 import { startEventGridReceiver, type EventGridReceiver } from "../eventgrid-receiver/index.js";
-import { newNode, startApp, type TestApp, type TestNode, useStandInSaga } from "../function-app/index.js";
+import { admin, newNode, startApp, type TestApp, type TestNode, useStandInSaga } from "../function-app/index.js";
 
 useStandInSaga();
 
@@ -110,5 +110,23 @@ describe("enrolment announcements survive a refused publish", () => {
       id: lifecycleEventId(claimed.nodeId, claimed.pendingClaim!.keyId, "quarantined"),
       data: { nodeId: claimed.nodeId, claimKeyId: claimed.pendingClaim!.keyId },
     });
+  });
+
+  it("a rejected node enrolling again is announced anew (not as a duplicate of its first enrolment), also by its retry", async () => {
+    const { app, receiver, registry } = await start();
+    const token = await app.createToken("edge", { maxUses: 3, approvalRequired: true });
+    const node = newNode();
+    const { nodeId } = (await app.enrol(node, token)).json as { nodeId: string };
+    expect((await app.call("POST", `/api/manage/nodes/${nodeId}/reject`, { headers: admin })).status).toBe(200);
+    const first = receiver.events().map((e) => e.id);
+
+    await enrolRefusedOnce(app, receiver, node, token);
+    expect((await app.enrol(node, token)).status).toBe(202);
+    const stored = (await registry.nodes.get(nodeId))!;
+    expect(stored.reenrolledAt).toBeDefined();
+    const again = receiver.events().filter((e) => !first.includes(e.id));
+    expect(again).toEqual([
+      expect.objectContaining({ id: lifecycleEventId(nodeId, stored.reenrolledAt!, "enrolled"), data: expect.objectContaining({ approvalRequired: true }) }),
+    ]);
   });
 });

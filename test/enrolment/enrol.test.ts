@@ -222,9 +222,28 @@ describe("POST /api/enrol", () => {
       if (token === parkedBy) expect((await app.call("POST", `/api/manage/nodes/${nodeId}/reject`, { headers: admin })).status).toBe(200);
     }
 
-    // Only an admin lets it in.
+    // Only an admin lets it in; the rejection it kept for the admin to see is history then.
     const approved = await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
     expect(approved.json).toMatchObject({ status: "Enrolling" });
+    expect((approved.json as { lastError?: unknown }).lastError).toBeUndefined();
+    expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
+  });
+
+  it("refuses to approve a node enrolled again while its failed run is still finishing (409, Retry-After)", async () => {
+    const token = await app.createToken("edge", { maxUses: 2, approvalRequired: true });
+    const node = newNode();
+    const { nodeId } = (await app.enrol(node, token)).json as { nodeId: string };
+    await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
+    await app.simulator.runUntilIdle();
+    // The run marks the node Failed just before it ends; the node enrols again in between.
+    await registry().nodes.update((await registry().nodes.get(nodeId))!, () => ({ status: "Failed" }), "saga", "node.fail");
+    expect((await app.enrol(node, token)).status).toBe(202);
+    const early = await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin });
+    expect([early.status, early.headers["retry-after"]]).toEqual([409, "5"]);
+    expect((await registry().nodes.get(nodeId))!.status).toBe("AwaitingApproval");
+    app.simulator.raiseEvent(nodeId, "test-finish", "failed");
+    await app.simulator.runUntilIdle();
+    expect((await app.call("POST", `/api/manage/nodes/${nodeId}/approve`, { headers: admin })).status).toBe(200);
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Pending");
   });
 

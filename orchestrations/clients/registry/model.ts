@@ -269,6 +269,11 @@ export const NodeRecord = z.object({
   cloneOf: z.string().optional(),
   /** Whether the node waited for an admin when it enrolled, as its enrolled event said; absent on rows older than the field. */
   approvalRequired: z.boolean().optional(),
+  /**
+   * When the enrolment the node waits on began, if not at its creation: a Failed node that enrolled again and waits for
+   * an admin. Its enrolled (or quarantined) event is keyed on it, so it is a new event, not a duplicate of the first.
+   */
+  reenrolledAt: z.iso.datetime().optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   etag: z.string(),
