@@ -207,14 +207,24 @@ async function runLocked(o: RunAgentOptions, store: AgentStateStore, identity: N
   const state = await store.require();
   const now = o.now ?? (() => new Date());
   const onEvent = o.onEvent ?? (() => undefined);
-  const api = new NodeApiClient({
-    ...retryContext({ ...o, signal: o.signal }, (line) => onEvent({ type: "error", where: "node-api", message: line })),
-    serviceUrl: state.serviceUrl,
-    privateKey: identity.privateKey,
-    paths: state.nodeApi,
+  const apiWith = (signal: AbortSignal) =>
+    new NodeApiClient({
+      ...retryContext({ ...o, signal }, (line) => onEvent({ type: "error", where: "node-api", message: line })),
+      serviceUrl: state.serviceUrl,
+      privateKey: identity.privateKey,
+      paths: state.nodeApi,
+    });
+  const api = apiWith(o.signal);
+  // Alongside the loop, not before it: a report that retries through a service outage must not hold steps back. Nor
+  // may it hold the end of the run (a drained run, and the agent lock): it stops with the loop, for the next start.
+  const factsStop = new AbortController();
+  const facts = reportChangedFacts({
+    root: o.root,
+    store,
+    api: apiWith(AbortSignal.any([o.signal, factsStop.signal])),
+    onEvent,
+    ...(o.system ? { system: o.system } : {}),
   });
-  // Alongside the loop, not before it: a report that retries through a service outage must not hold steps back.
-  const facts = reportChangedFacts({ root: o.root, store, api, onEvent, ...(o.system ? { system: o.system } : {}) });
   const loop = runMailboxLoop({
     store,
     identity,
@@ -254,6 +264,7 @@ async function runLocked(o: RunAgentOptions, store: AgentStateStore, identity: N
     }
     throw error;
   } finally {
+    factsStop.abort();
     await facts;
   }
 }

@@ -46,6 +46,8 @@ export async function reportChangedFacts(o: FactsReportOptions): Promise<FactsRe
     o.onEvent({ type: "facts-reported", hostname: facts.hostname, os: facts.osRelease.prettyName ?? facts.osRelease.id, kernel: facts.kernel });
     return "reported";
   } catch (error) {
+    // Stopped with the run: the next start reports it.
+    if (error instanceof Error && error.name === "AbortError") return "failed";
     // Also the 409 for facts that name another machine (a re-imaged disk keeping this state): the service keeps
     // what it had, and the operator sees why here.
     o.onEvent({ type: "error", where: "facts", message: error instanceof Error ? error.message : String(error) });

@@ -42,11 +42,13 @@ describe("the agent lock", () => {
     await reset.release();
   });
 
-  it("is taken over from a holder that is gone: its process ended, or it ran in an earlier boot", async () => {
+  it("is taken over from a holder that is gone: its process ended, it ran in an earlier boot, or it had this pid before a restart", async () => {
     const ended = spawnSync(process.execPath, ["-e", ""]).pid!;
     for (const holder of [
       { pid: ended, what: "run", bootId: await bootId(), since: new Date().toISOString() },
       { pid: process.pid, what: "run", bootId: "an-earlier-boot", since: new Date().toISOString() },
+      // An agent that is PID 1 of its container gets the same pid on every start: a lock it did not take is its last life's.
+      { pid: process.pid, what: "run", bootId: await bootId(), since: new Date().toISOString() },
     ]) {
       await (await acquireAgentLock(root.dir, "run")).release();
       await writeFile(lockFile(), JSON.stringify(holder));

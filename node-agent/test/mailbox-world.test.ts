@@ -102,14 +102,20 @@ describe("the real agent in the service's world", () => {
     expect(factsPuts()).toHaveLength(1);
 
     // A disk moved to another machine keeps this state but not this identity: refused, recorded facts unchanged,
-    // and tried again on every start (the operator sees why each time).
+    // and tried again on the next start (the digest stays the accepted one's).
     const before = await recorded();
+    const accepted = (await new AgentStateStore(root.dir).require()).factsDigest;
+    expect(accepted).toMatch(/^[0-9a-f]{64}$/);
     await writeFile(join(root.dir, "etc/machine-id"), `${randomBytes(16).toString("hex")}\n`);
     agent = startAgent({ root: root.dir });
     expect(await agent.waitFor("error", (e) => e.where === "facts")).toMatchObject({ message: expect.stringMatching(/409|different machine/) });
     await agent.stop();
     expect(await recorded()).toEqual(before);
-    expect((await new AgentStateStore(root.dir).require()).factsDigest).toBeDefined();
+    expect((await new AgentStateStore(root.dir).require()).factsDigest).toBe(accepted);
     expect(factsPuts()).toHaveLength(2);
+    agent = startAgent({ root: root.dir });
+    await agent.waitFor("error", (e) => e.where === "facts");
+    await agent.stop();
+    expect(factsPuts()).toHaveLength(3);
   });
 });
