@@ -3,8 +3,11 @@
  * { paramsSchemas: StepParamsSchemas })`) and again by its executors. A signed envelope is trusted to come from the
  * service, not to be sane: every path the agent may write is absolute, normalised, under /etc, /var or /opt and
  * outside the agent's own files (AGENT_PATHS: its state, identity and manifest, its settings, its executable, the
- * image that carries it, its units), so a bad plan can never reach /usr (read-only on immutable hosts), a home
- * directory or the agent itself. The agent checks the same again where it resolves paths (node-agent/src/paths.ts).
+ * image that carries it, its units and their drop-ins), and no unit step names the agent's own units, so a mistaken
+ * plan can never reach /usr (read-only on immutable hosts), a home directory or the agent itself. The agent checks
+ * the same again where it resolves paths (node-agent/src/paths.ts). This guards against mistakes, not against a
+ * hostile service: a plan that may install and start units runs code as root by design, and the service key is what
+ * the node trusts.
  */
 import * as z from "zod";
 import type { StepParamsSchemas as StepParamsSchemaMap } from "./step-envelope.js";
@@ -78,6 +81,18 @@ const startsWithSegments = (p: readonly string[], prefix: readonly string[]) => 
 const namedAfter = (segment: string, stem: string) => segment === stem || segment.startsWith(`${stem}.`) || segment.startsWith(`${stem}@`);
 
 /**
+ * Whether a path segment under /etc/systemd names the agent's units or a drop-in directory systemd applies to them:
+ * the unit itself (`flexnode-agent.service`, its `.d`, `@` instances and `.wants` links), a prefix drop-in
+ * (`flexnode-.service.d` applies to every `flexnode-*.service`), or a type-wide one (`service.d` applies to all).
+ */
+function dropInReachesAgentUnits(segment: string): boolean {
+  if (AGENT_UNIT_STEMS.some((stem) => namedAfter(segment, stem))) return true;
+  if (/^[a-z]+\.d$/.test(segment)) return true;
+  const prefix = /^(.+-)\.[a-z]+\.d$/.exec(segment)?.[1];
+  return prefix !== undefined && AGENT_UNIT_STEMS.some((stem) => stem.startsWith(prefix));
+}
+
+/**
  * Why `hostPath` is one of the agent's own files (AGENT_PATHS, its extension image in a sysext directory, its units
  * and their drop-ins and links under /etc/systemd), or undefined when it is not. Also applied to a path that is not
  * normalised (its ".." resolved), so it never depends on the caller having refused those first.
@@ -93,8 +108,8 @@ export function agentPathProblem(hostPath: string): string | undefined {
       return refuse(`system extension (${dir}/${AGENT_EXTENSION_NAME}.raw)`);
   }
   const systemd = comparable("/etc/systemd");
-  if (startsWithSegments(p, systemd) && p.slice(systemd.length).some((s) => AGENT_UNIT_STEMS.some((stem) => namedAfter(s, stem))))
-    return refuse(`systemd units (${AGENT_UNIT_STEMS.map((s) => `${s}.*`).join(", ")} under /etc/systemd)`);
+  if (startsWithSegments(p, systemd) && p.slice(systemd.length).some(dropInReachesAgentUnits))
+    return refuse(`systemd units (${AGENT_UNIT_STEMS.map((s) => `${s}.*`).join(", ")}, and drop-ins that apply to them, under /etc/systemd)`);
   return undefined;
 }
 
@@ -227,7 +242,13 @@ export const InstallSysextParamsSchema = z
   });
 
 // A leading "-" would reach systemctl as an option.
-export const UnitNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,199}\.(service|socket|timer|target|path|mount)$/, "must be a systemd unit name");
+export const UnitNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,199}\.(service|socket|timer|target|path|mount)$/, "must be a systemd unit name")
+  .refine(
+    (name) => !AGENT_UNIT_STEMS.some((stem) => namedAfter(name.toLowerCase(), stem)),
+    "must not be one of the agent's own units; no step starts or stops them",
+  );
 
 export const SystemdUnitsParamsSchema = z.strictObject({
   daemonReload: z.boolean().optional(),

@@ -45,10 +45,15 @@ const OWN: [string, string][] = [
   ["/etc/systemd/system/flexnode-enrol.service", "systemd units"],
   ["/etc/systemd/system/flexnode-sysext-reload.service", "systemd units"],
   ["/etc/systemd/system/multi-user.target.wants/flexnode-agent.service", "systemd units"],
+  // Drop-ins systemd applies to the agent's units too: by prefix (every flexnode-*.service) and for every service.
+  ["/etc/systemd/system/flexnode-.service.d/10-x.conf", "systemd units"],
+  ["/etc/systemd/system/service.d/10-x.conf", "systemd units"],
 ];
 
 /** Next to the agent's files, and written by the real plan or the executor tests: still allowed. */
 const NEIGHBOURS = [
+  "/etc/systemd/system/kubelet.service.d/10-flexnode.conf",
+  "/etc/systemd/system/flexnode-containerd.service.d/10-x.conf",
   "/etc/flexnode/kubelet/config.yaml",
   "/etc/flexnode/ok.conf",
   "/opt/flexnode/bin/kubelet",
@@ -277,5 +282,20 @@ describe("the agent's state directory is 0700", () => {
     await m.record("s1", { type: "module", name: "br_netfilter" });
     expect(await modeOf(dir)).toBe(0o700);
     expect((await lstat(path.join(dir, "prior"))).mode & 0o7777).toBe(0o700);
+  });
+});
+
+describe("no unit step names the agent's own units", () => {
+  it.each(["flexnode-agent.service", "flexnode-agent.timer", "Flexnode-Agent.service", "flexnode-enrol.service", "flexnode-agent@x.service"])(
+    "refuses systemdUnits %s at verification",
+    (name) => {
+      const raw = sign({ stepId: "units", kind: "systemdUnits", params: { units: [{ name, start: false }] } });
+      expect(() => verify(raw)).toThrow(/params\/units\/0\/name: must not be one of the agent's own units/);
+    },
+  );
+
+  it("still takes the plan's own units", () => {
+    for (const name of ["kubelet.service", "flexnode-containerd.service", "containerd.service"])
+      expect(() => verify(sign({ stepId: "units", kind: "systemdUnits", params: { units: [{ name, start: true }] } }))).not.toThrow();
   });
 });
