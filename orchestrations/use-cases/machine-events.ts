@@ -8,12 +8,23 @@
  * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
  */
 import type { WorkflowClient } from "../clients/workflow-client.js";
-import { parseMachineId, ResourceIdError, type ResourceRef } from "../clients/arm/resource-id.js";
+import { parseMachineId, parseResourceGroupId, ResourceIdError, type ResourceRef } from "../clients/arm/resource-id.js";
 import { startOffboarding } from "./decommission.js";
 import { ensureSaga } from "./enrol.js";
 import { MANAGED_BY } from "../activities/created-objects.js";
 import type { Registry } from "../clients/registry/registry.js";
 import { parseResourceEvent, RESOURCE_DELETE_SUCCESS, RESOURCE_WRITE_SUCCESS } from "./resource-event.js";
+
+/** Whether the machine lies in the resource group; ids compare case-insensitively, as ARM's do. */
+function inResourceGroup(machineId: string, resourceGroupId: string): boolean {
+  const machine = asMachine(machineId);
+  const group = parseResourceGroupId(resourceGroupId);
+  return (
+    machine !== undefined &&
+    machine.subscriptionId.toLowerCase() === group.subscriptionId.toLowerCase() &&
+    machine.resourceGroup.toLowerCase() === group.resourceGroup.toLowerCase()
+  );
+}
 
 const asMachine = (resourceUri: string): ResourceRef | undefined => {
   try {
@@ -104,7 +115,7 @@ async function adopt(deps: MachineEventDeps, machineId: string, caller: string |
   // Tags are anyone's to write: whoever may onboard Arc machines into some other resource group this service hears
   // from could tag one for a pending node and have the pool's role grants given to that machine's identity. Only a
   // machine in the pool's own resource group, where the pool's owner decides who onboards, is the node's.
-  if (!machineId.toLowerCase().startsWith(`${pool.arc.resourceGroupId.toLowerCase()}/providers/microsoft.hybridcompute/machines/`))
+  if (!inResourceGroup(machineId, pool.arc.resourceGroupId))
     return candidate(`the machine is not in pool ${poolName}'s resource group ${pool.arc.resourceGroupId}`);
   if (node.arcMachineId && node.arcMachineId.toLowerCase() !== machineId.toLowerCase())
     return candidate(`node ${nodeId} has adopted ${node.arcMachineId} already`);

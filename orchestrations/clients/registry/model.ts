@@ -117,8 +117,7 @@ export const ArcTags = z
   .record(
     z
       .string()
-      .min(1)
-      .max(512)
+      .min(1, "ARM refuses an empty tag name")
       .max(512, "ARM allows tag names of at most 512 characters")
       .regex(/^[^<>%&\\?/]*$/, "ARM refuses tag names containing < > % & \\ ? /"),
     z.string().max(256, "ARM allows tag values of at most 256 characters"),
