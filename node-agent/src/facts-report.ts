@@ -40,7 +40,9 @@ export async function reportChangedFacts(o: FactsReportOptions): Promise<FactsRe
   try {
     const { facts } = await gatherFacts({ root: o.root, ...(o.system ? { system: o.system } : {}) });
     const digest = factsDigest(facts);
-    if ((await o.store.require()).factsDigest === digest) return "unchanged";
+    const state = await o.store.require();
+    // The admin decides on the facts enrolment sent: the service takes none until then (409), so none are sent.
+    if (state.factsDigest === digest || state.status === "AwaitingApproval") return "unchanged";
     await o.api.reportFacts(facts);
     await o.store.update((state) => ({ ...state, factsDigest: digest }));
     o.onEvent({ type: "facts-reported", hostname: facts.hostname, os: facts.osRelease.prettyName ?? facts.osRelease.id, kernel: facts.kernel });
