@@ -123,6 +123,14 @@ export class KubeEmulator {
     this.entra = { serverAppId: options.serverAppId.toLowerCase(), admins: new Set(options.admins.map((a) => a.toLowerCase())) };
   }
 
+  /**
+   * The API server's periodic etcd compaction (every 5 minutes by default): list pages begun before the last write
+   * expire, so a paging client must start its list again (or accept an inconsistent rest).
+   */
+  compact(): void {
+    this.revisions.compact();
+  }
+
   removeToken(token: string): void {
     this.tokens.delete(token);
   }

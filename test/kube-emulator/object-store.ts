@@ -32,6 +32,7 @@ export interface NewObject {
 
 export class Revisions {
   private value = 0;
+  private compactedAt = 0;
 
   next(): string {
     this.value += 1;
@@ -40,6 +41,16 @@ export class Revisions {
 
   get current(): string {
     return String(this.value);
+  }
+
+  /** etcd's compaction: revisions before now can no longer be read, so list pages started before it expire. */
+  compact(): void {
+    this.compactedAt = this.value;
+  }
+
+  /** Whether a read at `revision` needs history that compaction removed. */
+  compacted(revision: number): boolean {
+    return revision < this.compactedAt;
   }
 }
 

@@ -7,12 +7,19 @@ import type { KubeObject, Revisions } from "./object-store.js";
 import { decode, DeleteOptionsBody, type BodyMeta } from "./request-body.js";
 import { statusErrors, type ResourceName } from "./status.js";
 
-/** A `<Kind>List`: items without apiVersion/kind (as served), filtered by labelSelector, cut by limit/continue. */
+/**
+ * A `<Kind>List`: items without apiVersion/kind (as served), filtered by labelSelector, cut by limit/continue. The
+ * continue token is the etcd3 store's (`{"v":"meta.k8s.io/v1","rv":<list revision>,"start":"<key>\u0000"}`, base64url):
+ * a token older than the last compaction answers 410 Expired, carrying a token (rv -1) that reads the rest as it is
+ * now. Pages are cut from the objects as they are now, not from a snapshot at the list's revision.
+ */
 export function listResponse(kind: string, apiVersion: string, objects: KubeObject[], query: URLSearchParams, revisions: Revisions): Record<string, unknown> {
   const selector = parseLabelSelector(query.get("labelSelector"));
   const limit = parseLimit(query.get("limit"));
-  const after = parseContinue(query.get("continue"));
-  const selected = objects.filter((o) => selector(o.metadata.labels)).filter((o) => after === undefined || sortKey(o) > after);
+  const from = parseContinue(query.get("continue"));
+  if (from !== undefined && from.rv !== -1 && revisions.compacted(from.rv)) throw statusErrors.continueExpired(continueToken(-1, from.start));
+  const rv = from === undefined || from.rv === -1 ? Number(revisions.current) : from.rv;
+  const selected = objects.filter((o) => selector(o.metadata.labels)).filter((o) => from === undefined || sortKey(o) >= from.start);
   const page = limit === undefined ? selected : selected.slice(0, limit);
   const more = page.length < selected.length;
   const last = page.at(-1);
@@ -20,8 +27,8 @@ export function listResponse(kind: string, apiVersion: string, objects: KubeObje
     kind: `${kind}List`,
     apiVersion,
     metadata: {
-      resourceVersion: revisions.current,
-      ...(more && last ? { continue: Buffer.from(JSON.stringify({ after: sortKey(last) })).toString("base64url") } : {}),
+      resourceVersion: String(rv),
+      ...(more && last ? { continue: continueToken(rv, `${sortKey(last)}\u0000`) } : {}),
     },
     items: page.map(({ apiVersion: _v, kind: _k, ...item }) => item),
   };
@@ -31,6 +38,10 @@ function sortKey(o: KubeObject): string {
   return `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 }
 
+function continueToken(rv: number, start: string): string {
+  return Buffer.from(JSON.stringify({ v: "meta.k8s.io/v1", rv, start })).toString("base64url");
+}
+
 function parseLimit(value: string | null): number | undefined {
   if (value === null || value === "" || value === "0") return undefined;
   const n = Number(value);
@@ -38,11 +49,12 @@ function parseLimit(value: string | null): number | undefined {
   return n;
 }
 
-function parseContinue(value: string | null): string | undefined {
+function parseContinue(value: string | null): { rv: number; start: string } | undefined {
   if (value === null || value === "") return undefined;
   try {
-    const parsed = JSON.parse(Buffer.from(value, "base64url").toString("utf8")) as { after?: unknown };
-    if (typeof parsed.after === "string") return parsed.after;
+    const parsed = JSON.parse(Buffer.from(value, "base64url").toString("utf8")) as { v?: unknown; rv?: unknown; start?: unknown };
+    if (parsed.v === "meta.k8s.io/v1" && typeof parsed.start === "string" && Number.isInteger(parsed.rv))
+      return { rv: parsed.rv as number, start: parsed.start };
   } catch {
     // fall through to the 400
   }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bootstrapTokenSecret, KubeApiError, nodeSecretsSelector, type SecretSpec } from "../../orchestrations/clients/kube/index.js";
+import { bootstrapTokenSecret, KubeApiError, KubeClient, nodeSecretsSelector, type SecretSpec } from "../../orchestrations/clients/kube/index.js";
 import { rawRequest, startCluster, type Cluster, ADMIN_TOKEN } from "./test-fixtures.js";
+import { KubeEmulator } from "./index.js";
 
 const HOUR = 3_600_000;
 
@@ -108,5 +109,55 @@ describe("Secrets through the real client", () => {
     expect(await cluster.client.listSecrets("kube-system", "flexnode.dev/node-id!=fn-a")).toHaveLength(2);
     expect(await cluster.client.listSecrets("kube-public", "")).toEqual([]);
     await expect(cluster.client.listSecrets("kube-system", "a=b=c")).rejects.toMatchObject({ status: 400, reason: "BadRequest" });
+  });
+
+  it("expires a continue token older than the last compaction: 410 Expired, with a token for the rest as it is now", async () => {
+    for (const n of ["a", "b", "c", "d"]) await cluster.client.createSecret("kube-system", { name: n, type: "Opaque", stringData: { k: n } });
+    const list = (query: string) => rawRequest(cluster.running, "GET", `/api/v1/namespaces/kube-system/secrets?${query}`, { token: ADMIN_TOKEN });
+    const first = await list("limit=2");
+    const token = (first.body["metadata"] as { continue: string }).continue;
+    // Compaction alone expires nothing; a write after the page and a compaction past it do.
+    cluster.emulator.compact();
+    expect((await list(`limit=2&continue=${token}`)).status).toBe(200);
+    await cluster.client.createSecret("kube-system", { name: "e", type: "Opaque", stringData: { k: "e" } });
+    cluster.emulator.compact();
+
+    const expired = await list(`limit=2&continue=${token}`);
+    expect(expired).toMatchObject({ status: 410, body: { kind: "Status", reason: "Expired", code: 410, message: expect.stringContaining("too old") } });
+    const rest = await list(`continue=${(expired.body["metadata"] as { continue: string }).continue}`);
+    expect((rest.body["items"] as { metadata: { name: string } }[]).map((i) => i.metadata.name)).toEqual(["c", "d", "e"]);
+    expect((await list("limit=2&continue=bm90LWEtdG9rZW4")).body).toMatchObject({ code: 400, reason: "BadRequest" });
+  });
+
+  it("lists again whole when etcd compacts while it pages, as client-go's pager does", async () => {
+    // The emulator answers each of the first two pages after its sleep: a write and a compaction happen there, so
+    // the second page's token predates the compaction.
+    let sleeps = 0;
+    const emulator = new KubeEmulator({
+      tokens: [ADMIN_TOKEN],
+      sleep: async () => {
+        sleeps += 1;
+        await client.createSecret("kube-system", { name: `late-${sleeps}`, type: "Opaque", stringData: { k: "late" } });
+        emulator.compact();
+      },
+    });
+    const running = await emulator.start();
+    const client = new KubeClient({ server: running.server, caPem: running.caPem, token: ADMIN_TOKEN }, { listPageSize: 2 });
+    try {
+      for (const n of ["a", "b", "c", "d", "e"]) await client.createSecret("kube-system", { name: n, type: "Opaque", stringData: { k: n } });
+      emulator.faults.inject({ method: "GET", path: "/api/v1/namespaces/kube-system/secrets", latencyMs: 1, times: 2 });
+
+      const listed = await client.listSecrets("kube-system", "");
+      expect(listed.map((s) => s.name).sort()).toEqual(["a", "b", "c", "d", "e", "late-1", "late-2"]);
+      const lists = emulator.requests.filter({ route: "secrets.list" });
+      expect(lists.map((r) => [r.status, r.query["limit"] ?? "whole"])).toEqual([
+        [200, "2"],
+        [410, "2"],
+        [200, "whole"],
+      ]);
+    } finally {
+      client.close();
+      await running.close();
+    }
   });
 });

@@ -25,6 +25,8 @@ export class KubeStatusError extends Error {
     readonly reason: string,
     message: string,
     readonly details: StatusDetails | undefined = undefined,
+    /** The Status's ListMeta: an expired list's continue token for the inconsistent remainder. */
+    readonly listMeta: { continue?: string } = {},
   ) {
     super(message);
   }
@@ -33,7 +35,7 @@ export class KubeStatusError extends Error {
     return {
       kind: "Status",
       apiVersion: "v1",
-      metadata: {},
+      metadata: this.listMeta,
       status: "Failure",
       message: this.message,
       reason: this.reason,
@@ -71,6 +73,15 @@ export const statusErrors = {
       causes,
     }),
   badRequest: (message: string) => new KubeStatusError(400, "BadRequest", message),
+  /** A continue token older than the last compaction (the etcd3 store's compactedContinue): 410 Expired, with a token for the rest read inconsistently. */
+  continueExpired: (inconsistentContinue: string) =>
+    new KubeStatusError(
+      410,
+      "Expired",
+      "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+      undefined,
+      { continue: inconsistentContinue },
+    ),
   unauthorized: () => new KubeStatusError(401, "Unauthorized", "Unauthorized"),
   forbidden: (username: string, verb: string, r: ResourceName, namespace: string | undefined) =>
     new KubeStatusError(

@@ -189,7 +189,11 @@ export class KubeClient {
 
   // ---- plumbing ---------------------------------------------------------------------------------------------------
 
-  /** Every object of a collection the selector matches, page by page (limit/continue). */
+  /**
+   * Every object of a collection the selector matches, page by page (limit/continue). A continue token outlives etcd's
+   * compaction (every 5 minutes) only briefly: on 410 Expired the list is read again whole, without paging, as
+   * client-go's pager does (FullListIfExpired), rather than finishing it inconsistently with the token the 410 offers.
+   */
   private async list(
     schema: typeof SecretList | typeof NodeList,
     path: string,
@@ -199,11 +203,18 @@ export class KubeClient {
     let continueToken: string | undefined;
     do {
       const res = await this.call("GET", path, { query: { labelSelector, limit: String(this.pageSize), continue: continueToken } });
+      if (continueToken !== undefined && res.status === 410) return this.listWhole(schema, path, labelSelector);
       const page = expect(schema, this.success("GET", path, res), "GET", path);
       for (const item of page.items ?? []) out.push({ name: item.metadata.name, labels: item.metadata.labels ?? {} });
       continueToken = page.metadata?.continue || undefined;
     } while (continueToken !== undefined);
     return out;
+  }
+
+  private async listWhole(schema: typeof SecretList | typeof NodeList, path: string, labelSelector: string) {
+    const res = await this.call("GET", path, { query: { labelSelector } });
+    const all = expect(schema, this.success("GET", path, res), "GET", path);
+    return (all.items ?? []).map((item) => ({ name: item.metadata.name, labels: item.metadata.labels ?? {} }));
   }
 
   private call(method: string, path: string, options?: RequestOptions): Promise<KubeResponse> {
