@@ -1,6 +1,13 @@
-/** The Service Bus side of the loop: the node's two connections, sending a result, and settling a message. */
+/**
+ * The Service Bus side of the loop: the node's receiving connection, sending a result, and settling a message.
+ *
+ * A namespace takes 5,000 concurrent AMQP connections (Basic/Standard), the service's own included, so a resident
+ * agent holds one: the receiver's. Results go out on a connection opened for the send and closed after it (a SAS
+ * credential carries one token, and the Send token is scoped to the results queue, so the receiver's connection cannot
+ * carry them).
+ */
 import { AzureSASCredential } from "@azure/core-auth";
-import { ServiceBusClient, type ServiceBusReceiver, type ServiceBusSender } from "@azure/service-bus";
+import { ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver } from "@azure/service-bus";
 import type { MailboxCredentials } from "../../contract/mailbox-credentials.js";
 import type { StepResult } from "../../contract/step-result.js";
 import type { StepRef } from "./agent-events.js";
@@ -15,47 +22,55 @@ export interface Connection {
   listen: AzureSASCredential;
   send: AzureSASCredential;
   listenClient: ServiceBusClient;
-  sendClient: ServiceBusClient;
   receiver: ServiceBusReceiver;
-  sender: ServiceBusSender;
+  /** Sends one message to the results queue on a connection of its own, closed once the send is settled. */
+  sendToResults(message: ServiceBusMessage): Promise<void>;
   close(): Promise<void>;
 }
 
 export function connect(credentials: MailboxCredentials, o: Pick<MailboxLoopOptions, "serviceBus" | "maxStepMs" | "lockMarginMs" | "onEvent">): Connection {
-  // One connection per credential: a SAS credential carries a single token, and the Listen token is scoped to this
-  // node's queue while the Send token is scoped to the results queue.
   const listen = new AzureSASCredential(credentials.listenSas);
   const send = new AzureSASCredential(credentials.sendSas);
   const listenClient = new ServiceBusClient(credentials.namespace, listen, o.serviceBus);
-  const sendClient = new ServiceBusClient(credentials.namespace, send, o.serviceBus);
   const receiver = listenClient.createReceiver(credentials.queue, {
     receiveMode: "peekLock",
     maxAutoLockRenewalDurationInMs: o.maxStepMs + (o.lockMarginMs ?? LOCK_MARGIN_MS),
   });
-  const sender = sendClient.createSender(credentials.resultsQueue);
+  const sending = new Set<ServiceBusClient>();
+  const closeQuietly = async (where: string, step: () => Promise<void>) => {
+    try {
+      await step();
+    } catch (error) {
+      o.onEvent({ type: "error", where, message: (error as Error).message });
+    }
+  };
   return {
     credentials,
     listen,
     send,
     listenClient,
-    sendClient,
     receiver,
-    sender,
-    close: async () => {
-      const steps = [() => receiver.close(), () => sender.close(), () => listenClient.close(), () => sendClient.close()];
-      for (const step of steps) {
-        try {
-          await step();
-        } catch (error) {
-          o.onEvent({ type: "error", where: "close", message: (error as Error).message });
-        }
+    sendToResults: async (message) => {
+      const client = new ServiceBusClient(credentials.namespace, send, o.serviceBus);
+      sending.add(client);
+      try {
+        const sender = client.createSender(credentials.resultsQueue);
+        await sender.sendMessages(message);
+      } finally {
+        sending.delete(client);
+        await closeQuietly("close", () => client.close());
       }
+    },
+    close: async () => {
+      await closeQuietly("close", () => receiver.close());
+      await closeQuietly("close", () => listenClient.close());
+      for (const client of [...sending]) await closeQuietly("close", () => client.close());
     },
   };
 }
 
 export async function sendResult(connection: Connection, result: StepResult): Promise<void> {
-  await connection.sender.sendMessages({
+  await connection.sendToResults({
     body: result,
     contentType: "application/json",
     messageId: `${result.nodeId}/${result.stepId}/${result.attempt}`.slice(0, 128),

@@ -52,6 +52,7 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     await a.waitFor("mailbox-connected");
     const envelope = await service.sendStep(nodeId, { stepId: "slow-step", params: { holdMs: 3_000 } });
     const finished = await a.waitFor("step-finished");
+
     expect(finished).toMatchObject({ stepId: "slow-step", attempt: 1, outcome: "succeeded", sagaId: envelope.sagaId });
 
     const log = service.emulator.log;
@@ -76,6 +77,11 @@ describe("the mailbox loop against Service Bus (emulator, unmodified SDK)", () =
     const state = await new AgentStateStore(root.dir).require();
     expect(state.current).toBeUndefined();
     expect(state.results.map((r) => r.result)).toEqual([result]);
+
+    // A resident agent holds one connection of the namespace's 5,000: the result went out on one closed after the send.
+    const withAgent = service.emulator.connectionCount;
+    await a.stop();
+    await expect.poll(() => withAgent - service.emulator.connectionCount, { timeout: 5_000 }).toBe(1);
   });
 
   it("refreshes the SAS tokens mid-step with credential.update, keeps its one receiver, and receives on the refreshed token", async () => {

@@ -5,7 +5,7 @@
  * went to node-results on a Send-only link and named the node whose key signed it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
+import { REJECTED_RESULTS_QUEUE, RESULTS_QUEUE } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { EntryOf } from "../servicebus-emulator/index.js";
 import { planFor, sandboxHostSide, startFleet, type Fleet, type NodeOutcome, type NodeSpec, type Stack } from "../sandbox/index.js";
 import { nodeQueues, startE2eStack, stepsOf } from "./support.js";
@@ -115,7 +115,7 @@ describe(`${NODES} nodes onboarding at once`, () => {
       byConnection.set(r.link.connectionId, (byConnection.get(r.link.connectionId) ?? new Set()).add(nodeId));
     }
     expect([...byConnection.values()].filter((ids) => ids.size !== 1)).toEqual([]);
-    expect(stack.sb.inspect.queue("node-results-rejected")?.active ?? 0).toBe(0);
+    expect(stack.sb.inspect.queue(REJECTED_RESULTS_QUEUE)?.active).toBe(0);
     expect(stack.triggers.invocations.filter((i) => i.outcome !== "completed")).toEqual([]);
   });
 });

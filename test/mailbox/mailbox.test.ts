@@ -8,7 +8,9 @@ import { buildStepEnvelope, verifyStepEnvelope, type StepEnvelope } from "../../
 import {
   DEFAULT_SAS_LIFETIME_MS,
   Mailbox,
+  MailboxQuotaError,
   queueFor,
+  REJECTED_RESULTS_QUEUE,
   RESULTS_QUEUE,
   SecretInEnvelopeError,
   type NodeMailboxCredentials,
@@ -32,8 +34,9 @@ async function start(queue: ConstructorParameters<typeof Mailbox>[0]["queue"] = 
   clock = new ManualClock(Date.now());
   emulator = new ServiceBusEmulator({
     rules: [DEFAULT_RULE, { ...listenRule, rights: ["Listen"] }, { ...sendRule, rights: ["Send"] }],
-    queues: [{ name: RESULTS_QUEUE }],
+    queues: [{ name: RESULTS_QUEUE }, { name: REJECTED_RESULTS_QUEUE }],
     clock,
+    maxQueues: 5,
   });
   sb = await emulator.start();
   service = new ServiceBusClient(sb.connectionString());
@@ -88,6 +91,37 @@ describe("mailbox queues (Service Bus data plane, not ARM)", () => {
     expect(await mailbox.close("fn-a")).toEqual({ queue: "node-fn-a", deleted: false });
     expect(await admin.queueExists("node-fn-a")).toBe(false);
   });
+
+  it("takes only 'already exists' for an existing queue: a conflicting operation in progress is thrown, to be tried again", async () => {
+    emulator.adminFaults.inject({
+      method: "PUT",
+      path: /^\/?node-fn-a$/,
+      status: 409,
+      message: "SubCode=40901. Another conflicting operation is in progress on the same resource/entity.",
+    });
+    await expect(mailbox.open("fn-a")).rejects.toMatchObject({ statusCode: 409, code: "ServiceError" });
+    expect(await mailbox.open("fn-a")).toEqual({ queue: "node-fn-a", created: true });
+  });
+
+  it("says the namespace is full when its queue quota is reached", async () => {
+    // maxQueues 5: the two results queues and three nodes.
+    for (const n of ["fn-a", "fn-b", "fn-c"]) await mailbox.open(n);
+    const full = await mailbox.open("fn-d").catch((e: unknown) => e);
+    expect(full).toBeInstanceOf(MailboxQuotaError);
+    expect((full as Error).message).toMatch(/no room for another node queue.*SubCode=40300/);
+    // A queue that exists is still found, and a freed slot is usable again.
+    expect(await mailbox.open("fn-a")).toEqual({ queue: "node-fn-a", created: false });
+    await mailbox.close("fn-c");
+    expect(await mailbox.open("fn-d")).toEqual({ queue: "node-fn-d", created: true });
+  });
+});
+
+describe("entity names", () => {
+  it("never extend one another, since a SAS token covers every URI its own is a prefix of", () => {
+    const names = [RESULTS_QUEUE, REJECTED_RESULTS_QUEUE, queueFor("fn-0123456789abcdef01234567"), queueFor("fn-fedcba9876543210fedcba98")];
+    const extending = names.flatMap((a) => names.filter((b) => a !== b && b.toLowerCase().startsWith(a.toLowerCase())).map((b) => `${b} extends ${a}`));
+    expect(extending).toEqual([]);
+  });
 });
 
 describe("node tokens", () => {
@@ -109,6 +143,10 @@ describe("node tokens", () => {
     await expect(send.createSender(queueFor("fn-b")).sendMessages({ body: "into another mailbox" })).rejects.toMatchObject({ code: "UnauthorizedAccess" });
     await expect(send.createSender(a.queue).sendMessages({ body: "into my own mailbox" })).rejects.toMatchObject({ code: "UnauthorizedAccess" });
     await expect(send.createReceiver(RESULTS_QUEUE).receiveMessages(1, { maxWaitTimeInMs: 1000 })).rejects.toMatchObject({ code: "UnauthorizedAccess" });
+    // A token covers every URI it is a prefix of: the quarantine queue's name must not extend the results queue's.
+    await expect(send.createSender(REJECTED_RESULTS_QUEUE).sendMessages({ body: "forged quarantine record" })).rejects.toMatchObject({
+      code: "UnauthorizedAccess",
+    });
 
     expect(emulator.inspect.messages(queueFor("fn-b")).map((m) => m.state)).toEqual(["active"]);
     // Every delivery so far was authorized by a token scoped to the receiving queue.

@@ -24,6 +24,8 @@ export interface AdminApiOptions {
   namespaceHost: string;
   /** Settings for a queue created without them. */
   defaults: QueueSettings;
+  /** Queues the namespace may hold (the entity quota). */
+  maxQueues: number;
 }
 
 interface AdminResponse {
@@ -100,7 +102,8 @@ export class AdminApi {
     const path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "");
     const method = (req.method ?? "GET").toUpperCase();
     const fault = this.faults.take(method, path);
-    if (fault?.status !== undefined) return failure(fault.status, `SubCode=50000. Injected fault (${fault.code ?? "ServerBusy"}).`);
+    // A fault's message is the service's detail as given (e.g. "SubCode=40901. …"), which the SDK maps to its error codes.
+    if (fault?.status !== undefined) return failure(fault.status, fault.message ?? `SubCode=50000. Injected fault (${fault.code ?? "ServerBusy"}).`);
     if (path.toLowerCase() === "$resources/queues" && method === "GET") return this.list(url);
     if (path === "" || path.startsWith("$") || /\/subscriptions(\/|$)/i.test(path)) {
       return failure(400, `SubCode=40000. The emulator serves queues only; '${path}' is not supported.`);
@@ -164,6 +167,15 @@ export class AdminApi {
       existing.settings = settings;
       existing.updatedAt = this.options.clock.now();
       return { status: 200, body: queueEntryDocument(this.view(existing, url)), contentType: ENTRY };
+    }
+    const count = this.options.registry.list().length;
+    if (count >= this.options.maxQueues) {
+      // The service's wording for an entity quota (seen for partitioned entities: "The maximum number of resources of type
+      // EnablePartitioning == true has been reached or exceeded. Actual: 100, Max allowed: 100"); the SDK maps 403 to QuotaExceededError.
+      return failure(
+        403,
+        `SubCode=40300. The maximum number of resources of type Queue has been reached or exceeded. Actual: ${count}, Max allowed: ${this.options.maxQueues}.`,
+      );
     }
     const created = this.options.registry.create(name, settings)!;
     return { status: 201, body: queueEntryDocument(this.view(created, url)), contentType: ENTRY };

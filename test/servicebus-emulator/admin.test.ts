@@ -22,6 +22,16 @@ describe("ServiceBusAdministrationClient against the namespace", () => {
     await expect(target.admin.createQueue(name.toUpperCase())).rejects.toMatchObject({ statusCode: 409 });
   });
 
+  it("refuses names that do not start and end with a letter or digit (Azure's naming rules for queues)", async () => {
+    const n = uniqueName("n");
+    for (const bad of [`${n}-`, `${n}.`, `${n}_`, `-${n}`]) {
+      await expect(target.admin.createQueue(bad)).rejects.toMatchObject({ statusCode: 400 });
+    }
+    const good = `${uniqueName("ok")}/x.y_z-1`;
+    await target.admin.createQueue(good);
+    await target.admin.deleteQueue(good);
+  });
+
   it("deleting a queue twice fails the second time with 404 MessageEntityNotFoundError", async () => {
     const name = uniqueName("del");
     await target.admin.createQueue(name);

@@ -76,11 +76,13 @@ describe("SAS authorization of SDK clients", () => {
     ]);
   });
 
-  it("scope is by path segment: a token for queue A does not cover a queue whose name extends A's", async () => {
+  it("scope is a prefix of the resource URI, as Microsoft's SAS page words it: a token for queue A also covers a queue whose name extends A's", async () => {
+    // Run against a real namespace (SERVICEBUS_TEST_CONNECTION_STRING), this settles the reading the emulator takes.
     const extended = await target.queue(queueA);
     const node = target.sasClient(new AzureSASCredential(target.token(target.manageRule, queueA, 3600)));
     await expect(node.createReceiver(queueA).peekMessages(1)).resolves.toBeInstanceOf(Array);
-    await expect(node.createReceiver(extended).peekMessages(1)).rejects.toMatchObject({ code: "UnauthorizedAccess" });
+    await expect(node.createReceiver(extended).peekMessages(1)).resolves.toBeInstanceOf(Array);
+    await expect(node.createReceiver(queueB).peekMessages(1)).rejects.toMatchObject({ code: "UnauthorizedAccess" });
   });
 
   it("refuses an expired token", async () => {

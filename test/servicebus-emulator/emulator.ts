@@ -27,6 +27,8 @@ export interface ServiceBusEmulatorOptions {
   queues?: readonly QueueDefinition[];
   /** Drives token expiry, message TTL, schedules and enqueue times. Locks always run on wall time. */
   clock?: Clock;
+  /** Queues the namespace may hold; creating one more answers 403 (SubCode 40300). Default 10,000, the Basic/Standard quota (queues and topics). */
+  maxQueues?: number;
   /** Largest message (or batch) a sender may transfer. Default 256 KiB, the Standard tier's limit. */
   maxMessageSizeBytes?: number;
   /** How often time-based state (locks, schedules, TTL, token expiry) is applied. Default 20 ms. */
@@ -79,6 +81,11 @@ export class ServiceBusEmulator {
   get adminFaults(): AdminApi["faults"] {
     return this.admin.faults;
   }
+
+  /** AMQP connections open now: what the namespace's connection quota (5,000 on Basic/Standard) counts. */
+  get connectionCount(): number {
+    return this.amqp.connectionCount;
+  }
   private readonly initialQueues: readonly QueueDefinition[];
   private readonly sweepIntervalMs: number;
   private listener: PortListener | undefined;
@@ -111,6 +118,7 @@ export class ServiceBusEmulator {
       clock: this.clock,
       namespaceHost: this.namespace,
       defaults: DEFAULT_QUEUE_SETTINGS,
+      maxQueues: options.maxQueues ?? 10_000,
     });
     this.initialQueues = options.queues ?? [];
     for (const definition of this.initialQueues) this.createQueue(definition);

@@ -48,8 +48,11 @@ export const DEFAULT_QUEUE_SETTINGS: QueueSettings = {
 export const MIN_LOCK_DURATION_MS = 100;
 export const MAX_LOCK_DURATION_MS = 300_000;
 
-/** Queue names as the service allows them: letters, digits, `.`, `-`, `_` and `/` between segments. */
-export const QUEUE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]|\/(?!\/|$))*$/;
+/**
+ * Queue names as Azure's naming rules give them for `namespaces/queues`: 1–260 letters, digits, `.`, `-`, `_` and `/`
+ * (between segments), starting and ending with a letter or digit.
+ */
+export const QUEUE_NAME = /^(?!.*\/\/)[A-Za-z0-9](?:[A-Za-z0-9._\/-]*[A-Za-z0-9])?$/;
 
 const duration = z
   .union([z.number().int().nonnegative(), z.string()], { error: "expected milliseconds or an ISO 8601 duration such as PT30S" })
@@ -66,7 +69,7 @@ const duration = z
 /** A queue to create: durations as milliseconds or ISO 8601 strings (`PT30S`). */
 export const queueDefinitionSchema = z
   .object({
-    name: z.string().max(260).regex(QUEUE_NAME, "letters, digits, '.', '-', '_' and '/' between segments"),
+    name: z.string().max(260).regex(QUEUE_NAME, "letters, digits, '.', '-', '_' and '/' between segments, starting and ending with a letter or digit"),
     lockDuration: duration.refine((ms) => ms >= MIN_LOCK_DURATION_MS && ms <= MAX_LOCK_DURATION_MS, "lock duration out of range").optional(),
     maxDeliveryCount: z.number().int().min(1).optional(),
     defaultMessageTimeToLive: duration.refine((ms) => ms > 0, "must be positive").optional(),

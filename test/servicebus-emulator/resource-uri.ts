@@ -1,7 +1,9 @@
 /**
  * Resource URIs as Service Bus compares them for authorization: scheme and port do not matter, host and path are
- * case-insensitive, and a scope covers a resource when its path segments are a prefix of the resource's
- * (`sb://ns/queue-a` covers `queue-a/$management` but not `queue-ab`).
+ * case-insensitive, and a scope covers every resource its URI is a prefix of. Microsoft's SAS page says "a SAS token is
+ * valid for all resources prefixed with the <resourceURI>" and nothing about path segments, so the emulator takes the
+ * wider reading: `sb://ns/queue-a` covers `queue-a/$management` and also `queue-ab`. A service that relied on segments
+ * would pass here only if Azure happened to be narrower; entity names must never extend one another instead.
  */
 export interface ResourcePath {
   /** Lower-case host without port. */
@@ -31,8 +33,8 @@ export function splitPath(path: string): string[] {
 }
 
 export function covers(scope: ResourcePath, resource: ResourcePath): boolean {
-  if (scope.host !== resource.host || scope.segments.length > resource.segments.length) return false;
-  return scope.segments.every((segment, i) => segment === resource.segments[i]);
+  if (scope.host !== resource.host) return false;
+  return resource.segments.join("/").startsWith(scope.segments.join("/"));
 }
 
 export function formatResource(path: ResourcePath): string {

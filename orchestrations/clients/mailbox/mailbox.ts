@@ -11,7 +11,11 @@ import type { StepEnvelope } from "../../../contract/step-envelope.js";
 import { mintSas } from "./sas.js";
 
 export const RESULTS_QUEUE = "node-results";
-export const REJECTED_RESULTS_QUEUE = "node-results-rejected";
+/**
+ * Not `node-results-…`: a SAS token is valid for every resource its URI is a prefix of (Microsoft's SAS page), so a
+ * name that extends `node-results` would be open to every node's Send token.
+ */
+export const REJECTED_RESULTS_QUEUE = "rejected-node-results";
 export const queueFor = (nodeId: string): string => `node-${nodeId}`;
 /** The node a queue is the mailbox of, if it is one (the results queues are not). */
 export const nodeOfQueue = (queue: string): string | undefined => /^node-(fn-[0-9a-f]{24})$/i.exec(queue)?.[1]?.toLowerCase();
@@ -78,6 +82,19 @@ export class SecretInEnvelopeError extends Error {
   }
 }
 
+/**
+ * The namespace has no room for another queue: 10,000 queues and topics per Basic/Standard namespace, 1,000 per
+ * Premium messaging unit, and every onboarded node keeps its queue.
+ */
+export class MailboxQuotaError extends Error {
+  constructor(detail: string) {
+    super(
+      `the Service Bus namespace has no room for another node queue (10,000 queues per Basic/Standard namespace, 1,000 per Premium messaging unit; each node keeps one until it is removed): ${detail}`,
+    );
+    this.name = "MailboxQuotaError";
+  }
+}
+
 export class Mailbox {
   private readonly queueSettings: NodeQueueSettings;
   private readonly sasLifetimeMs: number;
@@ -88,15 +105,19 @@ export class Mailbox {
     if (this.sasLifetimeMs <= 45 * 60_000) throw new RangeError("node SAS tokens must outlive the SDK's 45-minute token renewal");
   }
 
-  /** Creates the node's queue; an existing queue is success (saga retries and replays call this again). */
+  /**
+   * Creates the node's queue; an existing queue is success (saga retries and replays call this again). Only the 409
+   * that says the queue exists is: a 409 for a conflicting operation in progress (SubCode 40901, e.g. the queue's
+   * delete still running) means it may not exist, and is thrown for the saga to try again.
+   */
   async open(nodeId: string): Promise<{ queue: string; created: boolean }> {
     const queue = queueFor(nodeId);
     try {
       await this.options.admin.createQueue(queue, this.queueSettings);
       return { queue, created: true };
     } catch (error) {
-      // The management API answers 409; the SDK names it MessageEntityAlreadyExistsError.
-      if (isRestError(error) && (error.statusCode === 409 || error.code === "MessageEntityAlreadyExistsError")) return { queue, created: false };
+      if (isRestError(error) && error.code === "MessageEntityAlreadyExistsError") return { queue, created: false };
+      if (isRestError(error) && error.code === "QuotaExceededError") throw new MailboxQuotaError(error.message);
       throw error;
     }
   }
