@@ -7,6 +7,7 @@ import { pageOf, Paging, PoolView } from "./http/views.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
 import type { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
 import { roleAssignmentShortfall } from "../orchestrations/use-cases/role-assignment-budget.js";
+import { poolClusterRefusal } from "../orchestrations/use-cases/pool-cluster.js";
 
 type PoolSpecInput = Parameters<typeof roleAssignmentShortfall>[1];
 
@@ -23,7 +24,10 @@ const create = defineRoute({
   body: CreatePool,
   responses: {
     201: { description: "Created", schema: PoolView },
-    409: { description: "A pool with this name exists, or its nodes' role grants would cross ARM's role-assignment cap" },
+    409: {
+      description:
+        "A pool with this name exists, its nodes' role grants would cross ARM's role-assignment cap, or its cluster's network plugin is not 'none' (flex nodes need a bring-your-own overlay CNI)",
+    },
   },
 });
 const list = defineRoute({
@@ -58,7 +62,7 @@ const update = defineRoute({
   responses: {
     200: { description: "Updated", schema: PoolView },
     404: { description: "No such pool" },
-    409: { description: "Changed by someone else since your If-Match ETag" },
+    409: { description: "Changed by someone else since your If-Match ETag, or a new cluster whose network plugin is not 'none'" },
   },
 });
 
@@ -76,6 +80,7 @@ const remove = defineRoute({
 export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ body, principal, services: { registry, arm } }) => {
     const { name, ...spec } = body;
+    await refuseClusterNetwork(arm(), spec.clusterResourceId);
     await refuseOverCap(arm(), spec);
     const pool = await registry.pools.create(name, spec, principal.name);
     return json(201, pool, { etag: pool.etag, location: `/api/manage/pools/${name}` });
@@ -91,6 +96,7 @@ export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(update, services, async ({ params, body, principal, request, services: { registry, arm } }) => {
     // Raising maxNodes or adding grants later must not pass the cap that creation checks.
     const current = await registry.pools.get(params.pool);
+    if (current && current.clusterResourceId.toLowerCase() !== body.clusterResourceId.toLowerCase()) await refuseClusterNetwork(arm(), body.clusterResourceId);
     if (current) await refuseOverCap(arm(), body, current);
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
     return json(200, pool, { etag: pool.etag });
@@ -105,6 +111,13 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     await registry.pools.remove(params.pool, principal.name);
     return { status: 204, headers: { "cache-control": "no-store" } };
   });
+}
+
+/** The cluster's pod network cannot reach flex nodes (use-cases/pool-cluster.ts): 409, naming its plugin and what is needed. */
+async function refuseClusterNetwork(arm: ArmClients, clusterResourceId: string): Promise<void> {
+  const refusal = await poolClusterRefusal(arm, clusterResourceId);
+  if (!refusal) return;
+  throw new ProblemError(409, "cluster-network-plugin", "The cluster's network plugin cannot give flex nodes a pod network", { ...refusal, clusterResourceId });
 }
 
 /** The pool's per-node grants would cross ARM's role-assignment cap (role-assignment-budget.ts): 409, saying how many fit. */

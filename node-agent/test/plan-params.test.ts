@@ -10,6 +10,7 @@ const catalog: ArtifactCatalog = {
   containerd: both("containerd.tar.gz"),
   kubernetes: { "1.31.2": both("kubelet") },
   cniPlugins: both("cni.tgz"),
+  runc: both("runc"),
   sysext: { containerd: both("containerd.raw"), kubernetes: { "1.31.2": both("kubernetes.raw") } },
 };
 

@@ -5,6 +5,7 @@
 import { parseClusterId } from "../clients/arm/resource-id.js";
 import { BOOTSTRAP_TOKEN_NAMESPACE, bootstrapKubeconfig, bootstrapTokenSecret, newBootstrapToken, poolBootstrapRbac } from "../clients/kube/index.js";
 import type { Services } from "../services.js";
+import { clusterDnsOf, networkPluginRefusal } from "../use-cases/pool-cluster.js";
 import { BOOTSTRAP_SECRET_REF, type CreatedObject } from "./created-objects.js";
 import type { NodeContext } from "./node-context.js";
 import { record } from "./records.js";
@@ -41,6 +42,14 @@ export async function reofferBootstrapKubeconfig(deps: Pick<KubeDeps, "kube" | "
   });
 }
 
+/** The cluster facts the saga keeps in its history and hands to the plan. */
+export interface ClusterInfo {
+  apiServer: string;
+  kubernetesVersion: string;
+  /** The cluster's DNS service IP (networkProfile.dnsServiceIP), the kubelet's clusterDNS. */
+  clusterDns: string;
+}
+
 /** A run of this many taken ids means something other than chance (36^6 ids per cluster): fail, and say so. */
 const MAX_TOKEN_ID_DRAWS = 5;
 
@@ -52,11 +61,22 @@ export interface KubeActivityOptions {
 export function createKubeActivities({ arm, kube, secrets, registry, now }: KubeDeps, options: KubeActivityOptions = {}) {
   const mintToken = options.mintToken ?? (() => newBootstrapToken().join("."));
   return {
-    clusterInfo: async (input: { clusterResourceId: string }): Promise<{ apiServer: string; kubernetesVersion: string }> => {
+    /**
+     * What the plan needs from the managed cluster. The cluster's network plugin is checked again here, not only at
+     * pool creation: a pool created before that check, or a cluster migrated to another plugin since, must not get a
+     * node it cannot give a pod network.
+     */
+    clusterInfo: async (input: { clusterResourceId: string }): Promise<ClusterInfo> => {
       const { subscriptionId, resourceGroup, name } = parseClusterId(input.clusterResourceId);
       const cluster = await arm().containerService(subscriptionId).managedClusters.get(resourceGroup, name);
+      const refusal = networkPluginRefusal(cluster);
+      if (refusal) throw new Error(`cluster ${input.clusterResourceId}: ${refusal.detail}`);
       const { server } = await kube(input.clusterResourceId);
-      return { apiServer: server, kubernetesVersion: cluster.currentKubernetesVersion ?? cluster.kubernetesVersion ?? "1.31.2" };
+      return {
+        apiServer: server,
+        kubernetesVersion: cluster.currentKubernetesVersion ?? cluster.kubernetesVersion ?? "1.31.2",
+        clusterDns: clusterDnsOf(cluster),
+      };
     },
 
     /** Per-pool RBAC: the pool's bootstrap group may create CSRs and get node-client CSRs approved, nothing more. */

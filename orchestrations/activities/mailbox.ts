@@ -23,6 +23,8 @@ export interface SendStepInput {
   /** Absent for `reset`, which needs no cluster details. */
   kubernetesVersion?: string;
   apiServer?: string;
+  /** Absent for `reset`, and in histories written before clusterInfo returned it. */
+  clusterDns?: string;
 }
 
 export function createMailboxActivities({ mailbox, registry, kube, secrets, signingKey, settings, now }: MailboxDeps) {
@@ -44,9 +46,12 @@ export function createMailboxActivities({ mailbox, registry, kube, secrets, sign
       const caPem = reset ? "" : (await kube(input.context.clusterResourceId)).caPem;
       const step = reset
         ? undefined
-        : planFor(input.context, node, { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer!, caPem }, settings.ARTIFACT_CATALOG).find(
-            (s) => s.stepId === input.stepId,
-          );
+        : planFor(
+            input.context,
+            node,
+            { kubernetesVersion: input.kubernetesVersion!, apiServer: input.apiServer!, clusterDns: input.clusterDns, caPem },
+            settings.ARTIFACT_CATALOG,
+          ).find((s) => s.stepId === input.stepId);
       if (!step && !reset) throw new Error(`no step ${input.stepId} in the plan`);
       if (step?.kind === "fetchSecret" && step.params.secretRef === BOOTSTRAP_SECRET_REF && input.attempt > 1)
         await reofferBootstrapKubeconfig({ kube, secrets }, input.context);

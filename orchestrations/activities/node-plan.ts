@@ -9,6 +9,7 @@ import { buildNodePlan, type PlanStep } from "../node-plan/node-plan.js";
 import type { Services } from "../services.js";
 import { BOOTSTRAP_SECRET_REF } from "./created-objects.js";
 import type { NodeContext } from "./node-context.js";
+import { DEFAULT_DNS_SERVICE_IP } from "../use-cases/pool-cluster.js";
 
 export type NodePlanDeps = Pick<Services, "registry" | "kube" | "settings">;
 
@@ -17,6 +18,8 @@ export interface ClusterFacts {
   kubernetesVersion: string;
   apiServer: string;
   caPem: string;
+  /** Absent in histories written before clusterInfo returned it: those clusters get AKS's default. */
+  clusterDns?: string;
 }
 
 /** The node's plan facts: carried by the context since it carries them, read from the registry for an older history. */
@@ -37,7 +40,7 @@ export function planFor(
     immutable: context.immutable,
     kubernetesVersion: cluster.kubernetesVersion,
     apiServer: cluster.apiServer,
-    clusterDns: "10.0.0.10",
+    clusterDns: cluster.clusterDns ?? DEFAULT_DNS_SERVICE_IP,
     labels: node.labels,
     taints: node.taints,
     bootstrapSecretRef: BOOTSTRAP_SECRET_REF,
@@ -52,6 +55,7 @@ export function createNodePlanActivities({ registry, kube, settings }: NodePlanD
       context: NodeContext;
       kubernetesVersion: string;
       apiServer: string;
+      clusterDns?: string;
     }): Promise<Pick<PlanStep, "stepId" | "timeoutMs" | "maxAttempts">[]> => {
       const node = await planNode(registry, input.context);
       const { caPem } = await kube(input.context.clusterResourceId);

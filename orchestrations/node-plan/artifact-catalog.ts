@@ -15,6 +15,7 @@ export const ArtifactCatalogSchema: z.ZodType<ArtifactCatalog> = z.strictObject(
   containerd: ByArch,
   kubernetes: ByVersion,
   cniPlugins: ByArch,
+  runc: ByArch.optional(),
   sysext: z.strictObject({ containerd: ByArch, kubernetes: ByVersion }),
   agent: z
     .strictObject({ version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, "must be a version such as 0.1.0"), executable: ByArch, sysext: ByArch })

@@ -3,6 +3,11 @@
  * executors: no shell, every artifact pinned by sha256, every path under /etc, /var or /opt (never /usr). Immutable
  * hosts (read-only /usr: Flatcar, Fedora CoreOS/IoT, bootc, Kairos) get the container runtime and Kubernetes binaries
  * as systemd-sysext images in /var/lib/extensions; mutable distros get them under /opt/flexnode.
+ *
+ * No pod network is configured here: a node outside the cluster's VNet cannot take part in kubenet or Azure CNI (the
+ * Azure route tables and SDN that carry their pod traffic never reach it), so pools require a cluster without a
+ * network plugin (use-cases/pool-cluster.ts) whose overlay CNI DaemonSet writes each node's CNI config itself, as the
+ * upstream AKS Flex Node E2E does. The plan only installs the CNI plugin binaries that such CNIs expect in /opt/cni/bin.
  */
 import type { JsonObject } from "../../contract/json.js";
 import { KUBELET_NODE_LABEL } from "../clients/kube/labels.js";
@@ -28,6 +33,12 @@ export interface ArtifactCatalog {
   containerd: Record<string, Artifact>;
   kubernetes: Record<string, Record<string, Artifact>>;
   cniPlugins: Record<string, Artifact>;
+  /**
+   * runc for mutable hosts: containerd's release tarball does not contain it (containerd getting-started, "Installing
+   * runc"). Optional so catalogs written before it still parse; a mutable node's plan needs it (immutable hosts get it
+   * in the containerd image).
+   */
+  runc?: Record<string, Artifact>;
   sysext: { containerd: Record<string, Artifact>; kubernetes: Record<string, Record<string, Artifact>> };
   /** Where nodes download the agent itself (join configs); optional: node plans never need it. */
   agent?: { version: string; executable: Record<string, Artifact>; sysext: Record<string, Artifact> };
@@ -53,6 +64,15 @@ const KUBELET_PKI = "/var/lib/kubelet/pki";
 const CLUSTER_CA_FILE = "/etc/kubernetes/certs/ca.crt";
 const CONTAINERD_UNIT = "flexnode-containerd.service";
 const CONTAINERD_DIR = "/opt/flexnode/containerd";
+const CONTAINERD_CONFIG = "/etc/flexnode/containerd/config.toml";
+const RUNC_PATH = "/opt/flexnode/bin/runc";
+/**
+ * Drop-ins that Kubernetes packages and images ship in /usr/lib/systemd/system/kubelet.service.d/ and that would
+ * rewrite the plan's kubelet unit (kubeadm's resets ExecStart to its own flags and files; pkgs.k8s.io deb/rpm, the
+ * Flatcar sysext-bakery kubernetes image). A same-named drop-in in /etc replaces one in /usr/lib (systemd.unit(5)), so
+ * the plan writes one that holds only a comment: recorded like every written file, and a reset takes it away again.
+ */
+const MASKED_KUBELET_DROP_INS = ["10-kubeadm.conf"];
 
 export function buildNodePlan(p: PlanInput): PlanStep[] {
   const k8s = (table: Record<string, Record<string, Artifact>>): Artifact => {
@@ -60,8 +80,8 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
     if (!a) throw new Error(`no Kubernetes ${p.kubernetesVersion} artifact for ${p.arch} in the catalog`);
     return a;
   };
-  const byArch = (table: Record<string, Artifact>, what: string): Artifact => {
-    const a = table[p.arch];
+  const byArch = (table: Record<string, Artifact> | undefined, what: string): Artifact => {
+    const a = table?.[p.arch];
     if (!a) throw new Error(`no ${what} artifact for ${p.arch} in the catalog`);
     return a;
   };
@@ -124,6 +144,7 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
         { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: CONTAINERD_DIR, unpack: "tar.gz" },
         600_000,
       ),
+      step("runc", "fetchArtifact", { artifact: art(byArch(p.catalog.runc, "runc")), destination: RUNC_PATH, mode: "0755" }, 300_000),
       step(
         "kubernetes-binaries",
         "fetchArtifact",
@@ -147,9 +168,14 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
           { path: "/etc/flexnode/kubelet/config.yaml", mode: "0644", content: kubeletConfig(p) },
           { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, p.nodeName, labels, taints) },
           { path: CLUSTER_CA_FILE, mode: "0644", content: p.clusterCaPem },
-          { path: "/etc/cni/net.d/10-flexnode-bridge.conflist", mode: "0644", content: cniConfig() },
+          ...MASKED_KUBELET_DROP_INS.map((name) => ({ path: `/etc/systemd/system/kubelet.service.d/${name}`, mode: "0644", content: maskedDropIn(name) })),
           // Immutable hosts get containerd.service from the sysext image; elsewhere the agent's containerd needs a unit.
-          ...(p.immutable ? [] : [{ path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() }]),
+          ...(p.immutable
+            ? []
+            : [
+                { path: CONTAINERD_CONFIG, mode: "0644", content: containerdConfig() },
+                { path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() },
+              ]),
         ],
       },
       60_000,
@@ -228,7 +254,7 @@ function containerdUnit(): string {
     "Wants=network-online.target",
     "[Service]",
     `Environment=PATH=${CONTAINERD_DIR}/bin:/opt/flexnode/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-    `ExecStart=${CONTAINERD_DIR}/bin/containerd`,
+    `ExecStart=${CONTAINERD_DIR}/bin/containerd --config ${CONTAINERD_CONFIG}`,
     "StateDirectory=containerd",
     "Type=notify",
     "Delegate=yes",
@@ -244,13 +270,30 @@ function containerdUnit(): string {
   ].join("\n");
 }
 
-function cniConfig(): string {
-  return JSON.stringify({
-    cniVersion: "1.0.0",
-    name: "flexnode",
-    plugins: [
-      { type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.0.0/24" }]] } },
-      { type: "portmap", capabilities: { portMappings: true } },
-    ],
-  });
+/**
+ * Without a config containerd's runc runtime uses cgroupfs, while the kubelet is told cgroupDriver: systemd: the two
+ * would manage the pod cgroups twice. Version 2 is the format containerd 1.7 reads, and containerd 2.x migrates it
+ * when it loads it, so the file fits whichever release the operator's catalog pins (the catalog carries digests, not
+ * versions). The CNI directories are containerd's defaults, spelled out as the contract with the cluster's overlay CNI.
+ */
+function containerdConfig(): string {
+  return [
+    "version = 2",
+    "",
+    '[plugins."io.containerd.grpc.v1.cri".containerd]',
+    '  default_runtime_name = "runc"',
+    '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+    '  runtime_type = "io.containerd.runc.v2"',
+    '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+    `  BinaryName = "${RUNC_PATH}"`,
+    "  SystemdCgroup = true",
+    '[plugins."io.containerd.grpc.v1.cri".cni]',
+    '  bin_dir = "/opt/cni/bin"',
+    '  conf_dir = "/etc/cni/net.d"',
+    "",
+  ].join("\n");
+}
+
+function maskedDropIn(name: string): string {
+  return `# flexnode: replaces /usr/lib/systemd/system/kubelet.service.d/${name}, which would override the kubelet unit flexnode writes.\n`;
 }

@@ -39,7 +39,23 @@ export interface ClusterFixture {
    * clusters with local accounts), or certificate and key only.
    */
   staticCredential?: "token+certificate" | "certificate";
+  /** The cluster's network (networkProfile); see ClusterNetwork for the defaults. */
+  network?: Partial<ClusterNetwork>;
 }
+
+/**
+ * networkProfile fields a GET returns. Default: no network plugin ("bring your own CNI", what flex-node pools need),
+ * AKS's default service CIDR and DNS service IP. Kubenet and overlay clusters also report a pod CIDR.
+ */
+export interface ClusterNetwork {
+  networkPlugin: "none" | "kubenet" | "azure";
+  networkPluginMode?: "overlay";
+  serviceCidr: string;
+  dnsServiceIP: string;
+  podCidr?: string;
+}
+
+const DEFAULT_NETWORK: ClusterNetwork = { networkPlugin: "none", serviceCidr: "10.0.0.0/16", dnsServiceIP: "10.0.0.10" };
 
 export interface ClusterRecord {
   id: string;
@@ -58,6 +74,7 @@ export interface ClusterRecord {
   adminToken: string;
   monitoringToken: string;
   staticCredential: "token+certificate" | "certificate";
+  network: ClusterNetwork;
 }
 
 /** Not a parseable certificate: tests that need a real CA pass the Kubernetes emulator's `caPem`. */
@@ -111,6 +128,7 @@ export class ManagedClusters {
       adminToken: this.token(),
       monitoringToken: this.token(),
       staticCredential: fixture.staticCredential ?? "token+certificate",
+      network: { ...DEFAULT_NETWORK, ...fixture.network },
     };
     this.byId.set(idKey(record.id), record);
     return record;
@@ -216,14 +234,15 @@ export class ManagedClusters {
       disableLocalAccounts: c.disableLocalAccounts,
       supportPlan: "KubernetesOfficial",
       networkProfile: {
-        networkPlugin: "kubenet",
+        networkPlugin: c.network.networkPlugin,
+        ...(c.network.networkPluginMode ? { networkPluginMode: c.network.networkPluginMode } : {}),
         loadBalancerSku: "Standard",
-        podCidr: "10.244.0.0/16",
-        serviceCidr: "10.0.0.0/16",
-        dnsServiceIP: "10.0.0.10",
+        ...(c.network.podCidr ? { podCidr: c.network.podCidr } : {}),
+        serviceCidr: c.network.serviceCidr,
+        dnsServiceIP: c.network.dnsServiceIP,
         outboundType: "loadBalancer",
-        podCidrs: ["10.244.0.0/16"],
-        serviceCidrs: ["10.0.0.0/16"],
+        ...(c.network.podCidr ? { podCidrs: [c.network.podCidr] } : {}),
+        serviceCidrs: [c.network.serviceCidr],
         ipFamilies: ["IPv4"],
       },
       maxAgentPools: 100,

@@ -76,6 +76,7 @@ const SHAPE_CATALOG: ArtifactCatalog = {
   containerd: byArch("containerd.tgz"),
   kubernetes: { [KUBERNETES_VERSION]: byArch("kubelet") },
   cniPlugins: byArch("cni.tgz"),
+  runc: byArch("runc"),
   sysext: { containerd: byArch("containerd.raw"), kubernetes: { [KUBERNETES_VERSION]: byArch("kubernetes.raw") } },
 };
 

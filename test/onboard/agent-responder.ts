@@ -24,6 +24,8 @@ export class AgentResponder {
   pending = 0;
   resultsSent = 0;
   readonly seen: { sagaId: string; stepId: string; attempt: number; behaviour: StepBehaviour }[] = [];
+  /** Every verified envelope, params included (what the node was asked to write). */
+  readonly envelopes: StepEnvelope[] = [];
   readonly errors: unknown[] = [];
   private client: ServiceBusClient | undefined;
   private receiver: ServiceBusReceiver | undefined;
@@ -84,6 +86,7 @@ export class AgentResponder {
     const envelope = verifyStepEnvelope(raw, { servicePublicKey, nodeId: this.o.nodeId, now: new Date() });
     const behaviour = (this.o.script ?? (() => "succeed"))(envelope);
     this.seen.push({ sagaId: envelope.sagaId, stepId: envelope.stepId, attempt: envelope.attempt, behaviour });
+    this.envelopes.push(envelope);
     if (behaviour === "silent") return;
     if (behaviour === "crashAfterEffect") return this.act(envelope);
     const startedAt = new Date();

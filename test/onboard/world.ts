@@ -13,7 +13,7 @@ import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
 import { AKS_ENTRA_SERVER_APP_ID } from "../../orchestrations/clients/kube/index.js";
 import { Mailbox, REJECTED_RESULTS_QUEUE, RESULTS_QUEUE, type NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 import type { Timing } from "../../orchestrations/onboard/timing.js";
-import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ArmEmulatorOptions } from "../arm-emulator/index.js";
+import { ArmEmulator, BUILT_IN_ROLES, emulatorCredential, type ArmEmulatorOptions, type ClusterFixture } from "../arm-emulator/index.js";
 import type { InstanceStatus } from "../durable/index.js";
 import { mailboxRules, newNode, startApp, type TestApp, type TestNode } from "../function-app/index.js";
 import { startServiceBusTriggers, type RunningTriggers } from "../functions-host/index.js";
@@ -42,6 +42,7 @@ export const TEST_CATALOG = {
   containerd: { amd64: fakeArtifact("containerd-amd64.tar.gz"), arm64: fakeArtifact("containerd-arm64.tar.gz") },
   kubernetes: { "1.31.2": { amd64: fakeArtifact("kubelet-1.31.2-amd64"), arm64: fakeArtifact("kubelet-1.31.2-arm64") } },
   cniPlugins: { amd64: fakeArtifact("cni-amd64.tgz"), arm64: fakeArtifact("cni-arm64.tgz") },
+  runc: { amd64: fakeArtifact("runc.amd64"), arm64: fakeArtifact("runc.arm64") },
   sysext: {
     containerd: { amd64: fakeArtifact("containerd-amd64.raw"), arm64: fakeArtifact("containerd-arm64.raw") },
     kubernetes: { "1.31.2": { amd64: fakeArtifact("kubernetes-1.31.2-amd64.raw"), arm64: fakeArtifact("kubernetes-1.31.2-arm64.raw") } },
@@ -78,6 +79,8 @@ export async function startWorld(
     poolSpec?: Record<string, unknown>;
     timing?: Partial<Timing>;
     entraOnlyCluster?: boolean;
+    /** The cluster's networkProfile (default: the emulator's, no network plugin). */
+    clusterNetwork?: ClusterFixture["network"];
     machineDelete?: ArmEmulatorOptions["machineDelete"];
     /** Where lifecycle events go (default: dropped, as without a topic). */
     events?: LifecycleEvents;
@@ -122,6 +125,7 @@ export async function startWorld(
     serverUrl: kubeServer.server,
     caPem: kubeServer.caPem,
     kubernetesVersion: "1.31.2",
+    ...(options.clusterNetwork ? { network: options.clusterNetwork } : {}),
     ...entra,
   });
   // Entra-only: the service reaches the API server with its own Entra token, as an AKS RBAC Cluster Admin.

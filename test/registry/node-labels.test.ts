@@ -65,6 +65,7 @@ describe("node label keys the kubelet refuses in --node-labels", () => {
       containerd: { amd64: artifact },
       kubernetes: { "1.31.0": { amd64: artifact } },
       cniPlugins: { amd64: artifact },
+      runc: { amd64: artifact },
       sysext: { containerd: { amd64: artifact }, kubernetes: { "1.31.0": { amd64: artifact } } },
     };
     const plan = buildNodePlan({

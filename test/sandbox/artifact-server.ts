@@ -1,7 +1,7 @@
 /**
  * The sandbox's artifact mirror: an HTTPS server on 127.0.0.1 with a certificate from its own private CA (made at
  * start, never stored), serving small but real artifacts — gzip'd tarballs with the layout of the containerd and CNI
- * release archives, a kubelet file, and sysext image files — whose sha256 digests become the `ARTIFACT_CATALOG`.
+ * release archives, a kubelet and a runc file, and sysext image files — whose sha256 digests become the `ARTIFACT_CATALOG`.
  * The binaries inside are labelled shell scripts: nothing is ever executed, the agent only places them.
  *
  * Failure injection: `corrupt(name)` serves the artifact with one byte flipped (same length), so a node's digest check
@@ -76,6 +76,8 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
       }),
     );
     add(`kubelet-${v}-${arch}`, Buffer.from(stub(`kubelet v${v} ${arch}`)));
+    // runc is released as a bare executable per architecture (runc.amd64), not inside containerd's tarball.
+    add(`runc.${arch}`, Buffer.from(stub(`runc ${arch}`)));
     add(
       `cni-plugins-${arch}.tgz`,
       await tarball({
@@ -152,6 +154,7 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
     containerd: byArch((a) => `containerd-${a}.tar.gz`),
     kubernetes: { [v]: byArch((a) => `kubelet-${v}-${a}`) },
     cniPlugins: byArch((a) => `cni-plugins-${a}.tgz`),
+    runc: byArch((a) => `runc.${a}`),
     sysext: { containerd: byArch((a) => `containerd-${a}.raw`), kubernetes: { [v]: byArch((a) => `kubernetes-${v}-${a}.raw`) } },
     agent: { version: "0.1.0", executable: byArch((a) => `flexnode-agent-${a}`), sysext: byArch((a) => `flexnode-agent-${a}.raw`) },
   };

@@ -44,6 +44,7 @@ export interface Payloads {
   containerd: Buffer;
   kubelet: Buffer;
   cni: Buffer;
+  runc: Buffer;
   containerdSysext: Buffer;
   kubernetesSysext: Buffer;
 }
@@ -60,6 +61,7 @@ export async function buildPayloads(scale = 1): Promise<Payloads> {
       { bridge: bytes("bridge", kb(24)), "host-local": bytes("host-local", kb(24)), loopback: bytes("loopback", kb(16)), portmap: bytes("portmap", kb(24)) },
       ".",
     ),
+    runc: bytes("runc", kb(64)),
     containerdSysext: bytes("containerd.raw", kb(64)),
     kubernetesSysext: bytes("kubernetes.raw", kb(128)),
   };
@@ -76,6 +78,7 @@ export function publish(server: ArtifactServer, p: Payloads): ArtifactCatalog {
     containerd: both("containerd.tar.gz", p.containerd),
     kubernetes: { "1.31.2": both("kubelet", p.kubelet) },
     cniPlugins: both("cni-plugins.tgz", p.cni),
+    runc: both("runc", p.runc),
     sysext: { containerd: both("containerd.raw", p.containerdSysext), kubernetes: { "1.31.2": both("kubernetes-1.31.2.raw", p.kubernetesSysext) } },
   };
 }
