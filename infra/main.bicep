@@ -44,7 +44,8 @@ param durableBackend string = 'AzureStorage'
 @allowed(['Consumption', 'Dedicated'])
 param durableTaskSchedulerSku string = 'Consumption'
 
-@minValue(0)
+// At least 1: modules/function-app.bicep (the service's purgeHistory timer) refuses 0, and would fail the deployment.
+@minValue(1)
 @maxValue(90)
 @description('Days finished orchestrations are kept before they are purged (Durable Task Scheduler autopurge).')
 param durableHistoryRetentionDays int = 30

@@ -10,8 +10,9 @@
 // roleGrants must be the pool's roleGrants (POST /api/manage/pools): the ABAC conditions allow the service to grant
 // exactly those roles, at exactly those scopes, to service principals (the nodes' Arc identities) and nothing else.
 // Pools that share a scope must deploy the union of their grants for it (one condition per scope and role).
+// Privileged roles (Owner, Contributor, User Access Administrator, RBAC Administrator) are refused in roleGrants.
 
-import { builtInRoles, roleAssignmentCondition } from 'modules/roles.bicep'
+import { builtInRoles, privilegedRoles, roleAssignmentCondition } from 'modules/roles.bicep'
 
 @description('Object (principal) id of the service identity (main.bicep output FLEXNODE_SERVICE_PRINCIPAL_ID).')
 param servicePrincipalId string
@@ -39,20 +40,49 @@ param existingSystemTopicName string = ''
 @description('False deploys the roles only (e.g. the machineEvents function is not deployed yet).')
 param subscribeMachineEvents bool = true
 
-var arcGrantRoles = map(filter(roleGrants, g => g.scope == 'arcResourceGroup'), g => g.roleDefinitionId)
-var clusterGrantRoles = map(filter(roleGrants, g => g.scope == 'cluster'), g => g.roleDefinitionId)
+// A node identity holding one of these could take over the scope; the ABAC condition would let the service hand it
+// out, so the deployment fails instead (the admin API refuses such a pool too).
+var refusedGrants = filter(roleGrants, g => contains(privilegedRoles, toLower(g.roleDefinitionId)))
+var checkedGrants = empty(refusedGrants)
+  ? roleGrants
+  : fail('roleGrants: privileged roles are refused (Owner, Contributor, User Access Administrator, Role Based Access Control Administrator): ${join(map(refusedGrants, g => g.roleDefinitionId), ', ')}')
+var arcGrantRoles = map(filter(checkedGrants, g => g.scope == 'arcResourceGroup'), g => g.roleDefinitionId)
+var clusterGrantRoles = map(filter(checkedGrants, g => g.scope == 'cluster'), g => g.roleDefinitionId)
 var clusterSegments = split(clusterResourceId, '/')
+
+// Exactly the HybridCompute actions infra/arm-operations.json lists for the Arc resource group (the service's PUT, GET,
+// list and DELETE of machines): not the built-in Azure Connected Machine Resource Administrator, whose extensions/*,
+// runCommands/*, privateLinkScopes/* and deployments/* would let a takeover of the app run commands as root on every
+// Arc server in the resource group. (The deletion's operationStatus poll is at the subscription's location, outside
+// any role at this scope, as before.)
+var arcMachineActions = [
+  'Microsoft.HybridCompute/machines/read'
+  'Microsoft.HybridCompute/machines/write'
+  'Microsoft.HybridCompute/machines/delete'
+]
+
+// Custom role names are unique per tenant: the resource group id's hash tells the pools' roles apart.
+resource arcMachineRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (arcMode == 'create') {
+  name: guid(resourceGroup().id, 'flexnode-onboarding arc machines')
+  properties: {
+    roleName: 'flexnode-onboarding Arc machines (${uniqueString(resourceGroup().id)})'
+    description: 'Create, read and delete the Arc machines of a flexnode-onboarding pool; nothing on their extensions or run commands.'
+    type: 'CustomRole'
+    permissions: [{ actions: arcMachineActions, notActions: [], dataActions: [], notDataActions: [] }]
+    assignableScopes: [resourceGroup().id]
+  }
+}
 
 var arcRoles = concat(
   // create: orchestrations/onboard/activities.ts putArcMachine (PUT), getArcPrincipal (GET), removeCreatedObject
   // (DELETE + LRO poll); orchestrations/sweeper/sweep.ts managedMachines (list); functions/machine-events.ts (GET).
-  arcMode == 'create' ? [{ role: builtInRoles.connectedMachineResourceAdministrator, condition: '' }] : [],
+  arcMode == 'create' ? [{ role: arcMachineRole.name, condition: '' }] : [],
   // grantRole / removeCreatedObject at the Arc resource group (PUT/DELETE role assignments, ABAC-limited to the pool's
-  // roles for service principals); its */read also serves the sweeper's role-assignment listing and, in adopt
+  // roles for service principals other than the service itself); its */read also serves the sweeper's role-assignment listing and, in adopt
   // mode, the machine reads.
   empty(arcGrantRoles)
     ? []
-    : [{ role: builtInRoles.roleBasedAccessControlAdministrator, condition: roleAssignmentCondition(arcGrantRoles) }],
+    : [{ role: builtInRoles.roleBasedAccessControlAdministrator, condition: roleAssignmentCondition(arcGrantRoles, servicePrincipalId) }],
   // No grants here: the sweeper still lists role assignments at this scope (and, in adopt mode, the event handler and
   // the saga read the adopted machine, and the sweeper lists machines): read only.
   empty(arcGrantRoles) ? [{ role: builtInRoles.reader, condition: '' }] : []

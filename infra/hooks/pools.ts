@@ -2,12 +2,15 @@
  * azd postdeploy hook: pools. The Event Grid subscription of a pool points at the machineEvents function, which exists
  * only once the code is deployed, so pools are deployed after it, with infra/pool.bicep into each pool's Arc resource
  * group. With FLEXNODE_POOLS_FILE set (a JSON array of pools, see infra/README.md "Add a pool"), this deploys each one
- * with the Azure CLI; without it, it prints the command to run.
+ * with the Azure CLI, each with the union of the roleGrants of the pools sharing its scopes; without it, it prints the
+ * command to run.
  *
  *   npx tsx infra/hooks/pools.ts
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
 export interface PoolDeployment {
@@ -25,10 +28,35 @@ export interface ServiceOutputs {
   functionAppResourceId: string;
 }
 
-/** The `az` arguments that deploy infra/pool.bicep for one pool. */
-export function poolDeploymentArgs(pool: PoolDeployment, service: ServiceOutputs, templateFile = "infra/pool.bicep"): string[] {
-  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i.exec(pool.arcResourceGroupId);
-  if (!m) throw new Error(`arcResourceGroupId must be /subscriptions/<sub>/resourceGroups/<rg>: ${pool.arcResourceGroupId}`);
+type RoleGrant = NonNullable<PoolDeployment["roleGrants"]>[number];
+
+/**
+ * Each pool with the roleGrants of every pool that shares its scopes. The service's RBAC Administrator assignment at a
+ * scope is one per scope and role (its name is the scope, principal and role), so deploying pools one by one with
+ * their own grants would leave the last one's ABAC condition in force, and the other pools' grants would be refused.
+ */
+export function withSharedRoleGrants(pools: PoolDeployment[]): PoolDeployment[] {
+  const byScope = new Map<string, Map<string, RoleGrant>>();
+  const scopeKey = (pool: PoolDeployment, scope: RoleGrant["scope"]) =>
+    `${scope} ${(scope === "cluster" ? pool.clusterResourceId : pool.arcResourceGroupId).toLowerCase()}`;
+  for (const pool of pools) {
+    for (const grant of pool.roleGrants ?? []) {
+      const key = scopeKey(pool, grant.scope);
+      const grants = byScope.get(key) ?? new Map<string, RoleGrant>();
+      grants.set(grant.roleDefinitionId.toLowerCase(), { roleDefinitionId: grant.roleDefinitionId.toLowerCase(), scope: grant.scope });
+      byScope.set(key, grants);
+    }
+  }
+  return pools.map((pool) => ({
+    ...pool,
+    roleGrants: (["cluster", "arcResourceGroup"] as const).flatMap((scope) =>
+      [...(byScope.get(scopeKey(pool, scope))?.values() ?? [])].sort((a, b) => a.roleDefinitionId.localeCompare(b.roleDefinitionId)),
+    ),
+  }));
+}
+
+/** infra/pool.bicep's parameters for one pool, in the deployment parameters file format. */
+export function poolParameters(pool: PoolDeployment, service: ServiceOutputs): Record<string, { value: unknown }> {
   const parameters: Record<string, unknown> = {
     servicePrincipalId: service.servicePrincipalId,
     functionAppResourceId: service.functionAppResourceId,
@@ -38,6 +66,17 @@ export function poolDeploymentArgs(pool: PoolDeployment, service: ServiceOutputs
     roleGrants: pool.roleGrants ?? [],
     existingSystemTopicName: pool.existingSystemTopicName ?? "",
   };
+  return Object.fromEntries(Object.entries(parameters).map(([k, value]) => [k, { value }]));
+}
+
+/**
+ * The `az` arguments that deploy infra/pool.bicep for one pool. With `parametersFile` (what the hook runs), the
+ * parameters are read from that file (`@file`): JSON on a command line loses its quotes through Windows cmd, which
+ * `az` (az.cmd) needs there. Without it, they are inline (the command printed for a person to copy).
+ */
+export function poolDeploymentArgs(pool: PoolDeployment, service: ServiceOutputs, options: { templateFile?: string; parametersFile?: string } = {}): string[] {
+  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i.exec(pool.arcResourceGroupId);
+  if (!m) throw new Error(`arcResourceGroupId must be /subscriptions/<sub>/resourceGroups/<rg>: ${pool.arcResourceGroupId}`);
   const name = `flexnode-pool-${m[2]!.toLowerCase()}`.slice(0, 64);
   return [
     "deployment",
@@ -50,9 +89,9 @@ export function poolDeploymentArgs(pool: PoolDeployment, service: ServiceOutputs
     "--name",
     name,
     "--template-file",
-    templateFile,
+    options.templateFile ?? "infra/pool.bicep",
     "--parameters",
-    JSON.stringify(Object.fromEntries(Object.entries(parameters).map(([k, value]) => [k, { value }]))),
+    options.parametersFile ? `@${options.parametersFile}` : JSON.stringify(poolParameters(pool, service)),
   ];
 }
 
@@ -75,13 +114,25 @@ function main(): void {
     );
     return;
   }
-  const pools = JSON.parse(readFileSync(file, "utf8")) as PoolDeployment[];
-  for (const pool of pools) {
-    console.warn(`pools: deploying ${pool.arcResourceGroupId}`);
-    const run = spawnSync("az", poolDeploymentArgs(pool, service), { stdio: "inherit", shell: process.platform === "win32" });
-    if (run.status !== 0) throw new Error(`az deployment for ${pool.arcResourceGroupId} failed (${run.status ?? run.error?.message})`);
+  const pools = withSharedRoleGrants(JSON.parse(readFileSync(file, "utf8")) as PoolDeployment[]);
+  const dir = mkdtempSync(join(tmpdir(), "flexnode-pools-"));
+  try {
+    for (const [i, pool] of pools.entries()) {
+      console.warn(`pools: deploying ${pool.arcResourceGroupId}`);
+      const parametersFile = join(dir, `pool-${i}.parameters.json`);
+      writeFileSync(parametersFile, JSON.stringify({ $schema: PARAMETERS_SCHEMA, contentVersion: "1.0.0.0", parameters: poolParameters(pool, service) }));
+      const args = poolDeploymentArgs(pool, service, { parametersFile });
+      // az is az.cmd on Windows, which only a shell runs; cmd splits unquoted arguments at spaces (a temp path may have some).
+      const windows = process.platform === "win32";
+      const run = spawnSync("az", windows ? args.map((a) => (/\s/.test(a) ? `"${a}"` : a)) : args, { stdio: "inherit", shell: windows });
+      if (run.status !== 0) throw new Error(`az deployment for ${pool.arcResourceGroupId} failed (${run.status ?? run.error?.message})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
+
+const PARAMETERS_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#";
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {

@@ -91,6 +91,17 @@ module keyVault 'key-vault.bicep' = {
   }
 }
 
+// The modules above create the workspace, vault and namespace under these names (no outputs to depend on implicitly).
+module diagnostics 'diagnostics.bicep' = {
+  name: 'diagnostics'
+  dependsOn: [monitoring, keyVault, serviceBus]
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    keyVaultName: names.keyVault
+    serviceBusName: names.serviceBus
+  }
+}
+
 module eventGrid 'event-grid.bicep' = {
   name: 'event-grid'
   params: {

@@ -24,10 +24,10 @@ var roles = concat(
   // Microsoft.Authorization/*/read also serves the sweeper's role-assignment listing.
   clusterAccess == 'EntraOnly' ? [{ role: builtInRoles.aksRbacClusterAdmin, condition: '' }] : [],
   // grantRole / removeCreatedObject at the cluster scope, ABAC-limited to the pool's cluster roles for service
-  // principals; its */read also serves the sweeper's role-assignment listing.
+  // principals other than the service itself; its */read also serves the sweeper's role-assignment listing.
   empty(grantRoles)
     ? []
-    : [{ role: builtInRoles.roleBasedAccessControlAdministrator, condition: roleAssignmentCondition(grantRoles) }],
+    : [{ role: builtInRoles.roleBasedAccessControlAdministrator, condition: roleAssignmentCondition(grantRoles, servicePrincipalId) }],
   // Otherwise the sweeper's listing of role assignments at the cluster (orchestrations/sweeper/sweep.ts) needs read.
   empty(grantRoles) && clusterAccess == 'LocalAccounts' ? [{ role: builtInRoles.reader, condition: '' }] : []
 )

@@ -41,7 +41,7 @@ resource resultsQueue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
 // Results the service refused (bad signature, unknown node, ...), kept with their reason for an operator.
 resource rejectedQueue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
   parent: namespace
-  name: 'node-results-rejected'
+  name: 'rejected-node-results'
   properties: {
     lockDuration: 'PT1M'
     maxDeliveryCount: 10

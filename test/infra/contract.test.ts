@@ -10,8 +10,10 @@ import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { SettingsSchema } from "../../orchestrations/settings.js";
 import { SECRETS } from "../../infra/hooks/ensure-secrets.js";
+import { PRIVILEGED_ROLES } from "../../orchestrations/clients/registry/model.js";
 import { bicepAvailable, INFRA, ROOT, type Snapshot } from "./bicep.js";
 import {
+  ARC_RG_ID,
   appSettingsOf,
   expectedGrants,
   grantsOf,
@@ -23,6 +25,7 @@ import {
   resourcesOf,
   ROLES,
   roleName,
+  SERVICE_PRINCIPAL,
   type Grant,
   type MainScenario,
   type PoolScenario,
@@ -55,6 +58,7 @@ const OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 const CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 const USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9";
 const RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168";
+const READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
 function checkNothingBroad(grants: Grant[]): void {
   for (const g of grants) {
@@ -95,6 +99,8 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
         for (const branch of [parsed!.write, parsed!.delete]) {
           expect(branch.roles.sort()).toEqual(poolRoles);
           expect(branch.principalTypes).toEqual(["serviceprincipal"]);
+          // Never to the service itself: a takeover of the app must not be able to grant itself the pool's roles.
+          expect(branch.refusedPrincipals, `${key(g)}: the condition refuses the service's own principal`).toEqual([SERVICE_PRINCIPAL]);
           // The condition must never let the service hand out privileged roles.
           for (const r of branch.roles) expect([OWNER, CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR, RBAC_ADMINISTRATOR]).not.toContain(r);
         }
@@ -104,7 +110,14 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
 
   it("the committed main.json and pool.json name no role outside roles.json, and never Owner, Contributor or User Access Administrator", () => {
     for (const file of ["main.json", "pool.json"]) {
-      const text = readFileSync(join(ROOT, "infra", file), "utf8");
+      let text = readFileSync(join(ROOT, "infra", file), "utf8");
+      if (file === "pool.json") {
+        // The one place privileged roles may appear: the list pool.bicep refuses in roleGrants, the admin API's list.
+        const template = JSON.parse(text) as { variables: Record<string, unknown> };
+        expect(template.variables.privilegedRoles).toEqual(Object.keys(PRIVILEGED_ROLES));
+        delete template.variables.privilegedRoles;
+        text = JSON.stringify(template);
+      }
       for (const broad of [OWNER, CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR]) expect(text, `${file} names ${broad}`).not.toContain(broad);
       // Every role definition the compiled template can assign is one roles.json defines.
       const roleIds = [...text.matchAll(/'Microsoft\.Authorization\/roleDefinitions', ([^)]+)\)/g)].map((m) => m[1]!);
@@ -154,16 +167,77 @@ describe("least privilege (infra/roles.json ↔ templates)", () => {
       doc.indexOf("## Permissions of the service identity"),
       doc.indexOf("\n## ", doc.indexOf("## Permissions of the service identity") + 3),
     );
-    const rows = section.split("\n").filter((l) => /^\| [^-]/.test(l) && /`[0-9a-f-]{36}`/.test(l));
-    const listed = rows.map((r) => /`([0-9a-f-]{36})`/.exec(r)![1]!);
+    // A row names a built-in role by its GUID, a custom role by its roles.json key.
+    const roleId = /`([0-9a-f-]{36}|custom:[a-z-]+)`/;
+    const rows = section.split("\n").filter((l) => /^\| [^-]/.test(l) && roleId.test(l));
+    const listed = rows.map((r) => roleId.exec(r)![1]!);
     const service = ROLES.grants.filter((g) => g.principal === "service");
     expect([...new Set(listed)].sort()).toEqual([...new Set(service.map((g) => g.role))].sort());
     for (const row of rows) {
-      const guid = /`([0-9a-f-]{36})`/.exec(row)![1]!;
+      const guid = roleId.exec(row)![1]!;
       expect(row, `the row names ${guid} by its name`).toContain(roleName(guid));
     }
     expect(rows.length).toBe(service.length - 1); // RBAC Administrator is one row for its two scopes
   });
+
+  it("create pools get a custom role on the Arc resource group with exactly the machine actions arm-operations.json lists there: no extensions, run commands or wildcards", (ctx) => {
+    needBicep(ctx);
+    const operations = (JSON.parse(readFileSync(join(INFRA, "arm-operations.json"), "utf8")) as { operations: { path: string; action: string | null }[] })
+      .operations;
+    // The operations on the Arc resource group's resources (the role's scope), not on role assignments (RBAC Administrator).
+    const arcActions = [
+      ...new Set(operations.filter((o) => o.action?.startsWith("Microsoft.HybridCompute/") && o.path.includes("/resourceGroups/{rg}/")).map((o) => o.action!)),
+    ].sort();
+    expect(arcActions).toEqual(["Microsoft.HybridCompute/machines/delete", "Microsoft.HybridCompute/machines/read", "Microsoft.HybridCompute/machines/write"]);
+    expect([...ROLES.definitions["custom:arc-machines"]!.actions].sort()).toEqual(arcActions);
+    for (const s of POOL_SCENARIOS) {
+      const definitions = resourcesOf(pools.get(s)!, "Microsoft.Authorization/roleDefinitions");
+      if (s.arcMode === "adopt") {
+        expect(definitions, `${s.name}: adopt pools only read machines`).toEqual([]);
+        continue;
+      }
+      expect(definitions).toHaveLength(1);
+      const p = definitions[0]!.properties as {
+        roleName: string;
+        type: string;
+        permissions: { actions: string[]; notActions: string[]; dataActions: string[] }[];
+        assignableScopes: string[];
+      };
+      expect(p.permissions).toHaveLength(1);
+      expect([...p.permissions[0]!.actions].sort(), s.name).toEqual(arcActions);
+      expect(p.permissions[0]!.dataActions).toEqual([]);
+      for (const action of p.permissions[0]!.actions) expect(action, "no wildcard, extension or run-command action").not.toMatch(/\*|extensions|runCommands/i);
+      expect(p.assignableScopes).toEqual([ARC_RG_ID]);
+      expect(p.type).toBe("CustomRole");
+      // Role names are unique per tenant: the resource group's hash keeps two pools' roles apart.
+      expect(p.roleName).toMatch(new RegExp(`^${ROLES.definitions["custom:arc-machines"]!.name} \\([a-z0-9]{13}\\)$`));
+      // The assignment names the role defined here, at the subscription's role definition path.
+      const assignment = resourcesOf(pools.get(s)!, "Microsoft.Authorization/roleAssignments").find((r) =>
+        String((r.properties as { roleDefinitionId: string }).roleDefinitionId).endsWith(`/${definitions[0]!.name}`),
+      );
+      expect((assignment?.properties as { roleDefinitionId: string } | undefined)?.roleDefinitionId).toMatch(
+        /^\/subscriptions\/[^/]+\/providers\/Microsoft\.Authorization\/roleDefinitions\/[0-9a-f-]{36}$/,
+      );
+    }
+    // And never the built-in machine administrator, whose run commands reach every Arc server in the resource group.
+    expect(readFileSync(join(INFRA, "pool.json"), "utf8")).not.toContain("cd570a14-e51a-42ad-bac8-bafd67325302");
+  });
+
+  it("pool.bicep refuses privileged roles in roleGrants (the admin API's list), naming them", async (ctx) => {
+    needBicep(ctx);
+    // One evaluation for all four (each costs a Bicep run); the list itself is compared with the API's above.
+    const refused = Object.keys(PRIVILEGED_ROLES).map(
+      (guid, i) => ({ roleDefinitionId: guid.toUpperCase(), scope: i % 2 ? "cluster" : "arcResourceGroup" }) as const,
+    );
+    await expect(
+      poolSnapshot({
+        name: "privileged",
+        clusterAccess: "LocalAccounts",
+        arcMode: "create",
+        roleGrants: [{ roleDefinitionId: READER_ROLE, scope: "cluster" }, ...refused],
+      }),
+    ).rejects.toThrow(new RegExp(`roleGrants: privileged roles are refused [^\\n]*: ${refused.map((g) => g.roleDefinitionId).join(", ")}`));
+  }, 60_000);
 
   it("roles.json GUIDs agree with the reference document's built-in role table where it lists them", (ctx) => {
     // The team's reference notes live beside the repository, not in it: a clone on its own has no copy to compare.
@@ -404,7 +478,7 @@ describe("resources", () => {
     const queues = resourcesOf(snap, "Microsoft.ServiceBus/namespaces/queues")
       .map((q) => q.name.split("/").pop())
       .sort();
-    expect(queues).toEqual(["node-results", "node-results-rejected"]);
+    expect(queues).toEqual(["node-results", "rejected-node-results"]);
     const rules = resourcesOf(snap, "Microsoft.ServiceBus/namespaces/AuthorizationRules").map((r) => [
       r.name.split("/").pop(),
       (r.properties as { rights: string[] }).rights,
@@ -416,6 +490,23 @@ describe("resources", () => {
         [settings.MAILBOX_SEND_RULE, ["Send"]],
       ].sort(),
     );
+  });
+
+  it("the Key Vault's audit logs and the Service Bus namespace's operational logs go to the Log Analytics workspace", (ctx) => {
+    needBicep(ctx);
+    for (const s of MAIN_SCENARIOS) {
+      const snap = mains.get(s)!;
+      const [workspace] = resourcesOf(snap, "Microsoft.OperationalInsights/workspaces");
+      const [vault] = resourcesOf(snap, "Microsoft.KeyVault/vaults");
+      const [namespace] = resourcesOf(snap, "Microsoft.ServiceBus/namespaces");
+      const settings = resourcesOf(snap, "Microsoft.Insights/diagnosticSettings");
+      const on = (target: { id: string }) => settings.filter((d) => d.id.toLowerCase().startsWith(`${target.id.toLowerCase()}/providers/microsoft.insights/`));
+      const logsOf = (target: { id: string }) =>
+        on(target).flatMap((d) => (d.properties as { logs: { category?: string; categoryGroup?: string; enabled: boolean }[] }).logs);
+      for (const d of settings) expect((d.properties as { workspaceId: string }).workspaceId.toLowerCase(), s.name).toBe(workspace!.id.toLowerCase());
+      expect(logsOf(vault!)).toEqual([{ categoryGroup: "audit", enabled: true }]);
+      expect(logsOf(namespace!)).toEqual([{ category: "OperationalLogs", enabled: true }]);
+    }
   });
 
   it("pool.bicep subscribes the machineEvents function to Arc machine write/delete successes in EventGridSchema", (ctx) => {

@@ -11,7 +11,7 @@ import type { AccessToken, TokenCredential } from "@azure/core-auth";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ensureSecrets, KEY_VAULT_API_VERSION, SECRETS } from "../../infra/hooks/ensure-secrets.js";
-import { poolDeploymentArgs } from "../../infra/hooks/pools.js";
+import { poolDeploymentArgs, poolParameters, withSharedRoleGrants } from "../../infra/hooks/pools.js";
 import { SettingsSchema } from "../../orchestrations/settings.js";
 import { INFRA, ROOT } from "./bicep.js";
 
@@ -113,10 +113,14 @@ describe("azure.yaml", () => {
   it("names the service api (function, ts), infra/main, and hooks that exist; main.parameters.json fills only main.bicep parameters", () => {
     const azd = parse(readFileSync(join(ROOT, "azure.yaml"), "utf8")) as {
       infra: { provider: string; path: string; module: string };
-      services: Record<string, { project: string; language: string; host: string }>;
+      services: Record<string, { project: string; language: string; host: string; remoteBuild?: boolean }>;
       hooks: Record<string, Record<"posix" | "windows", { run: string }>>;
     };
-    expect(azd.services).toEqual({ api: { project: ".", language: "ts", host: "function" } });
+    // remoteBuild false: the package is the local build .funcignore describes (compiled output and node_modules, no *.ts).
+    expect(azd.services).toEqual({ api: { project: ".", language: "ts", host: "function", remoteBuild: false } });
+    const funcignore = readFileSync(join(ROOT, ".funcignore"), "utf8").split("\n");
+    expect(funcignore).toEqual(expect.arrayContaining(["*.ts", "!dist/**"]));
+    expect(funcignore, "node_modules ship with a local build").not.toContain("node_modules");
     expect(azd.infra).toEqual({ provider: "bicep", path: "infra", module: "main" });
     expect(Object.keys(azd.hooks).sort()).toEqual(["postdeploy", "postprovision"]);
     for (const hook of Object.values(azd.hooks)) {
@@ -128,6 +132,22 @@ describe("azure.yaml", () => {
     const params = (JSON.parse(readFileSync(join(INFRA, "main.parameters.json"), "utf8")) as { parameters: Record<string, unknown> }).parameters;
     const declared = (JSON.parse(readFileSync(join(INFRA, "main.json"), "utf8")) as { parameters: Record<string, unknown> }).parameters;
     for (const name of Object.keys(params)) expect(Object.keys(declared), `main.parameters.json: ${name}`).toContain(name);
+    // A parameter main.bicep passes down allows no value a module refuses (that would fail the deployment halfway).
+    const bounds = (template: unknown, found: { minValue?: number; maxValue?: number }[] = []) => {
+      if (template && typeof template === "object") {
+        const t = template as { parameters?: Record<string, { minValue?: number; maxValue?: number }> };
+        if (t.parameters?.durableHistoryRetentionDays && "minValue" in t.parameters.durableHistoryRetentionDays)
+          found.push(t.parameters.durableHistoryRetentionDays);
+        for (const v of Object.values(template)) bounds(v, found);
+      }
+      return found;
+    };
+    const [top, ...nested] = bounds(JSON.parse(readFileSync(join(INFRA, "main.json"), "utf8")));
+    expect(nested.length, "modules declaring durableHistoryRetentionDays").toBeGreaterThan(0);
+    for (const b of nested) {
+      expect(top!.minValue!).toBeGreaterThanOrEqual(b.minValue ?? -Infinity);
+      expect(top!.maxValue!).toBeLessThanOrEqual(b.maxValue ?? Infinity);
+    }
     // The function app carries azd's service tag, so `azd deploy` finds it.
     expect(readFileSync(join(INFRA, "modules/function-app.bicep"), "utf8")).toContain("'azd-service-name': 'api'");
   });
@@ -135,15 +155,14 @@ describe("azure.yaml", () => {
 
 describe("postdeploy hook: pools", () => {
   it("deploys pool.bicep into the pool's Arc resource group with exactly the template's parameters", () => {
-    const args = poolDeploymentArgs(
-      {
-        arcResourceGroupId: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc",
-        clusterResourceId: "/subscriptions/x/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1",
-        clusterAccess: "EntraOnly",
-        roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" }],
-      },
-      { servicePrincipalId: "sp", functionAppResourceId: "app" },
-    );
+    const pool = {
+      arcResourceGroupId: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-arc",
+      clusterResourceId: "/subscriptions/x/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1",
+      clusterAccess: "EntraOnly" as const,
+      roleGrants: [{ roleDefinitionId: "acdd72a7-3385-48ef-bd42-f606fba81ae7", scope: "arcResourceGroup" as const }],
+    };
+    const service = { servicePrincipalId: "sp", functionAppResourceId: "app" };
+    const args = poolDeploymentArgs(pool, service);
     expect(args.slice(0, 9)).toEqual([
       "deployment",
       "group",
@@ -156,6 +175,7 @@ describe("postdeploy hook: pools", () => {
       "flexnode-pool-rg-arc",
     ]);
     const parameters = JSON.parse(args.at(-1)!) as Record<string, { value: unknown }>;
+    expect(parameters).toEqual(poolParameters(pool, service));
     const template = JSON.parse(readFileSync(join(INFRA, "pool.json"), "utf8")) as { parameters: Record<string, { defaultValue?: unknown }> };
     expect(Object.keys(parameters).sort()).toEqual(
       Object.keys(template.parameters)
@@ -166,5 +186,56 @@ describe("postdeploy hook: pools", () => {
     expect(() =>
       poolDeploymentArgs({ arcResourceGroupId: "rg-arc", clusterResourceId: "x" }, { servicePrincipalId: "sp", functionAppResourceId: "app" }),
     ).toThrow(/arcResourceGroupId/);
+  });
+
+  it("the hook passes the parameters as a file (@file), never as JSON on a command line Windows cmd would unquote", () => {
+    const source = readFileSync(join(INFRA, "hooks/pools.ts"), "utf8");
+    expect(source).toMatch(/poolDeploymentArgs\(pool, service, \{ parametersFile \}\)/);
+    const args = poolDeploymentArgs(
+      { arcResourceGroupId: "/subscriptions/s/resourceGroups/rg-arc", clusterResourceId: "c" },
+      { servicePrincipalId: "sp", functionAppResourceId: "app" },
+      { parametersFile: "/tmp/p.json" },
+    );
+    expect(args.slice(-2)).toEqual(["--parameters", "@/tmp/p.json"]);
+    expect(args.join(" ")).not.toContain("{");
+  });
+
+  it("deploys every pool with the union of the roleGrants of the pools sharing each of its scopes (one ABAC condition per scope)", () => {
+    const AKS_USER = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f";
+    const READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    const RBAC_READER = "7f6c6a51-bcf8-42ba-9220-52d62157d7db";
+    const cluster = "/subscriptions/s/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-1";
+    const merged = withSharedRoleGrants([
+      {
+        arcResourceGroupId: "/subscriptions/s/resourceGroups/rg-a",
+        clusterResourceId: cluster,
+        roleGrants: [{ roleDefinitionId: AKS_USER, scope: "cluster" }],
+      },
+      {
+        arcResourceGroupId: "/subscriptions/s/resourceGroups/RG-A",
+        clusterResourceId: "/subscriptions/s/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-2",
+        roleGrants: [{ roleDefinitionId: READER, scope: "arcResourceGroup" }],
+      },
+      {
+        arcResourceGroupId: "/subscriptions/s/resourceGroups/rg-b",
+        clusterResourceId: cluster.toUpperCase(),
+        roleGrants: [{ roleDefinitionId: RBAC_READER, scope: "cluster" }],
+      },
+    ]);
+    // rg-a's two pools share the Arc grant; aks-1's two pools (case differs) share both cluster grants; aks-2 only its own (none).
+    expect(merged.map((p) => p.roleGrants)).toEqual([
+      [
+        { roleDefinitionId: AKS_USER, scope: "cluster" },
+        { roleDefinitionId: RBAC_READER, scope: "cluster" },
+        { roleDefinitionId: READER, scope: "arcResourceGroup" },
+      ],
+      [{ roleDefinitionId: READER, scope: "arcResourceGroup" }],
+      [
+        { roleDefinitionId: AKS_USER, scope: "cluster" },
+        { roleDefinitionId: RBAC_READER, scope: "cluster" },
+      ],
+    ]);
+    const source = readFileSync(join(INFRA, "hooks/pools.ts"), "utf8");
+    expect(source, "the hook deploys the merged pools").toMatch(/withSharedRoleGrants\(JSON\.parse/);
   });
 });

@@ -24,6 +24,8 @@ export interface RoleDefinition {
   name: string;
   actions: string[];
   dataActions: string[];
+  /** A custom role a template defines (key `custom:<name>`: its GUID differs per scope). */
+  custom?: boolean;
   source: string;
 }
 
@@ -184,6 +186,14 @@ export function scopeKind(scopeId: string): Grant["scope"] {
 /** Every role assignment of a snapshot, with its principal resolved to the service identity or the deployer. */
 export function grantsOf(snap: Snapshot): Grant[] {
   const identities = snap.predictedResources.filter((r) => r.type === "Microsoft.ManagedIdentity/userAssignedIdentities").map((r) => r.id.toLowerCase());
+  // A custom role the template defines is known by its roles.json key (its roleName starts with the entry's name).
+  const customRoles = new Map(
+    resourcesOf(snap, "Microsoft.Authorization/roleDefinitions").map((d) => {
+      const roleName = String((d.properties as { roleName?: string } | undefined)?.roleName ?? "");
+      const entry = Object.entries(ROLES.definitions).find(([k, def]) => def.custom && k.startsWith("custom:") && roleName.startsWith(def.name));
+      return [d.name.split("/").pop()!.toLowerCase(), entry?.[0] ?? `unknown custom role ${roleName}`];
+    }),
+  );
   return snap.predictedResources
     .filter((r) => r.type === "Microsoft.Authorization/roleAssignments")
     .map((r) => {
@@ -201,7 +211,7 @@ export function grantsOf(snap: Snapshot): Grant[] {
         id: r.id,
         scopeId,
         scope: scopeKind(scopeId),
-        role: roleGuid(p.roleDefinitionId ?? ""),
+        role: customRoles.get(roleGuid(p.roleDefinitionId ?? "")) ?? roleGuid(p.roleDefinitionId ?? ""),
         principal,
         principalType: p.principalType,
         condition: p.condition,
@@ -222,17 +232,25 @@ export function appSettingsOf(snap: Snapshot): Record<string, string> {
 }
 
 /**
- * The role GUID sets and principal types an ABAC condition allows, for write (@Request) and delete (@Resource), or
- * undefined when the condition is not of the one shape the templates generate (reference §2.5).
+ * The role GUID sets, principal types and refused principal ids of an ABAC condition, for write (@Request) and
+ * delete (@Resource), or undefined when the condition is not of the one shape the templates generate (reference §2.5,
+ * plus the clause refusing the service's own principal).
  */
-export function parseCondition(
-  condition: string,
-): { write: { roles: string[]; principalTypes: string[] }; delete: { roles: string[]; principalTypes: string[] } } | undefined {
+export interface ConditionBranch {
+  roles: string[];
+  principalTypes: string[];
+  refusedPrincipals: string[];
+}
+
+export function parseCondition(condition: string): { write: ConditionBranch; delete: ConditionBranch } | undefined {
   const guidSet = String.raw`\{([0-9a-fA-F-]{36}(?:, [0-9a-fA-F-]{36})*)\}`;
   const branch = (action: "write" | "delete", source: "Request" | "Resource") =>
-    String.raw`\(\(!\(ActionMatches\{'Microsoft\.Authorization/roleAssignments/${action}'\}\)\) OR \(@${source}\[Microsoft\.Authorization/roleAssignments:RoleDefinitionId\] ForAnyOfAnyValues:GuidEquals ${guidSet} AND @${source}\[Microsoft\.Authorization/roleAssignments:PrincipalType\] ForAnyOfAnyValues:StringEqualsIgnoreCase \{('[A-Za-z]+'(?:, '[A-Za-z]+')*)\}\)\)`;
+    String.raw`\(\(!\(ActionMatches\{'Microsoft\.Authorization/roleAssignments/${action}'\}\)\) OR \(@${source}\[Microsoft\.Authorization/roleAssignments:RoleDefinitionId\] ForAnyOfAnyValues:GuidEquals ${guidSet} AND @${source}\[Microsoft\.Authorization/roleAssignments:PrincipalType\] ForAnyOfAnyValues:StringEqualsIgnoreCase \{('[A-Za-z]+'(?:, '[A-Za-z]+')*)\} AND @${source}\[Microsoft\.Authorization/roleAssignments:PrincipalId\] ForAnyOfAllValues:GuidNotEquals ${guidSet}\)\)`;
   const m = new RegExp(`^${branch("write", "Request")} AND ${branch("delete", "Resource")}$`).exec(condition);
   if (!m) return undefined;
   const list = (s: string) => s.split(", ").map((x) => x.replace(/'/g, "").toLowerCase());
-  return { write: { roles: list(m[1]!), principalTypes: list(m[2]!) }, delete: { roles: list(m[3]!), principalTypes: list(m[4]!) } };
+  return {
+    write: { roles: list(m[1]!), principalTypes: list(m[2]!), refusedPrincipals: list(m[3]!) },
+    delete: { roles: list(m[4]!), principalTypes: list(m[5]!), refusedPrincipals: list(m[6]!) },
+  };
 }

@@ -93,7 +93,7 @@ interface Requirement {
   call: string;
   action: string;
   target: string;
-  abac?: { kind: "write" | "delete"; role: string; principalType: string };
+  abac?: { kind: "write" | "delete"; role: string; principalType: string; principalId: string };
 }
 
 const actionMatches = (pattern: string, action: string) =>
@@ -108,7 +108,11 @@ function allows(g: Grant, req: Requirement, plane: "actions" | "dataActions" = "
   if (!c) return false;
   if (!req.abac) return !/roleAssignments\/(write|delete)$/i.test(req.action);
   const branch = req.abac.kind === "write" ? c.write : c.delete;
-  return branch.roles.includes(req.abac.role.toLowerCase()) && branch.principalTypes.includes(req.abac.principalType.toLowerCase());
+  return (
+    branch.roles.includes(req.abac.role.toLowerCase()) &&
+    branch.principalTypes.includes(req.abac.principalType.toLowerCase()) &&
+    !branch.refusedPrincipals.includes(req.abac.principalId.toLowerCase())
+  );
 }
 
 /** The ARM requirements of the service's calls in a world's log (its own identity only). */
@@ -122,14 +126,14 @@ function requirements(log: readonly RequestLogEntry[]): Requirement[] {
     if (op.action === null) continue;
     const req: Requirement = { call: `${entry.method} ${entry.path}`, action: op.action, target: entry.path };
     if (op.action.endsWith("roleAssignments/write")) {
-      const props = (entry.body as { properties: { roleDefinitionId: string; principalType: string } }).properties;
-      req.abac = { kind: "write", role: props.roleDefinitionId.split("/").pop()!, principalType: props.principalType };
+      const props = (entry.body as { properties: { roleDefinitionId: string; principalType: string; principalId: string } }).properties;
+      req.abac = { kind: "write", role: props.roleDefinitionId.split("/").pop()!, principalType: props.principalType, principalId: props.principalId };
     } else if (op.action.endsWith("roleAssignments/delete")) {
       // @Resource: what the assignment being deleted holds, from the PUT that made it (by anyone).
       const put = log.filter((e) => e.method === "PUT" && e.path.toLowerCase() === entry.path.toLowerCase() && e.status < 300).at(-1);
       expect(put, `the PUT that created ${entry.path}`).toBeDefined();
-      const props = (put!.body as { properties: { roleDefinitionId: string; principalType: string } }).properties;
-      req.abac = { kind: "delete", role: props.roleDefinitionId.split("/").pop()!, principalType: props.principalType };
+      const props = (put!.body as { properties: { roleDefinitionId: string; principalType: string; principalId: string } }).properties;
+      req.abac = { kind: "delete", role: props.roleDefinitionId.split("/").pop()!, principalType: props.principalType, principalId: props.principalId };
     }
     reqs.push(req);
   }

@@ -92,11 +92,31 @@ export const Taint = z.strictObject({
 });
 export const Taints = z.array(Taint).max(32);
 
+/**
+ * Built-in roles a pool may never grant: each lets its holder write role assignments or every resource at the scope,
+ * so a node identity holding one could take over the pool's cluster or Arc resource group. pool.bicep refuses the
+ * same list (infra/modules/roles.bicep privilegedRoles; the infra tests compare the two).
+ */
+export const PRIVILEGED_ROLES: Readonly<Record<string, string>> = {
+  "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+  "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+  "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+  "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+};
+
 /** A role the saga grants to the node's Arc identity. `scope` names a scope the pool already knows. */
 export const RoleGrant = z.strictObject({
-  roleDefinitionId: z.uuid().describe("Built-in or custom role definition GUID"),
+  roleDefinitionId: z
+    .uuid()
+    .refine((id) => !Object.hasOwn(PRIVILEGED_ROLES, id.toLowerCase()), {
+      error: (issue) =>
+        `${PRIVILEGED_ROLES[String(issue.input).toLowerCase()]} is a privileged role: a node identity holding it could take over the scope, and pool.bicep refuses it too; grant a narrower role`,
+    })
+    .describe("Built-in or custom role definition GUID; never Owner, Contributor, User Access Administrator or Role Based Access Control Administrator"),
   scope: z.enum(["cluster", "arcResourceGroup"]),
 });
+/** Grants as stored: a pool written before the privileged-role refusal still loads, so an admin can see and fix it. */
+export const StoredRoleGrant = RoleGrant.extend({ roleDefinitionId: z.uuid() });
 
 export const ClonePolicy = z.enum(["reject", "quarantine", "replace"]).describe("What to do when a known machine identity enrols with a new key");
 export const ApprovalPolicy = z
@@ -180,6 +200,7 @@ export const Pool = PoolSpec.extend({
   name: PoolName,
   arc: arcSpec(StoredArcTags),
   nodeLabels: StoredLabels.default({}),
+  roleGrants: z.array(StoredRoleGrant).max(16).default([]),
   inFlight: z.int().min(0),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
