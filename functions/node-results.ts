@@ -1,7 +1,7 @@
 /**
  * Service Bus trigger on `node-results`: a node's signed step result becomes an event on that node's saga (see
  * orchestrations/use-cases/node-results.ts). A permanently invalid message is completed; within its sender's quota
- * it is audited and its digest (not its body) goes to `node-results-rejected` with the reason. A transient failure
+ * it is audited and its digest (not its body) goes to `rejected-node-results` with the reason. A transient failure
  * throws so the broker redelivers (and, past the queue's max delivery count, dead-letters it). A result raised on its
  * saga joins the onboarding's trace, and its step's duration is recorded (orchestrations/observability/node-steps.ts).
  */
@@ -34,7 +34,11 @@ export async function nodeResult(svc: Services, message: unknown, client: Durabl
     const { digest } = outcome;
     const subject = digest.nodeId ?? "unknown senders";
     if (outcome.recorded) {
-      context.warn(`rejected result ${messageId ?? "(no id)"}: ${digest.reason}: ${digest.description} (sha256 ${digest.sha256}, ${digest.size} bytes)`);
+      // A claimed node is only what an unverified message says: worth a look, never proof of who sent it.
+      const claimed = digest.claimedNodeId ? `, claims to be from ${digest.claimedNodeId}` : "";
+      context.warn(
+        `rejected result ${messageId ?? "(no id)"}: ${digest.reason}: ${digest.description} (sha256 ${digest.sha256}, ${digest.size} bytes${claimed})`,
+      );
       await svc.mailbox().quarantineResult(digest, messageId);
     } else if (outcome.firstOverQuota) {
       context.warn(`rejected results from ${subject} are over their quota; further ones in this window are completed unrecorded`);

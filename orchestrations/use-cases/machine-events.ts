@@ -4,8 +4,11 @@
  * registry, and every action is idempotent. Implemented: a managed machine deleted by someone else offboards its node,
  * whether the service created it or adopted it; the service's own writes and deletes (recognised by the caller's
  * object id) are ignored; a machine azcmagent created with the tags an adopt pool's enrolment handed out starts that
- * node's saga in adopt mode. Since write events carry
- * no tags, the handler reads the machine: a delete that overtook its write finds nothing and does nothing.
+ * node's saga in adopt mode. Since write events carry no tags, the handler reads the machine: a delete that overtook
+ * its write finds nothing and does nothing. A delete is acted on only if the machine is still gone when it arrives: a
+ * re-enrolled node gets a machine of the same id again (the service names it by the node id), and a duplicate or late
+ * delivery of the old delete, which Event Grid may send for a day, must not offboard the node it now belongs to.
+ * Tag values and machine names are anyone's to write, so none becomes a registry key until it parses as one.
  */
 import type { WorkflowClient } from "../clients/workflow-client.js";
 import { parseMachineId, parseResourceGroupId, ResourceIdError, type ResourceRef } from "../clients/arm/resource-id.js";
@@ -13,6 +16,8 @@ import { startOffboarding } from "./decommission.js";
 import { ensureSaga } from "./enrol.js";
 import { MANAGED_BY } from "../activities/created-objects.js";
 import type { Registry } from "../clients/registry/registry.js";
+import { PoolName } from "../clients/registry/model.js";
+import { isNodeId } from "../../contract/node-id.js";
 import { parseResourceEvent, RESOURCE_DELETE_SUCCESS, RESOURCE_WRITE_SUCCESS } from "./resource-event.js";
 
 /** Whether the machine lies in the resource group; ids compare case-insensitively, as ARM's do. */
@@ -65,6 +70,8 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
     if (!node) return { kind: "ignored", reason: "not a machine the service manages" };
     const nodeId = node.nodeId;
     if (node.status === "Offboarded") return { kind: "ignored", reason: "node already offboarded" };
+    // Deliveries are unordered and repeated: the delete of a machine the node has again since is old news.
+    if (await deps.machineTags(event.resourceUri)) return { kind: "ignored", reason: "the machine exists: the delete is a stale or repeated delivery" };
     // Duplicates and retries land here too: one offboarding per node at a time.
     const actor = `event-grid:${caller ?? "unknown"}`;
     const started = await startOffboarding(deps, nodeId, { reason: `Arc machine deleted outside the service (event ${event.id})`, actor });
@@ -81,7 +88,9 @@ export async function handleMachineEvent(raw: unknown, deps: MachineEventDeps): 
  * objects; one it adopted is named by azcmagent and found through the registry's machine index.
  */
 async function managingNode(registry: Registry, name: string, machineId: string) {
-  const named = await registry.nodes.get(name);
+  // Looked up only as a node id: another name may hold characters Azure Tables refuses in a key (a 400, retried by
+  // Event Grid for a day), and ARM names compare case-insensitively.
+  const named = isNodeId(name.toLowerCase()) ? await registry.nodes.get(name.toLowerCase()) : undefined;
   if (named?.createdObjects.some((r) => r.toLowerCase() === `arcmachine:${machineId.toLowerCase()}`)) return named;
   return registry.nodes.getByAdoptedMachine(machineId);
 }
@@ -99,6 +108,9 @@ async function adopt(deps: MachineEventDeps, machineId: string, caller: string |
   const poolName = tags["flexnode-pool"];
   const nodeId = tags["flexnode-node"];
   if (!poolName || !nodeId) return { kind: "ignored", reason: "not tagged for a flexnode pool" };
+  // Tag values are free text to whoever may write tags ('/', '#', '?' included): only a pool name and a node id of the
+  // forms the service hands out may become registry keys; anything else is refused like any other misfit.
+  const parsed = PoolName.safeParse(poolName).success && isNodeId(nodeId);
   const candidate = async (reason: string): Promise<MachineEventDecision> => {
     await deps.registry.audit.write({
       actor: `event-grid:${caller ?? "unknown"}`,
@@ -109,6 +121,7 @@ async function adopt(deps: MachineEventDeps, machineId: string, caller: string |
     });
     return { kind: "adoptionCandidate", machineId, reason };
   };
+  if (!parsed) return candidate("the machine's flexnode-pool and flexnode-node tags are not a pool name and a node id");
   const [pool, node] = await Promise.all([deps.registry.pools.get(poolName), deps.registry.nodes.getInPool(poolName, nodeId)]);
   if (!pool || !node) return candidate(`no node ${nodeId} is enrolled in pool ${poolName}`);
   if (pool.arc.mode !== "adopt") return candidate(`pool ${poolName} creates its nodes' machines; it adopts none`);

@@ -4,11 +4,15 @@
  * retried steps are normal, so a result is raised once per (node, step, attempt) and everything else is harmless.
  * Permanent rejections (schema, signature, unknown node) are returned as such so the caller can quarantine the message;
  * transient failures throw so the broker redelivers. A rejection is recorded as a digest (sha256, size, reason), never
- * the body, and at most REJECTIONS_PER_WINDOW times per node per window: the results queue is writable by every
- * enrolled node, so garbage must not cost storage in proportion to what is sent.
+ * the body, and at most REJECTIONS_PER_WINDOW times per subject per window: the results queue is writable by every
+ * enrolled node, so garbage must not cost storage in proportion to what is sent. Every node's Send token comes from the
+ * same namespace rule, so the node a message names is only its sender once that node's signature verifies: until then a
+ * rejection is charged to the shared `unknown` subject and the named node is kept as a detail, or any node could spend
+ * another's quota and fill its audit trail.
  */
 import { createHash } from "node:crypto";
 import { ContractError } from "../../contract/errors.js";
+import { isNodeId } from "../../contract/node-id.js";
 import { importPublicKey } from "../../contract/keys.js";
 import { parseUnverifiedStepResult, verifyStepResult, type StepResult } from "../../contract/step-result.js";
 import type { Registry } from "../clients/registry/registry.js";
@@ -30,8 +34,10 @@ export type RejectionReason = "SchemaInvalid" | "UnknownNode" | "UnknownSaga" | 
 export interface RejectedDigest {
   reason: RejectionReason;
   description: string;
-  /** The node it names, when that node is registered. */
+  /** The node that sent it: set only once its signature verified, and then the subject charged for it. */
   nodeId?: string;
+  /** The node an unverified message names (a registered one, or at least a well-formed id); not the subject charged. */
+  claimedNodeId?: string;
   sha256: string;
   size: number;
 }
@@ -61,15 +67,18 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
   } catch (error) {
     return reject(deps, body, { reason: "SchemaInvalid", description: describe(error) });
   }
+  // The schema admits ids ('/', '#', '?') that no node has and Azure Tables refuses as a key: looked up, they would fail
+  // the lookup and the message would be redelivered until dead-lettered instead of rejected here.
+  if (!isNodeId(claimed.nodeId)) return reject(deps, body, { reason: "UnknownNode", description: `'${claimed.nodeId}' is not a node id` });
   const node = await deps.registry.nodes.get(claimed.nodeId);
-  // The named id is the sender's choice, so it is no subject for the quota: every unknown id shares one.
-  if (!node) return reject(deps, body, { reason: "UnknownNode", description: `no node '${claimed.nodeId}' is registered` });
+  // Until the signature verifies, the named id is the sender's choice, so it is no subject for the quota: all share one.
+  if (!node) return reject(deps, body, { reason: "UnknownNode", description: `no node '${claimed.nodeId}' is registered`, claimedNodeId: claimed.nodeId });
   let result: StepResult;
   try {
     result = verifyStepResult(raw, { nodeId: node.nodeId, nodePublicKey: importPublicKey(node.publicKey) });
   } catch (error) {
     if (!(error instanceof ContractError)) throw error;
-    return reject(deps, body, { reason: "SignatureInvalid", description: describe(error), nodeId: node.nodeId });
+    return reject(deps, body, { reason: "SignatureInvalid", description: describe(error), claimedNodeId: node.nodeId });
   }
   const saga = parseSagaRunId(result.sagaId, node.nodeId);
   if (!saga)
@@ -101,12 +110,18 @@ export async function handleNodeResult(body: unknown, deps: NodeResultDeps): Pro
   return { kind: "raised", nodeId: node.nodeId, event, result };
 }
 
-async function reject(deps: NodeResultDeps, body: unknown, r: { reason: RejectionReason; description: string; nodeId?: string }): Promise<NodeResultOutcome> {
+/** `nodeId` only for a message whose signature verified; an unproven one names its node as `claimedNodeId`. */
+async function reject(
+  deps: NodeResultDeps,
+  body: unknown,
+  r: { reason: RejectionReason; description: string; nodeId?: string; claimedNodeId?: string },
+): Promise<NodeResultOutcome> {
   const bytes = bytesOf(body);
   const digest: RejectedDigest = {
     reason: r.reason,
     description: r.description.slice(0, DESCRIPTION_CHARS),
     ...(r.nodeId ? { nodeId: r.nodeId } : {}),
+    ...(r.claimedNodeId ? { claimedNodeId: r.claimedNodeId } : {}),
     sha256: createHash("sha256").update(bytes).digest("hex"),
     size: bytes.byteLength,
   };

@@ -1,7 +1,9 @@
 /**
  * Event Grid resource events (EventGridSchema) for writes and deletes the emulator performs, delivered to in-process
  * listeners. Delivery is deferred to a microtask so a listener that calls back into the emulator never runs in the
- * middle of the request that triggered it, just as real Event Grid delivers after the fact.
+ * middle of the request that triggered it, just as real Event Grid delivers after the fact. Real delivery is also at
+ * least once and unordered, retried for up to a day: `redeliver` hands a published event to the listeners again, at
+ * whatever point a test chooses.
  */
 import type { Clock } from "../support/index.js";
 import type { Caller } from "./credential.js";
@@ -118,8 +120,20 @@ export class ResourceEvents {
       metadataVersion: "1",
     };
     this.log.push(event);
-    for (const listener of this.listeners) queueMicrotask(() => this.deliver(listener, event));
+    for (const listener of this.listeners) queueMicrotask(() => void this.deliver(listener, event));
     return event;
+  }
+
+  /**
+   * Delivers a published event (or the one with this id) to every current listener again, as a duplicate or a late
+   * retry. Resolves when every listener has handled it; what they throw is recorded in listenerErrors as for any
+   * delivery.
+   */
+  async redeliver(eventOrId: ResourceEvent | string): Promise<void> {
+    const id = typeof eventOrId === "string" ? eventOrId : eventOrId.id;
+    const event = this.log.find((e) => e.id === id);
+    if (!event) throw new Error(`no event ${id} was published`);
+    await Promise.all([...this.listeners].map((listener) => this.deliver(listener, event)));
   }
 
   clear(): void {
@@ -127,10 +141,10 @@ export class ResourceEvents {
     this.errors.length = 0;
   }
 
-  private deliver(listener: ResourceEventListener, event: ResourceEvent): void {
+  /** Never rejects: a listener's failure is recorded, as a failed delivery is Event Grid's to retry, not ARM's. */
+  private async deliver(listener: ResourceEventListener, event: ResourceEvent): Promise<void> {
     try {
-      const outcome = listener(event);
-      if (outcome instanceof Promise) outcome.catch((e: unknown) => this.errors.push(e));
+      await listener(event);
     } catch (e) {
       this.errors.push(e);
     }

@@ -107,14 +107,20 @@ describe("node-results trigger", () => {
     expect(emulator.inspect.queue(REJECTED_RESULTS_QUEUE)).toMatchObject({ active: 0 });
   });
 
-  it("moves a forged result (wrong key) aside with its reason, audits it, and leaves the saga alone", async () => {
+  it("moves a forged result (wrong key) aside with its reason, audits it against no node, and leaves the saga alone", async () => {
     await post(result("step-1", { key: generateKeyPairSync("ed25519").privateKey }), "forged");
     expect(raisedEvents(stepResultEvent(RUN, "step-1", 1))).toHaveLength(0);
     const [rejected] = emulator.inspect.messages(REJECTED_RESULTS_QUEUE);
     expect(rejected).toMatchObject({ messageId: "forged", applicationProperties: { DeadLetterReason: "SignatureInvalid", originalMessageId: "forged" } });
     expect(String(rejected!.applicationProperties.DeadLetterErrorDescription)).toMatch(/bad_signature/);
-    const audit = await registry().audit.list({ objectId: nodeId });
-    expect(audit).toContainEqual(expect.objectContaining({ action: "result.rejected", details: expect.objectContaining({ reason: "SignatureInvalid" }) }));
+    // Unverified, so not charged to the node it names: any node's Send token could have sent it.
+    expect(rejected!.body).toMatchObject({ reason: "SignatureInvalid", claimedNodeId: nodeId });
+    expect(rejected!.body).not.toHaveProperty("nodeId");
+    expect(await registry().audit.list({ objectId: nodeId })).not.toContainEqual(expect.objectContaining({ action: "result.rejected" }));
+    const audit = await registry().audit.list({ objectId: "unknown" });
+    expect(audit).toContainEqual(
+      expect.objectContaining({ action: "result.rejected", details: expect.objectContaining({ reason: "SignatureInvalid", claimedNodeId: nodeId }) }),
+    );
     // The original is completed, not retried.
     expect(triggers.invocations.filter((i) => i.messageId === "forged").map((i) => i.outcome)).toEqual(["completed"]);
   });
@@ -137,7 +143,7 @@ describe("node-results trigger", () => {
     expect(app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Running");
   });
 
-  it("keeps a digest of garbage, never the body, and records at most its quota per node per window", async () => {
+  it("keeps a digest of garbage, never the body, and records at most its quota per sender per window", async () => {
     const forged = (i: number) => ({
       ...result("step-1", { key: generateKeyPairSync("ed25519").privateKey }),
       output: { junk: `MARKER-${i}-${"x".repeat(2000)}` },
@@ -149,29 +155,33 @@ describe("node-results trigger", () => {
       sent.push({ id: `junk-${i}`, bytes: Buffer.byteLength(text), sha256: createHash("sha256").update(text).digest("hex") });
       await post(body, `junk-${i}`);
     }
-    // Not JSON at all, naming no node: one shared quota for every sender that names nobody.
-    for (let i = 0; i < REJECTIONS_PER_WINDOW + 3; i++) await post(`MARKER-raw-${i}`, `raw-${i}`);
+    // Not JSON at all, naming no node: the same shared quota as every other unproven sender's, spent already.
+    for (let i = 0; i < 3; i++) await post(`MARKER-raw-${i}`, `raw-${i}`);
+    // The node's own result, signed but for no saga of its own: proven to be the node's, so within the node's quota.
+    await post(result("step-1", { sagaId: `${nodeId}@nope` }), "own");
     // Every message was completed, none retried.
-    expect(triggers.invocations.filter((i) => /^(junk|raw)-/.test(i.messageId ?? "")).every((i) => i.outcome === "completed")).toBe(true);
+    expect(triggers.invocations.filter((i) => /^(junk|raw)-|^own$/.test(i.messageId ?? "")).every((i) => i.outcome === "completed")).toBe(true);
 
     const aside = emulator.inspect.messages(REJECTED_RESULTS_QUEUE);
-    expect(aside.map((m) => m.messageId)).toEqual([
-      ...sent.slice(0, REJECTIONS_PER_WINDOW).map((s) => s.id),
-      ...Array.from({ length: REJECTIONS_PER_WINDOW }, (_, i) => `raw-${i}`),
-    ]);
+    expect(aside.map((m) => m.messageId)).toEqual([...sent.slice(0, REJECTIONS_PER_WINDOW).map((s) => s.id), "own"]);
     expect(JSON.stringify(emulator.log.enqueued(REJECTED_RESULTS_QUEUE))).not.toContain("MARKER");
     expect(aside[0]!.body).toEqual({
       reason: "SignatureInvalid",
       description: expect.stringMatching(/bad_signature/),
-      nodeId,
+      claimedNodeId: nodeId,
       sha256: sent[0]!.sha256,
       size: sent[0]!.bytes,
     });
+    expect(aside.at(-1)!.body).toMatchObject({ reason: "UnknownSaga", nodeId });
     const audit = (await registry().audit.list()).filter((a) => a.action === "result.rejected");
-    expect(audit.filter((a) => a.objectId === nodeId)).toHaveLength(REJECTIONS_PER_WINDOW);
+    expect(audit.filter((a) => a.objectId === nodeId).map((a) => a.details?.reason)).toEqual(["UnknownSaga"]);
     expect(audit.filter((a) => a.objectId === "unknown")).toHaveLength(REJECTIONS_PER_WINDOW);
     expect(JSON.stringify(audit)).not.toContain("MARKER");
-    expect(audit.find((a) => a.objectId === nodeId)?.details).toMatchObject({ reason: "SignatureInvalid", sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(audit.find((a) => a.objectId === "unknown")?.details).toMatchObject({
+      reason: "SignatureInvalid",
+      claimedNodeId: nodeId,
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
   });
 
   it("treats a late result for a finished or purged saga as harmless", async () => {

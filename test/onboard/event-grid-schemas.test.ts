@@ -5,7 +5,9 @@
  * are for a storage account and are replayed for the node's Arc machine: see test/arm-emulator/published-events.ts).
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { documentedResourceEvent, toCloudEvent } from "../arm-emulator/index.js";
+import { ArmClients } from "../../orchestrations/clients/arm/arm-clients.js";
+import { pathArg, subscriptionOf } from "../../orchestrations/clients/arm/resource-id.js";
+import { documentedResourceEvent, emulatorCredential, toCloudEvent } from "../arm-emulator/index.js";
 import { InvocationError } from "../functions-host/index.js";
 import { SERVICE_PRINCIPAL, startWorld, type World } from "./world.js";
 
@@ -24,6 +26,11 @@ describe("Event Grid: documented resource events in both schemas", () => {
     expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
     const machineId = world.arm.inspect.machines()[0]!.id;
     world.arm.completePendingOperations();
+    // The documented event stands for a real delete: the machine is gone when it arrives (a delete of a machine that
+    // exists is a stale delivery, and ignored).
+    await new ArmClients({ credential: emulatorCredential(OPERATOR), httpClient: world.arm.httpClient, retryOptions: { maxRetries: 0 } })
+      .resources(subscriptionOf(machineId))
+      .resources.beginDeleteByIdAndWait(pathArg(machineId), "2025-01-13", { updateIntervalInMs: 1 });
 
     const documented = documentedResourceEvent("delete", machineId, OPERATOR);
     const cloud = toCloudEvent({ ...documented, data: { ...documented.data, authorization: { ...documented.data.authorization, evidence: [] } } });

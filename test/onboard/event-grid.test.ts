@@ -6,6 +6,7 @@ import { emulatorCredential, type ResourceEvent } from "../arm-emulator/index.js
 import { admin } from "../function-app/index.js";
 import { ARC_RG_ID, CLUSTER_ID, startWorld, SUBSCRIPTION, type World } from "./world.js";
 import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
+import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 
 let world: World;
 afterEach(async () => {
@@ -98,6 +99,83 @@ describe("Event Grid: Arc machine events", () => {
     // A late duplicate after offboarding changes nothing.
     const late = await deliver(world, deleted[0]!);
     expect(late.logs.at(-1)?.message).toMatch(/ignored \((node already offboarded|not a machine the service manages)\)/);
+  });
+
+  it("ignores a delete delivered again after the node was re-enrolled onto a machine of the same id", async () => {
+    world = await startWorld();
+    const { nodeId, node } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix });
+    const machineId = world.arm.inspect.machines()[0]!.id;
+    await azcmagent().resources(SUBSCRIPTION).resources.beginDeleteByIdAndWait(pathArg(machineId), "2025-01-13", { updateIntervalInMs: 1 });
+    const deleted = world.arm.events.published.find((e) => e.eventType === "Microsoft.Resources.ResourceDeleteSuccess" && e.data.resourceUri === machineId)!;
+    expect((await deliver(world, deleted)).logs.at(-1)?.message).toBe(`machine event ${deleted.id}: offboarding`);
+    expect((await world.settle(`${nodeId}:offboard`)).output).toMatchObject({ remaining: [] });
+    expect((await registry.nodes.get(nodeId))?.status).toBe("Offboarded");
+    await world.retire(nodeId);
+
+    // The same machine and key enrol again: the same node id, so the service creates a machine of the same id.
+    const again = await world.app.enrol(node, await world.app.createToken("edge"));
+    expect(again.status).toBe(201);
+    const body = again.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
+    expect(body.nodeId).toBe(nodeId);
+    const { AgentResponder } = await import("./agent-responder.js");
+    const { importPublicKey } = await import("../../contract/keys.js");
+    const agent = new AgentResponder({
+      app: world.app,
+      kube: world.kube,
+      nodeId,
+      privateKey: node.privateKey,
+      servicePublicKey: importPublicKey(body.service.publicKey),
+      mailbox: body.mailbox,
+    });
+    // Attached once the new run has re-created the queue (see failures.test.ts).
+    await world.app.simulator.runUntilIdle();
+    agent.start();
+    try {
+      expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+      expect(world.arm.inspect.machines().map((m) => m.id)).toEqual([machineId]);
+
+      // Event Grid delivers the old delete once more (a retry, up to a day late): the machine is there, so it is old news.
+      const logs: string[] = [];
+      const unsubscribe = world.arm.events.subscribe(async (e) => void logs.push(...(await deliver(world, e)).logs.map((l) => l.message)));
+      await world.arm.events.redeliver(deleted.id);
+      unsubscribe();
+      expect(world.arm.events.listenerErrors).toEqual([]);
+      expect(logs.at(-1)).toBe(`machine event ${deleted.id}: ignored (the machine exists: the delete is a stale or repeated delivery)`);
+      await world.app.simulator.runUntilIdle();
+      expect(world.app.simulator.getStatus(`${nodeId}:offboard`)?.runtimeStatus).toBe("Completed");
+      expect((await registry.nodes.get(nodeId))?.status).toBe("Ready");
+      expect(world.arm.inspect.machines().map((m) => m.id)).toEqual([machineId]);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it("refuses, without failing the delivery, a machine whose flexnode tags are no pool name or node id", async () => {
+    world = await startWorld();
+    const put = async (name: string, tags: Record<string, string>) => {
+      const id = `${ARC_RG_ID}/providers/Microsoft.HybridCompute/machines/${name}`;
+      await azcmagent()
+        .resources(SUBSCRIPTION)
+        .resources.beginCreateOrUpdateByIdAndWait(
+          pathArg(id),
+          "2025-01-13",
+          { location: "eastus", identity: { type: "SystemAssigned" }, tags, properties: { osType: "linux" } },
+          { updateIntervalInMs: 1 },
+        );
+      const e = world.arm.events.published.filter((x) => x.data.resourceUri === id).at(-1)!;
+      return (await deliver(world, e)).logs.at(-1)?.message;
+    };
+    const unparseable = /adoptionCandidate \(the machine's flexnode-pool and flexnode-node tags are not a pool name and a node id\)$/;
+    expect(await put("t1", { "flexnode-pool": "edge", "flexnode-node": "fn/../x" })).toMatch(unparseable);
+    expect(await put("t2", { "flexnode-pool": "ed/ge", "flexnode-node": "fn-000000000000000000000000" })).toMatch(unparseable);
+    expect(await put("t3", { "flexnode-pool": "edge#1", "flexnode-node": "fn?x" })).toMatch(unparseable);
+    const refusals = (await new Registry({ connectionString: inject("azuriteConnectionString"), prefix: world.app.prefix }).audit.list()).filter(
+      (a) => a.action === "machine.adoption-refused",
+    );
+    expect(refusals.map((a) => a.objectId).sort()).toEqual(["fn-000000000000000000000000", "fn/../x", "fn?x"]);
+    expect(world.app.simulator.instanceIds()).toEqual([]);
   });
 
   it("ignores machines the service does not manage and events that are not about machines", async () => {

@@ -1,6 +1,6 @@
 /**
- * How many rejected `node-results` messages the service records per subject (a node, or `unknown` for messages that
- * name no registered node) in a fixed window. Anyone holding a node's Send token can fill the results queue with
+ * How many rejected `node-results` messages the service records per subject (a node whose signature the message
+ * carried, or `unknown` for every message not proven to come from a node) in a fixed window. Anyone holding a node's Send token can fill the results queue with
  * garbage; without a quota each message cost an audit row and a stored copy. Rows live in the `claims` table
  * (PK `rejections:<subject>`, RK the window's start) and are purged with the claims by age. A count moves under the
  * row's ETag; once the quota is spent the row is no longer written, so a flood costs reads only.
