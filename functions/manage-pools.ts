@@ -8,6 +8,9 @@ import type { ServiceProvider } from "../orchestrations/services.js";
 import type { ArmClients } from "../orchestrations/clients/arm/arm-clients.js";
 import { roleAssignmentShortfall } from "../orchestrations/use-cases/role-assignment-budget.js";
 import { poolClusterRefusal } from "../orchestrations/use-cases/pool-cluster.js";
+import { poolSpecStorageIssues } from "../orchestrations/use-cases/pool-spec-budget.js";
+import { tokensOverBudget } from "../orchestrations/use-cases/node-label-budget.js";
+import type { Registry } from "../orchestrations/clients/registry/registry.js";
 
 type PoolSpecInput = Parameters<typeof roleAssignmentShortfall>[1];
 
@@ -80,6 +83,7 @@ const remove = defineRoute({
 export function registerPoolRoutes(services: ServiceProvider): void {
   httpRoute(create, services, async ({ body, principal, services: { registry, arm } }) => {
     const { name, ...spec } = body;
+    refuseUnstorable(spec);
     await refuseClusterNetwork(arm(), spec.clusterResourceId);
     await refuseOverCap(arm(), spec);
     const pool = await registry.pools.create(name, spec, principal.name);
@@ -93,9 +97,11 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
     return json(200, pool, { etag: pool.etag });
   });
-  httpRoute(update, services, async ({ params, body, principal, request, services: { registry, arm } }) => {
+  httpRoute(update, services, async ({ params, body, principal, request, services: { registry, arm, now } }) => {
+    refuseUnstorable(body);
     // Raising maxNodes or adding grants later must not pass the cap that creation checks.
     const current = await registry.pools.get(params.pool);
+    if (current) await refuseStrandedTokens(registry, params.pool, body, now());
     if (current && current.clusterResourceId.toLowerCase() !== body.clusterResourceId.toLowerCase()) await refuseClusterNetwork(arm(), body.clusterResourceId);
     if (current) await refuseOverCap(arm(), body, current);
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
@@ -110,6 +116,36 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     }
     await registry.pools.remove(params.pool, principal.name);
     return { status: 204, headers: { "cache-control": "no-store" } };
+  });
+}
+
+/** A spec valid by its schema whose row Azure Tables would refuse (use-cases/pool-spec-budget.ts): 422 naming the field. */
+function refuseUnstorable(spec: Parameters<typeof poolSpecStorageIssues>[0]): void {
+  const issues = poolSpecStorageIssues(spec);
+  if (issues.length > 0) throw new ProblemError(422, "validation-failed", "The request body is not valid", { errors: issues });
+}
+
+/**
+ * Labels or taints added to a pool that, with those of a token still usable, would not fit on a node: every enrolment
+ * with that token would be refused (use-cases/node-label-budget.ts). 422 on the field, naming the tokens.
+ */
+async function refuseStrandedTokens(registry: Registry, pool: string, spec: { nodeLabels: Record<string, string>; nodeTaints: readonly unknown[] }, now: Date) {
+  const usable = [];
+  let continuationToken: string | undefined;
+  do {
+    const page = await registry.tokens.list({ pool, continuationToken });
+    usable.push(...page.items.filter((t) => !t.revokedAt && Date.parse(t.expiresAt) > now.getTime() && t.uses < t.maxUses));
+    continuationToken = page.continuationToken;
+  } while (continuationToken);
+  const stranded = tokensOverBudget(spec, usable);
+  if (stranded.length === 0) return;
+  const errors = new Map<string, string[]>();
+  for (const { token, issues } of stranded) for (const i of issues) errors.set(i.field, [...(errors.get(i.field) ?? []), token.tokenId]);
+  throw new ProblemError(422, "validation-failed", "The request body is not valid", {
+    errors: [...errors].map(([field, tokens]) => ({
+      path: `/${field === "labels" ? "nodeLabels" : "nodeTaints"}`,
+      message: `with the ${field} of usable token(s) ${tokens.join(", ")} a node would carry more than a node may; revoke those tokens or add fewer`,
+    })),
   });
 }
 

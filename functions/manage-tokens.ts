@@ -1,6 +1,7 @@
 /** Admin API: enrolment tokens. The secret is shown once, in the create response, and never stored or logged. */
 import { z } from "zod";
 import { mintToken } from "../orchestrations/use-cases/token-secret.js";
+import { nodeLabelBudgetIssues } from "../orchestrations/use-cases/node-label-budget.js";
 import { Labels, PoolName, Taints } from "../orchestrations/clients/registry/model.js";
 import { publicBaseUrl } from "../orchestrations/settings.js";
 import { ProblemError } from "./http/problem.js";
@@ -40,7 +41,14 @@ const create = defineRoute({
   access: "admin",
   params: z.strictObject({ pool: PoolName }),
   body: CreateToken,
-  responses: { 201: { description: "Created; store the token now", schema: CreatedToken }, 404: { description: "No such pool" } },
+  responses: {
+    201: { description: "Created; store the token now", schema: CreatedToken },
+    404: { description: "No such pool" },
+    422: {
+      description:
+        "Body fails validation, or its labels or taints with the pool's exceed what a node may carry (64 labels, 32 taints); `errors` names each field",
+    },
+  },
 });
 const list = defineRoute({
   name: "manageTokenList",
@@ -84,14 +92,24 @@ const remove = defineRoute({
   responses: { 204: { description: "Revoked and removed" }, 404: { description: "No such token" } },
 });
 
-/** Mints a token for a pool (404 when the pool does not exist); the secret is returned, never stored. */
+/**
+ * Mints a token for a pool (404 when the pool does not exist); the secret is returned, never stored. Refused (422,
+ * naming the field) when its labels or taints merged with the pool's would not fit on a node: every enrolment with
+ * it would fail (use-cases/node-label-budget.ts).
+ */
 export async function createEnrolmentToken(
   { registry, now, settings }: Pick<Services, "registry" | "now" | "settings">,
   pool: string,
   body: z.output<typeof CreateToken>,
   actor: string,
 ): Promise<{ record: TokenRecord; token: string; enrolmentUrl: string }> {
-  if (!(await registry.pools.get(pool))) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${pool}' does not exist` });
+  const target = await registry.pools.get(pool);
+  if (!target) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${pool}' does not exist` });
+  const issues = nodeLabelBudgetIssues({ labels: target.nodeLabels, taints: target.nodeTaints }, body);
+  if (issues.length > 0)
+    throw new ProblemError(422, "validation-failed", "The request body is not valid", {
+      errors: issues.map((i) => ({ path: `/${i.field}`, message: i.message })),
+    });
   const minted = mintToken();
   const record = await registry.tokens.create(
     {

@@ -3,6 +3,7 @@ import { ApprovalError } from "../../orchestrations/use-cases/approval.js";
 import { OperatorError } from "../../orchestrations/use-cases/operator.js";
 import { EnrolError, type EnrolFailure } from "../../orchestrations/use-cases/enrol.js";
 import { RegistryError } from "../../orchestrations/clients/registry/registry.js";
+import { PoolRowTooLarge } from "../../orchestrations/clients/registry/pools.js";
 import { NotConfiguredError } from "../../orchestrations/settings.js";
 import { ProblemError } from "./problem.js";
 
@@ -42,6 +43,12 @@ export function toProblemError(error: unknown): ProblemError | undefined {
   if (error instanceof RegistryError) {
     const [status, slug, title] = REGISTRY[error.code];
     return new ProblemError(status, slug, title, { detail: error.message }, status === 429 || status === 503 ? { "retry-after": "5" } : {});
+  }
+  // The pool routes refuse such a spec first (pool-spec-budget.ts); this is the registry's own refusal, named the same way.
+  if (error instanceof PoolRowTooLarge) {
+    return new ProblemError(422, "validation-failed", "The request body is not valid", {
+      errors: error.fields.map((f) => ({ path: `/${f.name}`, message: `too long to store: ${f.chars} characters as JSON` })),
+    });
   }
   if (error instanceof NotConfiguredError) return new ProblemError(503, "not-configured", "The service is not fully configured", { detail: error.message });
   if (error instanceof ApprovalError) {

@@ -30,6 +30,7 @@ import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js"
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { startOffboarding } from "./decommission.js";
 import type { NonceClaim } from "../../contract/nonce-store.js";
+import { mergeNodeLabels, nodeLabelBudgetIssues } from "./node-label-budget.js";
 
 export interface EnrolDeps {
   registry: Registry;
@@ -195,6 +196,8 @@ async function enrolNew(deps: Deps, c: { token: TokenRecord; pool: PoolRecord; n
   // have to be undone (~12 requests a refusal). The caller reads the node (a retry is answered whatever the pool)
   // and looks at the slots before writing anything.
   if (!needsApproval(c.token, pool) && deps.registry.nodes.seenFull(pool)) return undefined;
+  // Labels over the budget refuse a new node (createNode), but not a retry of one enrolled before: the caller reads it.
+  if (overBudget(pool, c.token)) return undefined;
   const nonce = deps.nonce.take();
   try {
     await deps.registry.nodes.bindNew({ nodeId: c.nodeId, pool: pool.name, keyId: c.request.keyId }, nonce);
@@ -279,6 +282,14 @@ async function createNode(
   c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert"; indexed?: boolean },
 ): Promise<EnrolOutcome> {
   const approval = c.cloneOf !== undefined || needsApproval(c.token, c.pool);
+  const overflow = overBudget(c.pool, c.token);
+  // A token that cannot serve (revoked, expired, used up) is refused as such by redeem, whatever its labels.
+  if (overflow && !tokenRefusal(c.token, deps.now(), "must-have-a-use")) {
+    // Before anything is spent or written; the refusal is recorded like any other (its nonce), and answered 409: the
+    // node can do nothing about it, an admin must trim the pool's labels or taints, or issue a token with fewer.
+    await deps.nonce.claim();
+    throw overflow;
+  }
   await redeem(deps, c.token);
   let node: NodeRecord;
   try {
@@ -293,7 +304,7 @@ async function createNode(
           keyId: c.request.keyId,
           fingerprint: machineIdentity(c.request.facts),
           tokenId: c.token.tokenId,
-          labels: { ...c.pool.nodeLabels, ...c.token.labels },
+          labels: mergeNodeLabels(c.pool.nodeLabels, c.token.labels),
           taints: [...c.pool.nodeTaints, ...c.token.taints],
           createdObjects: [],
           cloneOf: c.cloneOf,
@@ -515,6 +526,20 @@ function tokenRefusal(t: TokenRecord, now: Date, uses: "must-have-a-use" | "spen
     );
   }
   return undefined;
+}
+
+/**
+ * The refusal of a node whose pool's labels or taints and its token's together would not fit on it (the pool changed
+ * since the token was made; token creation refuses it up front): stored, every such enrolment would fail with a 5xx.
+ */
+function overBudget(pool: PoolRecord, token: TokenRecord): RegistryError | undefined {
+  const issues = nodeLabelBudgetIssues({ labels: pool.nodeLabels, taints: pool.nodeTaints }, token);
+  if (issues.length === 0) return undefined;
+  return new RegistryError(
+    "Conflict",
+    `token '${token.tokenId}' cannot enrol a node into pool '${pool.name}' as the pool is now: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}. ` +
+      "An admin must remove labels or taints from the pool, or issue a token with fewer.",
+  );
 }
 
 /** A new node that waits for an admin takes no slot (it is not in flight until approved). */

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { parseFilter, rowKeyRange, FilterError } from "./filter.js";
-import { BadEntity, entityJson, propertiesOf, type Properties, type Typed } from "./values.js";
+import { BadEntity, MAX_ENTITY_BYTES, entityJson, entitySize, propertiesOf, type Properties, type Typed } from "./values.js";
 
 export class TableError extends Error {
   constructor(
@@ -94,6 +94,8 @@ export class TableStore {
   }
 
   get(table: string, pk: string, rk: string): Row {
+    // Point requests are held to the key rules too: Azure refuses a key it could never have stored (400).
+    checkKeys(pk, rk);
     const row = this.table(table).partitions.get(pk)?.get(rk);
     if (!row) throw notFound("ResourceNotFound", "The specified resource does not exist.");
     return row;
@@ -103,7 +105,9 @@ export class TableStore {
     const partition = this.partition(table, pk, true)!;
     checkKeys(pk, rk);
     if (partition.has(rk)) throw new TableError(409, "EntityAlreadyExists", "The specified entity already exists.");
-    return this.write(partition, pk, rk, props(body));
+    const properties = props(body);
+    checkEntitySize(pk, rk, properties);
+    return this.write(partition, pk, rk, properties);
   }
 
   /** PUT (merge false) or MERGE/PATCH (merge true); `ifMatch` undefined is an upsert. */
@@ -114,10 +118,12 @@ export class TableStore {
     if (ifMatch !== undefined) precondition(current, ifMatch);
     const properties = props(body);
     if (merge && current) for (const [k, v] of current.properties) if (!properties.has(k)) properties.set(k, v);
+    checkEntitySize(pk, rk, properties);
     return this.write(partition, pk, rk, properties);
   }
 
   delete(table: string, pk: string, rk: string, ifMatch: string): void {
+    checkKeys(pk, rk);
     const partition = this.partition(table, pk, false);
     const row = partition?.get(rk);
     precondition(row, ifMatch);
@@ -218,9 +224,16 @@ function props(body: Record<string, unknown>): Properties {
   try {
     return propertiesOf(body);
   } catch (error) {
-    if (error instanceof BadEntity) throw new TableError(400, "InvalidInput", `One of the request inputs is not valid. ${error.message}`);
+    if (error instanceof BadEntity)
+      throw new TableError(400, error.code, error.code === "InvalidInput" ? `One of the request inputs is not valid. ${error.message}` : error.message);
     throw error;
   }
+}
+
+/** The entity as it would be stored (a merge's included) against Azure's 1 MiB: 400 EntityTooLarge. */
+function checkEntitySize(pk: string, rk: string, properties: Properties): void {
+  if (entitySize(pk, rk, properties) > MAX_ENTITY_BYTES)
+    throw new TableError(400, "EntityTooLarge", "The entity is larger than the maximum allowed size (1MB).");
 }
 
 function precondition(row: Row | undefined, ifMatch: string): void {

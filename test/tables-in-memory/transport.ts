@@ -136,7 +136,13 @@ function inserted(row: Row, prefer: string | undefined): Answer {
   return { status: 201, headers: { etag: row.etag, "content-type": "application/json;odata=minimalmetadata" }, body: JSON.stringify(entityJson(row)) };
 }
 
+/** An entity-group transaction's request body is at most 4 MiB; Azure and Azurite answer 413 RequestBodyTooLarge. */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
 function batch(store: TableStore, account: string, headers: Record<string, string>, body: string): Answer {
+  // Refused as a whole, before its operations are read: a plain error, not a changeset naming an action.
+  if (Buffer.byteLength(body) > MAX_BATCH_BYTES)
+    throw new TableError(413, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.");
   const { batchBoundary, changesetBoundary, operations } = parseBatch(headers["content-type"] ?? "", body);
   const reply = (answers: BatchAnswer[], failure?: { index: number; error: TableError }): Answer => ({
     status: 202,

@@ -2,12 +2,16 @@
  * Inserts into one table, group-committed per partition: a row that arrives while an insert to its partition is in
  * flight waits for it, and every row that waited goes in the next request, one entity-group transaction (within the
  * service's limits of 100 rows and 4 MiB). Each caller's promise settles with the request that carried its row, so a
- * caller still returns only once its row is stored, and an error reaches every caller whose row it failed (the
- * transaction is atomic: none of them is stored). Alone, a row is one plain insert, as without this.
+ * caller still returns only once its row is stored. A transaction is atomic, so one bad row (one the service refuses:
+ * too large a value, a key taken) would fail every row beside it; when the service names the refused action, only its
+ * writer gets the error and the other rows go again, in the next request. An error that names no action (the request
+ * failed as a whole, or its fate is unknown) reaches every caller of the request. Alone, a row is one plain insert,
+ * as without this.
  *
  * Why: the audit log's rows of a day share one partition, and at fleet speed every enrolment writes one. Concurrent
  * enrolments then share audit requests instead of each paying one (the issue-16 enrolment benchmark).
  */
+import { isRestError } from "@azure/core-rest-pipeline";
 import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
 /** Entity-group transactions take at most 100 operations and 4 MiB of payload; half that leaves room for the framing. */
@@ -56,9 +60,27 @@ export class GroupInsert {
         else await this.table.submitTransaction(batch.map((w): TransactionAction => ["create", w.row]));
         for (const w of batch) w.resolve();
       } catch (error) {
-        for (const w of batch) w.reject(error);
+        const refused = batch.length > 1 ? refusedAction(error) : undefined;
+        if (refused === undefined || refused >= batch.length) {
+          for (const w of batch) w.reject(error);
+          continue;
+        }
+        // Nothing of the transaction was stored: the refused row's writer hears why, the others go again, ahead of
+        // rows that arrived meanwhile. Each round removes one row, so a batch with several bad rows still ends.
+        batch[refused]!.reject(error);
+        queue.unshift(...batch.filter((_, i) => i !== refused));
       }
     }
     this.partitions.delete(partitionKey);
   }
+}
+
+/**
+ * The index of the action a failed transaction names: the service starts the error's message with it
+ * ("1:The specified entity already exists."), as in-flight.ts reads it too. Undefined when it names none.
+ */
+function refusedAction(error: unknown): number | undefined {
+  if (!isRestError(error) || error.statusCode === undefined) return undefined;
+  const m = /^(\d+):/.exec(error.message);
+  return m ? Number(m[1]) : undefined;
 }

@@ -72,6 +72,19 @@ export function fromRow(entity: Entity): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The longest string one property may hold: 64 KiB of UTF-16, 32,768 code units (JavaScript's `length`). Azure and
+ * Azurite refuse a longer one (400 PropertyValueTooLarge), and in an entity-group transaction with every other row.
+ */
+export const MAX_STRING_CHARS = 32 * 1024;
+
+/** The properties of a row holding a string over MAX_STRING_CHARS, with their lengths. */
+export function oversizedProperties(row: Row): { name: string; chars: number }[] {
+  return Object.entries(row)
+    .filter(([, v]) => typeof v === "string" && v.length > MAX_STRING_CHARS)
+    .map(([name, v]) => ({ name, chars: (v as string).length }));
+}
+
 /** The HTTP status of a failed Tables call, if it was one. */
 export const status = (error: unknown): number | undefined => (isRestError(error) ? error.statusCode : undefined);
 /** Quotes a value for an OData filter literal. */
