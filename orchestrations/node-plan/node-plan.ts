@@ -65,6 +65,7 @@ const CLUSTER_CA_FILE = "/etc/kubernetes/certs/ca.crt";
 const CONTAINERD_UNIT = "flexnode-containerd.service";
 const CONTAINERD_DIR = "/opt/flexnode/containerd";
 const CONTAINERD_CONFIG = "/etc/flexnode/containerd/config.toml";
+const CNI_MARKER = "/etc/cni/net.d/README.flexnode";
 const RUNC_PATH = "/opt/flexnode/bin/runc";
 /**
  * Drop-ins that Kubernetes packages and images ship in /usr/lib/systemd/system/kubelet.service.d/ and that would
@@ -169,6 +170,10 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
           { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: kubeletUnit(kubeletPath, p.nodeName, labels, taints) },
           { path: CLUSTER_CA_FILE, mode: "0644", content: p.clusterCaPem },
           ...MASKED_KUBELET_DROP_INS.map((name) => ({ path: `/etc/systemd/system/kubelet.service.d/${name}`, mode: "0644", content: maskedDropIn(name) })),
+          // The directory the cluster's overlay CNI writes this node's config into. containerd creates it (0700) when it
+          // is missing, outside anything the agent records, so a reset would leave it behind: the plan creates it first,
+          // through a file CNI never loads (libcni reads only .conf, .conflist and .json), so a reset removes both.
+          { path: CNI_MARKER, mode: "0644", content: "# flexnode: the cluster's overlay CNI writes this node's network configuration here.\n" },
           // Immutable hosts get containerd.service from the sysext image; elsewhere the agent's containerd needs a unit.
           ...(p.immutable
             ? []

@@ -36,9 +36,11 @@ const written = (steps: PlanStep[]): Written[] => steps.filter((s) => s.kind ===
 const file = (steps: PlanStep[], path: string) => written(steps).find((f) => f.path === path);
 
 describe.each([false, true])("the node plan (immutable: %s)", (immutable) => {
-  it("writes no CNI config: the cluster's overlay CNI does, into the directory it expects plugins next to", () => {
+  it("writes no CNI config: the cluster's overlay CNI does, into the directory the plan creates so a reset removes it", () => {
     const steps = plan(immutable);
-    expect(written(steps).filter((f) => f.path.startsWith("/etc/cni/"))).toEqual([]);
+    // Only a file libcni never loads (it reads .conf, .conflist and .json), so the directory is the plan's, not containerd's.
+    expect(written(steps).filter((f) => f.path.startsWith("/etc/cni/"))).toEqual([expect.objectContaining({ path: "/etc/cni/net.d/README.flexnode" })]);
+    expect(written(steps).filter((f) => /^\/etc\/cni\/.*\.(conf|conflist|json)$/.test(f.path))).toEqual([]);
     expect(JSON.stringify(steps)).not.toContain("10.244.");
     expect(steps.find((s) => s.stepId === "cni-plugins")?.params).toMatchObject({ destination: "/opt/cni/bin", unpack: "tar.gz" });
   });
