@@ -5,6 +5,10 @@
  * @azure/identity by device code (default; works over SSH) or in a browser, through a public client app registration
  * (`--client-id`, `--tenant`); App Service authentication validates it and adds the caller's app roles. The token is
  * cached until shortly before it expires in ~/.config/flexnode/token-<hash>.json (mode 0600), so a session signs in once.
+ *
+ * An Entra token is a bearer credential for the operator's whole admin role: it goes only to an https API (a plain
+ * http URL would show it to anyone on the path), and its cache is keyed by the API's origin too, so a token fetched
+ * for one deployment is never sent to another that happens to share the scope (a typo'd or hostile --url).
  */
 import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,6 +20,8 @@ import { UsageError } from "./request.js";
 
 export interface AuthOptions {
   token?: string;
+  /** The API's base URL: an Entra token goes only to https, and is cached per origin. */
+  url?: string;
   scope?: string;
   tenant?: string;
   clientId?: string;
@@ -38,11 +44,12 @@ export async function authorization(options: AuthOptions): Promise<string> {
       "no credentials: pass --token (or FLEXNODE_ADMIN_TOKEN) for the local sandbox, or --scope (or FLEXNODE_SCOPE) and --client-id to sign in with Entra ID",
     );
   }
+  const origin = entraApiOrigin(options.url);
   const dir = options.cacheDir ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "flexnode");
   const file = join(
     dir,
     `token-${createHash("sha256")
-      .update(`${options.tenant ?? ""}\n${options.clientId ?? ""}\n${options.scope}`)
+      .update(`${origin}\n${options.tenant ?? ""}\n${options.clientId ?? ""}\n${options.scope}`)
       .digest("hex")
       .slice(0, 16)}.json`,
   );
@@ -55,6 +62,21 @@ export async function authorization(options: AuthOptions): Promise<string> {
   writeFileSync(file, JSON.stringify({ token: token.token, expiresOnTimestamp: token.expiresOnTimestamp }), { mode: 0o600 });
   chmodSync(file, 0o600);
   return `Bearer ${token.token}`;
+}
+
+/** The origin an Entra token may be sent to: the explicit https URL of a deployed app, nothing else. */
+export function entraApiOrigin(url: string | undefined): string {
+  if (!url) throw new UsageError("signing in with Entra ID needs the deployed app's URL: pass --url https://<app>.azurewebsites.net (or FLEXNODE_URL)");
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url is not a URL (got '${url}')`);
+  }
+  if (parsed.protocol !== "https:") {
+    throw new UsageError(`refusing to send an Entra ID token over ${parsed.protocol.replace(/:$/, "")}: --url must be https (got '${url}')`);
+  }
+  return parsed.origin;
 }
 
 function signIn(options: AuthOptions): TokenCredential {

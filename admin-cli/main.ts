@@ -21,6 +21,9 @@ export interface Io {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** `npm start` and `func start` listen here. */
+const LOCAL_URL = "http://127.0.0.1:7071";
+
 const GLOBAL_FLAGS = ["url", "token", "output", "login", "tenant", "client-id", "scope", "help"];
 
 export interface Api {
@@ -58,11 +61,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const allowed = new Set([...GLOBAL_FLAGS, ...(op ? [...operationFlags(op).keys(), ...(op.body ? ["body"] : [])] : ["interval", "timeout"])]);
     const unknown = [...flags.keys()].find((f) => !allowed.has(f));
     if (unknown) throw new UsageError(`unknown option --${unknown}`);
-    const base = (flag("url", "FLEXNODE_URL") ?? "http://127.0.0.1:7071").replace(/\/+$/, "");
+    const token = flag("token", "FLEXNODE_ADMIN_TOKEN");
+    const url = flag("url", "FLEXNODE_URL");
+    // The local default only ever gets a local token: an Entra sign-in needs the deployed app's https URL, given.
+    const base = (url ?? (token ? LOCAL_URL : "")).replace(/\/+$/, "");
     const login = flag("login");
     if (login !== undefined && login !== "device" && login !== "browser") throw new UsageError("--login is device or browser");
     const auth = await authorization({
-      token: flag("token", "FLEXNODE_ADMIN_TOKEN"),
+      token,
+      url,
       scope: flag("scope", "FLEXNODE_SCOPE"),
       tenant: flag("tenant", "FLEXNODE_TENANT"),
       clientId: flag("client-id", "FLEXNODE_CLIENT_ID"),
@@ -128,7 +135,9 @@ function usage(print: (line: string) => void, ops: Map<string, Operation>): void
   print("");
   print("`flexnode <command> --help` lists a command's options. Exit codes: 0 ok, 1 failed, 2 usage, 3 unauthorized, 4 not found,");
   print("5 conflict, 6 invalid input, 7 busy (retry later), 8 server error, 10 watched node Failed, 11 watch timed out.");
-  print("Environment: FLEXNODE_URL, FLEXNODE_ADMIN_TOKEN (local sandbox), FLEXNODE_SCOPE, FLEXNODE_CLIENT_ID, FLEXNODE_TENANT (Entra ID).");
+  print("Environment: FLEXNODE_URL, FLEXNODE_ADMIN_TOKEN (local), FLEXNODE_SCOPE, FLEXNODE_CLIENT_ID, FLEXNODE_TENANT (Entra ID).");
+  print("Prefer FLEXNODE_ADMIN_TOKEN to --token: a command line is visible to every user of the machine (ps) and kept in shell history.");
+  print(`A local token goes to --url (default ${LOCAL_URL}); an Entra ID sign-in needs --url https://<app> and is sent nowhere else.`);
 }
 
 function commandHelp(print: (line: string) => void, words: string[], positional: string | undefined, op: Operation): void {

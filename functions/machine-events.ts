@@ -1,7 +1,9 @@
 /**
  * Event Grid trigger for Arc machine write/delete events, in the Event Grid schema or CloudEvents 1.0 (see
  * orchestrations/use-cases/machine-events.ts). An event it cannot parse is logged as an error and rethrown: the failed
- * invocation makes Event Grid retry and, past its retry policy, dead-letter the event, so none is lost silently.
+ * invocation makes Event Grid retry it (infra/pool.bicep: up to 30 attempts within 24 hours). The subscription has no
+ * dead-letter destination, so past that Event Grid drops the event: the error logged on each attempt is its only
+ * trace, which is why it is logged before the rethrow rather than left to the bare failure.
  */
 import { app } from "@azure/functions";
 import { handleMachineEvent } from "../orchestrations/use-cases/machine-events.js";

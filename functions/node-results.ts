@@ -15,7 +15,9 @@ import { observeNodeStep } from "../orchestrations/observability/node-steps.js";
 import { durableClientInput, durableClientOf } from "./durable-client.js";
 
 export async function nodeResult(svc: Services, message: unknown, client: DurableClient, context: InvocationContext): Promise<void> {
-  const messageId = typeof context.triggerMetadata?.messageId === "string" ? context.triggerMetadata.messageId : undefined;
+  // The library JSON-parses string metadata, so a numeric-looking MessageId arrives as a number: take any scalar as text.
+  const rawId = context.triggerMetadata?.messageId;
+  const messageId = typeof rawId === "string" || typeof rawId === "number" || typeof rawId === "bigint" ? String(rawId) : undefined;
   const startedAt = new Date();
   const outcome = await handleNodeResult(message, {
     registry: svc.registry,

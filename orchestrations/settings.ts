@@ -29,6 +29,24 @@ export const SettingsSchema = z
     PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     /** Set by App Service (platform) when its authentication is on; only then are client-principal headers trusted. */
     WEBSITE_AUTH_ENABLED: z.string().optional(),
+    /**
+     * Local development only (`func start`, which has no App Service authentication): a bearer token that makes its
+     * caller the admin `local-admin`. Refused wherever the platform runs the app (see runsInAzure), so a copied local
+     * setting can never become a way around Entra ID there.
+     */
+    LOCAL_ADMIN_TOKEN: z
+      .string()
+      .min(32, "must be at least 32 characters (openssl rand -hex 32)")
+      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces (openssl rand -hex 32)")
+      .optional(),
+    /**
+     * Set by the platform, never by us: each says the app runs in Azure. WEBSITE_INSTANCE_ID is set on App Service
+     * plans but not on Flex Consumption (the host tells Flex/Legion apart by its absence); WEBSITE_SITE_NAME is set on
+     * every plan, Flex included; WEBSITE_SKU is "FlexConsumption" there. Core Tools sets none of them.
+     */
+    WEBSITE_INSTANCE_ID: z.string().optional(),
+    WEBSITE_SITE_NAME: z.string().optional(),
+    WEBSITE_SKU: z.string().optional(),
     /** Set by App Service (platform): the app's host name. */
     WEBSITE_HOSTNAME: z.string().optional(),
     /**
@@ -82,7 +100,18 @@ export const SettingsSchema = z
   .refine((s) => s.SERVICEBUS_CONNECTION === undefined || s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace === undefined, {
     message: "set SERVICEBUS_CONNECTION or SERVICEBUS_CONNECTION__fullyQualifiedNamespace, not both",
     path: ["SERVICEBUS_CONNECTION"],
+  })
+  .refine((s) => s.LOCAL_ADMIN_TOKEN === undefined || !runsInAzure(s), {
+    message: "is for local development only and is refused in Azure: remove it (the admin API there takes App Service authentication)",
+    path: ["LOCAL_ADMIN_TOKEN"],
   });
+
+/** Platform settings that say the app runs in Azure (App Service, Flex Consumption), where local-only credentials are refused. */
+export const AZURE_PLATFORM_MARKERS = ["WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_SKU"] as const;
+
+export function runsInAzure(env: Partial<Record<(typeof AZURE_PLATFORM_MARKERS)[number], string | undefined>>): boolean {
+  return AZURE_PLATFORM_MARKERS.some((k) => (env[k] ?? "") !== "");
+}
 
 export type Settings = z.infer<typeof SettingsSchema>;
 

@@ -2,11 +2,18 @@
  * Admin callers come through App Service authentication (Entra ID): the platform validates the token and forwards the
  * caller as the `x-ms-client-principal` header (base64 JSON with claims). App roles `FlexNode.Admin` (writes) and
  * `FlexNode.Reader` (reads) come from the `roles` claims. The header is only trustworthy when the platform put it
- * there, i.e. when App Service authentication is on (`WEBSITE_AUTH_ENABLED=True`); otherwise anyone could send it,
- * so the admin API refuses to run.
+ * there, i.e. when App Service authentication is on (`WEBSITE_AUTH_ENABLED=True`, which only the platform sets);
+ * otherwise anyone could send it.
+ *
+ * Locally (`func start`) there is no App Service authentication, and Core Tools listens on every interface: a forged
+ * header would make anyone on the network an admin acting with the developer's Azure credentials. So locally the
+ * admin API takes LOCAL_ADMIN_TOKEN instead, as `Authorization: Bearer <token>`, for the admin `local-admin`. Where
+ * the platform runs the app that setting fails the settings parse and is never honoured, so it cannot be a backdoor.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { HttpRequest } from "@azure/functions";
 import { z } from "zod";
+import { runsInAzure, SettingsError, settings } from "../../orchestrations/settings.js";
 import { ProblemError } from "./problem.js";
 
 export const ADMIN_ROLE = "FlexNode.Admin";
@@ -18,6 +25,9 @@ export interface Principal {
   roles: string[];
 }
 
+/** The caller holding LOCAL_ADMIN_TOKEN; audit rows name it like any other admin. */
+export const LOCAL_ADMIN: Readonly<Principal> = { id: "local-admin", name: "local-admin", roles: [ADMIN_ROLE] };
+
 const ClientPrincipal = z.object({
   auth_typ: z.string().optional(),
   name_typ: z.string().optional(),
@@ -28,18 +38,53 @@ const ClientPrincipal = z.object({
 const OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier";
 
 export function authorizeAdmin(request: HttpRequest, access: "reader" | "admin"): Principal {
-  if ((process.env.WEBSITE_AUTH_ENABLED ?? "").toLowerCase() !== "true") {
+  const easyAuth = (process.env.WEBSITE_AUTH_ENABLED ?? "").toLowerCase() === "true";
+  const localToken = localAdminToken();
+  if (!easyAuth && localToken === undefined) {
     throw new ProblemError(401, "unauthenticated", "Authentication is not configured", {
-      detail: "The admin API needs App Service authentication (WEBSITE_AUTH_ENABLED=True); without it client-principal headers cannot be trusted.",
+      detail:
+        "The admin API takes callers through App Service authentication: configure Microsoft Entra sign-in on the function app (infra/README.md). " +
+        "Locally, where there is none, set LOCAL_ADMIN_TOKEN (openssl rand -hex 32) and send it as Authorization: Bearer <token>.",
     });
   }
-  const principal = parsePrincipal(request);
+  const principal = (easyAuth ? parsePrincipal(request) : undefined) ?? (localToken !== undefined ? localAdmin(request, localToken) : undefined);
   if (!principal) throw new ProblemError(401, "unauthenticated", "Sign in to use the admin API", {}, { "www-authenticate": 'Bearer realm="flexnode"' });
   const allowed = access === "admin" ? [ADMIN_ROLE] : [ADMIN_ROLE, READER_ROLE];
   if (!principal.roles.some((r) => allowed.includes(r))) {
     throw new ProblemError(403, "forbidden", "Your account lacks the app role this operation needs", { detail: `Requires ${allowed.join(" or ")}.` });
   }
   return principal;
+}
+
+/**
+ * The local admin token, or undefined when none is set. Checked twice over in Azure: the settings parse refuses the
+ * setting there (health and every route report it), and this refuses it again from the raw environment, so no
+ * parse path, cache or future refactor of the schema can let it through.
+ */
+function localAdminToken(): string | undefined {
+  if (!process.env.LOCAL_ADMIN_TOKEN) return undefined;
+  if (runsInAzure(process.env)) {
+    throw new ProblemError(503, "invalid-settings", "The service is misconfigured", {
+      errors: [{ path: "/LOCAL_ADMIN_TOKEN", message: "is for local development only and is refused in Azure: remove it" }],
+    });
+  }
+  try {
+    return settings().LOCAL_ADMIN_TOKEN;
+  } catch (error) {
+    // A token too short to trust (or any other bad setting) is the operator's to fix: say which, as health does.
+    if (!(error instanceof SettingsError)) throw error;
+    throw new ProblemError(503, "invalid-settings", "The service is misconfigured", {
+      errors: error.issues.map((i) => ({ path: `/${i.setting}`, message: i.message })),
+    });
+  }
+}
+
+function localAdmin(request: HttpRequest, token: string): Principal | undefined {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+  if (presented === undefined) return undefined;
+  // Digests have equal length whatever was sent, so timingSafeEqual compares without revealing where they differ.
+  const digest = (v: string) => createHash("sha256").update(v, "utf8").digest();
+  return timingSafeEqual(digest(presented), digest(token)) ? { ...LOCAL_ADMIN, roles: [...LOCAL_ADMIN.roles] } : undefined;
 }
 
 function parsePrincipal(request: HttpRequest): Principal | undefined {

@@ -109,6 +109,11 @@ var appSettings = union(
     ARTIFACT_CATALOG: artifactCatalog
     // The Event Grid topic of the lifecycle CloudEvents (event-grid.bicep), reached with the identity.
     LIFECYCLE_EVENTS_ENDPOINT: lifecycleEventsEndpoint
+    // The host buffers a request body before any function runs, up to 100 MB by default, also on the anonymous routes
+    // (enrolment, the node API): the routes' own 64 KiB limit (functions/http/route.ts) would only apply afterwards.
+    // 1 MiB makes the host refuse (413) anything far past what any route accepts, while leaving headroom so the routes
+    // still answer bodies between 64 KiB and 1 MiB with their own problem+json 413 rather than the host's bare one.
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '1048576'
   },
   durableTaskSchedulerSettings,
   nodeWorkerSettings

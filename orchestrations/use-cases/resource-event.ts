@@ -4,8 +4,10 @@
  * the same `data` (azure-docs articles/event-grid/event-schema-resource-groups.md, both tabs). Only what the service
  * decides on is required; everything else in `data` is optional in practice (`httpRequest` only on updates and
  * deletes, `evidence` sometimes `[]` or without `principalId`), and a missing optional field must never drop an
- * event. An envelope neither schema describes is an UnparseableEventError: the trigger fails so Event Grid retries
- * and, in the end, dead-letters it, instead of the event vanishing behind a success.
+ * event. An envelope neither schema describes is an UnparseableEventError: the trigger logs it and fails, so Event
+ * Grid retries it (infra/pool.bicep's retry policy) instead of the event vanishing behind a success. The subscription
+ * has no dead-letter destination: once the retries are spent Event Grid drops the event, and the logged error is what
+ * is left of it.
  */
 import { z } from "zod";
 

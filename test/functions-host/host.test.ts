@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import { app } from "@azure/functions";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { functionsCore } from "./core.js";
-import { FunctionsHost } from "./host.js";
+import { DEPLOYED_REQUEST_BODY_SIZE_LIMIT, FunctionsHost } from "./host.js";
 import { compileRoute, matchRoute } from "./routes.js";
 import "../../functions/index.js";
 import { registerOrderSaga } from "../durable/index.js";
@@ -17,6 +17,26 @@ app.http("hostTest_boom", {
   handler: (_req, ctx) => {
     ctx.warn("about to fail");
     throw new Error("boom");
+  },
+});
+
+app.http("hostTest_echo", {
+  route: "echo/{id}",
+  methods: ["GET", "POST"],
+  authLevel: "anonymous",
+  handler: async (req) => {
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    return {
+      jsonBody: { id: req.params.id, query: Object.fromEntries(req.query.entries()), length: bytes.length, contentLength: req.headers.get("content-length") },
+    };
+  },
+});
+const seenMetadata: unknown[] = [];
+app.serviceBusQueue("hostTest_queue", {
+  connection: "HOST_TEST_SB",
+  queueName: "q",
+  handler: (_message, ctx) => {
+    seenMetadata.push(ctx.triggerMetadata);
   },
 });
 
@@ -100,7 +120,68 @@ describe("functions host stand-in: invocation through the library's InvocationMo
   });
 });
 
+describe("functions host stand-in: what the real host does to a request before the function sees it", () => {
+  type Echo = { id: string; query: Record<string, string>; length: number; contentLength: string | null };
+  const echo = (res: { json: unknown }) => res.json as Echo;
+
+  it("fills the body only when Content-Length > 0: a chunked request's body never arrives (azure-functions-host#4926)", async () => {
+    const bytes = new TextEncoder().encode('{"a":1}');
+    const chunked = await host.handleHttp({ method: "POST", url: "/api/echo/x", headers: { "transfer-encoding": "chunked" }, body: bytes });
+    expect([chunked.status, echo(chunked).length]).toEqual([200, 0]);
+    const zero = await host.handleHttp({ method: "POST", url: "/api/echo/x", headers: { "content-length": "0" }, body: bytes });
+    expect(echo(zero).length).toBe(0);
+    // A caller that says nothing about framing is a client that sends its length, as fetch, curl -d and the agent do.
+    const sized = await host.handleHttp({ method: "POST", url: "/api/echo/x", body: bytes });
+    expect(echo(sized)).toMatchObject({ length: 7, contentLength: "7" });
+    expect((await host.handleHttp({ method: "POST", url: "/api/echo/x", headers: { "content-length": "seven" }, body: bytes })).status).toBe(400);
+  });
+
+  it("answers 413 itself past FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (as deployed unless the setting says otherwise)", async () => {
+    expect(host.maxRequestBodyBytes).toBe(DEPLOYED_REQUEST_BODY_SIZE_LIMIT);
+    const at = await host.handleHttp({ method: "POST", url: "/api/echo/x", body: new Uint8Array(DEPLOYED_REQUEST_BODY_SIZE_LIMIT) });
+    expect([at.status, echo(at).length]).toEqual([200, DEPLOYED_REQUEST_BODY_SIZE_LIMIT]);
+    const over = await host.handleHttp({ method: "POST", url: "/api/echo/x", body: new Uint8Array(DEPLOYED_REQUEST_BODY_SIZE_LIMIT + 1) });
+    expect([over.status, over.body, over.logs]).toEqual([413, "", []]);
+    const declared = await host.handleHttp({ method: "POST", url: "/api/echo/x", headers: { "content-length": String(200 * 1024 * 1024) } });
+    expect(declared.status).toBe(413);
+    process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT = "100";
+    expect((await host.handleHttp({ method: "POST", url: "/api/echo/x", body: "x".repeat(101) })).status).toBe(413);
+    expect((await new FunctionsHost({ requestBodySizeLimit: 10 }).handleHttp({ method: "POST", url: "/api/echo/x", body: "x".repeat(11) })).status).toBe(413);
+  });
+
+  it("joins a repeated query parameter's values with commas", async () => {
+    const res = await host.handleHttp({ url: "/api/echo/x?status=Failed&status=Ready&pool=edge" });
+    expect(echo(res).query).toEqual({ status: "Failed,Ready", pool: "edge" });
+  });
+
+  it("answers 404 for a malformed %-escape in the path rather than failing", async () => {
+    expect((await host.handleHttp({ url: "/api/echo/%E0%A4%A" })).status).toBe(404);
+    expect(echo(await host.handleHttp({ url: "/api/echo/a%20b" })).id).toBe("a b");
+  });
+
+  it("sends string trigger metadata as strings, so the library hands a numeric-looking MessageId over as a number", async () => {
+    seenMetadata.length = 0;
+    await host.invoke(
+      "hostTest_queue",
+      { string: "{}" },
+      { triggerMetadata: { MessageId: "42", Subject: "s-1", DeliveryCount: 2, ApplicationProperties: { a: "1" } } },
+    );
+    expect(seenMetadata).toEqual([expect.objectContaining({ messageId: 42, subject: "s-1", deliveryCount: 2, applicationProperties: { a: "1" } })]);
+  });
+});
+
 describe("route templates", () => {
+  it("refuses constraints the stand-in cannot check instead of ignoring them", () => {
+    expect(() => compileRoute("m/{n:min(5)}")).toThrow(/unsupported route constraint "min\(5\)"/);
+    expect(() => compileRoute("m/{n:length(3)}")).toThrow(/unsupported route constraint/);
+    expect(() => compileRoute("m/{n:datetime}")).toThrow(/unsupported route constraint "datetime"/);
+    expect(() => compileRoute("m/{n:constructor}")).toThrow(/unsupported route constraint/);
+    expect(compileRoute("m/{n:int?}").segments).toEqual([
+      { kind: "literal", value: "m" },
+      { kind: "param", name: "n", catchAll: false, optional: true, constraint: "int" },
+    ]);
+  });
+
   it("matches optional, catch-all and constrained parameters", () => {
     expect(matchRoute(compileRoute("nodes/{id}"), "/Nodes/n1")).toEqual({ id: "n1" });
     expect(matchRoute(compileRoute("nodes/{id?}"), "/nodes")).toEqual({});

@@ -76,6 +76,22 @@ export interface FunctionsHostOptions {
    * then non-anonymous functions need `x-functions-key` or `?code=` as in Azure.
    */
   keys?: { function?: string[]; master?: string };
+  /**
+   * The host's request body limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT): larger bodies are answered 413 by the host
+   * before any function runs. Default: that setting from the environment, else what infra/ deploys.
+   */
+  requestBodySizeLimit?: number;
+}
+
+/**
+ * FUNCTIONS_REQUEST_BODY_SIZE_LIMIT as infra/modules/function-app.bicep sets it (test/infra/contract.test.ts holds
+ * the two equal). The host's own default is 100 MB; the stand-in plays the deployed app.
+ */
+export const DEPLOYED_REQUEST_BODY_SIZE_LIMIT = 1_048_576;
+
+function requestBodySizeLimitOfEnv(): number {
+  const raw = process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT;
+  return raw && /^\d+$/.test(raw) ? Number(raw) : DEPLOYED_REQUEST_BODY_SIZE_LIMIT;
 }
 
 const decoder = new TextDecoder();
@@ -98,12 +114,19 @@ export class FunctionsHost {
   private readonly providers = new Map<string, InputBindingProvider>();
   private readonly keys: FunctionsHostOptions["keys"];
   private routeCache = new Map<string, CompiledRoute>();
+  private readonly requestBodySizeLimit: number | undefined;
 
   constructor(options: FunctionsHostOptions = {}) {
     this.registry = options.registry ?? functionsCore();
     this.baseUrl = (options.baseUrl ?? "http://localhost:7071").replace(/\/+$/, "");
     this.routePrefix = options.routePrefix ?? "api";
     this.keys = options.keys;
+    this.requestBodySizeLimit = options.requestBodySizeLimit;
+  }
+
+  /** The request body limit in force: fixed by the options, or read from the environment as the host reads its setting. */
+  get maxRequestBodyBytes(): number {
+    return this.requestBodySizeLimit ?? requestBodySizeLimitOfEnv();
   }
 
   /** Resolves every input binding of `type` (for example "durableClient") through `provider`. */
@@ -126,8 +149,12 @@ export class FunctionsHost {
           : this.providers.get(binding.type.toLowerCase())?.(name, { ...binding, name: bindingName });
       if (value !== undefined) inputData.push({ name: bindingName, data: { string: typeof value === "string" ? value : JSON.stringify(value) } });
     }
+    // The host sends a string as a string (GrpcMessageConversionExtensions.ToRpc), everything else as JSON; the library
+    // then JSON-parses strings too, so a numeric-looking MessageId reaches the function as a number, as in Azure.
     const triggerMetadata: Record<string, RpcTypedData> = {};
-    for (const [k, v] of Object.entries(options.triggerMetadata ?? {})) triggerMetadata[k] = { json: JSON.stringify(v) };
+    for (const [k, v] of Object.entries(options.triggerMetadata ?? {})) {
+      if (v !== undefined) triggerMetadata[k] = typeof v === "string" ? { string: v } : { json: JSON.stringify(v) };
+    }
     const coreCtx: CoreInvocationContext = {
       invocationId,
       request: { inputData, triggerMetadata, retryContext: options.retryContext },
@@ -174,6 +201,7 @@ export class FunctionsHost {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(call.headers ?? {})) headers[k.toLowerCase()] = v;
     let body: RpcTypedData | undefined;
+    let size = 0;
     if (call.body !== undefined) {
       if (typeof call.body === "string") body = { string: call.body };
       else if (call.body instanceof Uint8Array) body = { bytes: call.body };
@@ -181,12 +209,24 @@ export class FunctionsHost {
         body = { string: JSON.stringify(call.body) };
         headers["content-type"] ??= "application/json";
       }
+      size = body.bytes?.byteLength ?? Buffer.byteLength(body.string ?? "");
+      // A call that says nothing about framing is a client that knows its length (fetch, curl -d, the agent): it sends one.
+      if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) headers["content-length"] = String(size);
     }
+    // The host refuses a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT itself, with a bare 413, before any function runs.
+    const declared = headers["content-length"];
+    if (declared !== undefined && !/^\d+$/.test(declared.trim())) return { status: 400, headers: {}, body: "", json: undefined, logs: [] };
+    if (Math.max(size, Number(declared ?? 0)) > this.maxRequestBodyBytes) return { status: 413, headers: {}, body: "", json: undefined, logs: [] };
+    // The host fills the body only when Content-Length > 0: a chunked request's body never reaches the function
+    // (azure-functions-host#4926).
+    if (!(Number(declared ?? 0) > 0)) body = undefined;
     const params = call.params ?? matchRoute(this.routeOf(fn), url.pathname.slice(this.routePrefix.length + 1)) ?? {};
     const denied = this.checkKey(fn, headers, url);
     if (denied) return denied;
-    const query: Record<string, string> = {};
-    url.searchParams.forEach((v, k) => (query[k] = v));
+    // Repeated query parameters reach the function as one, their values joined with "," (as ASP.NET's query collection does).
+    const joined = new Map<string, string>();
+    url.searchParams.forEach((v, k) => joined.set(k, joined.has(k) ? `${joined.get(k)},${v}` : v));
+    const query: Record<string, string> = Object.fromEntries(joined);
     let result: InvocationResult;
     try {
       result = await this.invoke(name, { http: { method, url: url.href, headers, query, params, body } });

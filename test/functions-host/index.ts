@@ -14,7 +14,7 @@ export type {
   RpcInvocationResponse,
   RpcTypedData,
 } from "./core.js";
-export { decodeHttpResponse, decodeTypedData, FunctionsHost, InvocationError } from "./host.js";
+export { decodeHttpResponse, decodeTypedData, DEPLOYED_REQUEST_BODY_SIZE_LIMIT, FunctionsHost, InvocationError } from "./host.js";
 export type { FunctionsHostOptions, HttpCall, HttpResult, InputBindingProvider, InvocationResult, InvokeOptions } from "./host.js";
 export { compileRoute, matchRoute, type CompiledRoute } from "./routes.js";
 export { startServiceBusTriggers, type RunningTriggers, type ServiceBusTriggerOptions } from "./servicebus-trigger.js";

@@ -9,6 +9,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { SettingsSchema } from "../../orchestrations/settings.js";
+import { MAX_BODY_BYTES } from "../../functions/http/route.js";
+import { DEPLOYED_REQUEST_BODY_SIZE_LIMIT } from "../functions-host/host.js";
 import { SECRETS } from "../../infra/hooks/ensure-secrets.js";
 import { PRIVILEGED_ROLES } from "../../orchestrations/clients/registry/model.js";
 import { bicepAvailable, INFRA, ROOT, type Snapshot } from "./bicep.js";
@@ -275,6 +277,7 @@ const NOT_IN_AZURE: Record<string, string> = {
   SAGA_TIMING: "saga timing overrides for tests and the local sandbox only",
   REGISTRY_CONNECTION: "the connection-string form (local Azurite); in Azure the registry uses REGISTRY_TABLE_ENDPOINT with the identity",
   SERVICEBUS_CONNECTION: "the connection-string form (the emulator); in Azure SERVICEBUS_CONNECTION__fullyQualifiedNamespace with the identity",
+  LOCAL_ADMIN_TOKEN: "the admin credential of `func start`; in Azure the admin API takes App Service authentication only",
 };
 /** Settings the service cannot work without (NotConfiguredError), and which settings satisfy each. */
 // "ARTIFACT_CATALOG.agent (where ...)" names a part of a setting: the setting is the name before the first other character.
@@ -309,6 +312,8 @@ const HOST_SETTINGS: Record<string, string> = {
   DURABLE_TASK_SCHEDULER_CONNECTION_STRING: "Durable extension (the azureManaged provider's connectionStringName)",
   // The Node worker's command-line flags (infra/node-worker-arguments.txt).
   languageWorkers__node__arguments: "Functions host (starts the Node worker with them)",
+  // The largest request body the host buffers before any function runs (default 100 MB).
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: "Functions host",
 };
 /** Flex Consumption rejects or ignores these (functions-app-settings.md "Flex Consumption plan deprecations"). */
 const FLEX_DEPRECATED = [
@@ -456,6 +461,17 @@ describe("resources", () => {
       else expect(settings, s.name).not.toHaveProperty("languageWorkers__node__arguments");
     }
     expect(MAIN_SCENARIOS.map((s) => s.instanceMemoryMB ?? 2048)).toContain(512);
+  });
+
+  it("the host refuses request bodies far past the routes' 64 KiB before buffering them: in Azure, under func start and in the host stand-in", (ctx) => {
+    const sample = JSON.parse(readFileSync(join(ROOT, "local.settings.sample.json"), "utf8")) as { Values: Record<string, string> };
+    expect(sample.Values.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT).toBe(String(DEPLOYED_REQUEST_BODY_SIZE_LIMIT));
+    // Headroom: the routes answer 64 KiB..limit with their own problem+json 413; the host's default is 100 MB.
+    expect(DEPLOYED_REQUEST_BODY_SIZE_LIMIT).toBeGreaterThan(MAX_BODY_BYTES);
+    expect(DEPLOYED_REQUEST_BODY_SIZE_LIMIT).toBeLessThanOrEqual(1024 * 1024);
+    needBicep(ctx);
+    for (const s of MAIN_SCENARIOS)
+      expect(appSettingsOf(mains.get(s)!).FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, s.name).toBe(String(DEPLOYED_REQUEST_BODY_SIZE_LIMIT));
   });
 
   it("local.settings.sample.json starts the Node worker with the same flags (func start)", () => {

@@ -8,11 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { ADMIN_ROLE, clientPrincipalHeader } from "../../functions/http/principal.js";
-import type { FunctionsHost } from "../functions-host/index.js";
+import { DEPLOYED_REQUEST_BODY_SIZE_LIMIT, type FunctionsHost } from "../functions-host/index.js";
 import { closeServer, listenOnLoopback, readBody } from "../support/index.js";
-
-/** Bigger than any route accepts (they answer 413 past 64 KiB themselves); this only bounds memory. */
-const MAX_BODY = 1024 * 1024;
 
 export const SANDBOX_ADMIN = { name: "sandbox-admin@flexnode.local", id: "5a4db0c0-0000-4000-8000-00000000ad01" };
 
@@ -36,7 +33,9 @@ export async function startFrontDoor(options: { host: () => FunctionsHost | unde
     void (async () => {
       const path = (req.url ?? "/").split("?")[0]!;
       try {
-        const body = await readBody(req, MAX_BODY);
+        // The host's limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT): bigger than any route accepts (they answer 413 past
+        // 64 KiB themselves); past it the host answers a bare 413, and this bounds memory.
+        const body = await readBody(req, options.host()?.maxRequestBodyBytes ?? DEPLOYED_REQUEST_BODY_SIZE_LIMIT);
         if (body === undefined) {
           res.writeHead(413).end();
           requests.push({ method: req.method ?? "GET", path, status: 413 });
@@ -58,11 +57,14 @@ export async function startFrontDoor(options: { host: () => FunctionsHost | unde
           requests.push({ method: req.method ?? "GET", path, status: 503 });
           return;
         }
+        // The host fills the body only when Content-Length > 0: a chunked request arrives with none
+        // (azure-functions-host#4926). Node's parser has already refused a malformed Content-Length (400).
+        const declared = Number(req.headers["content-length"] ?? "0");
         const result = await host.handleHttp({
           method: req.method ?? "GET",
           url: `${origin}${req.url ?? "/"}`,
           headers,
-          body: body.length > 0 ? new Uint8Array(body) : undefined,
+          body: declared > 0 && body.length > 0 ? new Uint8Array(body) : undefined,
         });
         requests.push({ method: req.method ?? "GET", path, status: result.status });
         res.writeHead(result.status, result.headers).end(result.body);
