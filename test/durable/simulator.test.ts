@@ -200,6 +200,16 @@ describe("Durable simulator driving the real durable-functions replay engine", (
     expect(done.output).toBe("Orchestrator function 'sim_kaput' failed: kaput");
   });
 
+  it("fails an instance whose custom status is over the extension's 16 KB, outside the orchestrator's code", async () => {
+    // {"note":"…"} is 11 characters around the note: 8,703 in all are 17,406 bytes of UTF-16, still 16 whole KB; 8,704 are 17.
+    const fits = await sim.runToCompletion(sim.startNew("sim_bigStatus", { input: 8_704 - 12 }));
+    expect(fits).toMatchObject({ runtimeStatus: "Completed", output: "kept" });
+    const over = await sim.runToCompletion(sim.startNew("sim_bigStatus", { input: 8_704 - 11 }));
+    expect(over.runtimeStatus).toBe("Failed");
+    expect(over.output).toMatch(/The UTF-16 size of the JSON-serialized payload must not exceed 16 KB/);
+    expect(sim.activityLog.filter((c) => c.input === "after")).toHaveLength(1);
+  });
+
   it("fails an activity call whose function does not exist, as a catchable task failure", async () => {
     const done = await sim.runToCompletion(sim.startNew("sim_missingActivity", { input: null }));
     expect(done.output).toMatch(/The function 'sim_doesNotExist' doesn't exist/);

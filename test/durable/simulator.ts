@@ -596,6 +596,14 @@ export class DurableSimulator {
       if (at >= 0) state = JSON.parse(text.slice(at + OUT_OF_PROC_MARKER.length)) as OrchestratorStateWire;
       thrown = state?.error ?? text;
     }
+    const statusRefusal = state?.customStatus !== undefined ? customStatusRefusal(state.customStatus) : undefined;
+    if (statusRefusal) {
+      // The extension serialises the status before it keeps anything of the episode, and fails the instance outside
+      // the orchestrator's code: no catch in the orchestration runs.
+      inst.history.push(...followUps, this.event(EventType.OrchestratorCompleted));
+      this.finish(inst, "Failed", statusRefusal);
+      return;
+    }
     if (state?.customStatus !== undefined) inst.customStatus = state.customStatus;
 
     const leaves = flattenActions(state?.actions ?? []);
@@ -968,4 +976,15 @@ function failureDetailsOf(cause: { name?: string; message: string; stack?: strin
     InnerFailure: null,
     Properties: null,
   };
+}
+
+/**
+ * The Durable extension's cap on custom status: MessagePayloadDataConverter.Serialize(status, 16) throws once the
+ * JSON's UTF-16 size in whole KB exceeds 16 (DurableOrchestrationContext.SetCustomStatus), i.e. from 8,704 characters.
+ */
+const CUSTOM_STATUS_MAX_KB = 16;
+function customStatusRefusal(status: unknown): string | undefined {
+  const kb = Math.floor((2 * (JSON.stringify(status) ?? "").length) / 1024);
+  if (kb <= CUSTOM_STATUS_MAX_KB) return undefined;
+  return `The UTF-16 size of the JSON-serialized payload must not exceed ${CUSTOM_STATUS_MAX_KB} KB. The current payload size is ${kb} KB.`;
 }
