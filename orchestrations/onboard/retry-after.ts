@@ -46,8 +46,28 @@ const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
 /** Whether an activity failure seen by the saga was throttling, the wait it asked for (0: none), and whether the pacer's. */
 export function throttlingOf(error: unknown): { retryAfterMs: number; paced: boolean } | undefined {
-  const properties = error instanceof df.TaskFailedError ? error.failureDetails.properties : undefined;
+  const properties = error instanceof df.TaskFailedError ? error.failureDetails.properties : legacyProperties(error);
   if (properties?.throttled !== true) return undefined;
   const ms = properties.retryAfterMs;
   return { retryAfterMs: typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : 0, paced: properties.paced === true };
+}
+
+/**
+ * The properties where the extension drops FailureDetails (bundles before the out-of-proc fix, Azure/azure-functions-
+ * durable-extension#3451): the SDK's activity wrapper still put its TaskFailureDetails JSON in the error's message, and
+ * the saga sees `Error("Activity function 'x' failed: <that JSON> \n <details>")`. JSON.stringify never writes a raw
+ * newline, so the payload ends at the first one.
+ */
+function legacyProperties(error: unknown): Record<string, unknown> | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const at = error.message.indexOf('{"errorType":');
+  if (at < 0) return undefined;
+  const end = error.message.indexOf("\n", at);
+  try {
+    const payload: unknown = JSON.parse(error.message.slice(at, end < 0 ? undefined : end).trimEnd());
+    const properties = (payload as { properties?: unknown } | null)?.properties;
+    return typeof properties === "object" && properties !== null ? (properties as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -43,6 +43,16 @@ describe("onboardNode absorbs what Azure and nodes really do", () => {
     expect(gaps.every((g) => g >= 30_000)).toBe(true);
   });
 
+  it("honours Retry-After also where the extension drops FailureDetails (older bundles): the activity's payload is in the message", async () => {
+    world = await startWorld({ failureDetails: false });
+    world.arm.faults.inject({ method: "PUT", path: /\/roleAssignments\//i, status: 429, retryAfterSeconds: 30, times: 7 });
+    const { nodeId } = await world.enrol();
+    expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
+    const puts = world.arm.requests.filter({ method: "PUT" }).filter((r) => /roleAssignments/.test(r.path));
+    expect(puts.map((r) => r.status)).toEqual([429, 429, 429, 429, 429, 429, 429, 201, 201]);
+    expect(puts.slice(1, 8).every((r, i) => r.at - puts[i]!.at >= 30_000)).toBe(true);
+  });
+
   it("sends a write the service's pacer held back exactly when its promised token is due, oldest saga first", async () => {
     // A bucket of 1 that refills every 200 ms: each grant waits for a token, far less than the saga's 0.5-1.5 s back-off.
     const writes = { burst: 1, refillPerSecond: 5 };

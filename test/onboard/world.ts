@@ -90,6 +90,8 @@ export async function startWorld(
     armPacer?: ArmPacer;
     /** The ARM emulator's buckets (default ARM's). */
     armThrottling?: ArmEmulatorOptions["throttling"];
+    /** false: an extension bundle that drops FailureDetails, so the saga sees only the legacy Reason/Details. */
+    failureDetails?: boolean;
   } = {},
 ): Promise<World> {
   const sbEmulator = new ServiceBusEmulator({
@@ -97,7 +99,10 @@ export async function startWorld(
     queues: [{ name: RESULTS_QUEUE }, { name: REJECTED_RESULTS_QUEUE }],
   });
   const sb: RunningEmulator = await sbEmulator.start();
-  const app = await startApp({ serviceBus: { connectionString: sb.connectionString(), nodeNamespace: sb.credentialNamespace } });
+  const app = await startApp({
+    serviceBus: { connectionString: sb.connectionString(), nodeNamespace: sb.credentialNamespace },
+    ...(options.failureDetails === undefined ? {} : { simulator: { failureDetails: options.failureDetails } }),
+  });
   process.env.SECRETS_KEY = randomBytes(32).toString("base64");
   process.env.ARTIFACT_CATALOG = JSON.stringify(TEST_CATALOG);
   process.env.SAGA_TIMING = JSON.stringify({ ...TEST_TIMING, ...options.timing });
