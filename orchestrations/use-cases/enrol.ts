@@ -232,7 +232,10 @@ async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
   if (node.status === "Enrolling") {
     const saga = await deps.workflows.status(node.nodeId);
     if (saga === undefined) await deps.events.publish([enrolmentAnnouncement(node)]);
-    await ensureSaga(deps, node, { known: saga });
+    // A saga under the node's id that has finished while the node is still Enrolling is an earlier run's: this
+    // enrolment's own start failed (the management API answers 500 on a storage error) or came before that run had
+    // finished. Its reserve would have moved the node on, so start the run this enrolment is owed.
+    await ensureSaga(deps, node, { known: saga, restart: true });
   }
   return { kind: "replayed", node };
 }
