@@ -4,7 +4,7 @@
  */
 import { machineIdIn } from "../clients/arm/resource-id.js";
 import type { NodeRecord, PoolRecord } from "../clients/registry/model.js";
-import { TimingOverrides, type Timing } from "../onboard/timing.js";
+import { timingFrom, TimingOverrides, type Timing } from "../onboard/timing.js";
 import type { Settings } from "../settings.js";
 
 export interface NodeContext {
@@ -23,7 +23,11 @@ export interface NodeContext {
    */
   labels?: NodeRecord["labels"];
   taints?: NodeRecord["taints"];
-  /** Timing overrides from settings (tests, sandbox); read here so the saga gets them through its history. */
+  /**
+   * The saga's timing in full — production's with the settings' overrides (tests, sandbox) — read here so the saga
+   * gets it through its history: a replay after a deploy that changed the production values still sees the run's own.
+   * Histories written before it was carried in full hold only the overrides (the saga fills in production's then).
+   */
   timing?: Partial<Timing>;
 }
 
@@ -44,10 +48,16 @@ export function nodeContextOf(node: NodeRecord, pool: PoolRecord, settings: Sett
     immutable: i.readOnlyUsr || i.ostree || i.flatcar || i.kairos || i.bootc,
     labels: node.labels,
     taints: node.taints,
-    timing: timingOverrides(settings),
+    timing: effectiveTiming(settings),
   };
 }
 
 /** `SAGA_TIMING` parsed (tests and the sandbox); undefined in production. */
 export const timingOverrides = (settings: Settings): Partial<Timing> | undefined =>
   settings.SAGA_TIMING ? TimingOverrides.parse(JSON.parse(settings.SAGA_TIMING)) : undefined;
+
+/**
+ * The timing a saga starting now runs by, in full. Only the activities that begin a saga read it, so it reaches the
+ * saga through history and never from the code's constants on a replay.
+ */
+export const effectiveTiming = (settings: Settings): Timing => timingFrom(timingOverrides(settings));

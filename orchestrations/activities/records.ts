@@ -5,11 +5,11 @@
  */
 import type { NodeRecord } from "../clients/registry/model.js";
 import type { NodeChange } from "../clients/registry/nodes.js";
-import type { Registry } from "../clients/registry/registry.js";
+import { RegistryError, type Registry } from "../clients/registry/registry.js";
 import type { Timing } from "../onboard/timing.js";
 import type { Services } from "../services.js";
 import { objectRef, parseObjectRef, type CreatedObject } from "./created-objects.js";
-import { nodeContextOf, timingOverrides, type NodeContext } from "./node-context.js";
+import { effectiveTiming, nodeContextOf, type NodeContext } from "./node-context.js";
 
 export type RecordsDeps = Pick<Services, "registry" | "settings" | "now">;
 
@@ -47,6 +47,19 @@ export async function record(registry: Registry, nodeId: string, objs: CreatedOb
   await registry.nodes.update(node, patch, "service:onboard", action);
 }
 
+/**
+ * A status write guarded by `expect` (the statuses the calling saga owns): the updated node, or undefined when the
+ * node is in another status — another saga's, whose write must stand.
+ */
+async function owned(write: () => Promise<NodeRecord>): Promise<NodeRecord | undefined> {
+  try {
+    return await write();
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === "Conflict") return undefined;
+    throw error;
+  }
+}
+
 export function createRecordsActivities({ registry, settings, now }: RecordsDeps) {
   return {
     /** The node moves Enrolling → Onboarding (a repeat finds it Onboarding); returns what the saga knows of it. */
@@ -62,23 +75,47 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
       return nodeContextOf(node, pool, settings);
     },
 
-    markReady: async (input: { nodeId: string }): Promise<void> => {
-      // The copy this process last wrote (usually reserve's or the last record's) saves a read; its ETag guards it.
+    /**
+     * Onboarding → Ready; a repeat finds it Ready. Only the onboarding's own status is moved: a node decommissioned
+     * meanwhile (its offboarding wrote Offboarding) is left alone, and the answer false fails the saga instead of
+     * announcing a Ready node.
+     */
+    markReady: async (input: { nodeId: string }): Promise<boolean> => {
+      // The copy this process last wrote (usually reserve's or the last record's) saves a read; its ETag guards it, and
+      // `expect` decides on a fresh read when it is not Onboarding.
       const recent = registry.nodes.recent(input.nodeId);
-      const node = recent && recent.status !== "Ready" ? recent : (await registry.nodes.get(input.nodeId))!;
-      await registry.nodes.update(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready");
+      const node = recent?.status === "Onboarding" ? recent : await registry.nodes.get(input.nodeId);
+      if (!node) return false;
+      const done = await owned(() =>
+        registry.nodes.update(node, (n) => (n.status === "Ready" ? undefined : { status: "Ready", lastError: undefined }), "service:onboard", "node.ready", {
+          expect: ["Onboarding", "Ready"],
+        }),
+      );
+      return done !== undefined;
     },
 
-    markFailed: async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<void> => {
+    /**
+     * Enrolling or Onboarding → Failed, and false (nothing written) from any other status: a compensation that ends
+     * after its node was decommissioned (Offboarding, Offboarded) or started over must not leave it Failed, where a
+     * retry would onboard a decommissioned node. The saga announces the failure only when this marked it.
+     */
+    markFailed: async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<boolean> => {
       const node = await registry.nodes.get(input.nodeId);
-      if (!node) return;
+      if (!node) return false;
       const message = `${input.message}${input.removed.length ? `; removed: ${input.removed.join(", ")}` : ""}${input.remaining.length ? `; NOT removed: ${input.remaining.join(", ")}` : ""}`;
-      await registry.nodes.update(
-        node,
-        () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }),
-        "service:onboard",
-        "node.failed",
+      const done = await owned(() =>
+        registry.nodes.update(
+          node,
+          () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }),
+          "service:onboard",
+          "node.failed",
+          { expect: ["Enrolling", "Onboarding"] },
+        ),
       );
+      if (done) return true;
+      // A repeat of this very mark (the activity retried after its write) finds the node Failed with this error.
+      const again = await registry.nodes.get(input.nodeId);
+      return again?.status === "Failed" && again.lastError?.code === input.code && again.lastError.message === message;
     },
 
     /**
@@ -95,7 +132,7 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     compensationContext: async (input: { nodeId: string }): Promise<AgentReach> => {
       const node = await registry.nodes.get(input.nodeId);
       const pool = node && (await registry.pools.spec(node.pool));
-      if (!node || !pool || !node.createdObjects.some((r) => r.startsWith("mailbox:"))) return { timing: timingOverrides(settings) };
+      if (!node || !pool || !node.createdObjects.some((r) => r.startsWith("mailbox:"))) return { timing: effectiveTiming(settings) };
       const context = nodeContextOf(node, pool, settings);
       return { context, timing: context.timing };
     },
@@ -104,35 +141,49 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     offboardBegin: async (input: { nodeId: string; reason: string; actor: string }): Promise<AgentReach & { hasMailbox: boolean }> => {
       const node = await registry.nodes.get(input.nodeId);
       if (!node) throw new Error(`node ${input.nodeId} is not in the registry`);
-      if (node.status !== "Offboarding" && node.status !== "Offboarded") {
-        await registry.nodes.update(
-          node,
-          () => ({ status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: now().toISOString() } }),
-          input.actor,
-          "node.offboarding",
-        );
-      }
-      const pool = await registry.pools.spec(node.pool);
-      const hasMailbox = node.createdObjects.some((r) => r.startsWith("mailbox:"));
-      if (!pool || !hasMailbox) return { hasMailbox: false, timing: timingOverrides(settings) };
-      const context = nodeContextOf(node, pool, settings);
+      // Decided on the node as written (the change is applied again on an ETag conflict): a repeat, or an offboarding
+      // started over, finds it Offboarding or Offboarded and writes nothing.
+      const begun = await registry.nodes.update(
+        node,
+        (n) =>
+          n.status === "Offboarding" || n.status === "Offboarded"
+            ? undefined
+            : { status: "Offboarding", lastError: { code: "Decommissioned", message: input.reason, at: now().toISOString() } },
+        input.actor,
+        "node.offboarding",
+      );
+      const pool = await registry.pools.spec(begun.pool);
+      const hasMailbox = begun.createdObjects.some((r) => r.startsWith("mailbox:"));
+      if (!pool || !hasMailbox) return { hasMailbox: false, timing: effectiveTiming(settings) };
+      const context = nodeContextOf(begun, pool, settings);
       return { hasMailbox, context, timing: context.timing };
     },
 
-    offboardFinish: async (input: { nodeId: string; actor: string; removed: string[]; remaining: string[] }): Promise<void> => {
-      const node = (await registry.nodes.get(input.nodeId))!;
-      await registry.nodes.update(
-        node,
-        () =>
-          input.remaining.length === 0
-            ? { status: "Offboarded" }
-            : {
-                status: "Offboarding",
-                lastError: { code: "OffboardIncomplete", message: `NOT removed: ${input.remaining.join(", ")}`, at: now().toISOString() },
-              },
-        input.actor,
-        input.remaining.length === 0 ? "node.offboarded" : "node.offboard-incomplete",
+    /**
+     * Offboarding → Offboarded (or Offboarding with what was not removed); a repeat finds it Offboarded. From any other
+     * status nothing is written and the answer is false: the node is another saga's now.
+     */
+    offboardFinish: async (input: { nodeId: string; actor: string; removed: string[]; remaining: string[] }): Promise<boolean> => {
+      const node = await registry.nodes.get(input.nodeId);
+      if (!node) return false;
+      const done = await owned(() =>
+        registry.nodes.update(
+          node,
+          (n) =>
+            input.remaining.length === 0
+              ? n.status === "Offboarded"
+                ? undefined
+                : { status: "Offboarded" }
+              : {
+                  status: "Offboarding",
+                  lastError: { code: "OffboardIncomplete", message: `NOT removed: ${input.remaining.join(", ")}`, at: now().toISOString() },
+                },
+          input.actor,
+          input.remaining.length === 0 ? "node.offboarded" : "node.offboard-incomplete",
+          { expect: input.remaining.length === 0 ? ["Offboarding", "Offboarded"] : ["Offboarding"] },
+        ),
       );
+      return done !== undefined;
     },
   };
 }

@@ -10,10 +10,11 @@ import { checkMachineDeletion, startMachineDeletion, type DeletionProgress } fro
 import { subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import { NODE_ID_LABEL } from "../clients/kube/index.js";
 import type { Services } from "../services.js";
+import { isServiceRoleAssignment } from "./access.js";
 import type { CreatedObject } from "./created-objects.js";
 import { record } from "./records.js";
 
-export type RemovalDeps = Pick<Services, "mailbox" | "secrets" | "kube" | "arm" | "registry">;
+export type RemovalDeps = Pick<Services, "mailbox" | "secrets" | "kube" | "arm" | "registry" | "settings">;
 
 /** Removes one created object, or starts removing it (an Arc machine); records the removal on the node once done. */
 export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: CreatedObject): Promise<DeletionProgress> {
@@ -33,9 +34,16 @@ export async function removeCreatedObject(deps: RemovalDeps, nodeId: string, o: 
     case "kubeNode":
       await (await deps.kube(o.cluster)).client.deleteNode(o.id);
       break;
-    case "roleAssignment":
-      await absentIsDone(() => deps.arm().authorization(subscriptionOf(o.id)).roleAssignments.deleteById(pathArg(o.id)));
+    case "roleAssignment": {
+      // Only the service's own assignments are deleted (isServiceRoleAssignment). A node's record from before grants
+      // were told apart may hold someone else's, adopted on RoleAssignmentExists: that one is only dropped from the
+      // record. One read per grant removed; absent is done.
+      const authz = deps.arm().authorization(subscriptionOf(o.id));
+      const found = await absentIsUndefined(() => authz.roleAssignments.getById(pathArg(o.id)));
+      if (found && isServiceRoleAssignment(found, deps.settings.SERVICE_PRINCIPAL_ID))
+        await absentIsDone(() => authz.roleAssignments.deleteById(pathArg(o.id)));
       break;
+    }
     case "arcMachine": {
       const arm = deps.arm();
       const progress = await startMachineDeletion(arm.resources(subscriptionOf(o.id)), arm.endpoint, o.id);
@@ -63,6 +71,15 @@ export function createRemovalActivities(deps: RemovalDeps) {
       return progress;
     },
   };
+}
+
+async function absentIsUndefined<T>(op: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await op();
+  } catch (error) {
+    if (isRestError(error) && error.statusCode === 404) return undefined;
+    throw error;
+  }
 }
 
 async function absentIsDone(op: () => Promise<unknown>): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
-import { acts, call } from "../activities/handles.js";
+import { acts } from "../activities/handles.js";
 import { announce } from "../onboard/announce.js";
 import { callAzure } from "../onboard/azure-call.js";
 import { removeInReverse, type Removal } from "../onboard/remove-in-reverse.js";
@@ -28,7 +28,9 @@ export interface OffboardNodeInput {
 
 export function* offboardNode(context: OrchestrationContext): Generator<df.Task, Removal, unknown> {
   const input = context.df.getInput<OffboardNodeInput>();
-  const begun = yield* call(context, acts.offboardBegin, { nodeId: input.nodeId, reason: input.reason, actor: input.actor });
+  // Retried (by the code's timing until the run's own is known) so a transient registry failure does not lose a
+  // decommission already answered 202; offboardBegin is idempotent.
+  const begun = yield* callAzure(context, timingFrom(undefined), acts.offboardBegin, { nodeId: input.nodeId, reason: input.reason, actor: input.actor });
   const timing = timingFrom(begun.timing);
   context.df.setCustomStatus({ phase: "reset" });
   if (begun.hasMailbox && begun.context) {
@@ -50,8 +52,10 @@ export function* offboardNode(context: OrchestrationContext): Generator<df.Task,
   context.df.setCustomStatus({ phase: "remove" });
   const recorded = yield* callAzure(context, timing, acts.recordedObjects, { nodeId: input.nodeId });
   const { removed, remaining } = yield* removeInReverse(context, timing, input.nodeId, recorded);
-  yield* callAzure(context, timing, acts.offboardFinish, { nodeId: input.nodeId, actor: input.actor, removed, remaining });
-  yield* announce(context, timing, { kind: "offboarded", nodeId: input.nodeId, run: input.run, remaining });
+  // false: the node is no longer Offboarding (another saga's now); it is left as is and nothing is announced. Histories
+  // from before offboardFinish answered hold undefined: it was written.
+  const finished = yield* callAzure(context, timing, acts.offboardFinish, { nodeId: input.nodeId, actor: input.actor, removed, remaining });
+  if (finished !== false) yield* announce(context, timing, { kind: "offboarded", nodeId: input.nodeId, run: input.run, remaining });
   context.df.setCustomStatus({ phase: remaining.length ? "incomplete" : "done" });
   return { removed, remaining };
 }

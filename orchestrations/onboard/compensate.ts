@@ -3,12 +3,12 @@
  * sweeper for a saga stuck beyond its deadline (terminated, then `compensateNode` runs this same code). The agent is
  * asked to reset (best effort), every object recorded on the node is removed in reverse creation order (role grants
  * before the machine, the mailbox last; absent counts as removed), and the node is marked Failed with the error and
- * what was and was not removed.
+ * what was and was not removed — unless it left the onboarding's hands meanwhile (decommissioned): then it is left as is.
  */
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import { objectRef, type CreatedObject } from "../activities/created-objects.js";
-import { acts, call } from "../activities/handles.js";
+import { acts } from "../activities/handles.js";
 import type { NodeContext } from "../activities/node-context.js";
 import { announce } from "./announce.js";
 import { callAzure } from "./azure-call.js";
@@ -45,8 +45,10 @@ export function* compensate(context: OrchestrationContext, timing: Timing, c: Co
     // The registry is unreachable: remove what the run itself knows; the sweeper finds the rest by tag.
   }
   const { removed, remaining } = yield* removeInReverse(context, timing, c.nodeId, toRemove);
-  yield* callAzure(context, timing, acts.markFailed, { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
-  yield* announce(context, timing, { kind: "failed", nodeId: c.nodeId, run: c.run, code: c.code, message: c.message });
+  // false: the node is no longer the onboarding's (decommissioned or started over meanwhile), so it was not marked
+  // and no failure is announced. Histories from before markFailed answered hold undefined: it was marked.
+  const marked = yield* callAzure(context, timing, acts.markFailed, { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
+  if (marked !== false) yield* announce(context, timing, { kind: "failed", nodeId: c.nodeId, run: c.run, code: c.code, message: c.message });
   return { removed, remaining };
 }
 
@@ -62,7 +64,9 @@ export interface CompensateNodeInput {
 export function* compensateNode(context: OrchestrationContext): Generator<df.Task, Removal, unknown> {
   const input = context.df.getInput<CompensateNodeInput>();
   context.df.setCustomStatus({ phase: "compensating", lastError: input.message });
-  const begun = yield* call(context, acts.compensationContext, { nodeId: input.nodeId });
+  // A registry read, retried (by the code's timing: the run's own is what it answers) so a transient failure does not
+  // leave the node's compensation undone.
+  const begun = yield* callAzure(context, timingFrom(undefined), acts.compensationContext, { nodeId: input.nodeId });
   const timing = timingFrom(begun.timing);
   const result = yield* compensate(context, timing, {
     nodeId: input.nodeId,

@@ -11,7 +11,7 @@
 import type * as df from "durable-functions";
 import type { OrchestrationContext } from "durable-functions";
 import type { CreatedObject } from "../activities/created-objects.js";
-import { acts, call } from "../activities/handles.js";
+import { acts } from "../activities/handles.js";
 import { machineIdFor, type NodeContext } from "../activities/node-context.js";
 import { callAzure } from "./azure-call.js";
 import { removeObject } from "./remove-object.js";
@@ -79,7 +79,8 @@ class SagaError extends Error {
 
 export function* onboardNode(context: OrchestrationContext): Generator<df.Task, OnboardNodeOutput, unknown> {
   const input = context.df.getInput<OnboardNodeInput>();
-  // Production timing until reserve reads the settings' overrides (tests, the sandbox) into the node context.
+  // Production timing until reserve answers with the run's timing in full (its history then holds it): only reserve's
+  // own retries, and a compensation after reserve failed, run by the code's constants.
   let timing = timingFrom(undefined);
   const created: CreatedObject[] = [];
   let status: OnboardStatus = { phase: "reserve" };
@@ -95,7 +96,8 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
 
   try {
     show({ phase: "reserve" });
-    ctx = yield* call(context, acts.reserve, { nodeId: input.nodeId, pool: input.pool });
+    // Retried like any registry call: a transient failure must not fail the onboarding (reserve is idempotent).
+    ctx = yield* callAzure(context, timing, acts.reserve, { nodeId: input.nodeId, pool: input.pool });
     timing = timingFrom(ctx.timing);
 
     show({ phase: "openMailbox" });
@@ -121,7 +123,9 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     show({ phase: "grantAccess" });
     for (const grant of ctx.roleGrants) {
       const scope = grant.scope === "cluster" ? ctx.clusterResourceId : ctx.arc.resourceGroupId;
-      created.push(yield* callAzure(context, timing, acts.grantRole, { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId }));
+      const granted = yield* callAzure(context, timing, acts.grantRole, { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId });
+      // null: the grant was there already under someone else's name; it is theirs, never removed by this saga.
+      if (granted) created.push(granted);
     }
 
     show({ phase: "issueKubeletCredential" });
@@ -191,7 +195,10 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
     for (const o of created.filter((c) => c.kind === "bootstrapToken" || c.kind === "oneTimeSecret")) {
       yield* removeObject(context, timing, ctx.nodeId, o);
     }
-    yield* callAzure(context, timing, acts.markReady, { nodeId: ctx.nodeId });
+    // false: the node was decommissioned meanwhile (its offboarding owns it now). Histories from before markReady
+    // answered hold no answer (undefined), which was a Ready node.
+    if ((yield* callAzure(context, timing, acts.markReady, { nodeId: ctx.nodeId })) === false)
+      throw new SagaError("NodeTakenOver", "the node is no longer onboarding (decommissioned meanwhile); it was not marked Ready");
     yield* announce(context, timing, { kind: "ready", nodeId: ctx.nodeId, run });
     show({ phase: "done" });
     return { status: "Ready" };

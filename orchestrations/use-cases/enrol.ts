@@ -29,6 +29,7 @@ import { newRunId } from "../onboard/saga-run.js";
 import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { startOffboarding } from "./decommission.js";
+import { onboardingMustWait } from "./node-sagas.js";
 import type { NonceClaim } from "../../contract/nonce-store.js";
 import { mergeNodeLabels, nodeLabelBudgetIssues } from "./node-label-budget.js";
 
@@ -254,6 +255,9 @@ async function startOver(
   const rejected = c.existing.status === "Failed" && c.existing.lastError?.code === "Rejected";
   const approval = rejected || c.existing.cloneOf !== undefined || needsApproval(c.token, c.pool);
   const at = deps.now().toISOString();
+  // A saga starts below only without approval; a parked node waits for an admin, whose approval asks the same.
+  const wait = approval ? undefined : await onboardingMustWait(deps, c.existing);
+  if (wait) throw new EnrolError("clone-replace-pending", wait, REPLACE_RETRY_AFTER_SECONDS);
   await redeem(deps, c.token);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
     deps.registry.nodes.update(
@@ -448,6 +452,10 @@ export async function rekey(
     redeemToken: boolean;
   },
 ): Promise<EnrolOutcome> {
+  // An offboarding or a compensation still running owns the node's status and objects; a running onboarding of the
+  // old key is stopped here.
+  const wait = await onboardingMustWait(deps, c.node, { except: "onboarding" });
+  if (wait) throw new EnrolError("clone-replace-pending", wait, REPLACE_RETRY_AFTER_SECONDS);
   const saga = await deps.workflows.status(c.node.nodeId);
   if (isRunning(saga)) {
     await deps.workflows.terminate(c.node.nodeId, `replaced by key ${c.claim.keyId}`);

@@ -14,6 +14,7 @@ import { isRunning } from "../clients/workflow-client.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
 import { newRunId } from "../onboard/saga-run.js";
 import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, type EnrolDeps } from "./enrol.js";
+import { runningSaga } from "./node-sagas.js";
 
 export class OperatorError extends Error {
   constructor(
@@ -65,13 +66,12 @@ export async function cancelOnboarding(deps: OperatorDeps, nodeId: string, actor
 
 /**
  * A failed run marks the node Failed just before it ends: a restart (retry, or approval of a node that enrolled again)
- * must not race its last moments, or it would find the old run still running and start nothing.
+ * must not race its last moments, or it would find the old run still running and start nothing. Nor may it start
+ * beside the node's offboarding (a decommission of the node): all three of the node's sagas are asked.
  */
 export async function refuseWhileFinishing(deps: Pick<OperatorDeps, "workflows">, nodeId: string): Promise<void> {
-  for (const id of [nodeId, compensateInstanceId(nodeId)]) {
-    if (isRunning(await deps.workflows.status(id)))
-      throw new OperatorError("still-running", `the failed run '${id}' is still finishing; retry in a few seconds`);
-  }
+  const id = await runningSaga(deps.workflows, nodeId);
+  if (id !== undefined) throw new OperatorError("still-running", `the node's run '${id}' is still finishing; retry in a few seconds`);
 }
 
 async function existing(deps: OperatorDeps, nodeId: string): Promise<NodeRecord> {

@@ -17,6 +17,7 @@
  */
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { MANAGED_BY, objectRef, parseObjectRef, type CreatedObject } from "../activities/created-objects.js";
+import { isServiceRoleAssignment } from "../activities/access.js";
 import { removeCreatedObject, type RemovalDeps } from "../activities/removal.js";
 import { parseResourceGroupId, subscriptionOf, pathArg } from "../clients/arm/resource-id.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
@@ -223,13 +224,14 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
   const serviceId = svc.settings.SERVICE_PRINCIPAL_ID?.toLowerCase();
   const pools = await all((c) => svc.registry.pools.list({ continuationToken: c }));
   const clusters = new Set<string>();
-  const roleAssignments: { id: string; createdBy?: string }[] = [];
+  const roleAssignments: { id: string; createdBy?: string; ours: boolean }[] = [];
   for (const pool of pools) {
     clusters.add(pool.clusterResourceId);
     for (const m of await managedMachines(svc, pool)) candidates.push({ object: { kind: "arcMachine", id: m.id }, nodeId: m.nodeId, what: "Arc machine" });
     for (const scope of [pool.clusterResourceId, pool.arc.resourceGroupId]) {
       for await (const ra of svc.arm().authorization(subscriptionOf(scope)).roleAssignments.listForScope(pathArg(scope))) {
-        if (ra.id && ra.scope?.toLowerCase() === scope.toLowerCase()) roleAssignments.push({ id: ra.id, createdBy: ra.createdBy?.toLowerCase() });
+        if (ra.id && ra.scope?.toLowerCase() === scope.toLowerCase())
+          roleAssignments.push({ id: ra.id, createdBy: ra.createdBy?.toLowerCase(), ours: isServiceRoleAssignment(ra, serviceId) });
       }
     }
   }
@@ -253,11 +255,12 @@ async function findOrphans(svc: SweepServices): Promise<Orphan[]> {
   const owned = new Set(nodes.filter((n) => OWNING.has(n.status)).flatMap((n) => n.createdObjects.map((r) => r.toLowerCase())));
   const recordedBy = new Map<string, NodeRecord>();
   for (const n of nodes) for (const r of n.createdObjects) recordedBy.set(r.toLowerCase(), n);
-  // Role grants are the service's when it created them or a node recorded them; others at the same scopes belong to
-  // someone else and are never touched.
+  // Role grants are the service's when it created them, or a node recorded them under the service's name for them;
+  // others at the same scopes belong to someone else and are never touched — a record from before grants were told
+  // apart may hold someone else's, adopted on RoleAssignmentExists (removal.ts decides by the same rule).
   for (const ra of roleAssignments) {
     const ref = objectRef({ kind: "roleAssignment", id: ra.id }).toLowerCase();
-    if (recordedBy.has(ref) || (serviceId !== undefined && ra.createdBy === serviceId))
+    if ((recordedBy.has(ref) && ra.ours) || (serviceId !== undefined && ra.createdBy === serviceId))
       candidates.push({ object: { kind: "roleAssignment", id: ra.id }, what: "role assignment" });
   }
   const orphans: Orphan[] = [];

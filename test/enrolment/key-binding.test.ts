@@ -105,6 +105,10 @@ describe("re-keying is an explicit admin action", () => {
     const node = newNode();
     const token = await app.createToken("edge", { maxUses: 3 });
     const { nodeId: oldId } = (await app.enrol(node, token)).json as { nodeId: string };
+    // Its (stand-in) saga ends, as a retired node's has.
+    await app.simulator.runUntilIdle();
+    app.simulator.raiseEvent(oldId, "test-finish", "offboarded");
+    await app.simulator.runUntilIdle();
     await registry().nodes.update({ pool: "edge", nodeId: oldId }, () => ({ status: "Offboarded" }), "test", "test.offboard");
     // Enrolment never moves a key, even from an offboarded node.
     const moved = sameKeyOtherMachine(node);

@@ -75,6 +75,10 @@ describe("a retired node's key acts for nothing", () => {
     const node = newNode();
     const token = await app.createToken("edge", { maxUses: 2 });
     const { nodeId } = (await app.enrol(node, token)).json as { nodeId: string };
+    // Its (stand-in) saga ends failed, as a Failed node's has; one still finishing would make the retry wait (409).
+    await app.simulator.runUntilIdle();
+    app.simulator.raiseEvent(nodeId, "test-finish", "failed");
+    await app.simulator.runUntilIdle();
     await registry().nodes.update({ pool: "edge", nodeId }, () => ({ status: "Failed" }), "test", "test.fail");
     expect((await app.enrol(node, token)).status).toBe(201);
     expect((await signedCall(node, "PUT", "/api/node/facts", { ...node.facts, kernel: "6.8.0" })).status).toBe(200);
