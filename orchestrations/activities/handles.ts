@@ -27,6 +27,7 @@ export const acts: ActivityHandles<OnboardActivities> = {
   reserve: { name: "onboard_reserve" },
   markReady: { name: "onboard_markReady" },
   markFailed: { name: "onboard_markFailed" },
+  claimForCompensation: { name: "onboard_claimForCompensation" },
   recordedObjects: { name: "onboard_recordedObjects" },
   compensationContext: { name: "onboard_compensationContext" },
   offboardBegin: { name: "offboard_begin" },

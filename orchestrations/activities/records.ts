@@ -99,7 +99,38 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
      * after its node was decommissioned (Offboarding, Offboarded) or started over must not leave it Failed, where a
      * retry would onboard a decommissioned node. The saga announces the failure only when this marked it.
      */
-    markFailed: async (input: { nodeId: string; code: string; message: string; removed: string[]; remaining: string[] }): Promise<boolean> => {
+    /**
+     * A compensation that runs beside its stopped saga takes the node from the onboarding before it removes anything:
+     * Durable's terminate does not stop an activity already running, so the saga's markReady may still land. Whichever
+     * write comes first wins: a node already Ready keeps what it has (the cancel came too late), and a node claimed
+     * here can no longer be marked Ready. True when the node is the compensation's (also on a repeat of this claim).
+     */
+    claimForCompensation: async (input: { nodeId: string; code: string; message: string }): Promise<boolean> => {
+      const node = await registry.nodes.get(input.nodeId);
+      if (!node) return false;
+      const done = await owned(() =>
+        registry.nodes.update(
+          node,
+          () => ({ status: "Failed", lastError: { code: input.code, message: input.message, at: now().toISOString() } }),
+          "service:onboard",
+          "node.compensating",
+          { expect: ["Enrolling", "Onboarding"] },
+        ),
+      );
+      if (done) return true;
+      const again = await registry.nodes.get(input.nodeId);
+      return again?.status === "Failed" && again.lastError?.code === input.code;
+    },
+
+    markFailed: async (input: {
+      nodeId: string;
+      code: string;
+      message: string;
+      removed: string[];
+      remaining: string[];
+      /** The compensation claimed the node first (claimForCompensation): it is Failed already, with this code. */
+      claimed?: boolean;
+    }): Promise<boolean> => {
       const node = await registry.nodes.get(input.nodeId);
       if (!node) return false;
       const message = `${input.message}${input.removed.length ? `; removed: ${input.removed.join(", ")}` : ""}${input.remaining.length ? `; NOT removed: ${input.remaining.join(", ")}` : ""}`;
@@ -109,7 +140,7 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
           () => ({ status: "Failed", lastError: { code: input.code, message, at: now().toISOString() } }),
           "service:onboard",
           "node.failed",
-          { expect: ["Enrolling", "Onboarding"] },
+          { expect: input.claimed ? ["Enrolling", "Onboarding", "Failed"] : ["Enrolling", "Onboarding"] },
         ),
       );
       if (done) return true;

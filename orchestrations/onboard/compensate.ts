@@ -30,6 +30,8 @@ export interface Compensation {
   run: string;
   /** Present when the node has a mailbox, so it can be asked to reset. */
   reset?: { context: NodeContext; sagaId: string; run: string };
+  /** The node was taken from the onboarding first (compensateNode): it is Failed already. */
+  claimed?: boolean;
 }
 
 export function* compensate(context: OrchestrationContext, timing: Timing, c: Compensation): Generator<df.Task, Removal, unknown> {
@@ -47,7 +49,14 @@ export function* compensate(context: OrchestrationContext, timing: Timing, c: Co
   const { removed, remaining } = yield* removeInReverse(context, timing, c.nodeId, toRemove);
   // false: the node is no longer the onboarding's (decommissioned or started over meanwhile), so it was not marked
   // and no failure is announced. Histories from before markFailed answered hold undefined: it was marked.
-  const marked = yield* callAzure(context, timing, acts.markFailed, { nodeId: c.nodeId, code: c.code, message: c.message, removed, remaining });
+  const marked = yield* callAzure(context, timing, acts.markFailed, {
+    nodeId: c.nodeId,
+    code: c.code,
+    message: c.message,
+    removed,
+    remaining,
+    ...(c.claimed ? { claimed: true } : {}),
+  });
   if (marked !== false) yield* announce(context, timing, { kind: "failed", nodeId: c.nodeId, run: c.run, code: c.code, message: c.message });
   return { removed, remaining };
 }
@@ -68,6 +77,13 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
   // leave the node's compensation undone.
   const begun = yield* callAzure(context, timingFrom(undefined), acts.compensationContext, { nodeId: input.nodeId });
   const timing = timingFrom(begun.timing);
+  // The stopped saga may still have an activity running (terminate does not stop one): take the node first, and
+  // undo nothing if it became Ready before that (claimForCompensation).
+  const claimed = yield* callAzure(context, timing, acts.claimForCompensation, { nodeId: input.nodeId, code: input.code, message: input.message });
+  if (!claimed) {
+    context.df.setCustomStatus({ phase: "skipped", lastError: "the node is no longer onboarding (Ready or taken over): nothing was undone" });
+    return { removed: [], remaining: [] };
+  }
   const result = yield* compensate(context, timing, {
     nodeId: input.nodeId,
     code: input.code,
@@ -75,6 +91,7 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
     known: [],
     run: input.run,
     reset: begun.context ? { context: begun.context, sagaId: sagaRunId(context.df.instanceId, input.run), run: input.run } : undefined,
+    claimed: true,
   });
   context.df.setCustomStatus({ phase: "failed", lastError: input.message });
   return result;

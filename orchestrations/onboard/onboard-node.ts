@@ -64,8 +64,27 @@ export interface StepAttemptRecord {
   durationMs: number;
 }
 
-/** Custom status is capped at 16 KB by the Durable extension: the newest attempts are kept. */
+/** Attempts kept in the status: the newest. */
 const MAX_ATTEMPTS_SHOWN = 40;
+/**
+ * The Durable extension fails an orchestration whose custom status is over 16 KB of UTF-16 (8,704 characters of JSON)
+ * outside its code, so no compensation would run. A node's error message may be 4,096 characters of anything, which
+ * JSON can double: the status keeps a shortened last error and drops its oldest attempts until it is well under.
+ */
+const STATUS_BUDGET_CHARS = 7_500;
+const LAST_ERROR_SHOWN_CHARS = 1_000;
+
+export function fitStatus(status: OnboardStatus): OnboardStatus {
+  const lastError =
+    status.lastError !== undefined && status.lastError.length > LAST_ERROR_SHOWN_CHARS
+      ? `${status.lastError.slice(0, LAST_ERROR_SHOWN_CHARS)}… (${status.lastError.length} characters)`
+      : status.lastError;
+  let fitted: OnboardStatus = lastError === undefined ? status : { ...status, lastError };
+  while (JSON.stringify(fitted).length > STATUS_BUDGET_CHARS && (fitted.attempts?.length ?? 0) > 0) {
+    fitted = { ...fitted, attempts: fitted.attempts!.slice(1) };
+  }
+  return fitted;
+}
 
 /** A failure the saga understands: the code becomes the node's lastError code. */
 class SagaError extends Error {
@@ -85,7 +104,7 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
   const created: CreatedObject[] = [];
   let status: OnboardStatus = { phase: "reserve" };
   const show = (next: Partial<OnboardStatus>) => {
-    status = { ...status, ...next };
+    status = fitStatus({ ...status, ...next });
     context.df.setCustomStatus(status);
   };
   let ctx: NodeContext | undefined;

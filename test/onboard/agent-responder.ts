@@ -17,7 +17,8 @@ import type { KubeEmulator } from "../kube-emulator/index.js";
 
 /** succeedWithoutEffect: reports success but changes nothing the cluster can see (a kubelet that never comes up). */
 /** `crashAfterEffect`: the step's effect happens (a secret is taken), then the agent dies before it answers. */
-export type StepBehaviour = "succeed" | "succeedWithoutEffect" | "fail" | "failRetryable" | "silent" | "crashAfterEffect" | "duplicate";
+/** `failVerbose`: a retryable failure with a long message of characters JSON escapes (3,072 characters, 10,240 as JSON). */
+export type StepBehaviour = "succeed" | "succeedWithoutEffect" | "fail" | "failRetryable" | "failVerbose" | "silent" | "crashAfterEffect" | "duplicate";
 export type Script = (envelope: StepEnvelope) => StepBehaviour;
 
 export class AgentResponder {
@@ -92,7 +93,7 @@ export class AgentResponder {
     const startedAt = new Date();
     if (behaviour === "succeed" || behaviour === "duplicate") await this.act(envelope);
     else if (behaviour === "succeedWithoutEffect" && envelope.kind === "fetchSecret") await this.act(envelope);
-    const failed = behaviour === "fail" || behaviour === "failRetryable";
+    const failed = behaviour === "fail" || behaviour === "failRetryable" || behaviour === "failVerbose";
     const result = buildStepResult(
       {
         nodeId: this.o.nodeId,
@@ -105,7 +106,11 @@ export class AgentResponder {
         ...(failed
           ? {
               outcome: "failed" as const,
-              error: { code: "ScriptedFailure", message: `scripted failure of ${envelope.stepId}`, retryable: behaviour === "failRetryable" },
+              error: {
+                code: "ScriptedFailure",
+                message: behaviour === "failVerbose" ? '"\\\u0001'.repeat(1024) : `scripted failure of ${envelope.stepId}`,
+                retryable: behaviour !== "fail",
+              },
             }
           : { outcome: "succeeded" as const, output: this.outputOf(envelope) }),
       },

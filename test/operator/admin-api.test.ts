@@ -131,7 +131,7 @@ describe("cancel and retry", () => {
       expect.arrayContaining(["alice@contoso.example node.cancel", "service:onboard node.failed", "alice@contoso.example node.retry"]),
     );
     const timeline = ((await app.call("GET", `/api/manage/nodes/${nodeId}`, { headers: reader })).json as { timeline: { what: string }[] }).timeline;
-    expect(timeline.map((e) => e.what)).toEqual(["node.enrol", "node.cancel", "node.failed", "node.retry"]);
+    expect(timeline.map((e) => e.what)).toEqual(["node.enrol", "node.cancel", "node.compensating", "node.failed", "node.retry"]);
   });
 
   it("refuses a retry that would take the pool past its limit with 429 and Retry-After", async () => {
