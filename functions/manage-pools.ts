@@ -101,7 +101,7 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     refuseUnstorable(body);
     // Raising maxNodes or adding grants later must not pass the cap that creation checks.
     const current = await registry.pools.get(params.pool);
-    if (current) await refuseStrandedTokens(registry, params.pool, body, now());
+    if (current) await refuseStrandedTokens(registry, params.pool, body, current, now());
     if (current && current.clusterResourceId.toLowerCase() !== body.clusterResourceId.toLowerCase()) await refuseClusterNetwork(arm(), body.clusterResourceId);
     if (current) await refuseOverCap(arm(), body, current);
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
@@ -127,9 +127,11 @@ function refuseUnstorable(spec: Parameters<typeof poolSpecStorageIssues>[0]): vo
 
 /**
  * Labels or taints added to a pool that, with those of a token still usable, would not fit on a node: every enrolment
- * with that token would be refused (use-cases/node-label-budget.ts). 422 on the field, naming the tokens.
+ * with that token would be refused (use-cases/node-label-budget.ts). 422 on the field, naming the tokens. Only tokens
+ * this change would strand count: one over the budget already (made before the rule) must not block every edit.
  */
-async function refuseStrandedTokens(registry: Registry, pool: string, spec: { nodeLabels: Record<string, string>; nodeTaints: readonly unknown[] }, now: Date) {
+type LabelSides = { nodeLabels: Record<string, string>; nodeTaints: readonly unknown[] };
+async function refuseStrandedTokens(registry: Registry, pool: string, spec: LabelSides, current: LabelSides, now: Date) {
   const usable = [];
   let continuationToken: string | undefined;
   do {
@@ -137,7 +139,8 @@ async function refuseStrandedTokens(registry: Registry, pool: string, spec: { no
     usable.push(...page.items.filter((t) => !t.revokedAt && Date.parse(t.expiresAt) > now.getTime() && t.uses < t.maxUses));
     continuationToken = page.continuationToken;
   } while (continuationToken);
-  const stranded = tokensOverBudget(spec, usable);
+  const already = new Set(tokensOverBudget(current, usable).map((t) => t.token.tokenId));
+  const stranded = tokensOverBudget(spec, usable).filter((t) => !already.has(t.token.tokenId));
   if (stranded.length === 0) return;
   const errors = new Map<string, string[]>();
   for (const { token, issues } of stranded) for (const i of issues) errors.set(i.field, [...(errors.get(i.field) ?? []), token.tokenId]);

@@ -49,6 +49,7 @@ const credentials = defineRoute({
   summary: "Fresh mailbox tokens for the calling node (Listen on its queue, Send on node-results); ask again after refreshAfter",
   tag: "node",
   access: "node",
+  openToRetiredNodes: "while-compensating",
   responses: {
     200: { description: "Fresh tokens", schema: MailboxCredentialsView },
     401: { description: "Unsigned, badly signed, stale or replayed request" },

@@ -31,8 +31,9 @@ export const SettingsSchema = z
     WEBSITE_AUTH_ENABLED: z.string().optional(),
     /**
      * Local development only (`func start`, which has no App Service authentication): a bearer token that makes its
-     * caller the admin `local-admin`. Refused wherever the platform runs the app (see runsInAzure), so a copied local
-     * setting can never become a way around Entra ID there.
+     * caller the admin `local-admin`. The admin API refuses it wherever the platform runs the app (runsInAzure, in
+     * functions/http/principal.ts), so a copied local setting can never become a way around Entra ID there; the rest of
+     * the service, which never reads it, goes on working.
      */
     LOCAL_ADMIN_TOKEN: z
       .string()
@@ -100,10 +101,6 @@ export const SettingsSchema = z
   .refine((s) => s.SERVICEBUS_CONNECTION === undefined || s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace === undefined, {
     message: "set SERVICEBUS_CONNECTION or SERVICEBUS_CONNECTION__fullyQualifiedNamespace, not both",
     path: ["SERVICEBUS_CONNECTION"],
-  })
-  .refine((s) => s.LOCAL_ADMIN_TOKEN === undefined || !runsInAzure(s), {
-    message: "is for local development only and is refused in Azure: remove it (the admin API there takes App Service authentication)",
-    path: ["LOCAL_ADMIN_TOKEN"],
   });
 
 /** Platform settings that say the app runs in Azure (App Service, Flex Consumption), where local-only credentials are refused. */

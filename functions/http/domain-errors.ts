@@ -17,6 +17,7 @@ const ENROL: Record<EnrolFailure, [number, string]> = {
   "clone-rejected": [409, "This machine is already enrolled with another key"],
   "clone-replace-pending": [409, "The previous enrolment of this machine is being stopped"],
   "clone-claim-pending": [409, "Another claim on this machine's identity is waiting for an admin"],
+  "saga-finishing": [409, "The node's previous run is still finishing"],
 };
 
 const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {

@@ -41,6 +41,14 @@ export async function authenticateNode({ registry, now }: Pick<Services, "regist
 const RETIRED: ReadonlySet<NodeRecord["status"]> = new Set(["Failed", "Offboarded"]);
 
 /**
+ * A Failed node whose compensation still holds its mailbox: the compensation takes the node (Failed) before it asks
+ * the agent to reset, and removes the mailbox last.
+ */
+export function stillCompensating(node: NodeRecord): boolean {
+  return node.status === "Failed" && node.createdObjects.some((r) => r.startsWith("mailbox:"));
+}
+
+/**
  * Refuses a retired node. 409 rather than 403: the key is the node's, its state is what forbids the call, and the
  * agent answers a 409 by reading its status (which stays open to it) and stopping.
  */

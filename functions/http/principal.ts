@@ -57,9 +57,8 @@ export function authorizeAdmin(request: HttpRequest, access: "reader" | "admin")
 }
 
 /**
- * The local admin token, or undefined when none is set. Checked twice over in Azure: the settings parse refuses the
- * setting there (health and every route report it), and this refuses it again from the raw environment, so no
- * parse path, cache or future refactor of the schema can let it through.
+ * The local admin token, or undefined when none is set. In Azure it is refused here, from the raw environment, for the
+ * admin API only (503 naming the setting): the nodes, the sagas and the results queue never read it and keep working.
  */
 function localAdminToken(): string | undefined {
   if (!process.env.LOCAL_ADMIN_TOKEN) return undefined;

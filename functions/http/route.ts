@@ -9,7 +9,7 @@ import { type z } from "zod";
 import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import type { ServiceProvider, Services } from "../../orchestrations/services.js";
 import { durableClientInput, durableClientOf } from "../durable-client.js";
-import { authenticateNode, refuseRetired } from "./node-auth.js";
+import { authenticateNode, refuseRetired, stillCompensating } from "./node-auth.js";
 import { authorizeAdmin, type Principal } from "./principal.js";
 import { toProblemError } from "./domain-errors.js";
 import { fieldErrors, problem, ProblemError } from "./problem.js";
@@ -42,8 +42,10 @@ export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType 
   /**
    * Node routes only: a retired node (Failed, rejected, Offboarded) may still call this one. Every other node route
    * refuses a retired node's key, so a key left on a dead or decommissioned machine opens nothing new.
+   * `while-compensating`: a Failed node whose compensation has not yet removed its mailbox (stillCompensating), which
+   * the compensation needs the agent to reach for the reset.
    */
-  openToRetiredNodes?: true;
+  openToRetiredNodes?: true | "while-compensating";
 }
 
 export interface RouteInput<P, Q, B> {
@@ -145,7 +147,7 @@ async function run<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
     let node: NodeRecord | undefined;
     if (spec.access === "node") {
       node = await authenticateNode(services, request, bytes);
-      if (!spec.openToRetiredNodes) refuseRetired(node);
+      if (spec.openToRetiredNodes !== true && !(spec.openToRetiredNodes === "while-compensating" && stillCompensating(node))) refuseRetired(node);
       principal = { id: node.nodeId, name: `node:${node.nodeId}`, roles: [] };
     }
     const params = parsePart(spec.params, request.params, "path parameters", "/params");

@@ -95,11 +95,6 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
     },
 
     /**
-     * Enrolling or Onboarding → Failed, and false (nothing written) from any other status: a compensation that ends
-     * after its node was decommissioned (Offboarding, Offboarded) or started over must not leave it Failed, where a
-     * retry would onboard a decommissioned node. The saga announces the failure only when this marked it.
-     */
-    /**
      * A compensation that runs beside its stopped saga takes the node from the onboarding before it removes anything:
      * Durable's terminate does not stop an activity already running, so the saga's markReady may still land. Whichever
      * write comes first wins: a node already Ready keeps what it has (the cancel came too late), and a node claimed
@@ -122,6 +117,12 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
       return again?.status === "Failed" && again.lastError?.code === input.code;
     },
 
+    /**
+     * Enrolling or Onboarding → Failed, and false (nothing written) from any other status: a compensation that ends
+     * after its node was decommissioned (Offboarding, Offboarded) or started over must not leave it Failed, where a
+     * retry would onboard a decommissioned node. The saga announces the failure only when this marked it. A node its
+     * compensation claimed first (`claimed`) is Failed already: this records the outcome on it.
+     */
     markFailed: async (input: {
       nodeId: string;
       code: string;

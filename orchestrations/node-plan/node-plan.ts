@@ -35,8 +35,9 @@ export interface ArtifactCatalog {
   cniPlugins: Record<string, Artifact>;
   /**
    * runc for mutable hosts: containerd's release tarball does not contain it (containerd getting-started, "Installing
-   * runc"). Optional so catalogs written before it still parse; a mutable node's plan needs it (immutable hosts get it
-   * in the containerd image).
+   * runc"). Optional: without it a mutable node's containerd runs the host's own runc (found on its PATH), as plans
+   * did before the catalog had one, so a catalog and the sagas in flight keep working across an upgrade (immutable
+   * hosts get runc in the containerd image).
    */
   runc?: Record<string, Artifact>;
   sysext: { containerd: Record<string, Artifact>; kubernetes: Record<string, Record<string, Artifact>> };
@@ -145,7 +146,9 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
         { artifact: art(byArch(p.catalog.containerd, "containerd")), destination: CONTAINERD_DIR, unpack: "tar.gz" },
         600_000,
       ),
-      step("runc", "fetchArtifact", { artifact: art(byArch(p.catalog.runc, "runc")), destination: RUNC_PATH, mode: "0755" }, 300_000),
+      ...(p.catalog.runc
+        ? [step("runc", "fetchArtifact", { artifact: art(byArch(p.catalog.runc, "runc")), destination: RUNC_PATH, mode: "0755" }, 300_000)]
+        : []),
       step(
         "kubernetes-binaries",
         "fetchArtifact",
@@ -178,7 +181,7 @@ export function buildNodePlan(p: PlanInput): PlanStep[] {
           ...(p.immutable
             ? []
             : [
-                { path: CONTAINERD_CONFIG, mode: "0644", content: containerdConfig() },
+                { path: CONTAINERD_CONFIG, mode: "0644", content: containerdConfig(p.catalog.runc ? RUNC_PATH : undefined) },
                 { path: `/etc/systemd/system/${CONTAINERD_UNIT}`, mode: "0644", content: containerdUnit() },
               ]),
         ],
@@ -281,7 +284,7 @@ function containerdUnit(): string {
  * when it loads it, so the file fits whichever release the operator's catalog pins (the catalog carries digests, not
  * versions). The CNI directories are containerd's defaults, spelled out as the contract with the cluster's overlay CNI.
  */
-function containerdConfig(): string {
+function containerdConfig(runc: string | undefined): string {
   return [
     "version = 2",
     "",
@@ -290,7 +293,7 @@ function containerdConfig(): string {
     '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
     '  runtime_type = "io.containerd.runc.v2"',
     '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
-    `  BinaryName = "${RUNC_PATH}"`,
+    ...(runc ? [`  BinaryName = "${runc}"`] : []),
     "  SystemdCgroup = true",
     '[plugins."io.containerd.grpc.v1.cri".cni]',
     '  bin_dir = "/opt/cni/bin"',

@@ -67,6 +67,11 @@ export interface CompensateNodeInput {
   message: string;
   /** This run's id on the wire (see newRunId); made by the starter. */
   run: string;
+  /**
+   * Take the node from the onboarding before removing anything (claimForCompensation). Set by every starter; absent
+   * only in instances started before the claim existed, which must replay the activities they scheduled.
+   */
+  claimFirst?: boolean;
 }
 
 /** The sweeper's entry to compensation, for a node whose own saga can no longer run it. */
@@ -79,8 +84,8 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
   const timing = timingFrom(begun.timing);
   // The stopped saga may still have an activity running (terminate does not stop one): take the node first, and
   // undo nothing if it became Ready before that (claimForCompensation).
-  const claimed = yield* callAzure(context, timing, acts.claimForCompensation, { nodeId: input.nodeId, code: input.code, message: input.message });
-  if (!claimed) {
+  const claimed = input.claimFirst ? yield* callAzure(context, timing, acts.claimForCompensation, { nodeId: input.nodeId, code: input.code, message: input.message }) : undefined;
+  if (claimed === false) {
     context.df.setCustomStatus({ phase: "skipped", lastError: "the node is no longer onboarding (Ready or taken over): nothing was undone" });
     return { removed: [], remaining: [] };
   }
@@ -91,7 +96,7 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
     known: [],
     run: input.run,
     reset: begun.context ? { context: begun.context, sagaId: sagaRunId(context.df.instanceId, input.run), run: input.run } : undefined,
-    claimed: true,
+    claimed: claimed === true,
   });
   context.df.setCustomStatus({ phase: "failed", lastError: input.message });
   return result;

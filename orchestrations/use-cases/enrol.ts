@@ -29,7 +29,7 @@ import { newRunId } from "../onboard/saga-run.js";
 import { ONBOARD_NODE, type OnboardNodeInput } from "../onboard/onboard-node.js";
 import { isRunning, type WorkflowClient } from "../clients/workflow-client.js";
 import { startOffboarding } from "./decommission.js";
-import { onboardingMustWait } from "./node-sagas.js";
+import { onboardingMustWait, runningSaga } from "./node-sagas.js";
 import type { NonceClaim } from "../../contract/nonce-store.js";
 import { mergeNodeLabels, nodeLabelBudgetIssues } from "./node-label-budget.js";
 
@@ -71,7 +71,9 @@ export type EnrolFailure =
   | "pool-full"
   | "clone-rejected"
   | "clone-replace-pending"
-  | "clone-claim-pending";
+  | "clone-claim-pending"
+  /** Another of the node's sagas (a run still finishing, a compensation, an offboarding) owns it for now. */
+  | "saga-finishing";
 
 export class EnrolError extends Error {
   constructor(
@@ -235,8 +237,10 @@ async function replay(deps: Base, node: NodeRecord): Promise<EnrolOutcome> {
     if (saga === undefined) await deps.events.publish([enrolmentAnnouncement(node)]);
     // A saga under the node's id that has finished while the node is still Enrolling is an earlier run's: this
     // enrolment's own start failed (the management API answers 500 on a storage error) or came before that run had
-    // finished. Its reserve would have moved the node on, so start the run this enrolment is owed.
-    await ensureSaga(deps, node, { known: saga, restart: true });
+    // finished. Its reserve would have moved the node on, so start the run this enrolment is owed — unless a cancel's
+    // compensation (or an offboarding) of the node runs: that one owns the node now.
+    const other = isRunning(saga) ? undefined : await runningSaga(deps.workflows, node.nodeId, ["compensation", "offboarding"]);
+    await ensureSaga(deps, node, { known: saga, restart: other === undefined });
   }
   return { kind: "replayed", node };
 }
@@ -257,7 +261,7 @@ async function startOver(
   const at = deps.now().toISOString();
   // A saga starts below only without approval; a parked node waits for an admin, whose approval asks the same.
   const wait = approval ? undefined : await onboardingMustWait(deps, c.existing);
-  if (wait) throw new EnrolError("clone-replace-pending", wait, REPLACE_RETRY_AFTER_SECONDS);
+  if (wait) throw new EnrolError("saga-finishing", wait, REPLACE_RETRY_AFTER_SECONDS);
   await redeem(deps, c.token);
   const node = await withTokenRefund(deps, c.token.tokenId, () =>
     deps.registry.nodes.update(
@@ -455,7 +459,7 @@ export async function rekey(
   // An offboarding or a compensation still running owns the node's status and objects; a running onboarding of the
   // old key is stopped here.
   const wait = await onboardingMustWait(deps, c.node, { except: "onboarding" });
-  if (wait) throw new EnrolError("clone-replace-pending", wait, REPLACE_RETRY_AFTER_SECONDS);
+  if (wait) throw new EnrolError("saga-finishing", wait, REPLACE_RETRY_AFTER_SECONDS);
   const saga = await deps.workflows.status(c.node.nodeId);
   if (isRunning(saga)) {
     await deps.workflows.terminate(c.node.nodeId, `replaced by key ${c.claim.keyId}`);

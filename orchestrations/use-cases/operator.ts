@@ -58,7 +58,7 @@ export async function cancelOnboarding(deps: OperatorDeps, nodeId: string, actor
   // Who cancelled is the audit's to say: this message reaches the node (GET /api/node/status) and the saga's history.
   const message = "cancelled by an administrator";
   if (isRunning(await deps.workflows.status(nodeId))) await deps.workflows.terminate(nodeId, message);
-  const input: CompensateNodeInput = { nodeId, code: "Cancelled", message, run: newRunId() };
+  const input: CompensateNodeInput = { nodeId, code: "Cancelled", message, run: newRunId(), claimFirst: true };
   await deps.workflows.start(COMPENSATE_NODE, { instanceId, input });
   await deps.registry.audit.write({ actor, action: "node.cancel", objectType: "node", objectId: nodeId, details: { from: node.status } });
   return { node, instanceId };

@@ -160,7 +160,7 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
     ? `the onboarding saga ran past its ${minutes}-minute deadline`
     : `the node was ${node.status} for over ${minutes} minutes with no onboarding saga running (${saga ? `saga ${saga.status}` : "no saga"})`;
   if (running) await workflows.terminate(node.nodeId, `sweeper: ${reason}`);
-  const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason, run: newRunId() };
+  const input: CompensateNodeInput = { nodeId: node.nodeId, code: "SagaDeadlineExceeded", message: reason, run: newRunId(), claimFirst: true };
   await workflows.start(COMPENSATE_NODE, { instanceId: compensation, input });
   await svc.registry.audit.write({ actor: SWEEP_ACTOR, action: "node.saga-deadline", objectType: "node", objectId: node.nodeId, details: { reason } });
   return reason;

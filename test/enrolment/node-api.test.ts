@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { signNodeRequest } from "../../contract/node-request.js";
 import { newNode, startApp, type TestApp, type TestNode, useStandInSaga } from "../function-app/index.js";
 
@@ -101,6 +102,30 @@ describe("node API request signatures (RFC 9421, Ed25519)", () => {
     const headers = await signNodeRequest({ method: "POST", url: "/api/node/mailbox-credentials", body }, { privateKey: waiting.privateKey, now: new Date() });
     const refused = await app.call("POST", "/api/node/mailbox-credentials", { headers });
     expect([refused.status, problemType(refused)]).toEqual([409, "no-mailbox"]);
+  });
+
+  it("keeps handing out mailbox tokens to a node its compensation took (Failed) until the mailbox is removed: the reset goes through it", async () => {
+    const other = newNode();
+    const { nodeId: otherId } = (await app.enrol(other, await app.createToken("edge"))).json as { nodeId: string };
+    const registry = new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix });
+    const credentials = async () => {
+      const headers = await signNodeRequest(
+        { method: "POST", url: "/api/node/mailbox-credentials", body: "" },
+        { privateKey: other.privateKey, now: new Date() },
+      );
+      return app.call("POST", "/api/node/mailbox-credentials", { headers });
+    };
+    const failed = { code: "Cancelled", message: "cancelled by an administrator", at: new Date().toISOString() };
+    await registry.nodes.update(
+      { pool: "edge", nodeId: otherId },
+      () => ({ status: "Failed", lastError: failed, createdObjects: [`mailbox:node-${otherId}`] }),
+      "test",
+      "node.compensating",
+    );
+    const given = await credentials();
+    expect([given.status, given.body]).toEqual([200, expect.any(String)]);
+    await registry.nodes.update({ pool: "edge", nodeId: otherId }, () => ({ createdObjects: [] }), "test", "node.failed");
+    expect([(await credentials()).status, problemType(await credentials())]).toEqual([409, "node-retired"]);
   });
 
   it("refuses facts that describe a different machine", async () => {

@@ -33,7 +33,7 @@ describe("enrolment while another saga of the node runs", () => {
     // The re-imaged machine (same identity, fresh key) enrols again.
     const reimaged = newNode(node.facts);
     const refused = await world.app.enrol(reimaged, await world.app.createToken("edge"));
-    expect([refused.status, refused.headers["retry-after"]]).toEqual([409, "5"]);
+    expect([refused.status, (refused.json as { type?: string }).type?.split("/").pop(), refused.headers["retry-after"]]).toEqual([409, "saga-finishing", "5"]);
     await world.app.simulator.runUntilIdle();
     expect(world.app.simulator.getStatus(nodeId)?.runtimeStatus).toBe("Completed");
     expect((await registry().nodes.get(nodeId))?.publicKey).not.toBe(reimaged.publicKey);
@@ -71,7 +71,7 @@ describe("enrolment while another saga of the node runs", () => {
 
     // The operator fixes the machine and runs the agent again: same key.
     const refused = await world.app.enrol(node, await world.app.createToken("edge"));
-    expect([refused.status, refused.headers["retry-after"]]).toEqual([409, "5"]);
+    expect([refused.status, (refused.json as { type?: string }).type?.split("/").pop(), refused.headers["retry-after"]]).toEqual([409, "saga-finishing", "5"]);
     expect((await registry().nodes.get(nodeId))?.status).toBe("Failed");
     eventGridDown = false;
     expect((await world.settle(nodeId)).output).toMatchObject({ status: "Failed" });

@@ -65,9 +65,12 @@ describe("the mutable host's container runtime", () => {
     expect(steps.indexOf(runc!)).toBeLessThan(steps.findIndex((s) => s.stepId === "start-kubelet"));
   });
 
-  it("refuses to plan without a runc in the catalog, naming what is missing", () => {
+  it("without a runc in the catalog, leaves containerd the host's own runc: no runc step, no BinaryName", () => {
     const { runc: _, ...withoutRunc } = CATALOG;
-    expect(() => plan(false, withoutRunc)).toThrow(/no runc artifact for amd64/);
+    const steps = plan(false, withoutRunc);
+    expect(steps.find((s) => s.stepId === "runc")).toBeUndefined();
+    expect(file(steps, "/etc/flexnode/containerd/config.toml")!.content).not.toContain("BinaryName");
+    expect(file(steps, "/etc/flexnode/containerd/config.toml")!.content).toContain("SystemdCgroup = true");
     expect(() => plan(true, withoutRunc)).not.toThrow();
   });
 

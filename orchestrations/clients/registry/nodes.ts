@@ -268,7 +268,8 @@ export class NodeTable {
             ...(keyMoved ? { keyFrom: node.keyId, keyTo: next.keyId } : {}),
             // Objects are recorded without an audit row each (bookkeeping inside the saga): the row that ends a run
             // says which Azure and cluster objects the node holds at that point.
-            ...(next.status !== node.status && ENDS_A_RUN.has(next.status) ? { objects: next.createdObjects } : {}),
+            // A compensation that claimed its node first ends the run Failed → Failed ("node.failed").
+            ...((next.status !== node.status || action === "node.failed") && ENDS_A_RUN.has(next.status) ? { objects: next.createdObjects } : {}),
           },
         });
       return this.saw(NodeRecord.parse({ ...next, slot: moved.slot, etag: etagOf(moved.response) }));
