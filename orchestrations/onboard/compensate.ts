@@ -84,7 +84,9 @@ export function* compensateNode(context: OrchestrationContext): Generator<df.Tas
   const timing = timingFrom(begun.timing);
   // The stopped saga may still have an activity running (terminate does not stop one): take the node first, and
   // undo nothing if it became Ready before that (claimForCompensation).
-  const claimed = input.claimFirst ? yield* callAzure(context, timing, acts.claimForCompensation, { nodeId: input.nodeId, code: input.code, message: input.message }) : undefined;
+  const claimed = input.claimFirst
+    ? yield* callAzure(context, timing, acts.claimForCompensation, { nodeId: input.nodeId, code: input.code, message: input.message })
+    : undefined;
   if (claimed === false) {
     context.df.setCustomStatus({ phase: "skipped", lastError: "the node is no longer onboarding (Ready or taken over): nothing was undone" });
     return { removed: [], remaining: [] };
