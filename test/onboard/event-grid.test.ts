@@ -6,7 +6,6 @@ import { emulatorCredential, type ResourceEvent } from "../arm-emulator/index.js
 import { admin } from "../function-app/index.js";
 import { ARC_RG_ID, CLUSTER_ID, startWorld, SUBSCRIPTION, type World } from "./world.js";
 import { pathArg } from "../../orchestrations/clients/arm/resource-id.js";
-import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 
 let world: World;
 afterEach(async () => {
@@ -115,23 +114,7 @@ describe("Event Grid: Arc machine events", () => {
     await world.retire(nodeId);
 
     // The same machine and key enrol again: the same node id, so the service creates a machine of the same id.
-    const again = await world.app.enrol(node, await world.app.createToken("edge"));
-    expect(again.status).toBe(201);
-    const body = again.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
-    expect(body.nodeId).toBe(nodeId);
-    const { AgentResponder } = await import("./agent-responder.js");
-    const { importPublicKey } = await import("../../contract/keys.js");
-    const agent = new AgentResponder({
-      app: world.app,
-      kube: world.kube,
-      nodeId,
-      privateKey: node.privateKey,
-      servicePublicKey: importPublicKey(body.service.publicKey),
-      mailbox: body.mailbox,
-    });
-    // Attached once the new run has re-created the queue (see failures.test.ts).
-    await world.app.simulator.runUntilIdle();
-    agent.start();
+    const agent = await world.reenrol(nodeId, node);
     try {
       expect((await world.settle(nodeId)).output).toEqual({ status: "Ready" });
       expect(world.arm.inspect.machines().map((m) => m.id)).toEqual([machineId]);

@@ -1,6 +1,5 @@
 import { inject } from "vitest";
 import { afterEach, describe, expect, it } from "vitest";
-import type { NodeMailboxCredentials } from "../../orchestrations/clients/mailbox/mailbox.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import type { StepBehaviour } from "./agent-responder.js";
 import { startWorld, type World } from "./world.js";
@@ -132,25 +131,7 @@ describe("a failed node enrolling again", () => {
     await world.retire(nodeId);
 
     // Same machine, same key, a fresh token: the service restarts the node's saga under its node id.
-    const token = await world.app.createToken("edge");
-    const again = await world.app.enrol(node, token);
-    expect(again.status).toBe(201);
-    const body = again.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
-    expect(body.nodeId).toBe(nodeId);
-    const { AgentResponder } = await import("./agent-responder.js");
-    const { importPublicKey } = await import("../../contract/keys.js");
-    const agent = new AgentResponder({
-      app: world.app,
-      kube: world.kube,
-      nodeId,
-      privateKey: node.privateKey,
-      servicePublicKey: importPublicKey(body.service.publicKey),
-      mailbox: body.mailbox,
-    });
-    // Attach once the new run has re-created the queue: a receiver whose queue was deleted under it backs off for
-    // seconds before re-attaching, longer than the test timing keeps a step's envelope alive.
-    await world.app.simulator.runUntilIdle();
-    agent.start();
+    const agent = await world.reenrol(nodeId, node);
     try {
       const second = await world.settle(nodeId);
       expect(second.output).toEqual({ status: "Ready" });

@@ -4,6 +4,7 @@
  * throttling refills in the same emulated time as the saga's retries), the Kubernetes API emulator behind the AKS
  * admin credential, the Service Bus emulator with the results trigger, and a scripted agent per node.
  */
+import { expect } from "vitest";
 import type { ArmPacer } from "../../orchestrations/clients/arm/write-pacer.js";
 import type { LifecycleEvents } from "../../orchestrations/clients/events/lifecycle-events.js";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -67,6 +68,12 @@ export interface World {
   triggers: RunningTriggers;
   /** Enrols a node (HTTP, as the agent would) and starts its scripted agent. */
   enrol(options?: { script?: Script; immutable?: boolean; pool?: string; kubeletNode?: string | null }): Promise<EnrolledNode>;
+  /**
+   * The same machine and key enrol again (201, the same node id) and a fresh scripted agent takes the answer. It
+   * attaches once the new run has re-created the queue: a receiver whose queue was deleted under it backs off for
+   * seconds before re-attaching, longer than the test timing keeps a step's envelope alive. The caller closes it.
+   */
+  reenrol(nodeId: string, node: TestNode): Promise<AgentResponder>;
   /** Stops a node's scripted agent (a long run keeps hundreds of idle receivers otherwise). */
   retire(nodeId: string): Promise<void>;
   /** Runs the node's saga to a terminal state, moving virtual time only when nothing else can happen. */
@@ -206,6 +213,24 @@ export async function startWorld(
       agent.start();
       agents.set(body.nodeId, agent);
       return { nodeId: body.nodeId, node, mailbox: body.mailbox, agent };
+    },
+    reenrol: async (nodeId, node) => {
+      const again = await app.enrol(node, await app.createToken("edge"));
+      expect(again.status).toBe(201);
+      const body = again.json as { nodeId: string; mailbox: NodeMailboxCredentials; service: { publicKey: string } };
+      expect(body.nodeId).toBe(nodeId);
+      const { importPublicKey } = await import("../../contract/keys.js");
+      const agent = new AgentResponder({
+        app,
+        kube,
+        nodeId,
+        privateKey: node.privateKey,
+        servicePublicKey: importPublicKey(body.service.publicKey),
+        mailbox: body.mailbox,
+      });
+      await app.simulator.runUntilIdle();
+      agent.start();
+      return agent;
     },
     retire: async (nodeId) => {
       const agent = agents.get(nodeId);
