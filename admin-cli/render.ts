@@ -20,6 +20,7 @@ const COLUMNS: Record<string, Column[]> = {
   pools: [
     col("POOL", "name"),
     ["IN-FLIGHT", (r) => `${String(r.inFlight)}/${String(r.maxInFlight)}`],
+    ["WAITING", (r) => String(r.waiting ?? 0)],
     col("ARC", "arc.mode"),
     col("LOCATION", "arc.location"),
     col("APPROVAL", "approvalPolicy"),
@@ -126,6 +127,7 @@ function renderFleet(b: Row): string[] {
     col("NODES", "nodes"),
     ...statuses.map((s): Column => [s.toUpperCase(), (r) => get(r, `byStatus.${s}`)]),
     ["IN-FLIGHT", (r) => `${String(r.inFlight)}/${String(r.maxInFlight)}`],
+    ["WAITING", (r) => String(r.waiting ?? 0)],
   ]);
   const failures = (b.failures ?? {}) as { lastHour?: Row; lastDay?: Row };
   const list = (r: Row | undefined) =>

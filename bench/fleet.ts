@@ -1,12 +1,13 @@
 /**
- * Fleet onboarding through ARM's write throttling, in emulated time. N nodes enrol at once; the pool admits
- * `maxInFlight` sagas at a time (429 + Retry-After to the rest); every saga runs the real onboardNode orchestration and
+ * Fleet onboarding through ARM's write throttling, in emulated time. N nodes enrol at once, all admitted; the pool's
+ * `maxInFlight` slots bound the node sides (sagas beyond them prepare the Azure side and wait for a slot, woken by the
+ * node that frees one); every saga runs the real onboardNode orchestration and
  * activities against the ARM emulator, whose token buckets refill on the simulator's clock. One row per maxInFlight:
  * the achieved ARM write rate against the bucket's limit, sagas Ready/Failed, orphans left in the emulators, role
  * assignments created, emulated time to onboard the fleet and the real time the row took. `model` says what was real
  * and what was replaced.
  *
- *   tsx bench/fleet.ts [--quick] [--nodes 500] [--max-in-flight 100,200,400] [--seed 1] [--pacing on|off] [--tables azurite|memory]
+ *   tsx bench/fleet.ts [--quick] [--nodes 500] [--max-in-flight 100,200,400] [--pacing on|off] [--tables azurite|memory]
  *     [--grants 2]
  *
  * Cost: 0.2-0.6 s of real time per saga on a 2-core machine, depending on its load (the registry's ~200 Azure Tables
@@ -27,7 +28,6 @@ import { round } from "./support/stats.js";
 const Flags = z.object({
   nodes: intFlag().optional(),
   maxInFlight: intListFlag().optional(),
-  seed: intFlag().default(1),
   pacing: z.enum(["on", "off"]).default("on"),
   tables: z.enum(["azurite", "memory"]).default("azurite"),
   grants: z.coerce.number().int().min(0).max(2).default(2),
@@ -40,15 +40,14 @@ const MODEL = {
     "ARM emulator with ARM's token buckets on the emulated clock; a 429 fails the activity and the saga's durable retry policy retries it (SDK retries off: their sleeps would be wall time)",
     "the service's ARM pacer (production's, on the emulated clock; --pacing off removes it): a request the bucket model has no token for is not sent, the activity fails as throttled with the modelled wait, and the saga waits on a durable timer",
     "Kubernetes API emulator over HTTPS (bootstrap-token Secrets, RBAC, Node join)",
-    "POST /api/enrol with the pool's maxInFlight admission (429 + Retry-After)",
+    "POST /api/enrol with the pool's slots: beyond maxInFlight a node is admitted to wait (its saga prepares the Azure side and waits for a slot, woken when one is handed to it)",
     "nodeResults trigger function (signature check, once-only claim, raise event through the durable client)",
   ],
   replaced: [
     "Service Bus: envelopes go to in-process agents, signed results straight to the nodeResults function (no AMQP hop; it makes no ARM requests either way)",
     "the node: scripted agents verify each envelope, fetch the bootstrap secret, join the kubelet, and answer after a modelled step duration",
-    "retries of refused enrolments while the pool is certainly full: counted (enrolRefused429NotSent), not sent; each node's first attempt and every retry that may find a slot are sent",
   ],
-  arrivals: "all nodes at t=0; a refused node retries after Retry-After + up to 10% jitter",
+  arrivals: "all nodes at t=0, each enrolling once",
   stepDurationsMs: LATENCY_MODEL.nodeStepMs,
   sagaTiming: "production (orchestrations/onboard/timing.ts)",
   remoteCallLatency: "none: ARM, Kubernetes and registry calls take no emulated time here (saga-overhead models them)",
@@ -69,8 +68,7 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
   try {
     const rows: Record<string, unknown>[] = [];
     // Each row gets a fresh world (ARM buckets, registry tables, simulator) on the same tables service.
-    for (const maxInFlight of maxInFlights)
-      rows.push(await runFleet({ tables, nodes, maxInFlight, seed: flags.seed, pacing: flags.pacing === "on", roleGrants: flags.grants }));
+    for (const maxInFlight of maxInFlights) rows.push(await runFleet({ tables, nodes, maxInFlight, pacing: flags.pacing === "on", roleGrants: flags.grants }));
     return {
       nodes,
       armWriteLimitPerSec: ARM_DEFAULT_LIMITS.writes.refillPerSecond,
@@ -90,7 +88,7 @@ async function fleet(options: { quick: boolean; args: readonly string[] }): Prom
                 atMost(`ARM write bound lost while writes waited in the pacer (${at})`, r.armWriteBoundLostWhileWaiting as number, 0.05),
                 {
                   goal: `ARM write bound lost while no write waited (${at})`,
-                  figure: `${r.armWriteBoundLostWhileIdle as number} (demand ≤ ${r.armWriteDemandCeilingPerSec as number} writes/s)`,
+                  figure: `${r.armWriteBoundLostWhileIdle as number}`,
                   target: "reported",
                   met: true,
                 },

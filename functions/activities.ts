@@ -5,8 +5,14 @@
  * puts into the failure's FailureDetails for the saga to read (orchestrations/onboard/retry-after.ts). Each run is a
  * span in the saga's trace (the `traceparent` the saga's call put on the input, taken off here), so the SDK calls the
  * activity makes become its children; its ARM requests are paced with the saga's rank (`paceRank`, taken off too).
+ * A status write that freed a pool slot hands it to a waiting node in the same transaction; the activity then wakes
+ * that node's saga (its Durable client is an input of every activity: any of them may free a slot).
  */
+import type { InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
+import { collectHandoffs, type SlotHandoff } from "../orchestrations/clients/registry/slot-handoffs.js";
+import { durableClientInput, durableClientOf } from "./durable-client.js";
+import { wakeSlotWaiters } from "./slot-wakes.js";
 import { createAllActivities, type OnboardActivities } from "../orchestrations/activities/create-activities.js";
 import { acts, PACE_FIELD, TRACE_FIELD } from "../orchestrations/activities/handles.js";
 import { withPaceRank } from "../orchestrations/clients/arm/pace-rank.js";
@@ -28,22 +34,30 @@ export function registerActivities(services: ServiceProvider): void {
     if (names.has(handle.name)) throw new Error(`two activities are named ${handle.name}`);
     names.add(handle.name);
     df.app.activity(handle.name, {
-      handler: async (wire: unknown) => {
+      extraInputs: [durableClientInput],
+      handler: async (wire: unknown, context: InvocationContext) => {
         const { input, traceparent, rank } = untraced(wire);
         const activity = activityAt(activitiesOf(await services()), key);
-        return withPaceRank(rank, () =>
-          inSpan(
-            `activity ${handle.name}`,
-            { parent: contextOf(traceparent), kind: SpanKind.INTERNAL, attributes: attributesOf(handle.name, input) },
-            async () => {
-              try {
-                return await activity(input);
-              } catch (error) {
-                throw ArmThrottledError.from(error);
-              }
-            },
-          ),
-        );
+        const handoffs: SlotHandoff[] = [];
+        try {
+          return await collectHandoffs(handoffs, () =>
+            withPaceRank(rank, () =>
+              inSpan(
+                `activity ${handle.name}`,
+                { parent: contextOf(traceparent), kind: SpanKind.INTERNAL, attributes: attributesOf(handle.name, input) },
+                async () => {
+                  try {
+                    return await activity(input);
+                  } catch (error) {
+                    throw ArmThrottledError.from(error);
+                  }
+                },
+              ),
+            ),
+          );
+        } finally {
+          if (handoffs.length > 0) await wakeSlotWaiters(durableClientOf(context), context, handoffs);
+        }
       },
     });
   }

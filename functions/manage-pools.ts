@@ -1,7 +1,8 @@
 /** Admin API: pools. */
 import { z } from "zod";
 import { PoolName, PoolSpec } from "../orchestrations/clients/registry/model.js";
-import { defineRoute, httpRoute, json } from "./http/route.js";
+import { defineRoute, durableHttpRoute, httpRoute, json } from "./http/route.js";
+import { wakeSlotWaiters } from "./slot-wakes.js";
 import { ProblemError } from "./http/problem.js";
 import { pageOf, Paging, PoolView } from "./http/views.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
@@ -97,7 +98,7 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     if (!pool) throw new ProblemError(404, "not-found", "No such pool", { detail: `pool '${params.pool}' does not exist` });
     return json(200, pool, { etag: pool.etag });
   });
-  httpRoute(update, services, async ({ params, body, principal, request, services: { registry, arm, now } }) => {
+  durableHttpRoute(update, services, async ({ params, body, principal, request, context, client, services: { registry, arm, now } }) => {
     refuseUnstorable(body);
     // Raising maxNodes or adding grants later must not pass the cap that creation checks.
     const current = await registry.pools.get(params.pool);
@@ -105,6 +106,14 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     if (current && current.clusterResourceId.toLowerCase() !== body.clusterResourceId.toLowerCase()) await refuseClusterNetwork(arm(), body.clusterResourceId);
     if (current) await refuseOverCap(arm(), body, current);
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
+    // A raised limit hands nobody a slot: the nodes that waited longest are told to take the new ones now.
+    const raisedBy = current ? body.maxInFlight - current.maxInFlight : 0;
+    const waiters = raisedBy > 0 ? await registry.nodes.waiters(params.pool, raisedBy) : [];
+    await wakeSlotWaiters(
+      client,
+      context,
+      waiters.map((nodeId) => ({ pool: params.pool, nodeId })),
+    );
     return json(200, pool, { etag: pool.etag });
   });
   httpRoute(remove, services, async ({ params, principal, services: { registry } }) => {

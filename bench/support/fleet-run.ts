@@ -1,6 +1,7 @@
 /**
- * One fleet run: `nodes` machines enrol at the same emulated instant into a pool admitting `maxInFlight` sagas, and
- * the run goes on in virtual time until every saga has ended. Refused nodes retry after Retry-After (plus jitter).
+ * One fleet run: `nodes` machines enrol at the same emulated instant into a pool of `maxInFlight` slots, and the run
+ * goes on in virtual time until every saga has ended. Every enrolment is admitted: sagas beyond the slots prepare the
+ * Azure side and wait for a slot before the node side (orchestrations/clients/registry/in-flight.ts).
  * Returns the run's figures; the ARM figures come from the ARM emulator's request log, orphans from the emulators.
  * With `pacing` the service's ARM clients carry the ARM pacer of production (orchestrations/clients/arm/write-pacer.ts)
  * on the run's virtual clock, sleeping no wait in-process (an in-process sleep here would be a timer the virtual-time
@@ -9,7 +10,6 @@
 import { performance } from "node:perf_hooks";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { ARM_DEFAULT_LIMITS } from "../../test/arm-emulator/index.js";
-import { seededRandom } from "../../test/support/index.js";
 import { ArmTraffic } from "./arm-traffic.js";
 import { registryScope, type BenchTables } from "./bench-tables.js";
 import { HttpCensus, hostPortOf } from "./http-census.js";
@@ -22,31 +22,36 @@ import { runInVirtualTime } from "./virtual-time.js";
 
 /** A token may be used at most 10,000 times (CreateToken's limit): bigger fleets get several. */
 const MAX_TOKEN_USES = 10_000;
-/** Nodes retry a refused enrolment after Retry-After plus up to this fraction of it, so retries spread out. */
-const RETRY_JITTER = 0.1;
 const TERMINAL = new Set(["Completed", "Failed", "Terminated"]);
 
-interface Waiting {
+interface Arrival {
   node: BenchNode;
   token: string;
-  attempts: number;
-  /** The Retry-After of this node's last real refusal. */
-  retryAfterMs: number;
 }
 
 interface Outcome {
   nodeId: string;
   status: string;
   code?: string;
+  /** From the enrolment to the saga's end. */
   sagaMs: number;
+  /** From the saga's first look for a slot to the look that found one (0: a slot at once). */
   waitedForSlotMs: number;
+  /** From the run's start: when the node side began (a slot found), and when the saga ended. */
+  nodeSideFromStartMs: number;
+  endedFromStartMs: number;
+}
+
+/** When a saga first looked for a slot, and when a look found one (from the activity log, before it is cleared). */
+interface SlotLooks {
+  firstAt: number;
+  heldAt?: number;
 }
 
 export interface FleetRunOptions {
   tables: BenchTables;
   nodes: number;
   maxInFlight: number;
-  seed: number;
   /** The service paces its ARM requests (production); false: the clients send everything and ARM throttles. */
   pacing: boolean;
   /** Role grants per node (0–2). */
@@ -58,7 +63,6 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
   const census = new HttpCensus();
   const registryRequestsBefore = o.tables.requests();
   const enrolRegistryRequestsBefore = o.tables.requestsIn();
-  const random = seededRandom(o.seed);
   const world = await startOnboardingWorld({
     azuriteConnectionString: o.tables.connectionString,
     ...(o.tables.httpClient ? { tablesHttpClient: o.tables.httpClient } : {}),
@@ -75,14 +79,13 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
 
     const tokens: string[] = [];
     for (let left = o.nodes; left > 0; left -= MAX_TOKEN_USES) tokens.push(await world.createToken(Math.min(left, MAX_TOKEN_USES)));
-    const waiting = new MinHeap<Waiting>();
-    for (let i = 0; i < o.nodes; i++)
-      waiting.push(start, { node: world.newNode(), token: tokens[Math.floor(i / MAX_TOKEN_USES)]!, attempts: 0, retryAfterMs: 0 });
+    const arriving = new MinHeap<Arrival>();
+    for (let i = 0; i < o.nodes; i++) arriving.push(start, { node: world.newNode(), token: tokens[Math.floor(i / MAX_TOKEN_USES)]! });
 
-    const admitted = new Map<string, { at: number; waitedMs: number }>();
+    const admitted = new Map<string, { at: number }>();
+    const looks = new Map<string, SlotLooks>();
     const outcomes: Outcome[] = [];
-    let running = 0;
-    const enrol = { calls: 0, created: 0, refusedSent: 0, refusedNotSent: 0 };
+    const enrol = { calls: 0, created: 0 };
 
     app.simulator.onChange((id) => {
       const a = admitted.get(id);
@@ -90,46 +93,36 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       const status = app.simulator.getStatus(id, { showInput: false });
       if (!status || !TERMINAL.has(status.runtimeStatus)) return;
       admitted.delete(id);
-      running--;
       const output = status.output as { status?: string; error?: { code: string } } | string | null;
       const result = typeof output === "object" && output !== null ? output : undefined;
+      // The last looks of this saga may still be in the activity log: read them before it is folded.
+      noteLooks(app.simulator.activityLog, looks, (nodeId) => nodeId === id);
+      const look = looks.get(id);
+      looks.delete(id);
+      const nodeSideAt = look?.heldAt ?? clock.now();
       outcomes.push({
         nodeId: id,
         status: result?.status ?? status.runtimeStatus,
         ...(result?.error ? { code: result.error.code } : {}),
         sagaMs: clock.now() - a.at,
-        waitedForSlotMs: a.waitedMs,
+        waitedForSlotMs: look ? nodeSideAt - look.firstAt : 0,
+        nodeSideFromStartMs: nodeSideAt - start,
+        endedFromStartMs: clock.now() - start,
       });
       world.agents.retire(id);
     });
 
     const arrivals = {
-      nextDueAt: () => waiting.peekKey(),
+      nextDueAt: () => arriving.peekKey(),
       runDue: async () => {
-        const due = waiting.popUntil(clock.now());
+        const due = arriving.popUntil(clock.now());
         for (const w of due) {
-          const retryLater = () => waiting.push(clock.now() + w.retryAfterMs * (1 + RETRY_JITTER * random()), w);
-          // Every node's first attempt goes through the app. A retry against a pool that is certainly full would be
-          // refused the same way, changing nothing, so it is counted and not sent.
-          if (w.attempts++ > 0 && running >= o.maxInFlight) {
-            enrol.refusedNotSent++;
-            retryLater();
-            continue;
-          }
           enrol.calls++;
           // In the registry scope: what the enrolment function asks of the registry is enrolment's, not the saga's.
           const answer = await registryScope.run(true, () => world.enrol(w.node, w.token));
-          if (answer.kind === "created") {
-            enrol.created++;
-            running++;
-            admitted.set(answer.nodeId, { at: clock.now(), waitedMs: clock.now() - start });
-          } else if (answer.status === 429 && answer.retryAfterMs !== undefined) {
-            enrol.refusedSent++;
-            w.retryAfterMs = answer.retryAfterMs;
-            retryLater();
-          } else {
-            throw new Error(`enrolment refused with ${answer.status}: ${answer.body}`);
-          }
+          if (answer.kind !== "created") throw new Error(`enrolment refused with ${answer.status}: ${answer.body}`);
+          enrol.created++;
+          admitted.set(answer.nodeId, { at: clock.now() });
         }
         return due.length;
       },
@@ -154,6 +147,7 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
         lost.last = discarded;
         lost.waiting = (pacer?.waiting(SUBSCRIPTION, "writes") ?? 0) > 0;
         world.kube.requests.clear();
+        noteLooks(app.simulator.activityLog, looks, (id) => admitted.has(id));
         activities += app.simulator.activityLog.length;
         app.simulator.activityLog.length = 0;
         // A finished instance is needed only for its outcome, recorded above (production purges history too).
@@ -185,8 +179,6 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
     const wallMs = performance.now() - wallStart;
     const perSaga = (n: number) => round(n / o.nodes, 1);
     const writesSent = writes + traffic.throttled.writes;
-    const writesPerSaga = readyOutcomes.length > 0 ? writes / readyOutcomes.length : 0;
-    const sagaP50Ms = percentile(sagaMs, 50) ?? 0;
     const registryRequests = o.tables.requests() - registryRequestsBefore;
     const enrolRegistryRequests = o.tables.requestsIn() - enrolRegistryRequestsBefore;
 
@@ -216,8 +208,6 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       // nothing says which writes wait (throttled sagas sit on durable timers): not split.
       armWriteBoundLostWhileWaiting: pacer && bound > 0 ? round(lostInWindow(true) / (bound * windowS), 3) : null,
       armWriteBoundLostWhileIdle: pacer && bound > 0 ? round(lostInWindow(false) / (bound * windowS), 3) : null,
-      // What a full pool could ask of ARM at most (Little's law): below the refill rate, ARM is not the bottleneck.
-      armWriteDemandCeilingPerSec: sagaP50Ms > 0 ? round((o.maxInFlight * writesPerSaga) / (sagaP50Ms / 1000)) : null,
       pacing: o.pacing,
       roleGrantsPerNode: o.roleGrants,
       pacer: pacer ? { ...pacer.stats } : null,
@@ -232,19 +222,17 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
       orphans: countOrphans(ready, world),
       enrolCalls: enrol.calls,
       enrolCreated: enrol.created,
-      enrolRefused429Sent: enrol.refusedSent,
-      enrolRefused429NotSent: enrol.refusedNotSent,
       emulatedSecToOnboardFleet: round(emulatedMs / 1000, 1),
       nodesReadyPerEmulatedHour: emulatedMs > 0 ? round((readyOutcomes.length / emulatedMs) * 3_600_000, 1) : 0,
       sagaEmulatedSecP50: round((percentile(sagaMs, 50) ?? 0) / 1000, 1),
       sagaEmulatedSecP99: round((percentile(sagaMs, 99) ?? 0) / 1000, 1),
       waitForSlotEmulatedSecP50: round((percentile(waitMs, 50) ?? 0) / 1000, 1),
       waitForSlotEmulatedSecMax: round((percentile(waitMs, 100) ?? 0) / 1000, 1),
-      admittedPer10s: per10s(outcomes.map((x) => x.waitedForSlotMs)),
-      endedPer10s: per10s(outcomes.map((x) => x.waitedForSlotMs + x.sagaMs)),
+      nodeSideBegunPer10s: per10s(outcomes.map((x) => x.nodeSideFromStartMs)),
+      endedPer10s: per10s(outcomes.map((x) => x.endedFromStartMs)),
       activitiesPerSaga: perSaga(activities),
       // The saga's (its activities and the node-results function) apart from enrolment's, which issue 16 counts on
-      // its own (≤ 6 per first-time enrolment): a fleet that waits long for slots sends many refused enrolments.
+      // its own (≤ 6 per first-time enrolment). A saga that waits for a slot adds its looks (two requests each).
       registryRequestsPerSaga: perSaga(registryRequests - enrolRegistryRequests),
       registryRequestsPerEnrolCall: enrol.calls > 0 ? round(enrolRegistryRequests / enrol.calls, 2) : 0,
       registryRequestsPerNode: perSaga(registryRequests),
@@ -258,6 +246,20 @@ export async function runFleet(o: FleetRunOptions): Promise<Record<string, unkno
   } finally {
     census.close();
     await world.close();
+  }
+}
+
+/** Records each saga's first look for a slot and the look that found one (activity calls of `onboard_takeSlot`). */
+function noteLooks(
+  log: readonly { instanceId: string; name: string; startedAt: number; finishedAt: number; result?: unknown }[],
+  into: Map<string, SlotLooks>,
+  live: (instanceId: string) => boolean,
+): void {
+  for (const call of log) {
+    if (call.name !== "onboard_takeSlot" || !live(call.instanceId)) continue;
+    let look = into.get(call.instanceId);
+    if (!look) into.set(call.instanceId, (look = { firstAt: call.startedAt }));
+    if (call.result === true && look.heldAt === undefined) look.heldAt = call.finishedAt;
   }
 }
 

@@ -13,7 +13,6 @@ const ENROL: Record<EnrolFailure, [number, string]> = {
   "token-revoked": [403, "The enrolment token was revoked"],
   "token-exhausted": [403, "The enrolment token has already been used up"],
   "pool-missing": [409, "The token's pool no longer exists"],
-  "pool-full": [429, "The pool is onboarding as many nodes as it allows"],
   "clone-rejected": [409, "This machine is already enrolled with another key"],
   "clone-replace-pending": [409, "The previous enrolment of this machine is being stopped"],
   "clone-claim-pending": [409, "Another claim on this machine's identity is waiting for an admin"],
@@ -30,7 +29,6 @@ const REGISTRY: Record<RegistryError["code"], [number, string, string]> = {
   FingerprintTaken: [409, "conflict", "Another node owns this machine's identity"],
   NonceUsed: [401, "signature-replayed", "The request was already received"],
   Conflict: [409, "conflict", "The object changed or is in the wrong state for this operation"],
-  PoolFull: [429, "pool-full", "The pool is onboarding as many nodes as it allows"],
   TooManyRetries: [503, "busy", "The object is too contended right now; retry"],
 };
 

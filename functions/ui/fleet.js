@@ -78,7 +78,12 @@ function drawPools(fleet) {
         { "data-pool": p.pool },
         h("td", {}, p.pool),
         h("td", {}, String(p.nodes)),
-        h("td", {}, bar(p.maxInFlight ? p.inFlight / p.maxInFlight : 0, "capacity", `${p.pool} slots in use`), `${p.inFlight} / ${p.maxInFlight}`),
+        h(
+          "td",
+          {},
+          bar(p.maxInFlight ? p.inFlight / p.maxInFlight : 0, "capacity", `${p.pool} slots in use`),
+          `${p.inFlight} / ${p.maxInFlight}${p.waiting ? `, ${p.waiting} waiting` : ""}`,
+        ),
         h(
           "td",
           {},

@@ -25,6 +25,7 @@ export type ActivityHandles<T> = { readonly [K in keyof T]-?: HandleOf<T[K]> };
 
 export const acts: ActivityHandles<OnboardActivities> = {
   reserve: { name: "onboard_reserve" },
+  takeSlot: { name: "onboard_takeSlot" },
   markReady: { name: "onboard_markReady" },
   markFailed: { name: "onboard_markFailed" },
   claimForCompensation: { name: "onboard_claimForCompensation" },

@@ -80,6 +80,14 @@ export function createRecordsActivities({ registry, settings, now }: RecordsDeps
      * meanwhile (its offboarding wrote Offboarding) is left alone, and the answer false fails the saga instead of
      * announcing a Ready node.
      */
+    /**
+     * Whether the node holds a pool slot, so its saga may go on to node-side work: false while it waits for one (see
+     * clients/registry/in-flight.ts). `waited`: an earlier look of this run found it waiting; the wait's end is then
+     * recorded as `at` (the saga's time: the sweeper measures its deadline from the saga's start on the same clock).
+     */
+    takeSlot: (input: { nodeId: string; pool: string; waited: boolean; at: string }): Promise<boolean> =>
+      registry.nodes.takeSlot({ nodeId: input.nodeId, pool: input.pool }, { waited: input.waited, at: input.at }),
+
     markReady: async (input: { nodeId: string }): Promise<boolean> => {
       // The copy this process last wrote (usually reserve's or the last record's) saves a read; its ETag guards it, and
       // `expect` decides on a fresh read when it is not Onboarding.

@@ -45,7 +45,7 @@ function create(meter: Meter): Instruments {
   };
 }
 
-/** `created`, `replayed`, `awaitingApproval`, or the refusal's code (`token-expired`, `pool-full`, …). */
+/** `created`, `replayed`, `awaitingApproval`, or the refusal's code (`token-expired`, `clone-rejected`, …). */
 export function recordEnrolment(outcome: string, pool?: string): void {
   instruments().enrolments.add(1, withPool({ "flexnode.enrol.outcome": outcome }, pool));
 }

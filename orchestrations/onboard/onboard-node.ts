@@ -1,7 +1,10 @@
 /**
  * onboardNode: the Azure-side saga that turns an enrolled machine into a Ready AKS node (DESIGN §3).
  *
- *   reserve → openMailbox → ensureArcMachine → grantAccess → issueKubeletCredential → runNodeSteps → verifyReady → finalize
+ *   reserve → openMailbox → ensureArcMachine → grantAccess → awaitSlot → issueKubeletCredential → runNodeSteps → verifyReady → finalize
+ *
+ * The Azure side (mailbox, Arc machine, grants) runs as soon as the node enrolled, paced by ARM's write budget; the
+ * node side waits for one of the pool's `maxInFlight` slots (awaitSlot; clients/registry/in-flight.ts says why).
  *
  * Pure decisions: every effect is an activity, time is context.df's, retries are durable timers (azure-call.ts). Each step
  * appends what it created to `created`; on any failure the saga asks the agent to reset (best effort), removes the
@@ -33,7 +36,15 @@ export interface OnboardNodeInput {
   traceparent?: string;
   /** When the saga was started (ms since the epoch): the ARM pacer serves older sagas' writes first (pace-rank.ts). */
   startedAt?: number;
+  /**
+   * The node may have enrolled while the pool's slots were all taken: wait for one before node-side work. Set by every
+   * start since nodes could wait; runs started before took their slot at enrolment, and replay without the wait.
+   */
+  waitsForSlot?: boolean;
 }
+
+/** The event a node that frees a slot raises at the saga of the node it handed the slot to. */
+export const SLOT_HANDED_EVENT = "slot-handed";
 
 export interface OnboardNodeOutput {
   status: "Ready" | "Failed";
@@ -145,6 +156,23 @@ export function* onboardNode(context: OrchestrationContext): Generator<df.Task, 
       const granted = yield* callAzure(context, timing, acts.grantRole, { nodeId: ctx.nodeId, scope, roleDefinitionGuid: grant.roleDefinitionId, principalId });
       // null: the grant was there already under someone else's name; it is theirs, never removed by this saga.
       if (granted) created.push(granted);
+    }
+
+    if (input.waitsForSlot) {
+      show({ phase: "awaitSlot" });
+      let waited = false;
+      const takeSlot = function* () {
+        const held = yield* callAzure(context, timing, acts.takeSlot, {
+          nodeId: ctx!.nodeId,
+          pool: ctx!.pool,
+          waited,
+          at: context.df.currentUtcDateTime.toISOString(),
+        });
+        waited ||= !held;
+        return held || undefined;
+      };
+      const noSlot = () => new SagaError("SlotWaitExpired", `no slot of pool ${ctx!.pool} came free after ${timing.slotPoll.attempts} looks`);
+      yield* pollUntil(context, timing.slotPoll, takeSlot, noSlot, undefined, SLOT_HANDED_EVENT);
     }
 
     show({ phase: "issueKubeletCredential" });

@@ -21,11 +21,20 @@ export function* pollUntil<T>(
   ask: () => Generator<df.Task, T | undefined, unknown>,
   exhausted: () => Error,
   first?: { answer: T | undefined },
+  /** An external event that ends a wait early: someone can tell that the answer may have changed. */
+  wake?: string,
 ): Generator<df.Task, T, unknown> {
   let answer = first ? first.answer : yield* ask();
   for (let i = 0; answer === undefined; i++) {
     if (i + 1 >= poll.attempts) throw exhausted();
-    yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + pollWaitMs(poll, i)));
+    const timer = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + pollWaitMs(poll, i)));
+    if (wake === undefined) yield timer;
+    else {
+      // A fresh wait each round: the replay engine hands an event to the newest wait of its name, so one left over
+      // from a round the timer ended never takes a wake meant for this one.
+      const woken = context.df.waitForExternalEvent(wake);
+      if ((yield context.df.Task.any([timer, woken])) === woken) timer.cancel();
+    }
     answer = yield* ask();
   }
   return answer;

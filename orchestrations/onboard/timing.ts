@@ -18,6 +18,11 @@ export interface Timing {
   principalPoll: Poll;
   /** Polls for the Node object to be Ready, when it is not at the first question (see poll.ts). */
   readyPoll: Poll;
+  /**
+   * Looks for a pool slot while the node waits for one (a node that frees a slot hands it on and wakes the heir's
+   * saga at once; the looks catch a wake that was lost and a limit raised meanwhile).
+   */
+  slotPoll: Poll;
   /** Multiplies every node step's own timeout (1 in production). */
   stepTimeoutScale: number;
   /** How long compensation waits for the agent to confirm its reset. */
@@ -35,6 +40,10 @@ export const PRODUCTION_TIMING: Timing = {
   // fixed intervals these polls used to have, with at least the total wait they had (120 s and 290 s).
   principalPoll: { firstIntervalMs: 1_000, maxIntervalMs: 5_000, attempts: 27 },
   readyPoll: { firstIntervalMs: 1_000, maxIntervalMs: 10_000, attempts: 33 },
+  // Slots are handed on with a wake, and a raised limit wakes the longest waiters: these looks only catch a wake that
+  // was lost, so they can be rare. 1 min doubling to 30 min; 53 looks wait about 24 h, after which the node fails
+  // (SlotWaitExpired) and its Azure side is removed: a pool that has not freed a slot in a day needs an operator.
+  slotPoll: { firstIntervalMs: 60_000, maxIntervalMs: 30 * 60_000, attempts: 53 },
   stepTimeoutScale: 1,
   resetWaitMs: 120_000,
   lroWait: { defaultIntervalMs: 30_000, maxIntervalMs: 10 * 60_000, maxTotalMs: 2 * 3_600_000 },
@@ -55,6 +64,7 @@ export const TimingOverrides = z
     azureRetry: Policy,
     principalPoll: PollSchema,
     readyPoll: PollSchema,
+    slotPoll: PollSchema,
     stepTimeoutScale: z.number().positive(),
     resetWaitMs: z.int().min(1),
     lroWait: LroWait,

@@ -2,9 +2,8 @@
  * Admin decisions on nodes waiting for approval: a new node (token or pool requires approval, or a quarantined clone
  * with its own id) starts onboarding when approved; a quarantined claim on an existing node replaces that node's key.
  */
-import { RegistryError } from "../clients/registry/registry.js";
 import type { NodeRecord } from "../clients/registry/model.js";
-import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, rekey, type EnrolDeps } from "./enrol.js";
+import { ensureSaga, rekey, type EnrolDeps } from "./enrol.js";
 import { refuseWhileFinishing } from "./operator.js";
 
 export class ApprovalError extends Error {
@@ -28,22 +27,17 @@ export async function approveNode(deps: EnrolDeps, nodeId: string, actor: string
   if (node.status !== "AwaitingApproval")
     throw new ApprovalError("not-awaiting-approval", `node '${nodeId}' is ${node.status}; only nodes awaiting approval can be approved`);
   await refuseWhileFinishing(deps, nodeId);
-  let approved: NodeRecord;
-  try {
-    // A node that enrolled again after a rejection kept it as lastError for the admin to see; approved, it is history.
-    approved = await deps.registry.nodes.update(
-      node,
-      () => ({ status: "Enrolling", sagaInstanceId: node.nodeId, lastError: undefined }),
-      actor,
-      "node.approve",
-      {
-        expect: ["AwaitingApproval"],
-      },
-    );
-  } catch (error) {
-    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
-    throw error;
-  }
+  // A node that enrolled again after a rejection kept it as lastError for the admin to see; approved, it is history.
+  // A full pool does not refuse: the node waits for a slot in its saga (in-flight.ts).
+  const approved = await deps.registry.nodes.update(
+    node,
+    () => ({ status: "Enrolling", sagaInstanceId: node.nodeId, lastError: undefined }),
+    actor,
+    "node.approve",
+    {
+      expect: ["AwaitingApproval"],
+    },
+  );
   // A node that enrolled again after failing has a finished saga under its id: approval starts a fresh run.
   await ensureSaga(deps, approved, { restart: true });
   return approved;

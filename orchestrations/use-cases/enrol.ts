@@ -68,7 +68,6 @@ export type EnrolFailure =
   | "token-revoked"
   | "token-exhausted"
   | "pool-missing"
-  | "pool-full"
   | "clone-rejected"
   | "clone-replace-pending"
   | "clone-claim-pending"
@@ -86,7 +85,6 @@ export class EnrolError extends Error {
   }
 }
 
-export const POOL_FULL_RETRY_AFTER_SECONDS = 30;
 export const REPLACE_RETRY_AFTER_SECONDS = 5;
 const ACTOR = (keyId: string) => `node:${keyId}`;
 
@@ -95,7 +93,7 @@ export async function enrol(deps: EnrolDeps, request: EnrolRequest): Promise<Enr
   try {
     return await decide({ ...deps, nonce }, request);
   } catch (error) {
-    // A refusal is recorded too: replayed later, a refused request (pool full, say) must not then succeed. Except an
+    // A refusal is recorded too: replayed later, a refused request (token exhausted, say) must not then succeed. Except an
     // unknown token's: token ids are random, so its replay is refused the same way, and recording it would let anyone
     // with a fresh key make the service write a row per request.
     if (error instanceof EnrolError && error.code !== "token-unknown") await nonce.claim();
@@ -176,7 +174,6 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
   }
 
   if (existing) return clone(deps, { pool, token, existing, clonedFrom: [existing.nodeId], nodeId, request });
-  if (!needsApproval(token, pool)) await refuseIfFull(deps, pool);
   try {
     // A new machine: its fingerprint rows are inserted with the node, and refused if another node owns one.
     return await createNode(deps, { pool, token, nodeId, request, fingerprints: "insert" });
@@ -195,10 +192,6 @@ async function decide(deps: Deps, request: EnrolRequest): Promise<EnrolOutcome> 
  */
 async function enrolNew(deps: Deps, c: { token: TokenRecord; pool: PoolRecord; nodeId: string; request: EnrolRequest }): Promise<EnrolOutcome | undefined> {
   const { pool } = c;
-  // A pool this process saw full most likely refuses: binding the key and spending the token use first would then
-  // have to be undone (~12 requests a refusal). The caller reads the node (a retry is answered whatever the pool)
-  // and looks at the slots before writing anything.
-  if (!needsApproval(c.token, pool) && deps.registry.nodes.seenFull(pool)) return undefined;
   // Labels over the budget refuse a new node (createNode), but not a retry of one enrolled before: the caller reads it.
   if (overBudget(pool, c.token)) return undefined;
   const nonce = deps.nonce.take();
@@ -501,7 +494,7 @@ export async function ensureSaga(
   // a pool is deleted only with nothing in flight): start without asking first. `known`: the caller has just asked.
   const status = options.fresh ? undefined : "known" in options ? options.known : await deps.workflows.status(node.nodeId);
   if (status === undefined || (options.restart && !isRunning(status))) {
-    const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId(), startedAt: deps.now().getTime() };
+    const input: OnboardNodeInput = { nodeId: node.nodeId, pool: node.pool, run: newRunId(), startedAt: deps.now().getTime(), waitsForSlot: true };
     await deps.workflows.start(ONBOARD_NODE, { instanceId: node.nodeId, input });
   }
 }
@@ -562,28 +555,13 @@ function needsApproval(token: TokenRecord, pool: PoolRecord): boolean {
   return token.approvalRequired || pool.approvalPolicy === "always";
 }
 
-/** Refuses a node that would take a slot of a pool this process saw full, if a listing agrees; writes nothing. */
-async function refuseIfFull(deps: Base, pool: PoolRecord): Promise<void> {
-  try {
-    await deps.registry.nodes.refuseIfFull(pool);
-  } catch (error) {
-    throw asRefusal(error);
-  }
-}
-
-/** The registry's PoolFull as enrolment's refusal (429 with Retry-After); any other error as it is. */
-function asRefusal(error: unknown): Error {
-  if (error instanceof RegistryError && error.code === "PoolFull") return new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
-  return error instanceof Error ? error : new Error(String(error));
-}
-
 /** If what follows a redemption fails, give the use back so the node can retry with the same token. */
 async function withTokenRefund<T>(deps: Base, tokenId: string | undefined, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
     if (tokenId) await deps.registry.tokens.mutate(tokenId, (t) => (t.uses > 0 ? { uses: t.uses - 1 } : undefined));
-    throw asRefusal(error);
+    throw error;
   }
 }
 

@@ -15,7 +15,14 @@ export const FleetSummary = z.object({
   at: z.iso.datetime(),
   totals: z.object({ nodes: z.int(), byStatus: Counts }),
   pools: z.array(
-    z.object({ pool: z.string(), nodes: z.int(), byStatus: Counts, inFlight: z.int(), maxInFlight: z.int().describe("Onboarding sagas allowed at once") }),
+    z.object({
+      pool: z.string(),
+      nodes: z.int(),
+      byStatus: Counts,
+      inFlight: z.int(),
+      waiting: z.int().describe("Nodes whose Azure side is prepared or being prepared, waiting for a slot before node-side work"),
+      maxInFlight: z.int().describe("Nodes allowed in node-side work (onboarding or offboarding) at once"),
+    }),
   ),
   failures: z.object({ lastHour: Counts.describe("By error code"), lastDay: Counts.describe("By error code") }),
   partial: z.boolean().describe("True when the fleet was too large to count in one request"),
@@ -54,6 +61,7 @@ export async function fleetSummary(deps: { registry: Registry; now: () => Date }
       nodes: byPool.get(p.name)?.nodes ?? 0,
       byStatus: byPool.get(p.name)?.byStatus ?? empty(),
       inFlight: p.inFlight,
+      waiting: p.waiting,
       maxInFlight: p.maxInFlight,
     })),
     failures: { lastHour, lastDay },

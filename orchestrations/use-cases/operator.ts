@@ -9,11 +9,10 @@
  * (activities record an object before creating it), so nothing the terminated run made is missed.
  */
 import type { NodeRecord } from "../clients/registry/model.js";
-import { RegistryError } from "../clients/registry/registry.js";
 import { isRunning } from "../clients/workflow-client.js";
 import { COMPENSATE_NODE, compensateInstanceId, type CompensateNodeInput } from "../onboard/compensate.js";
 import { newRunId } from "../onboard/saga-run.js";
-import { EnrolError, ensureSaga, POOL_FULL_RETRY_AFTER_SECONDS, type EnrolDeps } from "./enrol.js";
+import { ensureSaga, type EnrolDeps } from "./enrol.js";
 import { runningSaga } from "./node-sagas.js";
 
 export class OperatorError extends Error {
@@ -33,15 +32,9 @@ export async function retryNode(deps: OperatorDeps, nodeId: string, actor: strin
   const node = await existing(deps, nodeId);
   if (node.status !== "Failed") throw new OperatorError("wrong-state", `node '${nodeId}' is ${node.status}; only a Failed node can be retried`);
   await refuseWhileFinishing(deps, nodeId);
-  let retried: NodeRecord;
-  try {
-    retried = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", lastError: undefined, sagaInstanceId: nodeId }), actor, "node.retry", {
-      expect: ["Failed"],
-    });
-  } catch (error) {
-    if (error instanceof RegistryError && error.code === "PoolFull") throw new EnrolError("pool-full", error.message, POOL_FULL_RETRY_AFTER_SECONDS);
-    throw error;
-  }
+  const retried = await deps.registry.nodes.update(node, () => ({ status: "Enrolling", lastError: undefined, sagaInstanceId: nodeId }), actor, "node.retry", {
+    expect: ["Failed"],
+  });
   await ensureSaga(deps, retried, { restart: true });
   return { node: retried, instanceId: nodeId };
 }

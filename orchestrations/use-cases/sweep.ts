@@ -26,6 +26,7 @@ import { offboardInstanceId } from "../offboard/offboard-node.js";
 import { startOffboarding } from "./decommission.js";
 import { KUBELET_NODE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NODE_ID_LABEL } from "../clients/kube/labels.js";
 import { queueFor } from "../clients/mailbox/mailbox.js";
+import { isWaiting } from "../clients/registry/in-flight.js";
 import type { NodeRecord, NodeStatus, Pool } from "../clients/registry/model.js";
 import type { Services } from "../services.js";
 
@@ -153,7 +154,11 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
   if (isRunning((await workflows.describe(compensation))?.status)) return undefined;
   const saga = await workflows.describe(node.nodeId);
   const running = isRunning(saga?.status);
-  const since = running ? saga!.createdAt : new Date(node.updatedAt);
+  // Waiting for a pool slot is not being stuck (the saga bounds that wait itself), and the deadline of a node that
+  // waited counts from when it took its slot.
+  if (running && isWaiting(node.slot)) return undefined;
+  const slotSince = node.slotSince ? new Date(node.slotSince) : undefined;
+  const since = running ? (slotSince && slotSince > saga!.createdAt ? slotSince : saga!.createdAt) : new Date(node.updatedAt);
   if (now.getTime() - since.getTime() <= deadlineMs) return undefined;
   const minutes = Math.round(deadlineMs / 60_000);
   const reason = running

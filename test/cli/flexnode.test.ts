@@ -36,8 +36,8 @@ describe("flexnode against the sandbox", () => {
     const listed = await flexnode("pools", "list", "--output", "json");
     expect((listed.json as { items: { name: string }[] }).items.map((p) => p.name)).toEqual(expect.arrayContaining(["lyon", DEMO_POOL]));
     const table = await flexnode("pools", "list");
-    expect(table.out[0]).toMatch(/^POOL\s+IN-FLIGHT\s+ARC/);
-    expect(table.out.some((l) => /^lyon\s+0\/5\s+create\s+westeurope/.test(l))).toBe(true);
+    expect(table.out[0]).toMatch(/^POOL\s+IN-FLIGHT\s+WAITING\s+ARC/);
+    expect(table.out.some((l) => /^lyon\s+0\/5\s+0\s+create\s+westeurope/.test(l))).toBe(true);
     const body = JSON.stringify({ clusterResourceId: CLUSTER_ID, arc: { resourceGroupId: ARC_RG_ID, location: "westeurope" } });
     const updated = await flexnode("pools", "update", "lyon", "--body", body, "--max-in-flight", "7", "--output", "json");
     expect([updated.code, (updated.json as { maxInFlight: number }).maxInFlight]).toEqual([0, 7]);

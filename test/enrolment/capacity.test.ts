@@ -1,10 +1,13 @@
 /**
  * Pool capacity and the storage cost of enrolment (issue 16): the pool's in-flight limit holds under concurrent
- * enrolments, a slot freed by a node that leaves in-flight admits the next node, and an enrolment (first time and
- * retried) costs a bounded number of registry requests, counted on the wire to Azurite.
+ * enrolments and nobody is refused for it (a node past the limit waits for a slot), a slot freed by a node that leaves
+ * in-flight goes to the node that waited longest, and an enrolment (first time, retried, and into a full pool) costs a
+ * bounded number of registry requests, counted on the wire to Azurite.
  */
+import { TableClient } from "@azure/data-tables";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { HttpCensus } from "../../bench/support/http-census.js";
+import { isWaiting } from "../../orchestrations/clients/registry/in-flight.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { newNode, startApp, type TestApp, useStandInSaga } from "../function-app/index.js";
 
@@ -19,10 +22,29 @@ afterEach(async () => {
 });
 
 const registry = () => new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix });
+/** A snapshot row as its table and the kind of its row key (the ids in it left out). */
+const rowKind = (row: string) => {
+  const table = row.slice(0, row.indexOf(":"));
+  const { rowKey } = JSON.parse(row.slice(table.length + 1)) as { rowKey: string };
+  if (table === "tokens") return "tokens:token";
+  if (table === "audit") return "audit:entry";
+  if (/^fn-[0-9a-f]{24}$/.test(rowKey)) return `${table}:node id`;
+  if (/^slot:\d+$/.test(rowKey)) return `${table}:slot`;
+  if (isWaiting(rowKey)) return `${table}:waiting`;
+  return `${table}:${rowKey.startsWith("fp:") ? rowKey.split(":", 2).join(":") : rowKey.split(":", 1)[0]}`;
+};
+/** The pool's slot rows (slots below the limit, overflow and waiting rows), as stored. */
+const slotRows = async () => {
+  const nodes = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${app.prefix}nodes`, { allowInsecureConnection: true });
+  const rows: { rowKey: string; nodeId: string }[] = [];
+  const filter = "PartitionKey eq 'edge' and RowKey ge 'slot:' and RowKey lt 'slot;'";
+  for await (const e of nodes.listEntities<{ nodeId: string }>({ queryOptions: { filter } })) rows.push({ rowKey: e.rowKey!, nodeId: e.nodeId });
+  return rows;
+};
 const tableHost = () => new URL(/TableEndpoint=([^;]+)/.exec(inject("azuriteConnectionString"))![1]!).host;
 
 describe("pool capacity", () => {
-  it("admits exactly maxInFlight of 64 concurrent enrolments and answers the rest 429, giving their token uses back", async () => {
+  it("answers all of 64 concurrent enrolments 201: exactly maxInFlight hold slots, the rest wait, every token use spent", async () => {
     expect((await app.createPool("edge", { maxInFlight: 5 })).status).toBe(201);
     const enrolments = await Promise.all(
       Array.from({ length: 64 }, async () => {
@@ -31,47 +53,86 @@ describe("pool capacity", () => {
       }),
     );
     const answers = await Promise.all(enrolments.map(({ node, token }) => app.enrol(node, token)));
-    const statuses = answers.map((a) => a.status).sort();
-    expect(statuses.filter((s) => s === 201)).toHaveLength(5);
-    expect(statuses.filter((s) => s === 429)).toHaveLength(59);
-    expect((await registry().pools.get("edge"))!.inFlight).toBe(5);
+    expect(answers.map((a) => a.status)).toEqual(Array(64).fill(201));
+    const answered = answers.map((a) => (a.json as { nodeId: string }).nodeId);
+    expect(new Set(answered).size).toBe(64);
+    for (const a of answers) expect(a.json).toMatchObject({ status: "Enrolling" });
+    const pool = (await registry().pools.get("edge"))!;
+    expect({ inFlight: pool.inFlight, waiting: pool.waiting }).toEqual({ inFlight: 5, waiting: 59 });
     const enrolling = (await registry().nodes.list({ pool: "edge", maxPageSize: 100 })).items;
-    expect(enrolling).toHaveLength(5);
-    // Each admitted node holds its own slot.
-    expect(new Set(enrolling.map((n) => n.slot)).size).toBe(5);
+    expect(enrolling.map((n) => n.nodeId).sort()).toEqual([...answered].sort());
+    expect(enrolling.filter((n) => n.status !== "Enrolling")).toEqual([]);
+    // Five hold the five slots, one each; the other 59 each have one waiting row of their own.
+    const holders = enrolling.filter((n) => !isWaiting(n.slot));
+    expect(holders.map((n) => n.slot).sort()).toEqual(["slot:0", "slot:1", "slot:2", "slot:3", "slot:4"]);
+    for (const n of enrolling.filter((n) => isWaiting(n.slot))) expect(n.slot).toMatch(new RegExp(`^slot:~w:\\d{15}:${n.nodeId}$`));
+    const rows = await slotRows();
+    expect(rows).toHaveLength(64);
+    expect(Object.fromEntries(rows.map((r) => [r.nodeId, r.rowKey]))).toEqual(Object.fromEntries(enrolling.map((n) => [n.nodeId, n.slot])));
+    // Every node's saga was started, told to wait for its slot; every token use is spent (none given back).
+    expect(app.simulator.instanceIds().sort()).toEqual([...answered].sort());
+    for (const id of answered) expect(app.simulator.getStatus(id)!.input).toMatchObject({ nodeId: id, pool: "edge", waitsForSlot: true });
     const uses = await Promise.all(enrolments.map(({ token }) => registry().tokens.get(token.split(".")[1]!)));
-    expect(uses.reduce((sum, t) => sum + t!.uses, 0)).toBe(5);
+    expect(uses.map((t) => t!.uses)).toEqual(Array(64).fill(1));
   });
 
-  it("admits again once nodes leave in-flight: Ready, Failed and Offboarded each free their slot", async () => {
+  it("hands a slot on when a node leaves in-flight: Ready, Failed and Offboarded each free theirs for the longest-waiting node, or leave it free", async () => {
     expect((await app.createPool("edge", { maxInFlight: 2 })).status).toBe(201);
-    const enrol = async () => app.enrol(newNode(), await app.createToken("edge"));
-    const [a, b] = [await enrol(), await enrol()];
-    expect([a.status, b.status]).toEqual([201, 201]);
-    expect((await enrol()).status).toBe(429);
-
-    const move = async (res: { json: unknown }, status: "Ready" | "Failed" | "Offboarding" | "Offboarded") => {
-      const { nodeId } = res.json as { nodeId: string };
+    const enrol = async () => {
+      const res = await app.enrol(newNode(), await app.createToken("edge"));
+      expect(res.status).toBe(201);
+      return (res.json as { nodeId: string }).nodeId;
+    };
+    const slotOf = async (nodeId: string) => (await registry().nodes.get(nodeId))!.slot;
+    const counts = async () => {
+      const pool = (await registry().pools.get("edge"))!;
+      // The slot rows agree: one per node, named by the node's row.
+      const rows = await slotRows();
+      for (const r of rows) expect(await slotOf(r.nodeId)).toBe(r.rowKey);
+      expect(rows).toHaveLength(pool.inFlight + pool.waiting);
+      return { inFlight: pool.inFlight, waiting: pool.waiting };
+    };
+    const move = async (nodeId: string, status: "Ready" | "Failed" | "Offboarding" | "Offboarded") => {
       await registry().nodes.update((await registry().nodes.get(nodeId))!, () => ({ status }), "test", `node.${status.toLowerCase()}`);
     };
-    await move(a, "Ready");
+    const [a, b] = [await enrol(), await enrol()];
+    const [slotA, slotB] = [await slotOf(a), await slotOf(b)];
+    expect([slotA, slotB].sort()).toEqual(["slot:0", "slot:1"]);
     const c = await enrol();
-    expect(c.status).toBe(201);
-    expect((await enrol()).status).toBe(429);
+    expect(isWaiting(await slotOf(c))).toBe(true);
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 1 });
 
-    await move(b, "Failed");
+    // Ready frees a's slot: c, which waited, has it.
+    await move(a, "Ready");
+    expect(await slotOf(c)).toBe(slotA);
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 0 });
     const d = await enrol();
-    expect(d.status).toBe(201);
+    const e = await enrol();
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 2 });
 
-    // Offboarding holds a slot (never refused), Offboarded frees it.
+    // Failed frees b's slot: d, the longer waiting, has it; e still waits.
+    await move(b, "Failed");
+    expect(await slotOf(d)).toBe(slotB);
+    expect(isWaiting(await slotOf(e))).toBe(true);
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 1 });
+
+    // Offboarding holds a slot (over the limit, never kept waiting), and is first in line for the next one freed.
     await move(a, "Offboarding");
-    expect((await registry().pools.get("edge"))!.inFlight).toBe(3);
+    expect(await counts()).toEqual({ inFlight: 3, waiting: 1 });
     await move(c, "Ready");
-    expect((await enrol()).status).toBe(429);
+    expect(await slotOf(a)).toBe(slotA);
+    expect(isWaiting(await slotOf(e))).toBe(true);
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 1 });
+    // Offboarded frees it: e has it.
     await move(a, "Offboarded");
-    expect((await registry().pools.get("edge"))!.inFlight).toBe(1);
-    expect((await enrol()).status).toBe(201);
-    expect((await registry().pools.get("edge"))!.inFlight).toBe(2);
+    expect(await slotOf(e)).toBe(slotA);
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 0 });
+    // With no one waiting, a freed slot stays free, and the next enrolment takes it directly.
+    await move(d, "Ready");
+    expect(await counts()).toEqual({ inFlight: 1, waiting: 0 });
+    const f = await enrol();
+    expect(await slotOf(f)).toBe(slotB);
+    expect(await counts()).toEqual({ inFlight: 2, waiting: 0 });
   });
 });
 
@@ -96,32 +157,64 @@ describe("registry requests per enrolment", () => {
     }
   });
 
-  it("refuses in a pool this process saw full for 5 requests, writing only the nonce; a node already in answers 200 with a token that has uses left", async () => {
-    expect((await app.createPool("edge", { maxInFlight: 1 })).status).toBe(201);
+  it("costs a first-time enrolment into a full pool what one into a free pool costs, plus the probe and listing that find it full; a node already in answers 200", async () => {
+    expect((await app.createPool("edge", { maxInFlight: 2 })).status).toBe(201);
     const shared = await app.createToken("edge", { maxUses: 10 });
     const inside = newNode();
     expect((await app.enrol(inside, shared)).status).toBe(201);
-    // The first refusal is the one that finds the pool full (and leaves this process knowing it).
-    expect((await app.enrol(newNode(), shared)).status).toBe(429);
-    const before = (await app.snapshot()).split("\n");
-    const census = new HttpCensus();
-    try {
-      const start = census.count(tableHost());
-      const refused = await app.enrol(newNode(), shared);
-      expect(refused.status).toBe(429);
-      expect(refused.headers["retry-after"]).toBe("30");
-      expect(census.count(tableHost()) - start).toBeLessThanOrEqual(5);
-    } finally {
-      census.close();
-    }
-    // Only the request's nonce was written: no key binding, no token use, no node.
-    const after = (await app.snapshot()).split("\n");
-    const changed = after.filter((row) => !before.includes(row));
-    expect(changed).toHaveLength(1);
-    expect(changed[0]).toMatch(/^index:.*"rowKey":"nonce:/);
-    expect(before.filter((row) => !after.includes(row))).toEqual([]);
-    expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(1);
-    // The node that is in retries with the same token, which has uses left: it is answered as before, not refused.
+    /** One first-time enrolment: its answer, the registry requests it sent, and the rows it wrote (by kind). */
+    const measure = async () => {
+      const before = (await app.snapshot()).split("\n");
+      const census = new HttpCensus();
+      try {
+        const start = census.count(tableHost());
+        const res = await app.enrol(newNode(), shared);
+        const requests = census.count(tableHost()) - start;
+        const after = (await app.snapshot()).split("\n");
+        const written = after
+          .filter((row) => !before.includes(row))
+          .map(rowKind)
+          .sort();
+        const removed = before
+          .filter((row) => !after.includes(row))
+          .map(rowKind)
+          .sort();
+        return { res, requests, written, removed };
+      } finally {
+        census.close();
+      }
+    };
+    // The second slot is free: this one takes it.
+    const free = await measure();
+    expect(free.res.status).toBe(201);
+    // The pool is full now: this one waits, answered as any first-time enrolment.
+    const full = await measure();
+    expect(full.res.status).toBe(201);
+    const { nodeId } = full.res.json as { nodeId: string };
+    expect(full.res.json).toMatchObject({ nodeId, status: "Enrolling" });
+    // The same rows as a node that took a slot, its waiting row in place of the slot row; its token use spent.
+    const rows = (slot: string) => [
+      "audit:entry",
+      "index:key",
+      "index:node id",
+      "index:nonce",
+      "nodes:fp:machine-id",
+      "nodes:fp:smbios-uuid",
+      "nodes:node",
+      slot,
+      "tokens:token",
+    ];
+    expect([free.written, free.removed]).toEqual([rows("nodes:slot"), ["tokens:token"]]);
+    expect([full.written, full.removed]).toEqual([rows("nodes:waiting"), ["tokens:token"]]);
+    expect((await registry().nodes.get(nodeId))!.slot).toMatch(new RegExp(`^slot:~w:\\d{15}:${nodeId}$`));
+    // Six requests into a free pool; into a full one the same six, plus the transaction that found its slot taken
+    // (409) and the slot listing that found none free: never a refusal, and nothing printed or retried.
+    expect({ free: free.requests, full: full.requests }).toEqual({ free: 6, full: 8 });
+    expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(3);
+    const pool = (await registry().pools.get("edge"))!;
+    expect({ inFlight: pool.inFlight, waiting: pool.waiting }).toEqual({ inFlight: 2, waiting: 1 });
+    // The node that is in retries with the same token: answered as before, and nothing more spent.
     expect((await app.enrol(inside, shared)).status).toBe(200);
+    expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(3);
   });
 });

@@ -153,14 +153,29 @@ describe("POST /api/enrol", () => {
     console.warn(`[measure] 100 concurrent single-use redemptions: ${elapsedMs.toFixed(0)} ms`);
   });
 
-  it("answers 429 with Retry-After when the pool is at its in-flight limit, and gives the token use back", async () => {
+  it("enrols a node past the pool's in-flight limit as usual (201, its use spent, its saga started), where it waits for a slot", async () => {
     const token = await app.createToken("edge", { maxUses: 10 });
     for (let i = 0; i < 3; i++) expect((await app.enrol(newNode(), token)).status).toBe(201);
-    const full = await app.enrol(newNode(), token);
-    expect(full.status).toBe(429);
-    expect(full.headers["retry-after"]).toBe("30");
-    expect(problemType(full)).toBe("pool-full");
-    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(3);
+    const node = newNode();
+    const full = await app.enrol(node, token);
+    expect(full.status).toBe(201);
+    expect(full.headers["retry-after"]).toBeUndefined();
+    const { nodeId } = full.json as { nodeId: string };
+    // Answered as any enrolment: its mailbox and its saga, which waits for a slot before node-side work.
+    expect(full.json).toMatchObject({ nodeId, pool: "edge", status: "Enrolling", mailbox: { queue: `node-${nodeId}` } });
+    expect(app.simulator.getStatus(nodeId)).toMatchObject({ name: "onboardNode", input: { nodeId, pool: "edge", waitsForSlot: true } });
+    expect((await registry().nodes.get(nodeId))!).toMatchObject({
+      status: "Enrolling",
+      slot: expect.stringMatching(new RegExp(`^slot:~w:\\d{15}:${nodeId}$`)),
+    });
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(4);
+    const pool = (await registry().pools.get("edge"))!;
+    expect({ inFlight: pool.inFlight, waiting: pool.waiting }).toEqual({ inFlight: 3, waiting: 1 });
+    // Its retry is a retry (200, the same node, nothing more spent), still waiting.
+    const again = await app.enrol(node, token);
+    expect([again.status, (again.json as { nodeId: string }).nodeId]).toEqual([200, nodeId]);
+    expect((await registry().tokens.get(token.split(".")[1]!))!.uses).toBe(4);
+    expect((await registry().pools.get("edge"))!.waiting).toBe(1);
   });
 
   it("parks approval-required nodes until an admin approves or rejects them", async () => {

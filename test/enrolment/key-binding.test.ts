@@ -63,14 +63,36 @@ describe("a public key belongs to one node", () => {
     expect((await registry().nodes.list()).items).toHaveLength(1);
   });
 
-  it("still answers the key's own node on a retry, and after a pool-full refusal lets the same node in later", async () => {
+  it("still answers the key's own node on a retry; a node that waits for a slot keeps its key, and gets the slot later", async () => {
     expect((await app.createPool("tiny", { maxInFlight: 1 })).status).toBe(201);
     const first = newNode();
-    expect((await app.enrol(first, await app.createToken("tiny"))).status).toBe(201);
+    const firstToken = await app.createToken("tiny");
+    const { nodeId: firstId } = (await app.enrol(first, firstToken)).json as { nodeId: string };
+    expect((await app.enrol(first, firstToken)).status).toBe(200);
     const waiting = newNode();
-    expect((await app.enrol(waiting, await app.createToken("tiny"))).status).toBe(429);
-    // The refused create released its key: the same key may enrol the same machine elsewhere.
-    expect((await app.enrol(waiting, await app.createToken("core"))).status).toBe(201);
+    const token = await app.createToken("tiny");
+    const enrolled = await app.enrol(waiting, token);
+    expect(enrolled.status).toBe(201);
+    const { nodeId } = enrolled.json as { nodeId: string };
+    expect((await registry().nodes.get(nodeId))!.slot).toMatch(/^slot:~w:/);
+    // Not refused, so the key is bound to the waiting node: the same key elsewhere is another machine's, refused.
+    expect((await registry().nodes.getByKey((await registry().nodes.get(nodeId))!.keyId))?.nodeId).toBe(nodeId);
+    const elsewhere = await app.createToken("core");
+    const res = await app.enrol(waiting, elsewhere);
+    expect([res.status, problemType(res)]).toEqual([409, "key-in-use"]);
+    expect(await tokenUses(elsewhere)).toBe(0);
+    expect((await registry().nodes.list({ pool: "core" })).items).toEqual([]);
+    // Its retry answers its node, with its use spent once.
+    const retry = await app.enrol(waiting, token);
+    expect([retry.status, (retry.json as { nodeId: string }).nodeId]).toEqual([200, nodeId]);
+    expect(await tokenUses(token)).toBe(1);
+    // The first node leaves in-flight: the waiting node has its slot, and its retries still answer it.
+    const firstSlot = (await registry().nodes.get(firstId))!.slot;
+    expect(firstSlot).toBe("slot:0");
+    await registry().nodes.update({ pool: "tiny", nodeId: firstId }, () => ({ status: "Ready" }), "test", "node.ready");
+    expect((await registry().nodes.get(nodeId))!.slot).toBe(firstSlot);
+    expect((await app.enrol(waiting, token)).status).toBe(200);
+    expect(await tokenUses(token)).toBe(1);
   });
 });
 

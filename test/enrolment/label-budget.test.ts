@@ -76,7 +76,7 @@ describe("enrolment with a token a pool update took over the budget", () => {
     const token = await app.createToken("edge", { labels: labels("t", 45), maxUses: 2 });
     // An admin adds labels to the pool since (pool update does not yet look at its tokens).
     const spec = (await registry().pools.get("edge"))!;
-    const { name: _n, inFlight: _i, createdAt: _c, updatedAt: _u, etag: _e, ...rest } = spec;
+    const { name: _n, inFlight: _i, waiting: _w, createdAt: _c, updatedAt: _u, etag: _e, ...rest } = spec;
     await registry().pools.update("edge", { ...rest, nodeLabels: labels("p", 45) }, "admin");
 
     const node = newNode();
@@ -86,7 +86,7 @@ describe("enrolment with a token a pool update took over the budget", () => {
     expect(problem(refused).detail).toMatch(/labels: with the pool's 45 node labels, a node would carry 90 labels/);
     expect((await registry().tokens.list()).items[0]!.uses).toBe(0);
     expect((await registry().nodes.list({ pool: "edge" })).items).toEqual([]);
-    expect((await registry().pools.get("edge"))!.inFlight).toBe(0);
+    expect((await registry().pools.get("edge"))!).toMatchObject({ inFlight: 0, waiting: 0 });
     // Asked again, the same answer (not a 5xx, not a half-enrolled node).
     expect((await app.enrol(node, token)).status).toBe(409);
 
@@ -101,7 +101,7 @@ describe("enrolment with a token a pool update took over the budget", () => {
     expect((await app.createPool("edge", { nodeTaints: taints("p", 10) })).status).toBe(201);
     const token = await app.createToken("edge", { taints: taints("t", 13) });
     const spec = (await registry().pools.get("edge"))!;
-    const { name: _n, inFlight: _i, createdAt: _c, updatedAt: _u, etag: _e, ...rest } = spec;
+    const { name: _n, inFlight: _i, waiting: _w, createdAt: _c, updatedAt: _u, etag: _e, ...rest } = spec;
     await registry().pools.update("edge", { ...rest, nodeTaints: taints("p", 20) }, "admin");
     const refused = await app.enrol(newNode(), token);
     expect(refused.status).toBe(409);
@@ -115,7 +115,7 @@ describe("enrolment with a token a pool update took over the budget", () => {
     const node = newNode();
     expect((await app.enrol(node, token)).status).toBe(201);
     const spec = (await registry().pools.get("edge"))!;
-    const { name: _n, inFlight: _i, createdAt: _c, updatedAt: _u, etag: _e, ...rest } = spec;
+    const { name: _n, inFlight: _i, waiting: _w, createdAt: _c, updatedAt: _u, etag: _e, ...rest } = spec;
     await registry().pools.update("edge", { ...rest, nodeLabels: labels("p", 45) }, "admin");
     expect((await app.enrol(node, token)).status).toBe(200);
   });

@@ -75,6 +75,35 @@ describe("sweeper", () => {
     expect((await registry().pools.get("edge"))?.inFlight).toBe(0);
   });
 
+  it("leaves a node waiting for a slot alone, and counts its deadline from when it took the slot", async () => {
+    world = await startWorld({ poolSpec: { maxInFlight: 1 }, timing: { stepTimeoutScale: 100 } });
+    const silent = (e: { stepId: string }) => (e.stepId === "preflight" ? "silent" : "succeed");
+    const a = await world.enrol({ script: silent });
+    const b = await world.enrol({ script: silent });
+    const sim = world.app.simulator;
+    await sim.runUntilIdle();
+    const svc = servicesOf(world);
+    const at = () => new Date(world.clock.now());
+
+    // Both sagas are 35 minutes old: a is stuck in its node side, b has waited all along.
+    await sim.advance(35 * 60_000);
+    const sweptAt = world.clock.now();
+    const first = await sweep({ ...svc, now: at }, workflows(world), OPTIONS);
+    expect(first.sagasFailed.map((f) => f.nodeId)).toEqual([a.nodeId]);
+    // a's compensation frees its slot, which goes to b: b's node side starts now.
+    await world.settle(`${a.nodeId}:compensate`);
+    for (let i = 0; i < 200 && !b.agent.seen.some((s) => s.stepId === "preflight"); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(b.agent.seen.map((s) => s.stepId)).toEqual(["preflight"]);
+    expect((await sweep({ ...svc, now: at }, workflows(world), OPTIONS)).sagasFailed).toEqual([]);
+    // The slot came free when a's compensation took the node, before its removals: b's deadline counts from then.
+    const slotSince = Date.parse((await registry().nodes.get(b.nodeId))!.slotSince!);
+    expect(slotSince).toBeGreaterThanOrEqual(sweptAt);
+    await sim.advance(slotSince + 29 * 60_000 - world.clock.now());
+    expect((await sweep({ ...svc, now: at }, workflows(world), OPTIONS)).sagasFailed).toEqual([]);
+    await sim.advance(2 * 60_000);
+    expect((await sweep({ ...svc, now: at }, workflows(world), OPTIONS)).sagasFailed.map((f) => f.nodeId)).toEqual([b.nodeId]);
+  });
+
   it("marks expired tokens once, and reports (then, when told, removes) managed resources no live node owns", async () => {
     world = await startWorld();
     const { nodeId } = await world.enrol();

@@ -134,9 +134,10 @@ describe("cancel and retry", () => {
     expect(timeline.map((e) => e.what)).toEqual(["node.enrol", "node.cancel", "node.compensating", "node.failed", "node.retry"]);
   });
 
-  it("refuses a retry that would take the pool past its limit with 429 and Retry-After", async () => {
+  it("answers a retry into a full pool as any retry (202, a fresh run); the node waits for a slot and gets the next one freed", async () => {
     await app.createPool("full", { maxInFlight: 1 });
     const first = await enrolled("full");
+    const firstRun = (app.simulator.getStatus(first)!.input as { run: string }).run;
     // Its run ends (as a failed saga's does) and leaves it Failed.
     app.simulator.raiseEvent(first, "test-finish", "failed");
     await app.simulator.runUntilIdle();
@@ -146,10 +147,27 @@ describe("cancel and retry", () => {
       "test",
       "test",
     );
-    await enrolled("full");
+    const second = await enrolled("full");
+    expect((await registry.nodes.get(second))!.slot).toBe("slot:0");
     const res = await app.call("POST", `/api/manage/nodes/${first}/retry`, { headers: admin });
-    expect([res.status, problemType(res), res.headers["retry-after"]]).toEqual([429, "pool-full", "30"]);
-    expect((await registry.nodes.get(first))!.status).toBe("Failed");
+    expect([res.status, res.headers["retry-after"]]).toEqual([202, undefined]);
+    expect(res.json).toEqual({ nodeId: first, status: "Enrolling", operationId: first });
+    expect(res.headers.location).toBe(`/api/manage/operations/${first}`);
+    await app.simulator.runUntilIdle();
+    const run = app.simulator.getStatus(first)!;
+    expect(run.runtimeStatus).toBe("Running");
+    expect(run.input).toMatchObject({ nodeId: first, pool: "full", waitsForSlot: true });
+    expect((run.input as { run: string }).run).not.toBe(firstRun);
+    expect(await auditOf(first)).toContain("alice@contoso.example node.retry");
+    // Enrolling, in a waiting row: the pool's one slot stays the second node's.
+    const retried = (await registry.nodes.get(first))!;
+    expect(retried).toMatchObject({ status: "Enrolling", slot: expect.stringMatching(new RegExp(`^slot:~w:\\d{15}:${first}$`)) });
+    expect(retried.lastError).toBeUndefined();
+    expect((await registry.pools.get("full"))!).toMatchObject({ inFlight: 1, waiting: 1 });
+    // The second node leaves in-flight: its slot goes to the retried node.
+    await registry.nodes.update({ pool: "full", nodeId: second }, () => ({ status: "Ready" }), "test", "test");
+    expect((await registry.nodes.get(first))!.slot).toBe("slot:0");
+    expect((await registry.pools.get("full"))!).toMatchObject({ inFlight: 1, waiting: 0 });
   });
 
   it("answers 404 for an unknown node and 400 naming the field for a malformed id", async () => {

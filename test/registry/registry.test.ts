@@ -2,7 +2,8 @@ import { createDefaultHttpClient, createHttpHeaders, type HttpClient } from "@az
 import { TableClient } from "@azure/data-tables";
 import { describe, expect, inject, it } from "vitest";
 import { GroupInsert } from "../../orchestrations/clients/registry/group-insert.js";
-import { Registry, RegistryError } from "../../orchestrations/clients/registry/registry.js";
+import { isWaiting } from "../../orchestrations/clients/registry/in-flight.js";
+import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { freshRegistry, newNodeInput as node, poolSpec, recordingRegistry, uniquePrefix } from "./fixtures.js";
 
 describe("registry on Azurite", () => {
@@ -180,30 +181,72 @@ describe("registry on Azurite", () => {
     expect(stored).toBe(10);
   });
 
-  it("counts in-flight nodes in the same transaction that creates or moves them", async () => {
-    const { registry } = await freshRegistry();
+  it("counts in-flight and waiting nodes in the same transaction that creates or moves them", async () => {
+    // A clock that moves a second on every reading: nodes that wait arrive in a known order.
+    let at = Date.parse("2025-01-01T00:00:00Z");
+    const { registry, prefix } = await freshRegistry(() => new Date((at += 1000)));
     await registry.pools.create("edge", poolSpec({ maxInFlight: 2 }), "alice");
-    await registry.nodes.create(node("edge", "n1"), "test");
-    await registry.nodes.create(node("edge", "n2"), "test");
-    await expect(registry.nodes.create(node("edge", "n3"), "test")).rejects.toMatchObject({ code: "PoolFull" });
-    // Waiting for approval takes no slot.
-    await registry.nodes.create(node("edge", "n4", "AwaitingApproval"), "test");
-    expect((await registry.pools.get("edge"))?.inFlight).toBe(2);
+    const nodes = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}nodes`, { allowInsecureConnection: true });
+    // The counts, after checking them against the slot rows: each row is its node's, and the node row names it.
+    const count = async () => {
+      const pool = (await registry.pools.get("edge"))!;
+      const rows: string[] = [];
+      const filter = "PartitionKey eq 'edge' and RowKey ge 'slot:' and RowKey lt 'slot;'";
+      for await (const e of nodes.listEntities<{ nodeId: string }>({ queryOptions: { filter } })) {
+        expect((await registry.nodes.get(e.nodeId))!.slot).toBe(e.rowKey);
+        rows.push(e.nodeId);
+      }
+      expect(new Set(rows).size).toBe(rows.length);
+      expect(rows).toHaveLength(pool.inFlight + pool.waiting);
+      return { inFlight: pool.inFlight, waiting: pool.waiting };
+    };
+    const slotOf = async (nodeId: string) => (await registry.nodes.get(nodeId))!.slot;
+    const n1 = await registry.nodes.create(node("edge", "n1"), "test");
+    const n2 = await registry.nodes.create(node("edge", "n2"), "test");
+    expect([n1.slot, n2.slot].sort()).toEqual(["slot:0", "slot:1"]);
+    // A full pool refuses nobody: the third node waits (a waiting row, not a slot).
+    const n3 = await registry.nodes.create(node("edge", "n3"), "test");
+    expect(n3.status).toBe("Enrolling");
+    expect(isWaiting(n3.slot)).toBe(true);
+    expect(n3.slot).toMatch(/^slot:~w:\d{15}:n3$/);
+    expect(await slotOf("n3")).toBe(n3.slot);
+    // Waiting for approval takes no slot and no waiting row.
+    const n4 = await registry.nodes.create(node("edge", "n4", "AwaitingApproval"), "test");
+    expect(n4.slot).toBeUndefined();
+    expect(await count()).toEqual({ inFlight: 2, waiting: 1 });
     await expect(registry.nodes.create(node("edge", "n1"), "test")).rejects.toMatchObject({ code: "NodeExists" });
+    expect(await count()).toEqual({ inFlight: 2, waiting: 1 });
 
-    const n1 = (await registry.nodes.get("n1"))!;
-    await registry.nodes.update(n1, () => ({ status: "Ready" }), "saga", "node.ready");
-    expect((await registry.pools.get("edge"))?.inFlight).toBe(1);
-    const n4 = (await registry.nodes.get("n4"))!;
-    await registry.nodes.update(n4, () => ({ status: "Enrolling" }), "alice", "node.approve");
-    expect((await registry.pools.get("edge"))?.inFlight).toBe(2);
-    // A full pool refuses more onboarding, but never offboarding: that frees resources.
-    await expect(registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Enrolling" }), "x", "node.reenrol")).rejects.toMatchObject({
-      code: "PoolFull",
-    });
-    expect(RegistryError).toBeDefined();
+    // n1 leaves in-flight: its slot goes to n3, which waited, in the same transaction.
+    await registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Ready" }), "saga", "node.ready");
+    expect(await count()).toEqual({ inFlight: 2, waiting: 0 });
+    expect(await slotOf("n1")).toBeUndefined();
+    expect(await slotOf("n3")).toBe(n1.slot);
+    // Approved into a full pool, n4 waits.
+    await registry.nodes.update((await registry.nodes.get("n4"))!, () => ({ status: "Enrolling" }), "alice", "node.approve");
+    expect(isWaiting(await slotOf("n4"))).toBe(true);
+    expect(await count()).toEqual({ inFlight: 2, waiting: 1 });
+    // Offboarding is never kept waiting (it frees resources): over the limit, it takes an overflow row.
     await registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Offboarding" }), "x", "node.offboarding");
-    expect((await registry.pools.get("edge"))?.inFlight).toBe(3);
+    expect(await slotOf("n1")).toBe("slot:~n1");
+    expect(await count()).toEqual({ inFlight: 3, waiting: 1 });
+    // A slot freed while the pool is over its limit goes to the offboarding node first, not to n4.
+    await registry.nodes.update((await registry.nodes.get("n2"))!, () => ({ status: "Ready" }), "saga", "node.ready");
+    expect(await slotOf("n1")).toBe(n2.slot);
+    expect(isWaiting(await slotOf("n4"))).toBe(true);
+    expect(await count()).toEqual({ inFlight: 2, waiting: 1 });
+    // Re-enrolling into a full pool waits too, behind n4.
+    await registry.nodes.update((await registry.nodes.get("n2"))!, () => ({ status: "Enrolling" }), "x", "node.reenrol");
+    expect(isWaiting(await slotOf("n2"))).toBe(true);
+    expect(await count()).toEqual({ inFlight: 2, waiting: 2 });
+    await registry.nodes.update((await registry.nodes.get("n1"))!, () => ({ status: "Offboarded" }), "x", "node.offboarded");
+    expect(await slotOf("n4")).toBe(n2.slot);
+    expect(isWaiting(await slotOf("n2"))).toBe(true);
+    expect(await count()).toEqual({ inFlight: 2, waiting: 1 });
+    // A waiting node that fails gives up its place and frees nothing.
+    await registry.nodes.update((await registry.nodes.get("n2"))!, () => ({ status: "Failed" }), "x", "node.failed");
+    expect(await slotOf("n2")).toBeUndefined();
+    expect(await count()).toEqual({ inFlight: 2, waiting: 0 });
   });
 
   it("keeps the counter exact when many writers move nodes at once", async () => {

@@ -2,7 +2,7 @@
  * A pool's in-flight capacity as slot rows: `slot:<k>` (k in 0..maxInFlight-1) in the pool's partition of `nodes`,
  * each naming the node that holds it; the node row names its slot (`slot`). A node takes a slot by inserting its row
  * and frees it by deleting it, in the same entity-group transaction that creates or moves the node, so the slots
- * cannot drift from the nodes: a slot is never held by a node that left in-flight, and a node never runs without one.
+ * cannot drift from the nodes: a slot is never held by a node that left in-flight, and no node-side work runs without one.
  *
  * Why slots and not one counter row: every enrolment of a pool used to update the pool's `$counter` row under its
  * ETag, so concurrent enrolments serialised on it and spent their time in 412 retries (34–37 requests per enrolment at
@@ -10,23 +10,32 @@
  * second insert of the same row (409), which is what keeps capacity exact: at most maxInFlight slot rows below the
  * limit can exist, and each is one node's. An enrolment starts at a slot picked by a hash of its node id, so
  * concurrent enrolments rarely pick the same one; on a 409 it lists the taken slots (one range query) and picks a
- * free one at random, or answers PoolFull when none is. Sharded counters would still need a read-modify-write per
- * enrolment (and a sum over shards to refuse); admission in the saga would answer 201 for nodes that then wait.
+ * free one at random, or takes its `whenFull` row when none is. Sharded counters would still need a read-modify-write
+ * per enrolment (and a sum over shards to decide).
  *
  * - Offboarding holds a slot (it is saga work) but is never refused: when no slot is free it takes an overflow row
  *   (`slot:~<node>`), which counts as in flight. A node that frees a slot while an overflow row exists hands the slot
  *   to that node instead (same transaction: the slot row re-pointed, the overflow row deleted, the holder's row told),
  *   so a pool over its limit admits nobody until it is back under it. Freeing a slot therefore costs one range query.
+ * - An enrolment is never refused either: when no slot is free the node takes a waiting row
+ *   (`slot:~w:<enrolled-at ms>:<node>`), which does not count against the limit. Its saga prepares the Azure side (the
+ *   mailbox, the Arc machine, the grants: ARM's bucket paces that, not the pool) and waits for a slot before it touches
+ *   the node or the cluster. Waiting rows sort after overflow rows and in the order nodes arrived, so a freed slot goes
+ *   to an offboarding over the limit first, then to the node that has waited longest. Why not 429 as before: a refused
+ *   node retried every 30 s with nothing done, so ARM's write budget sat idle whenever `maxInFlight` sagas could not
+ *   ask for all of it (issue 16: 0.37 of the bucket's bound at 100 in flight), and a slot, once free, first waited for
+ *   a retry and then for the whole Azure side of the saga that took it.
  * - Lowering maxInFlight leaves slots above the new limit with their nodes until they leave in-flight; the listing
- *   counts them, so an enrolment that finds its first slot taken is refused while the pool is over its limit.
- * - The in-flight count is the number of slot rows (a range query; admin reads only, never enrolment).
+ *   counts them, so an enrolment that finds its first slot taken waits while the pool is over its limit.
+ * - The in-flight count is the number of slot and overflow rows, the waiting count that of waiting rows (one range
+ *   query; admin reads only, never enrolment).
  * - A slot row whose node does not hold it (none should exist: rows move in transactions) is reclaimed by the
  *   sweeper through `reclaim`.
  * - Each process remembers which slots of a pool it took, is taking, or last saw taken in a listing (`KnownSlots`), and
  *   starts a node's search at the first slot from its hash that it does not know to be taken: the service's 409 still
  *   decides, the memory only spares the conflicts one process would have with itself (a hash collision among 800
  *   enrolments into 10,000 slots cost 0.07 requests per enrolment). A slot another process freed looks taken until
- *   the next listing, which costs a probe further, never a refusal: only a listing answers PoolFull.
+ *   the next listing, which costs a probe further, never a wait: only a listing sends a node to wait.
  */
 import { createHash, randomInt } from "node:crypto";
 import type { TableClient, TransactionAction, TableTransactionResponse } from "@azure/data-tables";
@@ -36,7 +45,12 @@ import { RegistryError, deleteIfPresent, escape, read, status } from "./table-ro
 const SLOT_RANGE = (pool: string) => `PartitionKey eq '${escape(pool)}' and RowKey ge 'slot:' and RowKey lt 'slot;'`;
 const slotRow = (k: number) => `slot:${k}`;
 const OVERFLOW = "slot:~";
-const overflowRow = (nodeId: string) => `${OVERFLOW}${nodeId}`;
+export const overflowRow = (nodeId: string) => `${OVERFLOW}${nodeId}`;
+const WAITING = "slot:~w:";
+/** A node waiting for a slot: ordered by when it arrived (ms since the epoch, fixed width), then by node. */
+export const waitingRow = (at: Date, nodeId: string) => `${WAITING}${String(at.getTime()).padStart(15, "0")}:${nodeId}`;
+/** Whether a node's slot row lets it run node-side work (a slot below the limit, or offboarding's overflow). */
+export const isWaiting = (slot: string | undefined): boolean => slot?.startsWith(WAITING) === true;
 /** The legacy per-pool counter row; removed with the pool. */
 const LEGACY_COUNTER = "$counter";
 const ATTEMPTS = 16;
@@ -49,8 +63,11 @@ export interface SlotMove {
   inFlight: boolean;
   /** The pool's maxInFlight. */
   limit: number;
-  /** Never refused (offboarding): an overflow row when no slot is free. */
-  overflow?: boolean;
+  /**
+   * The row the node takes when no slot is free: never a refusal. Offboarding takes an overflow row (overflowRow: it
+   * runs, over the limit); anything else a waiting row (waitingRow: its saga waits before node-side work).
+   */
+  whenFull: string;
 }
 
 /** An action of the caller's that the service refused (its index among the caller's actions, and the status). */
@@ -76,43 +93,68 @@ export class InFlightSlots {
     this.known.forget(pool);
   }
 
-  async count(pool: string): Promise<number> {
-    return (await this.taken(pool)).length;
-  }
-
-  /** Whether this process, as far as it knows, saw every slot of the pool taken: a hint, which costs no request. */
-  seenFull(pool: string, limit: number): boolean {
-    return this.known.takenCount(pool) >= limit;
+  /** Nodes in flight (holding a slot or an overflow row) and nodes waiting for a slot. */
+  async count(pool: string): Promise<{ inFlight: number; waiting: number }> {
+    const rows = await this.taken(pool);
+    const waiting = rows.filter(isWaiting).length;
+    return { inFlight: rows.length - waiting, waiting };
   }
 
   /**
-   * PoolFull before the caller writes anything, when this process saw the pool full and a listing says it still is;
-   * otherwise nothing (and no request while the process knows of a free slot): the slot transaction decides then.
+   * Moves a waiting node onto a free slot below the limit, when there is one (the limit was raised, or a slot was freed
+   * with no one to hand it to): `actions` are the node's own (action 0 its row, under its ETag). The slot taken, or
+   * undefined when none is free (nothing written). The usual way out of waiting is a handoff, which needs none of this.
    */
-  async refuseIfFull(pool: string, limit: number): Promise<void> {
-    if (!this.seenFull(pool, limit)) return;
-    const taken = await this.taken(pool);
-    this.known.listed(pool, taken);
-    if (taken.length >= limit) throw new RegistryError("PoolFull", `pool '${pool}' has ${taken.length} of ${limit} onboarding slots in use`);
+  async promote(
+    pool: string,
+    move: { nodeId: string; held: string; limit: number },
+    actions: (slot: string) => TransactionAction[],
+  ): Promise<{ slot: string; response: TableTransactionResponse } | undefined> {
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const slot = await this.freeSlot(pool, move.limit);
+      if (slot === undefined) return undefined;
+      const batch = actions(slot);
+      const own = batch.length;
+      batch.push(["create", { partitionKey: pool, rowKey: slot, nodeId: move.nodeId }], ["delete", { partitionKey: pool, rowKey: move.held }]);
+      this.known.taking(pool, slot);
+      try {
+        const response = await this.table.submitTransaction(batch);
+        this.known.settled(pool, slot, true);
+        return { slot, response };
+      } catch (error) {
+        const failed = isRestError(error) ? Number(/^(\d+):/.exec(error.message)?.[1]) : NaN;
+        this.known.settled(pool, slot, Number.isNaN(failed) || (failed === own && status(error) === 409));
+        if (Number.isNaN(failed)) throw error;
+        if (failed < own) throw new ActionRefused(failed, status(error) ?? 0);
+        if (failed === own && status(error) === 409) continue;
+        throw error;
+      }
+    }
+    throw new RegistryError("TooManyRetries", `pool '${pool}' is too contended; retry`);
   }
 
   /**
    * Runs the caller's `actions` (rows of the pool's partition in `nodes`; action 0 the node's own) in one transaction
    * with the node's slot taken or freed as `move` says. `actions` receives the slot the node holds after the change.
-   * Refusals of the caller's actions are thrown as ActionRefused; a full pool as PoolFull.
+   * Refusals of the caller's actions are thrown as ActionRefused; a full pool gives the node its `whenFull` row. `heir` is the node a freed
+   * slot was handed to, if any: its saga may be waiting for it.
    */
   async transact(
     pool: string,
     move: SlotMove,
     actions: (slot: string | undefined) => TransactionAction[],
-  ): Promise<{ slot: string | undefined; response: TableTransactionResponse }> {
-    let candidate = move.inFlight && !move.held ? this.known.first(pool, hashSlot(move.nodeId, move.limit), move.limit) : undefined;
-    let release = !move.inFlight ? move.held : undefined;
+  ): Promise<{ slot: string | undefined; response: TableTransactionResponse; heir?: string }> {
+    // A waiting node that starts offboarding leaves the queue for a slot or an overflow row: offboarding runs at once.
+    const leavesQueue = move.inFlight && isWaiting(move.held) && !isWaiting(move.whenFull);
+    const held = leavesQueue ? undefined : move.held;
+    let candidate = move.inFlight && !held ? this.known.first(pool, hashSlot(move.nodeId, move.limit), move.limit) : undefined;
+    let release = !move.inFlight ? held : undefined;
     for (let i = 0; i < ATTEMPTS; i++) {
-      const slot = move.inFlight ? (move.held ?? candidate) : undefined;
+      const slot = move.inFlight ? (held ?? candidate) : undefined;
       const batch = actions(slot);
       const own = batch.length;
       if (candidate) batch.push(["create", { partitionKey: pool, rowKey: candidate, nodeId: move.nodeId }]);
+      if (leavesQueue) batch.push(["delete", { partitionKey: pool, rowKey: move.held! }]);
       const heir = release && !release.startsWith(OVERFLOW) ? await this.overflowHolder(pool, move.nodeId) : undefined;
       if (release && heir) {
         batch.push(
@@ -126,7 +168,7 @@ export class InFlightSlots {
         const response = await this.table.submitTransaction(batch);
         if (candidate) this.known.settled(pool, candidate, true);
         if (release) this.known.settled(pool, release, !!heir);
-        return { slot, response };
+        return { slot, response, ...(heir ? { heir: heir.nodeId } : {}) };
       } catch (error) {
         const code = status(error);
         // The service names the failed action by index at the start of its message ("1:The specified entity…").
@@ -136,7 +178,7 @@ export class InFlightSlots {
         if (code === undefined || Number.isNaN(failed)) throw error;
         if (failed < own) throw new ActionRefused(failed, code);
         if (candidate && failed === own && code === 409) {
-          candidate = await this.freeSlot(pool, move);
+          candidate = (await this.freeSlot(pool, move.limit)) ?? move.whenFull;
           continue;
         }
         // The heir was handed a slot by someone else, or left: look again.
@@ -176,6 +218,18 @@ export class InFlightSlots {
     return (await read(this.table, pool, slot))?.nodeId as string | undefined;
   }
 
+  /** The nodes waiting for a slot of the pool, longest-waiting first, at most `max` of them. */
+  async waiters(pool: string, max: number): Promise<string[]> {
+    const filter = `PartitionKey eq '${escape(pool)}' and RowKey ge '${WAITING}' and RowKey lt 'slot:~w;'`;
+    const nodes: string[] = [];
+    if (max <= 0) return nodes;
+    for await (const e of this.table.listEntities<{ nodeId: string }>({ queryOptions: { filter, select: ["nodeId"] } })) {
+      nodes.push(e.nodeId);
+      if (nodes.length >= max) break;
+    }
+    return nodes;
+  }
+
   /** A node holding an overflow row of the pool, other than `self`. */
   private async overflowHolder(pool: string, self: string): Promise<{ row: string; nodeId: string } | undefined> {
     const filter = `PartitionKey eq '${escape(pool)}' and RowKey ge '${OVERFLOW}' and RowKey lt 'slot:~~'`;
@@ -191,22 +245,17 @@ export class InFlightSlots {
     return rows;
   }
 
-  /** A free slot below the limit, picked at random so contenders spread out; PoolFull, or overflow, when none is. */
-  private async freeSlot(pool: string, move: SlotMove): Promise<string> {
-    const taken = await this.taken(pool);
+  /** A free slot below the limit, picked at random so contenders spread out; undefined when none is. */
+  private async freeSlot(pool: string, limit: number): Promise<string | undefined> {
+    const taken = (await this.taken(pool)).filter((row) => !isWaiting(row));
     const held = new Set(taken);
     const pending = this.known.listed(pool, taken);
     // Slots this process is taking right now are tried last: the service, not the memory, decides the pool is full.
     const free: number[] = [];
     const busy: number[] = [];
-    if (taken.length < move.limit)
-      for (let k = 0; k < move.limit && free.length < 64; k++) if (!held.has(slotRow(k))) (pending.has(slotRow(k)) ? busy : free).push(k);
+    if (taken.length < limit) for (let k = 0; k < limit && free.length < 64; k++) if (!held.has(slotRow(k))) (pending.has(slotRow(k)) ? busy : free).push(k);
     const pick = free.length > 0 ? free : busy;
-    if (pick.length === 0) {
-      if (move.overflow) return overflowRow(move.nodeId);
-      throw new RegistryError("PoolFull", `pool '${pool}' has ${taken.length} of ${move.limit} onboarding slots in use`);
-    }
-    return slotRow(pick[randomInt(pick.length)]!);
+    return pick.length === 0 ? undefined : slotRow(pick[randomInt(pick.length)]!);
   }
 }
 
@@ -232,11 +281,14 @@ class KnownSlots {
   }
 
   taking(pool: string, row: string): void {
+    // Only slots below the limit are picked from memory: overflow and waiting rows are one node's each.
+    if (row.startsWith(OVERFLOW)) return;
     this.set(this.pending, pool).add(row);
   }
 
   /** A transaction that took (or tried to take, or freed) `row` was answered: `held` says whether the row exists now. */
   settled(pool: string, row: string, held: boolean): void {
+    if (row.startsWith(OVERFLOW)) return;
     this.pending.get(pool)?.delete(row);
     if (held) this.set(this.taken, pool).add(row);
     else this.taken.get(pool)?.delete(row);
@@ -251,10 +303,6 @@ class KnownSlots {
 
   forget(pool: string): void {
     this.taken.delete(pool);
-  }
-
-  takenCount(pool: string): number {
-    return this.taken.get(pool)?.size ?? 0;
   }
 
   private set(map: Map<string, Set<string>>, pool: string, initial?: Set<string>): Set<string> {

@@ -186,7 +186,12 @@ export const PoolSpec = z.strictObject({
   roleGrants: z.array(RoleGrant).max(16).default([]),
   approvalPolicy: ApprovalPolicy.default("token"),
   clonePolicy: ClonePolicy.default("reject"),
-  maxInFlight: z.int().min(1).max(10_000).default(20).describe("Onboarding sagas allowed to run at once in this pool"),
+  maxInFlight: z
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(20)
+    .describe("Nodes of this pool in node-side work (joining or leaving the cluster) at once; more enrol and wait, their Azure side prepared"),
   maxNodes: z
     .int()
     .min(1)
@@ -202,13 +207,15 @@ export const Pool = PoolSpec.extend({
   nodeLabels: StoredLabels.default({}),
   roleGrants: z.array(StoredRoleGrant).max(16).default([]),
   inFlight: z.int().min(0),
+  /** Nodes enrolled while every slot was taken: their sagas prepare the Azure side and wait for a slot (in-flight.ts). */
+  waiting: z.int().min(0).default(0),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   etag: z.string(),
 });
 export type Pool = z.infer<typeof Pool>;
 /** A pool as enrolment and the node table read it: the spec without the in-flight count (a query of its own). */
-export type PoolRecord = Omit<Pool, "inFlight">;
+export type PoolRecord = Omit<Pool, "inFlight" | "waiting">;
 
 export const NodeStatus = z.enum(["Enrolling", "AwaitingApproval", "Onboarding", "Ready", "Failed", "Offboarding", "Offboarded"]);
 export type NodeStatus = z.infer<typeof NodeStatus>;
@@ -282,8 +289,10 @@ export const NodeRecord = z.object({
   /** Adopt pools: the Arc machine azcmagent created for this node, set when its write event arrives. */
   arcMachineId: z.string().optional(),
   createdObjects: z.array(z.string()).default([]),
-  /** The pool slot (row key) the node holds while in flight (clients/registry/in-flight.ts). */
+  /** The pool slot (row key) the node holds while in flight, or its waiting row (clients/registry/in-flight.ts). */
   slot: z.string().optional(),
+  /** When the node, having waited for a slot, took one: its onboarding's deadline counts from then (sweep.ts). */
+  slotSince: z.iso.datetime().optional(),
   lastError: NodeError.optional(),
   pendingClaim: PendingClaim.optional(),
   cloneOf: z.string().optional(),

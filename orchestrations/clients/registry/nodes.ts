@@ -10,7 +10,8 @@ import type { TableClient, TableTransactionResponse, TransactionAction } from "@
 import type { NonceClaim } from "../../../contract/nonce-store.js";
 import { IN_FLIGHT, NodeRecord, type NodeStatus } from "./model.js";
 import type { AuditLog } from "./audit.js";
-import { ActionRefused, type InFlightSlots } from "./in-flight.js";
+import { ActionRefused, isWaiting, overflowRow, waitingRow, type InFlightSlots } from "./in-flight.js";
+import { noteHandoff } from "./slot-handoffs.js";
 import { NodeIndex } from "./node-index.js";
 import type { PoolTable } from "./pools.js";
 import { RegistryError, backoff, escape, ETAG_ATTEMPTS, fromRow, page, read, toRow, type Clock, type Page } from "./table-rows.js";
@@ -52,7 +53,7 @@ export class NodeTable {
   constructor(
     private readonly table: TableClient,
     indexTable: TableClient,
-    private readonly slots: Pick<InFlightSlots, "transact" | "reclaim" | "seenFull" | "refuseIfFull">,
+    private readonly slots: Pick<InFlightSlots, "transact" | "reclaim" | "promote" | "waiters">,
     private readonly pools: Pick<PoolTable, "spec">,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
@@ -164,8 +165,9 @@ export class NodeTable {
   }
 
   /**
-   * Creates a node, its fingerprint rows and, if it starts in flight, takes one of the pool's slots: one transaction.
-   * Refused with PoolFull when the pool has no slot, NodeExists when the node is there already, and FingerprintTaken
+   * Creates a node, its fingerprint rows and, if it starts in flight, takes one of the pool's slots or, when none is
+   * free, a place among the nodes waiting for one: one transaction.
+   * Refused with NodeExists when the node is there already, and FingerprintTaken
    * when `fingerprints` is "insert" and another node owns one of them (the caller looks for a clone).
    * `pool` is the pool as the caller read it (its limit); read here when not given.
    */
@@ -180,15 +182,19 @@ export class NodeTable {
     const at = this.now().toISOString();
     const fingerprintAction = options.fingerprints === "insert" ? "create" : "upsert";
     const { slot, response } = await this.withKeyReleasedOnFailure(node, () =>
-      this.transact(node.pool, { nodeId: node.nodeId, inFlight: IN_FLIGHT.has(node.status), limit: pool.maxInFlight }, (slot) => [
-        ["create", nodeEntity(node.pool, node.nodeId, { ...node, slot, createdAt: at, updatedAt: at })],
-        // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
-        ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction =>
-          fingerprintAction === "create"
-            ? ["create", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }]
-            : ["upsert", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }, "Replace"],
-        ),
-      ]),
+      this.transact(
+        node.pool,
+        { nodeId: node.nodeId, inFlight: IN_FLIGHT.has(node.status), limit: pool.maxInFlight, whenFull: waitingRow(this.now(), node.nodeId) },
+        (slot) => [
+          ["create", nodeEntity(node.pool, node.nodeId, { ...node, slot, createdAt: at, updatedAt: at })],
+          // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
+          ...(options.claimFingerprint === false ? [] : fingerprintRows(node.fingerprint)).map((rk): TransactionAction =>
+            fingerprintAction === "create"
+              ? ["create", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }]
+              : ["upsert", { partitionKey: node.pool, rowKey: rk, nodeId: node.nodeId }, "Replace"],
+          ),
+        ],
+      ),
     );
     await this.audit.write({
       actor,
@@ -233,11 +239,14 @@ export class NodeTable {
       // A node in flight since before slots existed holds none, and takes none until it leaves in-flight: a saga
       // under way is never refused for capacity.
       const inFlight = IN_FLIGHT.has(next.status) && !(IN_FLIGHT.has(node.status) && !node.slot);
-      // Only taking a slot needs the limit. Offboarding frees resources: it takes a slot but is never refused.
-      const limit = inFlight && !node.slot ? ((await this.pools.spec(ref.pool))?.maxInFlight ?? 1) : 0;
+      // Only taking a slot needs the limit (a waiting node that starts offboarding takes one, or an overflow row).
+      const takes = inFlight && (!node.slot || (isWaiting(node.slot) && next.status === "Offboarding"));
+      const limit = takes ? ((await this.pools.spec(ref.pool))?.maxInFlight ?? 1) : 0;
       let moved: { slot: string | undefined; response: TableTransactionResponse };
       try {
-        moved = await this.transact(ref.pool, { nodeId: ref.nodeId, held: node.slot, inFlight, limit, overflow: next.status === "Offboarding" }, (slot) => [
+        const whenFull = next.status === "Offboarding" ? overflowRow(ref.nodeId) : waitingRow(this.now(), ref.nodeId);
+        const move = { nodeId: ref.nodeId, held: node.slot, inFlight, limit, whenFull };
+        moved = await this.transact(ref.pool, move, (slot) => [
           ["update", nodeEntity(ref.pool, ref.nodeId, { ...next, slot, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
           ...(next.fingerprint !== node.fingerprint
             ? fingerprintRows(next.fingerprint).map((rk): TransactionAction => [
@@ -277,14 +286,47 @@ export class NodeTable {
     throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
   }
 
-  /** Whether this process last saw the pool's slots all taken (no request; see in-flight.ts). */
-  seenFull(pool: { name: string; maxInFlight: number }): boolean {
-    return this.slots.seenFull(pool.name, pool.maxInFlight);
+  /**
+   * Whether the node may run node-side work: it holds a slot (or offboarding's overflow row). A node waiting for one
+   * takes a slot that is free below the limit (raised since, or freed with no one to hand it to); a handoff needs
+   * none of this. False when it still waits, or is no longer in flight (its saga is being stopped). A node that
+   * `waited` records when its wait ended (`slotSince`, `at`: the saga's clock, which its deadline is measured on).
+   */
+  async takeSlot(ref: { pool: string; nodeId: string }, options: { waited: boolean; at: string }): Promise<boolean> {
+    for (let i = 0; i < ETAG_ATTEMPTS; i++) {
+      const node = await this.getInPool(ref.pool, ref.nodeId);
+      if (!node || !IN_FLIGHT.has(node.status)) return false;
+      if (!isWaiting(node.slot)) {
+        if (options.waited && node.slotSince !== options.at)
+          await this.update(node, (n) => (isWaiting(n.slot) ? undefined : { slotSince: options.at }), "service:onboard", null);
+        return true;
+      }
+      const limit = (await this.pools.spec(ref.pool))?.maxInFlight ?? 1;
+      const since = options.at;
+      try {
+        const taken = await this.slots.promote(ref.pool, { nodeId: ref.nodeId, held: node.slot!, limit }, (slot) => [
+          [
+            "update",
+            nodeEntity(ref.pool, ref.nodeId, { ...node, slot, slotSince: since, nodeId: undefined, pool: undefined, etag: undefined }),
+            "Replace",
+            { etag: node.etag },
+          ],
+        ]);
+        if (!taken) return false;
+        this.saw(NodeRecord.parse({ ...node, slot: taken.slot, slotSince: since, etag: etagOf(taken.response) }));
+        return true;
+      } catch (error) {
+        // The node changed meanwhile (a handoff re-pointed its slot, its status moved): decide on a fresh read.
+        if (error instanceof ActionRefused && error.index === 0 && error.status === 412) continue;
+        throw error;
+      }
+    }
+    throw new RegistryError("TooManyRetries", `node '${ref.nodeId}' is too contended; retry`);
   }
 
-  /** PoolFull, before anything is written, when this process saw the pool full and a listing agrees. */
-  refuseIfFull(pool: { name: string; maxInFlight: number }): Promise<void> {
-    return this.slots.refuseIfFull(pool.name, pool.maxInFlight);
+  /** The nodes waiting for a slot of the pool, longest-waiting first (at most `max`). */
+  waiters(pool: string, max: number): Promise<string[]> {
+    return this.slots.waiters(pool, max);
   }
 
   /** Frees slots of the pool no node holds (see in-flight.ts); returns the rows freed. */
@@ -298,7 +340,9 @@ export class NodeTable {
   /** The slot transaction, with the node's own refusals named: its row (action 0) and its fingerprints. */
   private async transact(...args: Parameters<InFlightSlots["transact"]>): ReturnType<InFlightSlots["transact"]> {
     try {
-      return await this.slots.transact(...args);
+      const done = await this.slots.transact(...args);
+      if (done.heir) noteHandoff({ pool: args[0], nodeId: done.heir });
+      return done;
     } catch (error) {
       if (!(error instanceof ActionRefused)) throw error;
       if (error.index === 0 && error.status === 409) throw new RegistryError("NodeExists", "the node exists already");
@@ -308,7 +352,7 @@ export class NodeTable {
     }
   }
 
-  /** A create that fails after binding its key (pool full, a lost race) must not keep the key from the next try. */
+  /** A create that fails after binding its key (a lost race, a taken fingerprint) must not keep the key from the next try. */
   private async withKeyReleasedOnFailure<T>(node: { nodeId: string; keyId: string }, work: () => Promise<T>): Promise<T> {
     try {
       return await work();

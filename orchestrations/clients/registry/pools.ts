@@ -41,7 +41,7 @@ function checkFits(row: Row, pool: string): Row {
 }
 
 /** Built once: a zod schema derived per call is compiled again on its first parse, on every enrolment. */
-const PoolSpecRow = Pool.omit({ inFlight: true });
+const PoolSpecRow = Pool.omit({ inFlight: true, waiting: true });
 
 export class PoolTable {
   private readonly specs = new SharedReads<PoolRecord | undefined>();
@@ -69,8 +69,8 @@ export class PoolTable {
   }
 
   async get(name: string): Promise<Pool | undefined> {
-    const [spec, inFlight] = await Promise.all([this.spec(name), this.counter.count(name)]);
-    return spec && Pool.parse({ ...spec, inFlight });
+    const [spec, count] = await Promise.all([this.spec(name), this.counter.count(name)]);
+    return spec && Pool.parse({ ...spec, ...count });
   }
 
   /** The pool without its in-flight count: one point read (enrolment's view; capacity is enforced by the slots). */
@@ -95,7 +95,8 @@ export class PoolTable {
   async remove(name: string, actor: string): Promise<void> {
     const current = await read(this.table, "pool", name);
     if (!current) throw new RegistryError("PoolNotFound", `pool '${name}' does not exist`);
-    if (await this.counter.count(name)) throw new RegistryError("Conflict", `pool '${name}' has onboarding or offboarding in flight`);
+    const count = await this.counter.count(name);
+    if (count.inFlight + count.waiting > 0) throw new RegistryError("Conflict", `pool '${name}' has onboarding or offboarding in flight`);
     try {
       await this.table.deleteEntity("pool", name, { etag: current.etag });
     } catch (error) {

@@ -20,7 +20,6 @@ export class RegistryError extends Error {
       | "FingerprintTaken"
       | "NonceUsed"
       | "Conflict"
-      | "PoolFull"
       | "TooManyRetries",
     message: string,
   ) {
