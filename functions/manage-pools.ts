@@ -12,6 +12,8 @@ import { poolClusterRefusal } from "../orchestrations/use-cases/pool-cluster.js"
 import { poolSpecStorageIssues } from "../orchestrations/use-cases/pool-spec-budget.js";
 import { tokensOverBudget } from "../orchestrations/use-cases/node-label-budget.js";
 import type { Registry } from "../orchestrations/clients/registry/registry.js";
+import type { InvocationContext } from "@azure/functions";
+import type { DurableClient } from "durable-functions";
 
 type PoolSpecInput = Parameters<typeof roleAssignmentShortfall>[1];
 
@@ -106,14 +108,7 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     if (current && current.clusterResourceId.toLowerCase() !== body.clusterResourceId.toLowerCase()) await refuseClusterNetwork(arm(), body.clusterResourceId);
     if (current) await refuseOverCap(arm(), body, current);
     const pool = await registry.pools.update(params.pool, body, principal.name, request.headers.get("if-match") ?? undefined);
-    // A raised limit hands nobody a slot: the nodes that waited longest are told to take the new ones now.
-    const raisedBy = current ? body.maxInFlight - current.maxInFlight : 0;
-    const waiters = raisedBy > 0 ? await registry.nodes.waiters(params.pool, raisedBy) : [];
-    await wakeSlotWaiters(
-      client,
-      context,
-      waiters.map((nodeId) => ({ pool: params.pool, nodeId })),
-    );
+    await promoteWaiters(registry, client, context, params.pool, current ? body.maxInFlight - current.maxInFlight : 0, now());
     return json(200, pool, { etag: pool.etag });
   });
   httpRoute(remove, services, async ({ params, principal, services: { registry } }) => {
@@ -126,6 +121,22 @@ export function registerPoolRoutes(services: ServiceProvider): void {
     await registry.pools.remove(params.pool, principal.name);
     return { status: 204, headers: { "cache-control": "no-store" } };
   });
+}
+
+/** The most waiting nodes a raise of maxInFlight moves onto the new slots within the request (about 4 registry requests each). */
+const PROMOTED_PER_RAISE = 100;
+
+/**
+ * A raised limit hands nobody a slot: the nodes that waited longest are moved onto the new slots here, in the order
+ * they arrived, and their sagas woken. Past PROMOTED_PER_RAISE, waiting nodes find the free slots at their next look.
+ */
+async function promoteWaiters(registry: Registry, client: DurableClient, context: InvocationContext, pool: string, raisedBy: number, now: Date) {
+  if (raisedBy <= 0) return;
+  const promoted = [];
+  for (const nodeId of await registry.nodes.waiters(pool, Math.min(raisedBy, PROMOTED_PER_RAISE))) {
+    if (await registry.nodes.takeSlot({ pool, nodeId }, { waited: true, at: now.toISOString() })) promoted.push({ pool, nodeId });
+  }
+  await wakeSlotWaiters(client, context, promoted);
 }
 
 /** A spec valid by its schema whose row Azure Tables would refuse (use-cases/pool-spec-budget.ts): 422 naming the field. */

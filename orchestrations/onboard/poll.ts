@@ -25,15 +25,22 @@ export function* pollUntil<T>(
   wake?: string,
 ): Generator<df.Task, T, unknown> {
   let answer = first ? first.answer : yield* ask();
+  // Waits for `wake` of rounds a timer ended: the replay engine hands an event to the newest open wait of its name,
+  // and one raised while the question was being asked reaches such a wait, not the next round's.
+  let leftOver: df.Task[] = [];
   for (let i = 0; answer === undefined; i++) {
     if (i + 1 >= poll.attempts) throw exhausted();
-    const timer = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + pollWaitMs(poll, i)));
-    if (wake === undefined) yield timer;
-    else {
-      // A fresh wait each round: the replay engine hands an event to the newest wait of its name, so one left over
-      // from a round the timer ended never takes a wake meant for this one.
-      const woken = context.df.waitForExternalEvent(wake);
-      if ((yield context.df.Task.any([timer, woken])) === woken) timer.cancel();
+    if (leftOver.some((w) => w.isCompleted)) {
+      // Woken while asking: the answer may have changed since; ask again at once.
+      leftOver = leftOver.filter((w) => !w.isCompleted);
+    } else {
+      const timer = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + pollWaitMs(poll, i)));
+      if (wake === undefined) yield timer;
+      else {
+        const woken = context.df.waitForExternalEvent(wake);
+        if ((yield context.df.Task.any([timer, woken])) === woken) timer.cancel();
+        else leftOver.push(woken);
+      }
     }
     answer = yield* ask();
   }

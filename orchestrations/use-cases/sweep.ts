@@ -155,8 +155,8 @@ async function failIfStuck(svc: SweepServices, workflows: WorkflowClient, node: 
   const saga = await workflows.describe(node.nodeId);
   const running = isRunning(saga?.status);
   // Waiting for a pool slot is not being stuck (the saga bounds that wait itself), and the deadline of a node that
-  // waited counts from when it took its slot.
-  if (running && isWaiting(node.slot)) return undefined;
+  // waited counts from when it took its slot. A saga stuck before its wait (its node waiting all the same) is stuck.
+  if (running && isWaiting(node.slot) && (saga!.customStatus as { phase?: unknown } | undefined)?.phase === "awaitSlot") return undefined;
   const slotSince = node.slotSince ? new Date(node.slotSince) : undefined;
   const since = running ? (slotSince && slotSince > saga!.createdAt ? slotSince : saga!.createdAt) : new Date(node.updatedAt);
   if (now.getTime() - since.getTime() <= deadlineMs) return undefined;

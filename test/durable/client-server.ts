@@ -60,6 +60,9 @@ export async function startDurableClientServer(simulator: DurableSimulator): Pro
   const server = createServer((req, res) => {
     handle(simulator, req, res).catch((error: unknown) => send(res, 500, { message: error instanceof Error ? error.message : String(error) }));
   });
+  // The host's endpoint (Kestrel) keeps an idle connection 130 s; node:http's 5 s let a client that reused an idle
+  // keep-alive socket meet a reset on a busy machine (ECONNRESET in a 2,000-node fleet run), which the host would not.
+  server.keepAliveTimeout = 130_000;
   const origin = `http://127.0.0.1:${await listenOnLoopback(server)}`;
   const binding = durableClientBinding(origin, simulator.taskHubName, "simulated");
   return {

@@ -29,7 +29,7 @@ function workflows(w: World): WorkflowClient {
     terminate: async (id, reason) => void sim.terminate(id, reason),
     describe: async (id) => {
       const s = sim.getStatus(id);
-      return s && { status: s.runtimeStatus as WorkflowStatus, createdAt: new Date(s.createdTime) };
+      return s && { status: s.runtimeStatus as WorkflowStatus, createdAt: new Date(s.createdTime), customStatus: s.customStatus };
     },
   };
 }

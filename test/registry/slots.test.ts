@@ -160,7 +160,8 @@ describe("pool slots", () => {
     });
 
     // h1 leaves: its slot goes to o1, which runs over the limit, before any node that waits.
-    expect(await move("h1", "Ready")).toEqual(["o1"]);
+    // (No saga to wake: an offboarding runs already.)
+    expect(await move("h1", "Ready")).toEqual([]);
     expect(await slotOf("o1")).toBe(h1.slot);
     expect(await slotOf("h1")).toBeUndefined();
     expect(await counts(registry)).toEqual({ inFlight: 2, waiting: 3 });
@@ -202,7 +203,7 @@ describe("pool slots", () => {
     expect(await rowsNow()).toEqual({ [h1.slot!]: "h1", [w0.slot!]: "w0", [overflowRow("w1")]: "w1" });
     expect(await counts(registry)).toEqual({ inFlight: 2, waiting: 1 });
     // The next slot freed goes to the offboarding, though w0 has waited longer.
-    expect(await move("h1", "Ready")).toEqual(["w1"]);
+    expect(await move("h1", "Ready")).toEqual([]);
     expect(await rowsNow()).toEqual({ [h1.slot!]: "w1", [w0.slot!]: "w0" });
     expect(await move("w1", "Offboarded")).toEqual(["w0"]);
     expect(await rowsNow()).toEqual({ [h1.slot!]: "w0" });
@@ -216,6 +217,34 @@ describe("pool slots", () => {
     expect((await registry.nodes.get("w3"))!.slot).toMatch(/^slot:\d+$/);
     expect(await counts(registry)).toEqual({ inFlight: 2, waiting: 0 });
     expect(Object.values(await rowsNow()).sort()).toEqual(["w0", "w3"]);
+  });
+
+  it("drains a pool whose maxInFlight was lowered while nodes wait: a slot at or above the new limit goes to nobody", async () => {
+    let clock = new Date("2025-01-01T00:00:00Z");
+    const { registry, prefix } = await freshRegistry(() => clock);
+    const later = () => (clock = new Date(clock.getTime() + 1000));
+    await registry.pools.create("edge", poolSpec({ maxInFlight: 3 }), "alice");
+    const holders = [];
+    for (const id of ["h0", "h1", "h2"]) holders.push(await registry.nodes.create(node("edge", id), "test"));
+    const bySlot = Object.fromEntries(holders.map((h) => [h.slot!, h.nodeId]));
+    for (const id of ["w0", "w1"]) {
+      later();
+      expect(isWaiting((await registry.nodes.create(node("edge", id), "test")).slot)).toBe(true);
+    }
+    await registry.pools.update("edge", poolSpec({ maxInFlight: 1 }), "alice");
+
+    // Slots 2 and 1 free up: above the new limit, they go to nobody.
+    expect(await moveNode(registry, bySlot["slot:2"]!, "Ready")).toEqual([]);
+    expect(await moveNode(registry, bySlot["slot:1"]!, "Ready")).toEqual([]);
+    expect(await counts(registry)).toEqual({ inFlight: 1, waiting: 2 });
+    // Slot 0 is within it: the longest-waiting node takes it, with when it did.
+    expect(await moveNode(registry, bySlot["slot:0"]!, "Ready")).toEqual(["w0"]);
+    const w0 = (await registry.nodes.get("w0"))!;
+    expect([w0.slot, w0.slotSince]).toEqual(["slot:0", clock.toISOString()]);
+    expect(Object.fromEntries((await slotRows(prefix, "edge")).map((r) => [r.rowKey, r.nodeId]))).toEqual({
+      "slot:0": "w0",
+      [waitingRow(new Date(Date.parse("2025-01-01T00:00:02Z")), "w1")]: "w1",
+    });
   });
 
   it("takeSlot moves a waiting node onto a slot once maxInFlight is raised, and writes nothing while none is free", async () => {

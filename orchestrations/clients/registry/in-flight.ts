@@ -68,6 +68,10 @@ export interface SlotMove {
    * runs, over the limit); anything else a waiting row (waitingRow: its saga waits before node-side work).
    */
   whenFull: string;
+  /** When the move happens (ISO 8601): a node handed a slot records it as `slotSince`. */
+  at: string;
+  /** The pool's limit now, read only when a freed slot could go to a waiting node (the limit may have been lowered). */
+  currentLimit: () => Promise<number>;
 }
 
 /** An action of the caller's that the service refused (its index among the caller's actions, and the status). */
@@ -155,12 +159,12 @@ export class InFlightSlots {
       const own = batch.length;
       if (candidate) batch.push(["create", { partitionKey: pool, rowKey: candidate, nodeId: move.nodeId }]);
       if (leavesQueue) batch.push(["delete", { partitionKey: pool, rowKey: move.held! }]);
-      const heir = release && !release.startsWith(OVERFLOW) ? await this.overflowHolder(pool, move.nodeId) : undefined;
+      const heir = release && !release.startsWith(OVERFLOW) ? await this.heirOf(pool, release, move) : undefined;
       if (release && heir) {
         batch.push(
           ["update", { partitionKey: pool, rowKey: release, nodeId: heir.nodeId }, "Replace"],
           ["delete", { partitionKey: pool, rowKey: heir.row }],
-          ["update", { partitionKey: pool, rowKey: `node:${heir.nodeId}`, slot: release }, "Merge"],
+          ["update", { partitionKey: pool, rowKey: `node:${heir.nodeId}`, slot: release, slotSince: move.at }, "Merge"],
         );
       } else if (release) batch.push(["delete", { partitionKey: pool, rowKey: release }]);
       if (candidate) this.known.taking(pool, candidate);
@@ -168,7 +172,8 @@ export class InFlightSlots {
         const response = await this.table.submitTransaction(batch);
         if (candidate) this.known.settled(pool, candidate, true);
         if (release) this.known.settled(pool, release, !!heir);
-        return { slot, response, ...(heir ? { heir: heir.nodeId } : {}) };
+        // Only a waiting heir has a saga waiting to hear of it (an offboarding over the limit runs already).
+        return { slot, response, ...(heir && isWaiting(heir.row) ? { heir: heir.nodeId } : {}) };
       } catch (error) {
         const code = status(error);
         // The service names the failed action by index at the start of its message ("1:The specified entity…").
@@ -230,11 +235,17 @@ export class InFlightSlots {
     return nodes;
   }
 
-  /** A node holding an overflow row of the pool, other than `self`. */
-  private async overflowHolder(pool: string, self: string): Promise<{ row: string; nodeId: string } | undefined> {
+  /**
+   * Who a freed slot goes to: the first overflow row (an offboarding over the limit: handing it the slot changes no
+   * count), else the longest-waiting node, if the slot is below the pool's limit now. A slot at or above a lowered
+   * limit goes to nobody, so the pool drains back under its limit while nodes wait.
+   */
+  private async heirOf(pool: string, release: string, move: SlotMove): Promise<{ row: string; nodeId: string } | undefined> {
     const filter = `PartitionKey eq '${escape(pool)}' and RowKey ge '${OVERFLOW}' and RowKey lt 'slot:~~'`;
     for await (const e of this.table.listEntities<{ nodeId: string }>({ queryOptions: { filter } })) {
-      if (e.nodeId !== self) return { row: e.rowKey!, nodeId: e.nodeId };
+      if (e.nodeId === move.nodeId) continue;
+      if (isWaiting(e.rowKey) && Number(release.slice("slot:".length)) >= (await move.currentLimit())) return undefined;
+      return { row: e.rowKey!, nodeId: e.nodeId };
     }
     return undefined;
   }

@@ -184,7 +184,14 @@ export class NodeTable {
     const { slot, response } = await this.withKeyReleasedOnFailure(node, () =>
       this.transact(
         node.pool,
-        { nodeId: node.nodeId, inFlight: IN_FLIGHT.has(node.status), limit: pool.maxInFlight, whenFull: waitingRow(this.now(), node.nodeId) },
+        {
+          nodeId: node.nodeId,
+          inFlight: IN_FLIGHT.has(node.status),
+          limit: pool.maxInFlight,
+          whenFull: waitingRow(this.now(), node.nodeId),
+          at,
+          currentLimit: async () => pool.maxInFlight,
+        },
         (slot) => [
           ["create", nodeEntity(node.pool, node.nodeId, { ...node, slot, createdAt: at, updatedAt: at })],
           // A quarantined clone leaves the fingerprint with the node that had it until an admin decides.
@@ -245,7 +252,15 @@ export class NodeTable {
       let moved: { slot: string | undefined; response: TableTransactionResponse };
       try {
         const whenFull = next.status === "Offboarding" ? overflowRow(ref.nodeId) : waitingRow(this.now(), ref.nodeId);
-        const move = { nodeId: ref.nodeId, held: node.slot, inFlight, limit, whenFull };
+        const move = {
+          nodeId: ref.nodeId,
+          held: node.slot,
+          inFlight,
+          limit,
+          whenFull,
+          at: next.updatedAt,
+          currentLimit: async () => (await this.pools.spec(ref.pool))?.maxInFlight ?? 1,
+        };
         moved = await this.transact(ref.pool, move, (slot) => [
           ["update", nodeEntity(ref.pool, ref.nodeId, { ...next, slot, nodeId: undefined, pool: undefined }), "Replace", { etag: node.etag }],
           ...(next.fingerprint !== node.fingerprint
@@ -295,7 +310,8 @@ export class NodeTable {
   async takeSlot(ref: { pool: string; nodeId: string }, options: { waited: boolean; at: string }): Promise<boolean> {
     for (let i = 0; i < ETAG_ATTEMPTS; i++) {
       const node = await this.getInPool(ref.pool, ref.nodeId);
-      if (!node || !IN_FLIGHT.has(node.status)) return false;
+      // Only an onboarding goes on to node-side work: a node taken over meanwhile (offboarding) must not.
+      if (!node || (node.status !== "Enrolling" && node.status !== "Onboarding")) return false;
       if (!isWaiting(node.slot)) {
         if (options.waited && node.slotSince !== options.at)
           await this.update(node, (n) => (isWaiting(n.slot) ? undefined : { slotSince: options.at }), "service:onboard", null);
