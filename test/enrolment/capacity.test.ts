@@ -127,10 +127,13 @@ describe("pool capacity", () => {
     await move(a, "Offboarded");
     expect(await slotOf(e)).toBe(slotA);
     expect(await counts()).toEqual({ inFlight: 2, waiting: 0 });
-    // With no one waiting, a freed slot stays free, and the next enrolment takes it directly.
+    // With no one waiting, a freed slot stays free. The app saw the pool full a moment ago (and d's slot was freed by
+    // another process, this test's registry), so the next enrolment goes straight to wait (unless 10 s have passed);
+    // its saga's first look takes the free slot.
     await move(d, "Ready");
     expect(await counts()).toEqual({ inFlight: 1, waiting: 0 });
     const f = await enrol();
+    expect(await registry().nodes.takeSlot({ pool: "edge", nodeId: f }, { waited: false, at: new Date().toISOString() })).toBe(true);
     expect(await slotOf(f)).toBe(slotB);
     expect(await counts()).toEqual({ inFlight: 2, waiting: 0 });
   });
@@ -157,7 +160,7 @@ describe("registry requests per enrolment", () => {
     }
   });
 
-  it("costs a first-time enrolment into a full pool what one into a free pool costs, plus the probe and listing that find it full; a node already in answers 200", async () => {
+  it("costs a first-time enrolment into a full pool what one into a free pool costs when the process saw it full, two more when not; a node already in answers 200", async () => {
     expect((await app.createPool("edge", { maxInFlight: 2 })).status).toBe(201);
     const shared = await app.createToken("edge", { maxUses: 10 });
     const inside = newNode();
@@ -207,14 +210,23 @@ describe("registry requests per enrolment", () => {
     expect([free.written, free.removed]).toEqual([rows("nodes:slot"), ["tokens:token"]]);
     expect([full.written, full.removed]).toEqual([rows("nodes:waiting"), ["tokens:token"]]);
     expect((await registry().nodes.get(nodeId))!.slot).toMatch(new RegExp(`^slot:~w:\\d{15}:${nodeId}$`));
-    // Six requests into a free pool; into a full one the same six, plus the transaction that found its slot taken
-    // (409) and the slot listing that found none free: never a refusal, and nothing printed or retried.
-    expect({ free: free.requests, full: full.requests }).toEqual({ free: 6, full: 8 });
+    // Six requests into a free pool; into a full one the same six, since this process took both slots and knows the
+    // pool full: the node goes straight to its waiting row. Never a refusal, and nothing printed or retried.
+    expect({ free: free.requests, full: full.requests }).toEqual({ free: 6, full: 6 });
     expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(3);
     const pool = (await registry().pools.get("edge"))!;
     expect({ inFlight: pool.inFlight, waiting: pool.waiting }).toEqual({ inFlight: 2, waiting: 1 });
     // The node that is in retries with the same token: answered as before, and nothing more spent.
     expect((await app.enrol(inside, shared)).status).toBe(200);
     expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(3);
+    // A process that does not know the pool full (a fresh one: another instance took the slots) probes a slot (409)
+    // and lists the slots first: two requests more, once; then it knows.
+    app.useServices({});
+    expect((await app.enrol(inside, shared)).status).toBe(200); // the fresh services' first requests (tables) out of the way
+    const unknown = await measure();
+    expect([unknown.res.status, unknown.requests, unknown.written]).toEqual([201, 8, rows("nodes:waiting")]);
+    const known = await measure();
+    expect([known.res.status, known.requests]).toEqual([201, 6]);
+    expect((await registry().tokens.get(shared.split(".")[1]!))!.uses).toBe(5);
   });
 });

@@ -148,6 +148,9 @@ describe("cancel and retry", () => {
       "test",
     );
     const second = await enrolled("full");
+    // The app saw the pool full a moment ago, and the slot was freed by another process (this test's registry): the
+    // second node waits, and takes the free slot at its saga's first look.
+    expect(await registry.nodes.takeSlot({ pool: "full", nodeId: second }, { waited: false, at: new Date().toISOString() })).toBe(true);
     expect((await registry.nodes.get(second))!.slot).toBe("slot:0");
     const res = await app.call("POST", `/api/manage/nodes/${first}/retry`, { headers: admin });
     expect([res.status, res.headers["retry-after"]]).toEqual([202, undefined]);

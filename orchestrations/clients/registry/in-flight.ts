@@ -35,7 +35,10 @@
  *   starts a node's search at the first slot from its hash that it does not know to be taken: the service's 409 still
  *   decides, the memory only spares the conflicts one process would have with itself (a hash collision among 800
  *   enrolments into 10,000 slots cost 0.07 requests per enrolment). A slot another process freed looks taken until
- *   the next listing, which costs a probe further, never a wait: only a listing sends a node to wait.
+ *   the next listing, which costs a probe further, never a wait. When it saw every slot taken in the last 10 s (a
+ *   listing, or its own takes), a node goes straight to its waiting row, sparing the probe and the listing; a slot
+ *   another process freed meanwhile is taken at the saga's first look (promote). Past 10 s it probes and lists again,
+ *   so knowledge gone stale in a scaled-out app costs a saga's look, not a queue that never moves.
  */
 import { createHash, randomInt } from "node:crypto";
 import type { TableClient, TransactionAction, TableTransactionResponse } from "@azure/data-tables";
@@ -151,7 +154,14 @@ export class InFlightSlots {
     // A waiting node that starts offboarding leaves the queue for a slot or an overflow row: offboarding runs at once.
     const leavesQueue = move.inFlight && isWaiting(move.held) && !isWaiting(move.whenFull);
     const held = leavesQueue ? undefined : move.held;
-    let candidate = move.inFlight && !held ? this.known.first(pool, hashSlot(move.nodeId, move.limit), move.limit) : undefined;
+    // A pool this process last saw full: straight to the row for a full pool, sparing the probe and the listing that
+    // would find it so (a slot freed meanwhile by another process is taken at the saga's first look, promote).
+    let candidate =
+      move.inFlight && !held
+        ? this.known.seenFull(pool, move.limit)
+          ? move.whenFull
+          : this.known.first(pool, hashSlot(move.nodeId, move.limit), move.limit)
+        : undefined;
     let release = !move.inFlight ? held : undefined;
     for (let i = 0; i < ATTEMPTS; i++) {
       const slot = move.inFlight ? (held ?? candidate) : undefined;
@@ -277,8 +287,11 @@ export class InFlightSlots {
 class KnownSlots {
   private readonly taken = new Map<string, Set<string>>();
   private readonly pending = new Map<string, Set<string>>();
+  /** When the process last learnt what is taken: a listing, or a take of its own (ms, this process's clock). */
+  private readonly learnt = new Map<string, number>();
   private static readonly POOLS = 1024;
   private static readonly PROBES = 64;
+  private static readonly FULL_TRUSTED_MS = 10_000;
 
   /** The first slot from `start` (up to PROBES on) not known to be taken; `start` itself when all of those are. */
   first(pool: string, start: number, limit: number): string {
@@ -301,19 +314,34 @@ class KnownSlots {
   settled(pool: string, row: string, held: boolean): void {
     if (row.startsWith(OVERFLOW)) return;
     this.pending.get(pool)?.delete(row);
-    if (held) this.set(this.taken, pool).add(row);
-    else this.taken.get(pool)?.delete(row);
+    if (held) {
+      this.set(this.taken, pool).add(row);
+      this.learn(pool);
+    } else this.taken.get(pool)?.delete(row);
   }
 
   /** A listing of the pool's slot rows replaces what was known of them; returns the rows being taken meanwhile. */
   listed(pool: string, rows: readonly string[]): ReadonlySet<string> {
     this.taken.delete(pool);
     this.set(this.taken, pool, new Set(rows));
+    this.learn(pool);
     return this.pending.get(pool) ?? new Set();
   }
 
   forget(pool: string): void {
     this.taken.delete(pool);
+  }
+
+  /** Whether the process saw every slot of the pool taken, and recently enough to act on it without asking. */
+  seenFull(pool: string, limit: number): boolean {
+    const at = this.learnt.get(pool);
+    return (this.taken.get(pool)?.size ?? 0) >= limit && at !== undefined && Date.now() - at < KnownSlots.FULL_TRUSTED_MS;
+  }
+
+  private learn(pool: string): void {
+    this.learnt.delete(pool);
+    this.learnt.set(pool, Date.now());
+    if (this.learnt.size > KnownSlots.POOLS) this.learnt.delete(this.learnt.keys().next().value!);
   }
 
   private set(map: Map<string, Set<string>>, pool: string, initial?: Set<string>): Set<string> {
