@@ -40,10 +40,12 @@ export const PRODUCTION_TIMING: Timing = {
   // fixed intervals these polls used to have, with at least the total wait they had (120 s and 290 s).
   principalPoll: { firstIntervalMs: 1_000, maxIntervalMs: 5_000, attempts: 27 },
   readyPoll: { firstIntervalMs: 1_000, maxIntervalMs: 10_000, attempts: 33 },
-  // Slots are handed on with a wake, and a raised limit wakes the longest waiters: these looks only catch a wake that
-  // was lost, so they can be rare. 1 min doubling to 30 min; 53 looks wait about 24 h, after which the node fails
-  // (SlotWaitExpired) and its Azure side is removed: a pool that has not freed a slot in a day needs an operator.
-  slotPoll: { firstIntervalMs: 60_000, maxIntervalMs: 30 * 60_000, attempts: 53 },
+  // Slots are handed on with a wake, and a raised limit moves and wakes the longest waiters: these looks only catch a
+  // wake that was lost or a slot freed with no one to hand it to, so they can be rare (each costs up to 3 registry
+  // requests: 2,000 nodes at 100 in flight spent 62 per saga with looks from 1 min doubling to 30 min). 2 min
+  // doubling to 1 h; 29 looks wait about 24 h, after which the node fails (SlotWaitExpired) and its Azure side is
+  // removed: a pool that has not freed a slot in a day needs an operator.
+  slotPoll: { firstIntervalMs: 2 * 60_000, maxIntervalMs: 60 * 60_000, attempts: 29 },
   stepTimeoutScale: 1,
   resetWaitMs: 120_000,
   lroWait: { defaultIntervalMs: 30_000, maxIntervalMs: 10 * 60_000, maxTotalMs: 2 * 3_600_000 },
