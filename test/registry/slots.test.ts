@@ -34,6 +34,22 @@ async function moveNode(registry: Registry, nodeId: string, status: NodeStatus):
   return handoffs.map((h) => h.nodeId);
 }
 
+/**
+ * A fresh registry whose clock the test moves (`later`: one second on, so each waiting node arrives at a time of its
+ * own), with pool "edge" at `maxInFlight`, and its slot rows as row → node.
+ */
+async function clockedPool(maxInFlight: number) {
+  let now = new Date("2025-01-01T00:00:00Z");
+  const { registry, prefix } = await freshRegistry(() => now);
+  await registry.pools.create("edge", poolSpec({ maxInFlight }), "alice");
+  return {
+    registry,
+    clock: () => now,
+    later: () => (now = new Date(now.getTime() + 1000)),
+    rowsNow: async () => Object.fromEntries((await slotRows(prefix, "edge")).map((r) => [r.rowKey, r.nodeId])),
+  };
+}
+
 describe("pool slots", () => {
   it("never hands out more slots than the pool has under 40 concurrent creates: each winner holds its own, the rest wait one row each", async () => {
     const { registry, prefix } = await freshRegistry();
@@ -125,10 +141,7 @@ describe("pool slots", () => {
 
   it("hands a freed slot to the offboarding over the limit first, then to the waiting nodes in the order they arrived", async () => {
     // A clock the test moves: each waiting node arrives at a time of its own.
-    let clock = new Date("2025-01-01T00:00:00Z");
-    const { registry, prefix } = await freshRegistry(() => clock);
-    const later = () => (clock = new Date(clock.getTime() + 1000));
-    await registry.pools.create("edge", poolSpec({ maxInFlight: 2 }), "alice");
+    const { registry, clock, later, rowsNow } = await clockedPool(2);
     const move = (nodeId: string, status: NodeStatus) => moveNode(registry, nodeId, status);
     const slotOf = async (nodeId: string) => (await registry.nodes.get(nodeId))!.slot;
     // o1 onboards alone and is Ready; h1 and h2 then hold both slots.
@@ -142,7 +155,7 @@ describe("pool slots", () => {
     for (const id of ["q3", "q1", "q2"]) {
       later();
       const waiter = await registry.nodes.create(node("edge", id), "test");
-      expect(waiter.slot).toBe(waitingRow(clock, id));
+      expect(waiter.slot).toBe(waitingRow(clock(), id));
       arrived[id] = waiter.slot!;
     }
     // o1 offboards after them all, over the limit (an overflow row, in flight).
@@ -150,7 +163,6 @@ describe("pool slots", () => {
     await move("o1", "Offboarding");
     expect(await slotOf("o1")).toBe(overflowRow("o1"));
     expect(await counts(registry)).toEqual({ inFlight: 3, waiting: 3 });
-    const rowsNow = async () => Object.fromEntries((await slotRows(prefix, "edge")).map((r) => [r.rowKey, r.nodeId]));
     expect(await rowsNow()).toEqual({
       [h1.slot!]: "h1",
       [h2.slot!]: "h2",
@@ -185,12 +197,8 @@ describe("pool slots", () => {
   });
 
   it("moves a waiting node that starts offboarding out of the queue: onto a free slot, or over the limit ahead of the waiters", async () => {
-    let clock = new Date("2025-01-01T00:00:00Z");
-    const { registry, prefix } = await freshRegistry(() => clock);
-    const later = () => (clock = new Date(clock.getTime() + 1000));
-    await registry.pools.create("edge", poolSpec({ maxInFlight: 1 }), "alice");
+    const { registry, later, rowsNow } = await clockedPool(1);
     const move = (nodeId: string, status: NodeStatus) => moveNode(registry, nodeId, status);
-    const rowsNow = async () => Object.fromEntries((await slotRows(prefix, "edge")).map((r) => [r.rowKey, r.nodeId]));
     const h1 = await registry.nodes.create(node("edge", "h1"), "test");
     later();
     const w0 = await registry.nodes.create(node("edge", "w0"), "test");
@@ -221,10 +229,7 @@ describe("pool slots", () => {
   });
 
   it("drains a pool whose maxInFlight was lowered while nodes wait: a slot at or above the new limit goes to nobody", async () => {
-    let clock = new Date("2025-01-01T00:00:00Z");
-    const { registry, prefix } = await freshRegistry(() => clock);
-    const later = () => (clock = new Date(clock.getTime() + 1000));
-    await registry.pools.create("edge", poolSpec({ maxInFlight: 3 }), "alice");
+    const { registry, clock, later, rowsNow } = await clockedPool(3);
     const holders = [];
     for (const id of ["h0", "h1", "h2"]) holders.push(await registry.nodes.create(node("edge", id), "test"));
     const bySlot = Object.fromEntries(holders.map((h) => [h.slot!, h.nodeId]));
@@ -241,8 +246,8 @@ describe("pool slots", () => {
     // Slot 0 is within it: the longest-waiting node takes it, with when it did.
     expect(await moveNode(registry, bySlot["slot:0"]!, "Ready")).toEqual(["w0"]);
     const w0 = (await registry.nodes.get("w0"))!;
-    expect([w0.slot, w0.slotSince]).toEqual(["slot:0", clock.toISOString()]);
-    expect(Object.fromEntries((await slotRows(prefix, "edge")).map((r) => [r.rowKey, r.nodeId]))).toEqual({
+    expect([w0.slot, w0.slotSince]).toEqual(["slot:0", clock().toISOString()]);
+    expect(await rowsNow()).toEqual({
       "slot:0": "w0",
       [waitingRow(new Date(Date.parse("2025-01-01T00:00:02Z")), "w1")]: "w1",
     });
