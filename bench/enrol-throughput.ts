@@ -1,13 +1,14 @@
 /**
  * Enrolment throughput: sustained enrolments per second and p50/p99 latency of `POST /api/enrol` on this machine,
  * over real HTTP on 127.0.0.1, with the registry in Azurite. The app is the real function app on the Functions host
- * stand-in (served by node:http, see support/http-front.ts); the load generator runs in a process of its own
- * (support/load-generator.ts), as the enrolling nodes do.
+ * stand-in; HTTP is served by a process of its own that hands each request to the service's process over one IPC
+ * channel, as the Functions host hands invocations to the Node worker (support/host-front.ts). The load generator runs
+ * in a process of its own too (support/load-generator.ts), as the enrolling nodes do.
  *
- * Sweep: Durable start through the Durable simulator's client endpoint (in the service's process; starts are recorded
- * in memory, orchestrations are not run) or through a stand-in for the Durable extension (support/durable-extension.ts)
- * in a process of its own, as the extension runs in the Functions host and not in the Node worker, that makes a start's
- * three storage round trips as the extension's Azure Storage provider does; one single-use token per node or one shared token (every
+ * Sweep: Durable start through a stand-in for the Durable extension's HTTP API (support/durable-extension.ts), in a
+ * process of its own as the extension runs in the Functions host and not in the Node worker, that records starts in
+ * memory (`memory`, the headline) or makes a start's three storage round trips as the extension's Azure Storage
+ * provider does (`azure-storage`); orchestrations are not run; one single-use token per node or one shared token (every
  * enrolment then redeems the same token entity); concurrency 1, 8, 32. Each cell enrols fresh nodes into its own pool
  * (maxInFlight 10,000, so none is refused for capacity); every enrolment must answer 201. Then every node of the cell
  * enrols again (a new signed request, same token, facts and key: the agent's retry), and every retry must answer 200.
@@ -30,7 +31,7 @@ import type { TestNode } from "../test/function-app/index.js";
 import { intFlag, intListFlag, parseFlags } from "./support/flags.js";
 import { atLeast, atMost } from "./support/goals.js";
 import { HttpCensus, hostPortOf } from "./support/http-census.js";
-import { serveOverHttp } from "./support/http-front.js";
+import { serveOverHttp } from "./support/host-front.js";
 import type { LoadRequest } from "./support/http-load.js";
 import { startLoadGenerator } from "./support/load-generator.js";
 import { onMachine, sampleMachine } from "./support/machine.js";
@@ -84,7 +85,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const flags = parseFlags(options.args, Flags);
   const perCell = flags.enrolments ?? (options.quick ? 25 : 400);
   const concurrencies = flags.concurrency ?? (options.quick ? [1, 8] : [1, 8, 32]);
-  const durables = options.quick ? (["simulator"] as const) : (["simulator", "extension"] as const);
+  const durables = options.quick ? (["memory"] as const) : (["memory", "azure-storage"] as const);
   const tokenModes = options.quick ? (["per-node"] as const) : (["per-node", "shared"] as const);
   const trials = flags.trials ?? (options.quick ? 1 : 3);
 
@@ -92,7 +93,11 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   const app = await startServiceApp({ azuriteConnectionString: azurite.connectionString });
   const { newNode } = await import("../test/function-app/index.js");
   const front = await serveOverHttp(app.host);
-  const extension = await startDurableExtensionStandIn({ storageConnectionString: azurite.connectionString });
+  const extensions = {
+    memory: await startDurableExtensionStandIn({ memory: true }),
+    "azure-storage": await startDurableExtensionStandIn({ storageConnectionString: azurite.connectionString }),
+  };
+  const durableHosts = Object.values(extensions).map((e) => hostPortOf(e.binding.rpcBaseUrl));
   const generator = await startLoadGenerator();
   const census = new HttpCensus();
   const registryRequests = () => census.count(`127.0.0.1:${azurite.ports.table}`);
@@ -104,9 +109,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       const { requests, retries } = await prepare(app, pool, tokens, count, newNode);
       const before = {
         registry: registryRequests(),
-        durable: durableRequests(census, app, extension.binding.rpcBaseUrl),
+        durable: sum(durableHosts, (h) => census.count(h)),
         registryMs: census.waitedMs(`127.0.0.1:${azurite.ports.table}`),
-        durableMs: census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(extension.binding.rpcBaseUrl)),
+        durableMs: sum(durableHosts, (h) => census.waitedMs(h)),
       };
       const cpuBefore = process.cpuUsage();
       const pauses = watchPauses();
@@ -118,8 +123,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         throw new Error(`${count - created} of ${count} enrolments failed (${JSON.stringify(load.statuses)}): ${load.failures.join(" | ")}`);
       const firstTime = registryRequests() - before.registry;
       const registryMs = census.waitedMs(`127.0.0.1:${azurite.ports.table}`) - before.registryMs;
-      const durableMs = census.waitedMs(hostPortOf(app.clientServer.origin)) + census.waitedMs(hostPortOf(extension.binding.rpcBaseUrl)) - before.durableMs;
-      const durable = durableRequests(census, app, extension.binding.rpcBaseUrl) - before.durable;
+      const durableMs = sum(durableHosts, (h) => census.waitedMs(h)) - before.durableMs;
+      const durable = sum(durableHosts, (h) => census.count(h)) - before.durable;
       const beforeRetries = registryRequests();
       const again = await generator.run(front.origin, await retries(), concurrency);
       if ((again.statuses["200"] ?? 0) !== count)
@@ -132,8 +137,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         p50Ms: round(percentile(load.latenciesMs, 50)!, 1),
         p99Ms: round(percentile(load.latenciesMs, 99)!, 1),
         maxMs: round(Math.max(...load.latenciesMs), 1),
-        // This process's CPU per enrolment (the service, the host stand-in and the durable endpoints; Azurite and the
-        // load generator are processes of their own): what the code costs, steadier than the wall figures when the
+        // This process's CPU per enrolment (the service and the host stand-in's invocation model; HTTP, the durable
+        // endpoints, Azurite and the load generator are processes of their own): what the code costs, steadier than the wall figures when the
         // machine's load moves.
         cpuMsPerEnrol: round((cpu.user + cpu.system) / 1000 / count, 2),
         generatorCpuMsPerEnrol: round(load.generatorCpuMs / count, 2),
@@ -150,8 +155,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         durableWaitMsPerEnrol: round(durableMs / count, 1),
       };
     };
-    const useDurable = (durable: "simulator" | "extension") =>
-      app.host.provideInput("durableClient", () => (durable === "simulator" ? app.clientServer.binding : extension.binding));
+    const useDurable = (durable: keyof typeof extensions) => app.host.provideInput("durableClient", () => extensions[durable].binding);
     // Warm-up (not measured): JIT, connection pools, both durable endpoints.
     const warmup = options.quick ? WARMUP.quick : WARMUP.full;
     for (const durable of durables) {
@@ -179,8 +183,8 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
       }
       for (const runs of measured.values()) rows.push(medianOf(runs));
     }
-    const headline = rows.find((r) => r.concurrency === Math.max(...concurrencies) && r.tokens === "per-node" && r.durable === "simulator");
-    const withExtension = rows.find((r) => r.concurrency === headline?.concurrency && r.tokens === "per-node" && r.durable === "extension");
+    const headline = rows.find((r) => r.concurrency === Math.max(...concurrencies) && r.tokens === "per-node" && r.durable === "memory");
+    const withExtension = rows.find((r) => r.concurrency === headline?.concurrency && r.tokens === "per-node" && r.durable === "azure-storage");
     return {
       // Issue 16 goal 1: at concurrency 32, ≥ 150 enrolments/s with p99 < 300 ms; ≤ 6 registry requests per
       // first-time enrolment and ≤ 3 per retry. The ratio to Azurite's insert rate is what compares across machines.
@@ -197,9 +201,9 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
             ...(withExtension
               ? [
                   {
-                    // The headline's Durable start is the simulator's, answered from memory; in Azure a start is three
-                    // storage round trips more, which this row makes (on this machine, on the registry's Azurite).
-                    goal: `with the Durable start's storage round trips (extension stand-in), at concurrency ${headline.concurrency}`,
+                    // The headline's Durable start is answered from memory; in Azure a start is three storage round
+                    // trips more, which this row makes (on this machine, on the registry's Azurite).
+                    goal: `with the Durable start's storage round trips (azure-storage), at concurrency ${headline.concurrency}`,
                     figure: `${withExtension.enrolPerSec}/s, p99 ${withExtension["p99Ms"] as number} ms`,
                     target: "reported",
                     met: true,
@@ -212,16 +216,16 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
         : [],
       sharedTokenRequestsPerEnrol: rows.find((r) => r.concurrency === headline?.concurrency && r.tokens === "shared")?.["registryRequestsPerEnrol"],
       rows,
-      sagasStartedInSimulator: app.simulator.instanceIds().length,
-      sagasStartedByExtension: await extension.starts(),
+      sagasStarted: { memory: await extensions.memory.starts(), azureStorage: await extensions["azure-storage"].starts() },
       setup: {
         transport:
-          "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in front of the Functions host stand-in; the load generator in a process of its own, as nodes are",
+          "HTTP/1.1 keep-alive on 127.0.0.1 to node:http in a process of its own, which hands each request to the service's process over one IPC channel (as the Functions host does over gRPC); the load generator in a process of its own, as nodes are",
         registry: "Azurite (in-memory) in a child process",
         durable: {
-          simulator: "the Durable simulator's loopback client endpoint, in the service's process: starts recorded in memory, orchestrations not run",
-          extension:
-            "a stand-in for the Durable extension's HTTP API in a process of its own (the extension runs in the Functions host, not in the worker) that starts as its Azure Storage provider does: Instances row read, control-queue message, Instances row write, on the same Azurite; orchestrations not run",
+          memory:
+            "a stand-in for the Durable extension's HTTP API in a process of its own (the extension runs in the Functions host, not in the worker): starts recorded in memory, orchestrations not run",
+          "azure-storage":
+            "the same stand-in starting as the extension's Azure Storage provider does: Instances row read, control-queue message, Instances row write, on the same Azurite; orchestrations not run",
         },
         tokens: { "per-node": "one single-use token per node", shared: "one token with maxUses = enrolments, redeemed by every node" },
         pool: "one pool per cell, maxInFlight 10,000 (every enrolment takes one of the pool's slot rows)",
@@ -232,7 +236,7 @@ async function enrolThroughput(options: { quick: boolean; args: readonly string[
   } finally {
     census.close();
     await generator.close();
-    await extension.close();
+    for (const extension of Object.values(extensions)) await extension.close();
     await front.close();
     await app.close();
     await azurite.stop();
@@ -264,7 +268,6 @@ async function prepare(
   return { requests: await sign(), retries: sign };
 }
 
-const durableRequests = (census: HttpCensus, app: ServiceApp, extensionRpcBaseUrl: string): number =>
-  census.count(hostPortOf(app.clientServer.origin)) + census.count(hostPortOf(extensionRpcBaseUrl));
+const sum = <T>(items: readonly T[], of: (item: T) => number): number => items.reduce((total, item) => total + of(item), 0);
 
 runBench("enrol-throughput", (options) => onMachine(() => enrolThroughput(options)), { worker: true });
