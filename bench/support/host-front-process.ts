@@ -3,7 +3,7 @@
  * its parent over the IPC channel and writes back the answer with the same id. Says its port first; ends when its
  * parent goes away.
  */
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { flatHeaders, listenOnLoopback, readBody } from "../../test/support/index.js";
 import type { FrontRequest, FrontResponse } from "./host-front.js";
 
@@ -14,19 +14,21 @@ if (!process.send) throw new Error("host-front-process.ts runs as a forked child
 const waiting = new Map<number, ServerResponse>();
 let next = 0;
 const server = createServer((req, res) => {
-  void (async () => {
-    const body = await readBody(req, MAX_BODY);
-    if (body === undefined) {
-      res.writeHead(413, { "content-type": "text/plain" });
-      res.end("request body too large");
-      return;
-    }
-    const id = ++next;
-    waiting.set(id, res);
-    const request: FrontRequest = { id, method: req.method ?? "GET", url: req.url ?? "/", headers: flatHeaders(req), body: body.toString("utf8") };
-    process.send!(request);
-  })();
+  // A client that goes away mid-body fails the read: its connection is dropped, and the front serves on.
+  forward(req, res).catch(() => res.destroy());
 });
+async function forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readBody(req, MAX_BODY);
+  if (body === undefined) {
+    res.writeHead(413, { "content-type": "text/plain" });
+    res.end("request body too large");
+    return;
+  }
+  const id = ++next;
+  waiting.set(id, res);
+  const request: FrontRequest = { id, method: req.method ?? "GET", url: req.url ?? "/", headers: flatHeaders(req), body: body.toString("utf8") };
+  process.send!(request);
+}
 process.on("message", (response: FrontResponse) => {
   const res = waiting.get(response.id);
   if (!res) return;
