@@ -6,7 +6,7 @@
  * The child says it is ready once (its first message, which may carry what the parent needs, such as a port), then
  * answers each call with the call's id. It ends when stopped (SIGTERM) or when its parent goes away.
  */
-import { fork } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { stopChild } from "../../test/support/child-process.js";
 
 export interface Helper<Call, Reply, Ready> {
@@ -18,7 +18,15 @@ export interface Helper<Call, Reply, Ready> {
 
 type Answer<Reply> = { id: number; reply: Reply } | { id: number; error: string };
 
-export async function forkHelper<Call, Reply, Ready>(entry: string, name: string, args: readonly string[] = []): Promise<Helper<Call, Reply, Ready>> {
+/** A forked child that has said it is ready: what it said, and how to stop it. */
+export interface ReadyChild<Ready> {
+  child: ChildProcess;
+  ready: Ready;
+  close(): Promise<void>;
+}
+
+/** Forks `entry` and waits for its first message, `{ ready }`; the child is killed if this process exits first. */
+export async function forkChild<Ready>(entry: string, name: string, args: readonly string[] = []): Promise<ReadyChild<Ready>> {
   // Inherits this process's execArgv: under tsx those load TypeScript; the worker's V8 flags come along, harmlessly.
   const child = fork(entry, [...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const reap = () => child.kill("SIGKILL");
@@ -27,6 +35,18 @@ export async function forkHelper<Call, Reply, Ready>(entry: string, name: string
     child.once("message", (message) => resolve((message as { ready: Ready }).ready));
     child.once("exit", (code) => reject(new Error(`${name} exited before it was ready (code ${code})`)));
   });
+  return {
+    child,
+    ready,
+    close: () => {
+      process.off("exit", reap);
+      return stopChild(child);
+    },
+  };
+}
+
+export async function forkHelper<Call, Reply, Ready>(entry: string, name: string, args: readonly string[] = []): Promise<Helper<Call, Reply, Ready>> {
+  const { child, ready, close } = await forkChild<Ready>(entry, name, args);
   let next = 0;
   const pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   child.on("message", (answer: Answer<Reply>) => {
@@ -51,10 +71,7 @@ export async function forkHelper<Call, Reply, Ready>(entry: string, name: string
         pending.set(id, { resolve, reject });
         child.send({ id, message });
       }),
-    close: () => {
-      process.off("exit", reap);
-      return stopChild(child);
-    },
+    close,
   };
 }
 

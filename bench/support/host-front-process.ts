@@ -1,7 +1,7 @@
 /**
  * Entry point of the host front's process (host-front.ts forks it): listens on 127.0.0.1, forwards each request to
- * its parent over the IPC channel and writes back the answer with the same id. Says its port first; ends when its
- * parent goes away.
+ * its parent over the IPC channel and writes back the answer with the same id. Says its port first, as child-rpc.ts's
+ * `{ ready }`; ends when its parent goes away.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { flatHeaders, listenOnLoopback, readBody } from "../../test/support/index.js";
@@ -37,4 +37,4 @@ process.on("message", (response: FrontResponse) => {
   res.end(response.body);
 });
 process.on("disconnect", () => process.exit(0));
-process.send({ port: await listenOnLoopback(server) });
+process.send({ ready: { port: await listenOnLoopback(server) } });

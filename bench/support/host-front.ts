@@ -11,10 +11,10 @@
  * turn (~10 ms at full load) apart, so the first wave of every batch waited up to ~450 ms, and those requests were
  * the batch's p99. The worker in Azure accepts no connections at all.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { FunctionsHost } from "../../test/functions-host/index.js";
-import { stopChild } from "../../test/support/index.js";
+import { forkChild } from "./child-rpc.js";
 
 export interface HttpFront {
   origin: string;
@@ -41,22 +41,9 @@ export interface FrontResponse {
 const ENTRY = fileURLToPath(new URL("./host-front-process.ts", import.meta.url));
 
 export async function serveOverHttp(host: FunctionsHost): Promise<HttpFront> {
-  // Inherits this process's execArgv: under tsx those load TypeScript.
-  const child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const reap = () => child.kill("SIGKILL");
-  process.once("exit", reap);
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("message", (message) => resolve((message as { port: number }).port));
-    child.once("exit", (code) => reject(new Error(`host front exited before it listened (code ${code})`)));
-  });
+  const { child, ready, close } = await forkChild<{ port: number }>(ENTRY, "host front");
   child.on("message", (message) => void answer(host, child, message as FrontRequest));
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    close: () => {
-      process.off("exit", reap);
-      return stopChild(child);
-    },
-  };
+  return { origin: `http://127.0.0.1:${ready.port}`, close };
 }
 
 async function answer(host: FunctionsHost, child: ChildProcess, request: FrontRequest): Promise<void> {
