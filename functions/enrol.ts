@@ -9,7 +9,6 @@ import { adopts, enrol, EnrolError, type EnrolOutcome } from "../orchestrations/
 import { recordEnrolment } from "../orchestrations/observability/metrics.js";
 import { inSpan } from "../orchestrations/observability/tracing.js";
 import { TOKEN_PATTERN } from "../orchestrations/use-cases/token-secret.js";
-import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { NodeFactsInput, NodeStatus } from "../orchestrations/clients/registry/model.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
@@ -59,7 +58,7 @@ const route = defineRoute({
 });
 
 export function registerEnrolRoute(services: ServiceProvider): void {
-  durableHttpRoute(route, services, ({ request, body, bytes, client, context, services: svc }) =>
+  durableHttpRoute(route, services, ({ request, body, bytes, workflows, context, services: svc }) =>
     inSpan("enrol", {}, async (span) => {
       const { registry, now, events } = svc;
       let outcome: EnrolOutcome;
@@ -69,7 +68,7 @@ export function registerEnrolRoute(services: ServiceProvider): void {
         let nonce: NonceClaim | undefined;
         await proveKeyPossession(svc, request, bytes, body.publicKey, { claim: (entry) => ((nonce = entry), true) });
         keyId = keyIdOf(body.publicKey);
-        outcome = await enrol({ registry, now, events: events(), workflows: workflowClientFrom(client), nonce }, { ...body, keyId });
+        outcome = await enrol({ registry, now, events: events(), workflows, nonce }, { ...body, keyId });
       } catch (error) {
         recordEnrolment(error instanceof EnrolError ? error.code : error instanceof Error ? error.name : "error");
         throw error;

@@ -8,10 +8,9 @@
 import { app } from "@azure/functions";
 import { handleMachineEvent } from "../orchestrations/use-cases/machine-events.js";
 import { UnparseableEventError } from "../orchestrations/use-cases/resource-event.js";
-import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { machineTags } from "../orchestrations/clients/arm/arc-machines.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
-import { durableClientInput, durableClientOf } from "./durable-client.js";
+import { durableClientInput, durableOf } from "./durable-client.js";
 
 export function registerMachineEvents(services: ServiceProvider): void {
   app.eventGrid("machineEvents", {
@@ -21,7 +20,7 @@ export function registerMachineEvents(services: ServiceProvider): void {
       try {
         const decision = await handleMachineEvent(event, {
           registry: svc.registry,
-          workflows: workflowClientFrom(durableClientOf(context)),
+          workflows: durableOf(context).workflows,
           serviceObjectId: svc.settings.SERVICE_PRINCIPAL_ID,
           now: svc.now,
           machineTags: (id) => machineTags(svc.arm(), id),

@@ -1,6 +1,5 @@
 /** Admin API: the fleet summary, and the operations (sagas) a 202 points at. */
 import { z } from "zod";
-import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { fleetSummary, FleetSummary } from "../orchestrations/use-cases/fleet-summary.js";
 import { Operation, operationOf } from "../orchestrations/use-cases/node-insight.js";
 import { ProblemError } from "./http/problem.js";
@@ -33,8 +32,8 @@ const operation = defineRoute({
 
 export function registerFleetRoutes(services: ServiceProvider): void {
   httpRoute(fleet, services, async ({ services: { registry, now } }) => json(200, await fleetSummary({ registry, now })));
-  durableHttpRoute(operation, services, async ({ params, client }) => {
-    const found = await workflowClientFrom(client).describe(params.operationId);
+  durableHttpRoute(operation, services, async ({ params, workflows }) => {
+    const found = await workflows.describe(params.operationId);
     if (!found) throw new ProblemError(404, "not-found", "No such operation", { detail: `operation '${params.operationId}' does not exist` });
     return json(200, operationOf(params.operationId, found));
   });

@@ -1,6 +1,5 @@
 /** Admin API: retry a Failed node's onboarding, cancel an onboarding in flight. Both answer 202 with the operation. */
 import { z } from "zod";
-import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { cancelOnboarding, retryNode } from "../orchestrations/use-cases/operator.js";
 import { defineRoute, durableHttpRoute, json } from "./http/route.js";
 import { NodeIdParams, operationLocation } from "./manage-nodes.js";
@@ -40,16 +39,12 @@ const cancel = defineRoute({
 });
 
 export function registerNodeActionRoutes(services: ServiceProvider): void {
-  durableHttpRoute(retry, services, async ({ params, principal, client, services: { registry, now, events } }) => {
-    const { node, instanceId } = await retryNode({ registry, now, events: events(), workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
+  durableHttpRoute(retry, services, async ({ params, principal, workflows, services: { registry, now, events } }) => {
+    const { node, instanceId } = await retryNode({ registry, now, events: events(), workflows }, params.nodeId, principal.name);
     return json(202, { nodeId: node.nodeId, status: node.status, operationId: instanceId }, { location: operationLocation(instanceId) });
   });
-  durableHttpRoute(cancel, services, async ({ params, principal, client, services: { registry, now, events } }) => {
-    const { node, instanceId } = await cancelOnboarding(
-      { registry, now, events: events(), workflows: workflowClientFrom(client) },
-      params.nodeId,
-      principal.name,
-    );
+  durableHttpRoute(cancel, services, async ({ params, principal, workflows, services: { registry, now, events } }) => {
+    const { node, instanceId } = await cancelOnboarding({ registry, now, events: events(), workflows }, params.nodeId, principal.name);
     return json(202, { nodeId: node.nodeId, status: node.status, operationId: instanceId }, { location: operationLocation(instanceId) });
   });
 }

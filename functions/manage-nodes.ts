@@ -2,7 +2,6 @@
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "../contract/node-id.js";
 import { approveNode, rejectNode } from "../orchestrations/use-cases/approval.js";
-import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import { decommissionNode } from "../orchestrations/use-cases/decommission.js";
 import { rekeyNode } from "../orchestrations/use-cases/rekey.js";
 import { PublicKeySchema } from "../contract/keys.js";
@@ -121,22 +120,22 @@ export function registerNodeAdminRoutes(services: ServiceProvider): void {
     const page = await registry.nodes.list({ ...filter, maxPageSize: pageSize, continuationToken });
     return json(200, { items: page.items.map(nodeView), continuationToken: page.continuationToken });
   });
-  durableHttpRoute(get, services, async ({ params, client, services: { registry } }) => {
+  durableHttpRoute(get, services, async ({ params, workflows, services: { registry } }) => {
     const node = await registry.nodes.get(params.nodeId);
     if (!node) throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
-    return json(200, { ...nodeView(node), ...(await nodeInsight({ registry, workflows: workflowClientFrom(client) }, node)) });
+    return json(200, { ...nodeView(node), ...(await nodeInsight({ registry, workflows }, node)) });
   });
-  durableHttpRoute(approve, services, async ({ params, principal, client, services: { registry, now, events } }) => {
-    return json(200, nodeView(await approveNode({ registry, now, events: events(), workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  durableHttpRoute(approve, services, async ({ params, principal, workflows, services: { registry, now, events } }) => {
+    return json(200, nodeView(await approveNode({ registry, now, events: events(), workflows }, params.nodeId, principal.name)));
   });
-  durableHttpRoute(reject, services, async ({ params, principal, client, services: { registry, now, events } }) => {
-    return json(200, nodeView(await rejectNode({ registry, now, events: events(), workflows: workflowClientFrom(client) }, params.nodeId, principal.name)));
+  durableHttpRoute(reject, services, async ({ params, principal, workflows, services: { registry, now, events } }) => {
+    return json(200, nodeView(await rejectNode({ registry, now, events: events(), workflows }, params.nodeId, principal.name)));
   });
   httpRoute(rekey, services, async ({ params, body, principal, services: { registry } }) => {
     return json(200, nodeView(await rekeyNode({ registry }, params.nodeId, body.publicKey, principal.name)));
   });
-  durableHttpRoute(decommission, services, async ({ params, principal, client, services: { registry } }) => {
-    const outcome = await decommissionNode({ registry, workflows: workflowClientFrom(client) }, params.nodeId, principal.name);
+  durableHttpRoute(decommission, services, async ({ params, principal, workflows, services: { registry } }) => {
+    const outcome = await decommissionNode({ registry, workflows }, params.nodeId, principal.name);
     if (outcome.kind === "notFound") throw new ProblemError(404, "not-found", "No such node", { detail: `node '${params.nodeId}' does not exist` });
     return json(202, { nodeId: outcome.nodeId, instanceId: outcome.instanceId }, { location: operationLocation(outcome.instanceId) });
   });

@@ -1,9 +1,8 @@
 /** Timer trigger: the periodic sweep (see orchestrations/use-cases/sweep.ts). Every 15 minutes; a missed run is harmless. */
 import { app } from "@azure/functions";
-import { workflowClientFrom } from "../orchestrations/clients/workflow-client.js";
 import type { ServiceProvider } from "../orchestrations/services.js";
 import { sweep } from "../orchestrations/use-cases/sweep.js";
-import { durableClientInput, durableClientOf } from "./durable-client.js";
+import { durableClientInput, durableOf } from "./durable-client.js";
 
 export function registerSweeper(services: ServiceProvider): void {
   app.timer("sweeper", {
@@ -12,7 +11,7 @@ export function registerSweeper(services: ServiceProvider): void {
     handler: async (_timer, context) => {
       const svc = await services();
       const s = svc.settings;
-      const report = await sweep(svc, workflowClientFrom(durableClientOf(context)), {
+      const report = await sweep(svc, durableOf(context).workflows, {
         sagaDeadlineMs: s.SWEEP_SAGA_DEADLINE_MINUTES * 60_000,
         removeOrphans: s.SWEEP_REMOVE_ORPHANS === "true",
         claimRetentionMs: s.SWEEP_CLAIM_RETENTION_HOURS * 3_600_000,

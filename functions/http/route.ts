@@ -4,11 +4,10 @@
  * nothing is written) and generates the OpenAPI document (so the document cannot drift from the code).
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
-import type { DurableClient } from "durable-functions";
 import { type z } from "zod";
 import type { NodeRecord } from "../../orchestrations/clients/registry/model.js";
 import type { ServiceProvider, Services } from "../../orchestrations/services.js";
-import { durableClientInput, durableClientOf } from "../durable-client.js";
+import { durableClientInput, durableOf, type Durable } from "../durable-client.js";
 import { authenticateNode, refuseRetired, stillCompensating } from "./node-auth.js";
 import { authorizeAdmin, type Principal } from "./principal.js";
 import { toProblemError } from "./domain-errors.js";
@@ -120,14 +119,14 @@ export function standaloneRoute(spec: RouteSpec, handler: (input: { request: Htt
 export function durableHttpRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(
   spec: RouteSpec<P, Q, B>,
   services: ServiceProvider,
-  handler: Handler<P, Q, B, { client: DurableClient }>,
+  handler: Handler<P, Q, B, Durable>,
 ): void {
   app.http(spec.name, {
     route: spec.route,
     methods: [spec.method],
     authLevel: "anonymous",
     extraInputs: [durableClientInput],
-    handler: (request, context) => run(spec, services, request, context, (input) => handler({ ...input, client: durableClientOf(context) })),
+    handler: (request, context) => run(spec, services, request, context, (input) => handler({ ...input, ...durableOf(context) })),
   });
 }
 

@@ -5,6 +5,7 @@
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { withTraceparent } from "../observability/tracing.js";
+import type { StartOrchestration } from "./orchestration-start.js";
 
 export type WorkflowStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Suspended" | "Canceled";
 
@@ -56,11 +57,12 @@ export function historyPurgerFrom(client: DurableClient): HistoryPurger {
   };
 }
 
-export function workflowClientFrom(client: DurableClient): WorkflowClient {
+/** `start`: how the client starts (orchestration-start.ts's starter, or the DurableClient's own startNew). */
+export function workflowClientFrom(client: DurableClient, start: StartOrchestration): WorkflowClient {
   return {
     start: async (orchestration, { instanceId, input }) => {
       // The caller's trace context rides in the input: a saga cannot read ambient context, and its input never changes.
-      await client.startNew(orchestration, { instanceId, input: withTraceparent(input) });
+      await start(orchestration, { instanceId, input: withTraceparent(input) });
     },
     status: async (instanceId) => {
       try {
