@@ -12,6 +12,7 @@ import { stopChild } from "../../test/support/child-process.js";
 export interface Helper<Call, Reply, Ready> {
   /** What the child said when it was ready. */
   ready: Ready;
+  pid: number;
   call(message: Call): Promise<Reply>;
   close(): Promise<void>;
 }
@@ -65,6 +66,7 @@ export async function forkHelper<Call, Reply, Ready>(entry: string, name: string
   child.on("error", (error) => failAll(error));
   return {
     ready,
+    pid: child.pid!,
     call: (message) =>
       new Promise((resolve, reject) => {
         const id = ++next;

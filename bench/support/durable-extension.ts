@@ -23,6 +23,8 @@ import { forkHelper } from "./child-rpc.js";
 
 export interface DurableExtensionStandIn {
   binding: DurableClientBinding;
+  /** The stand-in's process. */
+  pid: number;
   /** Orchestrations started so far. */
   starts(): Promise<number>;
   close(): Promise<void>;
@@ -42,6 +44,7 @@ export async function startDurableExtensionStandIn(store: InstanceStoreKind): Pr
   ]);
   return {
     binding: durableClientBinding(helper.ready.origin, TASK_HUB, "extension"),
+    pid: helper.pid,
     starts: () => helper.call("starts"),
     close: () => helper.close(),
   };

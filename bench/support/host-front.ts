@@ -18,6 +18,8 @@ import { forkChild } from "./child-rpc.js";
 
 export interface HttpFront {
   origin: string;
+  /** The front's process. */
+  pid: number;
   close(): Promise<void>;
 }
 
@@ -43,7 +45,7 @@ const ENTRY = fileURLToPath(new URL("./host-front-process.ts", import.meta.url))
 export async function serveOverHttp(host: FunctionsHost): Promise<HttpFront> {
   const { child, ready, close } = await forkChild<{ port: number }>(ENTRY, "host front");
   child.on("message", (message) => void answer(host, child, message as FrontRequest));
-  return { origin: `http://127.0.0.1:${ready.port}`, close };
+  return { origin: `http://127.0.0.1:${ready.port}`, pid: child.pid!, close };
 }
 
 async function answer(host: FunctionsHost, child: ChildProcess, request: FrontRequest): Promise<void> {

@@ -13,6 +13,8 @@ export const DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErC
 export interface RunningAzurite {
   connectionString: string;
   ports: { blob: number; queue: number; table: number };
+  /** Azurite's process (benchmarks read its CPU time). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,7 @@ export async function startAzurite(options: { startupTimeoutMs?: number } = {}):
   const endpoint = (p: number) => `http://127.0.0.1:${p}/${DEV_ACCOUNT}`;
   return {
     ports,
+    pid: child.pid!,
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
       `BlobEndpoint=${endpoint(ports.blob)};QueueEndpoint=${endpoint(ports.queue)};TableEndpoint=${endpoint(ports.table)};`,
