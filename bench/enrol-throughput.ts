@@ -15,10 +15,11 @@
  *
  * Per cell: enrolments/s, p50/p99, this process's CPU ms per enrolment (the service), the CPU ms per enrolment of each
  * other process on the machine's cores (Azurite, the HTTP front, the Durable endpoint, the load generator) and of all
- * of them together (support/process-cpu.ts), the service's own event-loop delay and GC pauses, registry (Azurite) requests per first-time enrolment and per retry. Right after
- * each round of a concurrency's cells: Azurite's own rate for single-entity inserts at that concurrency (a raw
- * TableClient.createEntity loop against the same Azurite, support/azurite-inserts.ts) and the ratio of enrolments/s
- * to it, so runs on a busier or quieter machine compare. `goals` repeats the figures issue 16 sets targets for.
+ * of them together (support/process-cpu.ts), the service's own event-loop delay and GC pauses, registry (Azurite)
+ * requests per first-time enrolment and per retry. Right after each round of a concurrency's cells: Azurite's own
+ * rate for single-entity inserts at that concurrency (a raw TableClient.createEntity loop against the same Azurite,
+ * support/azurite-inserts.ts) and the ratio of enrolments/s to it, so runs on a busier or quieter machine compare.
+ * `goals` repeats the figures issue 16 sets targets for.
  *
  * Each cell is measured `--trials` times (3; 1 under --quick), round-robin with the other cells of its concurrency, and
  * its row gives each figure's median with every trial's figures beside it. The process starts with the deployed
