@@ -4,12 +4,12 @@
  * its onboarding saga under the node id. Every outcome is safe to repeat: a node that retries gets the same answer,
  * and never a second saga or a second token use.
  *
- * Storage cost (issue 16; bench/enrol-throughput.ts prints it): a first-time enrolment is 6 registry requests (token,
- * pool, key and node index with the request's nonce, token use, node with fingerprints and pool slot, audit) and a
- * retry 3 (token, node, nonce). Which comes first is decided by the token: one with a use left most likely enrols a
- * new node, so the key is bound before anything is read; a spent one can only serve a retry, so the node is read first.
- * A pool this process saw full is the exception: the node is read, then the slots, and a refusal writes only its nonce
- * (5 requests; ~12 when it bound the key and spent the token use first and then undid both).
+ * Storage cost (issue 16; bench/enrol-throughput.ts prints it): a first-time enrolment is 5 registry requests (token,
+ * pool, key and node index with the request's nonce and the token's use, node with fingerprints and pool slot, audit;
+ * a token shared by several nodes takes its use in a request of its own, group-committed) and a retry 3 (token, node,
+ * nonce). Which comes first is decided by the token: one with a use left most likely enrols a new node, so the key
+ * is bound before anything is read; a spent one can only serve a retry, so the node is read first. Into a full pool
+ * the same: the node waits for a slot (in-flight.ts).
  * Nothing reads a row it just wrote, and writes carry the ETag of the read before them.
  * Concurrent enrolments of one process share some of these: overlapping reads of the pool (pools.ts), writes of a
  * shared token (tokens.ts) and audit inserts (group-insert.ts) go as one request each.
@@ -195,15 +195,16 @@ async function enrolNew(deps: Deps, c: { token: TokenRecord; pool: PoolRecord; n
   // Labels over the budget refuse a new node (createNode), but not a retry of one enrolled before: the caller reads it.
   if (overBudget(pool, c.token)) return undefined;
   const nonce = deps.nonce.take();
+  let redeemed: boolean;
   try {
-    await deps.registry.nodes.bindNew({ nodeId: c.nodeId, pool: pool.name, keyId: c.request.keyId }, nonce);
+    redeemed = await deps.registry.nodes.bindNew({ nodeId: c.nodeId, pool: pool.name, keyId: c.request.keyId }, nonce, deps.registry.tokens.useAction(c.token));
   } catch (error) {
     if (!(error instanceof KeyAlreadyBound)) throw error;
     deps.nonce.restore(nonce);
     return undefined;
   }
   try {
-    return await createNode(deps, { pool, token: c.token, nodeId: c.nodeId, request: c.request, fingerprints: "insert", indexed: true });
+    return await createNode(deps, { pool, token: c.token, nodeId: c.nodeId, request: c.request, fingerprints: "insert", indexed: true, redeemed });
   } catch (error) {
     await deps.registry.nodes.releaseKey(c.request.keyId, c.nodeId);
     if (error instanceof RegistryError && (error.code === "FingerprintTaken" || error.code === "NodeExists")) return undefined;
@@ -283,7 +284,17 @@ async function startOver(
 
 async function createNode(
   deps: Deps,
-  c: { pool: PoolRecord; token: TokenRecord; nodeId: string; request: EnrolRequest; cloneOf?: string; fingerprints?: "insert"; indexed?: boolean },
+  c: {
+    pool: PoolRecord;
+    token: TokenRecord;
+    nodeId: string;
+    request: EnrolRequest;
+    cloneOf?: string;
+    fingerprints?: "insert";
+    indexed?: boolean;
+    /** The token's use was taken with the key's binding (enrolNew); a failure below gives it back all the same. */
+    redeemed?: boolean;
+  },
 ): Promise<EnrolOutcome> {
   const approval = c.cloneOf !== undefined || needsApproval(c.token, c.pool);
   const overflow = overBudget(c.pool, c.token);
@@ -294,7 +305,7 @@ async function createNode(
     await deps.nonce.claim();
     throw overflow;
   }
-  await redeem(deps, c.token);
+  if (!c.redeemed) await redeem(deps, c.token);
   let node: NodeRecord;
   try {
     node = await withTokenRefund(deps, c.token.tokenId, () =>

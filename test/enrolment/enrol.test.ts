@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { createDefaultHttpClient, type HttpClient } from "@azure/core-rest-pipeline";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
 import { inject } from "vitest";
@@ -149,8 +150,57 @@ describe("POST /api/enrol", () => {
     expect((await registry().nodes.list({ pool: "edge" })).items).toHaveLength(1);
     expect((await registry().pools.get("edge"))!.inFlight).toBe(1);
     expect(app.simulator.instanceIds()).toHaveLength(1);
+    // The losers' keys bound before their token use was refused are released; every request's nonce stays.
+    const indexRows = (await app.snapshot()).split("\n").filter((row) => row.startsWith("index:"));
+    const kinds = indexRows.map((row) => (JSON.parse(row.slice("index:".length)) as { rowKey: string }).rowKey.split(":")[0]);
+    expect({ key: kinds.filter((k) => k === "key").length, nonce: kinds.filter((k) => k === "nonce").length }).toEqual({ key: 1, nonce: 100 });
     // The figure for the closing note; not an assertion (timing belongs in benchmarks).
     console.warn(`[measure] 100 concurrent single-use redemptions: ${elapsedMs.toFixed(0)} ms`);
+  });
+
+  it("takes a single-use token's use with the key's binding only while the token is as read: revoked in between, nothing is bound and nothing spent", async () => {
+    const token = await app.createToken("edge");
+    const tokenId = token.split(".")[1]!;
+    const node = newNode();
+    const transport = createDefaultHttpClient();
+    const batches: string[] = [];
+    // Just before the enrolment's first transaction (key, node id, nonce, token use) reaches the table, an admin
+    // revokes the token: the transaction's ETag is stale.
+    const httpClient: HttpClient = {
+      sendRequest: async (request) => {
+        if (request.url.endsWith("/$batch")) {
+          batches.push(String(request.body));
+          if (batches.length === 1) await registry().tokens.revoke(tokenId, "admin");
+        }
+        return transport.sendRequest(request);
+      },
+    };
+    const { enrol } = await import("../../orchestrations/use-cases/enrol.js");
+    const outcome = enrol(
+      {
+        registry: new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix, httpClient }),
+        events: { publish: () => Promise.resolve() },
+        now: () => new Date(),
+        workflows: {
+          start: () => Promise.resolve(),
+          status: () => Promise.resolve(undefined),
+          terminate: () => Promise.resolve(),
+          describe: () => Promise.resolve(undefined),
+        },
+        nonce: { keyId: "k1", nonce: "n1", expiresAt: new Date(Date.now() + 600_000) },
+      },
+      { token, facts: node.facts, publicKey: node.publicKey, keyId: "k1" },
+    );
+    await expect(outcome).rejects.toMatchObject({ code: "token-revoked" });
+    // The first transaction carried the token's use and was refused whole; the second went without it.
+    expect(batches.map((b) => b.includes(`token:${tokenId}`))).toEqual([true, false]);
+    const index = (await app.snapshot())
+      .split("\n")
+      .filter((row) => row.startsWith("index:"))
+      .map((row) => JSON.parse(row.slice("index:".length)) as { rowKey: string; uses?: number; revokedAt?: string });
+    expect(index.map((r) => r.rowKey.split(":")[0]).sort()).toEqual([expect.stringMatching(/^fn-/), "nonce", "token"]);
+    expect(index.find((r) => r.rowKey.startsWith("token:"))).toMatchObject({ uses: 0, revokedAt: expect.any(String) });
+    expect((await registry().nodes.list({ pool: "edge" })).items).toEqual([]);
   });
 
   it("enrols a node past the pool's in-flight limit as usual (201, its use spent, its saga started), where it waits for a slot", async () => {

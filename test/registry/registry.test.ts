@@ -4,6 +4,8 @@ import { describe, expect, inject, it } from "vitest";
 import { GroupInsert } from "../../orchestrations/clients/registry/group-insert.js";
 import { isWaiting } from "../../orchestrations/clients/registry/in-flight.js";
 import { Registry } from "../../orchestrations/clients/registry/registry.js";
+import { toRow } from "../../orchestrations/clients/registry/table-rows.js";
+import { ContinuationToken } from "../../functions/http/views.js";
 import { freshRegistry, newNodeInput as node, poolSpec, recordingRegistry, uniquePrefix } from "./fixtures.js";
 
 describe("registry on Azurite", () => {
@@ -29,7 +31,7 @@ describe("registry on Azurite", () => {
     await Promise.all(Array.from({ length: 32 }, () => use(registry)));
     // The first use went alone; the 31 that arrived while it was in flight went as one write, started from the row
     // the first left: no 412, no re-read.
-    expect(sent.filter((r) => r.includes("tokens("))).toEqual([expect.stringMatching(/^PATCH /), expect.stringMatching(/^PATCH /)]);
+    expect(sent.filter((r) => r.includes("RowKey='token:"))).toEqual([expect.stringMatching(/^PATCH /), expect.stringMatching(/^PATCH /)]);
     expect((await registry.tokens.get(token.tokenId))!.uses).toBe(32);
     // A second process on the same tables: the ETag still serialises the two, and no use is lost or doubled.
     const other = new Registry({ connectionString: inject("azuriteConnectionString"), prefix });
@@ -55,8 +57,58 @@ describe("registry on Azurite", () => {
     expect(outcomes.filter((o) => o.status === "rejected").map((o) => (o as PromiseRejectedResult).reason.message)).toEqual(Array(22).fill("exhausted"));
     // The first use alone, then the 31 that waited: nine of them written, and the refusals stood on a row read from
     // the service, not on this process's guess of it (one read before the group's write).
-    expect(sent.filter((r) => r.includes("tokens(")).map((r) => r.split(" ")[0])).toEqual(["PATCH", "GET", "PATCH"]);
+    expect(sent.filter((r) => r.includes("RowKey='token:")).map((r) => r.split(" ")[0])).toEqual(["PATCH", "GET", "PATCH"]);
     expect((await registry.tokens.get(token.tokenId))!.uses).toBe(10);
+  });
+
+  it("reads, lists, counts, revokes and removes tokens made before tokens moved to the index, where they are; a single-use token's use can join a transaction, no other's", async () => {
+    const { registry, prefix } = await freshRegistry();
+    const legacyTable = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}tokens`, { allowInsecureConnection: true });
+    const indexTable = TableClient.fromConnectionString(inject("azuriteConnectionString"), `${prefix}index`, { allowInsecureConnection: true });
+    const fresh = [
+      await registry.tokens.create(tokenInput("00000000000000a1", 1), "alice"),
+      await registry.tokens.create(tokenInput("00000000000000a2", 5), "alice"),
+    ];
+    // As the service stored them before: table `tokens`, PK "token", RK the id (one in another pool).
+    for (const [id, pool] of [
+      ["00000000000000b1", "edge"],
+      ["00000000000000b2", "other"],
+    ] as const) {
+      await legacyTable.createEntity(toRow("token", id, { ...tokenInput(id, 1), pool, uses: 0, createdAt: new Date().toISOString() }));
+    }
+    // Another process (nothing remembered): one continuation token walks the index's tokens, then the older ones; every
+    // token it hands out is one the admin API takes back.
+    const other = new Registry({ connectionString: inject("azuriteConnectionString"), prefix });
+    const seen: string[] = [];
+    let continuationToken: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await other.tokens.list({ maxPageSize: 1, continuationToken });
+      seen.push(...page.items.map((t) => t.tokenId));
+      continuationToken = page.continuationToken;
+      if (!continuationToken) break;
+      expect(ContinuationToken.safeParse(continuationToken).success, continuationToken).toBe(true);
+    }
+    expect(seen).toEqual(["00000000000000a1", "00000000000000a2", "00000000000000b1", "00000000000000b2"]);
+    expect((await other.tokens.list({ pool: "edge" })).items.map((t) => t.tokenId)).toEqual(["00000000000000a1", "00000000000000a2", "00000000000000b1"]);
+
+    const legacy = (await other.tokens.get("00000000000000b1"))!;
+    expect(legacy).toMatchObject({ pool: "edge", uses: 0, maxUses: 1 });
+    expect([other.tokens.useAction(legacy), other.tokens.useAction(fresh[1]!)]).toEqual([undefined, undefined]);
+    expect(other.tokens.useAction(fresh[0]!)).toEqual([
+      "update",
+      { partitionKey: "node", rowKey: "token:00000000000000a1", uses: 1 },
+      "Merge",
+      { etag: fresh[0]!.etag },
+    ]);
+    // Changed in place, never copied into the index.
+    await other.tokens.mutate(legacy.tokenId, (t) => ({ uses: t.uses + 1 }), { known: legacy });
+    expect((await legacyTable.getEntity<{ uses: number }>("token", legacy.tokenId)).uses).toBe(1);
+    await expect(indexTable.getEntity("node", `token:${legacy.tokenId}`)).rejects.toMatchObject({ statusCode: 404 });
+    expect((await new Registry({ connectionString: inject("azuriteConnectionString"), prefix }).tokens.revoke(legacy.tokenId, "bob")).revokedAt).toBeDefined();
+    await registry.tokens.remove(legacy.tokenId, "bob");
+    expect(await registry.tokens.get(legacy.tokenId)).toBeUndefined();
+    await expect(legacyTable.getEntity("token", legacy.tokenId)).rejects.toMatchObject({ statusCode: 404 });
+    expect((await registry.tokens.list()).items.map((t) => t.tokenId)).toEqual(["00000000000000a1", "00000000000000a2", "00000000000000b2"]);
   });
 
   it("a token write that fails fails every change of its group, and the next change starts from the row as read", async () => {
@@ -65,7 +117,7 @@ describe("registry on Azurite", () => {
     // The second write of the token (the group's) is refused by the service, as a 400 is: not retried by the SDK.
     const httpClient: HttpClient = {
       sendRequest: (request) =>
-        request.method === "PATCH" && request.url.includes("tokens(") && ++patches === 2
+        request.method === "PATCH" && decodeURIComponent(request.url).includes("RowKey='token:") && ++patches === 2
           ? Promise.resolve({
               request,
               status: 400,

@@ -9,7 +9,8 @@
  * Offboarded); every move is conditional on the row's ETag.
  *
  * Enrolment request nonces live in the same partition (RK `nonce:<key id>:<nonce>`, insert-only, purged once expired),
- * so a first-time enrolment records its nonce in the same transaction as its index rows.
+ * and so do enrolment tokens (RK `token:<token id>`, tokens.ts): a first-time enrolment records its nonce, and takes a
+ * single-use token's use, in the same transaction as its index rows.
  *
  * Entries this process has read are remembered: a node's pool never changes (its id is derived from it); a key's node
  * may (a re-key moves it), so the node table trusts a remembered key only when the node read through it still holds it.
@@ -22,6 +23,8 @@ import type { NodeStatus } from "./model.js";
 import { RegistryError, backoff, ETAG_ATTEMPTS, insertOnce, purgeWhere, read, status } from "./table-rows.js";
 
 const INDEX = "node";
+/** The partition that holds the whole index, and the enrolment tokens (tokens.ts). */
+export const INDEX_PARTITION = INDEX;
 const keyRow = (keyId: string) => `key:${keyId}`;
 /** Resource ids are case-insensitive and hold characters a row key may not ('/'): hashed. */
 const machineRow = (machineId: string) => `machine:${createHash("sha256").update(machineId.toLowerCase()).digest("hex")}`;
@@ -88,31 +91,44 @@ export class NodeIndex {
 
   /**
    * Points the node id and its key id at the node (before the node row is written; see the header). A new node's
-   * two rows go in one transaction; a key bound already takes the slower path of bindKey.
+   * two rows go in one transaction, with the request's nonce and `alsoUse` (a token's use, tokens.ts `useAction`);
+   * a key bound already takes the slower path of bindKey. True when `alsoUse` was written: it is refused with the
+   * transaction when its row changed since it was read, and the rest is then written without it.
    */
   async write(
     node: { nodeId: string; pool: string; keyId: string },
-    options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim; newKeyOnly?: boolean } = {},
-  ): Promise<void> {
+    options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim; newKeyOnly?: boolean; alsoUse?: TransactionAction } = {},
+  ): Promise<boolean> {
     const nodeEntry = { partitionKey: INDEX, rowKey: node.nodeId, pool: node.pool };
-    if (options.isNew) {
+    let use = options.alsoUse;
+    while (options.isNew) {
+      const actions: TransactionAction[] = [
+        ["upsert", nodeEntry, "Replace"],
+        ["create", { partitionKey: INDEX, rowKey: keyRow(node.keyId), pool: node.pool, nodeId: node.nodeId }],
+      ];
+      if (options.nonce) actions.push(["create", nonceRow(options.nonce)]);
+      if (use) actions.push(use);
       try {
-        await this.table.submitTransaction([
-          ["upsert", nodeEntry, "Replace"],
-          ["create", { partitionKey: INDEX, rowKey: keyRow(node.keyId), pool: node.pool, nodeId: node.nodeId }],
-          ...(options.nonce ? [["create", nonceRow(options.nonce)] as TransactionAction] : []),
-        ]);
-        return;
+        await this.table.submitTransaction(actions);
+        return use !== undefined;
       } catch (error) {
-        if (status(error) !== 409) throw error;
+        const code = status(error);
+        // The service names the failed action by index at the start of its message ("1:The specified entity…").
         const failed = isRestError(error) ? Number(/^(\d+):/.exec(error.message)?.[1]) : NaN;
-        if (failed === 2) throw new RegistryError("NonceUsed", "the request was already received");
+        if (use && failed === actions.length - 1 && (code === 412 || code === 404)) {
+          use = undefined;
+          continue;
+        }
+        if (code !== 409) throw error;
+        if (options.nonce && failed === 2) throw new RegistryError("NonceUsed", "the request was already received");
         if (failed === 1 && options.newKeyOnly) throw new KeyAlreadyBound(node.keyId);
+        break;
       }
     }
     if (options.nonce) await this.claimNonce(options.nonce);
     await this.table.upsertEntity(nodeEntry, "Replace");
     await this.bindKey(node, options);
+    return false;
   }
 
   /**

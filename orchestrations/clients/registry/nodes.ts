@@ -62,11 +62,12 @@ export class NodeTable {
   }
 
   /**
-   * Indexes a node about to be created under a key nobody holds, recording the request's nonce with it (one
-   * transaction; `create` with `indexed` follows). KeyAlreadyBound, writing nothing, when the key is bound already.
+   * Indexes a node about to be created under a key nobody holds, recording the request's nonce with it, and taking
+   * `tokenUse` (TokenTable.useAction) when the token is as it was read (one transaction; `create` with `indexed`
+   * follows). True when the token's use was taken. KeyAlreadyBound, writing nothing, when the key is bound already.
    */
-  bindNew(node: { nodeId: string; pool: string; keyId: string }, nonce: NonceClaim | undefined): Promise<void> {
-    return this.index.write(node, { isNew: true, nonce, newKeyOnly: true });
+  bindNew(node: { nodeId: string; pool: string; keyId: string }, nonce: NonceClaim | undefined, tokenUse?: TransactionAction): Promise<boolean> {
+    return this.index.write(node, { isNew: true, nonce, newKeyOnly: true, alsoUse: tokenUse });
   }
 
   /** Drops the key's binding to this node unless the node holds the key (a create that did not happen). */

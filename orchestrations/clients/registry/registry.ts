@@ -2,9 +2,10 @@
  * The registry: the one module that owns the service's Azure Tables, one table object per table, built from one
  * connection. Table names carry a per-deployment prefix. Layouts and invariants are in each module's header:
  * - `pools`   pools.ts      PoolTable      pool specs (the in-flight count joined from `nodes`)
- * - `tokens`  tokens.ts     TokenTable     enrolment tokens (a hash of the secret only)
  * - `nodes`   nodes.ts      NodeTable      nodes and fingerprints per pool partition, with the pool's in-flight
  *   `index`                                slots (in-flight.ts) and the node/key index it writes first (node-index.ts)
+ * - `index`   tokens.ts     TokenTable     enrolment tokens (a hash of the secret only), in the index's partition;
+ *   `tokens`                               tokens made before they moved there, still read
  * - `audit`   audit.ts      AuditLog       who did what, when, to which object; written by every mutation above
  * - `nonces`  nonces.ts     NonceTable     node-request nonces, insert-only
  * - `claims`  claims.ts     ResultClaims   step results already handed to a saga, insert-only; and
@@ -87,7 +88,7 @@ export class Registry {
     const counter = new InFlightSlots(this.tables.nodes);
     this.audit = new AuditLog(this.tables.audit, now);
     this.pools = new PoolTable(this.tables.pools, counter, this.audit, now);
-    this.tokens = new TokenTable(this.tables.tokens, this.audit, now);
+    this.tokens = new TokenTable(this.tables.index, this.tables.tokens, this.audit, now);
     this.nodes = new NodeTable(this.tables.nodes, this.tables.index, counter, this.pools, this.audit, now);
     this.nonces = new NonceTable(this.tables.nonces, now);
     this.claims = new ResultClaims(this.tables.claims, now);

@@ -1,5 +1,10 @@
 /**
- * Enrolment tokens. Table `tokens`: PK "token", RK the token id; only a SHA-256 of the token's secret is stored.
+ * Enrolment tokens. Rows in the `index` table's partition (PK "node", RK `token:<token id>`; node-index.ts has the
+ * rest of that partition), so a first-time enrolment can take a single-use token's use in the same transaction as its
+ * key binding and nonce (`useAction`): one request fewer per node. Tokens made before that lived in table `tokens`
+ * (PK "token", RK the token id); they are still read, listed after the others and changed where they are, and never
+ * moved (a row copied while a redemption of it was in flight would hand out a use twice). Only a SHA-256 of the
+ * token's secret is stored.
  * Every change is a read-validate-write under the row's ETag, retried on 412, so concurrent redemptions serialise
  * (with a single-use token exactly one caller sees `uses` go from 0 to 1). A token shared by many nodes is therefore
  * one row all its redemptions update; tokens are meant one per node (or a few nodes), and a pool's enrolments with
@@ -14,10 +19,48 @@
  * The ETag still decides: other processes, and the admin API, change the row too, and a stale guess costs a 412 and a
  * read, after which the whole group is applied again to the row as read.
  */
-import type { TableClient } from "@azure/data-tables";
+import type { TableClient, TransactionAction } from "@azure/data-tables";
 import { TokenRecord } from "./model.js";
 import type { AuditLog } from "./audit.js";
+import { INDEX_PARTITION } from "./node-index.js";
 import { RegistryError, backoff, deleteIfPresent, escape, ETAG_ATTEMPTS, fromRow, page, read, status, toRow, type Clock, type Page } from "./table-rows.js";
+
+const TOKEN = "token:";
+/** Where a token's row is: the index partition, or (made before it moved there) table `tokens`. */
+interface Place {
+  table: TableClient;
+  partitionKey: string;
+  rowKey: string;
+}
+/**
+ * A continuation token is the SDK's shape (base64 of `{ nextPartitionKey, nextRowKey }`, the keys opaque) whichever
+ * table it pages, and the admin API accepts no other: a page of table `tokens` is marked by this prefix on
+ * `nextPartitionKey`, which no service's key starts with. The prefix alone: that table from its first row.
+ */
+const LEGACY = "legacy:";
+interface Continuation {
+  nextPartitionKey: string;
+  nextRowKey?: string;
+}
+const encode = (c: Continuation) => Buffer.from(JSON.stringify(c)).toString("base64");
+const decode = (token: string): Partial<Continuation> | undefined => {
+  try {
+    return JSON.parse(Buffer.from(token, "base64").toString()) as Partial<Continuation>;
+  } catch {
+    return undefined; // not the SDK's: the SDK refuses it
+  }
+};
+/** The legacy table's page a continuation token asks for (`from`: the SDK's token), or undefined for the index's. */
+const legacyPage = (continuationToken: string | undefined): { from?: string } | undefined => {
+  const at = continuationToken ? decode(continuationToken) : undefined;
+  if (!at?.nextPartitionKey?.startsWith(LEGACY)) return undefined;
+  const nextPartitionKey = at.nextPartitionKey.slice(LEGACY.length);
+  return nextPartitionKey ? { from: encode({ ...at, nextPartitionKey }) } : {};
+};
+const legacyContinuation = (sdkToken: string | undefined): string => {
+  const at = sdkToken ? decode(sdkToken) : undefined;
+  return encode({ ...at, nextPartitionKey: LEGACY + (at?.nextPartitionKey ?? "") });
+};
 
 type Change = (t: TokenRecord) => Partial<TokenRecord> | undefined;
 
@@ -35,16 +78,25 @@ interface Queue {
 
 export class TokenTable {
   private readonly queues = new Map<string, Queue>();
+  /** Ids of tokens found in table `tokens`: no token is made there any more, so this holds at most the ones that were. */
+  private readonly legacyIds = new Set<string>();
 
   constructor(
-    private readonly table: TableClient,
+    private readonly index: TableClient,
+    private readonly legacy: TableClient,
     private readonly audit: Pick<AuditLog, "write">,
     private readonly now: Clock,
   ) {}
 
+  private place(tokenId: string): Place {
+    return this.legacyIds.has(tokenId)
+      ? { table: this.legacy, partitionKey: "token", rowKey: tokenId }
+      : { table: this.index, partitionKey: INDEX_PARTITION, rowKey: TOKEN + tokenId };
+  }
+
   async create(record: Omit<TokenRecord, "etag" | "uses" | "createdAt">, actor: string): Promise<TokenRecord> {
     const createdAt = this.now().toISOString();
-    await this.table.createEntity(toRow("token", record.tokenId, { ...record, uses: 0, createdAt }));
+    await this.index.createEntity(toRow(INDEX_PARTITION, TOKEN + record.tokenId, { ...record, uses: 0, createdAt }));
     await this.audit.write({
       actor,
       action: "token.create",
@@ -56,14 +108,43 @@ export class TokenTable {
   }
 
   async get(tokenId: string): Promise<TokenRecord | undefined> {
-    const entity = await read(this.table, "token", tokenId);
+    let entity = this.legacyIds.has(tokenId) ? undefined : await read(this.index, INDEX_PARTITION, TOKEN + tokenId);
+    if (!entity) {
+      entity = await read(this.legacy, "token", tokenId);
+      if (entity) this.legacyIds.add(tokenId);
+    }
     return entity ? TokenRecord.parse({ ...fromRow(entity), tokenId }) : undefined;
   }
 
+  /** The index partition's tokens, then table `tokens`'s (one continuation token walks both). */
   async list(options: { pool?: string; maxPageSize?: number; continuationToken?: string } = {}): Promise<Page<TokenRecord>> {
-    const filter = `PartitionKey eq 'token'${options.pool ? ` and pool eq '${escape(options.pool)}'` : ""}`;
-    const found = await page(this.table, filter, options);
-    return { items: found.items.map((e) => TokenRecord.parse({ ...fromRow(e), tokenId: e.rowKey })), continuationToken: found.continuationToken };
+    const pool = options.pool ? ` and pool eq '${escape(options.pool)}'` : "";
+    const { continuationToken, maxPageSize = 100 } = options;
+    const items: TokenRecord[] = [];
+    let legacy = legacyPage(continuationToken);
+    if (!legacy) {
+      const found = await page(this.index, `PartitionKey eq '${INDEX_PARTITION}' and RowKey ge '${TOKEN}' and RowKey lt 'token;'${pool}`, options);
+      items.push(...found.items.map((e) => TokenRecord.parse({ ...fromRow(e), tokenId: String(e.rowKey).slice(TOKEN.length) })));
+      if (found.continuationToken) return { items, continuationToken: found.continuationToken };
+      if (items.length >= maxPageSize) return { items, continuationToken: legacyContinuation(undefined) };
+      legacy = {};
+    }
+    const found = await page(this.legacy, `PartitionKey eq 'token'${pool}`, { maxPageSize: maxPageSize - items.length, continuationToken: legacy.from });
+    for (const e of found.items) {
+      this.legacyIds.add(String(e.rowKey));
+      items.push(TokenRecord.parse({ ...fromRow(e), tokenId: e.rowKey }));
+    }
+    return { items, continuationToken: found.continuationToken && legacyContinuation(found.continuationToken) };
+  }
+
+  /**
+   * The transaction action that takes one use of the token as read (under its ETag), for a write in the index
+   * partition; undefined when the use must go through `mutate`: a token in table `tokens`, or one shared by several
+   * nodes, whose concurrent redemptions are group-committed (under one ETag, all but one transaction would fail).
+   */
+  useAction(token: TokenRecord): TransactionAction | undefined {
+    if (token.maxUses !== 1 || this.legacyIds.has(token.tokenId)) return undefined;
+    return ["update", { partitionKey: INDEX_PARTITION, rowKey: TOKEN + token.tokenId, uses: token.uses + 1 }, "Merge", { etag: token.etag }];
   }
 
   /** Marks a token whose expiry has passed (the sweeper); false when it was marked, revoked or not yet expired. */
@@ -86,7 +167,8 @@ export class TokenTable {
   /** Revokes the token (so a redemption racing the delete is refused) and removes its row; audited. */
   async remove(tokenId: string, actor: string): Promise<void> {
     await this.revoke(tokenId, actor);
-    await deleteIfPresent(this.table, "token", tokenId);
+    const { table, partitionKey, rowKey } = this.place(tokenId);
+    await deleteIfPresent(table, partitionKey, rowKey);
     await this.audit.write({ actor, action: "token.delete", objectType: "token", objectId: tokenId });
   }
 
@@ -153,7 +235,8 @@ export class TokenTable {
         let written = token;
         if (patch) {
           try {
-            const { etag } = await this.table.updateEntity(toRow("token", tokenId, patch), "Merge", { etag: token.etag });
+            const { table, partitionKey, rowKey } = this.place(tokenId);
+            const { etag } = await table.updateEntity(toRow(partitionKey, rowKey, patch), "Merge", { etag: token.etag });
             written = etag ? { ...row, etag } : (await this.get(tokenId))!;
           } catch (error) {
             if (status(error) !== 412) throw error;
