@@ -31,6 +31,14 @@ async function failOnboarding(nodeId: string): Promise<void> {
   );
 }
 
+/** A WorkflowClient with no saga anywhere, for calling the enrol use case directly. */
+const noSagas = {
+  start: () => Promise.resolve(),
+  status: () => Promise.resolve(undefined),
+  terminate: () => Promise.resolve(),
+  describe: () => Promise.resolve(undefined),
+};
+
 const problemType = (res: { json: unknown }) => (res.json as { type: string }).type.replace("https://flexnode.dev/problems/", "");
 
 describe("POST /api/enrol", () => {
@@ -114,12 +122,7 @@ describe("POST /api/enrol", () => {
         registry: registry(),
         events: { publish: () => Promise.resolve() },
         now: later,
-        workflows: {
-          start: () => Promise.resolve(),
-          status: () => Promise.resolve(undefined),
-          terminate: () => Promise.resolve(),
-          describe: () => Promise.resolve(undefined),
-        },
+        workflows: noSagas,
       },
       { token: expiring, facts: node.facts, publicKey: node.publicKey, keyId: "k" },
     );
@@ -181,12 +184,7 @@ describe("POST /api/enrol", () => {
         registry: new Registry({ connectionString: inject("azuriteConnectionString"), prefix: app.prefix, httpClient }),
         events: { publish: () => Promise.resolve() },
         now: () => new Date(),
-        workflows: {
-          start: () => Promise.resolve(),
-          status: () => Promise.resolve(undefined),
-          terminate: () => Promise.resolve(),
-          describe: () => Promise.resolve(undefined),
-        },
+        workflows: noSagas,
         nonce: { keyId: "k1", nonce: "n1", expiresAt: new Date(Date.now() + 600_000) },
       },
       { token, facts: node.facts, publicKey: node.publicKey, keyId: "k1" },

@@ -100,8 +100,8 @@ export class NodeIndex {
     options: { takeFromRetired?: boolean; isNew?: boolean; nonce?: NonceClaim; newKeyOnly?: boolean; alsoUse?: TransactionAction } = {},
   ): Promise<boolean> {
     const nodeEntry = { partitionKey: INDEX, rowKey: node.nodeId, pool: node.pool };
-    let use = options.alsoUse;
-    while (options.isNew) {
+    if (options.isNew) {
+      const use = options.alsoUse;
       const actions: TransactionAction[] = [
         ["upsert", nodeEntry, "Replace"],
         ["create", { partitionKey: INDEX, rowKey: keyRow(node.keyId), pool: node.pool, nodeId: node.nodeId }],
@@ -115,14 +115,11 @@ export class NodeIndex {
         const code = status(error);
         // The service names the failed action by index at the start of its message ("1:The specified entity…").
         const failed = isRestError(error) ? Number(/^(\d+):/.exec(error.message)?.[1]) : NaN;
-        if (use && failed === actions.length - 1 && (code === 412 || code === 404)) {
-          use = undefined;
-          continue;
-        }
+        // The token changed since it was read: nothing was written; the rest goes again without its use.
+        if (use && failed === actions.length - 1 && (code === 412 || code === 404)) return this.write(node, { ...options, alsoUse: undefined });
         if (code !== 409) throw error;
         if (options.nonce && failed === 2) throw new RegistryError("NonceUsed", "the request was already received");
         if (failed === 1 && options.newKeyOnly) throw new KeyAlreadyBound(node.keyId);
-        break;
       }
     }
     if (options.nonce) await this.claimNonce(options.nonce);
